@@ -1,0 +1,887 @@
+/**
+ * Circuit breakers for calls to unreliable dependencies.
+ *
+ * A breaker is made in a `Scope`, reads time from the `Clock` of the fiber that
+ * made it (so `TestClock` drives it), and guards any effect through
+ * `withBreaker` (fail-fast: an open circuit fails with `CircuitBreakerError`) or
+ * `withBreakerOption` (fail-open: an open circuit or a failure gives
+ * `Option.none()`).
+ *
+ * - CLOSED: calls run; the trip policy decides when to open (default: `failMax`
+ *   consecutive counted failures).
+ * - OPEN: calls are rejected at once with `retryAfter`. When the open period
+ *   ends the breaker moves to HALF_OPEN at that moment, even with no call.
+ * - HALF_OPEN: `halfOpen.permits` probes run; `successThreshold` successes
+ *   close it, any counted failure reopens it for twice as long (up to
+ *   `maxOpenDuration`). An interrupted probe frees its permit.
+ *
+ * **Example** (Failing fast once a dependency is down)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({ name: "kafka_producer", failMax: 5, recoveryTimeout: "30 seconds" })
+ *   return yield* Effect.succeed("sent").pipe(withBreaker(breaker))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import { dual } from "effect/Function"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Machine from "./Machine.ts"
+import { redact } from "./Redact.ts"
+import type { TripPolicy } from "./TripPolicy.ts"
+import * as Policies from "./TripPolicy.ts"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: TypeId = "~@neural-hive/resilience/CircuitBreaker"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = "~@neural-hive/resilience/CircuitBreaker"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type State = Machine.State
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Mode = Machine.Mode
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Transition = Machine.Transition
+
+/**
+ * The result of one guarded call, as metrics count it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CallOutcome = Machine.Outcome | "rejected"
+
+/**
+ * How callers see an open breaker: `fail-fast` (a typed error) or `fail-open`
+ * (the call is skipped and the program goes on without the dependency).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type FailureMode = "fail-fast" | "fail-open"
+
+/**
+ * Trip policy descriptions. Make them with `consecutive`, `failureRate` and
+ * `failureRateOverTime`, or pass any `TripPolicy` for a policy of your own.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Policy =
+  | { readonly _tag: "Consecutive"; readonly failMax: number }
+  | {
+    readonly _tag: "FailureRate"
+    readonly threshold: number
+    readonly size: number
+    readonly minimumCalls?: number | undefined
+  }
+  | {
+    readonly _tag: "FailureRateOverTime"
+    readonly threshold: number
+    readonly window: Duration.Input
+    readonly minimumCalls: number
+    readonly buckets?: number | undefined
+  }
+  | { readonly _tag: "Custom"; readonly policy: TripPolicy }
+
+/**
+ * Open after `failMax` consecutive counted failures (the default, with `failMax` 5).
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const consecutive = (failMax: number): Policy => ({ _tag: "Consecutive", failMax })
+
+/**
+ * Open when the failure ratio over the last `size` calls reaches `threshold`
+ * (in (0, 1]), once `minimumCalls` (default `size`) calls were seen.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const failureRate = (options: {
+  readonly threshold: number
+  readonly size: number
+  readonly minimumCalls?: number | undefined
+}): Policy => ({ _tag: "FailureRate", ...options })
+
+/**
+ * Open when the failure ratio over the last `window` reaches `threshold`, once
+ * `minimumCalls` calls fell inside the window.
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const failureRateOverTime = (options: {
+  readonly threshold: number
+  readonly window: Duration.Input
+  readonly minimumCalls: number
+  readonly buckets?: number | undefined
+}): Policy => ({ _tag: "FailureRateOverTime", ...options })
+
+/**
+ * A policy of your own, as a `TripPolicy` (see `TripPolicy.ts`).
+ *
+ * @since 0.1.0
+ * @category policies
+ */
+export const custom = (policy: TripPolicy): Policy => ({ _tag: "Custom", policy })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The circuit's name, used as the `circuit` label: `kafka_producer`, `redis_client`, ... */
+  readonly name: string
+  /** Consecutive counted failures that open the breaker (default 5). Exclusive with `policy`. */
+  readonly failMax?: number | undefined
+  /** How long the first opening lasts (default 30 seconds). Seed: `recoveryTimeoutSeconds`. */
+  readonly recoveryTimeout?: Duration.Input | undefined
+  /** The cap of the doubling open duration (default 60 seconds, at least `recoveryTimeout`). Seed: `timeoutSeconds`. */
+  readonly maxOpenDuration?: Duration.Input | undefined
+  /** Replaces the doubling: the n-th delay of the schedule is the n-th opening in a row. */
+  readonly openDuration?: Schedule.Schedule<unknown, unknown> | undefined
+  /** Probes admitted in HALF_OPEN (default 1) and successes that close the breaker (default `permits`). */
+  readonly halfOpen?: {
+    readonly permits?: number | undefined
+    readonly successThreshold?: number | undefined
+  } | undefined
+  /** A call slower than this is interrupted and counts as a failure. */
+  readonly callTimeout?: Duration.Input | undefined
+  /** A successful call slower than this counts as a failure (the caller still gets its value). */
+  readonly slowCallThreshold?: Duration.Input | undefined
+  /** The trip policy (default `consecutive(failMax)`). */
+  readonly policy?: Policy | undefined
+  /** Which typed failures count against the dependency (default: all). Defects always count; interruptions never. */
+  readonly isFailure?: ((error: unknown) => boolean) | undefined
+  /** `false` makes a pass-through breaker that still measures (seed: `enabled`). */
+  readonly enabled?: boolean | undefined
+  /** How callers of this dependency see an open breaker; informs `/health` (default `fail-fast`). */
+  readonly failureMode?: FailureMode | undefined
+}
+
+/**
+ * A breaker's counters and state at one moment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Snapshot {
+  readonly name: string
+  readonly state: State
+  readonly mode: Mode
+  readonly failureMode: FailureMode
+  /** Counted failures the trip policy currently holds. */
+  readonly failures: number
+  readonly retryAfterMillis: number
+  /** Since when (Clock milliseconds) the breaker is in its state. */
+  readonly since: number
+  readonly totals: Totals
+  /** The message of the last counted failure, with secrets removed. */
+  readonly lastError: string | undefined
+}
+
+/**
+ * Cumulative counts since the breaker was made.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Totals {
+  readonly successes: number
+  readonly failures: number
+  readonly slow: number
+  readonly ignored: number
+  readonly rejected: number
+  readonly trips: number
+}
+
+/**
+ * Callbacks run synchronously by the breaker. Keep them cheap: `onCall` runs
+ * on the call path, for every call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Listener {
+  readonly onTransition?: ((transition: Transition) => void) | undefined
+  readonly onCall?: ((outcome: CallOutcome, durationMillis: number) => void) | undefined
+}
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * Why a call did not run or did not finish:
+ * `Open` (open period running), `HalfOpen` (every probe permit is taken),
+ * `ForcedOpen` (held open by an operator), `Timeout` (exceeded `callTimeout`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type RejectionReason = "Open" | "HalfOpen" | "ForcedOpen" | "Timeout"
+
+/**
+ * The breaker's own failure: the call was rejected without running, or it ran
+ * past `callTimeout`. `retryAfter` says when a call may be admitted again.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitBreakerError extends Data.TaggedError("CircuitBreakerError")<{
+  readonly circuit: string
+  readonly state: State
+  readonly reason: RejectionReason
+  readonly retryAfter: Duration.Duration
+}> {
+  override get message(): string {
+    return this.reason === "Timeout"
+      ? `call through circuit "${this.circuit}" timed out`
+      : `circuit "${this.circuit}" is ${this.state} (${this.reason}); retry after ${Duration.format(this.retryAfter)}`
+  }
+}
+
+/**
+ * A breaker option out of range. Names the circuit, the option, the value and
+ * what is allowed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CircuitBreakerOptionsError extends Data.TaggedError("CircuitBreakerOptionsError")<{
+  readonly circuit: string
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
+}> {
+  override get message(): string {
+    return `circuit breaker "${this.circuit}": option ${this.option} is ${
+      describeValue(this.value)
+    }, expected ${this.expected}`
+  }
+}
+
+const describeValue = (value: unknown): string => {
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "function") return "a function"
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
+
+// -----------------------------------------------------------------------------
+// the breaker
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitBreaker {
+  readonly [TypeId]: TypeId
+  readonly name: string
+  readonly failureMode: FailureMode
+  /** The current state; an elapsed open period reads as HALF_OPEN. */
+  readonly state: Effect.Effect<State>
+  readonly snapshot: Effect.Effect<Snapshot>
+  /** Guards an effect (see `withBreaker`). */
+  readonly protect: <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    isFailure?: (error: E) => boolean
+  ) => Effect.Effect<A, E | CircuitBreakerError, R>
+  /** Every transition, from the moment of subscription. */
+  readonly transitions: Stream.Stream<Transition>
+  /** Runs `listener` for every transition and call until the scope closes. */
+  readonly listen: (listener: Listener) => Effect.Effect<void, never, Scope.Scope>
+  /** Holds the breaker OPEN, rejecting every call, until `reset`. */
+  readonly forceOpen: Effect.Effect<void>
+  /** Lets every call through, still measured, until `reset`. */
+  readonly disable: Effect.Effect<void>
+  /** Back to CLOSED with every count forgotten. */
+  readonly reset: Effect.Effect<void>
+  /** Synchronous access for the Promise/sync facade and for metrics collected at scrape time. */
+  readonly unsafe: Unsafe
+}
+
+/**
+ * The synchronous core of a breaker, for code outside Effect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Unsafe {
+  /** Admission: a generation to pass to `settle`, or a `CircuitBreakerError` to throw. */
+  admit(): number | CircuitBreakerError
+  settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown): void
+  now(): number
+  snapshot(): Snapshot
+}
+
+/**
+ * Makes a breaker that lives as long as the scope. When a
+ * `CircuitBreakerRegistry` is in the context the breaker registers itself in it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBreakerOptionsError, Scope.Scope> = Effect
+  .fnUntraced(function*(options: Options) {
+    const settings = validate(options)
+    if (settings instanceof CircuitBreakerOptionsError) return yield* settings
+    const openDuration = options.openDuration === undefined
+      ? settings.machine.openDuration
+      : yield* scheduleDelays(options.openDuration)
+    const clock = yield* Clock.Clock
+    const context = yield* Effect.context<never>()
+    const scope = yield* Scope.Scope
+    const machine = yield* Ref.make(
+      Machine.make(
+        { ...settings.machine, openDuration },
+        clock.currentTimeMillisUnsafe(),
+        settings.enabled ? "Normal" : "Disabled"
+      )
+    )
+    const breaker = makeBreaker(options, settings, Ref.getUnsafe(machine), clock, context)
+    yield* Scope.addFinalizer(scope, Effect.sync(() => breaker.close()))
+    const registry = yield* Effect.serviceOption(Registry)
+    if (Option.isSome(registry)) yield* registry.value.register(breaker.breaker)
+    return breaker.breaker
+  })
+
+/**
+ * Guards `self` with `breaker` (fail-fast): when the breaker is OPEN (or every
+ * HALF_OPEN permit is taken) `self` does not run and the call fails with
+ * `CircuitBreakerError`. `isFailure` overrides the breaker's classification of
+ * typed failures for this call.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withBreaker: {
+  <E>(
+    breaker: CircuitBreaker,
+    isFailure?: (error: E) => boolean
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitBreakerError, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    breaker: CircuitBreaker,
+    isFailure?: (error: E) => boolean
+  ): Effect.Effect<A, E | CircuitBreakerError, R>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, isFailure?: (error: E) => boolean) =>
+    breaker.protect(self, isFailure)
+)
+
+/**
+ * Guards `self` with `breaker` (fail-open): a rejected call and a failed call
+ * both give `Option.none()`, so the program goes on without the dependency.
+ * Failures are still counted by the breaker and its metrics.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withBreakerOption: {
+  <E>(
+    breaker: CircuitBreaker,
+    isFailure?: (error: E) => boolean
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<Option.Option<A>, never, R>
+  <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    breaker: CircuitBreaker,
+    isFailure?: (error: E) => boolean
+  ): Effect.Effect<Option.Option<A>, never, R>
+} = dual(
+  (args) => Effect.isEffect(args[0]),
+  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, isFailure?: (error: E) => boolean) =>
+    Effect.option(breaker.protect(self, isFailure))
+)
+
+// -----------------------------------------------------------------------------
+// registry
+// -----------------------------------------------------------------------------
+
+/**
+ * Knows every breaker of the program. `make` registers into it when it is in
+ * the context; observability wires every breaker it holds, including ones
+ * made later.
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export class Registry extends Context.Service<Registry, {
+  readonly register: (breaker: CircuitBreaker) => Effect.Effect<void, CircuitBreakerOptionsError, Scope.Scope>
+  readonly breakers: Effect.Effect<ReadonlyArray<CircuitBreaker>>
+  readonly get: (name: string) => Effect.Effect<Option.Option<CircuitBreaker>>
+  readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
+  /** Runs `f` for every breaker registered now and later, until the scope closes. */
+  readonly onRegister: (f: (breaker: CircuitBreaker) => void) => Effect.Effect<void, never, Scope.Scope>
+}>()("@neural-hive/resilience/CircuitBreaker/Registry") {}
+
+/**
+ * A new, empty registry.
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export const makeRegistry: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
+  const byName = new Map<string, CircuitBreaker>()
+  const hooks = new Set<(breaker: CircuitBreaker) => void>()
+  return Registry.of({
+    register: (breaker) =>
+      Effect.gen(function*() {
+        if (byName.has(breaker.name)) {
+          return yield* new CircuitBreakerOptionsError({
+            circuit: breaker.name,
+            option: "name",
+            value: breaker.name,
+            expected: "a name no other breaker of the registry uses"
+          })
+        }
+        byName.set(breaker.name, breaker)
+        for (const hook of hooks) hook(breaker)
+        yield* Effect.addFinalizer(() => Effect.sync(() => byName.delete(breaker.name)))
+      }),
+    breakers: Effect.sync(() => Array.from(byName.values())),
+    get: (name) => Effect.sync(() => Option.fromNullishOr(byName.get(name))),
+    snapshots: Effect.sync(() => Array.from(byName.values(), (breaker) => breaker.unsafe.snapshot())),
+    onRegister: (f) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          hooks.add(f)
+          for (const breaker of byName.values()) f(breaker)
+        }),
+        () => Effect.sync(() => hooks.delete(f))
+      )
+  })
+})
+
+/**
+ * Provides a new `Registry`.
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export const layerRegistry: Layer.Layer<Registry> = Layer.effect(Registry, makeRegistry)
+
+// -----------------------------------------------------------------------------
+// internals
+// -----------------------------------------------------------------------------
+
+interface ValidSettings {
+  readonly machine: Machine.Settings
+  readonly enabled: boolean
+  readonly callTimeoutMillis: number | undefined
+  readonly slowCallMillis: number | undefined
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
+
+/**
+ * Checks options without making a breaker; returns the first problem found.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validate = (options: Options): ValidSettings | CircuitBreakerOptionsError => {
+  const circuit = typeof options?.name === "string" ? options.name : "<unnamed>"
+  const bad = (option: string, value: unknown, expected: string) =>
+    new CircuitBreakerOptionsError({ circuit, option, value, expected })
+  const integer = (option: string, value: unknown, min: number): number | CircuitBreakerOptionsError =>
+    typeof value === "number" && Number.isSafeInteger(value) && value >= min
+      ? value
+      : bad(option, value, `an integer >= ${min}`)
+  const ratio = (option: string, value: unknown): number | CircuitBreakerOptionsError =>
+    typeof value === "number" && value > 0 && value <= 1 ? value : bad(option, value, "a number in (0, 1]")
+  const duration = (
+    option: string,
+    value: Duration.Input | undefined,
+    fallback: number,
+    allowZero = false
+  ): number | CircuitBreakerOptionsError => {
+    if (value === undefined) return fallback
+    const decoded = Duration.fromInput(value)
+    const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
+    return Number.isFinite(millis) && (allowZero ? millis >= 0 : millis > 0)
+      ? millis
+      : bad(option, value, `a finite duration ${allowZero ? ">= 0" : "> 0"} (e.g. "30 seconds" or milliseconds)`)
+  }
+
+  if (typeof options?.name !== "string" || !NAME.test(options.name)) {
+    return bad("name", options?.name, "1-64 characters of letters, digits, _ . : - starting with a letter or _")
+  }
+  if (options.failMax !== undefined && options.policy !== undefined) {
+    return bad("failMax", options.failMax, "no failMax when a policy is given (the policy decides)")
+  }
+  const failMax = integer("failMax", options.failMax ?? 5, 1)
+  if (typeof failMax !== "number") return failMax
+  const recovery = duration("recoveryTimeout", options.recoveryTimeout, 30_000)
+  if (typeof recovery !== "number") return recovery
+  const maxOpen = duration("maxOpenDuration", options.maxOpenDuration, Math.max(60_000, recovery))
+  if (typeof maxOpen !== "number") return maxOpen
+  if (maxOpen < recovery) {
+    return bad("maxOpenDuration", options.maxOpenDuration, `a duration >= recoveryTimeout (${recovery} ms)`)
+  }
+  const permits = integer("halfOpen.permits", options.halfOpen?.permits ?? 1, 1)
+  if (typeof permits !== "number") return permits
+  const successThreshold = integer("halfOpen.successThreshold", options.halfOpen?.successThreshold ?? permits, 1)
+  if (typeof successThreshold !== "number") return successThreshold
+  if (successThreshold > permits) {
+    return bad("halfOpen.successThreshold", successThreshold, `an integer between 1 and halfOpen.permits (${permits})`)
+  }
+  const callTimeout = options.callTimeout === undefined ? undefined : duration("callTimeout", options.callTimeout, 0)
+  if (callTimeout instanceof CircuitBreakerOptionsError) return callTimeout
+  const slowCall = options.slowCallThreshold === undefined
+    ? undefined
+    : duration("slowCallThreshold", options.slowCallThreshold, 0)
+  if (slowCall instanceof CircuitBreakerOptionsError) return slowCall
+  if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
+    return bad("isFailure", options.isFailure, "a function (error) => boolean")
+  }
+  if (options.enabled !== undefined && typeof options.enabled !== "boolean") {
+    return bad("enabled", options.enabled, "true or false")
+  }
+  if (options.failureMode !== undefined && options.failureMode !== "fail-fast" && options.failureMode !== "fail-open") {
+    return bad("failureMode", options.failureMode, `"fail-fast" or "fail-open"`)
+  }
+
+  const policy = validatePolicy(options.policy ?? consecutive(failMax), bad, integer, ratio, duration)
+  if (policy instanceof CircuitBreakerOptionsError) return policy
+
+  return {
+    machine: {
+      policy,
+      permits,
+      successThreshold,
+      openDuration: (openings) => Math.min(recovery * 2 ** (openings - 1), maxOpen)
+    },
+    enabled: options.enabled ?? true,
+    callTimeoutMillis: callTimeout,
+    slowCallMillis: slowCall
+  }
+}
+
+const validatePolicy = (
+  policy: Policy,
+  bad: (option: string, value: unknown, expected: string) => CircuitBreakerOptionsError,
+  integer: (option: string, value: unknown, min: number) => number | CircuitBreakerOptionsError,
+  ratio: (option: string, value: unknown) => number | CircuitBreakerOptionsError,
+  duration: (option: string, value: Duration.Input | undefined, fallback: number) => number | CircuitBreakerOptionsError
+): TripPolicy | CircuitBreakerOptionsError => {
+  switch (policy?._tag) {
+    case "Consecutive": {
+      const failMax = integer("policy.failMax", policy.failMax, 1)
+      return typeof failMax === "number" ? Policies.consecutive(failMax) : failMax
+    }
+    case "FailureRate": {
+      const threshold = ratio("policy.threshold", policy.threshold)
+      if (typeof threshold !== "number") return threshold
+      const size = integer("policy.size", policy.size, 1)
+      if (typeof size !== "number") return size
+      const minimumCalls = integer("policy.minimumCalls", policy.minimumCalls ?? size, 1)
+      if (typeof minimumCalls !== "number") return minimumCalls
+      if (minimumCalls > size) return bad("policy.minimumCalls", minimumCalls, `an integer between 1 and size (${size})`)
+      return Policies.failureRate({ threshold, size, minimumCalls })
+    }
+    case "FailureRateOverTime": {
+      const threshold = ratio("policy.threshold", policy.threshold)
+      if (typeof threshold !== "number") return threshold
+      const windowMillis = duration("policy.window", policy.window, NaN)
+      if (typeof windowMillis !== "number") return windowMillis
+      const minimumCalls = integer("policy.minimumCalls", policy.minimumCalls, 1)
+      if (typeof minimumCalls !== "number") return minimumCalls
+      const buckets = integer("policy.buckets", policy.buckets ?? 10, 1)
+      if (typeof buckets !== "number") return buckets
+      if (buckets > 1000) return bad("policy.buckets", buckets, "an integer between 1 and 1000")
+      return Policies.failureRateOverTime({ threshold, windowMillis, minimumCalls, buckets })
+    }
+    case "Custom":
+      return typeof policy.policy?.counter === "function"
+        ? policy.policy
+        : bad("policy.policy", policy.policy, "a TripPolicy with a counter() function")
+    default:
+      return bad(
+        "policy",
+        policy,
+        "consecutive(n), failureRate({...}), failureRateOverTime({...}) or custom(policy)"
+      )
+  }
+}
+
+// Delays of a schedule for the 1st, 2nd, ... opening in a row; the last one repeats once it ends.
+const MAX_SCHEDULED_OPENINGS = 64
+
+const scheduleDelays = Effect.fnUntraced(function*(schedule: Schedule.Schedule<unknown, unknown>) {
+  const step = yield* Schedule.toStep(schedule)
+  const delays: Array<number> = []
+  let now = 0
+  for (let i = 0; i < MAX_SCHEDULED_OPENINGS; i++) {
+    const next = yield* Effect.exit(step(now, undefined))
+    if (next._tag === "Failure") break
+    const millis = Duration.toMillis(next.value[1])
+    delays.push(millis)
+    now += millis
+  }
+  const last = delays.length === 0 ? 0 : delays[delays.length - 1]!
+  return (openings: number): number => delays[openings - 1] ?? last
+})
+
+const noListeners: ReadonlyArray<Listener> = []
+const timeoutMarker = Symbol.for("@neural-hive/resilience/CircuitBreaker/timeout")
+
+const makeBreaker = (
+  options: Options,
+  settings: ValidSettings,
+  m: Machine.Machine,
+  clock: Clock.Clock,
+  context: Context.Context<never>
+): { readonly breaker: CircuitBreaker; readonly close: () => void } => {
+  const name = options.name
+  const failureMode = options.failureMode ?? "fail-fast"
+  const defaultIsFailure = options.isFailure
+  const { callTimeoutMillis, slowCallMillis } = settings
+  const totals = { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 }
+  let lastError: unknown = undefined
+  let listeners = noListeners
+  // Read the clock on the success path only when something needs durations.
+  let timed = settings.machine.policy.usesClock || slowCallMillis !== undefined
+  let timer: Fiber.Fiber<void> | undefined
+
+  const now = () => clock.currentTimeMillisUnsafe()
+
+  m.onTransition = (transition) => {
+    if (transition.to === "Open") totals.trips++
+    for (let i = 0; i < listeners.length; i++) listeners[i]!.onTransition?.(transition)
+  }
+  m.onOpen = (generation, durationMillis) => {
+    timer?.interruptUnsafe()
+    timer = Effect.runForkWith(context)(
+      Effect.flatMap(Effect.sleep(durationMillis), () => Effect.sync(() => Machine.expire(m, generation, now())))
+    )
+  }
+
+  const rejection = (at: number): CircuitBreakerError => {
+    totals.rejected++
+    notifyCall("rejected", 0)
+    const reason: RejectionReason = m.mode === "ForcedOpen" ? "ForcedOpen" : m.state === "Open" ? "Open" : "HalfOpen"
+    return makeError(name, m.state, reason, Machine.retryAfter(m, at))
+  }
+
+  const notifyCall = (outcome: CallOutcome, durationMillis: number) => {
+    for (let i = 0; i < listeners.length; i++) listeners[i]!.onCall?.(outcome, durationMillis)
+  }
+
+  const settle = (generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown) => {
+    const end = timed || outcome !== "success" || m.state !== "Closed" ? now() : 0
+    if (outcome === "success" && slowCallMillis !== undefined && end - startedAt >= slowCallMillis) outcome = "slow"
+    switch (outcome) {
+      case "success":
+        totals.successes++
+        break
+      case "ignored":
+        totals.ignored++
+        break
+      case "slow":
+        totals.slow++
+        totals.failures++
+        break
+      case "failure":
+        totals.failures++
+        lastError = error
+    }
+    Machine.complete(m, generation, outcome, end)
+    if (listeners.length > 0) notifyCall(outcome, end - startedAt)
+  }
+
+  const admit = (): number | CircuitBreakerError => {
+    const at = timed || m.state !== "Closed" ? now() : 0
+    const generation = Machine.admit(m, at)
+    return generation === Machine.REJECTED ? rejection(at) : generation
+  }
+
+  const protect = <A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    isFailure?: (error: E) => boolean
+  ): Effect.Effect<A, E | CircuitBreakerError, R> => {
+    const classify = (isFailure ?? defaultIsFailure) as ((error: unknown) => boolean) | undefined
+    const guarded: Effect.Effect<A, E | CircuitBreakerError, R> = callTimeoutMillis === undefined
+      ? self
+      : Effect.timeoutOrElse(self, {
+        duration: callTimeoutMillis,
+        orElse: () => Effect.fail(timeoutError(name, m.state))
+      })
+    const onExit = (generation: number, startedAt: number, exit: Exit.Exit<A, E | CircuitBreakerError>) => {
+      if (exit._tag === "Success") {
+        settle(generation, startedAt, "success", undefined)
+        return
+      }
+      let outcome: Machine.Outcome = "ignored"
+      let error: unknown = undefined
+      for (const reason of exit.cause.reasons) {
+        if (reason._tag === "Die") {
+          outcome = "failure"
+          error = reason.defect
+          break
+        }
+        if (reason._tag === "Fail") {
+          const failure = reason.error
+          if ((failure as any)?.[timeoutMarker] === true || classify === undefined || classify(failure)) {
+            outcome = "failure"
+            error = failure
+          }
+        }
+      }
+      settle(generation, startedAt, outcome, error)
+    }
+    return Effect.suspend(() => {
+      // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
+      if (m.state === "Open") {
+        const at = now()
+        if (m.mode !== "Normal" || at < m.openUntil) return Effect.fail(rejection(at))
+      }
+      let generation = Machine.REJECTED
+      let startedAt = 0
+      // Admission happens inside the exit frame, so an interruption right after it still settles the call.
+      return Effect.onExit(
+        Effect.suspend(() => {
+          const admitted = admit()
+          if (typeof admitted !== "number") return Effect.fail(admitted)
+          generation = admitted
+          startedAt = timed ? now() : 0
+          return guarded
+        }),
+        (exit) => {
+          if (generation !== Machine.REJECTED) onExit(generation, startedAt, exit)
+          return Effect.void
+        }
+      )
+    })
+  }
+
+  const snapshot = (): Snapshot => {
+    const at = now()
+    Machine.expire(m, m.generation, at)
+    return {
+      name,
+      state: m.state,
+      mode: m.mode,
+      failureMode,
+      failures: Machine.failures(m, at),
+      retryAfterMillis: Machine.retryAfter(m, at),
+      since: m.since,
+      totals: { ...totals },
+      lastError: lastError === undefined ? undefined : redact(errorMessage(lastError))
+    }
+  }
+
+  const listen = (listener: Listener) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        listeners = [...listeners, listener]
+        timed = timed || listener.onCall !== undefined
+      }),
+      () =>
+        Effect.sync(() => {
+          listeners = listeners.filter((l) => l !== listener)
+        })
+    )
+
+  const breaker: CircuitBreaker = {
+    [TypeId]: TypeId,
+    name,
+    failureMode,
+    state: Effect.sync(() => snapshot().state),
+    snapshot: Effect.sync(snapshot),
+    protect,
+    transitions: Stream.callback<Transition>((queue) =>
+      listen({ onTransition: (transition) => Queue.offerUnsafe(queue, transition) })
+    ),
+    listen,
+    forceOpen: Effect.sync(() => Machine.forceOpen(m, now())),
+    disable: Effect.sync(() => Machine.disable(m, now())),
+    reset: Effect.sync(() => Machine.reset(m, now())),
+    unsafe: {
+      admit,
+      settle: (generation, startedAt, outcome, error) => settle(generation, startedAt, outcome, error),
+      now,
+      snapshot
+    }
+  }
+  return {
+    breaker,
+    close: () => timer?.interruptUnsafe()
+  }
+}
+
+const makeError = (circuit: string, state: State, reason: RejectionReason, retryAfterMillis: number) => {
+  // A rejection is an expected, frequent answer: skip the stack trace, the costliest part of an Error.
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  const error = new CircuitBreakerError({
+    circuit,
+    state,
+    reason,
+    retryAfter: retryAfterMillis === Infinity ? Duration.infinity : Duration.millis(retryAfterMillis)
+  })
+  Error.stackTraceLimit = limit
+  return error
+}
+
+const timeoutError = (circuit: string, state: State) => {
+  const error = makeError(circuit, state, "Timeout", 0)
+  Object.defineProperty(error, timeoutMarker, { value: true })
+  return error
+}
+
+const errorMessage = (error: unknown): string => {
+  if (error instanceof Error) return `${error.name}: ${error.message}`
+  if (typeof error === "object" && error !== null && "_tag" in error) {
+    const message = (error as { message?: unknown }).message
+    return typeof message === "string" ? `${String(error._tag)}: ${message}` : String(error._tag)
+  }
+  return String(error)
+}

@@ -1,0 +1,91 @@
+/**
+ * Circuit breakers for code outside Effect: wrap a synchronous function or a
+ * Promise-returning function so it throws, or rejects with, `CircuitBreakerError`
+ * while the breaker is open. The seed's breakers guarded both kinds of calls.
+ *
+ * **Example** (Guarding a Promise-returning client call)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker, Facade } from "@neural-hive/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({ name: "legacy_api" })
+ *   const fetchUser = Facade.wrapPromise(breaker, (id: string) => Promise.resolve({ id }))
+ *   return yield* Effect.promise(() => fetchUser("42"))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import type { CircuitBreaker } from "./CircuitBreaker.ts"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface FacadeOptions {
+  /** Which thrown values count against the dependency (default: all). */
+  readonly isFailure?: ((error: unknown) => boolean) | undefined
+}
+
+/**
+ * Wraps a synchronous function. A call while the breaker is open throws
+ * `CircuitBreakerError` without running `fn`; what `fn` throws is rethrown
+ * after the breaker counted it. `callTimeout` does not apply: synchronous code
+ * cannot be interrupted.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
+  breaker: CircuitBreaker,
+  fn: (...args: Args) => A,
+  options?: FacadeOptions
+): (...args: Args) => A => {
+  const { unsafe } = breaker
+  const isFailure = options?.isFailure
+  return (...args) => {
+    const generation = unsafe.admit()
+    if (typeof generation !== "number") throw generation
+    const startedAt = unsafe.now()
+    let result: A
+    try {
+      result = fn(...args)
+    } catch (error) {
+      unsafe.settle(generation, startedAt, isFailure === undefined || isFailure(error) ? "failure" : "ignored", error)
+      throw error
+    }
+    unsafe.settle(generation, startedAt, "success")
+    return result
+  }
+}
+
+/**
+ * Wraps a Promise-returning function. It runs through `withBreaker`, so
+ * `callTimeout` applies: the `AbortSignal` passed as the last argument is
+ * aborted when the call times out. Rejects with `CircuitBreakerError` while the
+ * breaker is open, or with what `fn` rejected with.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const wrapPromise = <Args extends ReadonlyArray<unknown>, A>(
+  breaker: CircuitBreaker,
+  fn: (...args: [...Args, AbortSignal]) => PromiseLike<A>,
+  options?: FacadeOptions
+): (...args: Args) => Promise<A> => {
+  const isFailure = options?.isFailure
+  return (...args) =>
+    Effect.runPromiseExit(
+      breaker.protect(
+        Effect.tryPromise({ try: (signal) => fn(...args, signal), catch: (error) => error }),
+        isFailure
+      )
+    ).then((exit) => {
+      if (exit._tag === "Success") return exit.value
+      throw Cause.squash(exit.cause)
+    })
+}

@@ -1,0 +1,58 @@
+/**
+ * @neural-hive/resilience: Effect circuit breakers with a pure state machine,
+ * trip policies, a registry, events and a Promise/sync facade.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * The breaker: `make`, policies, the registry, options validation.
+ *
+ * @since 0.1.0
+ */
+export * as CircuitBreaker from "./CircuitBreaker.ts"
+
+export {
+  /**
+   * @since 0.1.0
+   */
+  CircuitBreakerError,
+  /**
+   * @since 0.1.0
+   */
+  CircuitBreakerOptionsError,
+  /**
+   * @since 0.1.0
+   */
+  withBreaker,
+  /**
+   * @since 0.1.0
+   */
+  withBreakerOption
+} from "./CircuitBreaker.ts"
+
+/**
+ * Wrappers for synchronous and Promise-returning functions.
+ *
+ * @since 0.1.0
+ */
+export * as Facade from "./Facade.ts"
+
+/**
+ * The pure state machine, for property tests and custom integrations.
+ *
+ * @since 0.1.0
+ */
+export * as Machine from "./Machine.ts"
+
+/**
+ * Trip policy counters, to write a policy of your own.
+ *
+ * @since 0.1.0
+ */
+export * as TripPolicy from "./TripPolicy.ts"
+
+/**
+ * @since 0.1.0
+ */
+export { redact } from "./Redact.ts"

@@ -37,9 +37,9 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -624,7 +624,9 @@ const validatePolicy = (
       if (typeof size !== "number") return size
       const minimumCalls = integer("policy.minimumCalls", policy.minimumCalls ?? size, 1)
       if (typeof minimumCalls !== "number") return minimumCalls
-      if (minimumCalls > size) return bad("policy.minimumCalls", minimumCalls, `an integer between 1 and size (${size})`)
+      if (minimumCalls > size) {
+        return bad("policy.minimumCalls", minimumCalls, `an integer between 1 and size (${size})`)
+      }
       return Policies.failureRate({ threshold, size, minimumCalls })
     }
     case "FailureRateOverTime": {

@@ -6,7 +6,8 @@
 
 // user:password@ in any URL-like string, and password=... / token=... pairs.
 const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/)([^\s/@:]*):([^\s/@]*)@/gi
-const SECRET_PAIRS = /\b(password|passwd|pwd|secret|token|api[_-]?key|authorization)(["']?\s*[=:]\s*["']?)([^\s"'&,;]+)/gi
+const SECRET_PAIRS =
+  /\b(password|passwd|pwd|secret|token|api[_-]?key|authorization)(["']?\s*[=:]\s*["']?)([^\s"'&,;]+)/gi
 
 /**
  * Replaces passwords in connection URLs and `password=...`-style pairs with `***`.

@@ -880,7 +880,7 @@ const timeoutError = (circuit: string, state: State) => {
 }
 
 const errorMessage = (error: unknown): string => {
-  if (error instanceof Error) return `${error.name}: ${error.message}`
+  if (error instanceof Error) return error.message === "" ? error.name : `${error.name}: ${error.message}`
   if (typeof error === "object" && error !== null && "_tag" in error) {
     const message = (error as { message?: unknown }).message
     return typeof message === "string" ? `${String(error._tag)}: ${message}` : String(error._tag)

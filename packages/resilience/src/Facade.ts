@@ -64,28 +64,36 @@ export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
 }
 
 /**
- * Wraps a Promise-returning function. It runs through `withBreaker`, so
- * `callTimeout` applies: the `AbortSignal` passed as the last argument is
+ * Runs one Promise-returning call through the breaker. It runs through
+ * `withBreaker`, so `callTimeout` applies: the `AbortSignal` passed to `fn` is
  * aborted when the call times out. Rejects with `CircuitBreakerError` while the
  * breaker is open, or with what `fn` rejected with.
  *
  * @since 0.1.0
  * @category constructors
  */
+export const execute = <A>(
+  breaker: CircuitBreaker,
+  fn: (signal: AbortSignal) => PromiseLike<A>,
+  options?: FacadeOptions
+): Promise<A> =>
+  Effect.runPromiseExit(
+    breaker.protect(Effect.tryPromise({ try: fn, catch: (error) => error }), options?.isFailure)
+  ).then((exit) => {
+    if (exit._tag === "Success") return exit.value
+    throw Cause.squash(exit.cause)
+  })
+
+/**
+ * Wraps a Promise-returning function with `execute`; use `execute` directly to
+ * receive the `AbortSignal`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
 export const wrapPromise = <Args extends ReadonlyArray<unknown>, A>(
   breaker: CircuitBreaker,
-  fn: (...args: [...Args, AbortSignal]) => PromiseLike<A>,
+  fn: (...args: Args) => PromiseLike<A>,
   options?: FacadeOptions
-): (...args: Args) => Promise<A> => {
-  const isFailure = options?.isFailure
-  return (...args) =>
-    Effect.runPromiseExit(
-      breaker.protect(
-        Effect.tryPromise({ try: (signal) => fn(...args, signal), catch: (error) => error }),
-        isFailure
-      )
-    ).then((exit) => {
-      if (exit._tag === "Success") return exit.value
-      throw Cause.squash(exit.cause)
-    })
-}
+): (...args: Args) => Promise<A> =>
+(...args) => execute(breaker, () => fn(...args), options)

@@ -160,14 +160,15 @@ export const failureRateOverTime = (options: FailureRateOverTimeOptions): TripPo
       const advance = (now: number) => {
         const index = Math.floor(now / bucketMillis)
         if (index <= head) return
-        // Clear every bucket that slid out of the window, at most all of them.
-        const stale = head < 0 ? bucketCount : Math.min(index - head, bucketCount)
-        for (let i = 1; i <= stale; i++) {
-          const slot = (index - stale + i) % bucketCount
-          totalCalls -= calls[slot]!
-          totalFails -= fails[slot]!
-          calls[slot] = 0
-          fails[slot] = 0
+        // Clear the buckets that the new head reuses (at most all of them); fresh counters are already zero.
+        if (head >= 0) {
+          for (let i = 0, stale = Math.min(index - head, bucketCount); i < stale; i++) {
+            const slot = (index - i) % bucketCount
+            totalCalls -= calls[slot]!
+            totalFails -= fails[slot]!
+            calls[slot] = 0
+            fails[slot] = 0
+          }
         }
         head = index
       }

@@ -283,6 +283,14 @@ export class CircuitBreakerError extends Data.TaggedError("CircuitBreakerError")
   }
 }
 
+// Rejections are built without a stack trace (see makeError); give them a one-line one.
+Object.defineProperty(CircuitBreakerError.prototype, "stack", {
+  get(this: CircuitBreakerError) {
+    return `${this.name}: ${this.message}`
+  },
+  configurable: true
+})
+
 /**
  * A breaker option out of range. Names the circuit, the option, the value and
  * what is allowed.
@@ -787,8 +795,9 @@ const makeBreaker = (
       }
       let generation = Machine.REJECTED
       let startedAt = 0
-      // Admission happens inside the exit frame, so an interruption right after it still settles the call.
-      return Effect.onExit(
+      // Admission happens inside the exit frame, so an interruption right after it still settles
+      // the call. The finalizer is synchronous and returns no effect: it needs no uninterruptible region.
+      return Effect.onExitPrimitive(
         Effect.suspend(() => {
           const admitted = admit()
           if (typeof admitted !== "number") return Effect.fail(admitted)
@@ -798,8 +807,9 @@ const makeBreaker = (
         }),
         (exit) => {
           if (generation !== Machine.REJECTED) onExit(generation, startedAt, exit)
-          return Effect.void
-        }
+          return undefined
+        },
+        true
       )
     })
   }
@@ -859,17 +869,21 @@ const makeBreaker = (
   }
 }
 
-const makeError = (circuit: string, state: State, reason: RejectionReason, retryAfterMillis: number) => {
-  // A rejection is an expected, frequent answer: skip the stack trace, the costliest part of an Error.
-  const limit = Error.stackTraceLimit
-  Error.stackTraceLimit = 0
-  const error = new CircuitBreakerError({
-    circuit,
-    state,
-    reason,
-    retryAfter: retryAfterMillis === Infinity ? Duration.infinity : Duration.millis(retryAfterMillis)
-  })
-  Error.stackTraceLimit = limit
+const makeError = (
+  circuit: string,
+  state: State,
+  reason: RejectionReason,
+  retryAfterMillis: number
+): CircuitBreakerError => {
+  // A rejection is an expected, frequent answer: build it without running the Error
+  // constructor, which costs ~0.5 µs even with no stack trace. It is still an
+  // instanceof CircuitBreakerError and Error, with the same own fields.
+  const error = Object.create(CircuitBreakerError.prototype)
+  error._tag = "CircuitBreakerError"
+  error.circuit = circuit
+  error.state = state
+  error.reason = reason
+  error.retryAfter = retryAfterMillis === Infinity ? Duration.infinity : Duration.millis(retryAfterMillis)
   return error
 }
 

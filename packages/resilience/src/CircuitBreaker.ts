@@ -796,7 +796,7 @@ const makeBreaker = (
       let generation = Machine.REJECTED
       let startedAt = 0
       // Admission happens inside the exit frame, so an interruption right after it still settles
-      // the call. The finalizer is synchronous and returns no effect: it needs no uninterruptible region.
+      // the call. The finalizer is synchronous and returns no effect, which spares a flatMap per call.
       return Effect.onExitPrimitive(
         Effect.suspend(() => {
           const admitted = admit()
@@ -808,8 +808,7 @@ const makeBreaker = (
         (exit) => {
           if (generation !== Machine.REJECTED) onExit(generation, startedAt, exit)
           return undefined
-        },
-        true
+        }
       )
     })
   }

@@ -56,3 +56,10 @@ export * as TripPolicy from "./TripPolicy.ts"
  * @since 0.1.0
  */
 export { redact } from "./Redact.ts"
+
+/**
+ * The seed's YAML configuration, with environment overrides and validation.
+ *
+ * @since 0.1.0
+ */
+export * as ResilienceConfig from "./ResilienceConfig.ts"

@@ -574,6 +574,9 @@ export const validate = (options: Options): ValidSettings | CircuitBreakerOption
   if (maxOpen < recovery) {
     return bad("maxOpenDuration", options.maxOpenDuration, `a duration >= recoveryTimeout (${recovery} ms)`)
   }
+  if (options.halfOpen !== undefined && (typeof options.halfOpen !== "object" || options.halfOpen === null)) {
+    return bad("halfOpen", options.halfOpen, "an object { permits?, successThreshold? }")
+  }
   const permits = integer("halfOpen.permits", options.halfOpen?.permits ?? 1, 1)
   if (typeof permits !== "number") return permits
   const successThreshold = integer("halfOpen.successThreshold", options.halfOpen?.successThreshold ?? permits, 1)

@@ -1,0 +1,715 @@
+/**
+ * Real servers for the integration tests, run as child processes on 127.0.0.1.
+ *
+ * No Docker: Redis comes from Debian's `redis-server`, Kafka and Temporal are JVM
+ * servers whose jars `.ci/provision.sh` fetched from Maven Central, MongoDB is
+ * FerretDB 1.x (SQLite backend) that `.ci/provision.sh` built with Go. See
+ * docs/testing.md.
+ *
+ * Every server gets a free port (listen on port 0), a fresh temporary directory
+ * (`server.log` and `data/`), readiness polling against a deadline with a real
+ * protocol request, and a handle to stop, crash, pause, resume and restart it on
+ * the same port. A server that does not come up throws with the tail of its log.
+ *
+ * Plain Node APIs only, so that the rig does not depend on the code under test.
+ */
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** Every server and proxy of the rig binds this address only. */
+export const HOST = "127.0.0.1"
+
+export type ServerName = "redis" | "kafka" | "temporal" | "mongodb"
+
+export interface ServerHandle {
+  readonly name: ServerName
+  readonly host: string
+  readonly port: number
+  /**
+   * What a client connects to:
+   * redis `redis://127.0.0.1:PORT`, kafka `127.0.0.1:PORT` (the advertised port, see `KafkaOptions`),
+   * temporal `127.0.0.1:PORT`, mongodb `mongodb://127.0.0.1:PORT/`.
+   */
+  readonly endpoint: string
+  /** Temporary directory of this instance: `server.log` and `data/`. */
+  readonly dir: string
+  readonly logFile: string
+  /** Pid of the running process, `undefined` while it is down. */
+  readonly pid: number | undefined
+  readonly running: boolean
+  /** Milliseconds the last (re)start took until the server answered. */
+  readonly startupMs: number
+  /** SIGTERM (SIGKILL after a grace period), then delete `dir`. Idempotent; final. */
+  stop(): Promise<void>
+  /** SIGKILL now, keeping `dir`: a crash. `restart()` brings the server back. */
+  kill(): Promise<void>
+  /** SIGSTOP: the process hangs; its port still accepts TCP connections (kernel backlog). */
+  pause(): void
+  /** SIGCONT after `pause()`. */
+  resume(): void
+  /** Stop (if running) and start again on the same port and data directory; waits until ready. */
+  restart(): Promise<void>
+  /** Last lines of `server.log`. */
+  logTail(lines?: number): string
+}
+
+export interface StartOptions {
+  /** Deadline for the server to answer, ms. */
+  readonly startTimeoutMs?: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache paths (same rule as .ci/provision.sh)
+// ---------------------------------------------------------------------------------------------
+
+const servicesDir = path.dirname(fileURLToPath(import.meta.url))
+
+export interface RigPaths {
+  readonly cacheDir: string
+  /** `libs/` holds the Kafka broker's jars. */
+  readonly kafkaDir: string
+  /** `libs/` holds the Temporal test server's jars, `classes/` the compiled TemporalLauncher. */
+  readonly temporalDir: string
+  /** `bin/nh-ferretdb` is the FerretDB build. */
+  readonly ferretdbDir: string
+}
+
+/** First 16 hex digits of sha256 over the files' bytes, concatenated (as `.ci/provision.sh` does). */
+function cacheKey(files: ReadonlyArray<string>): string {
+  const hash = createHash("sha256")
+  for (const file of files) hash.update(fs.readFileSync(path.join(servicesDir, file)))
+  return hash.digest("hex").slice(0, 16)
+}
+
+/** Where `.ci/provision.sh` put (or will put) each server, for this checkout. */
+export function rigPaths(): RigPaths {
+  const cacheDir = process.env["NH_CACHE_DIR"] || path.join(os.homedir(), ".cache", "neural-hive")
+  return {
+    cacheDir,
+    kafkaDir: path.join(cacheDir, `kafka-${cacheKey(["poms/kafka/pom.xml"])}`),
+    temporalDir: path.join(
+      cacheDir,
+      `temporal-${cacheKey(["poms/temporal/pom.xml", "launchers/TemporalLauncher.java"])}`
+    ),
+    ferretdbDir: path.join(cacheDir, `ferretdb-${cacheKey(["ferretdb/go.mod", "ferretdb/go.sum", "ferretdb/main.go"])}`)
+  }
+}
+
+function provisioned(dir: string, what: string): string {
+  if (!fs.existsSync(path.join(dir, ".complete"))) {
+    throw new Error(`${what} is not provisioned: ${dir} is missing or incomplete. Run: bash .ci/provision.sh`)
+  }
+  return dir
+}
+
+const javaCommand = (): string => process.env["NH_JAVA"] || "java"
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A command line as a shell would need it (for logs and error messages). */
+const commandLine = (command: string, args: ReadonlyArray<string>): string =>
+  [command, ...args].map((a) => (/^[\w@%+=:,./*-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(" ")
+
+/** Listens on 127.0.0.1:port (0: the OS picks) and closes again; resolves the port, or 0 if taken. */
+function tryPort(port: number): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer()
+    server.unref()
+    server.once("error", () => resolve(0))
+    server.listen(port, HOST, () => {
+      const address = server.address()
+      const bound = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(bound))
+    })
+  })
+}
+
+/** Lowest port of the kernel's ephemeral range (source ports of outgoing connections). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0])
+    return Number.isInteger(low) && low > 0 ? low : 32768
+  } catch {
+    return 32768
+  }
+}
+
+/**
+ * A port that was free a moment ago on 127.0.0.1. Taken below the ephemeral range when there is
+ * room, so that no outgoing connection (a client reconnecting, say) can grab it while the server
+ * is down between `kill()` and `restart()`.
+ */
+export async function freePort(): Promise<number> {
+  const low = ephemeralLow()
+  if (low > 12_000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const candidate = 10_000 + Math.floor(Math.random() * (low - 10_000))
+      if ((await tryPort(candidate)) === candidate) return candidate
+    }
+  }
+  const port = await tryPort(0)
+  if (port === 0) throw new Error("no free port on 127.0.0.1")
+  return port
+}
+
+/** Last `lines` lines of a text file ("" if it does not exist); reads at most the last 64 KiB. */
+export function tailFile(file: string, lines = 60): string {
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(file, "r")
+    const size = fs.fstatSync(fd).size
+    const length = Math.min(size, 64 * 1024)
+    const buffer = Buffer.alloc(length)
+    fs.readSync(fd, buffer, 0, length, size - length)
+    return buffer.toString("utf8").split("\n").slice(-lines).join("\n")
+  } catch {
+    return ""
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
+
+/**
+ * Connects to 127.0.0.1:port, writes `request`, and feeds what comes back to `check`
+ * until it returns true (ready) or false (wrong answer); `undefined` means "need more bytes".
+ */
+function probe(
+  port: number,
+  request: Buffer,
+  check: (received: Buffer) => boolean | undefined,
+  timeoutMs: number
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0)
+    let settled = false
+    const socket = net.createConnection({ host: HOST, port })
+    const finish = (error?: Error): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      socket.destroy()
+      if (error) reject(error)
+      else resolve()
+    }
+    const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+    socket.once("connect", () => socket.write(request))
+    socket.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk])
+      if (received.length > 1024 * 1024) return finish(new Error("answer too long"))
+      const verdict = check(received)
+      if (verdict === true) finish()
+      else if (verdict === false) {
+        finish(new Error(`unexpected answer: ${JSON.stringify(received.subarray(0, 64).toString("latin1"))}`))
+      }
+    })
+    socket.once("error", (error) => finish(error))
+    socket.once("close", () => finish(new Error("connection closed before an answer")))
+  })
+}
+
+// --- protocol probes -------------------------------------------------------------------------
+
+/** Redis: PING -> +PONG */
+const redisProbe = (port: number, timeoutMs: number): Promise<void> =>
+  probe(port, Buffer.from("PING\r\n"), (b) => {
+    const text = b.toString("latin1")
+    if (!text.includes("\r\n")) return undefined
+    return text.startsWith("+PONG")
+  }, timeoutMs)
+
+/**
+ * Kafka: a Metadata v4 request for all topics; ready once the broker answers and lists itself
+ * (a KRaft broker only processes requests after it is unfenced).
+ */
+function kafkaProbe(port: number, timeoutMs: number): Promise<void> {
+  const clientId = Buffer.from("nh-rig-probe")
+  const body = Buffer.alloc(2 + 2 + 4 + 2 + clientId.length + 4 + 1)
+  let o = 0
+  o = body.writeInt16BE(3, o) // api key: Metadata
+  o = body.writeInt16BE(4, o) // api version 4 (still served by Kafka 4.x)
+  o = body.writeInt32BE(1, o) // correlation id
+  o = body.writeInt16BE(clientId.length, o)
+  o += clientId.copy(body, o)
+  o = body.writeInt32BE(-1, o) // topics: null = all
+  body.writeInt8(0, o) // allow_auto_topic_creation: false
+  const size = Buffer.alloc(4)
+  size.writeInt32BE(body.length)
+  return probe(port, Buffer.concat([size, body]), (b) => {
+    if (b.length < 4) return undefined
+    const length = b.readInt32BE(0)
+    if (b.length < 4 + length) return undefined
+    // correlation id (4) + throttle_time_ms (4) + brokers array length (4)
+    if (length < 12 || b.readInt32BE(4) !== 1) return false
+    return b.readInt32BE(12) >= 1
+  }, timeoutMs)
+}
+
+/** gRPC (Temporal): send the HTTP/2 client preface and an empty SETTINGS frame; expect the server's SETTINGS. */
+function grpcProbe(port: number, timeoutMs: number): Promise<void> {
+  const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1")
+  const settings = Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]) // length 0, type SETTINGS, no flags, stream 0
+  return probe(port, Buffer.concat([preface, settings]), (b) => (b.length < 9 ? undefined : b[3] === 4), timeoutMs)
+}
+
+const int32le = (n: number): Buffer => {
+  const b = Buffer.alloc(4)
+  b.writeInt32LE(n)
+  return b
+}
+
+/** A BSON element: type byte, name as a C string, value bytes. */
+const bsonElement = (type: number, name: string, value: Buffer): Buffer =>
+  Buffer.concat([Buffer.from([type]), Buffer.from(`${name}\0`, "latin1"), value])
+
+/** OP_MSG (opcode 2013), request id 1, flagBits 0, one body section: { hello: 1, $db: "admin" } */
+const mongoHello: Buffer = (() => {
+  const elements = Buffer.concat([
+    bsonElement(0x10, "hello", int32le(1)), // int32
+    bsonElement(0x02, "$db", Buffer.concat([int32le(6), Buffer.from("admin\0", "latin1")])) // string
+  ])
+  const document = Buffer.concat([int32le(4 + elements.length + 1), elements, Buffer.from([0])])
+  const payload = Buffer.concat([int32le(0), Buffer.from([0]), document])
+  return Buffer.concat([int32le(16 + payload.length), int32le(1), int32le(0), int32le(2013), payload])
+})()
+
+/** MongoDB wire protocol: OP_MSG hello; expect an OP_MSG reply to request 1. */
+const mongoProbe = (port: number, timeoutMs: number): Promise<void> =>
+  probe(port, mongoHello, (b) => {
+    if (b.length < 16) return undefined
+    if (b.length < b.readInt32LE(0)) return undefined
+    return b.readInt32LE(8) === 1 && b.readInt32LE(12) === 2013
+  }, timeoutMs)
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+// ---------------------------------------------------------------------------------------------
+
+/** Every child the rig started and that has not exited yet; killed if this Node process exits. */
+const live = new Set<ChildProcess>()
+process.once("exit", () => {
+  for (const child of live) {
+    try {
+      child.kill("SIGKILL")
+    } catch {
+      // already gone
+    }
+  }
+})
+
+interface Exit {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly error?: Error
+}
+
+interface Running {
+  readonly child: ChildProcess
+  readonly exited: Promise<Exit>
+  exit: Exit | undefined
+}
+
+function launch(command: string, args: ReadonlyArray<string>, cwd: string, logFile: string): Running {
+  const fd = fs.openSync(logFile, "a")
+  let child: ChildProcess
+  try {
+    fs.writeSync(fd, `\n--- ${new Date().toISOString()} ${commandLine(command, args)}\n`)
+    child = spawn(command, args, { cwd, stdio: ["ignore", fd, fd], env: process.env })
+  } finally {
+    fs.closeSync(fd)
+  }
+  live.add(child)
+  const running: Running = {
+    child,
+    exit: undefined,
+    exited: new Promise<Exit>((resolve) => {
+      const done = (exit: Exit): void => {
+        live.delete(child)
+        running.exit ??= exit
+        resolve(running.exit)
+      }
+      child.once("exit", (code, signal) => done({ code, signal }))
+      child.once("error", (error) => done({ code: null, signal: null, error }))
+    })
+  }
+  return running
+}
+
+async function waitExit(running: Running, ms: number): Promise<boolean> {
+  if (running.exit) return true
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  const result = await Promise.race([running.exited.then(() => true as const), timeout])
+  clearTimeout(timer)
+  return result
+}
+
+/** SIGCONT (in case it is paused) + SIGTERM, SIGKILL after `graceMs`. Resolves once it exited. */
+async function terminate(running: Running, graceMs: number): Promise<void> {
+  if (running.exit) return
+  running.child.kill("SIGCONT")
+  running.child.kill("SIGTERM")
+  if (await waitExit(running, graceMs)) return
+  running.child.kill("SIGKILL")
+  if (!(await waitExit(running, 10_000))) throw new Error(`pid ${running.child.pid} did not exit after SIGKILL`)
+}
+
+const describeExit = (exit: Exit): string =>
+  exit.error ? `could not start: ${exit.error.message}` : `exited early (code ${exit.code}, signal ${exit.signal})`
+
+/** Runs a short command to completion (e.g. Kafka's storage format), output appended to the log. */
+async function runToCompletion(
+  command: string,
+  args: ReadonlyArray<string>,
+  cwd: string,
+  logFile: string,
+  timeoutMs: number
+): Promise<void> {
+  const running = launch(command, args, cwd, logFile)
+  if (!(await waitExit(running, timeoutMs))) {
+    running.child.kill("SIGKILL")
+    await waitExit(running, 5_000)
+    throw new Error(`${commandLine(command, args)} took longer than ${timeoutMs} ms`)
+  }
+  const exit = running.exit
+  if (exit && (exit.error || exit.code !== 0)) throw new Error(`${command} ${describeExit(exit)}`)
+}
+
+interface Spec {
+  readonly name: ServerName
+  readonly port: number
+  readonly endpoint: string
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+  readonly probe: (port: number, timeoutMs: number) => Promise<void>
+  readonly startTimeoutMs: number
+  readonly stopGraceMs: number
+}
+
+class ManagedServer implements ServerHandle {
+  readonly name: ServerName
+  readonly host = HOST
+  readonly port: number
+  readonly endpoint: string
+  readonly dir: string
+  readonly logFile: string
+  readonly #spec: Spec
+  #running: Running | undefined
+  #startupMs = 0
+  #stopped = false
+
+  constructor(spec: Spec, dir: string) {
+    this.#spec = spec
+    this.name = spec.name
+    this.port = spec.port
+    this.endpoint = spec.endpoint
+    this.dir = dir
+    this.logFile = path.join(dir, "server.log")
+  }
+
+  get pid(): number | undefined {
+    return this.#running && !this.#running.exit ? this.#running.child.pid : undefined
+  }
+
+  get running(): boolean {
+    return this.pid !== undefined
+  }
+
+  get startupMs(): number {
+    return this.#startupMs
+  }
+
+  logTail(lines = 60): string {
+    return tailFile(this.logFile, lines)
+  }
+
+  /** Starts the process and polls the probe until it answers or the deadline passes. */
+  async start(): Promise<void> {
+    if (this.#stopped) throw new Error(`${this.name}: stopped for good; start a new instance`)
+    if (this.running) return
+    const spec = this.#spec
+    const started = performance.now()
+    const deadline = started + spec.startTimeoutMs
+    const running = launch(spec.command, spec.args, path.join(this.dir, "data"), this.logFile)
+    this.#running = running
+    let lastError = "no attempt"
+    while (performance.now() < deadline) {
+      if (running.exit) break
+      try {
+        await spec.probe(this.port, Math.max(200, Math.min(2_000, deadline - performance.now())))
+        this.#startupMs = Math.round(performance.now() - started)
+        return
+      } catch (error) {
+        lastError = error instanceof Error ? error.message : String(error)
+      }
+      await sleep(100)
+    }
+    const why = running.exit
+      ? describeExit(running.exit)
+      : `did not answer within ${spec.startTimeoutMs} ms (last probe: ${lastError})`
+    await terminate(running, 2_000).catch(() => undefined)
+    throw new Error(
+      `${this.name} on ${HOST}:${this.port} ${why}\n` +
+        `command: ${commandLine(spec.command, spec.args)}\n` +
+        `log ${this.logFile} (last lines):\n${this.logTail()}`
+    )
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return
+    this.#stopped = true
+    if (this.#running) await terminate(this.#running, this.#spec.stopGraceMs)
+    if (process.env["NH_KEEP_SERVER_DIRS"] !== "1") fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  async kill(): Promise<void> {
+    const running = this.#running
+    if (!running || running.exit) return
+    running.child.kill("SIGKILL")
+    if (!(await waitExit(running, 10_000))) throw new Error(`${this.name}: pid ${running.child.pid} survived SIGKILL`)
+  }
+
+  pause(): void {
+    this.#signal("SIGSTOP")
+  }
+
+  resume(): void {
+    this.#signal("SIGCONT")
+  }
+
+  async restart(): Promise<void> {
+    if (this.#running) await terminate(this.#running, this.#spec.stopGraceMs)
+    await this.start()
+  }
+
+  #signal(signal: NodeJS.Signals): void {
+    const running = this.#running
+    if (!running || running.exit) throw new Error(`${this.name} is not running`)
+    running.child.kill(signal)
+  }
+}
+
+function makeDir(name: ServerName): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `nh-${name}-`))
+  fs.mkdirSync(path.join(dir, "data"))
+  return dir
+}
+
+/** Starts the server; on failure the directory (with its log) is kept for inspection and the error names it. */
+async function startManaged(spec: Spec, dir: string): Promise<ServerHandle> {
+  const server = new ManagedServer(spec, dir)
+  await server.start()
+  return server
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------------------------
+
+/** Redis 7 (Debian `redis-server`), no persistence: a restart comes back empty. */
+export async function startRedis(options: StartOptions = {}): Promise<ServerHandle> {
+  const port = await freePort()
+  const dir = makeDir("redis")
+  return startManaged({
+    name: "redis",
+    port,
+    endpoint: `redis://${HOST}:${port}`,
+    command: process.env["NH_REDIS_SERVER"] || "redis-server",
+    args: [
+      "--bind",
+      HOST,
+      "--port",
+      String(port),
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      path.join(dir, "data"),
+      "--daemonize",
+      "no",
+      "--logfile",
+      ""
+    ],
+    probe: redisProbe,
+    startTimeoutMs: options.startTimeoutMs ?? 15_000,
+    stopGraceMs: 5_000
+  }, dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kafka
+// ---------------------------------------------------------------------------------------------
+
+export interface KafkaOptions extends StartOptions {
+  /**
+   * Port on 127.0.0.1 the broker tells clients to connect to (`advertised.listeners`), for a
+   * FaultProxy in front of it: Kafka clients only use the bootstrap address to fetch metadata,
+   * then connect to the advertised one. Take it from `freePort()`, start the broker, then
+   * `FaultProxy.start({ port: advertisedPort, targetPort: kafka.port })`, and give clients
+   * `127.0.0.1:advertisedPort`. Default: the broker's own port.
+   */
+  readonly advertisedPort?: number
+  /** Extra or overriding `server.properties` entries. */
+  readonly properties?: Readonly<Record<string, string>>
+}
+
+/** A Kafka cluster id: 16 random bytes, base64url without padding (not starting with "-"). */
+function kafkaClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString("base64url")
+    if (!id.startsWith("-")) return id
+  }
+}
+
+/** Apache Kafka (single node, KRaft: broker + controller in one JVM). Topics are auto-created. */
+export async function startKafka(options: KafkaOptions = {}): Promise<ServerHandle> {
+  const libs = path.join(provisioned(rigPaths().kafkaDir, "Kafka"), "libs", "*")
+  const port = await freePort()
+  let controllerPort = await freePort()
+  while (controllerPort === port) controllerPort = await freePort()
+  const dir = makeDir("kafka")
+  const properties: Record<string, string> = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.quorum.voters": `1@${HOST}:${controllerPort}`,
+    "listeners": `PLAINTEXT://${HOST}:${port},CONTROLLER://${HOST}:${controllerPort}`,
+    "advertised.listeners": `PLAINTEXT://${HOST}:${options.advertisedPort ?? port}`,
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "log.dirs": path.join(dir, "data", "kafka-logs"),
+    "num.partitions": "1",
+    "auto.create.topics.enable": "true",
+    // single node: without these, consumer groups and transactions hang (kafkajs issue 1752)
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "transaction.state.log.num.partitions": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    // after a crash (kill()), the restarted broker may only register once its old session
+    // expired: 4 s instead of 9 s (heartbeats every 0.5 s instead of 2 s)
+    "broker.heartbeat.interval.ms": "500",
+    "broker.session.timeout.ms": "4000",
+    ...options.properties
+  }
+  const propertiesFile = path.join(dir, "server.properties")
+  fs.writeFileSync(propertiesFile, Object.entries(properties).map(([k, v]) => `${k}=${v}`).join("\n") + "\n")
+  const log4jFile = path.join(dir, "log4j.properties")
+  fs.writeFileSync(
+    log4jFile,
+    [
+      "log4j.rootLogger=INFO, stdout",
+      "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
+      "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
+      "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n",
+      "log4j.logger.org.apache.kafka.clients=WARN",
+      ""
+    ].join("\n")
+  )
+  const jvm = [`-Dlog4j.configuration=file:${log4jFile}`, "-XX:+UseSerialGC", "-cp", libs]
+  const logFile = path.join(dir, "server.log")
+  const timeoutMs = options.startTimeoutMs ?? 90_000
+  await runToCompletion(
+    javaCommand(),
+    [...jvm, "kafka.tools.StorageTool", "format", "-t", kafkaClusterId(), "-c", propertiesFile, "--ignore-formatted"],
+    path.join(dir, "data"),
+    logFile,
+    timeoutMs
+  ).catch((error: unknown) => {
+    throw new Error(`kafka: storage format failed: ${String(error)}\nlog ${logFile}:\n${tailFile(logFile)}`)
+  })
+  return startManaged({
+    name: "kafka",
+    port,
+    endpoint: `${HOST}:${options.advertisedPort ?? port}`,
+    command: javaCommand(),
+    args: ["-Xmx512m", ...jvm, "kafka.Kafka", propertiesFile],
+    probe: kafkaProbe,
+    startTimeoutMs: timeoutMs,
+    stopGraceMs: 15_000
+  }, dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporal
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Temporal's in-memory test server (`io.temporal:temporal-test-server`), through
+ * TemporalLauncher (binds 127.0.0.1 only, stops at once on SIGTERM). Any namespace
+ * name works; use `default`. State is lost on restart. No visibility (list/count).
+ */
+export async function startTemporal(options: StartOptions = {}): Promise<ServerHandle> {
+  const base = provisioned(rigPaths().temporalDir, "Temporal test server")
+  const port = await freePort()
+  const dir = makeDir("temporal")
+  return startManaged({
+    name: "temporal",
+    port,
+    endpoint: `${HOST}:${port}`,
+    command: javaCommand(),
+    args: [
+      "-Xmx256m",
+      "-XX:+UseSerialGC",
+      "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+      "-cp",
+      `${path.join(base, "libs", "*")}${path.delimiter}${path.join(base, "classes")}`,
+      "TemporalLauncher",
+      String(port)
+    ],
+    probe: grpcProbe,
+    startTimeoutMs: options.startTimeoutMs ?? 60_000,
+    stopGraceMs: 5_000
+  }, dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// MongoDB (FerretDB)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * FerretDB 1.x with its SQLite backend: speaks the MongoDB wire protocol (reports MongoDB 7.0,
+ * wire version 21). Data survives `restart()`. No transactions, no change streams.
+ */
+export async function startMongo(options: StartOptions = {}): Promise<ServerHandle> {
+  const binary = path.join(provisioned(rigPaths().ferretdbDir, "FerretDB"), "bin", "nh-ferretdb")
+  const port = await freePort()
+  const dir = makeDir("mongodb")
+  return startManaged({
+    name: "mongodb",
+    port,
+    endpoint: `mongodb://${HOST}:${port}/`,
+    command: binary,
+    args: ["-listen", `${HOST}:${port}`, "-dir", path.join(dir, "data", "sqlite"), "-log-level", "warn"],
+    probe: mongoProbe,
+    startTimeoutMs: options.startTimeoutMs ?? 30_000,
+    stopGraceMs: 5_000
+  }, dir)
+}
+
+/** Starts the named server with its defaults. */
+export function startServer(name: ServerName, options: StartOptions = {}): Promise<ServerHandle> {
+  switch (name) {
+    case "redis":
+      return startRedis(options)
+    case "kafka":
+      return startKafka(options)
+    case "temporal":
+      return startTemporal(options)
+    case "mongodb":
+      return startMongo(options)
+  }
+}

@@ -51,8 +51,11 @@ const program = Effect.gen(function*() {
     const result = yield* callDependency.pipe(
       withBreaker(breaker),
       Effect.map((value) => `ok: ${value}`),
-      Effect.catchTag("CircuitBreakerError", (e: CircuitBreakerError) =>
-        Effect.succeed(`rejected fast (${e.reason}, retry after ${e.retryAfter.toString()})`)),
+      Effect.catchTag(
+        "CircuitBreakerError",
+        (e: CircuitBreakerError) =>
+          Effect.succeed(`rejected fast (${e.reason}, retry after ${e.retryAfter.toString()})`)
+      ),
       Effect.catchTag("DependencyDown", (e) => Effect.succeed(`failed: ${e.message}`))
     )
     yield* Effect.log(`call ${i}: ${result}`).pipe(Effect.annotateLogs({ state: yield* breaker.state }))

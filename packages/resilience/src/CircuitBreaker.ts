@@ -78,10 +78,17 @@ export type State = Machine.State
 export type Mode = Machine.Mode
 
 /**
+ * A state change, as listeners and `transitions` see it: the machine's
+ * transition plus the circuit's name and the last counted failure's message
+ * (secrets removed) at that moment.
+ *
  * @since 0.1.0
  * @category models
  */
-export type Transition = Machine.Transition
+export interface Transition extends Machine.Transition {
+  readonly circuit: string
+  readonly lastError: string | undefined
+}
 
 /**
  * The result of one guarded call, as metrics count it.
@@ -246,8 +253,22 @@ export interface Totals {
  */
 export interface Listener {
   readonly onTransition?: ((transition: Transition) => void) | undefined
+  /**
+   * Every call's outcome and duration. The duration is `NaN` for a call that
+   * started before the first `onCall` listener was added (it was not timed),
+   * and 0 for a rejection.
+   */
   readonly onCall?: ((outcome: CallOutcome, durationMillis: number) => void) | undefined
 }
+
+/**
+ * Told, synchronously, how one call ended and in which state it was admitted
+ * or rejected. See `CircuitBreaker.protect`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type OnSettled = (outcome: CallOutcome, state: State) => void
 
 // -----------------------------------------------------------------------------
 // errors
@@ -336,10 +357,14 @@ export interface CircuitBreaker {
   /** The current state; an elapsed open period reads as HALF_OPEN. */
   readonly state: Effect.Effect<State>
   readonly snapshot: Effect.Effect<Snapshot>
-  /** Guards an effect (see `withBreaker`). */
+  /**
+   * Guards an effect (see `withBreaker`). `onSettled` is told this call's
+   * outcome and the state it was admitted or rejected in (for tracing).
+   */
   readonly protect: <A, E, R>(
     self: Effect.Effect<A, E, R>,
-    isFailure?: (error: E) => boolean
+    isFailure?: ((error: E) => boolean) | undefined,
+    onSettled?: OnSettled | undefined
   ) => Effect.Effect<A, E | CircuitBreakerError, R>
   /** Every transition, from the moment of subscription. */
   readonly transitions: Stream.Stream<Transition>
@@ -366,6 +391,8 @@ export interface Unsafe {
   admit(): number | CircuitBreakerError
   settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown): void
   now(): number
+  /** The current state, without allocating (an elapsed open period reads as HALF_OPEN). */
+  state(): State
   snapshot(): Snapshot
 }
 
@@ -466,8 +493,12 @@ export class Registry extends Context.Service<Registry, {
   readonly breakers: Effect.Effect<ReadonlyArray<CircuitBreaker>>
   readonly get: (name: string) => Effect.Effect<Option.Option<CircuitBreaker>>
   readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
-  /** Runs `f` for every breaker registered now and later, until the scope closes. */
-  readonly onRegister: (f: (breaker: CircuitBreaker) => void) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * Runs `f` for every breaker registered now and later, until the scope
+   * closes. A function `f` returns is run when that breaker leaves the registry
+   * (its scope closed) or when this subscription ends.
+   */
+  readonly onRegister: (f: (breaker: CircuitBreaker) => void | (() => void)) => Effect.Effect<void, never, Scope.Scope>
 }>()("@neural-hive/resilience/CircuitBreaker/Registry") {}
 
 /**
@@ -478,7 +509,13 @@ export class Registry extends Context.Service<Registry, {
  */
 export const makeRegistry: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
   const byName = new Map<string, CircuitBreaker>()
-  const hooks = new Set<(breaker: CircuitBreaker) => void>()
+  type Hook = (breaker: CircuitBreaker) => void | (() => void)
+  // For each subscription, the cleanups it returned, by breaker name.
+  const hooks = new Map<Hook, Map<string, () => void>>()
+  const attach = (hook: Hook, cleanups: Map<string, () => void>, breaker: CircuitBreaker) => {
+    const cleanup = hook(breaker)
+    if (typeof cleanup === "function") cleanups.set(breaker.name, cleanup)
+  }
   return Registry.of({
     register: (breaker) =>
       Effect.gen(function*() {
@@ -491,8 +528,16 @@ export const makeRegistry: Effect.Effect<Registry["Service"]> = Effect.sync(() =
           })
         }
         byName.set(breaker.name, breaker)
-        for (const hook of hooks) hook(breaker)
-        yield* Effect.addFinalizer(() => Effect.sync(() => byName.delete(breaker.name)))
+        for (const [hook, cleanups] of hooks) attach(hook, cleanups, breaker)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            byName.delete(breaker.name)
+            for (const cleanups of hooks.values()) {
+              cleanups.get(breaker.name)?.()
+              cleanups.delete(breaker.name)
+            }
+          })
+        )
       }),
     breakers: Effect.sync(() => Array.from(byName.values())),
     get: (name) => Effect.sync(() => Option.fromNullishOr(byName.get(name))),
@@ -500,10 +545,16 @@ export const makeRegistry: Effect.Effect<Registry["Service"]> = Effect.sync(() =
     onRegister: (f) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          hooks.add(f)
-          for (const breaker of byName.values()) f(breaker)
+          const cleanups = new Map<string, () => void>()
+          hooks.set(f, cleanups)
+          for (const breaker of byName.values()) attach(f, cleanups, breaker)
+          return cleanups
         }),
-        () => Effect.sync(() => hooks.delete(f))
+        (cleanups) =>
+          Effect.sync(() => {
+            hooks.delete(f)
+            for (const cleanup of cleanups.values()) cleanup()
+          })
       )
   })
 })
@@ -708,7 +759,9 @@ const makeBreaker = (
 
   m.onTransition = (transition) => {
     if (transition.to === "Open") totals.trips++
-    for (let i = 0; i < listeners.length; i++) listeners[i]!.onTransition?.(transition)
+    if (listeners.length === 0) return
+    const event: Transition = { ...transition, circuit: name, lastError: lastErrorMessage() }
+    for (let i = 0; i < listeners.length; i++) listeners[i]!.onTransition?.(event)
   }
   m.onOpen = (generation, durationMillis) => {
     timer?.interruptUnsafe()
@@ -717,9 +770,11 @@ const makeBreaker = (
     )
   }
 
+  const lastErrorMessage = () => lastError === undefined ? undefined : redact(errorMessage(lastError))
+
   const rejection = (at: number): CircuitBreakerError => {
     totals.rejected++
-    notifyCall("rejected", 0)
+    if (listeners.length > 0) notifyCall("rejected", 0)
     const reason: RejectionReason = m.mode === "ForcedOpen" ? "ForcedOpen" : m.state === "Open" ? "Open" : "HalfOpen"
     return makeError(name, m.state, reason, Machine.retryAfter(m, at))
   }
@@ -728,7 +783,7 @@ const makeBreaker = (
     for (let i = 0; i < listeners.length; i++) listeners[i]!.onCall?.(outcome, durationMillis)
   }
 
-  const settle = (generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown) => {
+  const settle = (generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown): Machine.Outcome => {
     const end = timed || outcome !== "success" || m.state !== "Closed" ? now() : 0
     if (outcome === "success" && slowCallMillis !== undefined && end - startedAt >= slowCallMillis) outcome = "slow"
     switch (outcome) {
@@ -748,6 +803,7 @@ const makeBreaker = (
     }
     Machine.complete(m, generation, outcome, end)
     if (listeners.length > 0) notifyCall(outcome, end - startedAt)
+    return outcome
   }
 
   const admit = (): number | CircuitBreakerError => {
@@ -758,7 +814,8 @@ const makeBreaker = (
 
   const protect = <A, E, R>(
     self: Effect.Effect<A, E, R>,
-    isFailure?: (error: E) => boolean
+    isFailure?: ((error: E) => boolean) | undefined,
+    onSettled?: OnSettled | undefined
   ): Effect.Effect<A, E | CircuitBreakerError, R> => {
     const classify = (isFailure ?? defaultIsFailure) as ((error: unknown) => boolean) | undefined
     const guarded: Effect.Effect<A, E | CircuitBreakerError, R> = callTimeoutMillis === undefined
@@ -768,10 +825,7 @@ const makeBreaker = (
         orElse: () => Effect.fail(timeoutError(name, m.state))
       })
     const onExit = (generation: number, startedAt: number, exit: Exit.Exit<A, E | CircuitBreakerError>) => {
-      if (exit._tag === "Success") {
-        settle(generation, startedAt, "success", undefined)
-        return
-      }
+      if (exit._tag === "Success") return settle(generation, startedAt, "success", undefined)
       let outcome: Machine.Outcome = "ignored"
       let error: unknown = undefined
       for (const reason of exit.cause.reasons) {
@@ -788,28 +842,38 @@ const makeBreaker = (
           }
         }
       }
-      settle(generation, startedAt, outcome, error)
+      return settle(generation, startedAt, outcome, error)
     }
     return Effect.suspend(() => {
       // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
       if (m.state === "Open") {
         const at = now()
-        if (m.mode !== "Normal" || at < m.openUntil) return Effect.fail(rejection(at))
+        if (m.mode !== "Normal" || at < m.openUntil) {
+          onSettled?.("rejected", "Open")
+          return Effect.fail(rejection(at))
+        }
       }
       let generation = Machine.REJECTED
-      let startedAt = 0
+      let startedAt = NaN
+      let admittedIn: State = "Closed"
       // Admission happens inside the exit frame, so an interruption right after it still settles
       // the call. The finalizer is synchronous and returns no effect, which spares a flatMap per call.
       return Effect.onExitPrimitive(
         Effect.suspend(() => {
           const admitted = admit()
-          if (typeof admitted !== "number") return Effect.fail(admitted)
+          if (typeof admitted !== "number") {
+            onSettled?.("rejected", admitted.state)
+            return Effect.fail(admitted)
+          }
           generation = admitted
-          startedAt = timed ? now() : 0
+          admittedIn = m.state
+          if (timed) startedAt = now()
           return guarded
         }),
         (exit) => {
-          if (generation !== Machine.REJECTED) onExit(generation, startedAt, exit)
+          if (generation === Machine.REJECTED) return undefined
+          const outcome = onExit(generation, startedAt, exit)
+          onSettled?.(outcome, admittedIn)
           return undefined
         }
       )
@@ -828,7 +892,7 @@ const makeBreaker = (
       retryAfterMillis: Machine.retryAfter(m, at),
       since: m.since,
       totals: { ...totals },
-      lastError: lastError === undefined ? undefined : redact(errorMessage(lastError))
+      lastError: lastErrorMessage()
     }
   }
 
@@ -862,6 +926,10 @@ const makeBreaker = (
       admit,
       settle: (generation, startedAt, outcome, error) => settle(generation, startedAt, outcome, error),
       now,
+      state: () => {
+        if (m.state === "Open") Machine.expire(m, m.generation, now())
+        return m.state
+      },
       snapshot
     }
   }

@@ -1,0 +1,334 @@
+/**
+ * Prometheus metrics (prom-client) for every breaker of a `CircuitBreaker.Registry`.
+ *
+ * Almost nothing runs on the call path. The breaker already keeps cumulative
+ * totals; the gauge and the counters read them when Prometheus scrapes
+ * (`collect()`), so a scrape shows the breaker exactly as it is at that moment,
+ * including an OPEN breaker whose open period has ended (it reads HALF_OPEN).
+ * Transitions are counted as they happen (they are rare). Only the optional
+ * duration histogram runs per call.
+ *
+ * | metric | type | labels |
+ * |---|---|---|
+ * | `circuit_breaker_state` | gauge: 0 CLOSED, 1 OPEN, 2 HALF_OPEN | service, circuit |
+ * | `circuit_breaker_failures_total` | counter of counted failures (slow calls included) | service, circuit |
+ * | `circuit_breaker_trips_total` | counter of openings | service, circuit |
+ * | `circuit_breaker_calls_total` | counter | service, circuit, result |
+ * | `circuit_breaker_transitions_total` | counter | service, circuit, from, to |
+ * | `circuit_breaker_call_duration_seconds` | histogram | service, circuit, result |
+ *
+ * A gauge read at scrape time can miss an OPEN period shorter than the scrape
+ * interval; `circuit_breaker_trips_total` never does.
+ *
+ * **Example** (Exposing the breakers of the program)
+ *
+ * ```ts
+ * import { Effect, Layer } from "effect"
+ * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { Metrics } from "@neural-hive/observability"
+ *
+ * const program = Effect.gen(function*() {
+ *   yield* CircuitBreaker.make({ name: "kafka_producer" })
+ *   const registry = yield* Metrics.PrometheusRegistry
+ *   return yield* Effect.promise(() => registry.metrics())
+ * })
+ *
+ * const MainLayer = Metrics.layer({ service: "orchestrator-dynamic" }).pipe(
+ *   Layer.provideMerge(CircuitBreaker.layerRegistry)
+ * )
+ * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(MainLayer)))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { CircuitBreaker } from "@neural-hive/resilience"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as Prometheus from "prom-client"
+import { stateLabel, stateValue } from "./internal/labels.ts"
+import { ServiceName } from "./ServiceName.ts"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * The names of the metrics this module exports.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const names = {
+  state: "circuit_breaker_state",
+  failures: "circuit_breaker_failures_total",
+  trips: "circuit_breaker_trips_total",
+  calls: "circuit_breaker_calls_total",
+  transitions: "circuit_breaker_transitions_total",
+  duration: "circuit_breaker_call_duration_seconds"
+} as const
+
+/**
+ * The values of the `result` label: every call ends as exactly one of them.
+ * `slow` is a success slower than the breaker's slow-call threshold, counted
+ * as a failure by the breaker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Result = "success" | "failure" | "slow" | "ignored" | "rejected"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const results: ReadonlyArray<Result> = ["success", "failure", "slow", "ignored", "rejected"]
+
+/**
+ * Buckets of the duration histogram, in seconds (prom-client's defaults).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultBuckets: ReadonlyArray<number> = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/**
+ * A prom-client registry, in either exposition format.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Registry = Prometheus.Registry<Prometheus.RegistryContentType>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Where to register the metrics: your registry (with your own metrics) or, by default, a new one. */
+  readonly registry?: Registry | undefined
+  /** The `service` label (default: the `ServiceName` reference, `orchestrator-dynamic`). */
+  readonly service?: string | undefined
+  /** Record `circuit_breaker_call_duration_seconds` (default `true`); it is the only per-call cost. */
+  readonly histogram?: boolean | undefined
+  /** Histogram buckets in seconds (default `defaultBuckets`). */
+  readonly buckets?: ReadonlyArray<number> | undefined
+}
+
+// -----------------------------------------------------------------------------
+// services
+// -----------------------------------------------------------------------------
+
+/**
+ * The prom-client registry the breaker metrics live in; `/metrics` serves it.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class PrometheusRegistry extends Context.Service<PrometheusRegistry, Registry>()(
+  "@neural-hive/observability/PrometheusRegistry"
+) {}
+
+// -----------------------------------------------------------------------------
+// constructors
+// -----------------------------------------------------------------------------
+
+type Labels = { readonly service: string; readonly circuit: string }
+
+interface Wired {
+  readonly labels: Labels
+  readonly resultLabels: Record<Result, Labels & { readonly result: Result }>
+  /** Totals already added to the counters. */
+  readonly seen: {
+    successes: number
+    failures: number
+    slow: number
+    ignored: number
+    rejected: number
+    trips: number
+  }
+  readonly scope: Scope.Closeable
+}
+
+/**
+ * Registers the breaker metrics in a prom-client registry and wires every
+ * breaker of the `CircuitBreaker.Registry` to them, including breakers made
+ * later. The metrics leave the prom-client registry when the scope closes.
+ * Registering twice in one prom-client registry is a defect (prom-client
+ * refuses duplicate metric names).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options?: Options) => Effect.Effect<Registry, never, CircuitBreaker.Registry | Scope.Scope> = Effect
+  .fnUntraced(function*(options?: Options) {
+    const breakers = yield* CircuitBreaker.Registry
+    const service = options?.service ?? (yield* ServiceName)
+    const registry: Registry = options?.registry ?? new Prometheus.Registry()
+    const scope = yield* Effect.scope
+    const wired = new Map<CircuitBreaker.CircuitBreaker, Wired>()
+    const owned: Array<{ readonly name: string; readonly metric: unknown }> = []
+
+    yield* Scope.addFinalizer(
+      scope,
+      Effect.sync(() => {
+        for (const { metric, name } of owned) {
+          if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name)
+        }
+        wired.clear()
+      })
+    )
+
+    // Brings every scrape-time metric up to date; each metric's collect() calls it, so any metric read alone is exact.
+    const refresh = () => {
+      for (const [breaker, w] of wired) {
+        // snapshot() first moves an elapsed OPEN breaker to HALF_OPEN, so the transition is counted before the gauge is read.
+        const { state, totals } = breaker.unsafe.snapshot()
+        stateGauge.set(w.labels, stateValue[state])
+        const seen = w.seen
+        add(failures, w.labels, totals.failures - seen.failures)
+        add(trips, w.labels, totals.trips - seen.trips)
+        add(calls, w.resultLabels.success, totals.successes - seen.successes)
+        add(calls, w.resultLabels.failure, totals.failures - totals.slow - (seen.failures - seen.slow))
+        add(calls, w.resultLabels.slow, totals.slow - seen.slow)
+        add(calls, w.resultLabels.ignored, totals.ignored - seen.ignored)
+        add(calls, w.resultLabels.rejected, totals.rejected - seen.rejected)
+        seen.successes = totals.successes
+        seen.failures = totals.failures
+        seen.slow = totals.slow
+        seen.ignored = totals.ignored
+        seen.rejected = totals.rejected
+        seen.trips = totals.trips
+      }
+    }
+
+    const register = <M>(name: string, make: (name: string) => M): M => {
+      const metric = make(name)
+      owned.push({ name, metric })
+      return metric
+    }
+    const registers = [registry]
+    const labelNames = ["service", "circuit"] as const
+
+    const stateGauge = register(names.state, (name) =>
+      new Prometheus.Gauge({
+        name,
+        help: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN",
+        labelNames,
+        registers,
+        collect: refresh
+      }))
+    const failures = register(names.failures, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Calls the circuit breaker counted as failures (slow calls included)",
+        labelNames,
+        registers,
+        collect: refresh
+      }))
+    const trips = register(names.trips, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Times the circuit breaker opened",
+        labelNames,
+        registers,
+        collect: refresh
+      }))
+    const calls = register(names.calls, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Calls through the circuit breaker by result: success, failure, slow, ignored, rejected",
+        labelNames: ["service", "circuit", "result"] as const,
+        registers,
+        collect: refresh
+      }))
+    const transitions = register(names.transitions, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Circuit breaker state transitions by from and to state (closed, open, half_open)",
+        labelNames: ["service", "circuit", "from", "to"] as const,
+        registers,
+        collect: refresh
+      }))
+    const duration = options?.histogram === false ?
+      undefined :
+      register(names.duration, (name) =>
+        new Prometheus.Histogram({
+          name,
+          help: "Duration of the calls the circuit breaker let through, in seconds, by result",
+          labelNames: ["service", "circuit", "result"] as const,
+          buckets: [...(options?.buckets ?? defaultBuckets)],
+          registers
+        }))
+
+    const forget = (breaker: CircuitBreaker.CircuitBreaker, w: Wired) => {
+      wired.delete(breaker)
+      // A breaker that is gone has no state; its counters stay, as counters do.
+      stateGauge.remove(w.labels)
+      Effect.runSync(Scope.close(w.scope, Exit.void))
+    }
+
+    const wire = (breaker: CircuitBreaker.CircuitBreaker) => {
+      if (wired.has(breaker)) return
+      const labels: Labels = { service, circuit: breaker.name }
+      const resultLabels = {} as Record<Result, Labels & { readonly result: Result }>
+      for (const result of results) resultLabels[result] = { service, circuit: breaker.name, result }
+      const w: Wired = {
+        labels,
+        resultLabels,
+        seen: { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 },
+        scope: Scope.forkUnsafe(scope)
+      }
+      wired.set(breaker, w)
+      // Every series exists from the start, so rate() and the alerts see zeros before the first failure.
+      failures.inc(labels, 0)
+      trips.inc(labels, 0)
+      for (const result of results) calls.inc(resultLabels[result], 0)
+      // Listen before the first snapshot: reading it may move an elapsed OPEN breaker, and that move must be counted.
+      Effect.runSync(
+        Scope.provide(w.scope)(breaker.listen({
+          onTransition: (transition) =>
+            transitions.inc({
+              service,
+              circuit: breaker.name,
+              from: stateLabel[transition.from],
+              to: stateLabel[transition.to]
+            }),
+          onCall: duration === undefined ? undefined : (outcome, durationMillis) => {
+            // A rejection ran nothing; a call admitted before this listener was not timed (NaN).
+            if (outcome === "rejected" || Number.isNaN(durationMillis)) return
+            duration.observe(resultLabels[outcome], durationMillis / 1000)
+          }
+        }))
+      )
+      stateGauge.set(labels, stateValue[breaker.unsafe.state()])
+      // Runs when the breaker leaves the registry: its state series goes at once.
+      return () => {
+        if (wired.get(breaker) === w) forget(breaker, w)
+      }
+    }
+
+    yield* breakers.onRegister(wire)
+    return registry
+  })
+
+/**
+ * Provides the `PrometheusRegistry` holding the breaker metrics, wired to
+ * every breaker of the `CircuitBreaker.Registry`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<PrometheusRegistry, never, CircuitBreaker.Registry> =>
+  Layer.effect(PrometheusRegistry, make(options))
+
+// -----------------------------------------------------------------------------
+// internals
+// -----------------------------------------------------------------------------
+
+const add = <T extends string>(counter: Prometheus.Counter<T>, labels: Prometheus.LabelValues<T>, delta: number) => {
+  // A negative delta cannot happen with cumulative totals; skip rather than let prom-client throw.
+  if (delta > 0) counter.inc(labels, delta)
+}

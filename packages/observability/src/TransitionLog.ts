@@ -1,0 +1,167 @@
+/**
+ * One structured log line per breaker transition, through Effect's `Logger`.
+ *
+ * | transition to | message | level |
+ * |---|---|---|
+ * | OPEN | `circuit_breaker_open` | WARN |
+ * | HALF_OPEN | `circuit_breaker_half_open` | INFO |
+ * | CLOSED | `circuit_breaker_reset` | INFO |
+ *
+ * Each line carries the annotations `service`, `circuit`, `from`, `to`,
+ * `reason`, `failures`, `retry_after_seconds` (`null` while forced open) and
+ * `last_error` (the message of the last counted failure with passwords and
+ * tokens removed by the breaker, or `null`). `layer` logs through the loggers
+ * of the program; `layerJson` always writes JSON lines (`Logger.consoleJson`).
+ *
+ * **Example** (JSON lines for every transition)
+ *
+ * ```ts
+ * import { Layer } from "effect"
+ * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { TransitionLog } from "@neural-hive/observability"
+ *
+ * const Logs = TransitionLog.layerJson({ service: "orchestrator-dynamic" }).pipe(
+ *   Layer.provideMerge(CircuitBreaker.layerRegistry)
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { CircuitBreaker } from "@neural-hive/resilience"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as Scope from "effect/Scope"
+import { seconds, stateLabel } from "./internal/labels.ts"
+import { ServiceName } from "./ServiceName.ts"
+
+/**
+ * The log message of a transition into each state.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const messages = {
+  Open: "circuit_breaker_open",
+  HalfOpen: "circuit_breaker_half_open",
+  Closed: "circuit_breaker_reset"
+} as const satisfies Record<CircuitBreaker.State, string>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The `service` annotation (default: the `ServiceName` reference, `orchestrator-dynamic`). */
+  readonly service?: string | undefined
+}
+
+/**
+ * The annotations of one transition's log line.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Annotations {
+  readonly service: string
+  readonly circuit: string
+  readonly from: string
+  readonly to: string
+  readonly reason: string
+  readonly failures: number
+  readonly retry_after_seconds: number | null
+  readonly last_error: string | null
+}
+
+const reasons: Record<CircuitBreaker.Transition["reason"], string> = {
+  Tripped: "tripped",
+  ProbeFailed: "probe_failed",
+  OpenElapsed: "open_elapsed",
+  ProbesSucceeded: "probes_succeeded",
+  ForcedOpen: "forced_open",
+  Disabled: "disabled",
+  Reset: "reset"
+}
+
+/**
+ * The annotations logged for `transition` of `breaker`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const annotations = (
+  service: string,
+  breaker: CircuitBreaker.CircuitBreaker,
+  transition: CircuitBreaker.Transition
+): Annotations => ({
+  service,
+  circuit: breaker.name,
+  from: stateLabel[transition.from],
+  to: stateLabel[transition.to],
+  reason: reasons[transition.reason],
+  failures: transition.failures,
+  retry_after_seconds: seconds(transition.retryAfterMillis),
+  last_error: transition.lastError ?? null
+})
+
+/**
+ * Logs one line per transition of every breaker of the registry, including
+ * breakers made later, until the scope closes. Lines are written at the moment
+ * of the transition, in order, with the timestamp of the `Clock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options?: Options) => Effect.Effect<void, never, CircuitBreaker.Registry | Scope.Scope> = Effect
+  .fnUntraced(function*(options?: Options) {
+    const breakers = yield* CircuitBreaker.Registry
+    const service = options?.service ?? (yield* ServiceName)
+    const scope = yield* Effect.scope
+    // The loggers, console and clock of the layer's context; the breaker's callback is synchronous, and a
+    // fiber forked for a synchronous log effect completes before runForkWith returns, so lines keep their order.
+    const run = Effect.runForkWith(yield* Effect.context<never>())
+    yield* breakers.onRegister((breaker) => {
+      // One scope per breaker, closed when it leaves the registry.
+      const listening = Scope.forkUnsafe(scope)
+      Effect.runSync(
+        Scope.provide(listening)(breaker.listen({
+          onTransition: (transition) => {
+            run(log(service, breaker, transition))
+          }
+        }))
+      )
+      return () => Effect.runSync(Scope.close(listening, Exit.void))
+    })
+  })
+
+/**
+ * Transition logs through the loggers of the program.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<never, never, CircuitBreaker.Registry> =>
+  Layer.effectDiscard(make(options))
+
+/**
+ * Transition logs as JSON lines on the console (`Logger.consoleJson`),
+ * whatever the loggers of the rest of the program.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerJson = (options?: Options): Layer.Layer<never, never, CircuitBreaker.Registry> =>
+  layer(options).pipe(Layer.provide(Logger.layer([Logger.consoleJson])))
+
+// -----------------------------------------------------------------------------
+// internals
+// -----------------------------------------------------------------------------
+
+const log = (service: string, breaker: CircuitBreaker.CircuitBreaker, transition: CircuitBreaker.Transition) => {
+  const message = messages[transition.to]
+  return Effect.annotateLogs(
+    transition.to === "Open" ? Effect.logWarning(message) : Effect.logInfo(message),
+    annotations(service, breaker, transition) as unknown as Record<string, unknown>
+  )
+}

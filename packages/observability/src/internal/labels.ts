@@ -1,0 +1,36 @@
+/**
+ * How breaker states and modes are written in labels, logs, spans and `/health`.
+ *
+ * @internal
+ */
+import type { CircuitBreaker } from "@neural-hive/resilience"
+
+/** @internal */
+export type StateLabel = "closed" | "open" | "half_open"
+
+/** @internal */
+export const stateLabel: Record<CircuitBreaker.State, StateLabel> = {
+  Closed: "closed",
+  Open: "open",
+  HalfOpen: "half_open"
+}
+
+/** The gauge encoding fixed by the seed: CLOSED 0, OPEN 1, HALF_OPEN 2. @internal */
+export const stateValue: Record<CircuitBreaker.State, 0 | 1 | 2> = {
+  Closed: 0,
+  Open: 1,
+  HalfOpen: 2
+}
+
+/** @internal */
+export type ModeLabel = "normal" | "forced_open" | "disabled"
+
+/** @internal */
+export const modeLabel: Record<CircuitBreaker.Mode, ModeLabel> = {
+  Normal: "normal",
+  ForcedOpen: "forced_open",
+  Disabled: "disabled"
+}
+
+/** Milliseconds to seconds; `null` for the unbounded wait of a forced-open breaker. @internal */
+export const seconds = (millis: number): number | null => Number.isFinite(millis) ? millis / 1000 : null

@@ -1,0 +1,133 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Metrics } from "@neural-hive/observability"
+import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { Effect, Layer } from "effect"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { scrape } from "./scrape.ts"
+
+const file = fileURLToPath(new URL("../../packages/observability/dashboards/circuit-breakers.json", import.meta.url))
+
+interface Panel {
+  readonly id: number
+  readonly type: string
+  readonly title: string
+  readonly datasource?: { readonly uid: string }
+  readonly targets?: ReadonlyArray<{ readonly expr: string; readonly refId: string }>
+  readonly panels?: ReadonlyArray<Panel>
+}
+
+const dashboard = JSON.parse(readFileSync(file, "utf8")) as {
+  readonly uid: string
+  readonly title: string
+  readonly panels: ReadonlyArray<Panel>
+  readonly templating: { readonly list: ReadonlyArray<{ readonly name: string; readonly query: unknown }> }
+}
+
+const panels = (list: ReadonlyArray<Panel>): ReadonlyArray<Panel> => list.flatMap((p) => [p, ...panels(p.panels ?? [])])
+
+const queries = (): ReadonlyArray<string> => [
+  ...panels(dashboard.panels).flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+  ...dashboard.templating.list.flatMap((v) =>
+    typeof v.query === "object" && v.query !== null && "query" in v.query ? [String(v.query.query)] : []
+  )
+]
+
+// PromQL words that are not metric names.
+const PROMQL = new Set([
+  "sum",
+  "min",
+  "max",
+  "avg",
+  "count",
+  "by",
+  "without",
+  "rate",
+  "irate",
+  "increase",
+  "delta",
+  "histogram_quantile",
+  "label_values",
+  "and",
+  "or",
+  "unless",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "offset",
+  "bool",
+  "topk",
+  "bottomk",
+  "clamp_min",
+  "max_over_time",
+  "min_over_time",
+  "changes",
+  "resets"
+])
+
+/** The metric names a query reads: identifiers left once strings, label sets, grouping lists and ranges are gone. */
+const metricNames = (expr: string): ReadonlyArray<string> => {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, "")
+    .replace(/\{[^}]*\}/g, " ")
+    .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, " ")
+    .replace(/\[[^\]]*\]/g, " ")
+    .replace(/label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)\s*,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*\)/g, "$1")
+  return (stripped.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? []).filter((word) => !PROMQL.has(word))
+}
+
+/** The names of every series the metrics layer exposes, once every metric has a value. */
+const exported = Effect.gen(function*() {
+  const breaker = yield* CircuitBreaker.make({ name: "kafka_producer", failMax: 1 })
+  yield* Effect.ignore(Effect.fail("down").pipe(withBreaker(breaker)))
+  const metrics = yield* scrape(yield* Metrics.PrometheusRegistry)
+  return new Set(metrics.samples.map((sample) => sample.name))
+}).pipe(Effect.provide(Metrics.layer().pipe(Layer.provideMerge(CircuitBreaker.layerRegistry))))
+
+describe("Grafana dashboard", () => {
+  it("parses, with unique panel ids and a datasource variable on every query panel", () => {
+    assert.strictEqual(dashboard.uid, "neural-hive-circuit-breakers")
+    const all = panels(dashboard.panels)
+    assert.strictEqual(new Set(all.map((p) => p.id)).size, all.length)
+    assert.include(dashboard.templating.list.map((v) => v.name), "datasource")
+    for (const panel of all.filter((p) => p.targets !== undefined)) {
+      assert.strictEqual(panel.datasource?.uid, "${datasource}", panel.title)
+      assert.isAbove(panel.targets!.length, 0, panel.title)
+    }
+  })
+
+  it.effect("uses only metrics we export", () =>
+    Effect.gen(function*() {
+      const names = yield* exported
+      const used = new Set(queries().flatMap(metricNames))
+      assert.isAbove(used.size, 0)
+      for (const name of used) assert.isTrue(names.has(name), `${name} is not exported`)
+    }))
+
+  it("shows state per circuit over time, failure and rejection rates, and trips", () => {
+    const byTitle = new Map(panels(dashboard.panels).map((p) => [p.title, p]))
+    const exprs = (title: string) => {
+      const panel = byTitle.get(title)
+      assert.isDefined(panel, title)
+      return panel!.targets!.map((t) => t.expr).join("\n")
+    }
+    assert.strictEqual(byTitle.get("State per circuit over time")?.type, "state-timeline")
+    assert.include(exprs("State per circuit over time"), "circuit_breaker_state")
+    assert.include(exprs("Failure rate"), "rate(circuit_breaker_failures_total")
+    assert.include(exprs("Rejection rate"), `result="rejected"`)
+    assert.include(exprs("Trips"), "circuit_breaker_trips_total")
+  })
+
+  it("the metric-name reader finds names and skips PromQL", () => {
+    assert.deepStrictEqual(
+      metricNames(
+        `histogram_quantile(0.99, sum by (le, circuit) (rate(a_bucket{service="$service"}[$__rate_interval])))`
+      ),
+      ["a_bucket"]
+    )
+    assert.deepStrictEqual(metricNames(`label_values(circuit_breaker_state{service="x"}, circuit)`), [
+      "circuit_breaker_state"
+    ])
+  })
+})

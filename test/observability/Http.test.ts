@@ -1,0 +1,235 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Http, Metrics } from "@neural-hive/observability"
+import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { Config, ConfigProvider, Data, Effect, Layer } from "effect"
+import { HttpServer } from "effect/http"
+import { TestClock } from "effect/testing"
+import * as NodeHttp from "node:http"
+import { parse } from "./scrape.ts"
+
+class ConnectionRefused extends Data.TaggedError("ConnectionRefused")<{ readonly message: string }> {}
+
+interface Reply {
+  readonly status: number
+  readonly headers: NodeHttp.IncomingHttpHeaders
+  readonly body: string
+}
+
+/** One real HTTP request to the server of the test, on 127.0.0.1, without keep-alive. */
+const request = (path: string, method = "GET") =>
+  Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const address = server.address
+    assert.strictEqual(address._tag, "InetAddressV4")
+    const port = "port" in address ? address.port : 0
+    return yield* Effect.callback<Reply>((resume) => {
+      const req = NodeHttp.request({ host: "127.0.0.1", port, path, method, agent: false }, (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (chunk: Buffer) => chunks.push(chunk))
+        res.on("end", () =>
+          resume(Effect.succeed({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8")
+          })))
+      })
+      req.on("error", (error) => resume(Effect.die(error)))
+      req.end()
+    })
+  })
+
+const json = (reply: Reply): Http.Health => {
+  assert.match(reply.headers["content-type"] ?? "", /^application\/json/)
+  return JSON.parse(reply.body)
+}
+
+const TestLayer = Http.layer({ host: "127.0.0.1", port: 0 }).pipe(
+  Layer.provideMerge(Metrics.layer()),
+  Layer.provideMerge(CircuitBreaker.layerRegistry)
+)
+
+const seedBreakers = Effect.gen(function*() {
+  const options = { failMax: 5, recoveryTimeout: "30 seconds", maxOpenDuration: "60 seconds" } as const
+  return {
+    kafka: yield* CircuitBreaker.make({ name: "kafka_producer", ...options }),
+    temporal: yield* CircuitBreaker.make({ name: "temporal_client", ...options }),
+    redis: yield* CircuitBreaker.make({ name: "redis_client", ...options, failureMode: "fail-open" }),
+    mongodb: yield* CircuitBreaker.make({ name: "mongodb_client", ...options })
+  }
+})
+
+const trip = (breaker: CircuitBreaker.CircuitBreaker, message = "connect ECONNREFUSED") =>
+  Effect.repeat(Effect.ignore(Effect.fail(new ConnectionRefused({ message })).pipe(withBreaker(breaker))), {
+    times: 4
+  })
+
+describe("Http: /health", () => {
+  it.effect("every breaker closed: 200 ok, with name, state, mode, failures, trips, retry-after", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      yield* Effect.ignore(Effect.fail(new ConnectionRefused({ message: "x" })).pipe(withBreaker(kafka)))
+      const reply = yield* request("/health")
+      assert.strictEqual(reply.status, 200)
+      assert.strictEqual(reply.headers["cache-control"], "no-store")
+      const closed = { state: "closed", mode: "normal", failures: 0, trips: 0, retryAfterSeconds: 0 } as const
+      assert.deepStrictEqual(json(reply), {
+        service: "orchestrator-dynamic",
+        status: "ok",
+        breakers: [
+          { name: "kafka_producer", ...closed, failureMode: "fail-fast", failures: 1 },
+          { name: "mongodb_client", ...closed, failureMode: "fail-fast" },
+          { name: "redis_client", ...closed, failureMode: "fail-open" },
+          { name: "temporal_client", ...closed, failureMode: "fail-fast" }
+        ]
+      })
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("an open fail-open breaker (Redis) degrades but keeps 200", () =>
+    Effect.gen(function*() {
+      const { redis } = yield* seedBreakers
+      yield* trip(redis)
+      const reply = yield* request("/health")
+      assert.strictEqual(reply.status, 200)
+      const health = json(reply)
+      assert.strictEqual(health.status, "degraded")
+      const entry = health.breakers.find((b) => b.name === "redis_client")!
+      assert.deepStrictEqual([entry.state, entry.trips, entry.retryAfterSeconds], ["open", 1, 30])
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("a fail-fast breaker not closed (OPEN, then HALF_OPEN): 503 unavailable", () =>
+    Effect.gen(function*() {
+      const { kafka, redis } = yield* seedBreakers
+      yield* trip(redis)
+      yield* trip(kafka)
+      yield* TestClock.adjust("10 seconds")
+      let reply = yield* request("/health")
+      assert.strictEqual(reply.status, 503)
+      let health = json(reply)
+      assert.strictEqual(health.status, "unavailable")
+      const entry = health.breakers.find((b) => b.name === "kafka_producer")!
+      assert.deepStrictEqual([entry.state, entry.failures, entry.trips, entry.retryAfterSeconds], ["open", 5, 1, 20])
+      yield* TestClock.adjust("20 seconds")
+      reply = yield* request("/health")
+      assert.strictEqual(reply.status, 503)
+      health = json(reply)
+      assert.strictEqual(health.breakers.find((b) => b.name === "kafka_producer")!.state, "half_open")
+      yield* Effect.succeed("sent").pipe(withBreaker(kafka))
+      yield* Effect.succeed("cached").pipe(withBreaker(redis))
+      reply = yield* request("/health")
+      assert.strictEqual(reply.status, 200)
+      assert.strictEqual(json(reply).status, "ok")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("forced open: retryAfterSeconds is null; no error message or secret ever appears", () =>
+    Effect.gen(function*() {
+      const { mongodb } = yield* seedBreakers
+      yield* trip(mongodb, "auth failed for mongodb://orchestrator:s3cr3t-pass@mongo:27017/hive password=hunter2")
+      yield* mongodb.forceOpen
+      const reply = yield* request("/health")
+      assert.strictEqual(reply.status, 503)
+      const entry = json(reply).breakers.find((b) => b.name === "mongodb_client")!
+      assert.deepStrictEqual(entry, {
+        name: "mongodb_client",
+        state: "open",
+        mode: "forced_open",
+        failureMode: "fail-fast",
+        failures: 5,
+        trips: 2,
+        retryAfterSeconds: null
+      })
+      for (const secret of ["s3cr3t", "hunter2", "ECONNREFUSED", "auth failed", "mongodb://"]) {
+        assert.notInclude(reply.body, secret)
+      }
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("the health report is a pure function of snapshots", () =>
+    Effect.sync(() => {
+      assert.deepStrictEqual(Http.health("svc", []), { service: "svc", status: "ok", breakers: [] })
+      assert.strictEqual(Http.statusCode({ service: "svc", status: "degraded", breakers: [] }), 200)
+      assert.strictEqual(Http.statusCode({ service: "svc", status: "unavailable", breakers: [] }), 503)
+    }))
+})
+
+describe("Http: /live, /metrics, 404, 405", () => {
+  it.effect("/live answers 200 while the process runs", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      yield* kafka.forceOpen
+      const reply = yield* request("/live")
+      assert.strictEqual(reply.status, 200)
+      assert.deepStrictEqual(JSON.parse(reply.body), { status: "alive" })
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("/metrics serves the Prometheus text with its content type", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      yield* trip(kafka)
+      const reply = yield* request("/metrics")
+      assert.strictEqual(reply.status, 200)
+      assert.strictEqual(reply.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8")
+      const state = parse(reply.body).find((sample) =>
+        sample.name === "circuit_breaker_state" && sample.labels.circuit === "kafka_producer"
+      )
+      assert.deepStrictEqual(state?.labels, { service: "orchestrator-dynamic", circuit: "kafka_producer" })
+      assert.strictEqual(state?.value, 1)
+      assert.include(reply.body, "# TYPE circuit_breaker_trips_total counter")
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("unknown paths 404, wrong methods 405 with Allow, HEAD and query strings are served", () =>
+    Effect.gen(function*() {
+      yield* seedBreakers
+      for (const path of ["/", "/healthz", "/health/", "/metrics/x", "/__proto__", "/constructor"]) {
+        assert.strictEqual((yield* request(path)).status, 404, path)
+      }
+      for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+        for (const path of ["/health", "/live", "/metrics"]) {
+          const reply = yield* request(path, method)
+          assert.strictEqual(reply.status, 405, `${method} ${path}`)
+          assert.strictEqual(reply.headers.allow, "GET, HEAD")
+        }
+      }
+      assert.strictEqual((yield* request("/nowhere", "POST")).status, 404)
+      const head = yield* request("/health", "HEAD")
+      assert.strictEqual(head.status, 200)
+      assert.strictEqual(head.body, "")
+      assert.strictEqual((yield* request("/health?verbose=1")).status, 200)
+    }).pipe(Effect.provide(TestLayer)))
+})
+
+describe("Http: listening", () => {
+  it.effect("listens on port 8000 by default", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(Http.DEFAULT_PORT, 8000)
+      const bound = yield* Effect.exit(
+        HttpServer.HttpServer.useSync((server) => server.address).pipe(
+          Effect.provide(
+            Http.layer({ host: "127.0.0.1" }).pipe(
+              Layer.provide(Metrics.layer()),
+              Layer.provide(CircuitBreaker.layerRegistry)
+            )
+          )
+        )
+      )
+      if (bound._tag === "Success") {
+        assert.strictEqual("port" in bound.value ? bound.value.port : 0, 8000)
+      } else {
+        // Something else holds 8000 on this machine: the failure still names the default port.
+        assert.match(String(bound.cause), /EADDRINUSE.*8000/)
+      }
+    }))
+
+  it.effect("layerConfig reads the port from Config", () =>
+    Effect.gen(function*() {
+      const reply = yield* request("/live")
+      assert.strictEqual(reply.status, 200)
+    }).pipe(Effect.provide(
+      Http.layerConfig({
+        host: Config.succeed("127.0.0.1"),
+        port: Config.Int("HTTP_PORT").pipe(Config.withDefault(Http.DEFAULT_PORT))
+      }).pipe(
+        Layer.provideMerge(Metrics.layer()),
+        Layer.provideMerge(CircuitBreaker.layerRegistry),
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ HTTP_PORT: "0" })))
+      )
+    )))
+})

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Http, Metrics } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
-import { Config, ConfigProvider, Data, Effect, Layer } from "effect"
+import { Config, ConfigProvider, Data, Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
-import { TestClock } from "effect/testing"
+import { TestClock, TestConsole } from "effect/testing"
 import * as NodeHttp from "node:http"
 import { parse } from "./scrape.ts"
 
@@ -16,14 +16,14 @@ interface Reply {
 }
 
 /** One real HTTP request to the server of the test, on 127.0.0.1, without keep-alive. */
-const request = (path: string, method = "GET") =>
+const request = (path: string, method = "GET", headers: NodeHttp.OutgoingHttpHeaders = {}) =>
   Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
     const address = server.address
     assert.strictEqual(address._tag, "InetAddressV4")
     const port = "port" in address ? address.port : 0
     return yield* Effect.callback<Reply>((resume) => {
-      const req = NodeHttp.request({ host: "127.0.0.1", port, path, method, agent: false }, (res) => {
+      const req = NodeHttp.request({ host: "127.0.0.1", port, path, method, headers, agent: false }, (res) => {
         const chunks: Array<Buffer> = []
         res.on("data", (chunk: Buffer) => chunks.push(chunk))
         res.on("end", () =>
@@ -232,4 +232,69 @@ describe("Http: listening", () => {
         Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ HTTP_PORT: "0" })))
       )
     )))
+})
+
+describe("Http: manual control (admin routes)", () => {
+  const token = "admin-token-123"
+  const AdminLayer = Http.layer({ host: "127.0.0.1", port: 0, admin: { token: Redacted.make(token) } }).pipe(
+    Layer.provide(Logger.layer([Logger.consoleJson])),
+    Layer.provideMerge(Metrics.layer()),
+    Layer.provideMerge(CircuitBreaker.layerRegistry)
+  )
+  const bearer = (value: string) => ({ authorization: `Bearer ${value}` })
+
+  it.effect("off by default: the admin paths are not found", () =>
+    Effect.gen(function*() {
+      yield* seedBreakers
+      const reply = yield* request("/admin/breakers/kafka_producer/force-open", "POST", bearer(token))
+      assert.strictEqual(reply.status, 404)
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("force-open, disable and reset with the token; every use logged with who and what", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      let reply = yield* request("/admin/breakers/kafka_producer/force-open", "POST", bearer(token))
+      assert.strictEqual(reply.status, 200)
+      assert.deepStrictEqual(JSON.parse(reply.body), {
+        circuit: "kafka_producer",
+        action: "force-open",
+        state: "open",
+        mode: "forced_open"
+      })
+      assert.strictEqual(yield* kafka.state, "Open")
+      reply = yield* request("/health")
+      assert.strictEqual(reply.status, 503)
+      reply = yield* request("/admin/breakers/kafka_producer/disable", "POST", bearer(token))
+      assert.strictEqual(JSON.parse(reply.body).mode, "disabled")
+      reply = yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer(token))
+      assert.strictEqual(JSON.parse(reply.body).mode, "normal")
+      assert.strictEqual(yield* kafka.state, "Closed")
+      const logged = (yield* TestConsole.logLines).map((line) => JSON.parse(line as string))
+      const uses = logged.filter((l) => l.message === "circuit_breaker_manual_control")
+      assert.deepStrictEqual(uses.map((l) => l.annotations.action), ["force-open", "disable", "reset"])
+      for (const use of uses) {
+        assert.strictEqual(use.annotations.circuit, "kafka_producer")
+        assert.strictEqual(use.annotations.remote_address, "127.0.0.1")
+        assert.notInclude(JSON.stringify(use), token)
+      }
+    }).pipe(Effect.provide(AdminLayer)))
+
+  it.effect("a wrong or missing token is refused with 401 and changes nothing; unknown breaker 404; GET 405", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      for (const headers of [{}, bearer("wrong"), bearer(`${token}x`), { authorization: token }]) {
+        const reply = yield* request("/admin/breakers/kafka_producer/force-open", "POST", headers)
+        assert.strictEqual(reply.status, 401)
+        assert.strictEqual(reply.headers["www-authenticate"], "Bearer")
+        assert.notInclude(reply.body, token)
+      }
+      assert.strictEqual(yield* kafka.state, "Closed")
+      const denied = (yield* TestConsole.logLines).map((line) => JSON.parse(line as string))
+        .filter((l) => l.message === "circuit_breaker_manual_control_denied")
+      assert.strictEqual(denied.length, 4)
+      assert.notInclude(JSON.stringify(denied), token)
+      assert.strictEqual((yield* request("/admin/breakers/nope/reset", "POST", bearer(token))).status, 404)
+      assert.strictEqual((yield* request("/admin/breakers/kafka_producer/explode", "POST", bearer(token))).status, 404)
+      assert.strictEqual((yield* request("/admin/breakers/kafka_producer/reset", "GET", bearer(token))).status, 405)
+    }).pipe(Effect.provide(AdminLayer)))
 })

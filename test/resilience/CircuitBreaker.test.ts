@@ -441,7 +441,9 @@ describe("CircuitBreaker: registry", () => {
       const registry = yield* CircuitBreaker.Registry
       yield* CircuitBreaker.make({ name: "kafka_producer" })
       const seen: Array<string> = []
-      yield* registry.onRegister((b) => seen.push(b.name))
+      yield* registry.onRegister((b) => {
+        seen.push(b.name)
+      })
       yield* Effect.scoped(CircuitBreaker.make({ name: "redis_client" }))
       assert.deepStrictEqual(seen, ["kafka_producer", "redis_client"])
       const names = (yield* registry.snapshots).map((s) => s.name)

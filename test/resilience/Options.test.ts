@@ -57,8 +57,8 @@ describe("CircuitBreaker options (property)", () => {
           } else {
             const reason = exit.cause.reasons[0]
             assert.strictEqual(reason?._tag, "Fail", "bad options must fail, not die")
-            if (reason?._tag === "Fail") {
-              assert.strictEqual(reason.error._tag, "CircuitBreakerOptionsError")
+            assert.strictEqual(reason?._tag === "Fail" && reason.error._tag, "CircuitBreakerOptionsError")
+            if (reason?._tag === "Fail" && reason.error._tag === "CircuitBreakerOptionsError") {
               assert.isString(reason.error.option)
               assert.include(reason.error.message, reason.error.option)
             }

@@ -39,6 +39,9 @@ import type * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { createHash, timingSafeEqual } from "node:crypto"
 import * as NodeHttp from "node:http"
 import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
 import { PrometheusRegistry } from "./Metrics.ts"
@@ -104,7 +107,20 @@ export interface Options {
   readonly host?: string | undefined
   /** The `service` of `/health` (default: the `ServiceName` reference, `orchestrator-dynamic`). */
   readonly service?: string | undefined
+  /**
+   * Manual control over HTTP, off unless given: `POST /admin/breakers/{name}/{force-open|disable|reset}`
+   * with `Authorization: Bearer <token>`. Every use, allowed or denied, is logged.
+   */
+  readonly admin?: { readonly token: Redacted.Redacted<string> } | undefined
 }
+
+/**
+ * The manual actions of the admin routes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AdminAction = "force-open" | "disable" | "reset"
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -152,12 +168,12 @@ export const statusCode = (report: Health): 200 | 503 => report.status === "unav
  * @category constructors
  */
 export const makeApp: (
-  options?: Pick<Options, "service">
+  options?: Pick<Options, "service" | "admin">
 ) => Effect.Effect<
   Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>,
   never,
   CircuitBreaker.Registry | PrometheusRegistry
-> = Effect.fnUntraced(function*(options?: Pick<Options, "service">) {
+> = Effect.fnUntraced(function*(options?: Pick<Options, "service" | "admin">) {
   const breakers = yield* CircuitBreaker.Registry
   const registry = yield* PrometheusRegistry
   const service = options?.service ?? (yield* ServiceName)
@@ -182,8 +198,12 @@ export const makeApp: (
     ]
   ])
 
+  const admin = options?.admin === undefined ? undefined : makeAdmin(breakers, options.admin.token)
+
   return HttpServerRequest.HttpServerRequest.use((request) => {
-    const route = routes.get(pathOf(request.url))
+    const path = pathOf(request.url)
+    if (admin !== undefined && path.startsWith("/admin/")) return admin(request, path)
+    const route = routes.get(path)
     if (route === undefined) {
       return Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 }))
     }
@@ -233,6 +253,65 @@ export const layerConfig = (
 // -----------------------------------------------------------------------------
 
 const noStore = { "cache-control": "no-store" }
+
+const ADMIN_PATH = /^\/admin\/breakers\/([A-Za-z0-9_.:-]{1,64})\/(force-open|disable|reset)$/
+
+const digest = (text: string) => createHash("sha256").update(text).digest()
+
+const makeAdmin = (breakers: CircuitBreaker.Registry["Service"], token: Redacted.Redacted<string>) => {
+  // Compare digests, not strings: equal lengths, and timingSafeEqual leaks nothing about the token.
+  const expected = digest(Redacted.value(token))
+  const authorized = (header: string | undefined) =>
+    header !== undefined && header.startsWith("Bearer ") && timingSafeEqual(digest(header.slice(7)), expected)
+
+  return (
+    request: HttpServerRequest.HttpServerRequest,
+    path: string
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    const match = ADMIN_PATH.exec(path)
+    if (match === null) return Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 }))
+    const circuit = match[1]!
+    const action = match[2] as AdminAction
+    const who = {
+      circuit,
+      action,
+      remote_address: Option.getOrElse(request.remoteAddress, () => "unknown"),
+      user_agent: request.headers["user-agent"] ?? "unknown"
+    }
+    if (request.method !== "POST") {
+      return Effect.succeed(
+        HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, { status: 405, headers: { allow: "POST" } })
+      )
+    }
+    if (!authorized(request.headers["authorization"])) {
+      return Effect.logWarning("circuit_breaker_manual_control_denied").pipe(
+        Effect.annotateLogs(who),
+        Effect.as(
+          HttpServerResponse.jsonUnsafe({ error: "unauthorized" }, {
+            status: 401,
+            headers: { "www-authenticate": "Bearer" }
+          })
+        )
+      )
+    }
+    return Effect.gen(function*() {
+      const found = yield* breakers.get(circuit)
+      if (Option.isNone(found)) {
+        return HttpServerResponse.jsonUnsafe({ error: `no breaker named ${circuit}` }, { status: 404 })
+      }
+      const breaker = found.value
+      yield* action === "force-open" ? breaker.forceOpen : action === "disable" ? breaker.disable : breaker.reset
+      const snapshot = yield* breaker.snapshot
+      yield* Effect.logWarning("circuit_breaker_manual_control").pipe(
+        Effect.annotateLogs({ ...who, state: stateLabel[snapshot.state], mode: modeLabel[snapshot.mode] })
+      )
+      return HttpServerResponse.jsonUnsafe(
+        { circuit, action, state: stateLabel[snapshot.state], mode: modeLabel[snapshot.mode] },
+        { headers: noStore }
+      )
+    })
+  }
+}
 
 const pathOf = (url: string): string => {
   try {

@@ -1,0 +1,434 @@
+/**
+ * Turns the per-round results into the console tables, the target verdicts
+ * and docs/performance.md.
+ */
+import type { CaseResult, ScenarioResult } from "./harness.ts"
+import { median } from "./harness.ts"
+import { BREAKERS, HALF_OPEN_CALLERS, ID, OBSERVABILITY_VARIANT, SCENARIO } from "./scenarios.ts"
+
+export interface Environment {
+  readonly date: string
+  readonly cpu: string
+  readonly cores: number
+  readonly memoryGiB: number
+  readonly os: string
+  readonly node: string
+  readonly packages: ReadonlyArray<readonly [string, string]>
+  readonly commit: string
+  readonly rounds: number
+  readonly targetMs: number
+  readonly quick: boolean
+  readonly durationSeconds: number
+  readonly command: string
+}
+
+// -----------------------------------------------------------------------------
+// numbers
+// -----------------------------------------------------------------------------
+
+const fmt = (value: number, unit: string): string => {
+  if (!Number.isFinite(value)) return "n/a"
+  if (unit === "B/breaker") return Math.round(value).toLocaleString("en-US")
+  const abs = Math.abs(value)
+  const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : 2
+  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+const signed = (value: number, unit: string): string => (value > 0 ? "+" : "") + fmt(value, unit)
+
+const ratio = (value: number): string => Number.isFinite(value) ? `${value.toFixed(2)}×` : "n/a"
+
+const range = (values: ReadonlyArray<number>, unit: string): string =>
+  `${fmt(Math.min(...values), unit)} – ${fmt(Math.max(...values), unit)}`
+
+const find = (results: ReadonlyArray<ScenarioResult>, scenario: string, id: string): CaseResult | undefined =>
+  results.find((r) => r.scenario.id === scenario)?.cases.find((c) => c.id === id)
+
+const cost = (c: CaseResult | undefined): number => c === undefined ? NaN : median(c.perUnit)
+const added = (c: CaseResult | undefined): number => c?.added === undefined ? NaN : median(c.added)
+
+// -----------------------------------------------------------------------------
+// targets
+// -----------------------------------------------------------------------------
+
+export interface Verdict {
+  readonly target: string
+  readonly measured: string
+  readonly met: boolean
+  /** A check beyond the issue's targets (another API or configuration of ours). */
+  readonly extra?: true | undefined
+}
+
+export const verdicts = (results: ReadonlyArray<ScenarioResult>): Array<Verdict> => {
+  const out: Array<Verdict> = []
+  const ns = (v: number) => `${fmt(v, "ns/call")} ns`
+
+  const oursAdded = added(find(results, SCENARIO.closedEffect, ID.ours))
+  out.push({
+    target: "Closed path: at most 150 ns added per call over bare Effect",
+    measured: `${ns(oursAdded)} added (${ns(cost(find(results, SCENARIO.closedEffect, ID.ours)))} vs ${
+      ns(cost(find(results, SCENARIO.closedEffect, ID.bareEffect)))
+    } bare), scenario 1a`,
+    met: oursAdded <= 150
+  })
+
+  const closedRivals: ReadonlyArray<readonly [string, CaseResult | undefined, string]> = [
+    [ID.effect, find(results, SCENARIO.closedEffect, ID.effect), "1a, over bare Effect"],
+    [ID.opossumNoTimeout, find(results, SCENARIO.closedPromise, ID.opossumNoTimeout), "1b, over bare Promise"],
+    [ID.opossumDefaults, find(results, SCENARIO.closedPromise, ID.opossumDefaults), "1b, over bare Promise"],
+    [ID.cockatiel, find(results, SCENARIO.closedPromise, ID.cockatiel), "1b, over bare Promise"]
+  ]
+  for (const [id, rival, where] of closedRivals) {
+    const theirs = added(rival)
+    out.push({
+      target: `Closed path: less added than ${id}`,
+      measured: `ours ${ns(oursAdded)} (1a) vs ${ns(theirs)} (${where})`,
+      met: oursAdded < theirs
+    })
+  }
+  // Same call on both sides: the Promise-based call of scenario 1b.
+  const onPromiseAdded = added(find(results, SCENARIO.closedPromise, ID.ours))
+  for (const id of [ID.effect, ID.opossumNoTimeout, ID.opossumDefaults, ID.cockatiel]) {
+    const theirs = added(find(results, SCENARIO.closedPromise, id))
+    out.push({
+      target: `Closed path on the Promise call (1b): ${ID.ours} over \`Effect.promise\` adds less than ${id}`,
+      measured: `${ns(onPromiseAdded)} vs ${ns(theirs)}`,
+      met: onPromiseAdded < theirs,
+      extra: true
+    })
+  }
+  const facadeAdded = added(find(results, SCENARIO.closedPromise, ID.oursPromise))
+  for (const id of [ID.opossumNoTimeout, ID.opossumDefaults, ID.cockatiel]) {
+    const theirs = added(find(results, SCENARIO.closedPromise, id))
+    out.push({
+      target: `Closed path on the Promise call (1b): ${ID.oursPromise} adds less than ${id}`,
+      measured: `${ns(facadeAdded)} vs ${ns(theirs)} (over bare Promise)`,
+      met: facadeAdded < theirs,
+      extra: true
+    })
+  }
+
+  const rejection = cost(find(results, SCENARIO.rejection, ID.ours))
+  out.push({
+    target: "Rejection: under 1 µs per rejected call",
+    measured: `${ns(rejection)} per rejected call (${ID.ours}, scenario 3)`,
+    met: rejection < 1000
+  })
+  for (const id of [ID.effect, ID.opossumNoTimeout, ID.opossumDefaults, ID.cockatiel]) {
+    const theirs = cost(find(results, SCENARIO.rejection, id))
+    out.push({
+      target: `Rejection: faster than ${id}`,
+      measured: `ours ${ns(rejection)} vs ${ns(theirs)}`,
+      met: rejection < theirs
+    })
+  }
+  const facadeRejection = cost(find(results, SCENARIO.rejection, ID.oursPromise))
+  out.push({
+    target: `Rejection: ${ID.oursPromise} under 1 µs and faster than opossum and cockatiel`,
+    measured: `${ns(facadeRejection)} vs opossum ${
+      ns(Math.min(
+        cost(find(results, SCENARIO.rejection, ID.opossumNoTimeout)),
+        cost(find(results, SCENARIO.rejection, ID.opossumDefaults))
+      ))
+    }, cockatiel ${ns(cost(find(results, SCENARIO.rejection, ID.cockatiel)))}`,
+    met: facadeRejection < 1000 &&
+      facadeRejection < cost(find(results, SCENARIO.rejection, ID.opossumNoTimeout)) &&
+      facadeRejection < cost(find(results, SCENARIO.rejection, ID.opossumDefaults)) &&
+      facadeRejection < cost(find(results, SCENARIO.rejection, ID.cockatiel)),
+    extra: true
+  })
+
+  const bytes = cost(find(results, SCENARIO.memory, ID.ours))
+  out.push({
+    target: "Memory: under 1 KB per breaker",
+    measured: `${fmt(bytes, "B/breaker")} B per breaker (${BREAKERS.toLocaleString("en-US")} breakers)`,
+    met: bytes < 1024
+  })
+
+  const plain = find(results, SCENARIO.observability, ID.ours)
+  const observedCost = (id: string, target: string, extra?: true) => {
+    const observed = find(results, SCENARIO.observability, id)
+    const factor = median(
+      plain?.added !== undefined && observed?.added !== undefined
+        ? observed.added.map((a, i) => a / plain.added![i]!)
+        : []
+    )
+    out.push({
+      target,
+      measured: `${ns(added(observed))} added vs ${ns(added(plain))} without: ${
+        ratio(factor)
+      } (median per-round ratio, scenario 6)`,
+      met: factor <= 2,
+      extra
+    })
+  }
+  observedCost(ID.oursObserved, "With metrics attached: at most 2× the closed-path added cost")
+  observedCost(
+    ID.oursObservedNoHistogram,
+    "With metrics attached, histogram off (`Metrics.layer({ histogram: false })`): at most 2× the closed-path " +
+      "added cost",
+    true
+  )
+  // A partial run (BENCH_ONLY) lacks some scenarios: leave out the targets it cannot judge.
+  return out.filter((v) => !v.measured.includes("n/a"))
+}
+
+// -----------------------------------------------------------------------------
+// tables
+// -----------------------------------------------------------------------------
+
+interface Table {
+  readonly header: ReadonlyArray<string>
+  readonly rows: ReadonlyArray<ReadonlyArray<string>>
+}
+
+const scenarioTable = (result: ScenarioResult): Table => {
+  const { scenario } = result
+  const unit = scenario.unit
+  const memory = unit === "B/breaker"
+  const halfOpen = scenario.id === SCENARIO.halfOpen
+  const header = [
+    "Competitor",
+    memory ? "Median B/breaker" : "Median ns/call (CPU)",
+    "Min – max over rounds",
+    ...(memory ? [] : ["Median ns/call (wall)", "Added over bare (median)"]),
+    "Ratio to ours (median)",
+    ...(halfOpen ? ["Batch of 10,000, wall (ms)", "Admitted / rejected per batch"] : []),
+    "Iterations per measurement"
+  ]
+  const rows = result.cases.map((c) => {
+    const unitCost = median(c.perUnit)
+    return [
+      c.id === scenario.reference ? `**${c.id}**` : c.id,
+      fmt(unitCost, unit),
+      range(c.perUnit, unit),
+      ...(memory
+        ? []
+        : [fmt(median(c.wallPerUnit), unit), c.added === undefined ? "—" : signed(median(c.added), unit)]),
+      c.ratio === undefined ? "—" : ratio(median(c.ratio)),
+      ...(halfOpen
+        ? [
+          (median(c.wallPerUnit) * HALF_OPEN_CALLERS / 1e6).toFixed(2),
+          c.counts === undefined
+            ? "—"
+            : `${c.counts["admitted per batch"]?.toLocaleString("en-US")} / ${
+              c.counts["rejected per batch"]?.toLocaleString("en-US")
+            }`
+        ]
+        : []),
+      `${c.n.toLocaleString("en-US")} × ${scenario.iteration}`
+    ]
+  })
+  return { header, rows }
+}
+
+const markdownLine = (cells: ReadonlyArray<string>) => `| ${cells.join(" | ")} |`
+
+const markdownTable = (table: Table): string =>
+  [markdownLine(table.header), markdownLine(table.header.map(() => "---")), ...table.rows.map(markdownLine)].join("\n")
+
+const plain = (s: string) => s.replaceAll("**", "")
+
+const consoleTable = (table: Table): string => {
+  const widths = table.header.map((h, i) => Math.max(h.length, ...table.rows.map((r) => plain(r[i]!).length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === 0 ? plain(c).padEnd(widths[i]!) : plain(c).padStart(widths[i]!))).join("  ")
+  return [line(table.header), widths.map((w) => "-".repeat(w)).join("  "), ...table.rows.map(line)].join("\n")
+}
+
+export const consoleReport = (results: ReadonlyArray<ScenarioResult>): string => {
+  const parts: Array<string> = []
+  for (const result of results) {
+    parts.push("", result.scenario.title.replaceAll("`", ""), consoleTable(scenarioTable(result)))
+  }
+  const all = verdicts(results)
+  parts.push("", "Targets of the issue")
+  for (const v of all.filter((x) => x.extra !== true)) {
+    parts.push(`  ${v.met ? "MET   " : "MISSED"}  ${v.target}: ${v.measured}`)
+  }
+  parts.push("", "Further checks")
+  for (const v of all.filter((x) => x.extra === true)) {
+    parts.push(`  ${v.met ? "MET   " : "MISSED"}  ${v.target}: ${v.measured}`)
+  }
+  return parts.join("\n")
+}
+
+// -----------------------------------------------------------------------------
+// docs/performance.md
+// -----------------------------------------------------------------------------
+
+const verdictTable = (rows: ReadonlyArray<Verdict>) =>
+  markdownTable({
+    header: ["Target", "Measured", "Met"],
+    rows: rows.map((x) => [x.target, x.measured, x.met ? "yes" : "**no**"])
+  })
+
+export const markdown = (results: ReadonlyArray<ScenarioResult>, env: Environment): string => {
+  const v = verdicts(results)
+  const out: Array<string> = []
+  const push = (...lines: Array<string>) => out.push(...lines)
+
+  push(
+    "# Performance",
+    "",
+    `Generated by \`${env.command}\` (\`bench/run.ts\`) on ${env.date}. Rerun it to refresh this file; do not edit ` +
+      "the numbers by hand.",
+    ""
+  )
+  if (env.quick) {
+    push(
+      "> **Quick smoke run** (`BENCH_QUICK=1`): few rounds and short measurements. These numbers are not " +
+        "representative; run `npm run bench` for real figures.",
+      ""
+    )
+  }
+
+  const issue = v.filter((x) => x.extra !== true)
+  const further = v.filter((x) => x.extra === true)
+  push(
+    "## Targets",
+    "",
+    "The targets of the benchmark issue, judged from the CPU-time medians below. They are measured here, not " +
+      "asserted in tests.",
+    "",
+    verdictTable(issue),
+    "",
+    `Met ${issue.filter((x) => x.met).length} of ${issue.length}.`,
+    "",
+    "How the closed-path comparison is made: our added cost is the one on `Effect.succeed` (1a), the issue's " +
+      "\"over bare Effect\". Effect's breaker is compared on the same call; opossum and cockatiel cannot guard an " +
+      "effect, so their added cost is taken on the Promise call (1b), over a bare `await`. The further checks " +
+      "compare ours on the Promise call too, where the call shape is the same on both sides.",
+    ""
+  )
+  if (further.length > 0) {
+    push(
+      "### Further checks",
+      "",
+      "Not targets of the issue: the same bars for our Promise API and for a non-default metrics configuration.",
+      "",
+      verdictTable(further),
+      ""
+    )
+  }
+
+  push(
+    "## Machine and versions",
+    "",
+    `- CPU: ${env.cpu}, ${env.cores} logical cores, ${env.memoryGiB.toFixed(1)} GiB RAM`,
+    `- OS: ${env.os}`,
+    `- Node: ${env.node}`,
+    `- Packages: ${env.packages.map(([name, version]) => `${name} ${version}`).join(", ")}`,
+    `- Commit: ${env.commit}`,
+    `- Settings: ${env.rounds} rounds, about ${env.targetMs} ms per measurement; the run took ${
+      Math.round(env.durationSeconds)
+    } s`,
+    ""
+  )
+
+  push(
+    "## Reproduce",
+    "",
+    "```sh",
+    "npm run bench                      # full run, rewrites docs/performance.md",
+    "BENCH_ROUNDS=25 npm run bench      # more rounds (default 15)",
+    "BENCH_TARGET_MS=100 npm run bench  # longer measurements",
+    "BENCH_QUICK=1 npm run bench        # smoke run (2 rounds, short), does not rewrite this file",
+    "BENCH_OUT=/tmp/perf.md npm run bench",
+    "BENCH_ONLY=closed-effect,rejection npm run bench  # some scenarios only; does not rewrite this file",
+    "BENCH_JSON=/tmp/rounds.json npm run bench         # also dump every per-round figure and order",
+    "```",
+    "",
+    "Scenario ids: closed-effect, closed-promise, in-flight, rejection, half-open, memory, observability. " +
+      "`bench/profile.ts` runs one of our paths in a focused loop for `node --cpu-prof` and prints the top " +
+      "self-time frames of the profile (usage at the top of the file).",
+    "",
+    "`bench/run.ts` re-executes itself with `node --expose-gc` when `gc()` is not exposed.",
+    ""
+  )
+
+  push(
+    "## How it measures",
+    "",
+    "- One process. A warm-up runs every case three times, which also calibrates its iteration count so that one " +
+      "measurement takes about the target time.",
+    "- Then, per round, every scenario runs its competitors in an order rotated by one each round and reversed " +
+      "every other round (so each competitor follows different neighbours), each measurement after a `gc()`.",
+    "- Time is the main thread's CPU time (`process.threadCpuUsage()`) over the timed region, divided by the calls: " +
+      "on a shared machine, another process taking the core stretches wall time but not this thread's CPU time. " +
+      "The wall-clock median is shown beside it. Every competitor runs all its work on the main thread (no " +
+      "worker threads, no I/O, no timers that fire), so the two agree on a quiet machine.",
+    "- Ratios (time ÷ ours) and added costs (time − the bare row) are computed inside each round, between " +
+      "measurements taken seconds apart, and the tables show their medians over the rounds. Absolute times are " +
+      "shown for scale; compare ratios and added costs. Targets are judged on the CPU-time medians.",
+    "- Effect-based competitors are timed inside one long-running fiber (a loop of `yield*` of the guarded " +
+      "effect, built once), so the figures measure the breaker, not `Effect.runPromise`. Promise-based " +
+      "competitors are timed in an `async` loop of `await`.",
+    "- Breakers: ours with its defaults (consecutive policy, `failMax` 5); Effect's `effect/persistence/" +
+      "CircuitBreaker` with `layerStoreMemory()` and `consecutive(5)`; opossum once with `timeout: false` and " +
+      "once with its defaults; cockatiel with `ConsecutiveBreaker` and `handleAll`. The open and half-open " +
+      "scenarios trip them with one failure (opossum: `.open()`).",
+    `- Scenario (6) attaches ${OBSERVABILITY_VARIANT}`,
+    ""
+  )
+
+  push("## Results", "")
+  for (const result of results) {
+    push(`### ${result.scenario.title}`, "", markdownTable(scenarioTable(result)), "")
+    for (const note of result.scenario.notes ?? []) push(`- ${note}`)
+    if ((result.scenario.notes ?? []).length > 0) push("")
+  }
+  push(
+    "Bold rows are ours, the reference of the ratio column. A ratio above 1 means that competitor took longer " +
+      "(or used more memory) than ours in the same round. Added over bare: Effect-based rows against the bare " +
+      "Effect row of their scenario, Promise-based rows against the bare Promise row.",
+    ""
+  )
+
+  push(
+    "## Caveats",
+    "",
+    "- **Shared, noisy machine.** Other jobs run on the same cores, so absolute times move between runs and even " +
+      "between rounds. CPU time removes most of the time lost to them, not all: they still evict caches, and on " +
+      "a loaded run wall time can be several times the CPU time. The min – max column shows the spread. Ratios " +
+      "and added costs taken inside a round are the figures to compare, and even they carry noise of tens of ns.",
+    "- **CPU time is the main thread's.** Work V8 does on helper threads (concurrent marking, parallel " +
+      "scavenging, background compilation) is not counted; it is small for these loops and similar for every " +
+      "competitor. Time spent in `gc()` before each measurement is outside the timed region. On this kind of " +
+      "virtual machine the thread clock advances in steps of about a millisecond, so a measurement lasts tens " +
+      "of milliseconds (`BENCH_TARGET_MS`) to keep that error to a few percent; the quick run's figures are " +
+      "coarser.",
+    "- **One process, JIT.** All competitors share one V8 isolate: code warmed by one case (Effect's fiber loop, " +
+      "Promise machinery) helps the others, and the order of cases matters, which is why it rotates. A breaker " +
+      "in a real program may be less optimized (megamorphic call sites, cold code).",
+    "- **Sequential loops measure overhead, not throughput.** The guarded call is a resolved Promise or " +
+      "`Effect.succeed`; real calls take micro- to milliseconds, which dwarfs every figure here.",
+    "- **Guarded effects are built once.** Effect-based rows reuse one guarded effect; code that calls " +
+      "`withBreaker` (or `execute`) per call also pays for building it.",
+    "- **opossum defaults.** `timeout` defaults to 10 s: every call creates and clears a `setTimeout` timer. " +
+      "Each breaker also keeps a rolling stats window with two `setInterval` timers (unref'd), emits events on " +
+      "every call and, with `rollingPercentilesEnabled` (default), keeps every latency of the current bucket. " +
+      "Its rejection builds an `Error` with a stack trace. `timeout: false` removes only the timer.",
+    "- **cockatiel** runs every call through an `async` function and its executor's event emitters; its " +
+      "rejection is a `BrokenCircuitError` with a stack trace. In half-open it does not reject: callers wait " +
+      "for the probe's verdict, then run.",
+    "- **Effect's breaker** is keyed and store-based: each call opens a `Scope` under `uninterruptibleMask` and " +
+      "goes through the store's `admit` and `record` (memory store here; the Redis store adds two round trips per " +
+      "call). Its rejection is a `Schema.Error` with a reason. Its per-breaker memory depends on whether circuits " +
+      "are separate breakers or keys of one breaker; both are shown.",
+    "- **Ours.** The rejection reuses no error: each rejected call builds a `CircuitBreakerError` with the stack " +
+      "trace disabled. `forceOpen` takes the same fast path as a tripped breaker. `Facade.wrapPromise` runs each " +
+      "call as its own fiber (`Effect.runPromiseExit` of `withBreaker` over `Effect.tryPromise`), so it costs " +
+      "more than `withBreaker`.",
+    "- **Scenario (6).** Logging costs nothing on the closed success path, which has no transitions. The " +
+      "metrics cost what runs per call: the duration histogram's `observe` (prom-client validates and hashes " +
+      "the labels on every observation), and the clock, which the breaker reads twice per call once a listener " +
+      "wants durations.",
+    "- **Memory** is `heapUsed` deltas: it misses off-heap memory and timers held by libuv, and V8 may keep " +
+      "some garbage or free some earlier allocations between the two readings.",
+    "- **Half-open** timing includes starting 10,000 fibers or Promises, which dominates for every competitor " +
+      "that rejects; the bare cost of that is not subtracted.",
+    ""
+  )
+  return out.join("\n")
+}

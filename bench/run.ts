@@ -1,0 +1,32 @@
+/**
+ * `npm run bench`: circuit breaker benchmarks, ours against bare Effect,
+ * Effect's `effect/persistence/CircuitBreaker`, opossum and cockatiel.
+ *
+ * Needs `gc()`, so without `--expose-gc` it runs itself again with the flag.
+ * The benchmark itself lives in `main.ts`, loaded only in the process that
+ * measures.
+ *
+ * Environment:
+ * - `BENCH_ROUNDS`: measured rounds (default 15, quick 2)
+ * - `BENCH_TARGET_MS`: wall time aimed at per measurement (default 60, quick 20)
+ * - `BENCH_QUICK=1`: a fast smoke run; does not write docs/performance.md
+ * - `BENCH_ONLY`: comma-separated scenario ids to run (closed-effect, closed-promise, in-flight, rejection,
+ *   half-open, memory, observability); a partial run does not write docs/performance.md
+ * - `BENCH_OUT`: where to write the markdown report (`-` for nowhere)
+ * - `BENCH_JSON`: also write every per-round figure and the order of each round to this file
+ */
+import { spawnSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+if (typeof globalThis.gc !== "function") {
+  const child = spawnSync(
+    process.execPath,
+    ["--expose-gc", ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+    { stdio: "inherit" }
+  )
+  if (child.error !== undefined) throw child.error
+  process.exitCode = child.status ?? 1
+} else {
+  const { main } = await import("./main.ts")
+  await main()
+}

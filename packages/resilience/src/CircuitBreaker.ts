@@ -407,24 +407,22 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
   .fnUntraced(function*(options: Options) {
     const settings = validate(options)
     if (settings instanceof CircuitBreakerOptionsError) return yield* settings
-    const openDuration = options.openDuration === undefined
-      ? settings.machine.openDuration
-      : yield* scheduleDelays(options.openDuration)
+    const schedule = options.openDuration === undefined ? undefined : yield* scheduleDelays(options.openDuration)
     const clock = yield* Clock.Clock
     const context = yield* Effect.context<never>()
     const scope = yield* Scope.Scope
     const machine = yield* Ref.make(
       Machine.make(
-        { ...settings.machine, openDuration },
+        schedule === undefined ? settings.machine : { ...settings.machine, schedule },
         clock.currentTimeMillisUnsafe(),
         settings.enabled ? "Normal" : "Disabled"
       )
     )
-    const breaker = makeBreaker(options, settings, Ref.getUnsafe(machine), clock, context)
+    const breaker = new BreakerImpl(options, settings, Ref.getUnsafe(machine), clock, context)
     yield* Scope.addFinalizer(scope, Effect.sync(() => breaker.close()))
     const registry = yield* Effect.serviceOption(Registry)
-    if (Option.isSome(registry)) yield* registry.value.register(breaker.breaker)
-    return breaker.breaker
+    if (Option.isSome(registry)) yield* registry.value.register(breaker)
+    return breaker
   })
 
 /**
@@ -659,7 +657,8 @@ export const validate = (options: Options): ValidSettings | CircuitBreakerOption
       policy,
       permits,
       successThreshold,
-      openDuration: (openings) => Math.min(recovery * 2 ** (openings - 1), maxOpen)
+      recoveryMillis: recovery,
+      maxOpenMillis: maxOpen
     },
     enabled: options.enabled ?? true,
     callTimeoutMillis: callTimeout,
@@ -737,142 +736,225 @@ const scheduleDelays = Effect.fnUntraced(function*(schedule: Schedule.Schedule<u
 const noListeners: ReadonlyArray<Listener> = []
 const timeoutMarker = Symbol.for("@neural-hive/resilience/CircuitBreaker/timeout")
 
-const makeBreaker = (
-  options: Options,
-  settings: ValidSettings,
-  m: Machine.Machine,
-  clock: Clock.Clock,
-  context: Context.Context<never>
-): { readonly breaker: CircuitBreaker; readonly close: () => void } => {
-  const name = options.name
-  const failureMode = options.failureMode ?? "fail-fast"
-  const defaultIsFailure = options.isFailure
-  const { callTimeoutMillis, slowCallMillis } = settings
-  const totals = { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 }
-  let lastError: unknown = undefined
-  let listeners = noListeners
-  // Read the clock on the success path only when something needs durations.
-  let timed = settings.machine.policy.usesClock || slowCallMillis !== undefined
-  let timer: Fiber.Fiber<void> | undefined
+/**
+ * The breaker: a class, so its methods live once on the prototype and a breaker
+ * is a few small objects (10,000 breakers stay cheap). It is its machine's hooks.
+ */
+class BreakerImpl implements CircuitBreaker, Machine.Hooks {
+  readonly [TypeId]: TypeId = TypeId
+  readonly name: string
+  readonly failureMode: FailureMode
+  readonly unsafe: Unsafe
+  readonly m: Machine.Machine
+  readonly clock: Clock.Clock
+  readonly context: Context.Context<never>
+  readonly defaultIsFailure: ((error: unknown) => boolean) | undefined
+  readonly callTimeoutMillis: number | undefined
+  readonly slowCallMillis: number | undefined
+  successes = 0
+  failures = 0
+  slow = 0
+  ignored = 0
+  rejected = 0
+  trips = 0
+  lastError: unknown = undefined
+  listeners: ReadonlyArray<Listener> = noListeners
+  /** Whether the success path reads the clock: only when the policy, slow calls or a listener need durations. */
+  timed: boolean
+  timer: Fiber.Fiber<void> | undefined = undefined
 
-  const now = () => clock.currentTimeMillisUnsafe()
+  constructor(
+    options: Options,
+    settings: ValidSettings,
+    m: Machine.Machine,
+    clock: Clock.Clock,
+    context: Context.Context<never>
+  ) {
+    this.name = options.name
+    this.failureMode = options.failureMode ?? "fail-fast"
+    this.defaultIsFailure = options.isFailure
+    this.callTimeoutMillis = settings.callTimeoutMillis
+    this.slowCallMillis = settings.slowCallMillis
+    this.timed = settings.machine.policy.usesClock || settings.slowCallMillis !== undefined
+    this.m = m
+    this.clock = clock
+    this.context = context
+    this.unsafe = new UnsafeImpl(this)
+    m.hooks = this
+  }
 
-  m.onTransition = (transition) => {
-    if (transition.to === "Open") totals.trips++
+  // --- the machine's hooks --------------------------------------------------
+
+  onTransition(transition: Machine.Transition): void {
+    if (transition.to === "Open") this.trips++
+    const listeners = this.listeners
     if (listeners.length === 0) return
-    const event: Transition = { ...transition, circuit: name, lastError: lastErrorMessage() }
+    const event: Transition = { ...transition, circuit: this.name, lastError: this.lastErrorMessage() }
     for (let i = 0; i < listeners.length; i++) listeners[i]!.onTransition?.(event)
   }
-  m.onOpen = (generation, durationMillis) => {
-    timer?.interruptUnsafe()
-    timer = Effect.runForkWith(context)(
-      Effect.flatMap(Effect.sleep(durationMillis), () => Effect.sync(() => Machine.expire(m, generation, now())))
+
+  onOpen(generation: number, durationMillis: number): void {
+    this.timer?.interruptUnsafe()
+    // The open period ends by the Clock: a fiber on the breaker's own Clock moves it to HALF_OPEN then.
+    this.timer = Effect.runForkWith(this.context)(
+      Effect.flatMap(
+        Effect.sleep(durationMillis),
+        () => Effect.sync(() => Machine.expire(this.m, generation, this.now()))
+      )
     )
   }
 
-  const lastErrorMessage = () => lastError === undefined ? undefined : redact(errorMessage(lastError))
-
-  const rejection = (at: number): CircuitBreakerError => {
-    totals.rejected++
-    if (listeners.length > 0) notifyCall("rejected", 0)
-    const reason: RejectionReason = m.mode === "ForcedOpen" ? "ForcedOpen" : m.state === "Open" ? "Open" : "HalfOpen"
-    return makeError(name, m.state, reason, Machine.retryAfter(m, at))
+  close(): void {
+    this.timer?.interruptUnsafe()
   }
 
-  const notifyCall = (outcome: CallOutcome, durationMillis: number) => {
+  // --- the call path --------------------------------------------------------
+
+  now(): number {
+    return this.clock.currentTimeMillisUnsafe()
+  }
+
+  lastErrorMessage(): string | undefined {
+    return this.lastError === undefined ? undefined : redact(errorMessage(this.lastError))
+  }
+
+  notifyCall(outcome: CallOutcome, durationMillis: number): void {
+    const listeners = this.listeners
     for (let i = 0; i < listeners.length; i++) listeners[i]!.onCall?.(outcome, durationMillis)
   }
 
-  const settle = (generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown): Machine.Outcome => {
-    const end = timed || outcome !== "success" || m.state !== "Closed" ? now() : 0
-    if (outcome === "success" && slowCallMillis !== undefined && end - startedAt >= slowCallMillis) outcome = "slow"
+  rejection(at: number): CircuitBreakerError {
+    const m = this.m
+    this.rejected++
+    if (this.listeners.length > 0) this.notifyCall("rejected", 0)
+    if (m.mode === "ForcedOpen") return makeError(this.name, m.state, "ForcedOpen", Infinity)
+    return makeError(this.name, m.state, m.state === "Open" ? "Open" : "HalfOpen", Machine.retryAfter(m, at))
+  }
+
+  admit(): number | CircuitBreakerError {
+    const m = this.m
+    const at = this.timed || m.state !== "Closed" ? this.now() : 0
+    const generation = Machine.admit(m, at)
+    return generation === Machine.REJECTED ? this.rejection(at) : generation
+  }
+
+  settle(generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown): Machine.Outcome {
+    const m = this.m
+    const end = this.timed || outcome !== "success" || m.state !== "Closed" ? this.now() : 0
+    if (outcome === "success" && this.slowCallMillis !== undefined && end - startedAt >= this.slowCallMillis) {
+      outcome = "slow"
+    }
     switch (outcome) {
       case "success":
-        totals.successes++
+        this.successes++
         break
       case "ignored":
-        totals.ignored++
+        this.ignored++
         break
       case "slow":
-        totals.slow++
-        totals.failures++
+        this.slow++
+        this.failures++
         break
       case "failure":
-        totals.failures++
-        lastError = error
+        this.failures++
+        this.lastError = error
     }
     Machine.complete(m, generation, outcome, end)
-    if (listeners.length > 0) notifyCall(outcome, end - startedAt)
+    if (this.listeners.length > 0) this.notifyCall(outcome, end - startedAt)
     return outcome
   }
 
-  const admit = (): number | CircuitBreakerError => {
-    const at = timed || m.state !== "Closed" ? now() : 0
-    const generation = Machine.admit(m, at)
-    return generation === Machine.REJECTED ? rejection(at) : generation
+  /** Settles a finished call from its Exit, classifying a failure. */
+  settleExit(
+    generation: number,
+    startedAt: number,
+    exit: Exit.Exit<unknown, unknown>,
+    classify: ((error: unknown) => boolean) | undefined
+  ): Machine.Outcome {
+    if (exit._tag === "Success") return this.settle(generation, startedAt, "success", undefined)
+    let outcome: Machine.Outcome = "ignored"
+    let error: unknown = undefined
+    for (const reason of exit.cause.reasons) {
+      if (reason._tag === "Die") {
+        outcome = "failure"
+        error = reason.defect
+        break
+      }
+      if (reason._tag === "Fail") {
+        const failure = reason.error
+        if ((failure as any)?.[timeoutMarker] === true || classify === undefined || classify(failure)) {
+          outcome = "failure"
+          error = failure
+        }
+      }
+    }
+    return this.settle(generation, startedAt, outcome, error)
   }
 
-  const protect = <A, E, R>(
+  protect<A, E, R>(
     self: Effect.Effect<A, E, R>,
     isFailure?: ((error: E) => boolean) | undefined,
     onSettled?: OnSettled | undefined
-  ): Effect.Effect<A, E | CircuitBreakerError, R> => {
-    const classify = (isFailure ?? defaultIsFailure) as ((error: unknown) => boolean) | undefined
-    const guarded: Effect.Effect<A, E | CircuitBreakerError, R> = callTimeoutMillis === undefined
+  ): Effect.Effect<A, E | CircuitBreakerError, R> {
+    const breaker = this
+    const m = this.m
+    const classify = (isFailure ?? this.defaultIsFailure) as ((error: unknown) => boolean) | undefined
+    const guarded: Effect.Effect<A, E | CircuitBreakerError, R> = this.callTimeoutMillis === undefined
       ? self
       : Effect.timeoutOrElse(self, {
-        duration: callTimeoutMillis,
-        orElse: () => Effect.fail(timeoutError(name, m.state))
+        duration: this.callTimeoutMillis,
+        orElse: () => Effect.fail(timeoutError(breaker.name, m.state))
       })
-    const onExit = (generation: number, startedAt: number, exit: Exit.Exit<A, E | CircuitBreakerError>) => {
-      if (exit._tag === "Success") return settle(generation, startedAt, "success", undefined)
-      let outcome: Machine.Outcome = "ignored"
-      let error: unknown = undefined
-      for (const reason of exit.cause.reasons) {
-        if (reason._tag === "Die") {
-          outcome = "failure"
-          error = reason.defect
-          break
-        }
-        if (reason._tag === "Fail") {
-          const failure = reason.error
-          if ((failure as any)?.[timeoutMarker] === true || classify === undefined || classify(failure)) {
-            outcome = "failure"
-            error = failure
-          }
-        }
-      }
-      return settle(generation, startedAt, outcome, error)
-    }
+    // The CLOSED, untimed path needs no state per run: the generation is the same for every call until
+    // the next transition, so the guarded effect is built once per generation and reused.
+    let closedGeneration = -1
+    let closedCall: Effect.Effect<A, E | CircuitBreakerError, R> = guarded
     return Effect.suspend(() => {
+      const state = m.state
+      if (state === "Closed" && !breaker.timed) {
+        if (closedGeneration !== m.generation) {
+          const generation = m.generation
+          closedGeneration = generation
+          closedCall = Effect.onExitPrimitive(guarded, (exit) => {
+            const outcome = breaker.settleExit(generation, NaN, exit, classify)
+            onSettled?.(outcome, "Closed")
+            return undefined
+          })
+        }
+        return closedCall
+      }
       // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
-      if (m.state === "Open") {
-        const at = now()
+      if (state === "Open") {
+        if (m.mode === "ForcedOpen") {
+          onSettled?.("rejected", "Open")
+          return Effect.fail(breaker.rejection(0)) // held open: no clock needed
+        }
+        const at = breaker.now()
         if (m.mode !== "Normal" || at < m.openUntil) {
           onSettled?.("rejected", "Open")
-          return Effect.fail(rejection(at))
+          return Effect.fail(breaker.rejection(at))
         }
       }
       let generation = Machine.REJECTED
       let startedAt = NaN
       let admittedIn: State = "Closed"
       // Admission happens inside the exit frame, so an interruption right after it still settles
-      // the call. The finalizer is synchronous and returns no effect, which spares a flatMap per call.
+      // the call (a HALF_OPEN probe frees its permit). The finalizer returns no effect: no flatMap per call.
       return Effect.onExitPrimitive(
         Effect.suspend(() => {
-          const admitted = admit()
+          const admitted = breaker.admit()
           if (typeof admitted !== "number") {
             onSettled?.("rejected", admitted.state)
             return Effect.fail(admitted)
           }
           generation = admitted
           admittedIn = m.state
-          if (timed) startedAt = now()
+          if (breaker.timed) startedAt = breaker.now()
           return guarded
         }),
         (exit) => {
           if (generation === Machine.REJECTED) return undefined
-          const outcome = onExit(generation, startedAt, exit)
+          const outcome = breaker.settleExit(generation, startedAt, exit, classify)
           onSettled?.(outcome, admittedIn)
           return undefined
         }
@@ -880,62 +962,97 @@ const makeBreaker = (
     })
   }
 
-  const snapshot = (): Snapshot => {
-    const at = now()
+  // --- state, control, events -----------------------------------------------
+
+  currentState(): State {
+    const m = this.m
+    if (m.state === "Open") Machine.expire(m, m.generation, this.now())
+    return m.state
+  }
+
+  takeSnapshot(): Snapshot {
+    const m = this.m
+    const at = this.now()
     Machine.expire(m, m.generation, at)
     return {
-      name,
+      name: this.name,
       state: m.state,
       mode: m.mode,
-      failureMode,
+      failureMode: this.failureMode,
       failures: Machine.failures(m, at),
       retryAfterMillis: Machine.retryAfter(m, at),
       since: m.since,
-      totals: { ...totals },
-      lastError: lastErrorMessage()
+      totals: {
+        successes: this.successes,
+        failures: this.failures,
+        slow: this.slow,
+        ignored: this.ignored,
+        rejected: this.rejected,
+        trips: this.trips
+      },
+      lastError: this.lastErrorMessage()
     }
   }
 
-  const listen = (listener: Listener) =>
-    Effect.acquireRelease(
+  get state(): Effect.Effect<State> {
+    return Effect.sync(() => this.currentState())
+  }
+
+  get snapshot(): Effect.Effect<Snapshot> {
+    return Effect.sync(() => this.takeSnapshot())
+  }
+
+  get forceOpen(): Effect.Effect<void> {
+    return Effect.sync(() => Machine.forceOpen(this.m, this.now()))
+  }
+
+  get disable(): Effect.Effect<void> {
+    return Effect.sync(() => Machine.disable(this.m, this.now()))
+  }
+
+  get reset(): Effect.Effect<void> {
+    return Effect.sync(() => Machine.reset(this.m, this.now()))
+  }
+
+  get transitions(): Stream.Stream<Transition> {
+    return Stream.callback<Transition>((queue) =>
+      this.listen({ onTransition: (transition) => Queue.offerUnsafe(queue, transition) })
+    )
+  }
+
+  listen(listener: Listener): Effect.Effect<void, never, Scope.Scope> {
+    return Effect.acquireRelease(
       Effect.sync(() => {
-        listeners = [...listeners, listener]
-        timed = timed || listener.onCall !== undefined
+        this.listeners = [...this.listeners, listener]
+        this.timed = this.timed || listener.onCall !== undefined
       }),
       () =>
         Effect.sync(() => {
-          listeners = listeners.filter((l) => l !== listener)
+          this.listeners = this.listeners.filter((l) => l !== listener)
         })
     )
-
-  const breaker: CircuitBreaker = {
-    [TypeId]: TypeId,
-    name,
-    failureMode,
-    state: Effect.sync(() => snapshot().state),
-    snapshot: Effect.sync(snapshot),
-    protect,
-    transitions: Stream.callback<Transition>((queue) =>
-      listen({ onTransition: (transition) => Queue.offerUnsafe(queue, transition) })
-    ),
-    listen,
-    forceOpen: Effect.sync(() => Machine.forceOpen(m, now())),
-    disable: Effect.sync(() => Machine.disable(m, now())),
-    reset: Effect.sync(() => Machine.reset(m, now())),
-    unsafe: {
-      admit,
-      settle: (generation, startedAt, outcome, error) => settle(generation, startedAt, outcome, error),
-      now,
-      state: () => {
-        if (m.state === "Open") Machine.expire(m, m.generation, now())
-        return m.state
-      },
-      snapshot
-    }
   }
-  return {
-    breaker,
-    close: () => timer?.interruptUnsafe()
+}
+
+class UnsafeImpl implements Unsafe {
+  readonly breaker: BreakerImpl
+  constructor(breaker: BreakerImpl) {
+    this.breaker = breaker
+  }
+  admit() {
+    return this.breaker.admit()
+  }
+  settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown) {
+    this.breaker.settle(generation, startedAt, outcome, error)
+  }
+  now() {
+    return this.breaker.now()
+  }
+  state() {
+    return this.breaker.currentState()
+  }
+  snapshot() {
+    return this.breaker.takeSnapshot()
   }
 }
 

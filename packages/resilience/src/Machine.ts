@@ -4,7 +4,7 @@
  * Every function takes the current time in milliseconds and mutates the
  * machine in place inside one synchronous step, so a step is atomic on the
  * JavaScript thread and the call path allocates nothing. Transitions are
- * reported through `onTransition`, which the Effect layer sets.
+ * reported through the machine's `hooks`, which the Effect layer provides.
  *
  * @since 0.1.0
  */
@@ -76,8 +76,36 @@ export interface Settings {
   readonly permits: number
   /** Successful probes that close the breaker (at most `permits`). */
   readonly successThreshold: number
-  /** Open duration of the `openings`-th opening in a row (1-based), in milliseconds. */
-  readonly openDuration: (openings: number) => number
+  /** The first open period, in milliseconds. */
+  readonly recoveryMillis: number
+  /** The cap of the doubling open period, in milliseconds. */
+  readonly maxOpenMillis: number
+  /** Replaces the doubling: the open period of the `openings`-th opening in a row (1-based). */
+  readonly schedule?: ((openings: number) => number) | undefined
+}
+
+/**
+ * How long the `openings`-th opening in a row lasts (1-based): `recoveryMillis`,
+ * doubling up to `maxOpenMillis`, unless a schedule replaces it.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const openDuration = (settings: Settings, openings: number): number =>
+  settings.schedule !== undefined
+    ? settings.schedule(openings)
+    : Math.min(settings.recoveryMillis * 2 ** (openings - 1), settings.maxOpenMillis)
+
+/**
+ * What the machine reports to its owner.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Hooks {
+  onTransition(transition: Transition): void
+  /** Called with the generation and the open duration each time the breaker opens by policy. */
+  onOpen(generation: number, durationMillis: number): void
 }
 
 /**
@@ -98,9 +126,7 @@ export interface Machine {
   probeSuccesses: number
   /** Since when the breaker is in its current state. */
   since: number
-  onTransition: (transition: Transition) => void
-  /** Called with the generation and the open duration each time the breaker opens by policy. */
-  onOpen: (generation: number, durationMillis: number) => void
+  hooks: Hooks
 }
 
 /**
@@ -111,13 +137,13 @@ export interface Machine {
  */
 export const REJECTED = -1
 
-const noop = () => {}
+const noHooks: Hooks = { onTransition: () => {}, onOpen: () => {} }
 
 /**
  * @since 0.1.0
  * @category constructors
  */
-export const make = (settings: Settings, now: number, mode: Mode = "Normal"): Machine => ({
+export const make = (settings: Settings, now: number, mode: Mode = "Normal", hooks: Hooks = noHooks): Machine => ({
   settings,
   counter: settings.policy.counter(),
   state: mode === "ForcedOpen" ? "Open" : "Closed",
@@ -128,8 +154,7 @@ export const make = (settings: Settings, now: number, mode: Mode = "Normal"): Ma
   probesAdmitted: 0,
   probeSuccesses: 0,
   since: now,
-  onTransition: noop,
-  onOpen: noop
+  hooks
 })
 
 /**
@@ -153,7 +178,7 @@ const move = (m: Machine, to: State, reason: TransitionReason, now: number): voi
   m.since = now
   m.probesAdmitted = 0
   m.probeSuccesses = 0
-  m.onTransition({
+  m.hooks.onTransition({
     from,
     to,
     mode: m.mode,
@@ -166,10 +191,10 @@ const move = (m: Machine, to: State, reason: TransitionReason, now: number): voi
 
 const open = (m: Machine, reason: TransitionReason, now: number): void => {
   m.openings++
-  const duration = m.settings.openDuration(m.openings)
+  const duration = openDuration(m.settings, m.openings)
   m.openUntil = now + duration
   move(m, "Open", reason, now)
-  m.onOpen(m.generation, duration)
+  m.hooks.onOpen(m.generation, duration)
 }
 
 const close = (m: Machine, reason: TransitionReason, now: number): void => {

@@ -47,20 +47,29 @@ export interface TripPolicy {
 export const consecutive = (failMax: number): TripPolicy => ({
   _tag: "Consecutive",
   usesClock: false,
-  counter: () => {
-    let count = 0
-    return {
-      success: () => {
-        count = 0
-      },
-      failure: () => ++count >= failMax,
-      reset: () => {
-        count = 0
-      },
-      failures: () => count
-    }
-  }
+  counter: () => new ConsecutiveCounter(failMax)
 })
+
+// A class, not closures: one small object per breaker.
+class ConsecutiveCounter implements TripCounter {
+  readonly failMax: number
+  count = 0
+  constructor(failMax: number) {
+    this.failMax = failMax
+  }
+  success() {
+    this.count = 0
+  }
+  failure() {
+    return ++this.count >= this.failMax
+  }
+  reset() {
+    this.count = 0
+  }
+  failures() {
+    return this.count
+  }
+}
 
 /**
  * @since 0.1.0

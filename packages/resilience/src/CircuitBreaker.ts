@@ -896,14 +896,13 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     isFailure?: ((error: E) => boolean) | undefined,
     onSettled?: OnSettled | undefined
   ): Effect.Effect<A, E | CircuitBreakerError, R> {
-    const breaker = this
     const m = this.m
     const classify = (isFailure ?? this.defaultIsFailure) as ((error: unknown) => boolean) | undefined
     const guarded: Effect.Effect<A, E | CircuitBreakerError, R> = this.callTimeoutMillis === undefined
       ? self
       : Effect.timeoutOrElse(self, {
         duration: this.callTimeoutMillis,
-        orElse: () => Effect.fail(timeoutError(breaker.name, m.state))
+        orElse: () => Effect.fail(timeoutError(this.name, m.state))
       })
     // The CLOSED, untimed path needs no state per run: the generation is the same for every call until
     // the next transition, so the guarded effect is built once per generation and reused.
@@ -911,12 +910,12 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     let closedCall: Effect.Effect<A, E | CircuitBreakerError, R> = guarded
     return Effect.suspend(() => {
       const state = m.state
-      if (state === "Closed" && !breaker.timed) {
+      if (state === "Closed" && !this.timed) {
         if (closedGeneration !== m.generation) {
           const generation = m.generation
           closedGeneration = generation
           closedCall = Effect.onExitPrimitive(guarded, (exit) => {
-            const outcome = breaker.settleExit(generation, NaN, exit, classify)
+            const outcome = this.settleExit(generation, NaN, exit, classify)
             onSettled?.(outcome, "Closed")
             return undefined
           })
@@ -927,12 +926,12 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       if (state === "Open") {
         if (m.mode === "ForcedOpen") {
           onSettled?.("rejected", "Open")
-          return Effect.fail(breaker.rejection(0)) // held open: no clock needed
+          return Effect.fail(this.rejection(0)) // held open: no clock needed
         }
-        const at = breaker.now()
+        const at = this.now()
         if (m.mode !== "Normal" || at < m.openUntil) {
           onSettled?.("rejected", "Open")
-          return Effect.fail(breaker.rejection(at))
+          return Effect.fail(this.rejection(at))
         }
       }
       let generation = Machine.REJECTED
@@ -942,19 +941,19 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       // the call (a HALF_OPEN probe frees its permit). The finalizer returns no effect: no flatMap per call.
       return Effect.onExitPrimitive(
         Effect.suspend(() => {
-          const admitted = breaker.admit()
+          const admitted = this.admit()
           if (typeof admitted !== "number") {
             onSettled?.("rejected", admitted.state)
             return Effect.fail(admitted)
           }
           generation = admitted
           admittedIn = m.state
-          if (breaker.timed) startedAt = breaker.now()
+          if (this.timed) startedAt = this.now()
           return guarded
         }),
         (exit) => {
           if (generation === Machine.REJECTED) return undefined
-          const outcome = breaker.settleExit(generation, startedAt, exit, classify)
+          const outcome = this.settleExit(generation, startedAt, exit, classify)
           onSettled?.(outcome, admittedIn)
           return undefined
         }

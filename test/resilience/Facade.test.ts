@@ -55,4 +55,32 @@ describe("Facade: code outside Effect", () => {
       assert.instanceOf(rejected, CircuitBreakerError)
       assert.strictEqual((rejected as CircuitBreakerError).reason, "Open")
     }))
+
+  it.live("wrapPromise without callTimeout: counts rejections, ignores caller errors, fails fast while open", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "promise_dep", failMax: 2, recoveryTimeout: "1 minute" })
+      let runs = 0
+      const call = Facade.wrapPromise(
+        breaker,
+        (kind: "ok" | "down" | "bad") => {
+          runs++
+          return kind === "ok"
+            ? Promise.resolve("fine")
+            : Promise.reject(kind === "down" ? new Error("ECONNREFUSED") : new RangeError("bad input"))
+        },
+        { isFailure: (e) => !(e instanceof RangeError) }
+      )
+      const settle = (p: Promise<string>) => Effect.promise(() => p.then((v) => v, (e: unknown) => e))
+      assert.strictEqual(yield* settle(call("ok")), "fine")
+      assert.instanceOf(yield* settle(call("bad")), RangeError)
+      assert.strictEqual(yield* breaker.state, "Closed")
+      assert.instanceOf(yield* settle(call("down")), Error)
+      assert.instanceOf(yield* settle(call("down")), Error)
+      assert.strictEqual(yield* breaker.state, "Open")
+      const rejected = yield* settle(call("ok"))
+      assert.instanceOf(rejected, CircuitBreakerError)
+      assert.strictEqual(runs, 4)
+      const { totals } = yield* breaker.snapshot
+      assert.deepStrictEqual([totals.successes, totals.ignored, totals.failures, totals.rejected], [1, 1, 2, 1])
+    }))
 })

@@ -48,6 +48,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
+import { Histogram, type Series } from "./internal/histogram.ts"
 import { stateLabel, stateValue } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -139,6 +140,8 @@ type Labels = { readonly service: string; readonly circuit: string }
 
 interface Wired {
   readonly labels: Labels
+  /** This breaker's duration series, dropped with it. */
+  readonly series: Array<Series>
   readonly resultLabels: Record<Result, Labels & { readonly result: Result }>
   /** Totals already added to the counters. */
   readonly seen: {
@@ -254,19 +257,21 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Circuit
       }))
     const duration = options?.histogram === false ?
       undefined :
-      register(names.duration, (name) =>
-        new Prometheus.Histogram({
+      register(names.duration, (name) => {
+        const histogram = new Histogram({
           name,
           help: "Duration of the calls the circuit breaker let through, in seconds, by result",
-          labelNames: ["service", "circuit", "result"] as const,
-          buckets: [...(options?.buckets ?? defaultBuckets)],
-          registers
-        }))
+          buckets: options?.buckets ?? defaultBuckets
+        })
+        registry.registerMetric(histogram as unknown as Prometheus.Metric)
+        return histogram
+      })
 
     const forget = (breaker: CircuitBreaker.CircuitBreaker, w: Wired) => {
       wired.delete(breaker)
       // A breaker that is gone has no state; its counters stay, as counters do.
       stateGauge.remove(w.labels)
+      for (const series of w.series) duration?.remove(series)
       Effect.runSync(Scope.close(w.scope, Exit.void))
     }
 
@@ -278,6 +283,7 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Circuit
       const w: Wired = {
         labels,
         resultLabels,
+        series: [],
         seen: { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 },
         scope: Scope.forkUnsafe(scope)
       }
@@ -286,6 +292,14 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Circuit
       failures.inc(labels, 0)
       trips.inc(labels, 0)
       for (const result of results) calls.inc(resultLabels[result], 0)
+      // One series per result, made now: observing then is a few array writes per call.
+      const observers = duration === undefined ? undefined : {
+        success: duration.add(resultLabels.success),
+        failure: duration.add(resultLabels.failure),
+        slow: duration.add(resultLabels.slow),
+        ignored: duration.add(resultLabels.ignored)
+      }
+      if (observers !== undefined) w.series.push(...Object.values(observers))
       // Listen before the first snapshot: reading it may move an elapsed OPEN breaker, and that move must be counted.
       Effect.runSync(
         Scope.provide(w.scope)(breaker.listen({
@@ -296,10 +310,10 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Circuit
               from: stateLabel[transition.from],
               to: stateLabel[transition.to]
             }),
-          onCall: duration === undefined ? undefined : (outcome, durationMillis) => {
+          onCall: observers === undefined ? undefined : (outcome, durationMillis) => {
             // A rejection ran nothing; a call admitted before this listener was not timed (NaN).
             if (outcome === "rejected" || Number.isNaN(durationMillis)) return
-            duration.observe(resultLabels[outcome], durationMillis / 1000)
+            observers[outcome].observe(durationMillis / 1000)
           }
         }))
       )

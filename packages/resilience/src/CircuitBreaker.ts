@@ -391,6 +391,8 @@ export interface Unsafe {
   admit(): number | CircuitBreakerError
   settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown): void
   now(): number
+  /** The breaker's `callTimeout` in milliseconds, if it has one. */
+  readonly callTimeoutMillis: number | undefined
   /** The current state, without allocating (an elapsed open period reads as HALF_OPEN). */
   state(): State
   snapshot(): Snapshot
@@ -910,17 +912,27 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     let closedCall: Effect.Effect<A, E | CircuitBreakerError, R> = guarded
     return Effect.suspend(() => {
       const state = m.state
-      if (state === "Closed" && !this.timed) {
-        if (closedGeneration !== m.generation) {
-          const generation = m.generation
-          closedGeneration = generation
-          closedCall = Effect.onExitPrimitive(guarded, (exit) => {
-            const outcome = this.settleExit(generation, NaN, exit, classify)
-            onSettled?.(outcome, "Closed")
-            return undefined
-          })
+      if (state === "Closed") {
+        // Admission while CLOSED has no side effect, so it needs no frame of its own.
+        if (!this.timed) {
+          if (closedGeneration !== m.generation) {
+            const generation = m.generation
+            closedGeneration = generation
+            closedCall = Effect.onExitPrimitive(guarded, (exit) => {
+              const outcome = this.settleExit(generation, NaN, exit, classify)
+              onSettled?.(outcome, "Closed")
+              return undefined
+            })
+          }
+          return closedCall
         }
-        return closedCall
+        const generation = m.generation
+        const startedAt = this.now()
+        return Effect.onExitPrimitive(guarded, (exit) => {
+          const outcome = this.settleExit(generation, startedAt, exit, classify)
+          onSettled?.(outcome, "Closed")
+          return undefined
+        })
       }
       // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
       if (state === "Open") {
@@ -1037,6 +1049,9 @@ class UnsafeImpl implements Unsafe {
   readonly breaker: BreakerImpl
   constructor(breaker: BreakerImpl) {
     this.breaker = breaker
+  }
+  get callTimeoutMillis() {
+    return this.breaker.callTimeoutMillis
   }
   admit() {
     return this.breaker.admit()

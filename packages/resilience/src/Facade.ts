@@ -64,10 +64,12 @@ export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
 }
 
 /**
- * Runs one Promise-returning call through the breaker. It runs through
- * `withBreaker`, so `callTimeout` applies: the `AbortSignal` passed to `fn` is
- * aborted when the call times out. Rejects with `CircuitBreakerError` while the
- * breaker is open, or with what `fn` rejected with.
+ * Runs one Promise-returning call through the breaker. Rejects with
+ * `CircuitBreakerError` while the breaker is open, or with what `fn` rejected
+ * with, after the breaker counted it. With a `callTimeout` the call runs
+ * through `withBreaker`: the `AbortSignal` passed to `fn` is aborted when the
+ * call times out, and the call rejects with `reason: "Timeout"`. Without one it
+ * runs on the breaker directly (no Effect runtime, a signal that never aborts).
  *
  * @since 0.1.0
  * @category constructors
@@ -76,13 +78,38 @@ export const execute = <A>(
   breaker: CircuitBreaker,
   fn: (signal: AbortSignal) => PromiseLike<A>,
   options?: FacadeOptions
-): Promise<A> =>
-  Effect.runPromiseExit(
-    breaker.protect(Effect.tryPromise({ try: fn, catch: (error) => error }), options?.isFailure)
-  ).then((exit) => {
-    if (exit._tag === "Success") return exit.value
-    throw Cause.squash(exit.cause)
-  })
+): Promise<A> => {
+  const { unsafe } = breaker
+  const isFailure = options?.isFailure
+  if (unsafe.callTimeoutMillis !== undefined) {
+    return Effect.runPromiseExit(
+      breaker.protect(Effect.tryPromise({ try: fn, catch: (error) => error }), isFailure)
+    ).then((exit) => {
+      if (exit._tag === "Success") return exit.value
+      throw Cause.squash(exit.cause)
+    })
+  }
+  const generation = unsafe.admit()
+  if (typeof generation !== "number") return Promise.reject(generation)
+  const startedAt = unsafe.now()
+  const failed = (error: unknown) => {
+    unsafe.settle(generation, startedAt, isFailure === undefined || isFailure(error) ? "failure" : "ignored", error)
+    throw error
+  }
+  let pending: PromiseLike<A>
+  try {
+    pending = fn(neverAborted)
+  } catch (error) {
+    return Promise.reject(error).catch(failed)
+  }
+  return Promise.resolve(pending).then((value) => {
+    unsafe.settle(generation, startedAt, "success")
+    return value
+  }, failed)
+}
+
+// Handed to calls that cannot time out.
+const neverAborted = new AbortController().signal
 
 /**
  * Wraps a Promise-returning function with `execute`; use `execute` directly to

@@ -1,0 +1,558 @@
+/**
+ * The seed's Temporal client (`start_workflow`, `get_workflow_handle`,
+ * `query_workflow`) as an Effect service over `@temporalio/client`, behind a
+ * fail-fast circuit breaker (`temporal_client`): while Temporal is down or the
+ * breaker is open, workflows cannot be started and every call fails at once with
+ * `CircuitBreakerError`.
+ *
+ * - Every call has a deadline (`rpcTimeout`): when it passes, the gRPC call is
+ *   cancelled and the caller gets `TemporalError { reason: "DeadlineExceeded" }`.
+ * - The SDK's own gRPC retry interceptor (up to 10 attempts over ~20 s) is off by
+ *   default, so each call has one outcome within its deadline.
+ * - Only failures that say Temporal is unhealthy count (`isServerFailure`):
+ *   connection failures and gRPC UNAVAILABLE / DEADLINE_EXCEEDED /
+ *   RESOURCE_EXHAUSTED. Workflow-level answers (already started, not found, query
+ *   rejected or failed, workflow failed) reach the caller as typed errors and never
+ *   move the breaker.
+ * - The breaker governs the connection: when it opens the gRPC connection is
+ *   closed (no reconnect attempts while open), and the first probe after the open
+ *   period dials a fresh one.
+ *
+ * **Example** (Starting a workflow and querying it)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { TemporalClient } from "@neural-hive/temporal"
+ *
+ * const program = Effect.gen(function*() {
+ *   const temporal = yield* TemporalClient.TemporalClient
+ *   const handle = yield* temporal.startWorkflow("ticketWorkflow", {
+ *     taskQueue: "orchestrator",
+ *     workflowId: "ticket-42",
+ *     args: ["42"]
+ *   })
+ *   return yield* handle.query<string>("status")
+ * }).pipe(Effect.provide(TemporalClient.layer({ address: "127.0.0.1:7233" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import { status as GrpcStatus } from "@grpc/grpc-js"
+import { CircuitBreaker, type CircuitBreakerError, redact, withBreaker } from "@neural-hive/resilience"
+import {
+  Client,
+  type ClientOptions,
+  Connection,
+  type ConnectionOptions,
+  defaultGrpcRetryOptions,
+  isGrpcServiceError,
+  makeGrpcRetryInterceptor,
+  NamespaceNotFoundError,
+  type QueryDefinition,
+  QueryNotRegisteredError,
+  QueryRejectedError,
+  ServiceError,
+  type SignalDefinition,
+  type TLSConfig,
+  ValueError,
+  type Workflow,
+  WorkflowExecutionAlreadyStartedError,
+  type WorkflowExecutionDescription,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  type WorkflowStartOptions
+} from "@temporalio/client"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+
+// -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * Why a Temporal call failed. The first four count against Temporal (see
+ * `isServerFailure`); the others are answers about this call and never move the
+ * breaker.
+ *
+ * | reason | from |
+ * |---|---|
+ * | `Connection` | no connection (refused, reset, dropped, closed), gRPC UNAVAILABLE "No connection established" |
+ * | `Unavailable` | gRPC UNAVAILABLE from the server |
+ * | `DeadlineExceeded` | no answer within `rpcTimeout`, gRPC DEADLINE_EXCEEDED |
+ * | `ResourceExhausted` | gRPC RESOURCE_EXHAUSTED (rate limited, overloaded) |
+ * | `AlreadyStarted` | `WorkflowExecutionAlreadyStartedError`, gRPC ALREADY_EXISTS |
+ * | `NotFound` | `WorkflowNotFoundError`, `NamespaceNotFoundError`, gRPC NOT_FOUND |
+ * | `QueryRejected` | `QueryRejectedError` (the workflow's status fails the reject condition) |
+ * | `QueryFailed` | `QueryNotRegisteredError`: no such query, or its handler threw |
+ * | `WorkflowFailed` | `WorkflowFailedError`: the workflow itself failed, was terminated or timed out |
+ * | `InvalidArgument` | gRPC INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE, a value the SDK could not convert, a bad address |
+ * | `Unknown` | anything else (gRPC UNKNOWN, INTERNAL, PERMISSION_DENIED, ...) |
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TemporalErrorReason =
+  | "Connection"
+  | "Unavailable"
+  | "DeadlineExceeded"
+  | "ResourceExhausted"
+  | "AlreadyStarted"
+  | "NotFound"
+  | "QueryRejected"
+  | "QueryFailed"
+  | "WorkflowFailed"
+  | "InvalidArgument"
+  | "Unknown"
+
+/**
+ * The one error of every `TemporalClient` operation (besides the breaker's
+ * `CircuitBreakerError`). `grpcCode` is the gRPC status code when there was one.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class TemporalError extends Data.TaggedError("TemporalError")<{
+  readonly reason: TemporalErrorReason
+  readonly operation: string
+  readonly message: string
+  readonly workflowId?: string | undefined
+  readonly grpcCode?: number | undefined
+  readonly cause?: unknown
+}> {}
+
+const SERVER_FAILURES: ReadonlySet<TemporalErrorReason> = new Set([
+  "Connection",
+  "Unavailable",
+  "DeadlineExceeded",
+  "ResourceExhausted"
+])
+
+/**
+ * The Temporal classifier: only `Connection`, `Unavailable`, `DeadlineExceeded`
+ * and `ResourceExhausted` count against Temporal.
+ *
+ * **Example** (Classifying by hand)
+ *
+ * ```ts
+ * import { TemporalClient } from "@neural-hive/temporal"
+ *
+ * const counts = TemporalClient.isServerFailure(
+ *   new TemporalClient.TemporalError({ reason: "AlreadyStarted", operation: "startWorkflow", message: "" })
+ * ) // false
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isServerFailure = (error: unknown): boolean =>
+  error instanceof TemporalError && SERVER_FAILURES.has(error.reason)
+
+// gRPC says UNAVAILABLE both when it never reached a server and when a server answered it;
+// these details are grpc-js's own words for the first case.
+const NO_CONNECTION =
+  /No connection established|Connection dropped|Connection closed|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|Failed to connect/i
+const SYSCALL_CODE = /^E[A-Z]+$/
+
+const grpcReason = (code: number, details: string): TemporalErrorReason => {
+  switch (code) {
+    case GrpcStatus.UNAVAILABLE:
+      return NO_CONNECTION.test(details) ? "Connection" : "Unavailable"
+    case GrpcStatus.DEADLINE_EXCEEDED:
+      return "DeadlineExceeded"
+    case GrpcStatus.RESOURCE_EXHAUSTED:
+      return "ResourceExhausted"
+    case GrpcStatus.CANCELLED:
+      // Cancelled without our deadline passing: the channel was closed under the call.
+      return "Connection"
+    case GrpcStatus.INTERNAL:
+      // grpc-js reports a reset HTTP/2 stream as INTERNAL "RST_STREAM ...": a transport failure.
+      return /RST_STREAM|Call ended without gRPC status/i.test(details) ? "Connection" : "Unknown"
+    case GrpcStatus.ALREADY_EXISTS:
+      return "AlreadyStarted"
+    case GrpcStatus.NOT_FOUND:
+      return "NotFound"
+    case GrpcStatus.INVALID_ARGUMENT:
+    case GrpcStatus.FAILED_PRECONDITION:
+    case GrpcStatus.OUT_OF_RANGE:
+      return "InvalidArgument"
+    default:
+      return "Unknown"
+  }
+}
+
+// The SDK's ServiceError says what failed ("Failed to start Workflow"); its gRPC cause says why.
+const messageOf = (cause: unknown): string => {
+  if (!(cause instanceof Error)) return String(cause)
+  const inner = cause.cause
+  return inner instanceof Error && inner.message !== "" && !cause.message.includes(inner.message)
+    ? `${cause.message}: ${inner.message}`
+    : cause.message
+}
+
+/**
+ * Maps anything `@temporalio/client` throws to a `TemporalError`.
+ *
+ * **Example** (Mapping an SDK error)
+ *
+ * ```ts
+ * import { WorkflowNotFoundError } from "@temporalio/client"
+ * import { TemporalClient } from "@neural-hive/temporal"
+ *
+ * const error = TemporalClient.toTemporalError("describeWorkflow", new WorkflowNotFoundError("gone", "w-1", undefined))
+ * error.reason // "NotFound"
+ * ```
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const toTemporalError = (operation: string, cause: unknown, workflowId?: string): TemporalError => {
+  let reason: TemporalErrorReason = "Unknown"
+  let grpcCode: number | undefined
+  if (cause instanceof WorkflowExecutionAlreadyStartedError) reason = "AlreadyStarted"
+  else if (cause instanceof WorkflowNotFoundError || cause instanceof NamespaceNotFoundError) reason = "NotFound"
+  else if (cause instanceof QueryRejectedError) reason = "QueryRejected"
+  else if (cause instanceof QueryNotRegisteredError) reason = "QueryFailed"
+  else if (cause instanceof WorkflowFailedError) reason = "WorkflowFailed"
+  else if (cause instanceof ValueError || cause instanceof TypeError) reason = "InvalidArgument"
+  else {
+    // ServiceError wraps the gRPC error as its cause; a raw gRPC error can also surface.
+    const grpc = isGrpcServiceError(cause)
+      ? cause
+      : cause instanceof ServiceError && isGrpcServiceError(cause.cause)
+      ? cause.cause
+      : undefined
+    if (grpc !== undefined) {
+      grpcCode = grpc.code
+      reason = grpcReason(grpc.code, grpc.details ?? grpc.message)
+    } else if (cause instanceof Error) {
+      const code = (cause as { code?: unknown }).code
+      if ((typeof code === "string" && SYSCALL_CODE.test(code)) || NO_CONNECTION.test(messageOf(cause))) {
+        reason = "Connection"
+      }
+    }
+  }
+  return new TemporalError({
+    reason,
+    operation,
+    message: redact(messageOf(cause)),
+    workflowId,
+    grpcCode,
+    cause
+  })
+}
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
+
+/**
+ * A workflow execution, with every operation through the breaker and a deadline.
+ * Holds no connection: it stays valid across the breaker closing the connection.
+ * Like the SDK's handle, its operations address the workflow's latest run, unless
+ * `getWorkflowHandle` was given a `runId`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WorkflowHandle {
+  readonly workflowId: string
+  /** The run seen when the handle was made: the first run for `startWorkflow`, the current one for `getWorkflowHandle`. */
+  readonly runId: string | undefined
+  readonly describe: Effect.Effect<WorkflowExecutionDescription, TemporalError | CircuitBreakerError>
+  readonly query: <R, Args extends Array<any> = []>(
+    query: QueryDefinition<R, Args> | string,
+    ...args: Args
+  ) => Effect.Effect<R, TemporalError | CircuitBreakerError>
+  readonly signal: <Args extends Array<any> = []>(
+    signal: SignalDefinition<Args> | string,
+    ...args: Args
+  ) => Effect.Effect<void, TemporalError | CircuitBreakerError>
+  readonly terminate: (reason?: string) => Effect.Effect<void, TemporalError | CircuitBreakerError>
+}
+
+// -----------------------------------------------------------------------------
+// service
+// -----------------------------------------------------------------------------
+
+/**
+ * @since 0.1.0
+ * @category services
+ */
+export class TemporalClient extends Context.Service<TemporalClient, {
+  /** Starts a workflow (seed: `start_workflow`); `AlreadyStarted` when the id is taken. */
+  readonly startWorkflow: <T extends Workflow>(
+    workflow: string | T,
+    options: WorkflowStartOptions<T>
+  ) => Effect.Effect<WorkflowHandle, TemporalError | CircuitBreakerError>
+  /**
+   * A handle on an existing workflow (seed: `get_workflow_handle`). Costs one
+   * DescribeWorkflowExecution, so it fails with `NotFound` for an unknown workflow and
+   * with `CircuitBreakerError` while the breaker is open.
+   */
+  readonly getWorkflowHandle: (
+    workflowId: string,
+    runId?: string
+  ) => Effect.Effect<WorkflowHandle, TemporalError | CircuitBreakerError>
+  /** Runs a query on the workflow's latest run (seed: `query_workflow`); needs a worker polling its task queue. */
+  readonly queryWorkflow: <R, Args extends Array<any> = []>(
+    workflowId: string,
+    query: QueryDefinition<R, Args> | string,
+    ...args: Args
+  ) => Effect.Effect<R, TemporalError | CircuitBreakerError>
+  readonly describeWorkflow: (
+    workflowId: string,
+    runId?: string
+  ) => Effect.Effect<WorkflowExecutionDescription, TemporalError | CircuitBreakerError>
+  readonly signalWorkflow: <Args extends Array<any> = []>(
+    workflowId: string,
+    signal: SignalDefinition<Args> | string,
+    ...args: Args
+  ) => Effect.Effect<void, TemporalError | CircuitBreakerError>
+  /**
+   * Anything else on the SDK's `Client`, through the breaker and the deadline.
+   * `operation` names the call in errors. Meant for single RPCs: the call is cut at
+   * `rpcTimeout` and that counts as a failure, so do not wait here for a long
+   * workflow's result.
+   */
+  readonly use: <A>(
+    operation: string,
+    f: (client: Client) => Promise<A>
+  ) => Effect.Effect<A, TemporalError | CircuitBreakerError>
+  readonly breaker: CircuitBreaker.CircuitBreaker
+}>()("@neural-hive/temporal/TemporalClient") {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** `host:port` of the Temporal frontend (default port 7233). */
+  readonly address: string
+  /** Default `default`. */
+  readonly namespace?: string | undefined
+  /** Breaker options; `name` defaults to `temporal_client`, the seed's 5 failures, 30 s / 60 s. */
+  readonly breaker?: Partial<CircuitBreaker.Options> | undefined
+  /** The deadline of every call (default 5 seconds). */
+  readonly rpcTimeout?: Duration.Input | undefined
+  /** Cap of gRPC's reconnect backoff while the breaker is closed (default 2 seconds; gRPC's own is 120 s). */
+  readonly maxReconnectDelay?: Duration.Input | undefined
+  /**
+   * Attempts per call for gRPC UNAVAILABLE / RESOURCE_EXHAUSTED answers, with the SDK's
+   * backoff, all inside `rpcTimeout` (default 1: no retry, one outcome per call).
+   */
+  readonly grpcAttempts?: number | undefined
+  /** Temporal Cloud API key; never logged. */
+  readonly apiKey?: Redacted.Redacted<string> | undefined
+  /** TLS: `true`, or the SDK's `TLSConfig` (default off). */
+  readonly tls?: TLSConfig | boolean | undefined
+  /** Passed to the SDK's `Client` (data converter, interceptors, identity). */
+  readonly clientOptions?: Omit<ClientOptions, "connection" | "namespace"> | undefined
+}
+
+const millis = (input: Duration.Input | undefined, fallback: number): number =>
+  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
+
+/**
+ * The `@temporalio/client` connection options used by `make`.
+ *
+ * **Example** (Inspecting the gRPC settings)
+ *
+ * ```ts
+ * import { TemporalClient } from "@neural-hive/temporal"
+ *
+ * const options = TemporalClient.connectionOptions({ address: "127.0.0.1:7233" })
+ * options.interceptors // [] : no SDK retries
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectionOptions = (options: Options): ConnectionOptions => {
+  const maxReconnectDelay = millis(options.maxReconnectDelay, 2000)
+  const attempts = options.grpcAttempts ?? 1
+  return {
+    address: options.address,
+    interceptors: attempts > 1 ? [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: attempts }))] : [],
+    channelArgs: {
+      "grpc.initial_reconnect_backoff_ms": Math.min(100, maxReconnectDelay),
+      "grpc.max_reconnect_backoff_ms": maxReconnectDelay
+    },
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.apiKey === undefined ? {} : { apiKey: Redacted.value(options.apiKey) })
+  }
+}
+
+interface Session {
+  readonly connection: Connection
+  readonly client: Client
+}
+
+const close = (session: Session) =>
+  Effect.tryPromise(() => session.connection.close()).pipe(Effect.timeout("1 second"), Effect.ignore)
+
+/**
+ * Makes the service: a lazy gRPC connection for the life of the scope and a
+ * `temporal_client` breaker (registered in the `CircuitBreaker.Registry` if one
+ * is provided). Starts even when Temporal is down; fails with
+ * `TemporalError { reason: "InvalidArgument" }` for an address the SDK rejects.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(options: Options) {
+  const rpcTimeout = millis(options.rpcTimeout, 5000)
+  const namespace = options.namespace ?? "default"
+  const breaker = yield* CircuitBreaker.make({
+    name: "temporal_client",
+    failMax: 5,
+    recoveryTimeout: "30 seconds",
+    maxOpenDuration: "60 seconds",
+    // A backstop: each call already ends at rpcTimeout with DeadlineExceeded.
+    callTimeout: rpcTimeout + 1000,
+    failureMode: "fail-fast",
+    isFailure: isServerFailure,
+    ...options.breaker
+  })
+  const context = yield* Effect.context<never>()
+  const settings = connectionOptions(options)
+  const dial = (): Session => {
+    const connection = Connection.lazy(settings)
+    return { connection, client: new Client({ ...options.clientOptions, connection, namespace }) }
+  }
+
+  // The connection of the moment; `undefined` once retired, until the next call dials again.
+  let current: Session | undefined = yield* Effect.acquireRelease(
+    Effect.try({ try: dial, catch: (cause) => toTemporalError("connect", cause) }),
+    () => Effect.suspend(() => current === undefined ? Effect.void : close(current))
+  )
+
+  // When the breaker opens, close the connection: gRPC would otherwise keep redialling in the
+  // background for the whole open period. The first probe afterwards dials a fresh connection,
+  // with no reconnect backoff left over from the outage.
+  yield* breaker.listen({
+    onTransition: (transition) => {
+      if (transition.to !== "Open" || current === undefined) return
+      const retired = current
+      current = undefined
+      Effect.runForkWith(context)(
+        close(retired).pipe(
+          Effect.andThen(Effect.logDebug("temporal connection closed while the circuit is open")),
+          Effect.annotateLogs({ circuit: breaker.name })
+        )
+      )
+    }
+  })
+
+  const timedOut = (operation: string, workflowId: string | undefined) =>
+    Effect.fail(
+      new TemporalError({
+        reason: "DeadlineExceeded",
+        operation,
+        message: `no answer within ${rpcTimeout} ms`,
+        workflowId
+      })
+    )
+
+  const call = <A>(
+    operation: string,
+    workflowId: string | undefined,
+    f: (client: Client) => Promise<A>
+  ): Effect.Effect<A, TemporalError | CircuitBreakerError> =>
+    Effect.suspend(() => {
+      // Admitted by the breaker: dial again if the connection was retired (this is the probe).
+      const session = current ??= dial()
+      return Effect.tryPromise({
+        // Interrupting the fiber (the deadline, the caller) aborts the signal, which cancels the gRPC call.
+        try: (signal) => session.connection.withAbortSignal(signal, () => f(session.client)),
+        catch: (cause) => toTemporalError(operation, cause, workflowId)
+      })
+    }).pipe(
+      Effect.timeoutOrElse({ duration: rpcTimeout, orElse: () => timedOut(operation, workflowId) }),
+      withBreaker(breaker)
+    )
+
+  const handle = (workflowId: string, runId: string | undefined, seenRunId: string | undefined): WorkflowHandle => ({
+    workflowId,
+    runId: seenRunId,
+    describe: call("describeWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId, runId).describe()),
+    query: (query, ...args) =>
+      call("queryWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId, runId).query(query, ...args)),
+    signal: (signal, ...args) =>
+      call("signalWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId, runId).signal(signal, ...args)),
+    terminate: (reason) =>
+      Effect.asVoid(
+        call("terminateWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId, runId).terminate(reason))
+      )
+  })
+
+  return TemporalClient.of({
+    startWorkflow: (workflow, startOptions) =>
+      Effect.map(
+        call("startWorkflow", startOptions.workflowId, (c) => c.workflow.start(workflow, startOptions)),
+        (started) => handle(started.workflowId, undefined, started.firstExecutionRunId)
+      ),
+    getWorkflowHandle: (workflowId, runId) =>
+      Effect.map(
+        call("getWorkflowHandle", workflowId, (c) => c.workflow.getHandle(workflowId, runId).describe()),
+        (description) => handle(workflowId, runId, description.runId)
+      ),
+    queryWorkflow: (workflowId, query, ...args) =>
+      call("queryWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId).query(query, ...args)),
+    describeWorkflow: (workflowId, runId) =>
+      call("describeWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId, runId).describe()),
+    signalWorkflow: (workflowId, signal, ...args) =>
+      call("signalWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId).signal(signal, ...args)),
+    use: (operation, f) => call(operation, undefined, f),
+    breaker
+  })
+})
+
+/**
+ * **Example** (Providing the client)
+ *
+ * ```ts
+ * import { TemporalClient } from "@neural-hive/temporal"
+ *
+ * const TemporalLive = TemporalClient.layer({
+ *   address: "127.0.0.1:7233",
+ *   namespace: "neural-hive",
+ *   rpcTimeout: "5 seconds",
+ *   breaker: { failMax: 5, recoveryTimeout: "30 seconds", maxOpenDuration: "60 seconds" }
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError> =>
+  Layer.effect(TemporalClient, make(options))
+
+/**
+ * Reads the options from config.
+ *
+ * **Example** (Address and namespace from the environment)
+ *
+ * ```ts
+ * import { Config } from "effect"
+ * import { TemporalClient } from "@neural-hive/temporal"
+ *
+ * const TemporalLive = TemporalClient.layerConfig({
+ *   address: Config.String("TEMPORAL_ADDRESS"),
+ *   namespace: Config.String("TEMPORAL_NAMESPACE").pipe(Config.withDefault("default"))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Wrap<Options>
+): Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
+  Layer.effect(TemporalClient, Effect.flatMap(Config.unwrap(options), make))

@@ -1,0 +1,17 @@
+/**
+ * @neural-hive/temporal: the seed's fail-fast Temporal client over `@temporalio/client`.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ */
+export * as TemporalClient from "./TemporalClient.ts"
+
+export {
+  /**
+   * @since 0.1.0
+   */
+  TemporalError
+} from "./TemporalClient.ts"

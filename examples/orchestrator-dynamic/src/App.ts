@@ -1,0 +1,65 @@
+/**
+ * The layer graph of the service, for `main.ts` and the tests.
+ */
+import { KafkaProducer } from "@neural-hive/kafka"
+import { MongoStore } from "@neural-hive/mongodb"
+import { Metrics, TransitionLog } from "@neural-hive/observability"
+import { RedisCache } from "@neural-hive/redis"
+import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import { TemporalClient } from "@neural-hive/temporal"
+import { Effect, Layer } from "effect"
+import * as AppConfig from "./AppConfig.ts"
+import * as Embedded from "./Embedded.ts"
+import * as HttpApp from "./HttpApp.ts"
+import { Orchestrator } from "./Orchestrator.ts"
+
+/** The four dependencies: real clients where an endpoint is configured, in memory otherwise. */
+export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
+  const breaker = (dependency: ResilienceConfig.Dependency) =>
+    ResilienceConfig.toBreakerOptions(dependency, settings[dependency])
+  const kafka = config.kafkaBrokers === undefined
+    ? Embedded.kafka(settings)
+    : KafkaProducer.layer({ brokers: config.kafkaBrokers, clientId: config.service, breaker: breaker("kafka") })
+  const temporal = config.temporalAddress === undefined
+    ? Embedded.temporal(settings)
+    : TemporalClient.layer({
+      address: config.temporalAddress,
+      namespace: config.temporalNamespace,
+      breaker: breaker("temporal")
+    })
+  const redis = config.redisUrl === undefined
+    ? Embedded.redis(settings)
+    : RedisCache.layer({ url: config.redisUrl, breaker: breaker("redis") })
+  const mongodb = config.mongodbUrl === undefined
+    ? Embedded.mongodb(settings)
+    : MongoStore.layer({ url: config.mongodbUrl, breaker: breaker("mongodb") })
+  return Layer.mergeAll(kafka, temporal, redis, mongodb)
+}
+
+/** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
+export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
+  const embedded = config.kafkaBrokers === undefined || config.temporalAddress === undefined ||
+    config.redisUrl === undefined || config.mongodbUrl === undefined
+  return HttpApp.layer({
+    port: config.port,
+    host: config.host,
+    service: config.service,
+    admin: config.adminToken,
+    // The fault switch is served only when something runs embedded.
+    faultSwitch: embedded
+  }).pipe(
+    Layer.provide(Orchestrator.layer()),
+    Layer.provideMerge(dependencies(config, settings)),
+    Layer.provideMerge(Embedded.Faults.layer(config.faults)),
+    Layer.provideMerge(TransitionLog.layer({ service: config.service })),
+    Layer.provideMerge(Metrics.layer({ service: config.service })),
+    Layer.provideMerge(CircuitBreaker.layerRegistry)
+  )
+}
+
+/** Reads the environment and the seed's YAML file; a bad value stops here, before anything starts. */
+export const fromEnvironment = Effect.gen(function*() {
+  const config = yield* AppConfig.config
+  const settings = yield* ResilienceConfig.load(config.resilienceConfig, { env: process.env })
+  return { config, settings, layer: make(config, settings) }
+})

@@ -1,0 +1,191 @@
+/**
+ * The Orchestrator Dynamic service of the seed: it takes a plan, caches a
+ * lookup in Redis (fail-open), starts its Temporal workflow, persists the
+ * execution ticket in MongoDB and publishes it to Kafka (fail-fast). Each step
+ * says what happened, so a caller sees which breaker stopped a plan and when to
+ * try again.
+ */
+import { KafkaProducer } from "@neural-hive/kafka"
+import { MongoStore } from "@neural-hive/mongodb"
+import { RedisCache } from "@neural-hive/redis"
+import type { CircuitBreakerError } from "@neural-hive/resilience"
+import { TemporalClient } from "@neural-hive/temporal"
+import { Clock, Context, Data, Duration, Effect, Layer, Option } from "effect"
+
+export interface Plan {
+  readonly id: string
+  readonly steps: ReadonlyArray<string>
+}
+
+export interface Ticket {
+  readonly ticketId: string
+  readonly planId: string
+  readonly steps: ReadonlyArray<string>
+  readonly createdAt: string
+}
+
+/** What happened at one step. */
+export type StepReport =
+  | { readonly status: "ok"; readonly detail?: string }
+  | { readonly status: "skipped"; readonly detail: string }
+  | { readonly status: "rejected"; readonly circuit: string; readonly retryAfterSeconds: number | null }
+  | { readonly status: "failed"; readonly error: string; readonly reason: string }
+
+export interface PlanReport {
+  readonly planId: string
+  readonly ticketId: string
+  readonly accepted: boolean
+  readonly steps: {
+    readonly cache: StepReport
+    readonly workflow: StepReport
+    readonly persistence: StepReport
+    readonly ticket: StepReport
+  }
+}
+
+/** A plan that is not well formed: 400, nothing is called. */
+export class InvalidPlan extends Data.TaggedError("InvalidPlan")<{ readonly message: string }> {}
+
+export interface Settings {
+  readonly ticketsTopic: string
+  readonly taskQueue: string
+  readonly ticketsCollection: string
+  readonly cacheSeconds: number
+}
+
+export const defaultSettings: Settings = {
+  ticketsTopic: "execution-tickets",
+  taskQueue: "orchestrator-dynamic",
+  ticketsCollection: "tickets",
+  cacheSeconds: 300
+}
+
+const PLAN_ID = /^[A-Za-z0-9_.:-]{1,128}$/
+
+/** Checks an untrusted body; the reason names what was wrong. */
+export const decodePlan = (body: unknown): Effect.Effect<Plan, InvalidPlan> => {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return Effect.fail(new InvalidPlan({ message: "the body must be a JSON object { id, steps }" }))
+  }
+  const { id, steps } = body as { readonly id?: unknown; readonly steps?: unknown }
+  if (typeof id !== "string" || !PLAN_ID.test(id)) {
+    return Effect.fail(new InvalidPlan({ message: "id must be 1-128 characters of letters, digits, _ . : -" }))
+  }
+  if (
+    !Array.isArray(steps) || steps.length === 0 || steps.length > 100 ||
+    !steps.every((s) => typeof s === "string" && s.length > 0 && s.length <= 200)
+  ) {
+    return Effect.fail(new InvalidPlan({ message: "steps must be 1-100 non-empty strings of at most 200 characters" }))
+  }
+  return Effect.succeed({ id, steps })
+}
+
+const rejected = (error: CircuitBreakerError): StepReport => ({
+  status: "rejected",
+  circuit: error.circuit,
+  retryAfterSeconds: Duration.isFinite(error.retryAfter) ? Math.ceil(Duration.toSeconds(error.retryAfter)) : null
+})
+
+const failed = (error: { readonly _tag: string; readonly reason: string; readonly message: string }): StepReport => ({
+  status: "failed",
+  error: `${error._tag}: ${error.message}`,
+  reason: error.reason
+})
+
+const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
+
+export class Orchestrator extends Context.Service<Orchestrator, {
+  readonly submit: (plan: Plan) => Effect.Effect<PlanReport>
+}>()("@neural-hive/example-orchestrator-dynamic/Orchestrator") {
+  static readonly layer = (settings: Settings = defaultSettings) =>
+    Layer.effect(
+      Orchestrator,
+      Effect.gen(function*() {
+        const cache = yield* RedisCache.RedisCache
+        const temporal = yield* TemporalClient.TemporalClient
+        const store = yield* MongoStore.MongoStore
+        const kafka = yield* KafkaProducer.KafkaProducer
+
+        const submit = Effect.fn("Orchestrator.submit")(function*(plan: Plan) {
+          const ticketId = `ticket-${plan.id}`
+          yield* Effect.annotateCurrentSpan({ "plan.id": plan.id })
+
+          // 1. Redis (fail-open): a cached ticket saves rebuilding it; a cache that is down is a miss.
+          const cacheKey = `plan:${plan.id}`
+          const cached = yield* cache.get(cacheKey)
+          const ticket: Ticket = Option.isSome(cached)
+            ? JSON.parse(cached.value) as Ticket
+            : {
+              ticketId,
+              planId: plan.id,
+              steps: plan.steps,
+              createdAt: new Date(yield* Clock.currentTimeMillis).toISOString()
+            }
+          const stored = Option.isSome(cached)
+            ? true
+            : yield* cache.setex(cacheKey, settings.cacheSeconds, JSON.stringify(ticket))
+          const cacheStep: StepReport = Option.isSome(cached)
+            ? { status: "ok", detail: "hit" }
+            : stored
+            ? { status: "ok", detail: "miss" }
+            : { status: "skipped", detail: "cache unavailable, ticket built without it" }
+
+          const notRun: StepReport = { status: "skipped", detail: "an earlier step failed" }
+          const report = (workflow: StepReport, persistence: StepReport, published: StepReport): PlanReport => ({
+            planId: plan.id,
+            ticketId,
+            accepted: isOk(workflow) && isOk(persistence) && isOk(published),
+            steps: { cache: cacheStep, workflow, persistence, ticket: published }
+          })
+
+          // 2. Temporal (fail-fast): start the plan's workflow; already started means a retried plan.
+          const workflow = yield* temporal.startWorkflow("orchestratePlan", {
+            workflowId: `plan-${plan.id}`,
+            taskQueue: settings.taskQueue,
+            args: [ticket]
+          }).pipe(
+            Effect.as<StepReport>({ status: "ok", detail: "started" }),
+            Effect.catchTag("TemporalError", (e) =>
+              Effect.succeed<StepReport>(
+                e.reason === "AlreadyStarted" ? { status: "ok", detail: "already started" } : failed(e)
+              )),
+            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(rejected(e)))
+          )
+          if (!isOk(workflow)) {
+            return report(workflow, notRun, notRun)
+          }
+
+          // 3. MongoDB (fail-fast): persist the ticket; a duplicate key means a retried plan already stored it.
+          const persistence = yield* store.insertOne(settings.ticketsCollection, { _id: ticketId, ...ticket } as never)
+            .pipe(
+              Effect.as<StepReport>({ status: "ok", detail: "stored" }),
+              Effect.catchTag("MongoStoreError", (e) =>
+                Effect.succeed<StepReport>(
+                  e.reason === "DuplicateKey" ? { status: "ok", detail: "already stored" } : failed(e)
+                )),
+              Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(rejected(e)))
+            )
+          if (!isOk(persistence)) {
+            return report(workflow, persistence, notRun)
+          }
+
+          // 4. Kafka (fail-fast): publish the execution ticket, keyed by its id.
+          const published = yield* kafka.send({
+            topic: settings.ticketsTopic,
+            messages: [{ key: ticketId, value: JSON.stringify(ticket) }]
+          }).pipe(
+            Effect.as<StepReport>({ status: "ok", detail: "published" }),
+            Effect.catchTag("KafkaError", (e) => Effect.succeed(failed(e))),
+            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(rejected(e)))
+          )
+          const result = report(workflow, persistence, published)
+          yield* (result.accepted ? Effect.logInfo : Effect.logWarning)("plan_processed").pipe(
+            Effect.annotateLogs({ plan_id: plan.id, ticket_id: ticketId, accepted: result.accepted })
+          )
+          return result
+        })
+
+        return Orchestrator.of({ submit })
+      })
+    )
+}

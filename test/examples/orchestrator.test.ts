@@ -1,0 +1,250 @@
+/**
+ * The Orchestrator Dynamic example, booted from its layer graph: once embedded
+ * (in memory, with the fault switch) and once against the rig's real servers.
+ * Everything is checked over real HTTP on 127.0.0.1, as an operator would.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as App from "@neural-hive/example-orchestrator-dynamic/App"
+import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import { ResilienceConfig } from "@neural-hive/resilience"
+import { Client, Connection } from "@temporalio/client"
+import { Effect, Layer, Logger, Redacted } from "effect"
+import { HttpServer } from "effect/http"
+import { TestConsole } from "effect/testing"
+import { Kafka, logLevel } from "kafkajs"
+import { MongoClient } from "mongodb"
+import { inject } from "vitest"
+
+const baseConfig: AppConfig = {
+  resilienceConfig: "(inline)",
+  service: "orchestrator-dynamic",
+  host: "127.0.0.1",
+  port: 0,
+  adminToken: undefined,
+  kafkaBrokers: undefined,
+  temporalAddress: undefined,
+  temporalNamespace: "default",
+  redisUrl: undefined,
+  mongodbUrl: undefined,
+  faults: {}
+}
+
+/** The seed's file with a 1 s recovery, so a test sees the whole cycle. */
+const fastSettings = ResilienceConfig.parse(
+  `
+circuitBreaker:
+  kafka:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
+  temporal: { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 5 }
+  redis:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
+  mongodb:  { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 5 }
+`
+)
+
+const baseUrl = Effect.gen(function*() {
+  const address = (yield* HttpServer.HttpServer).address
+  return `http://127.0.0.1:${"port" in address ? address.port : 0}`
+})
+
+const http = (path: string, init?: RequestInit) =>
+  Effect.gen(function*() {
+    const url = `${yield* baseUrl}${path}`
+    return yield* Effect.promise(async () => {
+      const response = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) })
+      const text = await response.text()
+      return { status: response.status, headers: response.headers, text }
+    })
+  })
+
+const plan = (id: string) =>
+  http("/plans", { method: "POST", body: JSON.stringify({ id, steps: ["plan", "execute"] }) })
+
+const metric = (text: string, name: string, circuit: string) => {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`circuit="${circuit}"`))
+  return line === undefined ? undefined : Number(line.split(" ").pop())
+}
+
+const logLines = Effect.map(TestConsole.logLines, (lines) => lines.map((l) => JSON.parse(String(l))))
+
+const boot = (config: AppConfig) =>
+  Layer.unwrap(Effect.map(fastSettings, (settings) => App.make(config, settings))).pipe(
+    Layer.provide(Logger.layer([Logger.consoleJson])),
+    // Console output (the JSON log lines) is captured, and read back by the test.
+    Layer.provideMerge(TestConsole.layer)
+  )
+
+describe("Orchestrator Dynamic, embedded", () => {
+  it.live(
+    "a plan goes through every step; a Kafka outage trips its breaker, shows in /health, /metrics and logs, and recovers",
+    () =>
+      Effect.gen(function*() {
+        const ok = yield* plan("p-1")
+        assert.strictEqual(ok.status, 202)
+        const report = JSON.parse(ok.text)
+        assert.deepStrictEqual(report.steps.ticket, { status: "ok", detail: "published" })
+        assert.deepStrictEqual(report.steps.persistence, { status: "ok", detail: "stored" })
+
+        // The same plan again: the cache answers, Temporal and MongoDB say it was already done.
+        const again = JSON.parse((yield* plan("p-1")).text)
+        assert.deepStrictEqual(again.steps.cache, { status: "ok", detail: "hit" })
+        assert.deepStrictEqual(again.steps.workflow, { status: "ok", detail: "already started" })
+
+        assert.strictEqual((yield* http("/faults/kafka/down", { method: "POST" })).status, 200)
+        for (let i = 0; i < 3; i++) {
+          const failed = yield* plan(`k-${i}`)
+          assert.strictEqual(failed.status, 502)
+          assert.strictEqual(JSON.parse(failed.text).steps.ticket.reason, "Connection")
+        }
+        const rejected = yield* plan("k-rejected")
+        assert.strictEqual(rejected.status, 503)
+        assert.strictEqual(rejected.headers.get("retry-after"), "1")
+        assert.strictEqual(JSON.parse(rejected.text).steps.ticket.circuit, "kafka_producer")
+
+        const health = yield* http("/health")
+        assert.strictEqual(health.status, 503)
+        const kafka = JSON.parse(health.text).breakers.find((b: { name: string }) => b.name === "kafka_producer")
+        assert.strictEqual(kafka.state, "open")
+        assert.strictEqual(kafka.trips, 1)
+        const metrics = (yield* http("/metrics")).text
+        assert.strictEqual(metric(metrics, "circuit_breaker_state", "kafka_producer"), 1)
+        assert.strictEqual(metric(metrics, "circuit_breaker_trips_total", "kafka_producer"), 1)
+        assert.strictEqual(metric(metrics, "circuit_breaker_failures_total", "kafka_producer"), 3)
+        assert.strictEqual(metric(metrics, "circuit_breaker_state", "redis_client"), 0)
+
+        // Kafka comes back; after the open period one plan (the probe) closes the breaker.
+        yield* http("/faults/kafka/up", { method: "POST" })
+        yield* Effect.sleep("1100 millis")
+        assert.strictEqual(JSON.parse((yield* http("/health")).text).breakers[0].state, "half_open")
+        assert.strictEqual((yield* plan("k-after")).status, 202)
+        assert.strictEqual((yield* http("/health")).status, 200)
+
+        const messages = (yield* logLines).map((l) => [l.message, l.annotations?.circuit])
+        const transitions = messages.filter(([m]) => String(m).startsWith("circuit_breaker_"))
+        assert.deepStrictEqual(transitions, [
+          ["circuit_breaker_open", "kafka_producer"],
+          ["circuit_breaker_half_open", "kafka_producer"],
+          ["circuit_breaker_reset", "kafka_producer"]
+        ])
+      }).pipe(Effect.provide(boot(baseConfig))),
+    30_000
+  )
+
+  it.live(
+    "Redis down is fail-open: plans are still accepted, /health says degraded with 200",
+    () =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 4; i++) assert.strictEqual((yield* plan(`r-${i}`)).status, 202)
+        const report = JSON.parse((yield* plan("r-last")).text)
+        assert.strictEqual(report.accepted, true)
+        assert.strictEqual(report.steps.cache.status, "skipped")
+        const health = yield* http("/health")
+        assert.strictEqual(health.status, 200)
+        assert.strictEqual(JSON.parse(health.text).status, "degraded")
+      }).pipe(Effect.provide(boot({ ...baseConfig, faults: { redis: "down" } }))),
+    30_000
+  )
+
+  it.live("bad requests: 400 with the reason, 413 over 64 KiB, 405, unknown fault 404", () =>
+    Effect.gen(function*() {
+      const notJson = yield* http("/plans", { method: "POST", body: "{" })
+      assert.strictEqual(notJson.status, 400)
+      const noSteps = yield* http("/plans", { method: "POST", body: JSON.stringify({ id: "x", steps: [] }) })
+      assert.strictEqual(noSteps.status, 400)
+      assert.include(JSON.parse(noSteps.text).error, "steps")
+      const badId = yield* http("/plans", { method: "POST", body: JSON.stringify({ id: "a b", steps: ["x"] }) })
+      assert.include(JSON.parse(badId.text).error, "id")
+      const huge = yield* http("/plans", {
+        method: "POST",
+        body: JSON.stringify({ id: "x", steps: ["y".repeat(70_000)] })
+      })
+      assert.strictEqual(huge.status, 413)
+      assert.strictEqual((yield* http("/plans")).status, 405)
+      assert.strictEqual((yield* http("/faults/rabbit/down", { method: "POST" })).status, 404)
+      // The server keeps serving after all that.
+      assert.strictEqual((yield* plan("still-fine")).status, 202)
+    }).pipe(Effect.provide(boot(baseConfig))), 30_000)
+
+  it.effect("a bad config file stops the program with one message per problem", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        ResilienceConfig.parse("circuitBreaker:\n  kafka: { failMax: 0 }\n  redis: { enabled: maybe }\n")
+      )
+      assert.strictEqual(error.problems.length, 2)
+      assert.include(error.message, "circuitBreaker.kafka.failMax: got 0, expected an integer >= 1")
+      assert.include(error.message, `circuitBreaker.redis.enabled: got "maybe", expected true or false`)
+    }))
+})
+
+describe("Orchestrator Dynamic, on the real servers", () => {
+  it.live(
+    "a plan is started in Temporal, stored in MongoDB and published to Kafka; secrets stay out of /health",
+    () =>
+      Effect.gen(function*() {
+        const brokers = inject("kafkaBrokers").split(",")
+        const mongodbUrl = inject("mongodbUrl")
+        const topic = "execution-tickets"
+        const kafka = new Kafka({ clientId: "orchestrator-test", brokers, logLevel: logLevel.NOTHING })
+        const admin = kafka.admin()
+        yield* Effect.promise(async () => {
+          await admin.connect()
+          await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+          await admin.disconnect()
+        })
+        const config: AppConfig = {
+          ...baseConfig,
+          kafkaBrokers: brokers,
+          temporalAddress: inject("temporalAddress"),
+          redisUrl: Redacted.make(inject("redisUrl")),
+          mongodbUrl: Redacted.make(`${mongodbUrl}orchestrator`)
+        }
+        const result = yield* Effect.gen(function*() {
+          const id = `real-${Date.now()}`
+          const response = yield* plan(id)
+          assert.strictEqual(response.status, 202, response.text)
+          const faults = yield* http("/faults/kafka/down", { method: "POST" })
+          assert.strictEqual(faults.status, 404, "no fault switch with real servers")
+          const health = yield* http("/health")
+          assert.strictEqual(health.status, 200)
+          assert.notInclude(health.text, "mongodb://")
+          return id
+        }).pipe(Effect.provide(boot(config)))
+
+        const stored = yield* Effect.promise(async () => {
+          const client = new MongoClient(mongodbUrl, { serverSelectionTimeoutMS: 5000 })
+          try {
+            return await client.db("orchestrator").collection("tickets").findOne({ _id: `ticket-${result}` as never })
+          } finally {
+            await client.close()
+          }
+        })
+        assert.strictEqual(stored?.planId, result)
+
+        const published = yield* Effect.promise(async () => {
+          const consumer = kafka.consumer({ groupId: `orchestrator-test-${result}` })
+          const seen: Array<string> = []
+          await consumer.connect()
+          await consumer.subscribe({ topic, fromBeginning: true })
+          await consumer.run({ eachMessage: async ({ message }) => void seen.push(String(message.key)) })
+          const deadline = Date.now() + 15_000
+          while (!seen.includes(`ticket-${result}`) && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 100))
+          }
+          await consumer.disconnect()
+          return seen.filter((key) => key === `ticket-${result}`).length
+        })
+        assert.strictEqual(published, 1)
+
+        const workflow = yield* Effect.promise(async () => {
+          const connection = await Connection.connect({ address: inject("temporalAddress") })
+          try {
+            return await new Client({ connection, namespace: "default" }).workflow.getHandle(`plan-${result}`)
+              .describe()
+          } finally {
+            await connection.close()
+          }
+        })
+        assert.strictEqual(workflow.type, "orchestratePlan")
+        assert.strictEqual(workflow.taskQueue, "orchestrator-dynamic")
+      }),
+    90_000
+  )
+})

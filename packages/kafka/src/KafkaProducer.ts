@@ -289,21 +289,34 @@ export const make: (
         }
       })
 
+    // One connection attempt at a time: the eager connect and the first sends share it. Two concurrent
+    // producer.connect() calls race in kafkajs (an idempotent producer's initProducerId runs twice and a
+    // send releases a broker lock it never took).
+    let connecting: Promise<void> | undefined
+    const ensureConnected = (): Promise<void> => {
+      if (ready) return Promise.resolve()
+      connecting ??= producer.connect().then(
+        () => {
+          ready = true
+          connecting = undefined
+        },
+        (error: unknown) => {
+          connecting = undefined
+          throw error
+        }
+      )
+      return connecting
+    }
+
     const connect = Effect.tryPromise({
-      try: async () => {
-        await producer.connect()
-        ready = true
-      },
+      try: ensureConnected,
       catch: (cause) => fromCause(cause, secrets)
     }).pipe(Effect.onExit(notReadyAfter))
 
     const publish = (topicMessages: Array<KafkaJS.TopicMessages>) =>
       Effect.tryPromise({
         try: async () => {
-          if (!ready) {
-            await producer.connect()
-            ready = true
-          }
+          await ensureConnected()
           return producer.sendBatch({
             topicMessages,
             acks: settings.acks,

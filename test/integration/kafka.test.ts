@@ -20,6 +20,7 @@ import * as fs from "node:fs"
 import { afterAll, beforeAll } from "vitest"
 import { FaultProxy } from "../services/proxy.ts"
 import { freePort, type ServerHandle, startKafka } from "../services/servers.ts"
+import { eventually } from "./eventually.ts"
 
 const TOPIC = "execution-tickets"
 /** A topic whose `max.message.bytes` is 1 KiB: a bigger message is the caller's error. */
@@ -146,18 +147,6 @@ const expectSent = (outcome: Outcome) => {
 // -----------------------------------------------------------------------------
 // steps shared by the scenarios
 // -----------------------------------------------------------------------------
-
-/** Waits (real time, bounded) until `effect` gives a value passing `check`. */
-const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => boolean, timeoutMillis: number) =>
-  Effect.gen(function*() {
-    const deadline = performance.now() + timeoutMillis
-    for (;;) {
-      const value = yield* effect
-      if (check(value)) return value
-      if (performance.now() > deadline) return yield* Effect.die(new Error(`condition not met in ${timeoutMillis} ms`))
-      yield* Effect.sleep("50 millis")
-    }
-  })
 
 /** The broker is healthy again: a plain kafkajs producer can write (bounded; polls through the proxy). */
 const waitUntilServing = Effect.promise(async () => {

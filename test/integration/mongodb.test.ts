@@ -16,6 +16,7 @@ import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
 import { FaultProxy } from "../services/proxy.ts"
 import { type ServerHandle, startMongo } from "../services/servers.ts"
+import { eventually } from "./eventually.ts"
 
 const FAIL_MAX = 3
 const RECOVERY_MILLIS = 2000
@@ -75,18 +76,6 @@ const readDirect = (collection: string) =>
 const reviveServer = Effect.promise(async () => {
   if (!server.running) await server.restart()
 })
-
-/** Waits (real time, bounded) until `check` holds. */
-const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => boolean, timeoutMillis = 10_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (true) {
-      const exit = yield* Effect.exit(effect)
-      if (Exit.isSuccess(exit) && check(exit.value)) return exit.value
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`condition not met in ${timeoutMillis} ms`))
-      yield* Effect.sleep("25 millis")
-    }
-  })
 
 /**
  * Writes one ticket a call and records what the caller was told: acknowledged, rejected by the

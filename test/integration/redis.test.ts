@@ -10,6 +10,7 @@ import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { FaultProxy } from "../services/proxy.ts"
 import { type ServerHandle, startRedis } from "../services/servers.ts"
+import { eventually } from "./eventually.ts"
 
 let server: ServerHandle
 let proxy: FaultProxy
@@ -37,18 +38,6 @@ const cacheLayer = () =>
   })
 
 const cache = RedisCache.RedisCache
-
-/** Waits (real time, bounded) until `check` holds. */
-const eventually = <A>(effect: Effect.Effect<A>, check: (a: A) => boolean, timeoutMillis = 10_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (true) {
-      const value = yield* effect
-      if (check(value)) return value
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`condition not met in ${timeoutMillis} ms`))
-      yield* Effect.sleep("25 millis")
-    }
-  })
 
 /** Calls `get` until the breaker opens; every answer meanwhile must be `none` (fail-open). */
 const failUntilOpen = Effect.gen(function*() {

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import { FaultProxy } from "../services/proxy.ts"
 import { freePort, type ServerHandle, startTemporal } from "../services/servers.ts"
+import { eventually } from "./eventually.ts"
 import { approveSignal, brokenQuery, statusQuery } from "./workflows/ticket.ts"
 
 const FAIL_MAX = 3
@@ -85,18 +86,6 @@ const worker = Effect.acquireRelease(
 const reviveServer = Effect.promise(async () => {
   if (!server.running) await server.restart()
 })
-
-/** Waits (real time, bounded) until `check` holds. */
-const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, check: (a: A) => boolean, timeoutMillis = 10_000) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + timeoutMillis
-    while (true) {
-      const value = yield* Effect.exit(effect)
-      if (value._tag === "Success" && check(value.value)) return value.value
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`condition not met in ${timeoutMillis} ms`))
-      yield* Effect.sleep("25 millis")
-    }
-  })
 
 const startTicket = (taskQueue: string, workflowId = `ticket-${randomUUID()}`) =>
   Effect.gen(function*() {

@@ -5,6 +5,7 @@ import { Config, ConfigProvider, Data, Effect, Layer, Logger, Redacted } from "e
 import { HttpServer } from "effect/http"
 import { TestClock, TestConsole } from "effect/testing"
 import * as NodeHttp from "node:http"
+import * as net from "node:net"
 import { parse } from "./scrape.ts"
 
 class ConnectionRefused extends Data.TaggedError("ConnectionRefused")<{ readonly message: string }> {}
@@ -297,4 +298,70 @@ describe("Http: manual control (admin routes)", () => {
       assert.strictEqual((yield* request("/admin/breakers/kafka_producer/explode", "POST", bearer(token))).status, 404)
       assert.strictEqual((yield* request("/admin/breakers/kafka_producer/reset", "GET", bearer(token))).status, 405)
     }).pipe(Effect.provide(AdminLayer)))
+})
+
+describe("Http: slow and abusive clients", () => {
+  const SlowLayer = Http.layer({
+    host: "127.0.0.1",
+    port: 0,
+    headersTimeout: "300 millis",
+    requestTimeout: "600 millis"
+  })
+    .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(CircuitBreaker.layerRegistry))
+
+  /** A raw TCP client that sends `data` and collects what the server answers until it closes. */
+  const rawClient = (port: number, data: string) =>
+    new Promise<{ readonly socket: net.Socket; readonly closed: Promise<string> }>((resolve, reject) => {
+      const socket = net.connect({ host: "127.0.0.1", port }, () => {
+        socket.write(data)
+        resolve({
+          socket,
+          closed: new Promise((done) => {
+            const chunks: Array<Buffer> = []
+            socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+            socket.on("close", () => done(Buffer.concat(chunks).toString("utf8")))
+          })
+        })
+      })
+      socket.once("error", reject)
+    })
+
+  it.live(
+    "a client that never finishes its headers gets 408 and is cut; the server keeps serving meanwhile",
+    () =>
+      Effect.gen(function*() {
+        yield* seedBreakers
+        const server = yield* HttpServer.HttpServer
+        const port = "port" in server.address ? server.address.port : 0
+        const started = performance.now()
+        // 50 slowloris clients: a request line and one header, then silence.
+        const slow = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 50 }, () => rawClient(port, "GET /health HTTP/1.1\r\nHost: x\r\n")))
+        )
+        for (let i = 0; i < 5; i++) assert.strictEqual((yield* request("/live")).status, 200)
+        const answers = yield* Effect.promise(() => Promise.all(slow.map((c) => c.closed)))
+        const elapsed = performance.now() - started
+        for (const answer of answers) assert.match(answer, /^HTTP\/1\.1 408/)
+        assert.isBelow(elapsed, 5_000, "slow clients are cut by the headers timeout, not held for minutes")
+        assert.strictEqual((yield* request("/health")).status, 200)
+      }).pipe(Effect.provide(SlowLayer)),
+    20_000
+  )
+
+  it.live(
+    "a client that announces a body and never sends it is cut by the request timeout",
+    () =>
+      Effect.gen(function*() {
+        yield* seedBreakers
+        const server = yield* HttpServer.HttpServer
+        const port = "port" in server.address ? server.address.port : 0
+        const client = yield* Effect.promise(() =>
+          rawClient(port, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\npartial")
+        )
+        const answer = yield* Effect.promise(() => client.closed)
+        assert.match(answer, /^HTTP\/1\.1 (405|408)/)
+        assert.strictEqual((yield* request("/live")).status, 200)
+      }).pipe(Effect.provide(SlowLayer)),
+    20_000
+  )
 })

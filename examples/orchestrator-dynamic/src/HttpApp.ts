@@ -19,7 +19,6 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "effect/http"
-import * as NodeHttp from "node:http"
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
 
@@ -121,7 +120,7 @@ export const layer = (options: {
   CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator
 > =>
   Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
-    Layer.provideMerge(NodeHttpServer.layerServer(() => NodeHttp.createServer(), {
+    Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {
       port: options.port,
       host: options.host
     }))

@@ -92,6 +92,14 @@ const failed = (error: { readonly _tag: string; readonly reason: string; readonl
   reason: error.reason
 })
 
+/**
+ * The breaker's error: `rejected` when it refused the call (it did not run); a call that ran past
+ * its `callTimeout` (reason `Timeout`) is a dependency failure, reported as `failed` (502), since it
+ * ran and may have had its effect.
+ */
+const fromBreaker = (error: CircuitBreakerError): StepReport =>
+  error.reason === "Timeout" ? failed(error) : rejected(error)
+
 const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
 
 export class Orchestrator extends Context.Service<Orchestrator, {
@@ -149,7 +157,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
               Effect.succeed<StepReport>(
                 e.reason === "AlreadyStarted" ? { status: "ok", detail: "already started" } : failed(e)
               )),
-            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(rejected(e)))
+            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
           )
           if (!isOk(workflow)) {
             return report(workflow, notRun, notRun)
@@ -163,7 +171,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
                 Effect.succeed<StepReport>(
                   e.reason === "DuplicateKey" ? { status: "ok", detail: "already stored" } : failed(e)
                 )),
-              Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(rejected(e)))
+              Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
             )
           if (!isOk(persistence)) {
             return report(workflow, persistence, notRun)
@@ -176,7 +184,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
           }).pipe(
             Effect.as<StepReport>({ status: "ok", detail: "published" }),
             Effect.catchTag("KafkaError", (e) => Effect.succeed(failed(e))),
-            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(rejected(e)))
+            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
           )
           const result = report(workflow, persistence, published)
           yield* (result.accepted ? Effect.logInfo : Effect.logWarning)("plan_processed").pipe(

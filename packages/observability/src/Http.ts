@@ -33,6 +33,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { CircuitBreaker } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpServer from "effect/http/HttpServer"
 import type * as HttpServerError from "effect/http/HttpServerError"
@@ -112,6 +113,38 @@ export interface Options {
    * with `Authorization: Bearer <token>`. Every use, allowed or denied, is logged.
    */
   readonly admin?: { readonly token: Redacted.Redacted<string> } | undefined
+  /** A client still sending its headers after this is answered 408 and cut (default 5 seconds). */
+  readonly headersTimeout?: Duration.Input | undefined
+  /** A client still sending its request after this is answered 408 and cut (default 10 seconds). */
+  readonly requestTimeout?: Duration.Input | undefined
+}
+
+/**
+ * A Node HTTP server that does not wait on slow clients: headers must arrive
+ * within `headersTimeout` and the whole request within `requestTimeout` (Node's
+ * own defaults are 60 s and 300 s), idle keep-alive sockets close after 5 s, and
+ * one socket serves at most 1,000 requests.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeNodeServer = (
+  options?: Pick<Options, "headersTimeout" | "requestTimeout">
+): NodeHttp.Server => {
+  const requestTimeout = Duration.toMillis(Duration.fromInputUnsafe(options?.requestTimeout ?? "10 seconds"))
+  const headersTimeout = Math.min(
+    requestTimeout,
+    Duration.toMillis(Duration.fromInputUnsafe(options?.headersTimeout ?? "5 seconds"))
+  )
+  const server = NodeHttp.createServer({
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout: 5_000,
+    // Check the timeouts often enough that a small one is honoured (Node's default checks every 30 s).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, headersTimeout / 4))
+  })
+  server.maxRequestsPerSocket = 1_000
+  return server
 }
 
 /**
@@ -227,7 +260,7 @@ export const layer = (
   options?: Options
 ): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, CircuitBreaker.Registry | PrometheusRegistry> =>
   Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
-    Layer.provideMerge(NodeHttpServer.layerServer(() => NodeHttp.createServer(), {
+    Layer.provideMerge(NodeHttpServer.layerServer(() => makeNodeServer(options), {
       port: options?.port ?? DEFAULT_PORT,
       ...(options?.host === undefined ? {} : { host: options.host })
     }))

@@ -40,7 +40,6 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -413,14 +412,14 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
     const clock = yield* Clock.Clock
     const context = yield* Effect.context<never>()
     const scope = yield* Scope.Scope
-    const machine = yield* Ref.make(
-      Machine.make(
-        schedule === undefined ? settings.machine : { ...settings.machine, schedule },
-        clock.currentTimeMillisUnsafe(),
-        settings.enabled ? "Normal" : "Disabled"
-      )
+    // The state is one mutable record changed only inside synchronous steps (atomic on the JS thread),
+    // rather than a Ref of immutable states, which would allocate on every call.
+    const machine = Machine.make(
+      schedule === undefined ? settings.machine : { ...settings.machine, schedule },
+      clock.currentTimeMillisUnsafe(),
+      settings.enabled ? "Normal" : "Disabled"
     )
-    const breaker = new BreakerImpl(options, settings, Ref.getUnsafe(machine), clock, context)
+    const breaker = new BreakerImpl(options, settings, machine, clock, context)
     yield* Scope.addFinalizer(scope, Effect.sync(() => breaker.close()))
     const registry = yield* Effect.serviceOption(Registry)
     if (Option.isSome(registry)) yield* registry.value.register(breaker)

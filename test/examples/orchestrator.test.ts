@@ -65,8 +65,8 @@ const metric = (text: string, name: string, circuit: string) => {
 
 const logLines = Effect.map(TestConsole.logLines, (lines) => lines.map((l) => JSON.parse(String(l))))
 
-const boot = (config: AppConfig) =>
-  Layer.unwrap(Effect.map(fastSettings, (settings) => App.make(config, settings))).pipe(
+const boot = (config: AppConfig, settings = fastSettings) =>
+  Layer.unwrap(Effect.map(settings, (settings) => App.make(config, settings))).pipe(
     Layer.provide(Logger.layer([Logger.consoleJson])),
     // Console output (the JSON log lines) is captured, and read back by the test.
     Layer.provideMerge(TestConsole.layer)
@@ -140,6 +140,34 @@ describe("Orchestrator Dynamic, embedded", () => {
         assert.strictEqual(health.status, 200)
         assert.strictEqual(JSON.parse(health.text).status, "degraded")
       }).pipe(Effect.provide(boot({ ...baseConfig, faults: { redis: "down" } }))),
+    30_000
+  )
+
+  it.live(
+    "a call that outlives its call timeout fails the plan (502, reason Timeout); only a breaker's refusal is a 503",
+    () =>
+      Effect.gen(function*() {
+        // Temporal hangs: each start runs until the 0.3 s call timeout, and counts.
+        for (let i = 0; i < 3; i++) {
+          const slow = yield* plan(`t-${i}`)
+          assert.strictEqual(slow.status, 502, slow.text)
+          assert.isNull(slow.headers.get("retry-after"))
+          const workflow = JSON.parse(slow.text).steps.workflow
+          assert.strictEqual(workflow.status, "failed")
+          assert.strictEqual(workflow.reason, "Timeout")
+          assert.include(workflow.error, "temporal_client")
+        }
+        // The third timeout tripped the breaker: now it refuses at once, which is the 503.
+        const refused = yield* plan("t-refused")
+        assert.strictEqual(refused.status, 503)
+        assert.strictEqual(refused.headers.get("retry-after"), "1")
+        assert.strictEqual(JSON.parse(refused.text).steps.workflow.status, "rejected")
+      }).pipe(Effect.provide(boot(
+        { ...baseConfig, faults: { temporal: "slow" } },
+        ResilienceConfig.parse(
+          "circuitBreaker:\n  temporal: { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 0.3 }\n"
+        )
+      ))),
     30_000
   )
 

@@ -399,7 +399,9 @@ export interface Unsafe {
 
 /**
  * Makes a breaker that lives as long as the scope. When a
- * `CircuitBreakerRegistry` is in the context the breaker registers itself in it.
+ * `CircuitBreaker.Registry` is in the context the breaker registers itself in it
+ * (a name already registered fails). Bad options fail with
+ * `CircuitBreakerOptionsError` naming the option, the value and what is allowed.
  *
  * @since 0.1.0
  * @category constructors

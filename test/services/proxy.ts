@@ -313,8 +313,11 @@ export class FaultProxy {
     }
     // Either side gone for good: drop the other (a server that is down resets the client, as it would).
     client.once("close", done)
-    upstream.once("close", () => {
-      if (!connected) return done()
+    upstream.once("close", (hadError) => {
+      // A server that reset the connection (a crashed process with unread input does) resets the
+      // client too; no `end` comes in that case, so waiting for the half-close would leave the
+      // client connected to nothing, its requests held forever.
+      if (!connected || hadError) return done()
       // let a graceful server close reach the client first (half-close is forwarded by Direction)
       if (client.writableEnded || client.destroyed) done()
       else client.once("finish", done)

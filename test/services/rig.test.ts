@@ -8,6 +8,7 @@ import { Redis } from "ioredis"
 import { Kafka, logLevel } from "kafkajs"
 import { MongoClient, MongoServerError } from "mongodb"
 import { execFileSync } from "node:child_process"
+import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
@@ -272,6 +273,64 @@ describe("FaultProxy in front of a private Redis", () => {
     expect(server.running).toBe(true)
     await eventually(async () => expect(await redis.ping()).toBe("PONG"))
     expect(await redis.get("k")).toBeNull() // no persistence: a restarted Redis is empty
+  })
+})
+
+describe("FaultProxy relays how the server closed", () => {
+  /** A TCP server on 127.0.0.1 that ends (FIN) or resets (RST) each connection on its first bytes. */
+  const closingServer = async (how: "end" | "reset") => {
+    const server = net.createServer((socket) => {
+      socket.on("error", () => undefined)
+      socket.once("data", () => (how === "end" ? socket.end() : socket.resetAndDestroy()))
+    })
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+    const address = server.address()
+    return { server, port: typeof address === "object" && address !== null ? address.port : 0 }
+  }
+
+  /** Connects through the proxy, writes, and resolves how the connection ended (bounded). */
+  const closeSeen = (port: number) =>
+    new Promise<string>((resolve) => {
+      const socket = net.createConnection({ host: "127.0.0.1", port })
+      const timer = setTimeout(() => {
+        socket.destroy()
+        resolve("still open after 5 s")
+      }, 5_000)
+      let ended = false
+      socket.on("end", () => {
+        ended = true
+        socket.end()
+      })
+      socket.on("error", () => undefined)
+      socket.once("connect", () => socket.write("hello"))
+      socket.once("close", (hadError) => {
+        clearTimeout(timer)
+        resolve(hadError ? "reset" : ended ? "end" : "closed")
+      })
+    })
+
+  it("a server that resets the connection resets the client's too (a crashed server with unread input)", async () => {
+    const { server, port } = await closingServer("reset")
+    const proxy = await FaultProxy.start({ targetPort: port })
+    try {
+      expect(await closeSeen(proxy.port)).toBe("reset")
+      await eventually(async () => expect(proxy.openConnections).toBe(0))
+    } finally {
+      await proxy.close()
+      server.close()
+    }
+  })
+
+  it("a server that closes gracefully: the client gets the half-close, then the pair is gone", async () => {
+    const { server, port } = await closingServer("end")
+    const proxy = await FaultProxy.start({ targetPort: port })
+    try {
+      expect(await closeSeen(proxy.port)).toBe("end")
+      await eventually(async () => expect(proxy.openConnections).toBe(0))
+    } finally {
+      await proxy.close()
+      server.close()
+    }
   })
 })
 

@@ -15,18 +15,8 @@
  * - `BENCH_OUT`: where to write the markdown report (`-` for nowhere)
  * - `BENCH_JSON`: also write every per-round figure and the order of each round to this file
  */
-import { spawnSync } from "node:child_process"
-import { fileURLToPath } from "node:url"
 
-if (typeof globalThis.gc !== "function") {
-  const child = spawnSync(
-    process.execPath,
-    ["--expose-gc", ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    { stdio: "inherit" }
-  )
-  if (child.error !== undefined) throw child.error
-  process.exitCode = child.status ?? 1
-} else {
-  const { main } = await import("./main.ts")
-  await main()
-}
+// `npm run` passes --expose-gc: every measurement starts from a collected heap.
+if (typeof globalThis.gc !== "function") throw new Error("run with node --expose-gc (npm run does)")
+const { main } = await import("./main.ts")
+await main()

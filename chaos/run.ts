@@ -16,8 +16,6 @@
  * - `CHAOS_SEED`: repeat a run's plans and fault jitter
  * - `CHAOS_OUT`: where to write the report (default docs/reliability.md; `-` for nowhere)
  */
-import { spawnSync } from "node:child_process"
-import { fileURLToPath } from "node:url"
 
 const number = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -30,37 +28,29 @@ const number = (name: string, fallback: number): number => {
   return value
 }
 
-if (typeof globalThis.gc !== "function") {
-  const child = spawnSync(
-    process.execPath,
-    ["--expose-gc", ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-    { stdio: "inherit" }
+// `npm run` passes --expose-gc: every measurement starts from a collected heap.
+if (typeof globalThis.gc !== "function") throw new Error("run with node --expose-gc (npm run does)")
+const { runChaos } = await import("./harness.ts")
+const out = process.env["CHAOS_OUT"]
+const durationMs = number("CHAOS_DURATION_MS", 150_000)
+const rate = number("CHAOS_RATE", 20)
+const seed = process.env["CHAOS_SEED"] === undefined ? undefined : number("CHAOS_SEED", 1)
+const command = [
+  "npm run chaos",
+  ...["CHAOS_DURATION_MS", "CHAOS_RATE", "CHAOS_SEED"].flatMap((name) =>
+    process.env[name] === undefined ? [] : [`${name}=${process.env[name]}`]
   )
-  if (child.error !== undefined) throw child.error
-  process.exitCode = child.status ?? 1
-} else {
-  const { runChaos } = await import("./harness.ts")
-  const out = process.env["CHAOS_OUT"]
-  const durationMs = number("CHAOS_DURATION_MS", 150_000)
-  const rate = number("CHAOS_RATE", 20)
-  const seed = process.env["CHAOS_SEED"] === undefined ? undefined : number("CHAOS_SEED", 1)
-  const command = [
-    "npm run chaos",
-    ...["CHAOS_DURATION_MS", "CHAOS_RATE", "CHAOS_SEED"].flatMap((name) =>
-      process.env[name] === undefined ? [] : [`${name}=${process.env[name]}`]
-    )
-  ]
-  try {
-    const report = await runChaos({
-      durationMs,
-      rate,
-      seed,
-      writeReport: out === "-" ? false : out ?? true,
-      command: command.length === 1 ? command[0] : `${command.slice(1).join(" ")} ${command[0]}`
-    })
-    process.exitCode = report.ok ? 0 : 1
-  } catch (error) {
-    console.error(`chaos: the run could not complete: ${error instanceof Error ? error.stack : String(error)}`)
-    process.exitCode = 1
-  }
+]
+try {
+  const report = await runChaos({
+    durationMs,
+    rate,
+    seed,
+    writeReport: out === "-" ? false : out ?? true,
+    command: command.length === 1 ? command[0] : `${command.slice(1).join(" ")} ${command[0]}`
+  })
+  process.exitCode = report.ok ? 0 : 1
+} catch (error) {
+  console.error(`chaos: the run could not complete: ${error instanceof Error ? error.stack : String(error)}`)
+  process.exitCode = 1
 }

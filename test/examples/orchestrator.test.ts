@@ -6,7 +6,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import { Tracing } from "@neural-hive/observability"
 import { ResilienceConfig } from "@neural-hive/resilience"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Client, Connection } from "@temporalio/client"
 import { Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
@@ -224,7 +226,8 @@ describe("Orchestrator Dynamic, on the real servers", () => {
           redisUrl: Redacted.make(inject("redisUrl")),
           mongodbUrl: Redacted.make(`${mongodbUrl}orchestrator`)
         }
-        const result = yield* Effect.gen(function*() {
+        const spans = new InMemorySpanExporter()
+        const { finished, id: result } = yield* Effect.gen(function*() {
           const id = `real-${Date.now()}`
           const response = yield* plan(id)
           assert.strictEqual(response.status, 202, response.text)
@@ -233,8 +236,13 @@ describe("Orchestrator Dynamic, on the real servers", () => {
           const health = yield* http("/health")
           assert.strictEqual(health.status, 200)
           assert.notInclude(health.text, "mongodb://")
-          return id
-        }).pipe(Effect.provide(boot(config)))
+          // Read now: releasing the tracer's layer empties the in-memory exporter.
+          return { id, finished: spans.getFinishedSpans() }
+        }).pipe(
+          Effect.provide(
+            boot(config).pipe(Layer.provide(Tracing.layerOtel({ spanProcessor: new SimpleSpanProcessor(spans) })))
+          )
+        )
 
         const stored = yield* Effect.promise(async () => {
           const client = new MongoClient(mongodbUrl, { serverSelectionTimeoutMS: 5000 })
@@ -272,6 +280,19 @@ describe("Orchestrator Dynamic, on the real servers", () => {
         })
         assert.strictEqual(workflow.type, "orchestratePlan")
         assert.strictEqual(workflow.taskQueue, "orchestrator-dynamic")
+
+        // Each protected call has its client span, annotated by its breaker (Tracing.layer in the app).
+        const breakerOf = (name: string) => finished.find((s) => s.name === name)?.attributes["circuit_breaker.name"]
+        assert.strictEqual(breakerOf("RedisCache.GET"), "redis_client")
+        assert.strictEqual(breakerOf("TemporalClient.startWorkflow"), "temporal_client")
+        assert.strictEqual(breakerOf("MongoStore.insertOne"), "mongodb_client")
+        assert.strictEqual(breakerOf("KafkaProducer.send"), "kafka_producer")
+        const send = finished.find((s) => s.name === "KafkaProducer.send")!
+        assert.strictEqual(send.attributes["circuit_breaker.result"], "success")
+        assert.strictEqual(
+          send.parentSpanContext?.spanId,
+          finished.find((s) => s.name === "Orchestrator.submit")?.spanContext().spanId
+        )
       }),
     90_000
   )

@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Tracing } from "@neural-hive/observability"
-import { CircuitBreaker, CircuitBreakerError } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, withBreaker } from "@neural-hive/resilience"
 import { SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Data, Effect, Fiber, Option, type Scope } from "effect"
+import { Data, Effect, Fiber, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
 
 class Boom extends Data.TaggedError("Boom")<{ readonly counted: boolean }> {}
@@ -12,7 +12,7 @@ const boom = (counted = true) => Effect.fail(new Boom({ counted }))
 const isFailure = (error: Boom) => error.counted
 
 /** Runs `body` with an OpenTelemetry tracer that exports to memory, then returns the finished spans. */
-const withSpans = <E>(body: Effect.Effect<unknown, E, Scope.Scope>) => {
+const withSpans = <E, R>(body: Effect.Effect<unknown, E, R>) => {
   const exporter = new InMemorySpanExporter()
   // Read before the layer is released: shutting the provider down empties the in-memory exporter.
   return Effect.scoped(body).pipe(
@@ -166,4 +166,44 @@ describe("Tracing.traced", () => {
       const { totals } = yield* breaker.snapshot
       assert.deepStrictEqual([totals.successes, totals.failures, totals.rejected], [1, 1, 1])
     }))
+})
+
+describe("Tracing.layer", () => {
+  it.effect("annotates every breaker's plain withBreaker calls, including breakers made later; nothing once released", () =>
+    Effect.gen(function*() {
+      const spans = yield* withSpans(Effect.gen(function*() {
+        const redis = yield* CircuitBreaker.make({ name: "redis_client", failMax: 5 })
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* Layer.build(Tracing.layer)
+          const kafka = yield* CircuitBreaker.make({
+            name: "kafka_producer",
+            failMax: 1,
+            recoveryTimeout: "30 seconds"
+          })
+          yield* Effect.succeed("hit").pipe(withBreaker(redis), Effect.withSpan("cache.get"))
+          yield* Effect.ignore(boom().pipe(withBreaker(kafka), Effect.withSpan("send.down")))
+          yield* Effect.ignore(Effect.succeed(1).pipe(withBreaker(kafka), Effect.withSpan("send.rejected")))
+          const interrupted = yield* Effect.never.pipe(
+            withBreaker(redis),
+            Effect.withSpan("cache.hung"),
+            Effect.forkChild
+          )
+          yield* Effect.yieldNow
+          yield* Fiber.interrupt(interrupted)
+        }))
+        // The layer is released: calls are no longer annotated.
+        yield* Effect.succeed("hit").pipe(withBreaker(redis), Effect.withSpan("cache.after"))
+      }))
+      assert.deepStrictEqual(attributesOf(span(spans, "cache.get")), {
+        name: "redis_client",
+        state: "closed",
+        result: "success"
+      })
+      assert.deepStrictEqual(attributesOf(span(spans, "send.down")).result, "failure")
+      const rejected = span(spans, "send.rejected")
+      assert.deepStrictEqual(attributesOf(rejected), { name: "kafka_producer", state: "open", result: "rejected" })
+      assert.strictEqual(rejectionEvents(rejected).length, 1)
+      assert.deepStrictEqual(attributesOf(span(spans, "cache.hung")).result, "ignored")
+      assert.isUndefined(span(spans, "cache.after").attributes["circuit_breaker.name"])
+    }).pipe(Effect.provide(CircuitBreaker.layerRegistry)))
 })

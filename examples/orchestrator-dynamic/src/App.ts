@@ -3,7 +3,7 @@
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { Metrics, TransitionLog } from "@neural-hive/observability"
+import { Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
 import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
@@ -52,6 +52,8 @@ export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Set
     Layer.provideMerge(dependencies(config, settings)),
     Layer.provideMerge(Embedded.Faults.layer(config.faults)),
     Layer.provideMerge(TransitionLog.layer({ service: config.service })),
+    // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
+    Layer.provideMerge(Tracing.layer),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
     Layer.provideMerge(CircuitBreaker.layerRegistry)
   )

@@ -333,7 +333,16 @@ export const make: (
         const prepared = prepare(batch)
         if (prepared instanceof KafkaError) return Effect.fail(prepared)
         if (prepared.length === 0) return Effect.succeed([])
-        return breaker.protect(publish(prepared))
+        // One client span per send: the breaker (with Tracing.layer) annotates it with its name, state and result.
+        return breaker.protect(publish(prepared)).pipe(
+          Effect.withSpan("KafkaProducer.send", {
+            kind: "producer",
+            attributes: {
+              "messaging.system": "kafka",
+              "messaging.batch.topics": prepared.map((t) => t.topic).join(",")
+            }
+          })
+        )
       })
 
     if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(breaker.protect(connect)))

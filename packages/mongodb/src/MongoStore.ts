@@ -415,7 +415,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       })
     }).pipe(
       Effect.timeoutOrElse({ duration: operationTimeout, orElse: () => timedOut(operation, collection) }),
-      withBreaker(breaker)
+      withBreaker(breaker),
+      // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
+      Effect.withSpan(`MongoStore.${operation}`, {
+        kind: "client",
+        attributes: collection === undefined ? { "db.system": "mongodb" } : {
+          "db.system": "mongodb",
+          "db.collection.name": collection
+        }
+      })
     )
 
   return MongoStore.of({

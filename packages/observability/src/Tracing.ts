@@ -45,10 +45,11 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
 import { stateLabel } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -130,6 +131,45 @@ export const tracedOption: {
 // -----------------------------------------------------------------------------
 // layers
 // -----------------------------------------------------------------------------
+
+/**
+ * Every protected call of every breaker of the registry, including breakers
+ * made later and the ones inside `@neural-hive/kafka`, `temporal`, `redis` and
+ * `mongodb`, annotates the span that is current where it runs: the same
+ * attributes and rejection event as `traced`, with no change to the calling
+ * code. Use it or `traced`, not both (a rejection would be recorded twice).
+ * Costs a little on every call while it is provided (an effect run at the end
+ * of each call); nothing when it is not.
+ *
+ * **Example** (Spans for every breaker)
+ *
+ * ```ts
+ * import { Layer } from "effect"
+ * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { Tracing } from "@neural-hive/observability"
+ *
+ * const TracingLive = Tracing.layer.pipe(Layer.provideMerge(CircuitBreaker.layerRegistry))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<never, never, CircuitBreaker.Registry> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const registry = yield* CircuitBreaker.Registry
+    const scope = yield* Effect.scope
+    yield* registry.onRegister((breaker) => {
+      // One scope per breaker, closed when it leaves the registry.
+      const listening = Scope.forkUnsafe(scope)
+      Effect.runSync(
+        Scope.provide(listening)(breaker.listen({
+          annotate: (outcome, state, exit) => record(breaker.name, outcome, state, exit)
+        }))
+      )
+      return () => Effect.runSync(Scope.close(listening, Exit.void))
+    })
+  })
+)
 
 /**
  * @since 0.1.0

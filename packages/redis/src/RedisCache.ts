@@ -237,7 +237,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const use = <A>(command: string, f: (client: Redis) => Promise<A>) =>
     ready.pipe(
       Effect.andThen(Effect.tryPromise({ try: () => f(client), catch: (cause) => toRedisError(command, cause) })),
-      withBreaker(breaker)
+      withBreaker(breaker),
+      // One client span per command: the breaker (with Tracing.layer) annotates it with its name, state and result.
+      Effect.withSpan(`RedisCache.${command}`, { kind: "client", attributes: { "db.system": "redis" } })
     )
 
   const failOpen = <A>(command: string, effect: Effect.Effect<A, RedisError | CircuitBreakerError>, fallback: A) =>

@@ -34,7 +34,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -258,7 +258,21 @@ export interface Listener {
    * and 0 for a rejection.
    */
   readonly onCall?: ((outcome: CallOutcome, durationMillis: number) => void) | undefined
+  /**
+   * An effect run on the calling fiber when each call ends (rejections
+   * included), so it sees that fiber's span: `@neural-hive/observability`'s
+   * `Tracing.layer` annotates the current span with it. `exit` is the call's.
+   */
+  readonly annotate?: Annotate | undefined
 }
+
+/**
+ * See `Listener.annotate`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Annotate = (outcome: CallOutcome, state: State, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
 
 /**
  * Told, synchronously, how one call ended and in which state it was admitted
@@ -737,6 +751,7 @@ const scheduleDelays = Effect.fnUntraced(function*(schedule: Schedule.Schedule<u
 })
 
 const noListeners: ReadonlyArray<Listener> = []
+const noAnnotators: ReadonlyArray<Annotate> = []
 const timeoutMarker = Symbol.for("@neural-hive/resilience/CircuitBreaker/timeout")
 
 /**
@@ -762,6 +777,8 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
   trips = 0
   lastError: unknown = undefined
   listeners: ReadonlyArray<Listener> = noListeners
+  /** The listeners' `annotate` effects; the call path checks only its length. */
+  annotators: ReadonlyArray<Annotate> = noAnnotators
   /** Whether the success path reads the clock: only when the policy, slow calls or a listener need durations. */
   timed: boolean
   timer: Fiber.Fiber<void> | undefined = undefined
@@ -894,6 +911,21 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     return this.settle(generation, startedAt, outcome, error)
   }
 
+  /** The annotation effects for one call, run on the calling fiber. */
+  annotate(outcome: CallOutcome, state: State, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const annotators = this.annotators
+    return annotators.length === 1
+      ? annotators[0]!(outcome, state, exit)
+      : Effect.forEach(annotators, (f) => f(outcome, state, exit), { discard: true })
+  }
+
+  /** Fails with a rejection, after the annotations when someone asked for them. */
+  reject(error: CircuitBreakerError): Effect.Effect<never, CircuitBreakerError> {
+    return this.annotators.length === 0
+      ? Effect.fail(error)
+      : Effect.andThen(this.annotate("rejected", error.state, Exit.fail(error)), Effect.fail(error))
+  }
+
   protect<A, E, R>(
     self: Effect.Effect<A, E, R>,
     isFailure?: ((error: E) => boolean) | undefined,
@@ -915,7 +947,7 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       const state = m.state
       if (state === "Closed") {
         // Admission while CLOSED has no side effect, so it needs no frame of its own.
-        if (!this.timed) {
+        if (!this.timed && this.annotators.length === 0) {
           if (closedGeneration !== m.generation) {
             const generation = m.generation
             closedGeneration = generation
@@ -928,23 +960,23 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
           return closedCall
         }
         const generation = m.generation
-        const startedAt = this.now()
+        const startedAt = this.timed ? this.now() : NaN
         return Effect.onExitPrimitive(guarded, (exit) => {
           const outcome = this.settleExit(generation, startedAt, exit, classify)
           onSettled?.(outcome, "Closed")
-          return undefined
+          return this.annotators.length === 0 ? undefined : this.annotate(outcome, "Closed", exit)
         })
       }
       // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
       if (state === "Open") {
         if (m.mode === "ForcedOpen") {
           onSettled?.("rejected", "Open")
-          return Effect.fail(this.rejection(0)) // held open: no clock needed
+          return this.reject(this.rejection(0)) // held open: no clock needed
         }
         const at = this.now()
         if (m.mode !== "Normal" || at < m.openUntil) {
           onSettled?.("rejected", "Open")
-          return Effect.fail(this.rejection(at))
+          return this.reject(this.rejection(at))
         }
       }
       let generation = Machine.REJECTED
@@ -957,7 +989,7 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
           const admitted = this.admit()
           if (typeof admitted !== "number") {
             onSettled?.("rejected", admitted.state)
-            return Effect.fail(admitted)
+            return this.reject(admitted)
           }
           generation = admitted
           admittedIn = m.state
@@ -968,7 +1000,7 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
           if (generation === Machine.REJECTED) return undefined
           const outcome = this.settleExit(generation, startedAt, exit, classify)
           onSettled?.(outcome, admittedIn)
-          return undefined
+          return this.annotators.length === 0 ? undefined : this.annotate(outcome, admittedIn, exit)
         }
       )
     })
@@ -1037,10 +1069,12 @@ class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       Effect.sync(() => {
         this.listeners = [...this.listeners, listener]
         this.timed = this.timed || listener.onCall !== undefined
+        if (listener.annotate !== undefined) this.annotators = [...this.annotators, listener.annotate]
       }),
       () =>
         Effect.sync(() => {
           this.listeners = this.listeners.filter((l) => l !== listener)
+          this.annotators = this.annotators.filter((f) => f !== listener.annotate)
         })
     )
   }

@@ -473,7 +473,12 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       })
     }).pipe(
       Effect.timeoutOrElse({ duration: rpcTimeout, orElse: () => timedOut(operation, workflowId) }),
-      withBreaker(breaker)
+      withBreaker(breaker),
+      // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
+      Effect.withSpan(`TemporalClient.${operation}`, {
+        kind: "client",
+        attributes: workflowId === undefined ? {} : { "temporal.workflow_id": workflowId }
+      })
     )
 
   const handle = (workflowId: string, runId: string | undefined, seenRunId: string | undefined): WorkflowHandle => ({

@@ -309,9 +309,6 @@ export interface Options {
   readonly clientOptions?: MongoClientOptions | undefined
 }
 
-const millis = (input: Duration.Input | undefined, fallback: number): number =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
-
 /**
  * The driver options used by `make`: every wait bounded.
  *
@@ -327,9 +324,9 @@ const millis = (input: Duration.Input | undefined, fallback: number): number =>
  * @category constructors
  */
 export const clientOptions = (options: Options): MongoClientOptions => ({
-  serverSelectionTimeoutMS: millis(options.serverSelectionTimeout, 2000),
-  connectTimeoutMS: millis(options.connectTimeout, 2000),
-  socketTimeoutMS: millis(options.socketTimeout, 3000),
+  serverSelectionTimeoutMS: Duration.toMillis(options.serverSelectionTimeout ?? 2000),
+  connectTimeoutMS: Duration.toMillis(options.connectTimeout ?? 2000),
+  socketTimeoutMS: Duration.toMillis(options.socketTimeout ?? 3000),
   maxPoolSize: options.maxPoolSize ?? 10,
   retryReads: options.retryReads ?? true,
   retryWrites: options.retryWrites ?? true,
@@ -352,7 +349,32 @@ const close = (client: MongoClient) =>
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
-  const operationTimeout = millis(options.operationTimeout, 5000)
+  // Bad durations fail here, typed, before anything below converts them.
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "mongodb_client",
+    "operationTimeout",
+    options.operationTimeout,
+    5000
+  )
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "mongodb_client",
+    "serverSelectionTimeout",
+    options.serverSelectionTimeout,
+    2000
+  )
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "mongodb_client",
+    "connectTimeout",
+    options.connectTimeout,
+    2000
+  )
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "mongodb_client",
+    "socketTimeout",
+    options.socketTimeout,
+    3000
+  )
+  const operationTimeout = Duration.toMillis(options.operationTimeout ?? 5000)
   const breaker = yield* CircuitBreaker.make({
     name: "mongodb_client",
     failMax: 5,

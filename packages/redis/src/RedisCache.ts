@@ -137,9 +137,6 @@ export interface Options {
   readonly keyPrefix?: string | undefined
 }
 
-const millis = (input: Duration.Input | undefined, fallback: number): number =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
-
 /**
  * The ioredis options used by `make`, fail-fast as TEST-SERVICES.md asks.
  *
@@ -147,14 +144,14 @@ const millis = (input: Duration.Input | undefined, fallback: number): number =>
  * @category constructors
  */
 export const clientOptions = (options: Options, reconnect: () => boolean = () => true): RedisOptions => {
-  const maxReconnectDelay = millis(options.maxReconnectDelay, 2000)
+  const maxReconnectDelay = Duration.toMillis(options.maxReconnectDelay ?? 2000)
   return {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    commandTimeout: millis(options.commandTimeout, 1000),
-    connectTimeout: millis(options.connectTimeout, 2000),
+    commandTimeout: Duration.toMillis(options.commandTimeout ?? 1000),
+    connectTimeout: Duration.toMillis(options.connectTimeout ?? 2000),
     // Reconnect with a capped backoff while `reconnect()` allows it (the breaker is not open);
     // otherwise stop, and let the breaker's probe reconnect.
     retryStrategy: (times) => reconnect() ? Math.min(50 * 2 ** Math.min(times, 10), maxReconnectDelay) : null,
@@ -171,12 +168,31 @@ export const clientOptions = (options: Options, reconnect: () => boolean = () =>
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
+  // Bad durations fail here, typed, before anything below converts them.
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "redis_client",
+    "commandTimeout",
+    options.commandTimeout,
+    1000
+  )
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "redis_client",
+    "connectTimeout",
+    options.connectTimeout,
+    2000
+  )
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "redis_client",
+    "maxReconnectDelay",
+    options.maxReconnectDelay,
+    2000
+  )
   const breaker = yield* CircuitBreaker.make({
     name: "redis_client",
     failMax: 5,
     recoveryTimeout: "60 seconds",
     maxOpenDuration: "60 seconds",
-    callTimeout: millis(options.commandTimeout, 1000) + 500,
+    callTimeout: Duration.toMillis(options.commandTimeout ?? 1000) + 500,
     failureMode: "fail-open",
     isFailure: isServerFailure,
     ...options.breaker

@@ -582,6 +582,36 @@ export const makeRegistry: Effect.Effect<Registry["Service"]> = Effect.sync(() =
  */
 export const layerRegistry: Layer.Layer<Registry> = Layer.effect(Registry, makeRegistry)
 
+/**
+ * Milliseconds of a duration option (`fallback` when absent), or
+ * `CircuitBreakerOptionsError` naming the option when it is not a finite
+ * duration > 0. For the client options of the integration packages, which share
+ * the breaker's name and error.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const durationOption = (
+  circuit: string,
+  option: string,
+  input: Duration.Input | undefined,
+  fallback: number
+): Effect.Effect<number, CircuitBreakerOptionsError> => {
+  if (input === undefined) return Effect.succeed(fallback)
+  const decoded = Duration.fromInput(input)
+  const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
+  return Number.isFinite(millis) && millis > 0
+    ? Effect.succeed(millis)
+    : Effect.fail(
+      new CircuitBreakerOptionsError({
+        circuit,
+        option,
+        value: input,
+        expected: "a finite duration > 0 (e.g. \"5 seconds\")"
+      })
+    )
+}
+
 // -----------------------------------------------------------------------------
 // internals
 // -----------------------------------------------------------------------------

@@ -354,9 +354,6 @@ export interface Options {
   readonly clientOptions?: Omit<ClientOptions, "connection" | "namespace"> | undefined
 }
 
-const millis = (input: Duration.Input | undefined, fallback: number): number =>
-  input === undefined ? fallback : Duration.toMillis(Duration.fromInputUnsafe(input))
-
 /**
  * The `@temporalio/client` connection options used by `make`.
  *
@@ -373,7 +370,7 @@ const millis = (input: Duration.Input | undefined, fallback: number): number =>
  * @category constructors
  */
 export const connectionOptions = (options: Options): ConnectionOptions => {
-  const maxReconnectDelay = millis(options.maxReconnectDelay, 2000)
+  const maxReconnectDelay = Duration.toMillis(options.maxReconnectDelay ?? 2000)
   const attempts = options.grpcAttempts ?? 1
   return {
     address: options.address,
@@ -405,7 +402,20 @@ const close = (session: Session) =>
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
-  const rpcTimeout = millis(options.rpcTimeout, 5000)
+  // Bad durations fail here, typed, before anything below converts them.
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "temporal_client",
+    "rpcTimeout",
+    options.rpcTimeout,
+    5000
+  )
+  yield* CircuitBreaker.durationOption(
+    options.breaker?.name ?? "temporal_client",
+    "maxReconnectDelay",
+    options.maxReconnectDelay,
+    2000
+  )
+  const rpcTimeout = Duration.toMillis(options.rpcTimeout ?? 5000)
   const namespace = options.namespace ?? "default"
   const breaker = yield* CircuitBreaker.make({
     name: "temporal_client",

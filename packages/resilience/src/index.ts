@@ -62,4 +62,5 @@ export { redact } from "./Redact.ts"
  *
  * @since 0.1.0
  */
+export * as GuardedClient from "./GuardedClient.ts"
 export * as ResilienceConfig from "./ResilienceConfig.ts"

@@ -127,7 +127,7 @@ const expectCallerError = <A>(
     const typed = error as MongoStoreError
     assert.strictEqual(typed.reason, reason, typed.message)
     if (code !== undefined) assert.strictEqual(typed.code, code)
-    assert.isFalse(MongoStore.isServerFailure(typed))
+    assert.isFalse(MongoStore.isFailure(typed))
     return typed
   })
 
@@ -150,7 +150,7 @@ const writeUntilOpen = (writer: ReturnType<typeof makeWriter>) =>
       calls++
       assert.isBelow(calls, 30, "the breaker never opened")
     }
-    for (const error of writer.failed) assert.isTrue(MongoStore.isServerFailure(error), error.message)
+    for (const error of writer.failed) assert.isTrue(MongoStore.isFailure(error), error.message)
     return calls
   })
 
@@ -227,7 +227,7 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
         assert.strictEqual(snapshot.failureMode, "fail-fast")
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.totals.failures, 0)
-        assert.strictEqual(snapshot.totals.successes, 12)
+        assert.strictEqual(snapshot.totals.successes, 12 + 1, "12 calls and the start check's ping")
       }).pipe(Effect.provide(storeLayer())),
     60_000
   )
@@ -384,11 +384,15 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
   it.live("starts while MongoDB is unreachable, then works once it is back", () =>
     Effect.gen(function*() {
       const { breaker, insertOne } = yield* store
+      // The start check already counted the unreachable server: the service does not look healthy.
+      const started = yield* breaker.snapshot
+      assert.strictEqual(started.totals.failures, 1)
+      assert.match(started.lastError ?? "", /MongoStoreError/)
       const collection = `tickets-${randomUUID()}`
       const error = yield* Effect.flip(insertOne<Ticket>(collection, { _id: "t-1", status: "created" }))
       assert.strictEqual(error._tag, "MongoStoreError")
-      assert.isTrue(MongoStore.isServerFailure(error), error.message)
-      assert.strictEqual((yield* breaker.snapshot).totals.failures, 1)
+      assert.isTrue(MongoStore.isFailure(error), error.message)
+      assert.strictEqual((yield* breaker.snapshot).totals.failures, 2)
       yield* Effect.promise(() => proxy.pass())
       yield* eventually(insertOne<Ticket>(collection, { _id: "t-2", status: "created" }), () => true)
       assert.deepStrictEqual((yield* readDirect(collection)).map((d) => d._id), ["t-2"])
@@ -408,10 +412,15 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
     })
     return Effect.gen(function*() {
       const { breaker, insertOne, use } = yield* store
+      // The start check already failed once: FerretDB refuses the URL's credentials (SCRAM-SHA-1), an
+      // authentication failure, which counts.
+      const started = yield* breaker.snapshot
+      assert.strictEqual(started.totals.failures, 1)
+      assert.match(started.lastError ?? "", /authentication/i)
       yield* Effect.promise(() => proxy.refuse())
       proxy.cut()
       const errors: Array<MongoStoreError | CircuitBreakerError> = []
-      for (let i = 0; i < FAIL_MAX - 1; i++) {
+      for (let i = 0; i < FAIL_MAX - 2; i++) {
         errors.push(yield* Effect.flip(insertOne("tickets", { _id: randomUUID() })))
       }
       // The driver keeps the URL out of its messages; code given to `use` may not. This failure trips the
@@ -421,8 +430,8 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       assert.strictEqual(yield* breaker.state, "Open")
       errors.push(yield* Effect.flip(insertOne("tickets", { _id: randomUUID() })))
       const outcomes = errors.map((e) => e._tag === "MongoStoreError" ? e.reason : e._tag)
-      for (const outcome of outcomes.slice(0, FAIL_MAX - 1)) assert.include(["Network", "ServerSelection"], outcome)
-      assert.deepStrictEqual(outcomes.slice(FAIL_MAX - 1), ["Network", "CircuitBreakerError"])
+      for (const outcome of outcomes.slice(0, FAIL_MAX - 2)) assert.include(["Network", "ServerSelection"], outcome)
+      assert.deepStrictEqual(outcomes.slice(FAIL_MAX - 2), ["Network", "CircuitBreakerError"])
       yield* Effect.sleep("50 millis") // the transition log line is written by a forked fiber
       const registry = yield* CircuitBreaker.Registry
       const snapshot = yield* breaker.snapshot
@@ -431,6 +440,7 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
         ...errors.map((e) => JSON.stringify(e)),
         ...errors.map((e) => e.message),
         ...errors.map((e) => String(e)),
+        JSON.stringify(started),
         JSON.stringify(snapshot),
         JSON.stringify(yield* registry.snapshots),
         ...logs

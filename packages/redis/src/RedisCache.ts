@@ -172,7 +172,7 @@ export interface Options {
   /** Prefix for every key (ioredis `keyPrefix`). */
   readonly keyPrefix?: string | undefined
   /**
-   * `PING` once at start (in the background, through the breaker) and as the breaker's trial when its open
+   * `PING` once at start (through the breaker, bounded by the call deadline) and as the breaker's trial when its open
    * period ends with no call to try it (default true). `false`: neither.
    */
   readonly probe?: boolean | undefined

@@ -72,8 +72,9 @@ export interface Options<Client, E> {
     readonly attributes: (detail: string | undefined) => Record<string, unknown>
   }
   /**
-   * A cheap call with no side effect (PING, a health check): run once through the breaker at start, in the
-   * background, and as the breaker's trial when its open period ends and no call comes. `false`: neither.
+   * A cheap call with no side effect (PING, a health check): run once through the breaker at start (its
+   * failure is counted, never failing the start), and as the breaker's trial when its open period ends and no
+   * call comes. `false`: neither.
    */
   readonly probe: ((client: Client, signal: AbortSignal) => Promise<unknown>) | false
 }
@@ -210,8 +211,9 @@ export const make: <Client, E>(
       )
 
     const guardedProbe = probe === false ? undefined : Effect.asVoid(call("probe", probe))
-    // Checks the dependency once, in the background, so an unreachable one shows in the snapshot at once.
-    if (guardedProbe !== undefined) yield* Effect.forkScoped(Effect.ignore(guardedProbe))
+    // Checks the dependency once (bounded by the deadline, never failing the start): an unreachable one
+    // shows in the snapshot as soon as the service exists.
+    if (guardedProbe !== undefined) yield* Effect.ignore(guardedProbe)
 
     return { breaker, call, probe: guardedProbe }
   })

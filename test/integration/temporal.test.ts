@@ -103,7 +103,7 @@ const failUntilOpen = (taskQueue: string, expected: ReadonlyArray<TemporalError[
       assert.strictEqual(error._tag, "TemporalError", `expected a TemporalError, got ${error.message}`)
       const reason = (error as TemporalError).reason
       assert.include(expected, reason, error.message)
-      assert.isTrue(TemporalClient.isServerFailure(error))
+      assert.isTrue(TemporalClient.isFailure(error))
       calls++
       assert.isBelow(calls, 30, "the breaker never opened")
     }
@@ -209,7 +209,7 @@ describe("TemporalClient on a real Temporal server with a real worker", () => {
           const error = yield* Effect.flip(effect)
           assert.instanceOf(error, TemporalError, error.message)
           assert.strictEqual((error as TemporalError).reason, reason, error.message)
-          assert.isFalse(TemporalClient.isServerFailure(error))
+          assert.isFalse(TemporalClient.isFailure(error))
           reasons.push(reason)
           return error as TemporalError
         })
@@ -345,9 +345,13 @@ describe("TemporalClient on a real Temporal server with a real worker", () => {
     Effect.gen(function*() {
       const { taskQueue } = yield* worker
       const { breaker } = yield* temporal
+      // The start check (the gRPC health check) already counted the unreachable server.
+      const started = yield* breaker.snapshot
+      assert.strictEqual(started.totals.failures, 1)
+      assert.match(started.lastError ?? "", /TemporalError/)
       const error = yield* Effect.flip(startTicket(taskQueue))
       assert.strictEqual(error._tag === "TemporalError" && error.reason, "Connection", error.message)
-      assert.strictEqual((yield* breaker.snapshot).totals.failures, 1)
+      assert.strictEqual((yield* breaker.snapshot).totals.failures, 2)
       yield* Effect.promise(() => proxy.pass())
       const handle = yield* eventually(startTicket(taskQueue), () => true)
       assert.strictEqual(yield* handle.query(statusQuery), `waiting:${handle.workflowId}`)

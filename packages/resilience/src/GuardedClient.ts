@@ -77,6 +77,8 @@ export interface Options<Client, E> {
    * call comes. `false`: neither.
    */
   readonly probe: ((client: Client, signal: AbortSignal) => Promise<unknown>) | false
+  /** Run the probe once at start (default true); false for an integration that checks its own way. */
+  readonly checkOnStart?: boolean | undefined
 }
 
 /**
@@ -213,7 +215,7 @@ export const make: <Client, E>(
     const guardedProbe = probe === false ? undefined : Effect.asVoid(call("probe", probe))
     // Checks the dependency once (bounded by the deadline, never failing the start): an unreachable one
     // shows in the snapshot as soon as the service exists.
-    if (guardedProbe !== undefined) yield* Effect.ignore(guardedProbe)
+    if (guardedProbe !== undefined && options.checkOnStart !== false) yield* Effect.ignore(guardedProbe)
 
     return { breaker, call, probe: guardedProbe }
   })

@@ -1,21 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerError, withBreaker, withBreakerOption } from "@neural-hive/resilience"
-import { Data, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Stream } from "effect"
+import { CircuitBreaker, CircuitBreakerError, Registry, withBreaker, withBreakerOption } from "@neural-hive/resilience"
+import { Context, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Stream } from "effect"
 import { TestClock } from "effect/testing"
-
-class Boom extends Data.TaggedError("Boom")<{ readonly counted: boolean }> {}
-
-const fail = (counted = true) => Effect.fail(new Boom({ counted }))
-const ok = Effect.succeed("ok")
-
-/** A call that counts how many times it really ran. */
-const counting = (runs: Ref.Ref<number>, effect: Effect.Effect<string, Boom>) =>
-  Effect.andThen(Ref.update(runs, (n) => n + 1), effect)
-
-const trip = (breaker: CircuitBreaker.CircuitBreaker, times: number) =>
-  Effect.repeat(Effect.ignore(fail().pipe(withBreaker(breaker))), { times: times - 1 })
-
-const state = (breaker: CircuitBreaker.CircuitBreaker) => breaker.state
+import { Boom, counting, fail, ok, state, trip } from "../support/breakers.ts"
 
 describe("CircuitBreaker: consecutive policy (the seed's failMax)", () => {
   it.effect("opens after failMax consecutive counted failures, not before", () =>
@@ -453,4 +440,28 @@ describe("CircuitBreaker: registry", () => {
       assert.strictEqual(duplicate.option, "name")
       assert.isTrue(Option.isSome(yield* registry.get("kafka_producer")))
     }).pipe(Effect.provide(CircuitBreaker.layerRegistry)))
+})
+
+describe("CircuitBreaker.layer: a breaker declared as a service", () => {
+  class KafkaBreaker extends Context.Service<KafkaBreaker, CircuitBreaker.CircuitBreaker>()("test/KafkaBreaker") {}
+
+  it.effect("provides the breaker, registers it, and fails the layer on bad options", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const breaker = yield* KafkaBreaker
+        yield* trip(breaker, 2)
+        const registry = yield* Registry.Registry
+        return { state: yield* breaker.state, names: (yield* registry.breakers).map((b) => b.name) }
+      })
+      const result = yield* program.pipe(
+        Effect.provide(CircuitBreaker.layer(KafkaBreaker, { name: "kafka_producer", failMax: 2 })),
+        Effect.provide(Registry.layer)
+      )
+      assert.deepStrictEqual(result, { state: "Open", names: ["kafka_producer"] })
+      const error = yield* Effect.flip(
+        Effect.provide(Effect.asVoid(KafkaBreaker), CircuitBreaker.layer(KafkaBreaker, { name: "k", failMax: 0 }))
+      )
+      assert.strictEqual(error._tag, "CircuitBreakerOptionsError")
+      assert.strictEqual(error.option, "failMax")
+    }))
 })

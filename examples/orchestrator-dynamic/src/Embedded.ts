@@ -15,6 +15,10 @@ import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 
+// The embedded breakers have no callTimeout, so a breaker timeout cannot happen here.
+const guard = (breaker: CircuitBreaker.CircuitBreaker) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  self.pipe(withBreaker(breaker), Effect.catchTag("CircuitBreakerTimeoutError", (e) => Effect.die(e)))
+
 // -----------------------------------------------------------------------------
 // the fault switch
 // -----------------------------------------------------------------------------
@@ -106,7 +110,7 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
       return KafkaProducer.KafkaProducer.of({
         send: (record) =>
           faulty(faults, "kafka", down, Effect.sync(() => [append(record.topic, record.messages)])).pipe(
-            withBreaker(breaker)
+            guard(breaker)
           ),
         sendBatch: (batch) =>
           faulty(
@@ -114,7 +118,7 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
             "kafka",
             down,
             Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
-          ).pipe(withBreaker(breaker)),
+          ).pipe(guard(breaker)),
         breaker
       })
     })
@@ -143,7 +147,7 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
       const down = (operation: string) => () =>
         new TemporalError({ reason: "Unavailable", operation, message: "14 UNAVAILABLE: (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, TemporalError>) =>
-        faulty(faults, "temporal", down(operation), effect).pipe(withBreaker(breaker))
+        faulty(faults, "temporal", down(operation), effect).pipe(guard(breaker))
       const lookup = (operation: string, workflowId: string) =>
         Effect.suspend(() => {
           const run = workflows.get(workflowId)
@@ -267,7 +271,7 @@ export const redis = (settings: ResilienceConfig.Settings) =>
       const down = (command: string) => () =>
         new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" })
       const use = <A>(command: string, effect: Effect.Effect<A, RedisError>) =>
-        faulty(faults, "redis", down(command), effect).pipe(withBreaker(breaker))
+        faulty(faults, "redis", down(command), effect).pipe(guard(breaker))
       // Fail-open, as the real service: any failure or rejection is a miss.
       const open = <A>(effect: Effect.Effect<A, unknown>, fallback: A) => Effect.orElseSucceed(effect, () => fallback)
       return RedisCache.RedisCache.of({
@@ -326,7 +330,7 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
       const down = (operation: string) => () =>
         new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) =>
-        faulty(faults, "mongodb", down(operation), effect).pipe(withBreaker(breaker))
+        faulty(faults, "mongodb", down(operation), effect).pipe(guard(breaker))
       const store = MongoStore.MongoStore.of({
         insertOne: (collection, document) =>
           call(

@@ -179,7 +179,12 @@ export const make: <Client, E>(
       )
 
     const probe = options.probe
-    const breaker = yield* CircuitBreaker.make(options.breaker)
+    const breaker = yield* CircuitBreaker.make(
+      probe === false || options.breaker.probe !== undefined
+        ? options.breaker
+        // The breaker runs it as its own HALF_OPEN trial (admission and classification are the breaker's).
+        : { ...options.breaker, probe: run("probe", probe, undefined) }
+    )
 
     // When the breaker opens, close the client: its pool and reconnect loop would otherwise keep
     // dialling the dependency for the whole open period. The next admitted call dials a fresh one.
@@ -205,6 +210,8 @@ export const make: <Client, E>(
     ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError> =>
       run(operation, f, detail).pipe(
         CircuitBreaker.withBreaker(breaker),
+        // The breaker's callTimeout (a backstop past the deadline) is this client's timeout too.
+        Effect.catchTag("CircuitBreakerTimeoutError", () => Effect.fail(options.onTimeout(operation, detail))),
         // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
         Effect.withSpan(`${options.span.prefix}.${operation}`, {
           kind: options.span.kind ?? "client",

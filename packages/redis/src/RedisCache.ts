@@ -75,6 +75,8 @@ export class RedisError extends Data.TaggedError("RedisError")<{
 const UNAVAILABLE_REPLIES =
   /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM|MISCONF)\b|^ERR max number of clients/
 const AUTHENTICATION_REPLIES = /^(NOAUTH|WRONGPASS|NOPERM)\b|^ERR (invalid password|AUTH)/
+// ioredis wraps a failed ready check ("Ready check failed: NOAUTH ...") in a plain Error.
+const AUTHENTICATION = /\b(NOAUTH|WRONGPASS|NOPERM)\b/
 const CALLER_REPLIES = /^(WRONGTYPE|ERR|NOSCRIPT|EXECABORT|BUSYGROUP|NOGROUP|BUSYKEY|CROSSSLOT)\b/
 // ioredis's own words for a command that never reached a connected server, and Node's socket error codes.
 const NO_CONNECTION =
@@ -87,6 +89,7 @@ const reasonOf = (name: string, message: string, code: unknown): RedisErrorReaso
     if (AUTHENTICATION_REPLIES.test(message)) return "Authentication"
     return CALLER_REPLIES.test(message) ? "Reply" : "Unknown"
   }
+  if (AUTHENTICATION.test(message)) return "Authentication"
   if (/timed out|ETIMEDOUT/i.test(message)) return "Timeout"
   if (NO_CONNECTION.test(message) || (typeof code === "string" && SYSCALL_CODE.test(code))) return "Connection"
   return "Unknown"
@@ -202,27 +205,35 @@ export const clientOptions = (options: Options, reconnect: () => boolean = () =>
 
 // Before a command: a client that never connected ("wait") or gave up ("end") connects; one in the middle
 // of connecting is awaited (bounded by the call's deadline). One waiting to reconnect is not awaited: the
-// command fails at once and counts.
+// command fails at once and counts. A connection that closes before it is ready fails with the error that
+// closed it (e.g. "Ready check failed: NOAUTH"), not ioredis's bare "Connection is closed.".
 const ready = (client: Redis, signal: AbortSignal): Promise<void> => {
   switch (client.status) {
     case "end":
     case "wait":
-      return client.connect()
     case "connecting":
     case "connect":
       return new Promise<void>((resolve, reject) => {
+        let last: unknown = undefined
+        const onError = (error: unknown) => {
+          last = error
+        }
         const settle = (done: () => void) => () => {
           client.off("ready", onReady)
           client.off("close", onClose)
+          client.off("error", onError)
           signal.removeEventListener("abort", onAbort)
           done()
         }
         const onReady = settle(resolve)
-        const onClose = settle(() => reject(new Error("Connection is closed.")))
+        const onClose = settle(() => reject(last ?? new Error("Connection is closed.")))
         const onAbort = settle(() => reject(signal.reason))
+        client.on("error", onError)
         client.once("ready", onReady)
         client.once("close", onClose)
         signal.addEventListener("abort", onAbort)
+        // Its own rejection is the close handled above; the listeners carry the outcome.
+        if (client.status === "end" || client.status === "wait") client.connect().catch(() => undefined)
       })
     default:
       return Promise.resolve()

@@ -1,7 +1,8 @@
 /**
  * MongoStore against a real MongoDB-protocol server (FerretDB, SQLite backend, data kept across
  * restarts) with real faults: the server killed and restarted, the connection stalled and cut
- * through a fault proxy, the process paused.
+ * through a fault proxy, the process paused. An idle breaker closes by itself (its `ping` probe)
+ * once the server is back; an authentication failure counts.
  *
  * What is written is checked with a separate driver client connected straight to the server, not
  * through the store or the proxy.
@@ -24,6 +25,7 @@ const RECOVERY_MILLIS = 2000
 const SOCKET_TIMEOUT_MILLIS = 1000
 const CONNECT_TIMEOUT_MILLIS = 1000
 const DATABASE = "orchestrator"
+const PROBE_GRACE_MILLIS = 100
 
 let server: ServerHandle
 let proxy: FaultProxy
@@ -402,6 +404,64 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       // The layer is built while the proxy refuses every connection.
       Effect.provide(Layer.unwrap(Effect.as(Effect.promise(() => proxy.refuse()), Layer.fresh(storeLayer()))))
     ), 60_000)
+
+  it.live(
+    "idle recovery: server killed, breaker open, server back, no call at all: the ping probe closes it",
+    () =>
+      Effect.gen(function*() {
+        const { breaker } = yield* store
+        const writer = makeWriter(`tickets-${randomUUID()}`)
+        assert.strictEqual(yield* writer.write, "acknowledged")
+        yield* Effect.promise(() => server.kill())
+        yield* writeUntilOpen(writer)
+        yield* Effect.promise(() => server.restart())
+        // From here on nothing calls the store: only the breaker's own probe can close it.
+        const back = performance.now()
+        const before = (yield* breaker.snapshot).totals
+        const bound = RECOVERY_MILLIS + PROBE_GRACE_MILLIS + CONNECT_TIMEOUT_MILLIS + 1000
+        yield* eventually(breaker.state, (state) => state === "Closed", bound + 3_000)
+        const closedAfter = performance.now() - back
+        const after = (yield* breaker.snapshot).totals
+        assert.isBelow(closedAfter, bound, `closed ${Math.round(closedAfter)} ms after the server was back`)
+        assert.strictEqual(after.rejected, before.rejected, "no call was made")
+        assert.isAtLeast(after.successes - before.successes, 1, "the probe succeeded")
+        assert.strictEqual(yield* writer.write, "acknowledged")
+      }).pipe(
+        Effect.ensuring(reviveServer),
+        Effect.provide(
+          storeLayer({
+            breaker: {
+              failMax: FAIL_MAX,
+              recoveryTimeout: RECOVERY_MILLIS,
+              maxOpenDuration: RECOVERY_MILLIS,
+              probeGrace: PROBE_GRACE_MILLIS
+            }
+          })
+        )
+      ),
+    90_000
+  )
+
+  it.live("an authentication failure is not the caller's: it counts, at start and on every call", () =>
+    Effect.gen(function*() {
+      const { breaker, insertOne } = yield* store
+      // FerretDB refuses these credentials (SCRAM-SHA-1 is not supported): the start check counted it.
+      assert.strictEqual((yield* breaker.snapshot).totals.failures, 1)
+      for (let i = 1; i < FAIL_MAX; i++) {
+        const error = yield* Effect.flip(insertOne("tickets", { _id: randomUUID() }))
+        assert.strictEqual(error._tag, "MongoStoreError")
+        assert.isTrue(MongoStore.isFailure(error), error.message)
+        assert.match(error.message, /authentication/i)
+      }
+      assert.strictEqual(yield* breaker.state, "Open")
+    }).pipe(Effect.provide(Layer.fresh(storeLayer({ url: `mongodb://nh-user:s3cret@${proxy.address}/` })))))
+
+  it.live("probe: false turns off the start check", () =>
+    Effect.gen(function*() {
+      const { breaker } = yield* store
+      const snapshot = yield* breaker.snapshot
+      assert.deepStrictEqual([snapshot.totals.successes, snapshot.totals.failures], [0, 0])
+    }).pipe(Effect.provide(Layer.fresh(storeLayer({ probe: false })))))
 
   it.live("a password in the URL never appears in errors, logs or snapshots", () => {
     const url = `mongodb://nh-user:s3cret@${proxy.address}/?authSource=admin`

@@ -87,7 +87,13 @@ const producerLayer = (options: Partial<KafkaProducer.Options> = {}) =>
     sendTimeout: "6 seconds",
     disconnectTimeout: "3 seconds",
     logLevel: "None",
-    breaker: { failMax: FAIL_MAX, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS },
+    // The fault scenarios recover through a real send; a long grace keeps the idle probe out of their way.
+    breaker: {
+      failMax: FAIL_MAX,
+      recoveryTimeout: RECOVERY_MILLIS,
+      maxOpenDuration: RECOVERY_MILLIS,
+      probeGrace: "1 minute"
+    },
     ...options
   })
 

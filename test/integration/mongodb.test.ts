@@ -48,7 +48,13 @@ const storeLayer = (options: Partial<MongoStore.Options> = {}) =>
     connectTimeout: CONNECT_TIMEOUT_MILLIS,
     socketTimeout: SOCKET_TIMEOUT_MILLIS,
     operationTimeout: "4 seconds",
-    breaker: { failMax: FAIL_MAX, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS },
+    // The fault scenarios recover through a real call; a long grace keeps the idle probe out of their way.
+    breaker: {
+      failMax: FAIL_MAX,
+      recoveryTimeout: RECOVERY_MILLIS,
+      maxOpenDuration: RECOVERY_MILLIS,
+      probeGrace: "1 minute"
+    },
     // The driver's server monitor checks every 0.5 s (its minimum; default 10 s): without the breaker
     // closing the client, "no connection attempt while open" would fail within the window below.
     clientOptions: { heartbeatFrequencyMS: 500 },
@@ -379,7 +385,14 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
     }).pipe(
       Effect.ensuring(Effect.promise(() => proxy.pass())),
       Effect.provide(
-        storeLayer({ breaker: { failMax: 1, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS } })
+        storeLayer({
+          breaker: {
+            failMax: 1,
+            recoveryTimeout: RECOVERY_MILLIS,
+            maxOpenDuration: RECOVERY_MILLIS,
+            probeGrace: "1 minute"
+          }
+        })
       )
     ), 60_000)
 

@@ -415,6 +415,8 @@ export const make: (
   }
 )
 
+const layers = GuardedClient.layers(KafkaProducer, make)
+
 /**
  * Provides `KafkaProducer`. The breaker registers in a
  * `CircuitBreaker.Registry` when one is in the context (so metrics and
@@ -435,8 +437,8 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError> =>
-  Layer.effect(KafkaProducer, make(options))
+export const layer: (options: Options) => Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError> =
+  layers.layer
 
 /**
  * Provides `KafkaProducer` from `Config`: pass a `Config` per option, or
@@ -457,10 +459,9 @@ export const layer = (options: Options): Layer.Layer<KafkaProducer, KafkaError |
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(KafkaProducer, Config.unwrap(options).pipe(Effect.flatMap(make)))
+) => Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError | Config.ConfigError> = layers.layerConfig
 
 /**
  * Options from the environment: `KAFKA_BROKERS` (comma separated, required),

@@ -462,6 +462,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })
 })
 
+const layers = GuardedClient.layers(MongoStore, make)
+
 /**
  * **Example** (Providing the store)
  *
@@ -478,10 +480,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
+export const layer: (
   options: Options
-): Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError> =>
-  Layer.effect(MongoStore, make(options))
+) => Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError> = layers.layer
 
 /**
  * Reads `url` (a `Redacted`) and the rest from config.
@@ -501,7 +502,7 @@ export const layer = (
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(MongoStore, Effect.flatMap(Config.unwrap(options), make))
+) => Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =
+  layers.layerConfig

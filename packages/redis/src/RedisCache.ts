@@ -336,12 +336,14 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })
 })
 
+const layers = GuardedClient.layers(RedisCache, make)
+
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError> =>
-  Layer.effect(RedisCache, make(options))
+export const layer: (options: Options) => Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError> =
+  layers.layer
 
 /**
  * Reads `url` (a `Redacted`) and the timeouts from config, e.g.
@@ -350,10 +352,6 @@ export const layer = (options: Options): Layer.Layer<RedisCache, CircuitBreaker.
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(
-    RedisCache,
-    Effect.flatMap(Config.unwrap(options), make)
-  )
+) => Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> = layers.layerConfig

@@ -38,8 +38,11 @@
  *
  * @since 0.2.0
  */
-import * as Duration from "effect/Duration"
+import * as Config from "effect/Config"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
@@ -226,3 +229,33 @@ export const make: <Client, E>(
 
     return { breaker, call, probe: guardedProbe }
   })
+
+/**
+ * The two layers of an integration from its `make`: `layer(options)` and
+ * `layerConfig(Config.Wrap<Options>)` (each option a value or a `Config`).
+ *
+ * **Example** (An integration's layers)
+ *
+ * ```ts
+ * import { Context, Effect } from "effect"
+ * import { GuardedClient } from "@neural-hive/resilience"
+ *
+ * class Api extends Context.Service<Api, { readonly url: string }>()("Api") {}
+ * const make = (options: { readonly url: string }) => Effect.succeed(Api.of({ url: options.url }))
+ *
+ * const { layer, layerConfig } = GuardedClient.layers(Api, make)
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layers = <I, S, Options, E>(
+  tag: Context.Service<I, S>,
+  make: (options: Options) => Effect.Effect<S, E, Scope.Scope>
+): {
+  readonly layer: (options: Options) => Layer.Layer<I, E>
+  readonly layerConfig: (options: Config.Wrap<Options>) => Layer.Layer<I, E | Config.ConfigError>
+} => ({
+  layer: (options) => Layer.effect(tag, make(options)),
+  layerConfig: (options) => Layer.effect(tag, Effect.flatMap(Config.unwrap(options), make))
+})

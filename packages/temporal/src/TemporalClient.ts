@@ -530,6 +530,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   })
 })
 
+const layers = GuardedClient.layers(TemporalClient, make)
+
 /**
  * **Example** (Providing the client)
  *
@@ -547,10 +549,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
+export const layer: (
   options: Options
-): Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError> =>
-  Layer.effect(TemporalClient, make(options))
+) => Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError> = layers.layer
 
 /**
  * Reads the options from config.
@@ -570,7 +571,7 @@ export const layer = (
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(TemporalClient, Effect.flatMap(Config.unwrap(options), make))
+) => Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =
+  layers.layerConfig

@@ -121,6 +121,8 @@ export class OutboxRelay extends Context.Service<OutboxRelay, {
   /** Publishes what is pending now, batch after batch, while the breaker is CLOSED; the count published. */
   readonly drain: Effect.Effect<number>
   readonly stats: Effect.Effect<Stats>
+  /** The same, synchronously (for metrics collected at scrape time). */
+  readonly statsUnsafe: () => Stats
 }>()("@neural-hive/outbox/OutboxRelay") {}
 
 /**
@@ -272,16 +274,21 @@ export const make: (
     )
   )
 
+  const clock = yield* Clock.Clock
+  const statsUnsafe = (): Stats => ({
+    pending: pendingSeen,
+    oldestPendingMillis: oldestEnqueuedAt === undefined
+      ? 0
+      : Math.max(0, clock.currentTimeMillisUnsafe() - oldestEnqueuedAt),
+    published,
+    failedSends,
+    lastError
+  })
   return OutboxRelay.of({
     notify: Effect.asVoid(Queue.offer(wake, undefined)),
     drain,
-    stats: Effect.map(Clock.currentTimeMillis, (now) => ({
-      pending: pendingSeen,
-      oldestPendingMillis: oldestEnqueuedAt === undefined ? 0 : Math.max(0, now - oldestEnqueuedAt),
-      published,
-      failedSends,
-      lastError
-    }))
+    stats: Effect.sync(statsUnsafe),
+    statsUnsafe
   })
 })
 

@@ -10,3 +10,8 @@
  * @since 0.1.0
  */
 export * as Outbox from "./Outbox.ts"
+
+/**
+ * @since 0.1.0
+ */
+export * as OutboxMetrics from "./OutboxMetrics.ts"

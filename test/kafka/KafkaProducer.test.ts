@@ -481,6 +481,39 @@ describe("KafkaProducer: Kafka down", () => {
       assert.strictEqual(server.accepted(), 1)
     }))
 
+  it.live("idle: when the open period ends with no send, the breaker's metadata probe tries the cluster itself", () =>
+    Effect.gen(function*() {
+      const server = yield* tcpServer("reset")
+      const idle = (probe: boolean) =>
+        producerLayer([server.address], {
+          probe,
+          breaker: { failMax: 1, recoveryTimeout: "200 millis", maxOpenDuration: "200 millis", probeGrace: "50 millis" }
+        })
+      const probed = yield* withProducer(idle(true), (producer) =>
+        Effect.gen(function*() {
+          yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "x" }] }))
+          assert.strictEqual(yield* producer.breaker.state, "Open")
+          const accepted = server.accepted()
+          // No send from here on: only the probe reaches the (still resetting) server, and its failure counts.
+          yield* Effect.sleep("1 second")
+          const snapshot = yield* producer.breaker.snapshot
+          assert.isAbove(server.accepted(), accepted, "the probe connected")
+          assert.isAtLeast(snapshot.totals.failures, 2, "the failed probe counted")
+          assert.isAtLeast(snapshot.totals.trips, 2, "and reopened the breaker")
+          return snapshot.totals.failures
+        }))
+      assert.isAtLeast(probed, 2)
+      const quiet = yield* withProducer(idle(false), (producer) =>
+        Effect.gen(function*() {
+          yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "x" }] }))
+          const accepted = server.accepted()
+          yield* Effect.sleep("1 second")
+          assert.strictEqual(server.accepted(), accepted, "probe: false: nothing dials while idle")
+          return yield* producer.breaker.state
+        }))
+      assert.strictEqual(quiet, "HalfOpen")
+    }))
+
   it.live("after the scope closed a send fails with reason Closed and does not reconnect", () =>
     Effect.gen(function*() {
       const server = yield* tcpServer("reset")

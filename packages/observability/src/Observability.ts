@@ -48,7 +48,7 @@ export const layer = (
   options?: Options
 ): Layer.Layer<
   Metrics.PrometheusRegistry | HttpServer.HttpServer,
-  HttpServerError.ServeError,
+  HttpServerError.ServeError | Http.HttpOptionsError,
   CircuitBreaker.Registry
 > => {
   const service = options?.service === undefined ? {} : { service: options.service }

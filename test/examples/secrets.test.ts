@@ -16,7 +16,7 @@ import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
 import * as net from "node:net"
 
-const SECRET = "pa55-Secret-xyz"
+const SECRET = "pa55-Secret-xyz-0123"
 
 /** A loopback port with nothing listening: connections are refused at once. */
 const closedPort = () =>
@@ -73,6 +73,7 @@ circuitBreaker:
           for (let i = 0; i < 4; i++) {
             const reply = yield* http("/plans", {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ id: `s-${i}`, steps: ["x"] })
             })
             assert.oneOf(reply.status, [502, 503])

@@ -3,7 +3,7 @@
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
+import { type Http, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
 import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
@@ -36,17 +36,24 @@ export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceCo
   return Layer.mergeAll(kafka, temporal, redis, mongodb)
 }
 
+/** The dependencies that run in memory: those with no endpoint configured. */
+export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray<ResilienceConfig.Dependency> => [
+  ...(config.kafkaBrokers === undefined ? ["kafka" as const] : []),
+  ...(config.temporalAddress === undefined ? ["temporal" as const] : []),
+  ...(config.redisUrl === undefined ? ["redis" as const] : []),
+  ...(config.mongodbUrl === undefined ? ["mongodb" as const] : [])
+]
+
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
 export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
-  const embedded = config.kafkaBrokers === undefined || config.temporalAddress === undefined ||
-    config.redisUrl === undefined || config.mongodbUrl === undefined
   return HttpApp.layer({
     port: config.port,
     host: config.host,
     service: config.service,
     admin: config.adminToken,
-    // The fault switch is served only when something runs embedded.
-    faultSwitch: embedded
+    // Off unless asked for (FAULT_SWITCH=on), and then only for what runs embedded.
+    faultSwitch: config.faultSwitch === true ? { embedded: embeddedDependencies(config) } : undefined,
+    readiness: { breakers: config.readinessBreakers ?? [] } satisfies Http.Readiness
   }).pipe(
     Layer.provide(Orchestrator.layer()),
     Layer.provideMerge(dependencies(config, settings)),

@@ -7,8 +7,10 @@
  * |---|---|---|
  * | `RESILIENCE_CONFIG` | `config/resilience.yaml` of this example | the seed's breaker file |
  * | `SERVICE_NAME` | `orchestrator-dynamic` | the `service` label of metrics, logs and /health |
- * | `HTTP_HOST` / `HTTP_PORT` | `0.0.0.0` / `8000` | where /plans, /health, /live, /metrics listen |
- * | `ADMIN_TOKEN` | none (admin routes off) | bearer token of the manual-control routes |
+ * | `HTTP_HOST` / `HTTP_PORT` | `127.0.0.1` / `8000` | where /plans, /health, /live, /ready, /metrics listen (`0.0.0.0`: every interface, e.g. in a container) |
+ * | `ADMIN_TOKEN` | none (admin routes off) | bearer token (16+ characters) of the manual-control routes and the fault switch |
+ * | `FAULT_SWITCH` | `off` | `on` serves `/faults` for the embedded dependencies |
+ * | `READINESS_BREAKERS` | none | breakers that must be CLOSED for `/ready` (only ones private to the replica) |
  * | `KAFKA_BROKERS` | embedded | `host:port,host:port` |
  * | `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` | embedded / `default` | `host:port` |
  * | `REDIS_URL` | embedded | `redis://[:password@]host:port` (secret) |
@@ -31,6 +33,10 @@ export interface AppConfig {
   readonly redisUrl: Redacted.Redacted<string> | undefined
   readonly mongodbUrl: Redacted.Redacted<string> | undefined
   readonly faults: Partial<Record<"kafka" | "temporal" | "redis" | "mongodb", FaultMode>>
+  /** `FAULT_SWITCH=on`; off when absent. */
+  readonly faultSwitch?: boolean | undefined
+  /** `READINESS_BREAKERS`; none when absent. */
+  readonly readinessBreakers?: ReadonlyArray<string> | undefined
 }
 
 const defaultConfigFile = fileURLToPath(new URL("../config/resilience.yaml", import.meta.url))
@@ -65,7 +71,7 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
 export const config: Config.Config<AppConfig> = Config.all({
   resilienceConfig: Config.withDefault(Config.String("RESILIENCE_CONFIG"), defaultConfigFile),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
-  host: Config.withDefault(Config.String("HTTP_HOST"), "0.0.0.0"),
+  host: Config.withDefault(Config.String("HTTP_HOST"), "127.0.0.1"),
   port: Config.withDefault(Config.Port("HTTP_PORT"), 8000),
   adminToken: optional(Config.Redacted("ADMIN_TOKEN")),
   kafkaBrokers: optional(
@@ -75,5 +81,11 @@ export const config: Config.Config<AppConfig> = Config.all({
   temporalNamespace: Config.withDefault(Config.String("TEMPORAL_NAMESPACE"), "default"),
   redisUrl: optional(Config.Redacted("REDIS_URL")),
   mongodbUrl: optional(Config.Redacted("MONGODB_URL")),
-  faults
+  faults,
+  faultSwitch: Config.withDefault(Config.Literals(["on", "off"], "FAULT_SWITCH"), "off").pipe(
+    Config.map((value) => value === "on")
+  ),
+  readinessBreakers: Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
+    Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+  )
 })

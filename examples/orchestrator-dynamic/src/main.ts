@@ -3,10 +3,11 @@
  * config -> breaker registry -> observability (JSON logs, Prometheus metrics,
  * HTTP on :8000) -> KafkaProducer, TemporalClient, RedisCache, MongoStore ->
  * the service. With no endpoints configured every dependency runs in memory,
- * with a fault switch, so `npm start` works on a fresh machine:
+ * so `npm start` works on a fresh machine; it listens on 127.0.0.1 unless
+ * HTTP_HOST says otherwise, and `FAULT_SWITCH=on npm start` adds a fault switch:
  *
- *   curl -X POST localhost:8000/plans -d '{"id":"p1","steps":["plan","execute"]}'
- *   curl -X POST localhost:8000/faults/kafka/down     # watch kafka_producer trip
+ *   curl -X POST localhost:8000/plans -H 'content-type: application/json' -d '{"id":"p1","steps":["plan","execute"]}'
+ *   curl -X POST localhost:8000/faults/kafka/down -H 'content-type: application/json'   # watch kafka_producer trip
  *   curl localhost:8000/health; curl localhost:8000/metrics | grep circuit_breaker_state
  *
  * Ctrl-C closes every client and the server cleanly.
@@ -20,7 +21,9 @@ const program = Effect.gen(function*() {
   yield* Effect.logInfo("orchestrator_starting").pipe(
     Effect.annotateLogs({
       service: config.service,
+      host: config.host,
       port: config.port,
+      fault_switch: config.faultSwitch === true ? "on" : "off",
       kafka: config.kafkaBrokers === undefined ? "embedded" : "real",
       temporal: config.temporalAddress === undefined ? "embedded" : "real",
       redis: config.redisUrl === undefined ? "embedded" : "real",

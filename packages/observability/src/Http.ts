@@ -512,6 +512,20 @@ const truncate = (text: string): string =>
 
 const digest = (text: string) => createHash("sha256").update(text).digest()
 
+/** An admin request refused after authentication: logged every time (only a token holder gets here). */
+const refused = (
+  who: Record<string, string>,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {}
+) =>
+  Effect.as(
+    Effect.logWarning("circuit_breaker_manual_control_refused").pipe(
+      Effect.annotateLogs({ ...who, status: String(status) })
+    ),
+    HttpServerResponse.jsonUnsafe(body, { status, headers: { ...noStore, ...headers } })
+  )
+
 const makeAdmin = (breakers: CircuitBreaker.Registry["Service"], token: Redacted.Redacted<string>) => {
   const authorized = bearerAuthorization(token)
   const denials = { windowStart: Number.NEGATIVE_INFINITY, logged: 0, suppressed: 0 }
@@ -540,19 +554,6 @@ const makeAdmin = (breakers: CircuitBreaker.Registry["Service"], token: Redacted
       )
     })
 
-  const answer = (
-    who: Record<string, string>,
-    status: number,
-    body: unknown,
-    headers: Record<string, string> = {}
-  ) =>
-    Effect.as(
-      Effect.logWarning("circuit_breaker_manual_control_refused").pipe(
-        Effect.annotateLogs({ ...who, status: String(status) })
-      ),
-      HttpServerResponse.jsonUnsafe(body, { status, headers: { ...noStore, ...headers } })
-    )
-
   return (
     request: HttpServerRequest.HttpServerRequest,
     path: string
@@ -574,13 +575,13 @@ const makeAdmin = (breakers: CircuitBreaker.Registry["Service"], token: Redacted
         })
       )
     }
-    if (request.method !== "POST") return answer(who, 405, { error: "method not allowed" }, { allow: "POST" })
-    if (match === null) return answer(who, 404, { error: "not found" })
+    if (request.method !== "POST") return refused(who, 405, { error: "method not allowed" }, { allow: "POST" })
+    if (match === null) return refused(who, 404, { error: "not found" })
     const circuit = match[1]!
     const action = match[2] as AdminAction
     return Effect.gen(function*() {
       const found = yield* breakers.get(circuit)
-      if (Option.isNone(found)) return yield* answer(who, 404, { error: `no breaker named ${circuit}` })
+      if (Option.isNone(found)) return yield* refused(who, 404, { error: `no breaker named ${circuit}` })
       const breaker = found.value
       yield* action === "force-open" ? breaker.forceOpen : action === "disable" ? breaker.disable : breaker.reset
       const snapshot = yield* breaker.snapshot

@@ -10,10 +10,20 @@
 import { isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreaker, ResilienceConfig, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerTimeoutError, ResilienceConfig, withBreaker } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
+
+// A call past the breaker's callTimeout (`slow`) fails with the dependency's own timeout error, as a real client's does.
+const guard =
+  <T>(breaker: CircuitBreaker.CircuitBreaker, timedOut: (message: string) => T) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(
+      withBreaker(breaker),
+      Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+        Effect.fail(timedOut((e as CircuitBreakerTimeoutError).message)))
+    )
 
 // -----------------------------------------------------------------------------
 // the fault switch
@@ -81,6 +91,9 @@ const unsupported = (what: string) => `${what} is not available in embedded mode
 // Kafka: topics as arrays
 // -----------------------------------------------------------------------------
 
+const kafkaTimeout = (message: string) =>
+  new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 })
+
 export const kafka = (settings: ResilienceConfig.Settings) =>
   Layer.effect(
     KafkaProducer.KafkaProducer,
@@ -106,7 +119,7 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
       return KafkaProducer.KafkaProducer.of({
         send: (record) =>
           faulty(faults, "kafka", down, Effect.sync(() => [append(record.topic, record.messages)])).pipe(
-            withBreaker(breaker)
+            guard(breaker, kafkaTimeout)
           ),
         sendBatch: (batch) =>
           faulty(
@@ -114,7 +127,7 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
             "kafka",
             down,
             Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
-          ).pipe(withBreaker(breaker)),
+          ).pipe(guard(breaker, kafkaTimeout)),
         breaker
       })
     })
@@ -143,7 +156,9 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
       const down = (operation: string) => () =>
         new TemporalError({ reason: "Unavailable", operation, message: "14 UNAVAILABLE: (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, TemporalError>) =>
-        faulty(faults, "temporal", down(operation), effect).pipe(withBreaker(breaker))
+        faulty(faults, "temporal", down(operation), effect).pipe(
+          guard(breaker, (message) => new TemporalError({ reason: "DeadlineExceeded", operation, message }))
+        )
       const lookup = (operation: string, workflowId: string) =>
         Effect.suspend(() => {
           const run = workflows.get(workflowId)
@@ -267,7 +282,9 @@ export const redis = (settings: ResilienceConfig.Settings) =>
       const down = (command: string) => () =>
         new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" })
       const use = <A>(command: string, effect: Effect.Effect<A, RedisError>) =>
-        faulty(faults, "redis", down(command), effect).pipe(withBreaker(breaker))
+        faulty(faults, "redis", down(command), effect).pipe(
+          guard(breaker, (message) => new RedisError({ reason: "Timeout", command, message }))
+        )
       // Fail-open, as the real service: any failure or rejection is a miss.
       const open = <A>(effect: Effect.Effect<A, unknown>, fallback: A) => Effect.orElseSucceed(effect, () => fallback)
       return RedisCache.RedisCache.of({
@@ -326,7 +343,9 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
       const down = (operation: string) => () =>
         new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) =>
-        faulty(faults, "mongodb", down(operation), effect).pipe(withBreaker(breaker))
+        faulty(faults, "mongodb", down(operation), effect).pipe(
+          guard(breaker, (message) => new MongoStoreError({ reason: "Timeout", operation, message }))
+        )
       const store = MongoStore.MongoStore.of({
         insertOne: (collection, document) =>
           call(

@@ -111,12 +111,10 @@ const logFailed = (step: string, planId: string, error: StepError): Effect.Effec
   )
 
 /**
- * The breaker's error: `rejected` when it refused the call (it did not run); a call that ran past
- * its `callTimeout` (reason `Timeout`) is a dependency failure, reported as `failed` (502), since it
- * ran and may have had its effect.
+ * The breaker's error means it refused the call (it did not run): `rejected` (503). A call that ran
+ * past its timeout is the client's own Timeout error, a dependency failure reported as `failed` (502).
  */
-const fromBreaker = (step: string, planId: string) => (error: CircuitBreakerError): Effect.Effect<StepReport> =>
-  error.reason === "Timeout" ? logFailed(step, planId, error) : Effect.succeed(rejected(error))
+const fromBreaker = (error: CircuitBreakerError): Effect.Effect<StepReport> => Effect.succeed(rejected(error))
 
 const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
 
@@ -175,7 +173,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
               e.reason === "AlreadyStarted"
                 ? Effect.succeed<StepReport>({ status: "ok", detail: "already started" })
                 : logFailed("workflow", plan.id, e)),
-            Effect.catchTag("CircuitBreakerError", fromBreaker("workflow", plan.id))
+            Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
           if (!isOk(workflow)) {
             return report(workflow, notRun, notRun)
@@ -189,7 +187,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
                 e.reason === "DuplicateKey"
                   ? Effect.succeed<StepReport>({ status: "ok", detail: "already stored" })
                   : logFailed("persistence", plan.id, e)),
-              Effect.catchTag("CircuitBreakerError", fromBreaker("persistence", plan.id))
+              Effect.catchTag("CircuitBreakerError", fromBreaker)
             )
           if (!isOk(persistence)) {
             return report(workflow, persistence, notRun)
@@ -202,7 +200,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
           }).pipe(
             Effect.as<StepReport>({ status: "ok", detail: "published" }),
             Effect.catchTag("KafkaError", (e) => logFailed("ticket", plan.id, e)),
-            Effect.catchTag("CircuitBreakerError", fromBreaker("ticket", plan.id))
+            Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
           const result = report(workflow, persistence, published)
           yield* (result.accepted ? Effect.logInfo : Effect.logWarning)("plan_processed").pipe(

@@ -82,8 +82,16 @@ const faulty = <A, E>(
 const breakerFor = (
   settings: ResilienceConfig.Settings,
   dependency: ResilienceConfig.Dependency,
-  isFailure: (error: unknown) => boolean
-) => CircuitBreaker.make({ ...ResilienceConfig.toBreakerOptions(dependency, settings[dependency]), isFailure })
+  isFailure: (error: unknown) => boolean,
+  faults: Faults["Service"]
+) =>
+  CircuitBreaker.make({
+    ...ResilienceConfig.toBreakerOptions(dependency, settings[dependency]),
+    isFailure,
+    // The idle breaker's own half-open trial: it fails while the fault is on, so an idle service recovers by itself.
+    probe: faulty(faults, dependency, () =>
+      new Error(`connect ECONNREFUSED (embedded fault: ${dependency})`), Effect.void)
+  })
 
 const unsupported = (what: string) => `${what} is not available in embedded mode; configure a real server`
 
@@ -99,7 +107,7 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
     KafkaProducer.KafkaProducer,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "kafka", isBrokerFailure)
+      const breaker = yield* breakerFor(settings, "kafka", isBrokerFailure, faults)
       const topics = new Map<string, Array<unknown>>()
       const down = () =>
         new KafkaError({
@@ -142,7 +150,7 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
     TemporalClient.TemporalClient,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isServerFailure)
+      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isServerFailure, faults)
       interface Run {
         readonly runId: string
         readonly type: string
@@ -277,7 +285,7 @@ export const redis = (settings: ResilienceConfig.Settings) =>
     RedisCache.RedisCache,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "redis", RedisCache.isServerFailure)
+      const breaker = yield* breakerFor(settings, "redis", RedisCache.isServerFailure, faults)
       const entries = new Map<string, { readonly value: string; readonly expiresAt: number }>()
       const down = (command: string) => () =>
         new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" })
@@ -332,7 +340,7 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
     MongoStore.MongoStore,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isServerFailure)
+      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isServerFailure, faults)
       const collections = new Map<string, Array<Doc>>()
       let ids = 0
       const collectionOf = (name: string) => {

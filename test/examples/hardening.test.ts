@@ -88,13 +88,15 @@ const faultsNow = Effect.map(http("/faults"), (reply) => JSON.parse(reply.text).
 
 const logLines = Effect.map(TestConsole.logLines, (lines) => lines.map((l) => JSON.parse(String(l))))
 
+/** The service's settings from these environment variables. */
+const read = (env: Record<string, string>) =>
+  Effect.gen(function*() {
+    return yield* AppConfig.config
+  }).pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))))
+
 describe("the fault switch", () => {
   it.effect("is off unless FAULT_SWITCH=on; the demo listens on 127.0.0.1 unless HTTP_HOST says otherwise", () =>
     Effect.gen(function*() {
-      const read = (env: Record<string, string>) =>
-        Effect.gen(function*() {
-          return yield* AppConfig.config
-        }).pipe(Effect.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env))))
       const defaults = yield* read({})
       assert.strictEqual(defaults.faultSwitch, false)
       assert.strictEqual(defaults.host, "127.0.0.1")

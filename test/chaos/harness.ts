@@ -1198,7 +1198,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const file = typeof options.writeReport === "string"
         ? options.writeReport
         : path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/reliability.md")
-      fs.writeFileSync(file, markdown)
+      // Sections written by hand after the run's report (from "## Bad input and abuse" on) are kept.
+      const previous = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
+      const kept = previous.indexOf("\n## Bad input and abuse")
+      fs.writeFileSync(file, kept === -1 ? markdown : `${markdown.trimEnd()}\n${previous.slice(kept)}`)
       log(`chaos: wrote ${file}`)
     }
     return full

@@ -64,6 +64,13 @@ const trip = (breaker: CircuitBreaker.CircuitBreaker, message = "connect ECONNRE
     times: 4
   })
 
+/** The `circuit_breaker_state` of `kafka_producer` in an exposition. */
+const kafkaState = (body: string) =>
+  parse(body).find((s) => s.name === "circuit_breaker_state" && s.labels.circuit === "kafka_producer")?.value
+
+/** One pipelined request. */
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`
+
 describe("Http: /health", () => {
   it.effect("every breaker closed, one holding a failure: 200 degraded, with name, state, mode, failures, trips, retry-after", () =>
     Effect.gen(function*() {
@@ -432,13 +439,11 @@ describe("Http: /ready and canonical paths", () => {
   it.effect("/metrics is rendered at most once a second (by the Clock), shared by every scrape meanwhile", () =>
     Effect.gen(function*() {
       const { kafka } = yield* seedBreakers
-      const state = (body: string) =>
-        parse(body).find((s) => s.name === "circuit_breaker_state" && s.labels.circuit === "kafka_producer")?.value
-      assert.strictEqual(state((yield* request("/metrics")).body), 0)
+      assert.strictEqual(kafkaState((yield* request("/metrics")).body), 0)
       yield* kafka.forceOpen
-      assert.strictEqual(state((yield* request("/metrics")).body), 0, "the rendering of this second")
+      assert.strictEqual(kafkaState((yield* request("/metrics")).body), 0, "the rendering of this second")
       yield* TestClock.adjust("1 second")
-      assert.strictEqual(state((yield* request("/metrics")).body), 1)
+      assert.strictEqual(kafkaState((yield* request("/metrics")).body), 1)
     }).pipe(Effect.provide(TestLayer)))
 })
 
@@ -509,8 +514,6 @@ describe("Http: slow and abusive clients", () => {
 
   const PipelineLayer = Http.layer({ host: "127.0.0.1", port: 0, writeStallTimeout: "300 millis" })
     .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(CircuitBreaker.layerRegistry))
-
-  const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`
 
   it.live("a few pipelined requests are answered in order", () =>
     Effect.gen(function*() {

@@ -46,6 +46,8 @@ const countHeads = (chunk: Buffer, limit: number): number => {
 export class GuardedServer extends NodeHttp.Server {
   readonly #options: GuardOptions
   readonly #connections = new WeakMap<Net.Socket, Connection>()
+  // An upgraded connection (WebSocket) carries frames, not requests: its reads are not counted.
+  readonly #upgraded = new WeakSet<Net.Socket>()
 
   constructor(serverOptions: NodeHttp.ServerOptions, options: GuardOptions) {
     super(serverOptions)
@@ -57,6 +59,11 @@ export class GuardedServer extends NodeHttp.Server {
       const handled = super.emit(event, ...args)
       this.#guardReads(args[0] as Net.Socket)
       return handled
+    }
+    if (event === "upgrade") {
+      const socket = args[1] as Net.Socket
+      this.#upgraded.add(socket)
+      socket.off("data", ignore)
     }
     if (event !== "request" && event !== "checkContinue") return super.emit(event, ...args)
     const request = args[0] as NodeHttp.IncomingMessage
@@ -81,9 +88,10 @@ export class GuardedServer extends NodeHttp.Server {
    */
   #guardReads(socket: Net.Socket): void {
     const limit = this.#options.maxPipelinedRequests + 1
+    const upgraded = this.#upgraded
     const emit = socket.emit
     socket.emit = function(this: Net.Socket, event: string | symbol, ...args: Array<any>): boolean {
-      if (event === "data" && Buffer.isBuffer(args[0]) && countHeads(args[0], limit) > limit) {
+      if (event === "data" && Buffer.isBuffer(args[0]) && !upgraded.has(this) && countHeads(args[0], limit) > limit) {
         this.destroy()
         return true
       }

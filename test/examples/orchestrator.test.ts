@@ -247,7 +247,7 @@ describe("Orchestrator Dynamic, on the real servers", () => {
           const response = yield* plan(id)
           assert.strictEqual(response.status, 202, response.text)
           const faults = yield* fault("/faults/kafka/down")
-          assert.strictEqual(faults.status, 404, "no fault switch with real servers")
+          assert.strictEqual(faults.status, 409, "the fault switch drives embedded dependencies only")
           const health = yield* http("/health")
           assert.strictEqual(health.status, 200)
           assert.notInclude(health.text, "mongodb://")

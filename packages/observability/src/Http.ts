@@ -213,8 +213,9 @@ export class HttpOptionsError extends Data.TaggedError("HttpOptionsError")<{
  * whole request within `requestTimeout` (Node's own defaults are 60 s and
  * 300 s); idle keep-alive sockets close after 5 s; one socket serves at most
  * 1,000 requests; a connection's requests run one at a time, at most
- * `maxPipelinedRequests` wait (one more closes it, the waiting ones unrun), the
- * socket is not read while they wait, and an answer left unread for
+ * `maxPipelinedRequests` wait (one more closes it, the waiting ones unrun; so
+ * does a single read ending more request heads than that, before Node parses
+ * them), the socket is not read while they wait, and an answer left unread for
  * `writeStallTimeout` closes it.
  *
  * @since 0.1.0

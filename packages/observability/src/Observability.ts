@@ -39,7 +39,7 @@ export interface Options {
 
 /**
  * Metrics in the `PrometheusRegistry`, one log line per transition, and
- * `/health`, `/live`, `/metrics` on port 8000 (by default).
+ * `/health`, `/live`, `/ready`, `/metrics` on port 8000 (by default).
  *
  * @since 0.1.0
  * @category layers

@@ -6,9 +6,10 @@
  * process run a thousand handlers and hold a thousand answers. Here a
  * connection's requests run one at a time, in order (HTTP/1.1 answers in order
  * anyway); at most `maxPipelinedRequests` may wait behind the running one, one
- * more closes the connection and drops the waiting ones unrun; the socket is
- * not read while requests wait; an answer the client does not read within
- * `writeStallMillis` closes the connection.
+ * more closes the connection and drops the waiting ones unrun; a single read
+ * ending more request heads than that closes it before Node parses them; the
+ * socket is not read while requests wait; an answer the client does not read
+ * within `writeStallMillis` closes the connection.
  *
  * @internal
  */

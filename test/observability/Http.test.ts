@@ -1,8 +1,9 @@
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Http, Metrics } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Data, Effect, Layer, Logger, Redacted } from "effect"
-import { HttpServer } from "effect/http"
+import { HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock, TestConsole } from "effect/testing"
 import * as NodeHttp from "node:http"
 import * as net from "node:net"
@@ -579,4 +580,35 @@ describe("Http: slow and abusive clients", () => {
       }).pipe(Effect.provide(PipelineLayer)),
     20_000
   )
+
+  it.live("requests waiting on a connection the client closes never run", () =>
+    Effect.gen(function*() {
+      const started: Array<number> = []
+      let finished = 0
+      // An app whose every request takes 300 ms and records that it ran.
+      const app = Effect.gen(function*() {
+        started.push(started.length)
+        yield* Effect.sleep("300 millis")
+        finished++
+        return HttpServerResponse.text("done")
+      })
+      yield* Effect.gen(function*() {
+        const server = yield* HttpServer.HttpServer
+        const port = "port" in server.address ? server.address.port : 0
+        const client = yield* Effect.promise(() => rawClient(port, get("/work").repeat(10)))
+        yield* Effect.sleep("100 millis")
+        client.socket.destroy()
+        yield* Effect.sleep("700 millis")
+      }).pipe(
+        Effect.provide(
+          HttpServer.serve(app).pipe(
+            Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), { host: "127.0.0.1", port: 0 }))
+          )
+        )
+      )
+      // Node alone starts all ten at once and runs them to the end for nobody. The running one still ends:
+      // Effect runs a handler uninterruptibly unless the app opts in.
+      assert.strictEqual(started.length, 1)
+      assert.isAtMost(finished, 1)
+    }))
 })

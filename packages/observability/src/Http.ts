@@ -215,8 +215,8 @@ export class HttpOptionsError extends Data.TaggedError("HttpOptionsError")<{
  * 1,000 requests; a connection's requests run one at a time, at most
  * `maxPipelinedRequests` wait (one more closes it, the waiting ones unrun; so
  * does a single read ending more request heads than that, before Node parses
- * them), the socket is not read while they wait, and an answer left unread for
- * `writeStallTimeout` closes it.
+ * them; the waiting ones are dropped when the client leaves), and an answer
+ * left unread for `writeStallTimeout` closes it.
  *
  * @since 0.1.0
  * @category constructors

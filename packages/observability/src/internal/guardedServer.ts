@@ -7,9 +7,11 @@
  * connection's requests run one at a time, in order (HTTP/1.1 answers in order
  * anyway); at most `maxPipelinedRequests` may wait behind the running one, one
  * more closes the connection and drops the waiting ones unrun; a single read
- * ending more request heads than that closes it before Node parses them; the
- * socket is not read while requests wait; an answer the client does not read
- * within `writeStallMillis` closes the connection.
+ * ending more request heads than that closes it before Node parses them; an
+ * answer the client does not read within `writeStallMillis` closes the
+ * connection. Node itself stops reading while answers are unsent (its socket
+ * buffer is full); the socket is read otherwise, so a client that leaves is
+ * seen at once: its running request is interrupted and the waiting ones dropped.
  *
  * @internal
  */
@@ -27,7 +29,6 @@ type Pending = readonly [event: "request" | "checkContinue", NodeHttp.IncomingMe
 interface Connection {
   busy: boolean
   waitingDrain: boolean
-  paused: boolean
   readonly queue: Array<Pending>
   timer: ReturnType<typeof setTimeout> | undefined
 }
@@ -105,7 +106,7 @@ export class GuardedServer extends NodeHttp.Server {
   #connectionOf(socket: Net.Socket): Connection {
     let connection = this.#connections.get(socket)
     if (connection === undefined) {
-      const created: Connection = { busy: false, waitingDrain: false, paused: false, queue: [], timer: undefined }
+      const created: Connection = { busy: false, waitingDrain: false, queue: [], timer: undefined }
       socket.once("close", () => {
         created.queue.length = 0
         clearTimeout(created.timer)
@@ -118,23 +119,12 @@ export class GuardedServer extends NodeHttp.Server {
 
   #pump(socket: Net.Socket, connection: Connection): void {
     if (connection.busy || connection.waitingDrain || socket.destroyed) return
-    if (connection.queue.length === 0) {
-      if (connection.paused) {
-        connection.paused = false
-        socket.resume()
-      }
-      return
-    }
+    if (connection.queue.length === 0) return
     if (socket.writableNeedDrain) {
       this.#awaitDrain(socket, connection)
       return
     }
     const [event, request, response] = connection.queue.shift()!
-    if (connection.queue.length > 0 && !connection.paused) {
-      // Requests are waiting: read nothing more until they are answered.
-      connection.paused = true
-      socket.pause()
-    }
     connection.busy = true
     let done = false
     const finished = () => {

@@ -10,10 +10,11 @@
 import { isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreaker, ResilienceConfig, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
+import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 // -----------------------------------------------------------------------------
 // the fault switch
@@ -24,13 +25,13 @@ export type FaultMode = "up" | "down" | "slow"
 export const faultModes: ReadonlyArray<FaultMode> = ["up", "down", "slow"]
 
 export class Faults extends Context.Service<Faults, {
-  readonly get: (dependency: ResilienceConfig.Dependency) => FaultMode
-  readonly set: (dependency: ResilienceConfig.Dependency, mode: FaultMode) => Effect.Effect<void>
-  readonly all: () => Readonly<Record<ResilienceConfig.Dependency, FaultMode>>
+  readonly get: (dependency: OrchestratorConfig.Dependency) => FaultMode
+  readonly set: (dependency: OrchestratorConfig.Dependency, mode: FaultMode) => Effect.Effect<void>
+  readonly all: () => Readonly<Record<OrchestratorConfig.Dependency, FaultMode>>
 }>()("@neural-hive/example-orchestrator-dynamic/Faults") {
-  static readonly layer = (initial: Partial<Record<ResilienceConfig.Dependency, FaultMode>> = {}) =>
+  static readonly layer = (initial: Partial<Record<OrchestratorConfig.Dependency, FaultMode>> = {}) =>
     Layer.sync(Faults, () => {
-      const modes: Record<ResilienceConfig.Dependency, FaultMode> = {
+      const modes: Record<OrchestratorConfig.Dependency, FaultMode> = {
         kafka: "up",
         temporal: "up",
         redis: "up",
@@ -54,7 +55,7 @@ export class Faults extends Context.Service<Faults, {
 /** Runs `effect` unless the dependency is faulty: `down` fails at once, `slow` never answers. */
 const faulty = <A, E>(
   faults: Faults["Service"],
-  dependency: ResilienceConfig.Dependency,
+  dependency: OrchestratorConfig.Dependency,
   unavailable: () => E,
   effect: Effect.Effect<A, E>
 ): Effect.Effect<A, E> =>
@@ -70,10 +71,10 @@ const faulty = <A, E>(
   })
 
 const breakerFor = (
-  settings: ResilienceConfig.Settings,
-  dependency: ResilienceConfig.Dependency,
+  settings: OrchestratorConfig.Settings,
+  dependency: OrchestratorConfig.Dependency,
   isFailure: (error: unknown) => boolean
-) => CircuitBreaker.make({ ...ResilienceConfig.toBreakerOptions(dependency, settings[dependency]), isFailure })
+) => CircuitBreaker.make({ ...OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]), isFailure })
 
 const unsupported = (what: string) => `${what} is not available in embedded mode; configure a real server`
 
@@ -81,7 +82,7 @@ const unsupported = (what: string) => `${what} is not available in embedded mode
 // Kafka: topics as arrays
 // -----------------------------------------------------------------------------
 
-export const kafka = (settings: ResilienceConfig.Settings) =>
+export const kafka = (settings: OrchestratorConfig.Settings) =>
   Layer.effect(
     KafkaProducer.KafkaProducer,
     Effect.gen(function*() {
@@ -124,7 +125,7 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
 // Temporal: workflows as records
 // -----------------------------------------------------------------------------
 
-export const temporal = (settings: ResilienceConfig.Settings) =>
+export const temporal = (settings: OrchestratorConfig.Settings) =>
   Layer.effect(
     TemporalClient.TemporalClient,
     Effect.gen(function*() {
@@ -257,7 +258,7 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
 // Redis: a map with expiry by the Clock
 // -----------------------------------------------------------------------------
 
-export const redis = (settings: ResilienceConfig.Settings) =>
+export const redis = (settings: OrchestratorConfig.Settings) =>
   Layer.effect(
     RedisCache.RedisCache,
     Effect.gen(function*() {
@@ -310,7 +311,7 @@ type Doc = Record<string, unknown>
 const matches = (doc: Doc, filter: Doc): boolean =>
   Object.entries(filter).every(([key, value]) => JSON.stringify(doc[key]) === JSON.stringify(value))
 
-export const mongodb = (settings: ResilienceConfig.Settings) =>
+export const mongodb = (settings: OrchestratorConfig.Settings) =>
   Layer.effect(
     MongoStore.MongoStore,
     Effect.gen(function*() {
@@ -402,5 +403,5 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
   )
 
 /** The four in-memory services, each behind its breaker. */
-export const layer = (settings: ResilienceConfig.Settings) =>
+export const layer = (settings: OrchestratorConfig.Settings) =>
   Layer.mergeAll(kafka(settings), temporal(settings), redis(settings), mongodb(settings))

@@ -10,7 +10,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Http, Metrics } from "@neural-hive/observability"
-import type { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import type { CircuitBreaker } from "@neural-hive/resilience"
 import { ByteSize, Effect, Layer, Option, type Redacted } from "effect"
 import {
   HttpIncomingMessage,
@@ -21,6 +21,7 @@ import {
 } from "effect/http"
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
+import type * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -90,7 +91,7 @@ export const makeApp = (options: {
         const match = FAULT_PATH.exec(path)
         if (match === null) return json({ error: "not found" }, 404)
         if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
-        const dependency = match[1] as ResilienceConfig.Dependency
+        const dependency = match[1] as OrchestratorConfig.Dependency
         yield* faults.value.set(dependency, match[2] as FaultMode)
         return json({ faults: faults.value.all() })
       })

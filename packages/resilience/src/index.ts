@@ -55,7 +55,7 @@ export * as TripPolicy from "./TripPolicy.ts"
 /**
  * @since 0.1.0
  */
-export { redact } from "./Redact.ts"
+export { redact, redactCause, redactError } from "./Redact.ts"
 
 /**
  * The seed's YAML configuration, with environment overrides and validation.

@@ -1,7 +1,7 @@
 /**
  * In-memory implementations of the four dependency services, for the embedded
  * demo: no server needed, every call still goes through its real breaker with
- * the seed's configuration, and a fault switch makes a dependency fail so a
+ * the service's configuration, and a fault switch makes a dependency fail so a
  * newcomer can watch a breaker trip and recover in /health, /metrics and the logs.
  *
  * Faults: `up` (works), `down` (fails at once with a connection error, which

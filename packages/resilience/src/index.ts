@@ -58,7 +58,7 @@ export * as TripPolicy from "./TripPolicy.ts"
 export { redact, redactCause, redactError } from "./Redact.ts"
 
 /**
- * The seed's YAML configuration, with environment overrides and validation.
+ * The YAML configuration (circuits by name), with environment overrides and validation.
  *
  * @since 0.1.0
  */

@@ -156,7 +156,7 @@ describe("Orchestrator Dynamic, embedded", () => {
           assert.isNull(slow.headers.get("retry-after"))
           const workflow = JSON.parse(slow.text).steps.workflow
           assert.strictEqual(workflow.status, "failed")
-          assert.strictEqual(workflow.reason, "Timeout")
+          assert.strictEqual(workflow.reason, "DeadlineExceeded")
           assert.include(workflow.error, "temporal_client")
         }
         // The third timeout tripped the breaker: now it refuses at once, which is the 503.

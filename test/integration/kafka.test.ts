@@ -124,7 +124,7 @@ const publish = (scenario: string, topic = TOPIC, size = 0) =>
     const error = failure(exit)
     if (topic === TOPIC) {
       ledger.set(id, {
-        status: error._tag === "CircuitBreakerError" && error.reason !== "Timeout" ? "rejected" : "failed",
+        status: error._tag === "CircuitBreakerError" ? "rejected" : "failed",
         retries: error._tag === "KafkaError" ? error.retries : 0
       })
     }

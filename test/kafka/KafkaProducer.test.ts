@@ -438,9 +438,10 @@ describe("KafkaProducer: Kafka down", () => {
         (producer) =>
           Effect.gen(function*() {
             const error = yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "x" }] }))
-            assert.instanceOf(error, CircuitBreakerError)
-            if (!(error instanceof CircuitBreakerError)) return
+            assert.instanceOf(error, KafkaError)
+            if (!(error instanceof KafkaError)) return
             assert.strictEqual(error.reason, "Timeout")
+            assert.isTrue(error.brokerFailure)
             assert.strictEqual((yield* producer.breaker.snapshot).totals.failures, 1)
           })
       )

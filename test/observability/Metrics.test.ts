@@ -1,12 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Metrics, ServiceName } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
-import { Data, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as Prometheus from "prom-client"
+import { Boom } from "../support/breakers.ts"
 import { scrape } from "./scrape.ts"
-
-class Boom extends Data.TaggedError("Boom")<{ readonly counted: boolean }> {}
 
 const ok = Effect.succeed("ok")
 const boom = Effect.fail(new Boom({ counted: true }))

@@ -3,10 +3,9 @@ import { Tracing } from "@neural-hive/observability"
 import { CircuitBreaker, CircuitBreakerError, withBreaker } from "@neural-hive/resilience"
 import { SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
-import { Data, Effect, Fiber, Layer, Option } from "effect"
+import { Effect, Fiber, Layer, Option } from "effect"
 import { TestClock } from "effect/testing"
-
-class Boom extends Data.TaggedError("Boom")<{ readonly counted: boolean }> {}
+import { Boom } from "../support/breakers.ts"
 
 const boom = (counted = true) => Effect.fail(new Boom({ counted }))
 const isFailure = (error: Boom) => error.counted

@@ -1,21 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerError, withBreaker, withBreakerOption } from "@neural-hive/resilience"
-import { Data, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Stream } from "effect"
+import { CircuitBreaker, CircuitBreakerError, Registry, withBreaker, withBreakerOption } from "@neural-hive/resilience"
+import { Context, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Stream } from "effect"
 import { TestClock } from "effect/testing"
-
-class Boom extends Data.TaggedError("Boom")<{ readonly counted: boolean }> {}
-
-const fail = (counted = true) => Effect.fail(new Boom({ counted }))
-const ok = Effect.succeed("ok")
-
-/** A call that counts how many times it really ran. */
-const counting = (runs: Ref.Ref<number>, effect: Effect.Effect<string, Boom>) =>
-  Effect.andThen(Ref.update(runs, (n) => n + 1), effect)
-
-const trip = (breaker: CircuitBreaker.CircuitBreaker, times: number) =>
-  Effect.repeat(Effect.ignore(fail().pipe(withBreaker(breaker))), { times: times - 1 })
-
-const state = (breaker: CircuitBreaker.CircuitBreaker) => breaker.state
+import { Boom, counting, fail, ok, state, trip } from "../support/breakers.ts"
 
 describe("CircuitBreaker: consecutive policy (the seed's failMax)", () => {
   it.effect("opens after failMax consecutive counted failures, not before", () =>
@@ -296,7 +283,8 @@ describe("CircuitBreaker: classification and timeouts", () => {
       const fiber = yield* Effect.forkChild(Effect.flip(hung))
       yield* TestClock.adjust("2 seconds")
       const error = yield* Fiber.join(fiber)
-      assert.strictEqual(error._tag === "CircuitBreakerError" && error.reason, "Timeout")
+      assert.instanceOf(error, CircuitBreaker.CircuitBreakerTimeoutError)
+      assert.strictEqual(error._tag, "CircuitBreakerTimeoutError")
       assert.isTrue(yield* Ref.get(interrupted))
       assert.strictEqual((yield* breaker.snapshot).totals.failures, 1)
     }))
@@ -323,16 +311,14 @@ describe("CircuitBreaker: rate policies", () => {
         name: "c",
         policy: CircuitBreaker.failureRate({ threshold: 0.5, size: 4, minimumCalls: 4 })
       })
-      yield* trip(breaker, 3)
+      yield* ok.pipe(withBreaker(breaker))
+      yield* ok.pipe(withBreaker(breaker))
+      yield* trip(breaker, 1)
       assert.strictEqual(yield* state(breaker), "Closed") // only 3 calls seen
       yield* ok.pipe(withBreaker(breaker))
-      yield* ok.pipe(withBreaker(breaker))
-      yield* ok.pipe(withBreaker(breaker))
-      // window now [F, S, S, S]: 25%
+      // window now [S, S, F, S]: 25%
       assert.strictEqual(yield* state(breaker), "Closed")
-      yield* trip(breaker, 1) // [S, S, S, F]
-      assert.strictEqual(yield* state(breaker), "Closed")
-      yield* trip(breaker, 1) // [S, S, F, F]: 50%
+      yield* trip(breaker, 1) // [S, F, S, F]: 50%
       assert.strictEqual(yield* state(breaker), "Open")
     }))
 
@@ -362,6 +348,8 @@ describe("CircuitBreaker: manual control and fail-open", () => {
       yield* breaker.forceOpen
       yield* TestClock.adjust("1 hour")
       const error = yield* Effect.flip(ok.pipe(withBreaker(breaker)))
+      assert.instanceOf(error, CircuitBreakerError)
+      if (!(error instanceof CircuitBreakerError)) return
       assert.strictEqual(error.reason, "ForcedOpen")
       assert.isFalse(Duration.isFinite(error.retryAfter))
       yield* breaker.reset
@@ -452,4 +440,28 @@ describe("CircuitBreaker: registry", () => {
       assert.strictEqual(duplicate.option, "name")
       assert.isTrue(Option.isSome(yield* registry.get("kafka_producer")))
     }).pipe(Effect.provide(CircuitBreaker.layerRegistry)))
+})
+
+describe("CircuitBreaker.layer: a breaker declared as a service", () => {
+  class KafkaBreaker extends Context.Service<KafkaBreaker, CircuitBreaker.CircuitBreaker>()("test/KafkaBreaker") {}
+
+  it.effect("provides the breaker, registers it, and fails the layer on bad options", () =>
+    Effect.gen(function*() {
+      const program = Effect.gen(function*() {
+        const breaker = yield* KafkaBreaker
+        yield* trip(breaker, 2)
+        const registry = yield* Registry.Registry
+        return { state: yield* breaker.state, names: (yield* registry.breakers).map((b) => b.name) }
+      })
+      const result = yield* program.pipe(
+        Effect.provide(CircuitBreaker.layer(KafkaBreaker, { name: "kafka_producer", failMax: 2 })),
+        Effect.provide(Registry.layer)
+      )
+      assert.deepStrictEqual(result, { state: "Open", names: ["kafka_producer"] })
+      const error = yield* Effect.flip(
+        Effect.provide(Effect.asVoid(KafkaBreaker), CircuitBreaker.layer(KafkaBreaker, { name: "k", failMax: 0 }))
+      )
+      assert.strictEqual(error._tag, "CircuitBreakerOptionsError")
+      assert.strictEqual(error.option, "failMax")
+    }))
 })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerError, Facade } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, CircuitBreakerTimeoutError, Facade } from "@neural-hive/resilience"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 
@@ -47,8 +47,8 @@ describe("Facade: code outside Effect", () => {
             })
           }))
       const timeout = yield* Effect.promise(() => hang().then(() => undefined, (e: unknown) => e))
-      assert.instanceOf(timeout, CircuitBreakerError)
-      assert.strictEqual((timeout as CircuitBreakerError).reason, "Timeout")
+      assert.instanceOf(timeout, CircuitBreakerTimeoutError)
+      assert.strictEqual((timeout as CircuitBreakerTimeoutError).circuit, breaker.name)
       assert.isTrue(aborted)
       const ok = Facade.wrapPromise(breaker, (x: number) => Promise.resolve(x * 2))
       const rejected = yield* Effect.promise(() => ok(2).then(() => undefined, (e: unknown) => e))

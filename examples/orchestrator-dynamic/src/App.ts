@@ -5,7 +5,7 @@ import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { Registry } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
@@ -56,7 +56,7 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
     Layer.provideMerge(Tracing.layer),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
-    Layer.provideMerge(CircuitBreaker.layerRegistry)
+    Layer.provideMerge(Registry.layer)
   )
 }
 

@@ -14,12 +14,22 @@
 import { isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerTimeoutError, withBreaker } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { BoundedStore, defaultLimits, type Limits, weigh } from "./BoundedStore.ts"
 import * as OrchestratorConfig from "./OrchestratorConfig.ts"
+
+/** Through the breaker; a call past its callTimeout is the client's own timeout error, as with the real clients. */
+const guard =
+  <E2>(breaker: CircuitBreaker.CircuitBreaker, timedOut: (message: string) => E2) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(
+      withBreaker(breaker),
+      Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+        Effect.fail(timedOut((e as CircuitBreakerTimeoutError).message)))
+    )
 
 // -----------------------------------------------------------------------------
 // the fault switch
@@ -104,6 +114,8 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
           retriable: true,
           retries: 0
         })
+      const kafkaTimeout = (message: string) =>
+        new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 })
       const append = (topic: string, batch: ReadonlyArray<{ readonly value?: unknown }>) => {
         const baseOffset = nextOffsets.get(topic) ?? 0
         let offset = baseOffset
@@ -114,7 +126,7 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
       return KafkaProducer.KafkaProducer.of({
         send: (record) =>
           faulty(faults, "kafka", down, Effect.sync(() => [append(record.topic, record.messages)])).pipe(
-            withBreaker(breaker)
+            guard(breaker, kafkaTimeout)
           ),
         sendBatch: (batch) =>
           faulty(
@@ -122,7 +134,7 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
             "kafka",
             down,
             Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
-          ).pipe(withBreaker(breaker)),
+          ).pipe(guard(breaker, kafkaTimeout)),
         breaker
       })
     })
@@ -151,7 +163,9 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
       const down = (operation: string) => () =>
         new TemporalError({ reason: "Unavailable", operation, message: "14 UNAVAILABLE: (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, TemporalError>) =>
-        faulty(faults, "temporal", down(operation), effect).pipe(withBreaker(breaker))
+        faulty(faults, "temporal", down(operation), effect).pipe(
+          guard(breaker, (message) => new TemporalError({ reason: "DeadlineExceeded", operation, message }))
+        )
       const lookup = (operation: string, workflowId: string) =>
         Effect.suspend(() => {
           const run = workflows.get(workflowId)
@@ -280,7 +294,9 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
       const down = (command: string) => () =>
         new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" })
       const use = <A>(command: string, effect: Effect.Effect<A, RedisError>) =>
-        faulty(faults, "redis", down(command), effect).pipe(withBreaker(breaker))
+        faulty(faults, "redis", down(command), effect).pipe(
+          guard(breaker, (message) => new RedisError({ reason: "Timeout", command, message }))
+        )
       // Fail-open, as the real service: any failure or rejection is a miss.
       const open = <A>(effect: Effect.Effect<A, unknown>, fallback: A) => Effect.orElseSucceed(effect, () => fallback)
       return RedisCache.RedisCache.of({
@@ -360,7 +376,9 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
       const down = (operation: string) => () =>
         new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) =>
-        faulty(faults, "mongodb", down(operation), effect).pipe(withBreaker(breaker))
+        faulty(faults, "mongodb", down(operation), effect).pipe(
+          guard(breaker, (message) => new MongoStoreError({ reason: "Timeout", operation, message }))
+        )
       const store = MongoStore.MongoStore.of({
         insertOne: (collection, document) =>
           call(

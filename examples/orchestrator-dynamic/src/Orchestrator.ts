@@ -93,12 +93,10 @@ const failed = (error: { readonly _tag: string; readonly reason: string; readonl
 })
 
 /**
- * The breaker's error: `rejected` when it refused the call (it did not run); a call that ran past
- * its `callTimeout` (reason `Timeout`) is a dependency failure, reported as `failed` (502), since it
- * ran and may have had its effect.
+ * The breaker's error means it refused the call (it did not run): `rejected` (503). A call that ran
+ * past its timeout is the client's own Timeout error, a dependency failure reported as `failed` (502).
  */
-const fromBreaker = (error: CircuitBreakerError): StepReport =>
-  error.reason === "Timeout" ? failed(error) : rejected(error)
+const fromBreaker = (error: CircuitBreakerError): StepReport => rejected(error)
 
 const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
 

@@ -335,6 +335,17 @@ export const make: (
         if (prepared.length === 0) return Effect.succeed([])
         // One client span per send: the breaker (with Tracing.layer) annotates it with its name, state and result.
         return breaker.protect(publish(prepared)).pipe(
+          // sendTimeout is the breaker's callTimeout: a send that ran past it is a counted KafkaError Timeout.
+          Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+            Effect.fail(
+              new KafkaError({
+                reason: "Timeout",
+                message: e.message,
+                brokerFailure: true,
+                retriable: true,
+                retries: 0
+              })
+            )),
           Effect.withSpan("KafkaProducer.send", {
             kind: "producer",
             attributes: {

@@ -438,6 +438,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     }).pipe(
       Effect.timeoutOrElse({ duration: operationTimeout, orElse: () => timedOut(operation, collection) }),
       withBreaker(breaker),
+      // A breaker callTimeout (when one is configured) is this client's Timeout too.
+      Effect.catchTag("CircuitBreakerTimeoutError", () => timedOut(operation, collection)),
       // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
       Effect.withSpan(`MongoStore.${operation}`, {
         kind: "client",

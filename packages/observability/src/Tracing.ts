@@ -37,7 +37,7 @@
  * @since 0.1.0
  */
 import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import { CircuitBreaker, CircuitBreakerError } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, CircuitBreakerTimeoutError } from "@neural-hive/resilience"
 import * as Resources from "@opentelemetry/resources"
 import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions"
@@ -49,7 +49,6 @@ import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
 import { stateLabel } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -92,12 +91,12 @@ export const traced: {
   <E>(
     breaker: CircuitBreaker.CircuitBreaker,
     isFailure?: (error: E) => boolean
-  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitBreakerError, R>
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     breaker: CircuitBreaker.CircuitBreaker,
     isFailure?: (error: E) => boolean
-  ): Effect.Effect<A, E | CircuitBreakerError, R>
+  ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker.CircuitBreaker, isFailure?: (error: E) => boolean) =>
@@ -157,17 +156,9 @@ export const tracedOption: {
 export const layer: Layer.Layer<never, never, CircuitBreaker.Registry> = Layer.effectDiscard(
   Effect.gen(function*() {
     const registry = yield* CircuitBreaker.Registry
-    const scope = yield* Effect.scope
-    yield* registry.onRegister((breaker) => {
-      // One scope per breaker, closed when it leaves the registry.
-      const listening = Scope.forkUnsafe(scope)
-      Effect.runSync(
-        Scope.provide(listening)(breaker.listen({
-          annotate: (outcome, state, exit) => record(breaker.name, outcome, state, exit)
-        }))
-      )
-      return () => Effect.runSync(Scope.close(listening, Exit.void))
-    })
+    yield* registry.listenEach((breaker) => ({
+      annotate: (outcome, state, exit) => record(breaker.name, outcome, state, exit)
+    }))
   })
 )
 
@@ -229,7 +220,7 @@ const protectTraced = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   breaker: CircuitBreaker.CircuitBreaker,
   isFailure?: (error: E) => boolean
-): Effect.Effect<A, E | CircuitBreakerError, R> =>
+): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R> =>
   Effect.suspend(() => {
     // The breaker tells this call's outcome and the state it was admitted or rejected in.
     let outcome: CircuitBreaker.CallOutcome | undefined
@@ -255,7 +246,7 @@ const record = (
     const rejection = exit._tag === "Failure" ? ownError(exit.cause, circuit) : undefined
     return rejection === undefined ? Effect.void : recordRejection(circuit, rejection)
   }
-  const timedOut = exit._tag === "Failure" && ownError(exit.cause, circuit)?.reason === "Timeout"
+  const timedOut = exit._tag === "Failure" && ownTimeout(exit.cause, circuit)
   const result: Result = timedOut ? "timeout" : outcome
   return Effect.annotateCurrentSpan({
     [attributes.name]: circuit,
@@ -283,7 +274,13 @@ const recordRejection = (circuit: string, error: CircuitBreakerError): Effect.Ef
     })
   })
 
-/** The breaker's own error (a rejection or its call timeout), not one from a nested breaker. */
+/** Whether the call ended by this breaker's own callTimeout (not a nested breaker's). */
+const ownTimeout = (cause: Cause.Cause<unknown>, circuit: string): boolean =>
+  cause.reasons.some((reason) =>
+    reason._tag === "Fail" && reason.error instanceof CircuitBreakerTimeoutError && reason.error.circuit === circuit
+  )
+
+/** The breaker's own rejection, not one from a nested breaker. */
 const ownError = (cause: Cause.Cause<unknown>, circuit: string): CircuitBreakerError | undefined => {
   for (const reason of cause.reasons) {
     if (reason._tag === "Fail" && reason.error instanceof CircuitBreakerError && reason.error.circuit === circuit) {

@@ -254,6 +254,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     ready.pipe(
       Effect.andThen(Effect.tryPromise({ try: () => f(client), catch: (cause) => toRedisError(command, cause) })),
       withBreaker(breaker),
+      // A breaker callTimeout (when one is configured) is this client's Timeout.
+      Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+        Effect.fail(new RedisError({ reason: "Timeout", command, message: e.message }))),
       // One client span per command: the breaker (with Tracing.layer) annotates it with its name, state and result.
       Effect.withSpan(`RedisCache.${command}`, { kind: "client", attributes: { "db.system": "redis" } })
     )

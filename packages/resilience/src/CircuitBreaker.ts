@@ -30,39 +30,62 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
-import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
+import type * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
+import type * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
-import * as Machine from "./Machine.ts"
-import { redact } from "./Redact.ts"
+import type * as Stream from "effect/Stream"
+import {
+  type CircuitBreakerError,
+  CircuitBreakerOptionsError,
+  type CircuitBreakerTimeoutError
+} from "./CircuitBreakerError.ts"
+import { BreakerImpl, TypeId as InternalTypeId } from "./internal/breaker.ts"
+import * as internalOptions from "./internal/options.ts"
+import type * as Machine from "./Machine.ts"
+import * as Registries from "./Registry.ts"
+import * as TripPolicies from "./TripPolicy.ts"
 import type { TripPolicy } from "./TripPolicy.ts"
-import * as Policies from "./TripPolicy.ts"
+
+export {
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  CircuitBreakerError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  CircuitBreakerOptionsError,
+  /**
+   * @since 0.2.0
+   * @category errors
+   */
+  CircuitBreakerTimeoutError,
+  /**
+   * @since 0.1.0
+   * @category errors
+   */
+  type RejectionReason
+} from "./CircuitBreakerError.ts"
 
 /**
  * @since 0.1.0
  * @category type ids
  */
-export const TypeId: TypeId = "~@neural-hive/resilience/CircuitBreaker"
+export const TypeId: TypeId = InternalTypeId
 
 /**
  * @since 0.1.0
  * @category type ids
  */
 export type TypeId = "~@neural-hive/resilience/CircuitBreaker"
-
-// -----------------------------------------------------------------------------
-// models
-// -----------------------------------------------------------------------------
 
 /**
  * @since 0.1.0
@@ -107,71 +130,60 @@ export type CallOutcome = Machine.Outcome | "rejected"
 export type FailureMode = "fail-fast" | "fail-open"
 
 /**
- * Trip policy descriptions. Make them with `consecutive`, `failureRate` and
- * `failureRateOverTime`, or pass any `TripPolicy` for a policy of your own.
+ * A trip policy: `consecutive`, `failureRate`, `failureRateOverTime` or any
+ * `TripPolicy` of your own.
  *
+ * @deprecated since 0.2.0: the same type as `TripPolicy.TripPolicy`.
  * @since 0.1.0
  * @category models
  */
-export type Policy =
-  | { readonly _tag: "Consecutive"; readonly failMax: number }
-  | {
-    readonly _tag: "FailureRate"
-    readonly threshold: number
-    readonly size: number
-    readonly minimumCalls?: number | undefined
-  }
-  | {
-    readonly _tag: "FailureRateOverTime"
-    readonly threshold: number
-    readonly window: Duration.Input
-    readonly minimumCalls: number
-    readonly buckets?: number | undefined
-  }
-  | { readonly _tag: "Custom"; readonly policy: TripPolicy }
+export type Policy = TripPolicy
 
 /**
  * Open after `failMax` consecutive counted failures (the default, with `failMax` 5).
+ * The same function as `TripPolicy.consecutive`.
  *
  * @since 0.1.0
  * @category policies
  */
-export const consecutive = (failMax: number): Policy => ({ _tag: "Consecutive", failMax })
+export const consecutive = TripPolicies.consecutive
 
 /**
  * Open when the failure ratio over the last `size` calls reaches `threshold`
- * (in (0, 1]), once `minimumCalls` (default `size`) calls were seen.
+ * (in (0, 1]), once `minimumCalls` (default `size`) calls were seen; checked
+ * after every recorded call. The same function as `TripPolicy.failureRate`.
  *
  * @since 0.1.0
  * @category policies
  */
-export const failureRate = (options: {
-  readonly threshold: number
-  readonly size: number
-  readonly minimumCalls?: number | undefined
-}): Policy => ({ _tag: "FailureRate", ...options })
+export const failureRate = TripPolicies.failureRate
 
 /**
  * Open when the failure ratio over the last `window` reaches `threshold`, once
- * `minimumCalls` calls fell inside the window.
+ * `minimumCalls` calls fell inside the window; checked after every recorded
+ * call. The same function as `TripPolicy.failureRateOverTime`.
  *
  * @since 0.1.0
  * @category policies
  */
-export const failureRateOverTime = (options: {
-  readonly threshold: number
-  readonly window: Duration.Input
-  readonly minimumCalls: number
-  readonly buckets?: number | undefined
-}): Policy => ({ _tag: "FailureRateOverTime", ...options })
+export const failureRateOverTime = TripPolicies.failureRateOverTime
 
 /**
- * A policy of your own, as a `TripPolicy` (see `TripPolicy.ts`).
+ * A policy of your own: any `TripPolicy` can be passed as `policy` directly.
  *
+ * @deprecated since 0.2.0: pass the `TripPolicy` itself.
  * @since 0.1.0
  * @category policies
  */
-export const custom = (policy: TripPolicy): Policy => ({ _tag: "Custom", policy })
+export const custom = (policy: TripPolicy): TripPolicy => policy
+
+/**
+ * Every default of a breaker, in one table (durations in milliseconds).
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const defaults = internalOptions.defaults
 
 /**
  * @since 0.1.0
@@ -198,9 +210,39 @@ export interface Options {
   /** A successful call slower than this counts as a failure (the caller still gets its value). */
   readonly slowCallThreshold?: Duration.Input | undefined
   /** The trip policy (default `consecutive(failMax)`). */
-  readonly policy?: Policy | undefined
-  /** Which typed failures count against the dependency (default: all). Defects always count; interruptions never. */
+  readonly policy?: TripPolicy | undefined
+  /**
+   * Which typed failures count against the dependency (default: all). Defects and
+   * `CircuitBreakerTimeoutError` always count; interruptions never. A call-level
+   * classifier (`withBreaker(breaker, isFailure)`, the facade's `isFailure`) narrows
+   * this one: an error counts only when both say it counts.
+   */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
+  /**
+   * What an excluded failure (one a classifier says does not count) is recorded as:
+   * `"ignored"` (default: it changes no count) or `"success"` (pybreaker's
+   * `exclude`: it resets the consecutive count like a success).
+   */
+  readonly excluded?: "ignored" | "success" | undefined
+  /**
+   * pybreaker's behaviour: the call whose failure opens the breaker (a trip or a
+   * failed probe) fails with `CircuitBreakerError { reason: "Tripped", cause }`
+   * instead of its own error (default `false`: the caller gets its own error).
+   * Typed failures only; a defect stays a defect.
+   */
+  readonly throwOnTrip?: boolean | undefined
+  /**
+   * The dependency's cheap, side-effect-free health check (PING, metadata, a
+   * health RPC). When the open period ends and no call takes the HALF_OPEN permit
+   * within `probeGrace`, the breaker runs it itself as the trial, so an idle
+   * breaker closes on its own. Classified like a call; bounded by `callTimeout`
+   * (or `probeTimeout`); never two at once; stops with the breaker's scope.
+   */
+  readonly probe?: Effect.Effect<unknown, unknown> | undefined
+  /** How long HALF_OPEN waits for a real call before probing, and between probes (default 1 second). */
+  readonly probeGrace?: Duration.Input | undefined
+  /** Bounds a probe when the breaker has no `callTimeout` (default 10 seconds). */
+  readonly probeTimeout?: Duration.Input | undefined
   /** `false` makes a pass-through breaker that still measures (seed: `enabled`). */
   readonly enabled?: boolean | undefined
   /** How callers of this dependency see an open breaker; informs `/health` (default `fail-fast`). */
@@ -218,7 +260,12 @@ export interface Snapshot {
   readonly state: State
   readonly mode: Mode
   readonly failureMode: FailureMode
-  /** Counted failures the trip policy currently holds. */
+  /**
+   * Counted failures the trip policy holds: in CLOSED the policy's count
+   * (consecutive failures, or failures inside the window); in OPEN and HALF_OPEN
+   * the count that tripped the breaker plus every failed probe since (as
+   * pybreaker's `fail_counter`); 0 again once the breaker closes.
+   */
   readonly failures: number
   readonly retryAfterMillis: number
   /** Since when (Clock milliseconds) the breaker is in its state. */
@@ -275,89 +322,13 @@ export interface Listener {
 export type Annotate = (outcome: CallOutcome, state: State, exit: Exit.Exit<unknown, unknown>) => Effect.Effect<void>
 
 /**
- * Told, synchronously, how one call ended and in which state it was admitted
- * or rejected. See `CircuitBreaker.protect`.
+ * Told, synchronously, how one call ended, in which state it was admitted or
+ * rejected, and whether its outcome opened the breaker. See `CircuitBreaker.protect`.
  *
  * @since 0.1.0
  * @category models
  */
-export type OnSettled = (outcome: CallOutcome, state: State) => void
-
-// -----------------------------------------------------------------------------
-// errors
-// -----------------------------------------------------------------------------
-
-/**
- * Why a call did not run or did not finish:
- * `Open` (open period running), `HalfOpen` (every probe permit is taken),
- * `ForcedOpen` (held open by an operator), `Timeout` (exceeded `callTimeout`).
- *
- * @since 0.1.0
- * @category errors
- */
-export type RejectionReason = "Open" | "HalfOpen" | "ForcedOpen" | "Timeout"
-
-/**
- * The breaker's own failure: the call was rejected without running, or it ran
- * past `callTimeout`. `retryAfter` says when a call may be admitted again.
- *
- * @since 0.1.0
- * @category errors
- */
-export class CircuitBreakerError extends Data.TaggedError("CircuitBreakerError")<{
-  readonly circuit: string
-  readonly state: State
-  readonly reason: RejectionReason
-  readonly retryAfter: Duration.Duration
-}> {
-  override get message(): string {
-    return this.reason === "Timeout"
-      ? `call through circuit "${this.circuit}" timed out`
-      : `circuit "${this.circuit}" is ${this.state} (${this.reason}); retry after ${Duration.format(this.retryAfter)}`
-  }
-}
-
-// Rejections are built without a stack trace (see makeError); give them a one-line one.
-Object.defineProperty(CircuitBreakerError.prototype, "stack", {
-  get(this: CircuitBreakerError) {
-    return `${this.name}: ${this.message}`
-  },
-  configurable: true
-})
-
-/**
- * A breaker option out of range. Names the circuit, the option, the value and
- * what is allowed.
- *
- * @since 0.1.0
- * @category errors
- */
-export class CircuitBreakerOptionsError extends Data.TaggedError("CircuitBreakerOptionsError")<{
-  readonly circuit: string
-  readonly option: string
-  readonly value: unknown
-  readonly expected: string
-}> {
-  override get message(): string {
-    return `circuit breaker "${this.circuit}": option ${this.option} is ${
-      describeValue(this.value)
-    }, expected ${this.expected}`
-  }
-}
-
-const describeValue = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
-  if (typeof value === "function") return "a function"
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    return String(value)
-  }
-}
-
-// -----------------------------------------------------------------------------
-// the breaker
-// -----------------------------------------------------------------------------
+export type OnSettled = (outcome: CallOutcome, state: State, tripped: boolean) => void
 
 /**
  * @since 0.1.0
@@ -378,17 +349,20 @@ export interface CircuitBreaker {
     self: Effect.Effect<A, E, R>,
     isFailure?: ((error: E) => boolean) | undefined,
     onSettled?: OnSettled | undefined
-  ) => Effect.Effect<A, E | CircuitBreakerError, R>
+  ) => Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
   /** Every transition, from the moment of subscription. */
   readonly transitions: Stream.Stream<Transition>
   /** Runs `listener` for every transition and call until the scope closes. */
   readonly listen: (listener: Listener) => Effect.Effect<void, never, Scope.Scope>
-  /** Holds the breaker OPEN, rejecting every call, until `reset`. */
-  readonly forceOpen: Effect.Effect<void>
-  /** Lets every call through, still measured, until `reset`. */
-  readonly disable: Effect.Effect<void>
-  /** Back to CLOSED with every count forgotten. */
-  readonly reset: Effect.Effect<void>
+  /** Holds the breaker OPEN, rejecting every call, until `reset`. `false` when it already was (nothing published). */
+  readonly forceOpen: Effect.Effect<boolean>
+  /** Lets every call through, still measured, until `reset`. `false` when it already was (nothing published). */
+  readonly disable: Effect.Effect<boolean>
+  /**
+   * Back to CLOSED with every count forgotten. `false` when it was already CLOSED
+   * and not disabled: the counts are forgotten, no transition is published.
+   */
+  readonly reset: Effect.Effect<boolean>
   /** Synchronous access for the Promise/sync facade and for metrics collected at scrape time. */
   readonly unsafe: Unsafe
 }
@@ -403,6 +377,18 @@ export interface Unsafe {
   /** Admission: a generation to pass to `settle`, or a `CircuitBreakerError` to throw. */
   admit(): number | CircuitBreakerError
   settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown): void
+  /**
+   * Settles a call that threw or rejected with `error`, classified like every
+   * other call path (the breaker's `isFailure` and `isFailure` here must both say
+   * it counts). Returns what to throw: `error`, or with `throwOnTrip` the
+   * breaker's error when this failure opened it.
+   */
+  settleFailure(
+    generation: number,
+    startedAt: number,
+    error: unknown,
+    isFailure?: ((error: unknown) => boolean) | undefined
+  ): unknown
   now(): number
   /** The breaker's `callTimeout` in milliseconds, if it has one. */
   readonly callTimeoutMillis: number | undefined
@@ -422,31 +408,63 @@ export interface Unsafe {
  */
 export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBreakerOptionsError, Scope.Scope> = Effect
   .fnUntraced(function*(options: Options) {
-    const settings = validate(options)
+    const settings = internalOptions.validate(options)
     if (settings instanceof CircuitBreakerOptionsError) return yield* settings
-    const schedule = options.openDuration === undefined ? undefined : yield* scheduleDelays(options.openDuration)
+    const schedule = options.openDuration === undefined
+      ? undefined
+      : yield* internalOptions.scheduleDelays(options.openDuration)
     const clock = yield* Clock.Clock
     const context = yield* Effect.context<never>()
     const scope = yield* Scope.Scope
-    // The state is one mutable record changed only inside synchronous steps (atomic on the JS thread),
-    // rather than a Ref of immutable states, which would allocate on every call.
-    const machine = Machine.make(
-      schedule === undefined ? settings.machine : { ...settings.machine, schedule },
-      clock.currentTimeMillisUnsafe(),
-      settings.enabled ? "Normal" : "Disabled"
+    const breaker = new BreakerImpl(
+      options,
+      schedule === undefined ? settings : { ...settings, machine: { ...settings.machine, schedule } },
+      clock,
+      context
     )
-    const breaker = new BreakerImpl(options, settings, machine, clock, context)
     yield* Scope.addFinalizer(scope, Effect.sync(() => breaker.close()))
-    const registry = yield* Effect.serviceOption(Registry)
+    const registry = yield* Effect.serviceOption(Registries.Registry)
     if (Option.isSome(registry)) yield* registry.value.register(breaker)
     return breaker
   })
 
 /**
+ * A breaker as a service: provides `tag` with a breaker made from `options`,
+ * living as long as the layer (registered in the `Registry` when one is in the
+ * context).
+ *
+ * **Example** (Declaring a breaker as a service)
+ *
+ * ```ts
+ * import { Context, Effect } from "effect"
+ * import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+ *
+ * class KafkaBreaker extends Context.Service<KafkaBreaker, CircuitBreaker.CircuitBreaker>()("app/KafkaBreaker") {}
+ *
+ * const KafkaBreakerLive = CircuitBreaker.layer(KafkaBreaker, { name: "kafka_producer", failMax: 5 })
+ *
+ * const publish = Effect.gen(function*() {
+ *   const breaker = yield* KafkaBreaker
+ *   return yield* Effect.succeed("sent").pipe(withBreaker(breaker))
+ * })
+ *
+ * const program = publish.pipe(Effect.provide(KafkaBreakerLive))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = <I>(
+  tag: Context.Key<I, CircuitBreaker>,
+  options: Options
+): Layer.Layer<I, CircuitBreakerOptionsError> => Layer.effect(tag, make(options))
+
+/**
  * Guards `self` with `breaker` (fail-fast): when the breaker is OPEN (or every
  * HALF_OPEN permit is taken) `self` does not run and the call fails with
- * `CircuitBreakerError`. `isFailure` overrides the breaker's classification of
- * typed failures for this call.
+ * `CircuitBreakerError`; a call past the breaker's `callTimeout` fails with
+ * `CircuitBreakerTimeoutError`. `isFailure` narrows the breaker's own
+ * classification for this call: a typed failure counts only when both say so.
  *
  * @since 0.1.0
  * @category combinators
@@ -455,12 +473,12 @@ export const withBreaker: {
   <E>(
     breaker: CircuitBreaker,
     isFailure?: (error: E) => boolean
-  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitBreakerError, R>
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
   <A, E, R>(
     self: Effect.Effect<A, E, R>,
     breaker: CircuitBreaker,
     isFailure?: (error: E) => boolean
-  ): Effect.Effect<A, E | CircuitBreakerError, R>
+  ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
 } = dual(
   (args) => Effect.isEffect(args[0]),
   <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, isFailure?: (error: E) => boolean) =>
@@ -491,96 +509,33 @@ export const withBreakerOption: {
     Effect.option(breaker.protect(self, isFailure))
 )
 
-// -----------------------------------------------------------------------------
-// registry
-// -----------------------------------------------------------------------------
-
 /**
- * Knows every breaker of the program. `make` registers into it when it is in
- * the context; observability wires every breaker it holds, including ones
- * made later.
- *
+ * @deprecated since 0.2.0: `Registry.Registry`.
  * @since 0.1.0
  * @category registry
  */
-export class Registry extends Context.Service<Registry, {
-  readonly register: (breaker: CircuitBreaker) => Effect.Effect<void, CircuitBreakerOptionsError, Scope.Scope>
-  readonly breakers: Effect.Effect<ReadonlyArray<CircuitBreaker>>
-  readonly get: (name: string) => Effect.Effect<Option.Option<CircuitBreaker>>
-  readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
-  /**
-   * Runs `f` for every breaker registered now and later, until the scope
-   * closes. A function `f` returns is run when that breaker leaves the registry
-   * (its scope closed) or when this subscription ends.
-   */
-  readonly onRegister: (f: (breaker: CircuitBreaker) => void | (() => void)) => Effect.Effect<void, never, Scope.Scope>
-}>()("@neural-hive/resilience/CircuitBreaker/Registry") {}
+export const Registry = Registries.Registry
 
 /**
- * A new, empty registry.
- *
+ * @deprecated since 0.2.0: `Registry.Registry`.
  * @since 0.1.0
  * @category registry
  */
-export const makeRegistry: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
-  const byName = new Map<string, CircuitBreaker>()
-  type Hook = (breaker: CircuitBreaker) => void | (() => void)
-  // For each subscription, the cleanups it returned, by breaker name.
-  const hooks = new Map<Hook, Map<string, () => void>>()
-  const attach = (hook: Hook, cleanups: Map<string, () => void>, breaker: CircuitBreaker) => {
-    const cleanup = hook(breaker)
-    if (typeof cleanup === "function") cleanups.set(breaker.name, cleanup)
-  }
-  return Registry.of({
-    register: (breaker) =>
-      Effect.gen(function*() {
-        if (byName.has(breaker.name)) {
-          return yield* new CircuitBreakerOptionsError({
-            circuit: breaker.name,
-            option: "name",
-            value: breaker.name,
-            expected: "a name no other breaker of the registry uses"
-          })
-        }
-        byName.set(breaker.name, breaker)
-        for (const [hook, cleanups] of hooks) attach(hook, cleanups, breaker)
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            byName.delete(breaker.name)
-            for (const cleanups of hooks.values()) {
-              cleanups.get(breaker.name)?.()
-              cleanups.delete(breaker.name)
-            }
-          })
-        )
-      }),
-    breakers: Effect.sync(() => Array.from(byName.values())),
-    get: (name) => Effect.sync(() => Option.fromNullishOr(byName.get(name))),
-    snapshots: Effect.sync(() => Array.from(byName.values(), (breaker) => breaker.unsafe.snapshot())),
-    onRegister: (f) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const cleanups = new Map<string, () => void>()
-          hooks.set(f, cleanups)
-          for (const breaker of byName.values()) attach(f, cleanups, breaker)
-          return cleanups
-        }),
-        (cleanups) =>
-          Effect.sync(() => {
-            hooks.delete(f)
-            for (const cleanup of cleanups.values()) cleanup()
-          })
-      )
-  })
-})
+export type Registry = Registries.Registry
 
 /**
- * Provides a new `Registry`.
- *
+ * @deprecated since 0.2.0: `Registry.make`.
  * @since 0.1.0
  * @category registry
  */
-export const layerRegistry: Layer.Layer<Registry> = Layer.effect(Registry, makeRegistry)
+export const makeRegistry = Registries.make
+
+/**
+ * @deprecated since 0.2.0: `Registry.layer`.
+ * @since 0.1.0
+ * @category registry
+ */
+export const layerRegistry = Registries.layer
 
 /**
  * Milliseconds of a duration option (`fallback` when absent), or
@@ -591,39 +546,7 @@ export const layerRegistry: Layer.Layer<Registry> = Layer.effect(Registry, makeR
  * @since 0.1.0
  * @category validation
  */
-export const durationOption = (
-  circuit: string,
-  option: string,
-  input: Duration.Input | undefined,
-  fallback: number
-): Effect.Effect<number, CircuitBreakerOptionsError> => {
-  if (input === undefined) return Effect.succeed(fallback)
-  const decoded = Duration.fromInput(input)
-  const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
-  return Number.isFinite(millis) && millis > 0
-    ? Effect.succeed(millis)
-    : Effect.fail(
-      new CircuitBreakerOptionsError({
-        circuit,
-        option,
-        value: input,
-        expected: "a finite duration > 0 (e.g. \"5 seconds\")"
-      })
-    )
-}
-
-// -----------------------------------------------------------------------------
-// internals
-// -----------------------------------------------------------------------------
-
-interface ValidSettings {
-  readonly machine: Machine.Settings
-  readonly enabled: boolean
-  readonly callTimeoutMillis: number | undefined
-  readonly slowCallMillis: number | undefined
-}
-
-const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
+export const durationOption = internalOptions.durationOption
 
 /**
  * Checks options without making a breaker; returns the first problem found.
@@ -631,539 +554,7 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
  * @since 0.1.0
  * @category validation
  */
-export const validate = (options: Options): ValidSettings | CircuitBreakerOptionsError => {
-  const circuit = typeof options?.name === "string" ? options.name : "<unnamed>"
-  const bad = (option: string, value: unknown, expected: string) =>
-    new CircuitBreakerOptionsError({ circuit, option, value, expected })
-  const integer = (option: string, value: unknown, min: number): number | CircuitBreakerOptionsError =>
-    typeof value === "number" && Number.isSafeInteger(value) && value >= min
-      ? value
-      : bad(option, value, `an integer >= ${min}`)
-  const ratio = (option: string, value: unknown): number | CircuitBreakerOptionsError =>
-    typeof value === "number" && value > 0 && value <= 1 ? value : bad(option, value, "a number in (0, 1]")
-  const duration = (
-    option: string,
-    value: Duration.Input | undefined,
-    fallback: number,
-    allowZero = false
-  ): number | CircuitBreakerOptionsError => {
-    if (value === undefined) return fallback
-    const decoded = Duration.fromInput(value)
-    const millis = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
-    return Number.isFinite(millis) && (allowZero ? millis >= 0 : millis > 0)
-      ? millis
-      : bad(option, value, `a finite duration ${allowZero ? ">= 0" : "> 0"} (e.g. "30 seconds" or milliseconds)`)
-  }
-
-  if (typeof options?.name !== "string" || !NAME.test(options.name)) {
-    return bad("name", options?.name, "1-64 characters of letters, digits, _ . : - starting with a letter or _")
-  }
-  if (options.failMax !== undefined && options.policy !== undefined) {
-    return bad("failMax", options.failMax, "no failMax when a policy is given (the policy decides)")
-  }
-  const failMax = integer("failMax", options.failMax ?? 5, 1)
-  if (typeof failMax !== "number") return failMax
-  const recovery = duration("recoveryTimeout", options.recoveryTimeout, 30_000)
-  if (typeof recovery !== "number") return recovery
-  const maxOpen = duration("maxOpenDuration", options.maxOpenDuration, Math.max(60_000, recovery))
-  if (typeof maxOpen !== "number") return maxOpen
-  if (maxOpen < recovery) {
-    return bad("maxOpenDuration", options.maxOpenDuration, `a duration >= recoveryTimeout (${recovery} ms)`)
-  }
-  if (options.halfOpen !== undefined && (typeof options.halfOpen !== "object" || options.halfOpen === null)) {
-    return bad("halfOpen", options.halfOpen, "an object { permits?, successThreshold? }")
-  }
-  const permits = integer("halfOpen.permits", options.halfOpen?.permits ?? 1, 1)
-  if (typeof permits !== "number") return permits
-  const successThreshold = integer("halfOpen.successThreshold", options.halfOpen?.successThreshold ?? permits, 1)
-  if (typeof successThreshold !== "number") return successThreshold
-  if (successThreshold > permits) {
-    return bad("halfOpen.successThreshold", successThreshold, `an integer between 1 and halfOpen.permits (${permits})`)
-  }
-  const callTimeout = options.callTimeout === undefined ? undefined : duration("callTimeout", options.callTimeout, 0)
-  if (callTimeout instanceof CircuitBreakerOptionsError) return callTimeout
-  const slowCall = options.slowCallThreshold === undefined
-    ? undefined
-    : duration("slowCallThreshold", options.slowCallThreshold, 0)
-  if (slowCall instanceof CircuitBreakerOptionsError) return slowCall
-  if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
-    return bad("isFailure", options.isFailure, "a function (error) => boolean")
-  }
-  if (options.enabled !== undefined && typeof options.enabled !== "boolean") {
-    return bad("enabled", options.enabled, "true or false")
-  }
-  if (options.failureMode !== undefined && options.failureMode !== "fail-fast" && options.failureMode !== "fail-open") {
-    return bad("failureMode", options.failureMode, `"fail-fast" or "fail-open"`)
-  }
-
-  const policy = validatePolicy(options.policy ?? consecutive(failMax), bad, integer, ratio, duration)
-  if (policy instanceof CircuitBreakerOptionsError) return policy
-
-  return {
-    machine: {
-      policy,
-      permits,
-      successThreshold,
-      recoveryMillis: recovery,
-      maxOpenMillis: maxOpen
-    },
-    enabled: options.enabled ?? true,
-    callTimeoutMillis: callTimeout,
-    slowCallMillis: slowCall
-  }
-}
-
-const validatePolicy = (
-  policy: Policy,
-  bad: (option: string, value: unknown, expected: string) => CircuitBreakerOptionsError,
-  integer: (option: string, value: unknown, min: number) => number | CircuitBreakerOptionsError,
-  ratio: (option: string, value: unknown) => number | CircuitBreakerOptionsError,
-  duration: (option: string, value: Duration.Input | undefined, fallback: number) => number | CircuitBreakerOptionsError
-): TripPolicy | CircuitBreakerOptionsError => {
-  switch (policy?._tag) {
-    case "Consecutive": {
-      const failMax = integer("policy.failMax", policy.failMax, 1)
-      return typeof failMax === "number" ? Policies.consecutive(failMax) : failMax
-    }
-    case "FailureRate": {
-      const threshold = ratio("policy.threshold", policy.threshold)
-      if (typeof threshold !== "number") return threshold
-      const size = integer("policy.size", policy.size, 1)
-      if (typeof size !== "number") return size
-      const minimumCalls = integer("policy.minimumCalls", policy.minimumCalls ?? size, 1)
-      if (typeof minimumCalls !== "number") return minimumCalls
-      if (minimumCalls > size) {
-        return bad("policy.minimumCalls", minimumCalls, `an integer between 1 and size (${size})`)
-      }
-      return Policies.failureRate({ threshold, size, minimumCalls })
-    }
-    case "FailureRateOverTime": {
-      const threshold = ratio("policy.threshold", policy.threshold)
-      if (typeof threshold !== "number") return threshold
-      const windowMillis = duration("policy.window", policy.window, NaN)
-      if (typeof windowMillis !== "number") return windowMillis
-      const minimumCalls = integer("policy.minimumCalls", policy.minimumCalls, 1)
-      if (typeof minimumCalls !== "number") return minimumCalls
-      const buckets = integer("policy.buckets", policy.buckets ?? 10, 1)
-      if (typeof buckets !== "number") return buckets
-      if (buckets > 1000) return bad("policy.buckets", buckets, "an integer between 1 and 1000")
-      return Policies.failureRateOverTime({ threshold, windowMillis, minimumCalls, buckets })
-    }
-    case "Custom":
-      return typeof policy.policy?.counter === "function"
-        ? policy.policy
-        : bad("policy.policy", policy.policy, "a TripPolicy with a counter() function")
-    default:
-      return bad(
-        "policy",
-        policy,
-        "consecutive(n), failureRate({...}), failureRateOverTime({...}) or custom(policy)"
-      )
-  }
-}
-
-// Delays of a schedule for the 1st, 2nd, ... opening in a row; the last one repeats once it ends.
-const MAX_SCHEDULED_OPENINGS = 64
-
-const scheduleDelays = Effect.fnUntraced(function*(schedule: Schedule.Schedule<unknown, unknown>) {
-  const step = yield* Schedule.toStep(schedule)
-  const delays: Array<number> = []
-  let now = 0
-  for (let i = 0; i < MAX_SCHEDULED_OPENINGS; i++) {
-    const next = yield* Effect.exit(step(now, undefined))
-    if (next._tag === "Failure") break
-    const millis = Duration.toMillis(next.value[1])
-    delays.push(millis)
-    now += millis
-  }
-  const last = delays.length === 0 ? 0 : delays[delays.length - 1]!
-  return (openings: number): number => delays[openings - 1] ?? last
-})
-
-const noListeners: ReadonlyArray<Listener> = []
-const noAnnotators: ReadonlyArray<Annotate> = []
-const timeoutMarker = Symbol.for("@neural-hive/resilience/CircuitBreaker/timeout")
-
-/**
- * The breaker: a class, so its methods live once on the prototype and a breaker
- * is a few small objects (10,000 breakers stay cheap). It is its machine's hooks.
- */
-class BreakerImpl implements CircuitBreaker, Machine.Hooks {
-  readonly [TypeId]: TypeId = TypeId
-  readonly name: string
-  readonly failureMode: FailureMode
-  readonly unsafe: Unsafe
-  readonly m: Machine.Machine
-  readonly clock: Clock.Clock
-  readonly context: Context.Context<never>
-  readonly defaultIsFailure: ((error: unknown) => boolean) | undefined
-  readonly callTimeoutMillis: number | undefined
-  readonly slowCallMillis: number | undefined
-  successes = 0
-  failures = 0
-  slow = 0
-  ignored = 0
-  rejected = 0
-  trips = 0
-  lastError: unknown = undefined
-  listeners: ReadonlyArray<Listener> = noListeners
-  /** The listeners' `annotate` effects; the call path checks only its length. */
-  annotators: ReadonlyArray<Annotate> = noAnnotators
-  /** Whether the success path reads the clock: only when the policy, slow calls or a listener need durations. */
-  timed: boolean
-  timer: Fiber.Fiber<void> | undefined = undefined
-
-  constructor(
-    options: Options,
-    settings: ValidSettings,
-    m: Machine.Machine,
-    clock: Clock.Clock,
-    context: Context.Context<never>
-  ) {
-    this.name = options.name
-    this.failureMode = options.failureMode ?? "fail-fast"
-    this.defaultIsFailure = options.isFailure
-    this.callTimeoutMillis = settings.callTimeoutMillis
-    this.slowCallMillis = settings.slowCallMillis
-    this.timed = settings.machine.policy.usesClock || settings.slowCallMillis !== undefined
-    this.m = m
-    this.clock = clock
-    this.context = context
-    this.unsafe = new UnsafeImpl(this)
-    m.hooks = this
-  }
-
-  // --- the machine's hooks --------------------------------------------------
-
-  onTransition(transition: Machine.Transition): void {
-    if (transition.to === "Open") this.trips++
-    const listeners = this.listeners
-    if (listeners.length === 0) return
-    const event: Transition = { ...transition, circuit: this.name, lastError: this.lastErrorMessage() }
-    for (let i = 0; i < listeners.length; i++) listeners[i]!.onTransition?.(event)
-  }
-
-  onOpen(generation: number, durationMillis: number): void {
-    this.timer?.interruptUnsafe()
-    // The open period ends by the Clock: a fiber on the breaker's own Clock moves it to HALF_OPEN then.
-    this.timer = Effect.runForkWith(this.context)(
-      Effect.flatMap(
-        Effect.sleep(durationMillis),
-        () => Effect.sync(() => Machine.expire(this.m, generation, this.now()))
-      )
-    )
-  }
-
-  close(): void {
-    this.timer?.interruptUnsafe()
-  }
-
-  // --- the call path --------------------------------------------------------
-
-  now(): number {
-    return this.clock.currentTimeMillisUnsafe()
-  }
-
-  lastErrorMessage(): string | undefined {
-    return this.lastError === undefined ? undefined : redact(errorMessage(this.lastError))
-  }
-
-  notifyCall(outcome: CallOutcome, durationMillis: number): void {
-    const listeners = this.listeners
-    for (let i = 0; i < listeners.length; i++) listeners[i]!.onCall?.(outcome, durationMillis)
-  }
-
-  rejection(at: number): CircuitBreakerError {
-    const m = this.m
-    this.rejected++
-    if (this.listeners.length > 0) this.notifyCall("rejected", 0)
-    if (m.mode === "ForcedOpen") return makeError(this.name, m.state, "ForcedOpen", Infinity)
-    return makeError(this.name, m.state, m.state === "Open" ? "Open" : "HalfOpen", Machine.retryAfter(m, at))
-  }
-
-  admit(): number | CircuitBreakerError {
-    const m = this.m
-    const at = this.timed || m.state !== "Closed" ? this.now() : 0
-    const generation = Machine.admit(m, at)
-    return generation === Machine.REJECTED ? this.rejection(at) : generation
-  }
-
-  settle(generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown): Machine.Outcome {
-    const m = this.m
-    const end = this.timed || outcome !== "success" || m.state !== "Closed" ? this.now() : 0
-    if (outcome === "success" && this.slowCallMillis !== undefined && end - startedAt >= this.slowCallMillis) {
-      outcome = "slow"
-    }
-    switch (outcome) {
-      case "success":
-        this.successes++
-        break
-      case "ignored":
-        this.ignored++
-        break
-      case "slow":
-        this.slow++
-        this.failures++
-        break
-      case "failure":
-        this.failures++
-        this.lastError = error
-    }
-    Machine.complete(m, generation, outcome, end)
-    if (this.listeners.length > 0) this.notifyCall(outcome, end - startedAt)
-    return outcome
-  }
-
-  /** Settles a finished call from its Exit, classifying a failure. */
-  settleExit(
-    generation: number,
-    startedAt: number,
-    exit: Exit.Exit<unknown, unknown>,
-    classify: ((error: unknown) => boolean) | undefined
-  ): Machine.Outcome {
-    if (exit._tag === "Success") return this.settle(generation, startedAt, "success", undefined)
-    let outcome: Machine.Outcome = "ignored"
-    let error: unknown = undefined
-    for (const reason of exit.cause.reasons) {
-      if (reason._tag === "Die") {
-        outcome = "failure"
-        error = reason.defect
-        break
-      }
-      if (reason._tag === "Fail") {
-        const failure = reason.error
-        if ((failure as any)?.[timeoutMarker] === true || classify === undefined || classify(failure)) {
-          outcome = "failure"
-          error = failure
-        }
-      }
-    }
-    return this.settle(generation, startedAt, outcome, error)
-  }
-
-  /** The annotation effects for one call, run on the calling fiber. */
-  annotate(outcome: CallOutcome, state: State, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    const annotators = this.annotators
-    return annotators.length === 1
-      ? annotators[0]!(outcome, state, exit)
-      : Effect.forEach(annotators, (f) => f(outcome, state, exit), { discard: true })
-  }
-
-  /** Fails with a rejection, after the annotations when someone asked for them. */
-  reject(error: CircuitBreakerError): Effect.Effect<never, CircuitBreakerError> {
-    return this.annotators.length === 0
-      ? Effect.fail(error)
-      : Effect.andThen(this.annotate("rejected", error.state, Exit.fail(error)), Effect.fail(error))
-  }
-
-  protect<A, E, R>(
-    self: Effect.Effect<A, E, R>,
-    isFailure?: ((error: E) => boolean) | undefined,
-    onSettled?: OnSettled | undefined
-  ): Effect.Effect<A, E | CircuitBreakerError, R> {
-    const m = this.m
-    const classify = (isFailure ?? this.defaultIsFailure) as ((error: unknown) => boolean) | undefined
-    const guarded: Effect.Effect<A, E | CircuitBreakerError, R> = this.callTimeoutMillis === undefined
-      ? self
-      : Effect.timeoutOrElse(self, {
-        duration: this.callTimeoutMillis,
-        orElse: () => Effect.fail(timeoutError(this.name, m.state))
-      })
-    // The CLOSED, untimed path needs no state per run: the generation is the same for every call until
-    // the next transition, so the guarded effect is built once per generation and reused.
-    let closedGeneration = -1
-    let closedCall: Effect.Effect<A, E | CircuitBreakerError, R> = guarded
-    return Effect.suspend(() => {
-      const state = m.state
-      if (state === "Closed") {
-        // Admission while CLOSED has no side effect, so it needs no frame of its own.
-        if (!this.timed && this.annotators.length === 0) {
-          if (closedGeneration !== m.generation) {
-            const generation = m.generation
-            closedGeneration = generation
-            closedCall = Effect.onExitPrimitive(guarded, (exit) => {
-              const outcome = this.settleExit(generation, NaN, exit, classify)
-              onSettled?.(outcome, "Closed")
-              return undefined
-            })
-          }
-          return closedCall
-        }
-        const generation = m.generation
-        const startedAt = this.timed ? this.now() : NaN
-        return Effect.onExitPrimitive(guarded, (exit) => {
-          const outcome = this.settleExit(generation, startedAt, exit, classify)
-          onSettled?.(outcome, "Closed")
-          return this.annotators.length === 0 ? undefined : this.annotate(outcome, "Closed", exit)
-        })
-      }
-      // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
-      if (state === "Open") {
-        if (m.mode === "ForcedOpen") {
-          onSettled?.("rejected", "Open")
-          return this.reject(this.rejection(0)) // held open: no clock needed
-        }
-        const at = this.now()
-        if (m.mode !== "Normal" || at < m.openUntil) {
-          onSettled?.("rejected", "Open")
-          return this.reject(this.rejection(at))
-        }
-      }
-      let generation = Machine.REJECTED
-      let startedAt = NaN
-      let admittedIn: State = "Closed"
-      // Admission happens inside the exit frame, so an interruption right after it still settles
-      // the call (a HALF_OPEN probe frees its permit). The finalizer returns no effect: no flatMap per call.
-      return Effect.onExitPrimitive(
-        Effect.suspend(() => {
-          const admitted = this.admit()
-          if (typeof admitted !== "number") {
-            onSettled?.("rejected", admitted.state)
-            return this.reject(admitted)
-          }
-          generation = admitted
-          admittedIn = m.state
-          if (this.timed) startedAt = this.now()
-          return guarded
-        }),
-        (exit) => {
-          if (generation === Machine.REJECTED) return undefined
-          const outcome = this.settleExit(generation, startedAt, exit, classify)
-          onSettled?.(outcome, admittedIn)
-          return this.annotators.length === 0 ? undefined : this.annotate(outcome, admittedIn, exit)
-        }
-      )
-    })
-  }
-
-  // --- state, control, events -----------------------------------------------
-
-  currentState(): State {
-    const m = this.m
-    if (m.state === "Open") Machine.expire(m, m.generation, this.now())
-    return m.state
-  }
-
-  takeSnapshot(): Snapshot {
-    const m = this.m
-    const at = this.now()
-    Machine.expire(m, m.generation, at)
-    return {
-      name: this.name,
-      state: m.state,
-      mode: m.mode,
-      failureMode: this.failureMode,
-      failures: Machine.failures(m, at),
-      retryAfterMillis: Machine.retryAfter(m, at),
-      since: m.since,
-      totals: {
-        successes: this.successes,
-        failures: this.failures,
-        slow: this.slow,
-        ignored: this.ignored,
-        rejected: this.rejected,
-        trips: this.trips
-      },
-      lastError: this.lastErrorMessage()
-    }
-  }
-
-  get state(): Effect.Effect<State> {
-    return Effect.sync(() => this.currentState())
-  }
-
-  get snapshot(): Effect.Effect<Snapshot> {
-    return Effect.sync(() => this.takeSnapshot())
-  }
-
-  get forceOpen(): Effect.Effect<void> {
-    return Effect.sync(() => Machine.forceOpen(this.m, this.now()))
-  }
-
-  get disable(): Effect.Effect<void> {
-    return Effect.sync(() => Machine.disable(this.m, this.now()))
-  }
-
-  get reset(): Effect.Effect<void> {
-    return Effect.sync(() => Machine.reset(this.m, this.now()))
-  }
-
-  get transitions(): Stream.Stream<Transition> {
-    return Stream.callback<Transition>((queue) =>
-      this.listen({ onTransition: (transition) => Queue.offerUnsafe(queue, transition) })
-    )
-  }
-
-  listen(listener: Listener): Effect.Effect<void, never, Scope.Scope> {
-    return Effect.acquireRelease(
-      Effect.sync(() => {
-        this.listeners = [...this.listeners, listener]
-        this.timed = this.timed || listener.onCall !== undefined
-        if (listener.annotate !== undefined) this.annotators = [...this.annotators, listener.annotate]
-      }),
-      () =>
-        Effect.sync(() => {
-          this.listeners = this.listeners.filter((l) => l !== listener)
-          this.annotators = this.annotators.filter((f) => f !== listener.annotate)
-        })
-    )
-  }
-}
-
-class UnsafeImpl implements Unsafe {
-  readonly breaker: BreakerImpl
-  constructor(breaker: BreakerImpl) {
-    this.breaker = breaker
-  }
-  get callTimeoutMillis() {
-    return this.breaker.callTimeoutMillis
-  }
-  admit() {
-    return this.breaker.admit()
-  }
-  settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown) {
-    this.breaker.settle(generation, startedAt, outcome, error)
-  }
-  now() {
-    return this.breaker.now()
-  }
-  state() {
-    return this.breaker.currentState()
-  }
-  snapshot() {
-    return this.breaker.takeSnapshot()
-  }
-}
-
-const makeError = (
-  circuit: string,
-  state: State,
-  reason: RejectionReason,
-  retryAfterMillis: number
-): CircuitBreakerError => {
-  // A rejection is an expected, frequent answer: build it without running the Error
-  // constructor, which costs ~0.5 µs even with no stack trace. It is still an
-  // instanceof CircuitBreakerError and Error, with the same own fields.
-  const error = Object.create(CircuitBreakerError.prototype)
-  error._tag = "CircuitBreakerError"
-  error.circuit = circuit
-  error.state = state
-  error.reason = reason
-  error.retryAfter = retryAfterMillis === Infinity ? Duration.infinity : Duration.millis(retryAfterMillis)
-  return error
-}
-
-const timeoutError = (circuit: string, state: State) => {
-  const error = makeError(circuit, state, "Timeout", 0)
-  Object.defineProperty(error, timeoutMarker, { value: true })
-  return error
-}
-
-const errorMessage = (error: unknown): string => {
-  if (error instanceof Error) return error.message === "" ? error.name : `${error.name}: ${error.message}`
-  if (typeof error === "object" && error !== null && "_tag" in error) {
-    const message = (error as { message?: unknown }).message
-    return typeof message === "string" ? `${String(error._tag)}: ${message}` : String(error._tag)
-  }
-  return String(error)
+export const validate = (options: Options): CircuitBreakerOptionsError | undefined => {
+  const settings = internalOptions.validate(options)
+  return settings instanceof CircuitBreakerOptionsError ? settings : undefined
 }

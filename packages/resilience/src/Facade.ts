@@ -1,7 +1,9 @@
 /**
  * Circuit breakers for code outside Effect: wrap a synchronous function or a
  * Promise-returning function so it throws, or rejects with, `CircuitBreakerError`
- * while the breaker is open. The seed's breakers guarded both kinds of calls.
+ * while the breaker is open. The Orchestrator Dynamic's breakers guarded both
+ * kinds of calls. Every path classifies as `withBreaker` does: the breaker's
+ * `isFailure` and the facade's `isFailure` must both say an error counts.
  *
  * **Example** (Guarding a Promise-returning client call)
  *
@@ -27,7 +29,7 @@ import type { CircuitBreaker } from "./CircuitBreaker.ts"
  * @category models
  */
 export interface FacadeOptions {
-  /** Which thrown values count against the dependency (default: all). */
+  /** Which thrown values count against the dependency (default: all); narrows the breaker's own `isFailure`. */
   readonly isFailure?: ((error: unknown) => boolean) | undefined
 }
 
@@ -55,8 +57,7 @@ export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
     try {
       result = fn(...args)
     } catch (error) {
-      unsafe.settle(generation, startedAt, isFailure === undefined || isFailure(error) ? "failure" : "ignored", error)
-      throw error
+      throw unsafe.settleFailure(generation, startedAt, error, isFailure)
     }
     unsafe.settle(generation, startedAt, "success")
     return result
@@ -68,7 +69,7 @@ export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
  * `CircuitBreakerError` while the breaker is open, or with what `fn` rejected
  * with, after the breaker counted it. With a `callTimeout` the call runs
  * through `withBreaker`: the `AbortSignal` passed to `fn` is aborted when the
- * call times out, and the call rejects with `reason: "Timeout"`. Without one it
+ * call times out, and the call rejects with `CircuitBreakerTimeoutError`. Without one it
  * runs on the breaker directly (no Effect runtime, a signal that never aborts).
  *
  * @since 0.1.0
@@ -93,8 +94,7 @@ export const execute = <A>(
   if (typeof generation !== "number") return Promise.reject(generation)
   const startedAt = unsafe.now()
   const failed = (error: unknown) => {
-    unsafe.settle(generation, startedAt, isFailure === undefined || isFailure(error) ? "failure" : "ignored", error)
-    throw error
+    throw unsafe.settleFailure(generation, startedAt, error, isFailure)
   }
   let pending: PromiseLike<A>
   try {

@@ -1,17 +1,20 @@
 /**
  * The breaker's state machine, with no Effect in it.
  *
- * Every function takes the current time in milliseconds and mutates the
- * machine in place inside one synchronous step, so a step is atomic on the
- * JavaScript thread and the call path allocates nothing. Transitions are
- * reported through the machine's `hooks`, which the Effect layer provides.
+ * The state is one immutable `Phase` value per state (a discriminated union,
+ * so a field exists only in the state where it means something), kept in a
+ * cell `{ current }`. The breaker hands the machine the cell of its Effect
+ * `Ref` (`Ref.ref`), so the machine reads and writes the Ref synchronously and
+ * the call path allocates nothing while CLOSED. Every function takes the current
+ * time in milliseconds and runs as one synchronous step, atomic on the
+ * JavaScript thread. Transitions are reported through the machine's `hooks`.
  *
  * @since 0.1.0
  */
 import type { TripCounter, TripPolicy } from "./TripPolicy.ts"
 
 /**
- * The three states of DESIGN.md; the gauge encodes them as 0, 1 and 2.
+ * The three states; the `circuit_breaker_state` gauge encodes them as 0, 1 and 2.
  *
  * @since 0.1.0
  * @category models
@@ -85,6 +88,75 @@ export interface Settings {
 }
 
 /**
+ * CLOSED: calls run and the trip policy counts them.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Closed {
+  readonly _tag: "Closed"
+  readonly mode: "Normal" | "Disabled"
+  /** Changes on every transition; an admission carries it so a late result from an older state changes nothing. */
+  readonly generation: number
+  /** Since when (Clock milliseconds) the breaker is in this state. */
+  readonly since: number
+}
+
+/**
+ * OPEN: calls are rejected until `until`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Open {
+  readonly _tag: "Open"
+  readonly mode: "Normal" | "ForcedOpen"
+  readonly generation: number
+  readonly since: number
+  /** Openings in a row without a close in between (1-based); drives the open-duration growth. */
+  readonly openings: number
+  /** When the open period ends, in Clock milliseconds (Infinity when forced open). */
+  readonly until: number
+}
+
+/**
+ * HALF_OPEN: up to `permits` probes run.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HalfOpen {
+  readonly _tag: "HalfOpen"
+  readonly mode: "Normal"
+  readonly generation: number
+  readonly since: number
+  readonly openings: number
+  /** Probes holding a permit: in flight or succeeded. An ignored (interrupted) probe gives its permit back. */
+  readonly admitted: number
+  /** Probes that succeeded in this HALF_OPEN period. */
+  readonly successes: number
+}
+
+/**
+ * The state of a breaker, one immutable value per state.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Phase = Closed | Open | HalfOpen
+
+/**
+ * Where the machine keeps its phase. An Effect `Ref` keeps its value in such a
+ * cell (`Ref.ref`), so the breaker's Ref is handed over as it is.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Cell<A> {
+  current: A
+}
+
+/**
  * How long the `openings`-th opening in a row lasts (1-based): `recoveryMillis`,
  * doubling up to `maxOpenMillis`, unless a schedule replaces it.
  *
@@ -114,18 +186,9 @@ export interface Hooks {
  */
 export interface Machine {
   readonly settings: Settings
+  /** The trip policy's counter: failures while CLOSED, plus failed probes until the breaker closes. */
   readonly counter: TripCounter
-  state: State
-  mode: Mode
-  /** Changes on every transition; an admission carries it so a late result from an older state changes nothing. */
-  generation: number
-  /** Openings in a row without a close in between; drives the open-duration growth. */
-  openings: number
-  openUntil: number
-  probesAdmitted: number
-  probeSuccesses: number
-  /** Since when the breaker is in its current state. */
-  since: number
+  readonly phase: Cell<Phase>
   hooks: Hooks
 }
 
@@ -140,22 +203,44 @@ export const REJECTED = -1
 const noHooks: Hooks = { onTransition: () => {}, onOpen: () => {} }
 
 /**
+ * The phase a new breaker starts in.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const initialPhase = (now: number, mode: Mode = "Normal"): Phase =>
+  mode === "ForcedOpen"
+    ? { _tag: "Open", mode, generation: 0, since: now, openings: 0, until: Infinity }
+    : { _tag: "Closed", mode, generation: 0, since: now }
+
+/**
  * @since 0.1.0
  * @category constructors
  */
-export const make = (settings: Settings, now: number, mode: Mode = "Normal", hooks: Hooks = noHooks): Machine => ({
-  settings,
-  counter: settings.policy.counter(),
-  state: mode === "ForcedOpen" ? "Open" : "Closed",
-  mode,
-  generation: 0,
-  openings: 0,
-  openUntil: mode === "ForcedOpen" ? Infinity : 0,
-  probesAdmitted: 0,
-  probeSuccesses: 0,
-  since: now,
-  hooks
-})
+export const make = (
+  settings: Settings,
+  now: number,
+  mode: Mode = "Normal",
+  hooks: Hooks = noHooks,
+  phase: Cell<Phase> = { current: initialPhase(now, mode) }
+): Machine => {
+  phase.current = initialPhase(now, mode)
+  return { settings, counter: settings.policy.counter(), phase, hooks }
+}
+
+/**
+ * The current state.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const state = (m: Machine): State => m.phase.current._tag
+
+/**
+ * @since 0.2.0
+ * @category getters
+ */
+export const mode = (m: Machine): Mode => m.phase.current.mode
 
 /**
  * Milliseconds until a rejected caller may try again.
@@ -163,7 +248,10 @@ export const make = (settings: Settings, now: number, mode: Mode = "Normal", hoo
  * @since 0.1.0
  * @category getters
  */
-export const retryAfter = (m: Machine, now: number): number => m.state === "Open" ? Math.max(0, m.openUntil - now) : 0
+export const retryAfter = (m: Machine, now: number): number => {
+  const phase = m.phase.current
+  return phase._tag === "Open" ? Math.max(0, phase.until - now) : 0
+}
 
 /**
  * @since 0.1.0
@@ -171,17 +259,14 @@ export const retryAfter = (m: Machine, now: number): number => m.state === "Open
  */
 export const failures = (m: Machine, now: number): number => m.counter.failures(now)
 
-const move = (m: Machine, to: State, reason: TransitionReason, now: number): void => {
-  const from = m.state
-  m.state = to
-  m.generation++
-  m.since = now
-  m.probesAdmitted = 0
-  m.probeSuccesses = 0
+// Installs `next` (its generation one past the current one) and reports the transition.
+const move = (m: Machine, next: Phase, reason: TransitionReason, now: number): void => {
+  const from = m.phase.current._tag
+  m.phase.current = next
   m.hooks.onTransition({
     from,
-    to,
-    mode: m.mode,
+    to: next._tag,
+    mode: next.mode,
     reason,
     at: now,
     failures: m.counter.failures(now),
@@ -189,20 +274,34 @@ const move = (m: Machine, to: State, reason: TransitionReason, now: number): voi
   })
 }
 
-const open = (m: Machine, reason: TransitionReason, now: number): void => {
-  m.openings++
-  const duration = openDuration(m.settings, m.openings)
-  m.openUntil = now + duration
-  move(m, "Open", reason, now)
-  m.hooks.onOpen(m.generation, duration)
+const open = (m: Machine, from: Phase, reason: TransitionReason, now: number): void => {
+  const openings = (from._tag === "Closed" ? 0 : from.openings) + 1
+  const duration = openDuration(m.settings, openings)
+  const generation = from.generation + 1
+  move(m, { _tag: "Open", mode: "Normal", generation, since: now, openings, until: now + duration }, reason, now)
+  m.hooks.onOpen(generation, duration)
 }
 
-const close = (m: Machine, reason: TransitionReason, now: number): void => {
+const close = (m: Machine, mode: Closed["mode"], reason: TransitionReason, now: number): void => {
   m.counter.reset()
-  m.openings = 0
-  m.openUntil = 0
-  move(m, "Closed", reason, now)
+  move(m, { _tag: "Closed", mode, generation: m.phase.current.generation + 1, since: now }, reason, now)
 }
+
+const halfOpen = (m: Machine, from: Open, now: number): void =>
+  move(
+    m,
+    {
+      _tag: "HalfOpen",
+      mode: "Normal",
+      generation: from.generation + 1,
+      since: now,
+      openings: from.openings,
+      admitted: 0,
+      successes: 0
+    },
+    "OpenElapsed",
+    now
+  )
 
 /**
  * Moves an OPEN breaker whose open period has ended to HALF_OPEN. Called by the
@@ -212,8 +311,9 @@ const close = (m: Machine, reason: TransitionReason, now: number): void => {
  * @category transitions
  */
 export const expire = (m: Machine, generation: number, now: number): void => {
-  if (m.generation === generation && m.state === "Open" && m.mode === "Normal" && now >= m.openUntil) {
-    move(m, "HalfOpen", "OpenElapsed", now)
+  const phase = m.phase.current
+  if (phase._tag === "Open" && phase.generation === generation && phase.mode === "Normal" && now >= phase.until) {
+    halfOpen(m, phase, now)
   }
 }
 
@@ -225,78 +325,110 @@ export const expire = (m: Machine, generation: number, now: number): void => {
  * @category transitions
  */
 export const admit = (m: Machine, now: number): number => {
-  switch (m.state) {
-    case "Closed":
-      return m.generation
-    case "Open":
-      if (m.mode !== "Normal" || now < m.openUntil) return REJECTED
-      move(m, "HalfOpen", "OpenElapsed", now)
-      m.probesAdmitted = 1
-      return m.generation
-    case "HalfOpen":
-      if (m.probesAdmitted >= m.settings.permits) return REJECTED
-      m.probesAdmitted++
-      return m.generation
+  let phase = m.phase.current
+  if (phase._tag === "Closed") return phase.generation
+  if (phase._tag === "Open") {
+    if (phase.mode !== "Normal" || now < phase.until) return REJECTED
+    // The caller that ends the open period takes the first permit.
+    halfOpen(m, phase, now)
+    phase = m.phase.current
   }
+  if (phase._tag !== "HalfOpen" || phase.admitted >= m.settings.permits) return REJECTED
+  m.phase.current = { ...phase, admitted: phase.admitted + 1 }
+  return phase.generation
 }
 
 /**
  * Records the outcome of a call admitted with `generation`. A result from an
- * older generation, or any result while disabled, changes nothing.
+ * older generation, or any result while disabled or forced open, changes nothing.
  *
  * @since 0.1.0
  * @category transitions
  */
 export const complete = (m: Machine, generation: number, outcome: Outcome, now: number): void => {
-  if (generation !== m.generation || m.mode !== "Normal") return
-  if (m.state === "Closed") {
-    if (outcome === "success") m.counter.success(now)
-    else if (outcome !== "ignored" && m.counter.failure(now)) open(m, "Tripped", now)
-    return
-  }
-  // HALF_OPEN: this was a probe (OPEN admits nothing, and OPEN has its own generation).
-  if (outcome === "ignored") {
-    m.probesAdmitted--
-  } else if (outcome === "success") {
-    if (++m.probeSuccesses >= m.settings.successThreshold) close(m, "ProbesSucceeded", now)
-  } else {
-    open(m, "ProbeFailed", now)
+  const phase = m.phase.current
+  if (generation !== phase.generation || phase.mode !== "Normal") return
+  switch (phase._tag) {
+    case "Closed": {
+      if (outcome === "ignored") return
+      // Rate policies decide on every recorded outcome: a success can complete the sample that trips.
+      const trip = outcome === "success" ? m.counter.success(now) === true : m.counter.failure(now)
+      if (trip) open(m, phase, "Tripped", now)
+      return
+    }
+    case "HalfOpen": {
+      if (outcome === "ignored") {
+        m.phase.current = { ...phase, admitted: phase.admitted - 1 }
+      } else if (outcome === "success") {
+        if (phase.successes + 1 >= m.settings.successThreshold) close(m, "Normal", "ProbesSucceeded", now)
+        else m.phase.current = { ...phase, successes: phase.successes + 1 }
+      } else {
+        // A failed trial counts, as pybreaker's fail_counter does: `failures` grows until the breaker closes.
+        m.counter.failure(now)
+        open(m, phase, "ProbeFailed", now)
+      }
+      return
+    }
+    case "Open":
+      // OPEN admits nothing under its own generation.
+      return
   }
 }
 
 /**
- * Holds the breaker OPEN, rejecting every call, until `reset`.
+ * Holds the breaker OPEN, rejecting every call, until `reset`. Returns `false`
+ * (and reports nothing) when it was already forced open.
  *
  * @since 0.1.0
  * @category manual control
  */
-export const forceOpen = (m: Machine, now: number): void => {
-  m.mode = "ForcedOpen"
-  m.openUntil = Infinity
-  move(m, "Open", "ForcedOpen", now)
+export const forceOpen = (m: Machine, now: number): boolean => {
+  const phase = m.phase.current
+  if (phase.mode === "ForcedOpen") return false
+  const openings = phase._tag === "Closed" ? 0 : phase.openings
+  move(
+    m,
+    {
+      _tag: "Open",
+      mode: "ForcedOpen",
+      generation: phase.generation + 1,
+      since: now,
+      openings,
+      until: Infinity
+    },
+    "ForcedOpen",
+    now
+  )
+  return true
 }
 
 /**
  * Lets every call through; outcomes are still measured but never trip.
+ * Returns `false` (and reports nothing) when it was already disabled.
  *
  * @since 0.1.0
  * @category manual control
  */
-export const disable = (m: Machine, now: number): void => {
-  m.mode = "Disabled"
-  m.counter.reset()
-  m.openings = 0
-  m.openUntil = 0
-  move(m, "Closed", "Disabled", now)
+export const disable = (m: Machine, now: number): boolean => {
+  if (m.phase.current.mode === "Disabled") return false
+  close(m, "Disabled", "Disabled", now)
+  return true
 }
 
 /**
- * Back to CLOSED and `Normal` with every count forgotten.
+ * Back to CLOSED and `Normal` with every count forgotten. On a breaker that is
+ * already CLOSED and `Normal` it only forgets the counts, reports nothing and
+ * returns `false`.
  *
  * @since 0.1.0
  * @category manual control
  */
-export const reset = (m: Machine, now: number): void => {
-  m.mode = "Normal"
-  close(m, "Reset", now)
+export const reset = (m: Machine, now: number): boolean => {
+  const phase = m.phase.current
+  if (phase._tag === "Closed" && phase.mode === "Normal") {
+    m.counter.reset()
+    return false
+  }
+  close(m, "Normal", "Reset", now)
+  return true
 }

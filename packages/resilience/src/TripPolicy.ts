@@ -1,12 +1,16 @@
 /**
  * Trip policies: when a CLOSED breaker opens.
  *
- * A policy is a small immutable description; `counter()` makes the mutable
- * counter one breaker keeps. Nothing here uses Effect, so the policies are
- * tested directly and cost no allocation per call.
+ * A policy is a small immutable value carrying its parameters; `counter()`
+ * makes the mutable counter one breaker keeps. Pass one as the breaker's
+ * `policy` option. Nothing here uses Effect, so the policies are tested
+ * directly and cost no allocation per call. A policy of your own is any object
+ * with a `_tag` of its own and a `counter()` function.
  *
  * @since 0.1.0
  */
+import * as Duration from "effect/Duration"
+import * as Option from "effect/Option"
 
 /**
  * The mutable counter a breaker keeps for its policy while CLOSED.
@@ -15,8 +19,11 @@
  * @category models
  */
 export interface TripCounter {
-  /** Records a successful call. */
-  success(now: number): void
+  /**
+   * Records a successful call; returns `true` when the breaker must open (a rate
+   * policy decides on every recorded outcome). `void` reads as `false`.
+   */
+  success(now: number): boolean | void
   /** Records a counted failure; returns `true` when the breaker must open. */
   failure(now: number): boolean
   /** Forgets everything (the breaker closed or was reset). */
@@ -30,7 +37,8 @@ export interface TripCounter {
  * @category models
  */
 export interface TripPolicy {
-  readonly _tag: "Consecutive" | "FailureRate" | "FailureRateOverTime"
+  /** `Consecutive`, `FailureRate` and `FailureRateOverTime` are the built-in ones; give yours a tag of its own. */
+  readonly _tag: string
   /** Whether the counter needs the current time (the breaker reads the Clock only then). */
   readonly usesClock: boolean
   /** Makes the counter of one breaker. */
@@ -38,14 +46,24 @@ export interface TripPolicy {
 }
 
 /**
- * The seed's policy: open after `failMax` consecutive counted failures; a success
- * starts the count again.
+ * @since 0.2.0
+ * @category models
+ */
+export interface Consecutive extends TripPolicy {
+  readonly _tag: "Consecutive"
+  readonly failMax: number
+}
+
+/**
+ * The Orchestrator Dynamic policy (pybreaker's): open after `failMax`
+ * consecutive counted failures; a success starts the count again.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const consecutive = (failMax: number): TripPolicy => ({
+export const consecutive = (failMax: number): Consecutive => ({
   _tag: "Consecutive",
+  failMax,
   usesClock: false,
   counter: () => new ConsecutiveCounter(failMax)
 })
@@ -59,6 +77,7 @@ class ConsecutiveCounter implements TripCounter {
   }
   success() {
     this.count = 0
+    return false
   }
   failure() {
     return ++this.count >= this.failMax
@@ -85,17 +104,32 @@ export interface FailureRateOptions {
 }
 
 /**
+ * @since 0.2.0
+ * @category models
+ */
+export interface FailureRate extends TripPolicy {
+  readonly _tag: "FailureRate"
+  readonly threshold: number
+  readonly size: number
+  readonly minimumCalls: number
+}
+
+/**
  * Open when the failure ratio over the last `size` calls reaches `threshold`,
- * once at least `minimumCalls` calls were recorded.
+ * once at least `minimumCalls` calls were recorded. The ratio is checked after
+ * every recorded call, success or failure.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const failureRate = (options: FailureRateOptions): TripPolicy => {
+export const failureRate = (options: FailureRateOptions): FailureRate => {
   const { size, threshold } = options
   const minimumCalls = options.minimumCalls ?? size
   return {
     _tag: "FailureRate",
+    threshold,
+    size,
+    minimumCalls,
     usesClock: false,
     counter: () => {
       // A ring of the last `size` outcomes (1 = failure); `recorded` saturates at `size`.
@@ -109,13 +143,11 @@ export const failureRate = (options: FailureRateOptions): TripPolicy => {
         ring[next] = isFailure
         failed += isFailure
         next = next + 1 === size ? 0 : next + 1
+        return recorded >= minimumCalls && failed >= threshold * recorded
       }
       return {
         success: () => push(0),
-        failure: () => {
-          push(1)
-          return recorded >= minimumCalls && failed >= threshold * recorded
-        },
+        failure: () => push(1),
         reset: () => {
           ring.fill(0)
           next = 0
@@ -135,8 +167,14 @@ export const failureRate = (options: FailureRateOptions): TripPolicy => {
 export interface FailureRateOverTimeOptions {
   /** Failure ratio in (0, 1] at which the breaker opens. */
   readonly threshold: number
-  /** The sliding window, in milliseconds. */
-  readonly windowMillis: number
+  /** The sliding window (a `Duration.Input`: "1 minute", milliseconds, ...). */
+  readonly window?: Duration.Input | undefined
+  /**
+   * The sliding window, in milliseconds.
+   *
+   * @deprecated since 0.2.0: use `window`.
+   */
+  readonly windowMillis?: number | undefined
   /** No decision before this many calls fell inside the window. */
   readonly minimumCalls: number
   /** How many buckets divide the window (default 10); more is finer and larger. */
@@ -144,20 +182,39 @@ export interface FailureRateOverTimeOptions {
 }
 
 /**
- * Open when the failure ratio over the last `windowMillis` reaches `threshold`,
- * once at least `minimumCalls` calls fell inside the window. The window slides
- * bucket by bucket, so it spans between `windowMillis * (1 - 1/buckets)` and
- * `windowMillis`.
+ * @since 0.2.0
+ * @category models
+ */
+export interface FailureRateOverTime extends TripPolicy {
+  readonly _tag: "FailureRateOverTime"
+  readonly threshold: number
+  /** The window in milliseconds (NaN when `window` is not a duration; the breaker refuses such a policy). */
+  readonly windowMillis: number
+  readonly minimumCalls: number
+  readonly buckets: number
+}
+
+/**
+ * Open when the failure ratio over the last `window` reaches `threshold`,
+ * once at least `minimumCalls` calls fell inside the window. The ratio is
+ * checked after every recorded call, success or failure. The window slides
+ * bucket by bucket, so it spans between `window * (1 - 1/buckets)` and
+ * `window`; the work per call does not grow with the window.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const failureRateOverTime = (options: FailureRateOverTimeOptions): TripPolicy => {
-  const { minimumCalls, threshold, windowMillis } = options
+export const failureRateOverTime = (options: FailureRateOverTimeOptions): FailureRateOverTime => {
+  const { minimumCalls, threshold } = options
+  const windowMillis = options.window !== undefined ? toMillis(options.window) : options.windowMillis ?? NaN
   const bucketCount = options.buckets ?? 10
   const bucketMillis = windowMillis / bucketCount
   return {
     _tag: "FailureRateOverTime",
+    threshold,
+    windowMillis,
+    minimumCalls,
+    buckets: bucketCount,
     usesClock: true,
     counter: () => {
       const calls = new Float64Array(bucketCount)
@@ -188,21 +245,18 @@ export const failureRateOverTime = (options: FailureRateOverTimeOptions): TripPo
         totalCalls = 0
         totalFails = 0
       }
+      const record = (now: number, failed: 0 | 1) => {
+        advance(now)
+        const slot = head % bucketCount
+        calls[slot]!++
+        fails[slot]! += failed
+        totalCalls++
+        totalFails += failed
+        return totalCalls >= minimumCalls && totalFails >= threshold * totalCalls
+      }
       return {
-        success: (now) => {
-          advance(now)
-          calls[head % bucketCount]!++
-          totalCalls++
-        },
-        failure: (now) => {
-          advance(now)
-          const slot = head % bucketCount
-          calls[slot]!++
-          fails[slot]!++
-          totalCalls++
-          totalFails++
-          return totalCalls >= minimumCalls && totalFails >= threshold * totalCalls
-        },
+        success: (now) => record(now, 0),
+        failure: (now) => record(now, 1),
         reset,
         failures: (now) => {
           advance(now)
@@ -211,4 +265,9 @@ export const failureRateOverTime = (options: FailureRateOverTimeOptions): TripPo
       }
     }
   }
+}
+
+const toMillis = (input: Duration.Input): number => {
+  const decoded = Duration.fromInput(input)
+  return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
 }

@@ -6,11 +6,22 @@
  */
 
 /**
- * The breaker: `make`, policies, the registry, options validation.
+ * The breaker: `make`, `layer`, policies, options.
  *
  * @since 0.1.0
  */
 export * as CircuitBreaker from "./CircuitBreaker.ts"
+
+export {
+  /**
+   * @since 0.1.0
+   */
+  withBreaker,
+  /**
+   * @since 0.1.0
+   */
+  withBreakerOption
+} from "./CircuitBreaker.ts"
 
 export {
   /**
@@ -22,14 +33,17 @@ export {
    */
   CircuitBreakerOptionsError,
   /**
-   * @since 0.1.0
+   * @since 0.2.0
    */
-  withBreaker,
-  /**
-   * @since 0.1.0
-   */
-  withBreakerOption
-} from "./CircuitBreaker.ts"
+  CircuitBreakerTimeoutError
+} from "./CircuitBreakerError.ts"
+
+/**
+ * The registry of a program's breakers.
+ *
+ * @since 0.2.0
+ */
+export * as Registry from "./Registry.ts"
 
 /**
  * Wrappers for synchronous and Promise-returning functions.

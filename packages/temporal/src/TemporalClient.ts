@@ -484,6 +484,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     }).pipe(
       Effect.timeoutOrElse({ duration: rpcTimeout, orElse: () => timedOut(operation, workflowId) }),
       withBreaker(breaker),
+      // A breaker callTimeout (when one is configured) is this client's deadline too.
+      Effect.catchTag("CircuitBreakerTimeoutError", () => timedOut(operation, workflowId)),
       // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
       Effect.withSpan(`TemporalClient.${operation}`, {
         kind: "client",

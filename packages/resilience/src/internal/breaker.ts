@@ -1,0 +1,511 @@
+/**
+ * The breaker's implementation: the Effect layer around the pure machine.
+ *
+ * @internal
+ */
+import type * as Clock from "effect/Clock"
+import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type {
+  Annotate,
+  CallOutcome,
+  CircuitBreaker,
+  FailureMode,
+  Listener,
+  OnSettled,
+  Options,
+  Snapshot,
+  State,
+  Transition,
+  Unsafe
+} from "../CircuitBreaker.ts"
+import { CircuitBreakerError, CircuitBreakerTimeoutError, makeRejection } from "../CircuitBreakerError.ts"
+import * as Machine from "../Machine.ts"
+import { redact } from "../Redact.ts"
+import type { ValidSettings } from "./options.ts"
+
+/** @internal */
+export const TypeId = "~@neural-hive/resilience/CircuitBreaker" as const
+
+type Classifier = (error: unknown) => boolean
+
+const noListeners: ReadonlyArray<Listener> = []
+const noAnnotators: ReadonlyArray<Annotate> = []
+
+/**
+ * An error counts only when every classifier in force says it counts: the
+ * breaker's `isFailure` (what is never the dependency's fault) and the call's
+ * (what this call site also excludes).
+ *
+ * @internal
+ */
+export const combine = (breaker: Classifier | undefined, call: Classifier | undefined): Classifier | undefined =>
+  breaker === undefined ? call : call === undefined ? breaker : (error) => breaker(error) && call(error)
+
+/**
+ * The breaker: a class, so its methods live once on the prototype and a breaker
+ * is a few small objects (10,000 breakers stay cheap). It is its machine's hooks.
+ *
+ * @internal
+ */
+export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
+  readonly [TypeId] = TypeId
+  readonly name: string
+  readonly failureMode: FailureMode
+  readonly unsafe: Unsafe
+  readonly machine: Machine.Machine
+  /** The state, in an Effect Ref; the machine reads and writes its cell synchronously. */
+  readonly ref: Ref.Ref<Machine.Phase>
+  /** `ref.ref`, read directly on the call path (what `Ref.getUnsafe` does, without the call). */
+  readonly phase: Machine.Cell<Machine.Phase>
+  readonly clock: Clock.Clock
+  readonly context: Context.Context<never>
+  readonly isFailure: Classifier | undefined
+  readonly callTimeoutMillis: number | undefined
+  readonly slowCallMillis: number | undefined
+  readonly throwOnTrip: boolean
+  readonly excludedOutcome: "ignored" | "success"
+  readonly probe: Effect.Effect<unknown, unknown> | undefined
+  readonly probeGraceMillis: number
+  successes = 0
+  failures = 0
+  slow = 0
+  ignored = 0
+  rejected = 0
+  trips = 0
+  lastError: unknown = undefined
+  /** Whether the last `settle` opened the breaker (read right after it, in the same synchronous step). */
+  tripped = false
+  listeners: ReadonlyArray<Listener> = noListeners
+  /** The listeners' `annotate` effects; the call path checks only its length. */
+  annotators: ReadonlyArray<Annotate> = noAnnotators
+  /** Whether the success path reads the clock: only when the policy, slow calls or a listener need durations. */
+  timed: boolean
+  timer: Fiber.Fiber<void> | undefined = undefined
+  prober: Fiber.Fiber<void> | undefined = undefined
+
+  constructor(
+    options: Options,
+    settings: ValidSettings,
+    clock: Clock.Clock,
+    context: Context.Context<never>
+  ) {
+    this.name = options.name
+    this.failureMode = options.failureMode ?? "fail-fast"
+    this.isFailure = options.isFailure
+    this.callTimeoutMillis = settings.callTimeoutMillis
+    this.slowCallMillis = settings.slowCallMillis
+    this.throwOnTrip = options.throwOnTrip ?? false
+    this.excludedOutcome = options.excluded ?? "ignored"
+    this.probeGraceMillis = settings.probeGraceMillis
+    this.probe = options.probe === undefined || settings.callTimeoutMillis !== undefined
+      ? options.probe
+      : Effect.timeoutOrElse(options.probe, {
+        duration: settings.probeTimeoutMillis,
+        orElse: () =>
+          Effect.fail(
+            new CircuitBreakerTimeoutError({
+              circuit: this.name,
+              timeout: Duration.millis(settings.probeTimeoutMillis)
+            })
+          )
+      })
+    this.timed = settings.machine.policy.usesClock || settings.slowCallMillis !== undefined
+    const now = clock.currentTimeMillisUnsafe()
+    this.ref = Ref.makeUnsafe(Machine.initialPhase(now, settings.enabled ? "Normal" : "Disabled"))
+    this.phase = this.ref.ref
+    this.machine = Machine.make(settings.machine, now, settings.enabled ? "Normal" : "Disabled", this, this.phase)
+    this.clock = clock
+    this.context = context
+    this.unsafe = new UnsafeImpl(this)
+  }
+
+  // --- the machine's hooks --------------------------------------------------
+
+  onTransition(transition: Machine.Transition): void {
+    if (transition.to === "Open" && transition.from !== "Open") this.trips++
+    if (transition.to === "HalfOpen" && this.probe !== undefined) this.startProbing(this.phase.current.generation)
+    const listeners = this.listeners
+    if (listeners.length === 0) return
+    const event: Transition = { ...transition, circuit: this.name, lastError: this.lastErrorMessage() }
+    for (let i = 0; i < listeners.length; i++) listeners[i]!.onTransition?.(event)
+  }
+
+  onOpen(generation: number, durationMillis: number): void {
+    this.timer?.interruptUnsafe()
+    // The open period ends by the Clock: a fiber on the breaker's own Clock moves it to HALF_OPEN then.
+    this.timer = Effect.runForkWith(this.context)(
+      Effect.flatMap(
+        Effect.sleep(durationMillis),
+        () => Effect.sync(() => Machine.expire(this.machine, generation, this.now()))
+      )
+    )
+  }
+
+  /**
+   * Active recovery: while HALF_OPEN, whenever a grace period passes with no
+   * call holding a permit, the breaker runs its probe as the trial. One fiber,
+   * so probes never overlap; it ends when the breaker leaves this HALF_OPEN.
+   */
+  startProbing(generation: number): void {
+    this.prober?.interruptUnsafe()
+    const probe = this.probe!
+    const permits = this.machine.settings.permits
+    const loop: Effect.Effect<void> = Effect.suspend(() => {
+      const phase = this.phase.current
+      if (phase._tag !== "HalfOpen" || phase.generation !== generation) return Effect.void
+      const idle = phase.admitted === phase.successes && phase.admitted < permits
+      const trial = idle ? Effect.ignore(this.protect(probe)) : Effect.void
+      return Effect.flatMap(trial, () => Effect.flatMap(Effect.sleep(this.probeGraceMillis), () => loop))
+    })
+    this.prober = Effect.runForkWith(this.context)(Effect.flatMap(Effect.sleep(this.probeGraceMillis), () => loop))
+  }
+
+  close(): void {
+    this.timer?.interruptUnsafe()
+    this.prober?.interruptUnsafe()
+  }
+
+  // --- the call path --------------------------------------------------------
+
+  now(): number {
+    return this.clock.currentTimeMillisUnsafe()
+  }
+
+  lastErrorMessage(): string | undefined {
+    return this.lastError === undefined ? undefined : redact(errorMessage(this.lastError))
+  }
+
+  notifyCall(outcome: CallOutcome, durationMillis: number): void {
+    const listeners = this.listeners
+    for (let i = 0; i < listeners.length; i++) listeners[i]!.onCall?.(outcome, durationMillis)
+  }
+
+  rejection(at: number): CircuitBreakerError {
+    const phase = this.phase.current
+    this.rejected++
+    if (this.listeners.length > 0) this.notifyCall("rejected", 0)
+    if (phase.mode === "ForcedOpen") return makeRejection(this.name, "Open", "ForcedOpen", Infinity)
+    return makeRejection(
+      this.name,
+      phase._tag,
+      phase._tag === "Open" ? "Open" : "HalfOpen",
+      Machine.retryAfter(this.machine, at)
+    )
+  }
+
+  admit(): number | CircuitBreakerError {
+    const at = this.timed || this.phase.current._tag !== "Closed" ? this.now() : 0
+    const generation = Machine.admit(this.machine, at)
+    return generation === Machine.REJECTED ? this.rejection(at) : generation
+  }
+
+  settle(generation: number, startedAt: number, outcome: Machine.Outcome, error: unknown): Machine.Outcome {
+    const before = this.phase.current
+    const end = this.timed || outcome !== "success" || before._tag !== "Closed" ? this.now() : 0
+    if (outcome === "success" && this.slowCallMillis !== undefined && end - startedAt >= this.slowCallMillis) {
+      outcome = "slow"
+    }
+    switch (outcome) {
+      case "success":
+        this.successes++
+        break
+      case "ignored":
+        this.ignored++
+        break
+      case "slow":
+        this.slow++
+        this.failures++
+        break
+      case "failure":
+        this.failures++
+        this.lastError = error
+    }
+    Machine.complete(this.machine, generation, outcome, end)
+    const after = this.phase.current
+    this.tripped = after !== before && after._tag === "Open"
+    if (this.listeners.length > 0) this.notifyCall(outcome, end - startedAt)
+    return outcome
+  }
+
+  /** The outcome of a failed call: `failure`, or the excluded outcome when a classifier excludes it. */
+  failureOutcome(error: unknown, classify: Classifier | undefined): Machine.Outcome {
+    return error instanceof CircuitBreakerTimeoutError || classify === undefined || classify(error)
+      ? "failure"
+      : this.excludedOutcome
+  }
+
+  /** Settles a finished call from its Exit, classifying a failure. */
+  settleExit(
+    generation: number,
+    startedAt: number,
+    exit: Exit.Exit<unknown, unknown>,
+    classify: Classifier | undefined
+  ): Machine.Outcome {
+    if (exit._tag === "Success") return this.settle(generation, startedAt, "success", undefined)
+    // Interrupted only: the call decides nothing.
+    let outcome: Machine.Outcome = "ignored"
+    let error: unknown = undefined
+    for (const reason of exit.cause.reasons) {
+      if (reason._tag === "Die") {
+        outcome = "failure"
+        error = reason.defect
+        break
+      }
+      if (reason._tag === "Fail") {
+        outcome = this.failureOutcome(reason.error, classify)
+        error = reason.error
+        if (outcome === "failure") break
+      }
+    }
+    return this.settle(generation, startedAt, outcome, error)
+  }
+
+  /** The error a caller gets for a failure that opened the breaker, with `throwOnTrip`. */
+  tripError(cause: unknown): CircuitBreakerError {
+    return new CircuitBreakerError({
+      circuit: this.name,
+      state: "Open",
+      reason: "Tripped",
+      retryAfter: Duration.millis(Machine.retryAfter(this.machine, this.now())),
+      cause
+    })
+  }
+
+  /** The annotation effects for one call, run on the calling fiber. */
+  annotate(outcome: CallOutcome, state: State, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const annotators = this.annotators
+    return annotators.length === 1
+      ? annotators[0]!(outcome, state, exit)
+      : Effect.forEach(annotators, (f) => f(outcome, state, exit), { discard: true })
+  }
+
+  /** Fails with a rejection, after the annotations when someone asked for them. */
+  reject(error: CircuitBreakerError): Effect.Effect<never, CircuitBreakerError> {
+    return this.annotators.length === 0
+      ? Effect.fail(error)
+      : Effect.andThen(this.annotate("rejected", error.state, Exit.fail(error)), Effect.fail(error))
+  }
+
+  protect<A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    isFailure?: ((error: E) => boolean) | undefined,
+    onSettled?: OnSettled | undefined
+  ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R> {
+    const classify = combine(this.isFailure, isFailure as Classifier | undefined)
+    if (!this.throwOnTrip) return this.guard(self, classify, onSettled)
+    // pybreaker's behaviour, on request: the call whose failure opened the breaker gets the breaker's error.
+    return Effect.suspend(() => {
+      let tripped = false
+      const guarded = this.guard(self, classify, (outcome, state, didTrip) => {
+        tripped = didTrip
+        onSettled?.(outcome, state, didTrip)
+      })
+      return Effect.mapError(guarded, (error) => tripped ? this.tripError(error) : error)
+    })
+  }
+
+  guard<A, E, R>(
+    self: Effect.Effect<A, E, R>,
+    classify: Classifier | undefined,
+    onSettled: OnSettled | undefined
+  ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R> {
+    const callTimeoutMillis = this.callTimeoutMillis
+    const guarded: Effect.Effect<A, E | CircuitBreakerTimeoutError, R> = callTimeoutMillis === undefined
+      ? self
+      : Effect.timeoutOrElse(self, {
+        duration: callTimeoutMillis,
+        orElse: () =>
+          Effect.fail(
+            new CircuitBreakerTimeoutError({ circuit: this.name, timeout: Duration.millis(callTimeoutMillis) })
+          )
+      })
+    const cell = this.phase
+    // The CLOSED, untimed path needs no state per run: the generation is the same for every call until
+    // the next transition, so the guarded effect is built once per generation and reused.
+    let closedGeneration = -1
+    let closedCall: Effect.Effect<A, E | CircuitBreakerTimeoutError, R> = guarded
+    type Guarded = Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
+    return Effect.suspend((): Guarded => {
+      const phase = cell.current
+      if (phase._tag === "Closed") {
+        // Admission while CLOSED has no side effect, so it needs no frame of its own.
+        if (!this.timed && this.annotators.length === 0) {
+          if (closedGeneration !== phase.generation) {
+            const generation = phase.generation
+            closedGeneration = generation
+            closedCall = Effect.onExitPrimitive(guarded, (exit) => {
+              const outcome = this.settleExit(generation, NaN, exit, classify)
+              onSettled?.(outcome, "Closed", this.tripped)
+              return undefined
+            })
+          }
+          return closedCall
+        }
+        const generation = phase.generation
+        const startedAt = this.timed ? this.now() : NaN
+        return Effect.onExitPrimitive(guarded, (exit) => {
+          const outcome = this.settleExit(generation, startedAt, exit, classify)
+          onSettled?.(outcome, "Closed", this.tripped)
+          return this.annotators.length === 0 ? undefined : this.annotate(outcome, "Closed", exit)
+        })
+      }
+      // Fast rejection: an OPEN breaker whose period is running needs no admission frame.
+      if (phase._tag === "Open") {
+        if (phase.mode === "ForcedOpen") {
+          onSettled?.("rejected", "Open", false)
+          return this.reject(this.rejection(0)) // held open: no clock needed
+        }
+        const at = this.now()
+        if (at < phase.until) {
+          onSettled?.("rejected", "Open", false)
+          return this.reject(this.rejection(at))
+        }
+      }
+      let generation = Machine.REJECTED
+      let startedAt = NaN
+      let admittedIn: State = "Closed"
+      // Admission happens inside the exit frame, so an interruption right after it still settles
+      // the call (a HALF_OPEN probe frees its permit). The finalizer returns no effect: no flatMap per call.
+      return Effect.onExitPrimitive(
+        Effect.suspend((): Guarded => {
+          const admitted = this.admit()
+          if (typeof admitted !== "number") {
+            onSettled?.("rejected", admitted.state, false)
+            return this.reject(admitted)
+          }
+          generation = admitted
+          admittedIn = cell.current._tag
+          if (this.timed) startedAt = this.now()
+          return guarded
+        }),
+        (exit) => {
+          if (generation === Machine.REJECTED) return undefined
+          const outcome = this.settleExit(generation, startedAt, exit, classify)
+          onSettled?.(outcome, admittedIn, this.tripped)
+          return this.annotators.length === 0 ? undefined : this.annotate(outcome, admittedIn, exit)
+        }
+      )
+    })
+  }
+
+  // --- state, control, events -----------------------------------------------
+
+  currentState(): State {
+    const phase = this.phase.current
+    if (phase._tag === "Open") Machine.expire(this.machine, phase.generation, this.now())
+    return this.phase.current._tag
+  }
+
+  takeSnapshot(): Snapshot {
+    const at = this.now()
+    Machine.expire(this.machine, this.phase.current.generation, at)
+    const phase = this.phase.current
+    return {
+      name: this.name,
+      state: phase._tag,
+      mode: phase.mode,
+      failureMode: this.failureMode,
+      failures: Machine.failures(this.machine, at),
+      retryAfterMillis: Machine.retryAfter(this.machine, at),
+      since: phase.since,
+      totals: {
+        successes: this.successes,
+        failures: this.failures,
+        slow: this.slow,
+        ignored: this.ignored,
+        rejected: this.rejected,
+        trips: this.trips
+      },
+      lastError: this.lastErrorMessage()
+    }
+  }
+
+  get state(): Effect.Effect<State> {
+    return Effect.sync(() => this.currentState())
+  }
+
+  get snapshot(): Effect.Effect<Snapshot> {
+    return Effect.sync(() => this.takeSnapshot())
+  }
+
+  get forceOpen(): Effect.Effect<boolean> {
+    return Effect.sync(() => Machine.forceOpen(this.machine, this.now()))
+  }
+
+  get disable(): Effect.Effect<boolean> {
+    return Effect.sync(() => Machine.disable(this.machine, this.now()))
+  }
+
+  get reset(): Effect.Effect<boolean> {
+    return Effect.sync(() => Machine.reset(this.machine, this.now()))
+  }
+
+  get transitions(): Stream.Stream<Transition> {
+    return Stream.callback<Transition>((queue) =>
+      this.listen({ onTransition: (transition) => Queue.offerUnsafe(queue, transition) })
+    )
+  }
+
+  listen(listener: Listener): Effect.Effect<void, never, Scope.Scope> {
+    return Effect.acquireRelease(
+      Effect.sync(() => {
+        this.listeners = [...this.listeners, listener]
+        this.timed = this.timed || listener.onCall !== undefined
+        if (listener.annotate !== undefined) this.annotators = [...this.annotators, listener.annotate]
+      }),
+      () =>
+        Effect.sync(() => {
+          this.listeners = this.listeners.filter((l) => l !== listener)
+          this.annotators = this.annotators.filter((f) => f !== listener.annotate)
+        })
+    )
+  }
+}
+
+class UnsafeImpl implements Unsafe {
+  readonly breaker: BreakerImpl
+  constructor(breaker: BreakerImpl) {
+    this.breaker = breaker
+  }
+  get callTimeoutMillis() {
+    return this.breaker.callTimeoutMillis
+  }
+  admit() {
+    return this.breaker.admit()
+  }
+  settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown) {
+    this.breaker.settle(generation, startedAt, outcome, error)
+  }
+  settleFailure(generation: number, startedAt: number, error: unknown, isFailure?: (error: unknown) => boolean) {
+    const breaker = this.breaker
+    const outcome = breaker.failureOutcome(error, combine(breaker.isFailure, isFailure))
+    breaker.settle(generation, startedAt, outcome, error)
+    return breaker.throwOnTrip && breaker.tripped ? breaker.tripError(error) : error
+  }
+  now() {
+    return this.breaker.now()
+  }
+  state() {
+    return this.breaker.currentState()
+  }
+  snapshot() {
+    return this.breaker.takeSnapshot()
+  }
+}
+
+const errorMessage = (error: unknown): string => {
+  if (error instanceof Error) return error.message === "" ? error.name : `${error.name}: ${error.message}`
+  if (typeof error === "object" && error !== null && "_tag" in error) {
+    const message = (error as { message?: unknown }).message
+    return typeof message === "string" ? `${String(error._tag)}: ${message}` : String(error._tag)
+  }
+  return String(error)
+}

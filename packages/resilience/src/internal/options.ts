@@ -1,0 +1,243 @@
+/**
+ * Validation of breaker options, and the defaults table.
+ *
+ * @internal
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type { Options } from "../CircuitBreaker.ts"
+import { CircuitBreakerOptionsError } from "../CircuitBreakerError.ts"
+import type * as Machine from "../Machine.ts"
+import * as TripPolicy from "../TripPolicy.ts"
+
+/**
+ * Every default of a breaker, in one place.
+ *
+ * @internal
+ */
+export const defaults = {
+  failMax: 5,
+  recoveryTimeoutMillis: 30_000,
+  /** At least `recoveryTimeout`. */
+  maxOpenDurationMillis: 60_000,
+  permits: 1,
+  probeGraceMillis: 1_000,
+  /** Bounds a probe of a breaker with no `callTimeout`. */
+  probeTimeoutMillis: 10_000
+} as const
+
+/** @internal */
+export interface ValidSettings {
+  readonly machine: Machine.Settings
+  readonly enabled: boolean
+  readonly callTimeoutMillis: number | undefined
+  readonly slowCallMillis: number | undefined
+  readonly probeGraceMillis: number
+  readonly probeTimeoutMillis: number
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
+
+type Bad = (option: string, value: unknown, expected: string) => CircuitBreakerOptionsError
+
+const checks = (bad: Bad) => ({
+  integer: (option: string, value: unknown, min: number): number | CircuitBreakerOptionsError =>
+    typeof value === "number" && Number.isSafeInteger(value) && value >= min
+      ? value
+      : bad(option, value, `an integer >= ${min}`),
+  ratio: (option: string, value: unknown): number | CircuitBreakerOptionsError =>
+    typeof value === "number" && value > 0 && value <= 1 ? value : bad(option, value, "a number in (0, 1]"),
+  duration: (
+    option: string,
+    value: Duration.Input | undefined,
+    fallback: number
+  ): number | CircuitBreakerOptionsError => {
+    if (value === undefined) return fallback
+    const millis = toMillis(value)
+    return Number.isFinite(millis) && millis > 0
+      ? millis
+      : bad(option, value, "a finite duration > 0 (e.g. \"30 seconds\" or milliseconds)")
+  }
+})
+
+const toMillis = (value: Duration.Input): number => {
+  try {
+    const decoded = Duration.fromInput(value)
+    return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * Milliseconds of a duration option (`fallback` when absent), or
+ * `CircuitBreakerOptionsError` naming the option when it is not a finite
+ * duration > 0.
+ *
+ * @internal
+ */
+export const durationOption = (
+  circuit: string,
+  option: string,
+  input: Duration.Input | undefined,
+  fallback: number
+): Effect.Effect<number, CircuitBreakerOptionsError> => {
+  const millis = checks((option, value, expected) =>
+    new CircuitBreakerOptionsError({ circuit, option, value, expected })
+  )
+    .duration(option, input, fallback)
+  return typeof millis === "number" ? Effect.succeed(millis) : Effect.fail(millis)
+}
+
+/**
+ * Checks options without making a breaker; returns the first problem found.
+ *
+ * @internal
+ */
+export const validate = (options: Options): ValidSettings | CircuitBreakerOptionsError => {
+  const circuit = typeof options?.name === "string" ? options.name : "<unnamed>"
+  const bad: Bad = (option, value, expected) => new CircuitBreakerOptionsError({ circuit, option, value, expected })
+  const { duration, integer } = checks(bad)
+
+  if (typeof options?.name !== "string" || !NAME.test(options.name)) {
+    return bad("name", options?.name, "1-64 characters of letters, digits, _ . : - starting with a letter or _")
+  }
+  if (options.failMax !== undefined && options.policy !== undefined) {
+    return bad("failMax", options.failMax, "no failMax when a policy is given (the policy decides)")
+  }
+  const failMax = integer("failMax", options.failMax ?? defaults.failMax, 1)
+  if (typeof failMax !== "number") return failMax
+  const recovery = duration("recoveryTimeout", options.recoveryTimeout, defaults.recoveryTimeoutMillis)
+  if (typeof recovery !== "number") return recovery
+  const maxOpen = duration(
+    "maxOpenDuration",
+    options.maxOpenDuration,
+    Math.max(defaults.maxOpenDurationMillis, recovery)
+  )
+  if (typeof maxOpen !== "number") return maxOpen
+  if (maxOpen < recovery) {
+    return bad("maxOpenDuration", options.maxOpenDuration, `a duration >= recoveryTimeout (${recovery} ms)`)
+  }
+  if (options.halfOpen !== undefined && (typeof options.halfOpen !== "object" || options.halfOpen === null)) {
+    return bad("halfOpen", options.halfOpen, "an object { permits?, successThreshold? }")
+  }
+  const permits = integer("halfOpen.permits", options.halfOpen?.permits ?? defaults.permits, 1)
+  if (typeof permits !== "number") return permits
+  const successThreshold = integer("halfOpen.successThreshold", options.halfOpen?.successThreshold ?? permits, 1)
+  if (typeof successThreshold !== "number") return successThreshold
+  if (successThreshold > permits) {
+    return bad("halfOpen.successThreshold", successThreshold, `an integer between 1 and halfOpen.permits (${permits})`)
+  }
+  const callTimeout = options.callTimeout === undefined ? undefined : duration("callTimeout", options.callTimeout, 0)
+  if (callTimeout instanceof CircuitBreakerOptionsError) return callTimeout
+  const slowCall = options.slowCallThreshold === undefined
+    ? undefined
+    : duration("slowCallThreshold", options.slowCallThreshold, 0)
+  if (slowCall instanceof CircuitBreakerOptionsError) return slowCall
+  if (options.isFailure !== undefined && typeof options.isFailure !== "function") {
+    return bad("isFailure", options.isFailure, "a function (error) => boolean")
+  }
+  if (options.probe !== undefined && !Effect.isEffect(options.probe)) {
+    return bad("probe", options.probe, "an Effect (the dependency's cheap health check)")
+  }
+  const probeGrace = duration("probeGrace", options.probeGrace, defaults.probeGraceMillis)
+  if (typeof probeGrace !== "number") return probeGrace
+  const probeTimeout = duration("probeTimeout", options.probeTimeout, callTimeout ?? defaults.probeTimeoutMillis)
+  if (typeof probeTimeout !== "number") return probeTimeout
+  for (const option of ["enabled", "throwOnTrip"] as const) {
+    const value = options[option]
+    if (value !== undefined && typeof value !== "boolean") return bad(option, value, "true or false")
+  }
+  if (options.failureMode !== undefined && options.failureMode !== "fail-fast" && options.failureMode !== "fail-open") {
+    return bad("failureMode", options.failureMode, `"fail-fast" or "fail-open"`)
+  }
+  if (options.excluded !== undefined && options.excluded !== "ignored" && options.excluded !== "success") {
+    return bad("excluded", options.excluded, `"ignored" or "success"`)
+  }
+
+  const policy = validatePolicy(options.policy ?? TripPolicy.consecutive(failMax), bad)
+  if (policy instanceof CircuitBreakerOptionsError) return policy
+
+  return {
+    machine: { policy, permits, successThreshold, recoveryMillis: recovery, maxOpenMillis: maxOpen },
+    enabled: options.enabled ?? true,
+    callTimeoutMillis: callTimeout,
+    slowCallMillis: slowCall,
+    probeGraceMillis: probeGrace,
+    probeTimeoutMillis: probeTimeout
+  }
+}
+
+// The built-in policies are checked field by field; any other tag is a policy of the user's own.
+const validatePolicy = (
+  policy: TripPolicy.TripPolicy,
+  bad: Bad
+): TripPolicy.TripPolicy | CircuitBreakerOptionsError => {
+  const { integer, ratio } = checks(bad)
+  if (typeof policy !== "object" || policy === null || typeof policy.counter !== "function") {
+    return bad(
+      "policy",
+      policy,
+      "a TripPolicy: consecutive(n), failureRate({...}), failureRateOverTime({...}) or your own"
+    )
+  }
+  // A policy of the 0.1 API: `custom(policy)` wrapped the user's policy.
+  const legacy = (policy as { readonly policy?: TripPolicy.TripPolicy }).policy
+  if (policy._tag === "Custom" && legacy !== undefined) return validatePolicy(legacy, bad)
+  switch (policy._tag) {
+    case "Consecutive": {
+      const failMax = integer("policy.failMax", (policy as TripPolicy.Consecutive).failMax, 1)
+      return typeof failMax === "number" ? policy : failMax
+    }
+    case "FailureRate": {
+      const { minimumCalls, size, threshold } = policy as TripPolicy.FailureRate
+      const checked = ratio("policy.threshold", threshold)
+      if (typeof checked !== "number") return checked
+      const checkedSize = integer("policy.size", size, 1)
+      if (typeof checkedSize !== "number") return checkedSize
+      const checkedMinimum = integer("policy.minimumCalls", minimumCalls, 1)
+      if (typeof checkedMinimum !== "number") return checkedMinimum
+      if (minimumCalls > size) {
+        return bad("policy.minimumCalls", minimumCalls, `an integer between 1 and size (${size})`)
+      }
+      return policy
+    }
+    case "FailureRateOverTime": {
+      const { buckets, minimumCalls, threshold, windowMillis } = policy as TripPolicy.FailureRateOverTime
+      const checked = ratio("policy.threshold", threshold)
+      if (typeof checked !== "number") return checked
+      if (!(Number.isFinite(windowMillis) && windowMillis > 0)) {
+        return bad("policy.window", windowMillis, "a finite duration > 0 (e.g. \"1 minute\")")
+      }
+      const checkedMinimum = integer("policy.minimumCalls", minimumCalls, 1)
+      if (typeof checkedMinimum !== "number") return checkedMinimum
+      const checkedBuckets = integer("policy.buckets", buckets, 1)
+      if (typeof checkedBuckets !== "number") return checkedBuckets
+      if (buckets > 1000) return bad("policy.buckets", buckets, "an integer between 1 and 1000")
+      return policy
+    }
+    default:
+      return policy
+  }
+}
+
+// Delays of a schedule for the 1st, 2nd, ... opening in a row; the last one repeats once it ends.
+const MAX_SCHEDULED_OPENINGS = 64
+
+/** @internal */
+export const scheduleDelays = Effect.fnUntraced(function*(schedule: Schedule.Schedule<unknown, unknown>) {
+  const step = yield* Schedule.toStep(schedule)
+  const delays: Array<number> = []
+  let now = 0
+  for (let i = 0; i < MAX_SCHEDULED_OPENINGS; i++) {
+    const next = yield* Effect.exit(step(now, undefined))
+    if (next._tag === "Failure") break
+    const millis = Duration.toMillis(next.value[1])
+    delays.push(millis)
+    now += millis
+  }
+  const last = delays.length === 0 ? 0 : delays[delays.length - 1]!
+  return (openings: number): number => delays[openings - 1] ?? last
+})

@@ -1,0 +1,139 @@
+/**
+ * The pure state machine, driven directly with explicit times (no Effect).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Machine, TripPolicy } from "@neural-hive/resilience"
+
+const settings = (overrides: Partial<Machine.Settings> = {}): Machine.Settings => ({
+  policy: TripPolicy.consecutive(2),
+  permits: 1,
+  successThreshold: 1,
+  recoveryMillis: 1_000,
+  maxOpenMillis: 4_000,
+  ...overrides
+})
+
+const recorder = () => {
+  const transitions: Array<Machine.Transition> = []
+  const opened: Array<[number, number]> = []
+  const hooks: Machine.Hooks = {
+    onTransition: (t) => transitions.push(t),
+    onOpen: (generation, duration) => opened.push([generation, duration])
+  }
+  return { transitions, opened, hooks }
+}
+
+const tripped = (s = settings()) => {
+  const r = recorder()
+  const m = Machine.make(s, 0, "Normal", r.hooks)
+  for (let i = 0; i < 2; i++) Machine.complete(m, Machine.admit(m, 0), "failure", 0)
+  return { m, ...r }
+}
+
+describe("Machine", () => {
+  it("starts CLOSED at generation 0 (or OPEN when forced), with the phase in the given cell", () => {
+    const cell = { current: Machine.initialPhase(0) }
+    const m = Machine.make(settings(), 5, "Normal", undefined, cell)
+    expect(m.phase).toBe(cell)
+    expect(cell.current).toEqual({ _tag: "Closed", mode: "Normal", generation: 0, since: 5 })
+    expect(Machine.state(Machine.make(settings(), 0, "ForcedOpen"))).toBe("Open")
+    expect(Machine.retryAfter(Machine.make(settings(), 0, "ForcedOpen"), 0)).toBe(Infinity)
+  })
+
+  it("opens after the policy trips, reporting the transition and the open duration", () => {
+    const { m, opened, transitions } = tripped()
+    expect(m.phase.current).toMatchObject({ _tag: "Open", openings: 1, until: 1_000, generation: 1 })
+    expect(transitions).toEqual([{
+      from: "Closed",
+      to: "Open",
+      mode: "Normal",
+      reason: "Tripped",
+      at: 0,
+      failures: 2,
+      retryAfterMillis: 1_000
+    }])
+    expect(opened).toEqual([[1, 1_000]])
+  })
+
+  it("OPEN rejects until its period ends; the first caller after it takes the only permit", () => {
+    const { m } = tripped()
+    expect(Machine.admit(m, 999)).toBe(Machine.REJECTED)
+    const generation = Machine.admit(m, 1_000)
+    expect(generation).toBe(2)
+    expect(m.phase.current).toMatchObject({ _tag: "HalfOpen", admitted: 1, successes: 0 })
+    expect(Machine.admit(m, 1_000)).toBe(Machine.REJECTED)
+  })
+
+  it("expire moves OPEN to HALF_OPEN only for its own generation, once the period ended", () => {
+    const { m } = tripped()
+    Machine.expire(m, 1, 500)
+    expect(Machine.state(m)).toBe("Open")
+    Machine.expire(m, 0, 1_000)
+    expect(Machine.state(m)).toBe("Open")
+    Machine.expire(m, 1, 1_000)
+    expect(Machine.state(m)).toBe("HalfOpen")
+  })
+
+  it("a failed probe reopens with the doubled period, capped; a successful one closes and resets growth", () => {
+    const { m, opened } = tripped()
+    for (const at of [1_000, 3_000, 7_000, 11_000]) {
+      Machine.complete(m, Machine.admit(m, at), "failure", at)
+    }
+    expect(opened.map(([, d]) => d)).toEqual([1_000, 2_000, 4_000, 4_000, 4_000])
+    expect(Machine.failures(m, 11_000)).toBe(6)
+    Machine.complete(m, Machine.admit(m, 15_000), "success", 15_000)
+    expect(m.phase.current).toMatchObject({ _tag: "Closed", mode: "Normal" })
+    expect(Machine.failures(m, 15_000)).toBe(0)
+    for (let i = 0; i < 2; i++) Machine.complete(m, Machine.admit(m, 16_000), "failure", 16_000)
+    expect(m.phase.current).toMatchObject({ _tag: "Open", openings: 1, until: 17_000 })
+  })
+
+  it("an ignored probe gives its permit back; a late result of an older generation changes nothing", () => {
+    const { m } = tripped()
+    const probe = Machine.admit(m, 1_000)
+    Machine.complete(m, probe, "ignored", 1_000)
+    expect(m.phase.current).toMatchObject({ _tag: "HalfOpen", admitted: 0 })
+    const again = Machine.admit(m, 1_000)
+    expect(again).toBe(probe)
+    Machine.complete(m, 0, "success", 1_000) // from the CLOSED generation
+    expect(Machine.state(m)).toBe("HalfOpen")
+    Machine.complete(m, again, "success", 1_000)
+    expect(Machine.state(m)).toBe("Closed")
+  })
+
+  it("successThreshold counts successful probes among the permits", () => {
+    const { m } = tripped(settings({ permits: 2, successThreshold: 2 }))
+    const a = Machine.admit(m, 1_000)
+    const b = Machine.admit(m, 1_000)
+    expect(Machine.admit(m, 1_000)).toBe(Machine.REJECTED)
+    Machine.complete(m, a, "success", 1_000)
+    expect(m.phase.current).toMatchObject({ _tag: "HalfOpen", successes: 1 })
+    Machine.complete(m, b, "slow", 1_000)
+    expect(Machine.state(m)).toBe("Open")
+  })
+
+  it("manual controls change the state once and report nothing when repeated", () => {
+    const r = recorder()
+    const m = Machine.make(settings(), 0, "Normal", r.hooks)
+    expect(Machine.forceOpen(m, 1)).toBe(true)
+    expect(Machine.forceOpen(m, 2)).toBe(false)
+    expect(Machine.admit(m, 1e12)).toBe(Machine.REJECTED)
+    expect(Machine.disable(m, 3)).toBe(true)
+    expect(Machine.disable(m, 4)).toBe(false)
+    Machine.complete(m, Machine.admit(m, 5), "failure", 5)
+    Machine.complete(m, Machine.admit(m, 5), "failure", 5)
+    expect(Machine.state(m)).toBe("Closed") // disabled: outcomes never trip
+    expect(Machine.reset(m, 6)).toBe(true)
+    expect(Machine.reset(m, 7)).toBe(false)
+    expect(r.transitions.map((t) => `${t.from}->${t.to}:${t.reason}`)).toEqual([
+      "Closed->Open:ForcedOpen",
+      "Open->Closed:Disabled",
+      "Closed->Closed:Reset"
+    ])
+  })
+
+  it("a schedule replaces the doubling", () => {
+    const { opened } = tripped(settings({ schedule: (n) => n * 100 }))
+    expect(opened).toEqual([[1, 100]])
+  })
+})

@@ -1,0 +1,86 @@
+/**
+ * The trip policies' counters, driven directly.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { TripPolicy } from "@neural-hive/resilience"
+
+describe("TripPolicy.consecutive", () => {
+  it("trips on the failMax-th failure in a row; a success restarts the count", () => {
+    const counter = TripPolicy.consecutive(3).counter()
+    expect([counter.failure(0), counter.failure(0)]).toEqual([false, false])
+    expect(counter.success(0)).toBe(false)
+    expect(counter.failures(0)).toBe(0)
+    expect([counter.failure(0), counter.failure(0), counter.failure(0)]).toEqual([false, false, true])
+    counter.reset()
+    expect(counter.failures(0)).toBe(0)
+  })
+})
+
+describe("TripPolicy.failureRate", () => {
+  it("decides on every outcome once minimumCalls were recorded, over the last size calls", () => {
+    const counter = TripPolicy.failureRate({ threshold: 0.5, size: 4, minimumCalls: 3 }).counter()
+    expect(counter.failure(0)).toBe(false) // 1 call
+    expect(counter.success(0)).toBe(false) // 2 calls
+    expect(counter.success(0)).toBe(false) // 1 of 3
+    expect(counter.failure(0)).toBe(true) // 2 of 4: 50%
+    expect(counter.failures(0)).toBe(2)
+  })
+
+  it("slides: failures older than the last size calls leave the ratio", () => {
+    const counter = TripPolicy.failureRate({ threshold: 0.75, size: 4 }).counter()
+    counter.failure(0)
+    counter.failure(0)
+    counter.success(0)
+    expect(counter.success(0)).toBe(false) // [F F S S]: 50%
+    expect(counter.success(0)).toBe(false) // [F S S S]
+    expect(counter.failures(0)).toBe(1)
+    counter.failure(0)
+    counter.failure(0)
+    expect(counter.failure(0)).toBe(true) // [S F F F]: 75%
+    counter.reset()
+    expect(counter.failures(0)).toBe(0)
+    expect(counter.failure(0)).toBe(false) // 1 call again, below minimumCalls (size)
+  })
+
+  it("defaults minimumCalls to size", () => {
+    expect(TripPolicy.failureRate({ threshold: 1, size: 7 }).minimumCalls).toBe(7)
+  })
+})
+
+describe("TripPolicy.failureRateOverTime", () => {
+  it("accepts the window as a duration, keeps windowMillis working", () => {
+    expect(TripPolicy.failureRateOverTime({ threshold: 0.5, window: "1 minute", minimumCalls: 1 }).windowMillis)
+      .toBe(60_000)
+    expect(TripPolicy.failureRateOverTime({ threshold: 0.5, windowMillis: 500, minimumCalls: 1 }).windowMillis).toBe(
+      500
+    )
+  })
+
+  it("decides on every outcome inside the window; buckets older than the window are forgotten", () => {
+    const counter = TripPolicy.failureRateOverTime({ threshold: 0.5, window: "10 seconds", minimumCalls: 4 })
+      .counter()
+    expect(counter.failure(0)).toBe(false)
+    expect(counter.failure(1_000)).toBe(false)
+    expect(counter.success(2_000)).toBe(false) // 3 calls
+    expect(counter.success(3_000)).toBe(true) // 2 of 4: 50%, decided on a success
+    counter.reset()
+    counter.failure(0)
+    counter.failure(1_000)
+    expect(counter.failures(10_500)).toBe(1) // the first bucket left the window
+    expect(counter.failures(11_500)).toBe(0)
+    expect(counter.success(12_000)).toBe(false)
+    expect(counter.success(12_100)).toBe(false)
+    expect(counter.failure(12_200)).toBe(false) // 1 of 3
+    expect(counter.failure(12_300)).toBe(true) // 2 of 4
+  })
+
+  it("a gap longer than the whole window clears every bucket at once", () => {
+    const counter = TripPolicy.failureRateOverTime({ threshold: 0.1, window: 1_000, minimumCalls: 1, buckets: 4 })
+      .counter()
+    for (let t = 0; t < 1_000; t += 100) counter.success(t)
+    counter.failure(999)
+    expect(counter.failures(999)).toBe(1)
+    expect(counter.failures(1e9)).toBe(0)
+    expect(counter.failure(1e9)).toBe(true) // 1 of 1: the old successes are gone
+  })
+})

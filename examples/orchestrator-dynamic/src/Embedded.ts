@@ -93,8 +93,11 @@ const breakerFor = (
 
 const unsupported = (what: string) => `${what} is not available in embedded mode; configure a real server`
 
+const kafkaTimeout = (message: string) =>
+  new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 })
+
 // -----------------------------------------------------------------------------
-// Kafka: topics as arrays
+// Kafka: every topic's messages in one bounded store
 // -----------------------------------------------------------------------------
 
 export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
@@ -114,8 +117,6 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
           retriable: true,
           retries: 0
         })
-      const kafkaTimeout = (message: string) =>
-        new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 })
       const append = (topic: string, batch: ReadonlyArray<{ readonly value?: unknown }>) => {
         const baseOffset = nextOffsets.get(topic) ?? 0
         let offset = baseOffset
@@ -141,7 +142,7 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
   )
 
 // -----------------------------------------------------------------------------
-// Temporal: workflows as records
+// Temporal: workflows as records, bounded
 // -----------------------------------------------------------------------------
 
 export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
@@ -278,7 +279,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
   )
 
 // -----------------------------------------------------------------------------
-// Redis: a map with expiry by the Clock
+// Redis: a bounded map with expiry by the Clock
 // -----------------------------------------------------------------------------
 
 export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>

@@ -26,7 +26,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
-import { circuitDefaults } from "./internal/defaults.ts"
+import { defaults as breakerDefaults } from "./internal/options.ts"
 import * as Yaml from "./internal/yaml.ts"
 
 // -----------------------------------------------------------------------------
@@ -68,12 +68,26 @@ export interface CircuitSettings {
 export type Settings = Readonly<Record<string, CircuitSettings>>
 
 /**
- * The one table of defaults: every key a circuit does not set comes from here.
+ * The defaults of every circuit, read from the breaker's own table (so `failMax`
+ * 5, 30 s, 60 s are written once); a configured circuit also gets a 10 s call
+ * timeout, which a breaker made in code does not have.
  *
  * @since 0.1.0
  * @category models
  */
-export const defaults: CircuitSettings = circuitDefaults
+export const defaults: CircuitSettings = {
+  enabled: true,
+  failMax: breakerDefaults.failMax,
+  recoveryTimeoutSeconds: breakerDefaults.recoveryTimeoutMillis / 1000,
+  maxOpenSeconds: breakerDefaults.maxOpenDurationMillis / 1000,
+  halfOpenPermits: breakerDefaults.permits,
+  // Follows halfOpenPermits unless given.
+  successThreshold: breakerDefaults.permits,
+  callTimeoutSeconds: 10,
+  // Off.
+  slowCallSeconds: 0,
+  failureMode: "fail-fast"
+}
 
 /**
  * How an application's YAML is laid out, mapped onto circuits by name.

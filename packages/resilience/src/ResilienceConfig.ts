@@ -474,6 +474,20 @@ export const parse = (text: string, options: ParseOptions = {}): Effect.Effect<S
  * most `maxBytes` (default 1 MiB) is read: a missing file, a directory, a FIFO
  * or a larger file is a problem naming the path.
  *
+ * **Example**
+ *
+ * ```ts
+ * import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+ * import { Effect } from "effect"
+ *
+ * // values.yaml: a Helm values file with `circuitBreaker: { payments_api: { failMax: 3 } }` among its keys
+ * const program = Effect.gen(function*() {
+ *   const settings = yield* ResilienceConfig.load("values.yaml", { env: process.env })
+ *   const payments = settings.payments_api ?? ResilienceConfig.defaults
+ *   return yield* CircuitBreaker.make(ResilienceConfig.toBreakerOptions("payments_api", payments))
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category parsing
  */

@@ -55,14 +55,14 @@ export interface Settings extends Readonly<Record<Dependency, ResilienceConfig.C
 export interface ConfigError extends ResilienceConfig.ResilienceConfigError {}
 
 /** What an empty file gives. */
-export const defaults = ResilienceConfig.decode(undefined, format) as Settings
+export const defaults = ResilienceConfig.decode(undefined, {}, format) as Settings
 
 /** Validates a parsed document and the environment (see `ResilienceConfig.decode`). */
 export const decode = (
   document: unknown,
   env: Readonly<Record<string, string | undefined>> = {}
 ): Settings | ReadonlyArray<ResilienceConfig.Problem> =>
-  ResilienceConfig.decode(document, { ...format, env }) as Settings | ReadonlyArray<ResilienceConfig.Problem>
+  ResilienceConfig.decode(document, env, format) as Settings | ReadonlyArray<ResilienceConfig.Problem>
 
 /** Parses YAML in this format (see `ResilienceConfig.parse`). */
 export const parse = (

@@ -112,15 +112,8 @@ export interface Format {
  * @since 0.2.0
  * @category models
  */
-export interface DecodeOptions extends Format {
+export interface ParseOptions extends Format {
   readonly env?: Readonly<Record<string, string | undefined>> | undefined
-}
-
-/**
- * @since 0.2.0
- * @category models
- */
-export interface ParseOptions extends DecodeOptions {
   /** Names the input in errors (a path, `YAML`). */
   readonly source?: string | undefined
   /** The largest input accepted (default 1 MiB). */
@@ -296,7 +289,11 @@ const squash = (name: string) => name.replace(/_/g, "")
  * @since 0.1.0
  * @category parsing
  */
-export const decode = (document: unknown, options: DecodeOptions = {}): Settings | ReadonlyArray<Problem> => {
+export const decode = (
+  document: unknown,
+  env: Readonly<Record<string, string | undefined>> = {},
+  options: Format = {}
+): Settings | ReadonlyArray<Problem> => {
   const problems: Array<Problem> = []
   const sectionPath = options.section === undefined
     ? ["circuitBreaker"]
@@ -368,7 +365,6 @@ export const decode = (document: unknown, options: DecodeOptions = {}): Settings
     }
   }
   const overrides = new Map<string, Array<readonly [keyof CircuitSettings, string, string]>>()
-  const env = options.env ?? {}
   if (envPrefix !== null) {
     for (const variable of Object.keys(env).toSorted()) {
       const text = env[variable]
@@ -463,7 +459,7 @@ export const parse = (text: string, options: ParseOptions = {}): Effect.Effect<S
   Effect.suspend(() => {
     const source = options.source ?? "YAML"
     const parsed = Yaml.parse(text, options.maxBytes ?? Yaml.defaultMaxBytes)
-    const result = "problems" in parsed ? parsed.problems : decode(parsed.document, options)
+    const result = "problems" in parsed ? parsed.problems : decode(parsed.document, options.env, options)
     return Array.isArray(result)
       ? Effect.fail(new ResilienceConfigError({ source, problems: result }))
       : Effect.succeed(result as Settings)

@@ -125,6 +125,12 @@ describe("ResilienceConfig (generic: circuits by name)", () => {
         assert.isTrue(env.has(`CIRCUIT_BREAKER_K_${key.toUpperCase()}`), key)
         yield* ResilienceConfig.parse(`${key}: 1\ncircuitBreaker: {}\n`)
       }
+      // decode on a document parsed elsewhere (JSON.parse makes __proto__ an own key) answers the same.
+      const decoded = ResilienceConfig.decode(JSON.parse(`{"circuitBreaker":{"k":{"__proto__":1,"constructor":2}}}`))
+      assert.deepStrictEqual(
+        (decoded as ReadonlyArray<ResilienceConfig.Problem>).map((p) => p.key),
+        ["circuitBreaker.k.__proto__", "circuitBreaker.k.constructor"]
+      )
     }))
 
   it.effect("reports every problem at once, naming key, value and the real range", () =>

@@ -6,8 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { Tracing } from "@neural-hive/observability"
-import { ResilienceConfig } from "@neural-hive/resilience"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Client, Connection } from "@temporalio/client"
 import { Effect, Layer, Logger, Redacted } from "effect"
@@ -33,7 +33,7 @@ const baseConfig: AppConfig = {
 }
 
 /** The seed's file with a 1 s recovery, so a test sees the whole cycle. */
-const fastSettings = ResilienceConfig.parse(
+const fastSettings = OrchestratorConfig.parse(
   `
 circuitBreaker:
   kafka:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
@@ -172,7 +172,7 @@ describe("Orchestrator Dynamic, embedded", () => {
         assert.strictEqual(JSON.parse(refused.text).steps.workflow.status, "rejected")
       }).pipe(Effect.provide(boot(
         { ...baseConfig, faults: { temporal: "slow" } },
-        ResilienceConfig.parse(
+        OrchestratorConfig.parse(
           "circuitBreaker:\n  temporal: { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 0.3 }\n"
         )
       ))),
@@ -211,10 +211,10 @@ describe("Orchestrator Dynamic, embedded", () => {
   it.effect("a bad config file stops the program with one message per problem", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        ResilienceConfig.parse("circuitBreaker:\n  kafka: { failMax: 0 }\n  redis: { enabled: maybe }\n")
+        OrchestratorConfig.parse("circuitBreaker:\n  kafka: { failMax: 0 }\n  redis: { enabled: maybe }\n")
       )
       assert.strictEqual(error.problems.length, 2)
-      assert.include(error.message, "circuitBreaker.kafka.failMax: got 0, expected an integer >= 1")
+      assert.include(error.message, "circuitBreaker.kafka.failMax: got 0, expected an integer between 1 and 1000000")
       assert.include(error.message, `circuitBreaker.redis.enabled: got "maybe", expected true or false`)
     }))
 })

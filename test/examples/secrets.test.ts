@@ -8,9 +8,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { ResilienceConfig } from "@neural-hive/resilience"
 import { Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
@@ -60,7 +60,7 @@ describe("secrets", () => {
           mongodbUrl: Redacted.make(`mongodb://admin:${SECRET}@127.0.0.1:${mongodb}/orchestrator?authSource=admin`),
           faults: {}
         }
-        const settings = yield* ResilienceConfig.parse(`
+        const settings = yield* OrchestratorConfig.parse(`
 circuitBreaker:
   kafka:    { failMax: 2, callTimeoutSeconds: 3 }
   temporal: { failMax: 2, callTimeoutSeconds: 3 }

@@ -5,18 +5,19 @@ import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { type Http, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
-import { Registry, ResilienceConfig } from "@neural-hive/resilience"
+import { Registry } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
 import * as Embedded from "./Embedded.ts"
 import * as HttpApp from "./HttpApp.ts"
 import { Orchestrator } from "./Orchestrator.ts"
+import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 /** The four dependencies: real clients where an endpoint is configured, in memory otherwise. */
-export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
-  const breaker = (dependency: ResilienceConfig.Dependency) =>
-    ResilienceConfig.toBreakerOptions(dependency, settings[dependency])
+export const dependencies = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
+  const breaker = (dependency: OrchestratorConfig.Dependency) =>
+    OrchestratorConfig.toBreakerOptions(dependency, settings[dependency])
   const kafka = config.kafkaBrokers === undefined
     ? Embedded.kafka(settings)
     : KafkaProducer.layer({ brokers: config.kafkaBrokers, clientId: config.service, breaker: breaker("kafka") })
@@ -37,7 +38,7 @@ export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceCo
 }
 
 /** The dependencies that run in memory: those with no endpoint configured. */
-export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray<ResilienceConfig.Dependency> => [
+export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray<OrchestratorConfig.Dependency> => [
   ...(config.kafkaBrokers === undefined ? ["kafka" as const] : []),
   ...(config.temporalAddress === undefined ? ["temporal" as const] : []),
   ...(config.redisUrl === undefined ? ["redis" as const] : []),
@@ -45,7 +46,7 @@ export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray
 ]
 
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
-export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
+export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
   return HttpApp.layer({
     port: config.port,
     host: config.host,
@@ -69,6 +70,6 @@ export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Set
 /** Reads the environment and the seed's YAML file; a bad value stops here, before anything starts. */
 export const fromEnvironment = Effect.gen(function*() {
   const config = yield* AppConfig.config
-  const settings = yield* ResilienceConfig.load(config.resilienceConfig, { env: process.env })
+  const settings = yield* OrchestratorConfig.load(config.resilienceConfig, { env: process.env })
   return { config, settings, layer: make(config, settings) }
 })

@@ -18,7 +18,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Http, Metrics } from "@neural-hive/observability"
-import type { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import type { CircuitBreaker } from "@neural-hive/resilience"
 import { ByteSize, Effect, Layer, Option, type Redacted } from "effect"
 import {
   HttpIncomingMessage,
@@ -29,6 +29,7 @@ import {
 } from "effect/http"
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
+import type * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -63,7 +64,7 @@ type App = Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServe
 
 /** The fault switch's settings: which dependencies it may touch. */
 export interface FaultSwitch {
-  readonly embedded: ReadonlyArray<ResilienceConfig.Dependency>
+  readonly embedded: ReadonlyArray<OrchestratorConfig.Dependency>
 }
 
 export interface Options {
@@ -126,7 +127,7 @@ export const makeApp = (
         if (!isJson(request)) return unsupportedMediaType()
         const match = FAULT_PATH.exec(path)
         if (match === null) return json({ error: "not found" }, 404)
-        const dependency = match[1] as ResilienceConfig.Dependency
+        const dependency = match[1] as OrchestratorConfig.Dependency
         if (!embedded.has(dependency)) {
           return json({ error: `${dependency} is a real server here: the fault switch drives embedded ones only` }, 409)
         }

@@ -13,6 +13,7 @@
  * Ctrl-C closes every client and the server cleanly.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { redactCause } from "@neural-hive/resilience"
 import { Effect, Layer, Logger } from "effect"
 import * as App from "./App.ts"
 
@@ -33,4 +34,8 @@ const program = Effect.gen(function*() {
   return yield* Layer.launch(layer).pipe(Effect.ensuring(Effect.logInfo("orchestrator_stopped")))
 })
 
-NodeRuntime.runMain(program.pipe(Effect.provide(Logger.layer([Logger.consoleJson]))))
+NodeRuntime.runMain(program.pipe(
+  // The runtime prints why the program stopped, cause chain included: no password may reach it.
+  Effect.catchCause((cause) => Effect.failCause(redactCause(cause))),
+  Effect.provide(Logger.layer([Logger.consoleJson]))
+))

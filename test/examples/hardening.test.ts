@@ -9,7 +9,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import * as AppConfig from "@neural-hive/example-orchestrator-dynamic/AppConfig"
-import { ResilienceConfig } from "@neural-hive/resilience"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { ConfigProvider, Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
@@ -32,7 +32,7 @@ const baseConfig: AppConfig.AppConfig = {
 
 const TOKEN = "a-long-enough-admin-token"
 
-const fastSettings = ResilienceConfig.parse(`
+const fastSettings = OrchestratorConfig.parse(`
 circuitBreaker:
   kafka:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
   temporal: { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }

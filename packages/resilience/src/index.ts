@@ -69,7 +69,7 @@ export * as TripPolicy from "./TripPolicy.ts"
 /**
  * @since 0.1.0
  */
-export { redact } from "./Redact.ts"
+export { redact, redactCause, redactError } from "./Redact.ts"
 
 /**
  * The YAML configuration (circuits by name), with environment overrides and validation.

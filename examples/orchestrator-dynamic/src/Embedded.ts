@@ -11,7 +11,7 @@
  * 10,000 entries or 16 MiB) and evicts the least recently used beyond that, so
  * an old plan may be forgotten; lookups by key or `_id` are O(1).
  */
-import { isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { isFailure as isKafkaFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
 import { CircuitBreaker, type CircuitBreakerTimeoutError, withBreaker } from "@neural-hive/resilience"
@@ -113,7 +113,7 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
     KafkaProducer.KafkaProducer,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "kafka", isBrokerFailure, faults)
+      const breaker = yield* breakerFor(settings, "kafka", isKafkaFailure, faults)
       // Every topic's messages in one bounded store, keyed by topic and offset; offsets keep growing.
       const log = new BoundedStore<string, unknown>(limits)
       const nextOffsets = new BoundedStore<string, number>({ capacity: 1_000, maxBytes: Infinity })
@@ -158,7 +158,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
     TemporalClient.TemporalClient,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isServerFailure, faults)
+      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isFailure, faults)
       interface Run {
         readonly runId: string
         readonly type: string
@@ -295,7 +295,7 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
     RedisCache.RedisCache,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "redis", RedisCache.isServerFailure, faults)
+      const breaker = yield* breakerFor(settings, "redis", RedisCache.isFailure, faults)
       const entries = new BoundedStore<string, { readonly value: string; readonly expiresAt: number }>(
         limits,
         (entry) => 2 * entry.value.length + 64
@@ -363,7 +363,7 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
     MongoStore.MongoStore,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isServerFailure, faults)
+      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isFailure, faults)
       const documents = new BoundedStore<string, { readonly collection: string; readonly doc: Doc }>(
         limits,
         (entry) => weigh(entry.doc)

@@ -3,7 +3,8 @@
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { type Http, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
+import { type Http, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
+import { Outbox, OutboxMetrics } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
 import { Registry } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
@@ -11,7 +12,7 @@ import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
 import * as Embedded from "./Embedded.ts"
 import * as HttpApp from "./HttpApp.ts"
-import { Orchestrator } from "./Orchestrator.ts"
+import { defaultSettings, Orchestrator } from "./Orchestrator.ts"
 import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 /** The four dependencies: real clients where an endpoint is configured, in memory otherwise. */
@@ -57,6 +58,12 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     readiness: { breakers: config.readinessBreakers ?? [] } satisfies Http.Readiness
   }).pipe(
     Layer.provide(Orchestrator.layer()),
+    // The backlog in /metrics (outbox_pending, outbox_oldest_pending_seconds, ...).
+    Layer.provideMerge(OutboxMetrics.layer.pipe(Layer.provide(ServiceName.layer(config.service)))),
+    // Publishes the stored tickets to Kafka through kafka_producer: a Kafka outage queues, never refuses.
+    Layer.provideMerge(
+      Outbox.layer({ collection: defaultSettings.ticketsCollection, topic: defaultSettings.ticketsTopic })
+    ),
     Layer.provideMerge(dependencies(config, settings)),
     Layer.provideMerge(Embedded.Faults.layer(config.faults)),
     Layer.provideMerge(TransitionLog.layer({ service: config.service })),

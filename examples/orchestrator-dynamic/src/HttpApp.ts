@@ -18,6 +18,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Http, Metrics } from "@neural-hive/observability"
+import { Outbox } from "@neural-hive/outbox"
 import type { CircuitBreaker } from "@neural-hive/resilience"
 import { ByteSize, Effect, Layer, Option, type Redacted } from "effect"
 import {
@@ -78,13 +79,26 @@ export interface Options {
 
 export const makeApp = (
   options: Options
-): Effect.Effect<App, Http.HttpOptionsError, CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator> =>
+): Effect.Effect<
+  App,
+  Http.HttpOptionsError,
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
+> =>
   Effect.gen(function*() {
     if (options.admin !== undefined) yield* Http.checkAdminToken(options.admin, "ADMIN_TOKEN")
+    const relay = yield* Outbox.OutboxRelay
     const observability = yield* Http.makeApp({
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin } }),
-      ...(options.readiness === undefined ? {} : { readiness: options.readiness })
+      ...(options.readiness === undefined ? {} : { readiness: options.readiness }),
+      // The tickets stored but not yet published (a Kafka outage queues them).
+      healthDetails: Effect.map(relay.stats, (stats) => ({
+        outbox: {
+          pending: stats.pending,
+          oldestPendingSeconds: Math.round(stats.oldestPendingMillis / 100) / 10,
+          published: stats.published
+        }
+      }))
     })
     const orchestrator = yield* Orchestrator
     const faults = options.faultSwitch === undefined ? Option.none() : yield* Effect.serviceOption(Faults)
@@ -157,7 +171,7 @@ export const layer = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   HttpServerError.ServeError | Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
 > =>
   Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
     Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {

@@ -1,6 +1,7 @@
 /**
  * The layer graph of the service, for `main.ts` and the tests.
  */
+import { Fleet } from "@neural-hive/fleet"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
@@ -36,6 +37,12 @@ export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceCo
   return Layer.mergeAll(kafka, temporal, redis, mongodb)
 }
 
+/** Opt-in (`FLEET_REDIS_URL`): the breakers act as one across the replicas of the group; off, nothing changes. */
+export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, Fleet.FleetOptionsError, Registry.Registry> =>
+  config.fleet === undefined
+    ? Layer.empty
+    : Fleet.layer({ redis: config.fleet.redisUrl, group: config.fleet.group, pod: config.fleet.pod })
+
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
 export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
   const embedded = config.kafkaBrokers === undefined || config.temporalAddress === undefined ||
@@ -54,6 +61,7 @@ export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Set
     Layer.provideMerge(TransitionLog.layer({ service: config.service })),
     // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
     Layer.provideMerge(Tracing.layer),
+    Layer.provideMerge(fleet(config)),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
     Layer.provideMerge(Registry.layer)
   )

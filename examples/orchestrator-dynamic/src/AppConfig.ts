@@ -14,8 +14,11 @@
  * | `REDIS_URL` | embedded | `redis://[:password@]host:port` (secret) |
  * | `MONGODB_URL` | embedded | `mongodb://[user:password@]host:port/db` (secret) |
  * | `EMBEDDED_FAULTS` | none | start embedded dependencies faulty: `kafka=down,redis=slow` |
+ * | `FLEET_REDIS_URL` | none (fleet off) | Redis through which the replicas' breakers act as one (secret) |
+ * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
  */
 import { Config, ConfigProvider, Effect, Option, type Redacted } from "effect"
+import { hostname } from "node:os"
 import { fileURLToPath } from "node:url"
 import type { FaultMode } from "./Embedded.ts"
 
@@ -31,6 +34,9 @@ export interface AppConfig {
   readonly redisUrl: Redacted.Redacted<string> | undefined
   readonly mongodbUrl: Redacted.Redacted<string> | undefined
   readonly faults: Partial<Record<"kafka" | "temporal" | "redis" | "mongodb", FaultMode>>
+  readonly fleet?:
+    | { readonly redisUrl: Redacted.Redacted<string>; readonly group: string; readonly pod: string }
+    | undefined
 }
 
 const defaultConfigFile = fileURLToPath(new URL("../config/resilience.yaml", import.meta.url))
@@ -62,6 +68,18 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
   })
 )
 
+/** Opt-in: the fleet is on when `FLEET_REDIS_URL` is set. */
+const fleet = Config.all({
+  redisUrl: optional(Config.Redacted("FLEET_REDIS_URL")),
+  group: optional(Config.String("FLEET_GROUP")),
+  service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
+  pod: Config.withDefault(Config.String("POD_NAME"), hostname())
+}).pipe(
+  Config.map(({ group, pod, redisUrl, service }) =>
+    redisUrl === undefined ? undefined : { redisUrl, group: group ?? service, pod }
+  )
+)
+
 export const config: Config.Config<AppConfig> = Config.all({
   resilienceConfig: Config.withDefault(Config.String("RESILIENCE_CONFIG"), defaultConfigFile),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
@@ -75,5 +93,6 @@ export const config: Config.Config<AppConfig> = Config.all({
   temporalNamespace: Config.withDefault(Config.String("TEMPORAL_NAMESPACE"), "default"),
   redisUrl: optional(Config.Redacted("REDIS_URL")),
   mongodbUrl: optional(Config.Redacted("MONGODB_URL")),
-  faults
+  faults,
+  fleet
 })

@@ -45,13 +45,28 @@ interface Replica {
 }
 
 /** One replica: its own registry, metrics, breaker and fleet connections (to `url`). */
-const replica = (url: string, group: string, pod: string, probe?: Effect.Effect<unknown, unknown>) =>
+const replica = (
+  url: string,
+  group: string,
+  pod: string,
+  probe?: Effect.Effect<unknown, unknown>,
+  shareCounts = false
+) =>
   Effect.gen(function*() {
     const registry = yield* Registry.make
     const metrics = yield* Metrics.make({ service: "orchestrator-dynamic" }).pipe(
       Effect.provideService(Registry.Registry, registry)
     )
-    const fleet = yield* Fleet.make({ redis: url, group, pod, heartbeat: 100, timeout: 300, lease: 1000, hold: HOLD })
+    const fleet = yield* Fleet.make({
+      redis: url,
+      group,
+      pod,
+      heartbeat: 100,
+      timeout: 300,
+      lease: 1000,
+      hold: HOLD,
+      shareCounts
+    })
       .pipe(
         Effect.provideService(Registry.Registry, registry),
         Effect.provideService(Metrics.PrometheusRegistry, metrics)
@@ -299,6 +314,32 @@ describe("Fleet", () => {
       const heartbeat = yield* makeBad({ heartbeat: -1 })
       assert.strictEqual(heartbeat.option, "heartbeat")
     }).pipe(Effect.scoped))
+
+  it.live("shared counts: failures spread over the replicas open the fleet at failMax in total; local counts do not", () =>
+    Effect.gen(function*() {
+      const dep = dependency()
+      dep.state.up = false
+      const fail = (r: Replica) => Effect.exit(dep.call.pipe(withBreaker(r.breaker)))
+      const local = yield* Effect.forEach(["a", "b", "c"], (pod) => replica(server.endpoint, newGroup(), pod))
+      yield* Effect.forEach(local, fail)
+      yield* Effect.sleep("200 millis")
+      assert.deepStrictEqual(yield* states(local), ["Closed", "Closed", "Closed"])
+
+      const group = newGroup()
+      const shared = yield* Effect.forEach(
+        ["a", "b", "c"],
+        (pod) => replica(server.endpoint, group, pod, undefined, true)
+      )
+      dep.state.reached = 0
+      // One failure per replica, round after round, as a balanced load does, until every replica refuses.
+      for (let round = 0; !(yield* states(shared)).every((x) => x === "Open"); round++) {
+        for (const r of shared) yield* fail(r)
+        yield* Effect.sleep("20 millis")
+        assert.isBelow(round, 100, "the fleet never opened")
+      }
+      assert.isAtMost(dep.state.reached, FAIL_MAX + shared.length - 1)
+      assert.isBelow(dep.state.reached, FAIL_MAX * shared.length)
+    }))
 
   it.live("with no fleet layer nothing is shared", () =>
     Effect.gen(function*() {

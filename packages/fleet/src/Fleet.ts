@@ -40,7 +40,7 @@
  * @since 0.1.0
  */
 import { Metrics, ServiceName } from "@neural-hive/observability"
-import { CircuitBreaker, redact, Registry } from "@neural-hive/resilience"
+import { CircuitBreaker, Machine, redact, Registry, type TripPolicy } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -109,6 +109,17 @@ export interface Options {
   readonly hold?: CircuitBreaker.Options["recoveryTimeout"]
   /** Prefix of the keys and channel (default `nh:fleet`). */
   readonly keyPrefix?: string | undefined
+  /**
+   * Trip on the replicas' consecutive counts added up (default `false`: each
+   * replica counts alone). For breakers with the `consecutive` policy: when the
+   * counts of all replicas reach `failMax`, the fleet opens. Sooner in an
+   * outage (about `failMax` calls fleet-wide instead of up to N x `failMax`),
+   * but N replicas each with a trailing failure can open a healthy fleet when N
+   * >= `failMax`; see docs/fleet.md.
+   */
+  readonly shareCounts?: boolean | undefined
+  /** How often each replica reads its counts for `shareCounts` (default 10 ms); off the call path. */
+  readonly countInterval?: CircuitBreaker.Options["recoveryTimeout"]
   /** The label that carries `pod` on every metric of the Prometheus registry (default `pod`; `false`: none). */
   readonly podLabel?: string | false | undefined
 }
@@ -153,6 +164,9 @@ interface Circuit {
   readonly breaker: CircuitBreaker.CircuitBreaker
   readonly stateKey: string
   readonly leaseKey: string
+  readonly countsKey: string
+  /** The consecutive count last reported to the shared count. */
+  reported: number
   /** The fleet epoch last adopted. */
   epoch: number
   /** When the fleet's open period ends, in this replica's Clock milliseconds (NaN: no open period). */
@@ -180,7 +194,7 @@ export const make: (
 ) => Effect.Effect<Fleet["Service"], FleetOptionsError, Registry.Registry | Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
     const settings = yield* validate(options)
-    const { group, pod, heartbeat, timeout, lease, hold } = settings
+    const { countInterval, group, heartbeat, hold, lease, pod, timeout } = settings
     const prefix = `${options.keyPrefix ?? "nh:fleet"}:${group}`
     const channel = prefix
     const registry = yield* Registry.Registry
@@ -345,9 +359,10 @@ export const make: (
         () =>
           client.eval(
             Scripts.decide,
-            2,
+            3,
             c.stateKey,
             c.leaseKey,
+            c.countsKey,
             channel,
             rule,
             kind,
@@ -471,6 +486,50 @@ export const make: (
     client.on("close", onClose)
     subscriber.on("close", onClose)
 
+    // The shared count: each replica reads its breakers' consecutive counts off the call path and reports changes.
+    const report = (c: Circuit): Effect.Effect<void> => {
+      const policy = c.breaker.unsafe.settings().policy
+      const phase = c.breaker.unsafe.phase()
+      if (policy._tag !== "Consecutive" || phase._tag !== "Closed" || phase.mode !== "Normal") {
+        c.reported = 0
+        return Effect.void
+      }
+      const failures = c.breaker.unsafe.snapshot().failures
+      if (failures === c.reported) return Effect.void
+      c.reported = failures
+      const threshold = (policy as TripPolicy.Consecutive).failMax
+      const duration = Machine.openDuration(c.breaker.unsafe.settings(), 1)
+      return command(
+        "COUNT",
+        () =>
+          client.eval(
+            Scripts.count,
+            3,
+            c.stateKey,
+            c.leaseKey,
+            c.countsKey,
+            channel,
+            pod,
+            failures,
+            threshold,
+            duration,
+            c.breaker.name,
+            Math.max(10 * countInterval, 1000)
+          )
+      ).pipe(
+        Effect.flatMap((reply) =>
+          Effect.sync(() => {
+            const answer = Scripts.parse(reply)
+            if (answer !== undefined) apply(answer)
+          })
+        ),
+        Effect.ignore
+      )
+    }
+    const countLoop: Effect.Effect<void> = Effect.suspend(() =>
+      connected ? Effect.forEach(Array.from(circuits.values()), report, { discard: true }) : Effect.void
+    ).pipe(Effect.andThen(Effect.sleep(countInterval)), Effect.forever)
+
     const heartbeatLoop: Effect.Effect<void> = Effect.flatMap(healthy, (up) => setConnected(up)).pipe(
       Effect.andThen(Effect.sleep(heartbeat)),
       Effect.forever
@@ -479,12 +538,12 @@ export const make: (
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         subscriber.subscribe(channel).catch(() => undefined)
-        return run(heartbeatLoop)
+        return [run(heartbeatLoop), options.shareCounts === true ? run(countLoop) : undefined] as const
       }),
-      (fiber) =>
+      (fibers) =>
         Effect.sync(() => {
           closed = true
-          fiber.interruptUnsafe()
+          for (const fiber of fibers) fiber?.interruptUnsafe()
           for (const c of circuits.values()) stopLoop(c)
           gauge?.remove({ service, group })
           client.disconnect()
@@ -497,6 +556,8 @@ export const make: (
         breaker,
         stateKey: `${prefix}:${breaker.name}:state`,
         leaseKey: `${prefix}:${breaker.name}:lease`,
+        countsKey: `${prefix}:${breaker.name}:counts`,
+        reported: 0,
         epoch: 0,
         fleetUntil: NaN,
         loop: undefined,
@@ -586,6 +647,7 @@ const validate = (options: Options) =>
       heartbeat: yield* duration("heartbeat", options.heartbeat, 500),
       timeout: yield* duration("timeout", options.timeout, 1000),
       lease: yield* duration("lease", options.lease, 5000),
-      hold: yield* duration("hold", options.hold, 2000)
+      hold: yield* duration("hold", options.hold, 2000),
+      countInterval: yield* duration("countInterval", options.countInterval, 10)
     }
   })

@@ -397,6 +397,8 @@ export interface Unsafe {
   snapshot(): Snapshot
   /** The machine's phase as it is (openings, generation, `until`), for a fleet agent. */
   phase(): Machine.Phase
+  /** The machine's settings (policy, open durations, permits), for a fleet agent. */
+  settings(): Machine.Settings
   /**
    * Adopts a decision taken elsewhere (another replica of a fleet), with
    * transition reason `"Remote"`, never counted as a local trip. Off the call

@@ -37,8 +37,33 @@ local function answer(s, circuit, accepted)
 end
 `
 
+// Stores decision `s`, ends any probe lease and the shared count, publishes it; returns the message.
+const store = `
+local function store(channel, circuit, kind, duration, openings, pod, cur)
+  local epoch = now
+  if cur and cur.epoch >= epoch then epoch = cur.epoch + 1 end
+  local untilMs = 0
+  if kind == 'open' then untilMs = now + duration end
+  local s = { epoch = epoch, kind = kind, untilMs = untilMs, openings = openings, pod = pod }
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'kind', kind, 'until', untilMs, 'openings', openings, 'pod', pod)
+  redis.call('DEL', KEYS[2], KEYS[3])
+  local message = answer(s, circuit, true)
+  redis.call('PUBLISH', channel, message)
+  return message
+end
+local function refused(cur, rule)
+  if not cur then return rule == 'probe' end
+  local inForce = cur.kind == 'open' and cur.untilMs > now
+  local admin = cur.kind == 'forced' or cur.kind == 'disabled'
+  if rule == 'trip' then return inForce or admin end
+  if rule == 'probe' then return not (cur.kind == 'open' and not inForce) end
+  return false
+end
+local none = { epoch = 0, kind = 'closed', untilMs = 0, openings = 0, pod = '' }
+`
+
 /**
- * KEYS: state, lease. ARGV: channel, rule (trip | probe | admin), kind,
+ * KEYS: state, lease, counts. ARGV: channel, rule (trip | probe | admin), kind,
  * duration millis, openings, pod, circuit.
  *
  * - trip (a local trip or a failed probe): refused while an open period is in
@@ -50,29 +75,30 @@ end
  * The epoch is Redis time in milliseconds (or one past the stored epoch), so it
  * keeps growing even when Redis lost its data.
  */
-export const decide = prelude + `
+export const decide = prelude + store + `
 local cur = load()
-local rule = ARGV[2]
-local circuit = ARGV[7]
-if cur then
-  local inForce = cur.kind == 'open' and cur.untilMs > now
-  local admin = cur.kind == 'forced' or cur.kind == 'disabled'
-  if rule == 'trip' and (inForce or admin) then return answer(cur, circuit, false) end
-  if rule == 'probe' and not (cur.kind == 'open' and not inForce) then return answer(cur, circuit, false) end
-elseif rule == 'probe' then
-  return answer({ epoch = 0, kind = 'closed', untilMs = 0, openings = 0, pod = '' }, circuit, false)
-end
-local epoch = now
-if cur and cur.epoch >= epoch then epoch = cur.epoch + 1 end
-local kind = ARGV[3]
-local untilMs = 0
-if kind == 'open' then untilMs = now + tonumber(ARGV[4]) end
-local s = { epoch = epoch, kind = kind, untilMs = untilMs, openings = tonumber(ARGV[5]), pod = ARGV[6] }
-redis.call('HSET', KEYS[1], 'epoch', epoch, 'kind', kind, 'until', untilMs, 'openings', s.openings, 'pod', s.pod)
-redis.call('DEL', KEYS[2])
-local message = answer(s, circuit, true)
-redis.call('PUBLISH', ARGV[1], message)
-return message
+if refused(cur, ARGV[2]) then return answer(cur or none, ARGV[7], false) end
+return store(ARGV[1], ARGV[7], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], cur)
+`
+
+/**
+ * The shared count. KEYS: state, lease, counts. ARGV: channel, pod, count,
+ * threshold, duration millis, circuit, ttl millis.
+ *
+ * Each replica reports its own consecutive count; when the replicas' counts add
+ * up to the threshold the fleet trips (the trip rule applies). A replica that
+ * stops reporting drops out after ttl.
+ */
+export const count = prelude + store + `
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[7])
+if tonumber(ARGV[3]) == 0 then return nil end
+local sum = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[3])) do sum = sum + tonumber(v) end
+if sum < tonumber(ARGV[4]) then return nil end
+local cur = load()
+if refused(cur, 'trip') then return answer(cur, ARGV[6], false) end
+return store(ARGV[1], ARGV[6], 'open', tonumber(ARGV[5]), 1, ARGV[2], cur)
 `
 
 /** KEYS: state. ARGV: circuit. The stored state with its remaining time, or nil. */

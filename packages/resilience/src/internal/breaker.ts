@@ -504,6 +504,9 @@ class UnsafeImpl implements Unsafe {
   phase() {
     return this.breaker.phase.current
   }
+  settings() {
+    return this.breaker.machine.settings
+  }
   adopt(decision: RemoteDecision): boolean {
     const machine = this.breaker.machine
     const now = this.breaker.now()

@@ -41,7 +41,12 @@ export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceCo
 export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, Fleet.FleetOptionsError, Registry.Registry> =>
   config.fleet === undefined
     ? Layer.empty
-    : Fleet.layer({ redis: config.fleet.redisUrl, group: config.fleet.group, pod: config.fleet.pod })
+    : Fleet.layer({
+      redis: config.fleet.redisUrl,
+      group: config.fleet.group,
+      pod: config.fleet.pod,
+      shareCounts: config.fleet.shareCounts
+    })
 
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
 export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {

@@ -16,6 +16,7 @@
  * | `EMBEDDED_FAULTS` | none | start embedded dependencies faulty: `kafka=down,redis=slow` |
  * | `FLEET_REDIS_URL` | none (fleet off) | Redis through which the replicas' breakers act as one (secret) |
  * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
+ * | `FLEET_SHARE_COUNTS` | `false` | trip on the replicas' consecutive failures added up (see docs/fleet.md) |
  */
 import { Config, ConfigProvider, Effect, Option, type Redacted } from "effect"
 import { hostname } from "node:os"
@@ -35,7 +36,12 @@ export interface AppConfig {
   readonly mongodbUrl: Redacted.Redacted<string> | undefined
   readonly faults: Partial<Record<"kafka" | "temporal" | "redis" | "mongodb", FaultMode>>
   readonly fleet?:
-    | { readonly redisUrl: Redacted.Redacted<string>; readonly group: string; readonly pod: string }
+    | {
+      readonly redisUrl: Redacted.Redacted<string>
+      readonly group: string
+      readonly pod: string
+      readonly shareCounts: boolean
+    }
     | undefined
 }
 
@@ -73,10 +79,11 @@ const fleet = Config.all({
   redisUrl: optional(Config.Redacted("FLEET_REDIS_URL")),
   group: optional(Config.String("FLEET_GROUP")),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
-  pod: Config.withDefault(Config.String("POD_NAME"), hostname())
+  pod: Config.withDefault(Config.String("POD_NAME"), hostname()),
+  shareCounts: Config.withDefault(Config.Boolean("FLEET_SHARE_COUNTS"), false)
 }).pipe(
-  Config.map(({ group, pod, redisUrl, service }) =>
-    redisUrl === undefined ? undefined : { redisUrl, group: group ?? service, pod }
+  Config.map(({ group, pod, redisUrl, service, shareCounts }) =>
+    redisUrl === undefined ? undefined : { redisUrl, group: group ?? service, pod, shareCounts }
   )
 )
 

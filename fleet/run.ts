@@ -10,7 +10,7 @@
  * replicas' own /metrics and JSON transition logs; prints the table and writes it into docs/fleet.md.
  *
  * Environment: `FLEET_REPLICAS` (4), `FLEET_OUTAGES` per mode (3), `FLEET_RATE` plans/s per replica
- * (25), `FLEET_OUT` (docs/fleet.md; `-` for nowhere).
+ * (25), `FLEET_MODES` (`local,fleet,fleet+counts`), `FLEET_OUT` (docs/fleet.md; `-` for nowhere).
  */
 import { Fleet } from "@neural-hive/fleet"
 import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
@@ -190,6 +190,8 @@ interface Outage {
   readonly probes: number
   readonly rounds: number
   readonly probesAfterRestore: number
+  /** Median latency of the plans that failed on dead Kafka (502): how long a call took to fail. */
+  readonly failLatency: number
 }
 
 interface ModeResult {
@@ -250,7 +252,8 @@ const runMode = async (
       const killAt = Date.now()
       await rig.kafkaProxy.refuse()
       rig.kafkaProxy.cut()
-      const refused = await until(async () => (await kafkaStates()).every((s) => s.state !== 0), 20_000)
+      // Polled every 50 ms: scraping /metrics more often loads the replicas it measures.
+      const refused = await until(async () => (await kafkaStates()).every((s) => s.state !== 0), 20_000, 50)
       const after = (await kafkaStates()).reduce((n, s) => n + s.failures, 0)
       if (!refused) log(`${mode}: outage ${i + 1}: not every replica opened`)
       await sleep(OUTAGE_MS)
@@ -277,12 +280,17 @@ const runMode = async (
         allOpenMs: Math.max(...firstOpen) - first,
         probes: probes.length,
         rounds,
-        probesAfterRestore: probes.filter((t) => t >= restoreAt).length
+        probesAfterRestore: probes.filter((t) => t >= restoreAt).length,
+        failLatency: percentile(
+          answers.filter((a) => a.at >= killAt && a.at < restoreAt && a.status === 502).map((a) => a.latency),
+          50
+        )
       }
       outages.push(outage)
       log(
         `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka, all open in ${outage.allOpenMs} ms, ` +
-          `${outage.probes} probes in ${outage.rounds} rounds (${outage.probesAfterRestore} after restore)`
+          `${outage.probes} probes in ${outage.rounds} rounds (${outage.probesAfterRestore} after restore), ` +
+          `failing plans took ${outage.failLatency.toFixed(0)} ms (p50)`
       )
     }
     let redis: ModeResult["redis"]
@@ -377,6 +385,9 @@ const table = (results: ReadonlyArray<ModeResult>, bench: { local: number; fleet
       results.map((r) => `${percentile(spreads(r), 50)} / ${percentile(spreads(r), 99)}`).join(" | ")
     } |`,
     `| first trip to all OPEN, ms: mean (max) | | ${results.map((r) => cell(r, (o) => o.allOpenMs)).join(" | ")} |`,
+    `| a plan failing on dead Kafka took, ms: p50 per outage, mean (max) | | ${
+      results.map((r) => cell(r, (o) => o.failLatency)).join(" | ")
+    } |`,
     `| probes that reached Kafka per probe round: mean | = permits = 1 | ${
       results.map((r) => {
         const probes = r.outages.reduce((n, o) => n + o.probes, 0)
@@ -446,7 +457,10 @@ const main = async () => {
     const bench = await closedPathCost(redis.endpoint)
     const rig: Rig = { redis, kafka, kafkaProxy, settingsFile }
     const results: Array<ModeResult> = []
-    for (const mode of ["local", "fleet", "fleet+counts"] as const) results.push(await runMode(rig, mode, log))
+    const modes = (process.env["FLEET_MODES"] ?? "local,fleet,fleet+counts").split(",")
+    for (const mode of ["local", "fleet", "fleet+counts"] as const) {
+      if (modes.includes(mode)) results.push(await runMode(rig, mode, log))
+    }
     const body = [
       `Measured by \`npm run fleet\` on ${new Date().toISOString().slice(0, 10)}: N = ${N} replica processes, ` +
       `${RATE} plans/s each, failMax ${FAIL_MAX}, recoveryTimeout ${RECOVERY_S} s, ${OUTAGES} Kafka outages per ` +

@@ -41,6 +41,8 @@ const RATE = positive("FLEET_RATE", 25)
 const FAIL_MAX = 5
 const RECOVERY_S = 2
 const OUTAGE_MS = 5_000
+// How Kafka dies at the proxy: "unlisten" refuses connections (ECONNREFUSED), "reset" accepts and resets them.
+const KAFKA_FAULT = process.env["FLEET_KAFKA_FAULT"] === "reset" ? "reset" : "unlisten"
 const HEARTBEAT_MS = 500
 const TIMEOUT_MS = 1_000
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -58,7 +60,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 const until = async (check: () => Promise<boolean> | boolean, deadline: number, every = 10): Promise<boolean> => {
   const end = performance.now() + deadline
   while (performance.now() < end) {
-    if (await check()) return true
+    // A check that throws (a replica slow to answer /metrics on a loaded machine) is "not yet".
+    if (await Promise.resolve().then(check).catch(() => false)) return true
     await sleep(every)
   }
   return false
@@ -127,7 +130,7 @@ class Replica {
   }
 
   async metrics(): Promise<string> {
-    const response = await fetch(`http://127.0.0.1:${this.port}/metrics`, { signal: AbortSignal.timeout(2000) })
+    const response = await fetch(`http://127.0.0.1:${this.port}/metrics`, { signal: AbortSignal.timeout(5000) })
     return response.text()
   }
 
@@ -248,13 +251,22 @@ const runMode = async (
     for (let i = 0; i < OUTAGES; i++) {
       await until(async () => (await kafkaStates()).every((s) => s.state === 0), 30_000, 50)
       await sleep(1000)
-      const before = (await kafkaStates()).reduce((n, s) => n + s.failures, 0)
+      const failures = async () => {
+        for (let attempt = 1;; attempt++) {
+          try {
+            return (await kafkaStates()).reduce((n, s) => n + s.failures, 0)
+          } catch (error) {
+            if (attempt >= 5) throw error
+          }
+        }
+      }
+      const before = await failures()
       const killAt = Date.now()
-      await rig.kafkaProxy.refuse()
+      await rig.kafkaProxy.refuse(KAFKA_FAULT)
       rig.kafkaProxy.cut()
       // Polled every 50 ms: scraping /metrics more often loads the replicas it measures.
       const refused = await until(async () => (await kafkaStates()).every((s) => s.state !== 0), 20_000, 50)
-      const after = (await kafkaStates()).reduce((n, s) => n + s.failures, 0)
+      const after = await failures()
       if (!refused) log(`${mode}: outage ${i + 1}: not every replica opened`)
       await sleep(OUTAGE_MS)
       const restoreAt = Date.now()
@@ -355,18 +367,57 @@ const closedPathCost = async (redisUrl: string): Promise<{ local: number; fleet:
     }).pipe(Effect.scoped)
   const local: Array<number> = []
   const fleet: Array<number> = []
-  for (let round = 0; round < 7; round++) {
-    local.push(await Effect.runPromise(measure(false)))
+  // Alternating which goes first, so neither side always runs on a warmer (or busier) machine.
+  for (let round = 0; round < 9; round++) {
+    if (round % 2 === 0) local.push(await Effect.runPromise(measure(false)))
     fleet.push(await Effect.runPromise(measure(true)))
+    if (round % 2 === 1) local.push(await Effect.runPromise(measure(false)))
   }
   return { local: percentile(local, 50), fleet: percentile(fleet, 50) }
 }
+
+/** Trip to adoption between two in-process replicas on the real Redis: the mechanism without process scheduling. */
+const propagation = async (redisUrl: string, trips: number): Promise<ReadonlyArray<number>> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const replica = (pod: string) =>
+        Effect.gen(function*() {
+          const registry = yield* Registry.make
+          const fleet = yield* Fleet.make({ redis: redisUrl, group: "propagation", pod }).pipe(
+            Effect.provideService(Registry.Registry, registry)
+          )
+          const breaker = yield* CircuitBreaker.make({ name: "kafka_producer", failMax: 1, recoveryTimeout: 60_000 })
+            .pipe(Effect.provideService(Registry.Registry, registry))
+          const opened: Array<number> = []
+          yield* breaker.listen({ onTransition: (t) => t.to === "Open" && opened.push(performance.now()) })
+          return { fleet, breaker, opened }
+        })
+      const a = yield* replica("a")
+      const b = yield* replica("b")
+      for (let i = 0; i < 50 && !(yield* a.fleet.status).connected; i++) yield* Effect.sleep(100)
+      const samples: Array<number> = []
+      for (let i = 0; i < trips; i++) {
+        yield* a.breaker.reset
+        yield* Effect.sleep(100)
+        const seen = b.opened.length
+        yield* Effect.exit(Effect.fail("down").pipe(withBreaker(a.breaker)))
+        const tripped = a.opened.at(-1)!
+        for (let j = 0; j < 100 && b.opened.length === seen; j++) yield* Effect.sleep(2)
+        if (b.opened.length > seen) samples.push(b.opened.at(-1)! - tripped)
+      }
+      return samples
+    }).pipe(Effect.scoped)
+  )
 
 // -----------------------------------------------------------------------------
 // report
 // -----------------------------------------------------------------------------
 
-const table = (results: ReadonlyArray<ModeResult>, bench: { local: number; fleet: number }): string => {
+const table = (
+  results: ReadonlyArray<ModeResult>,
+  bench: { local: number; fleet: number },
+  inProcess: ReadonlyArray<number>
+): string => {
   const cell = (r: ModeResult, f: (o: Outage) => number, digits = 0) => {
     const values = r.outages.map(f)
     return `${(values.reduce((a, b) => a + b, 0) / values.length).toFixed(digits)} (max ${
@@ -384,6 +435,9 @@ const table = (results: ReadonlyArray<ModeResult>, bench: { local: number; fleet
     `| first trip to each other replica OPEN, ms: p50 / p99 | p99 <= 100 | ${
       results.map((r) => `${percentile(spreads(r), 50)} / ${percentile(spreads(r), 99)}`).join(" | ")
     } |`,
+    `| trip to adoption, in process (2 replicas, ${inProcess.length} trips), ms: p50 / p99 | p99 <= 100 | | ${
+      percentile(inProcess, 50).toFixed(1)
+    } / ${percentile(inProcess, 99).toFixed(1)} | |`,
     `| first trip to all OPEN, ms: mean (max) | | ${results.map((r) => cell(r, (o) => o.allOpenMs)).join(" | ")} |`,
     `| a plan failing on dead Kafka took, ms: p50 per outage, mean (max) | | ${
       results.map((r) => cell(r, (o) => o.failLatency)).join(" | ")
@@ -410,7 +464,7 @@ const table = (results: ReadonlyArray<ModeResult>, bench: { local: number; fleet
     )
   }
   rows.push(
-    `| closed-path cost per call, ns (in process, median of 7 x 200k) | unchanged within noise | ${
+    `| closed-path cost per call, ns (in process, median of 9 x 200k) | unchanged within noise | ${
       bench.local.toFixed(0)
     } (no fleet layer) | ${bench.fleet.toFixed(0)} (fleet layer on) | |`
   )
@@ -455,6 +509,9 @@ const main = async () => {
     await admin.disconnect()
     log("closed-path cost, in process, with and without the fleet layer")
     const bench = await closedPathCost(redis.endpoint)
+    log("trip propagation, in process")
+    const inProcess = await propagation(redis.endpoint, 50)
+    const loadBefore = os.loadavg()[0]!
     const rig: Rig = { redis, kafka, kafkaProxy, settingsFile }
     const results: Array<ModeResult> = []
     const modes = (process.env["FLEET_MODES"] ?? "local,fleet,fleet+counts").split(",")
@@ -464,9 +521,10 @@ const main = async () => {
     const body = [
       `Measured by \`npm run fleet\` on ${new Date().toISOString().slice(0, 10)}: N = ${N} replica processes, ` +
       `${RATE} plans/s each, failMax ${FAIL_MAX}, recoveryTimeout ${RECOVERY_S} s, ${OUTAGES} Kafka outages per ` +
-      `mode of ${OUTAGE_MS / 1000} s each, on a ${os.cpus().length}-core machine shared with the servers.`,
+      `mode of ${OUTAGE_MS / 1000} s each, on a ${os.cpus().length}-core machine shared with the servers ` +
+      `(load average ${loadBefore.toFixed(1)} at the start, ${os.loadavg()[0]!.toFixed(1)} at the end).`,
       "",
-      table(results, bench)
+      table(results, bench, inProcess)
     ].join("\n")
     console.log(`\n${body}\n`)
     const out = process.env["FLEET_OUT"]

@@ -188,6 +188,8 @@ class Replica {
 
 interface Outage {
   readonly reached: number
+  /** Plans sent after the first trip that still reached dead Kafka (answered 502, not 503). */
+  readonly afterTrip: number
   readonly spreads: ReadonlyArray<number>
   readonly allOpenMs: number
   readonly probes: number
@@ -288,6 +290,7 @@ const runMode = async (
       const rounds = probes.filter((t, j) => j === 0 || t - probes[j - 1]! > 700).length
       const outage: Outage = {
         reached: after - before,
+        afterTrip: answers.filter((a) => a.at >= first && a.at < restoreAt && a.status === 502).length,
         spreads,
         allOpenMs: Math.max(...firstOpen) - first,
         probes: probes.length,
@@ -300,7 +303,8 @@ const runMode = async (
       }
       outages.push(outage)
       log(
-        `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka, all open in ${outage.allOpenMs} ms, ` +
+        `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka (${outage.afterTrip} sent after the ` +
+          `first trip), all open in ${outage.allOpenMs} ms, ` +
           `${outage.probes} probes in ${outage.rounds} rounds (${outage.probesAfterRestore} after restore), ` +
           `failing plans took ${outage.failLatency.toFixed(0)} ms (p50)`
       )
@@ -432,6 +436,9 @@ const table = (
     `| calls that reached dead Kafka before every replica refused, per outage: mean (max) | fleet <= failMax + N - 1 = ${
       FAIL_MAX + N - 1
     }; local N x failMax = ${N * FAIL_MAX} | ${results.map((r) => cell(r, (o) => o.reached, 1)).join(" | ")} |`,
+    `| plans sent after the first trip that still reached dead Kafka, per outage: mean (max) | fleet <= N - 1 = ${
+      N - 1
+    } | ${results.map((r) => cell(r, (o) => o.afterTrip, 1)).join(" | ")} |`,
     `| first trip to each other replica OPEN, ms: p50 / p99 | p99 <= 100 | ${
       results.map((r) => `${percentile(spreads(r), 50)} / ${percentile(spreads(r), 99)}`).join(" | ")
     } |`,

@@ -303,7 +303,9 @@ export const make: (
     /** At the end of the open period: one replica wins the lease and probes; the others hold until the outcome. */
     const leaseLoop = (c: Circuit, epoch: number): Effect.Effect<void> =>
       Effect.suspend(() => {
-        if (c.epoch !== epoch || !connected) return Effect.void
+        // Only a breaker holding the fleet's opening asks for the probe (not one forced open or disabled here).
+        const local = c.breaker.unsafe.phase()
+        if (c.epoch !== epoch || !connected || local._tag !== "Open" || local.mode !== "Normal") return Effect.void
         const holder = `${pod}:${epoch}`
         return command("SET", () => client.set(c.leaseKey, holder, "PX", lease, "NX")).pipe(
           Effect.flatMap((won) => {

@@ -1,6 +1,7 @@
 /**
  * The layer graph of the service, for `main.ts` and the tests.
  */
+import { Fleet } from "@neural-hive/fleet"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { type Http, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
@@ -46,6 +47,17 @@ export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray
   ...(config.mongodbUrl === undefined ? ["mongodb" as const] : [])
 ]
 
+/** Opt-in (`FLEET_REDIS_URL`): the breakers act as one across the replicas of the group; off, nothing changes. */
+export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, Fleet.FleetOptionsError, Registry.Registry> =>
+  config.fleet === undefined
+    ? Layer.empty
+    : Fleet.layer({
+      redis: config.fleet.redisUrl,
+      group: config.fleet.group,
+      pod: config.fleet.pod,
+      shareCounts: config.fleet.shareCounts
+    })
+
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
 export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
   return HttpApp.layer({
@@ -69,6 +81,7 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     Layer.provideMerge(TransitionLog.layer({ service: config.service })),
     // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
     Layer.provideMerge(Tracing.layer),
+    Layer.provideMerge(fleet(config)),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
     Layer.provideMerge(Registry.layer)
   )

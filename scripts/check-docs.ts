@@ -3,12 +3,13 @@
  * the packages (docs/testing.md), so a doc example cannot rot. Each block is a module of its own;
  * a block preceded by `<!-- doc-check: fragment -->` is deliberately incomplete and skipped.
  *
- *   npm run check:docs
+ *   npm run check:docs               the Markdown docs
+ *   npm run check:docs -- --jsdoc    the `**Example**` blocks of the packages' JSDoc instead
  */
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
-import { type Block, extractBlocks } from "./doc-blocks.ts"
+import { type Block, extractBlocks, extractJsdocBlocks } from "./doc-blocks.ts"
 import { root } from "./lib.ts"
 
 const LANGS = new Set(["ts", "typescript", "mts"])
@@ -22,14 +23,28 @@ export const markdownFiles = (): ReadonlyArray<string> => {
   return [path.join(root, "README.md"), ...inDocs, ...packages]
 }
 
+export const sourceFiles = (): ReadonlyArray<string> => {
+  const files: Array<string> = []
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name)
+      if (entry.isDirectory()) walk(full)
+      else if (entry.name.endsWith(".ts")) files.push(full)
+    }
+  }
+  for (const pkg of readdirSync(path.join(root, "packages"))) walk(path.join(root, "packages", pkg, "src"))
+  return files
+}
+
 const main = (): number => {
+  const jsdoc = process.argv.includes("--jsdoc")
   const out = path.join(root, "build", "doc-check")
   rmSync(out, { recursive: true, force: true })
   mkdirSync(out, { recursive: true })
   const checked = new Map<string, Block>()
   let fragments = 0
-  for (const file of markdownFiles()) {
-    for (const block of extractBlocks(file)) {
+  for (const file of jsdoc ? sourceFiles() : markdownFiles()) {
+    for (const block of jsdoc ? extractJsdocBlocks(file) : extractBlocks(file)) {
       if (!LANGS.has(block.lang)) continue
       if (block.annotation === "fragment") {
         fragments++
@@ -79,7 +94,9 @@ const main = (): number => {
       console.log(line)
     }
   }
-  const summary = `${checked.size} TypeScript blocks compiled, ${fragments} marked fragment, ${errors} error(s)`
+  const summary = `${checked.size} TypeScript blocks${
+    jsdoc ? " of JSDoc" : ""
+  } compiled, ${fragments} marked fragment, ${errors} error(s)`
   if (result.status !== 0) {
     console.error(`docs: FAILED: ${summary}. Fix the example, or mark a deliberate fragment (docs/testing.md).`)
     return 1

@@ -21,8 +21,14 @@ const ANNOTATION = /^<!--\s*doc-check:\s*([\w-]+)\s*-->\s*$/
 
 export class AnnotationError extends Error {}
 
-export const extractBlocks = (file: string): ReadonlyArray<Block> => {
-  const lines = readFileSync(file, "utf8").split("\n")
+/** The code blocks of a TypeScript file's JSDoc comments (their ` * ` prefix removed). */
+export const extractJsdocBlocks = (file: string): ReadonlyArray<Block> =>
+  blocksOf(file, readFileSync(file, "utf8").split("\n").map((line) => /^\s*\* ?(.*)$/.exec(line)?.[1] ?? ""))
+
+export const extractBlocks = (file: string): ReadonlyArray<Block> =>
+  blocksOf(file, readFileSync(file, "utf8").split("\n"))
+
+const blocksOf = (file: string, lines: ReadonlyArray<string>): ReadonlyArray<Block> => {
   const blocks: Array<Block> = []
   for (let i = 0; i < lines.length; i++) {
     const open = FENCE.exec(lines[i] ?? "")

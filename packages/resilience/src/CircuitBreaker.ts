@@ -479,11 +479,19 @@ export const withBreaker: {
     breaker: CircuitBreaker,
     isFailure?: (error: E) => boolean
   ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
-  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, isFailure?: (error: E) => boolean) =>
-    breaker.protect(self, isFailure)
-)
+} = function(
+  selfOrBreaker: Effect.Effect<unknown, unknown, unknown> | CircuitBreaker,
+  breakerOrIsFailure?: CircuitBreaker | ((error: unknown) => boolean),
+  isFailure?: (error: unknown) => boolean
+): any {
+  // Written out rather than `dual`: this runs on every call, and `dual` with a predicate goes through `arguments`.
+  if (Effect.isEffect(selfOrBreaker)) return (breakerOrIsFailure as CircuitBreaker).protect(selfOrBreaker, isFailure)
+  const breaker = selfOrBreaker as CircuitBreaker
+  const classify = breakerOrIsFailure as ((error: unknown) => boolean) | undefined
+  // The common `withBreaker(breaker)` gets the breaker's own guard function: nothing allocated per call.
+  if (classify === undefined && breaker instanceof BreakerImpl) return breaker.guardSelf
+  return (self: Effect.Effect<unknown, unknown, unknown>) => breaker.protect(self, classify)
+}
 
 /**
  * Guards `self` with `breaker` (fail-open): a rejected call and a failed call

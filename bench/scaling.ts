@@ -14,6 +14,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
 import { median } from "./harness.ts"
@@ -103,6 +104,8 @@ export interface ServiceRun {
   readonly breakers: "on" | "disabled"
   readonly round: number
   readonly plansPerSecond: number
+  /** CPU time the service process spent per plan (user + system, from /proc), in µs; NaN where /proc is missing. */
+  readonly cpuPerPlanUs: number
   readonly p50Ms: number
   readonly p99Ms: number
   readonly errors: number
@@ -130,6 +133,21 @@ const freePort = (): Promise<number> =>
       server.close(() => resolve(port))
     })
   })
+
+/** User + system CPU time of a process, in µs, from /proc (Linux); NaN elsewhere. */
+const processCpuMicros = (pid: number | undefined): number => {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 1e6 / ticksPerSecond
+  } catch {
+    return NaN
+  }
+}
+
+// Linux reports process times in clock ticks of 1/100 s on every common configuration (USER_HZ).
+const ticksPerSecond = 100
 
 const waitLive = async (url: string, child: ChildProcess): Promise<void> => {
   const deadline = Date.now() + 60_000
@@ -171,6 +189,7 @@ const startService = async (breakers: "on" | "disabled") => {
   }
   return {
     url,
+    cpuMicros: () => processCpuMicros(child.pid),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve()
@@ -205,7 +224,9 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
       const service = await startService(breakers)
       try {
         await load(service.url, 1, settings.connections)
+        const cpuBefore = service.cpuMicros()
         const result = await load(service.url, settings.seconds, settings.connections)
+        const cpu = service.cpuMicros() - cpuBefore
         if (result.non2xx > 0 && result.non2xx === result.requests.total) {
           throw new Error(`every request failed (${result.non2xx} non-2xx)`)
         }
@@ -213,6 +234,7 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
           breakers,
           round,
           plansPerSecond: result.requests.average,
+          cpuPerPlanUs: cpu / Math.max(1, result.requests.total),
           p50Ms: result.latency.p50,
           p99Ms: result.latency.p99,
           errors: result.errors,

@@ -164,7 +164,7 @@ export const verdicts = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     extra: true
   })
 
-  const bytes = cost(find(results, SCENARIO.memory, ID.ours))
+  const bytes = cost(find(results, SCENARIO.memory, ID.oursBreaker))
   out.push({
     target: "Memory: under 1 KB per breaker",
     measured: `${fmt(bytes, "B/breaker")} B per breaker (${BREAKERS.toLocaleString("en-US")} breakers)`,

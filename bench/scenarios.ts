@@ -26,6 +26,7 @@ export const ID = {
   bareEffectFail: "bare Effect.fail",
   barePromiseReject: "bare Promise.reject",
   ours: "ours: withBreaker, built per call",
+  oursBreaker: "ours",
   oursOnce: "ours: withBreaker, built once",
   oursExecute: "ours: Facade.execute",
   oursPromise: "ours: Facade.wrapPromise",
@@ -675,7 +676,7 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       title: `(5) Heap bytes per breaker, ${BREAKERS.toLocaleString("en-US")} breakers`,
       unit: "B/breaker",
       iteration: "breaker",
-      reference: ID.ours,
+      reference: ID.oursBreaker,
       calibration: "fixed",
       fixedN: BREAKERS,
       notes: [
@@ -686,7 +687,7 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
         "Effect's breaker is keyed: the per-key row is one breaker with one circuit per key in a shared memory store."
       ],
       cases: [
-        memoryCase(ID.ours, async (n) => {
+        memoryCase(ID.oursBreaker, async (n) => {
           const owner = Scope.makeUnsafe()
           const kept = Effect.runSync(
             Effect.gen(function*() {

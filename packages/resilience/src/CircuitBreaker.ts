@@ -422,7 +422,8 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
       clock,
       context
     )
-    yield* Scope.addFinalizer(scope, Effect.sync(() => breaker.close()))
+    // A bound method rather than `Effect.sync(() => breaker.close())`: ~150 B less per breaker.
+    yield* Scope.addFinalizerExit(scope, breaker.finalize.bind(breaker))
     const registry = yield* Effect.serviceOption(Registries.Registry)
     if (Option.isSome(registry)) yield* registry.value.register(breaker)
     return breaker
@@ -488,8 +489,6 @@ export const withBreaker: {
   if (Effect.isEffect(selfOrBreaker)) return (breakerOrIsFailure as CircuitBreaker).protect(selfOrBreaker, isFailure)
   const breaker = selfOrBreaker as CircuitBreaker
   const classify = breakerOrIsFailure as ((error: unknown) => boolean) | undefined
-  // The common `withBreaker(breaker)` gets the breaker's own guard function: nothing allocated per call.
-  if (classify === undefined && breaker instanceof BreakerImpl) return breaker.guardSelf
   return (self: Effect.Effect<unknown, unknown, unknown>) => breaker.protect(self, classify)
 }
 

@@ -57,10 +57,14 @@ export const combine = (breaker: Classifier | undefined, call: Classifier | unde
  * @internal
  */
 export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
-  readonly [TypeId] = TypeId
+  declare readonly [TypeId]: typeof TypeId
   readonly name: string
   readonly failureMode: FailureMode
-  readonly unsafe: Unsafe
+  /** Made on first use: most breakers are only ever called through `withBreaker` (memory per breaker). */
+  get unsafe(): Unsafe {
+    return this.unsafeImpl ??= new UnsafeImpl(this)
+  }
+  unsafeImpl: UnsafeImpl | undefined = undefined
   readonly machine: Machine.Machine
   /** The state, in an Effect Ref; the machine reads and writes its cell synchronously. */
   readonly ref: Ref.Ref<Machine.Phase>
@@ -125,7 +129,6 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     this.machine = Machine.make(settings.machine, now, settings.enabled ? "Normal" : "Disabled", this, this.phase)
     this.clock = clock
     this.context = context
-    this.unsafe = new UnsafeImpl(this)
   }
 
   // --- the machine's hooks --------------------------------------------------
@@ -167,6 +170,11 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       return Effect.flatMap(trial, () => Effect.flatMap(Effect.sleep(this.probeGraceMillis), () => loop))
     })
     this.prober = Effect.runForkWith(this.context)(Effect.flatMap(Effect.sleep(this.probeGraceMillis), () => loop))
+  }
+
+  /** The scope's finalizer, bound once in `make`: a bound method is the smallest finalizer a breaker can hold. */
+  finalize(_exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    return Effect.sync(() => this.close())
   }
 
   close(): void {
@@ -312,9 +320,6 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       return Effect.mapError(guarded, (error) => tripped ? this.tripError(error) : error)
     })
   }
-
-  /** `withBreaker(breaker)` with no classifier of its own: made once, so the data-last form allocates nothing. */
-  readonly guardSelf = <A, E, R>(self: Effect.Effect<A, E, R>) => this.protect(self)
 
   /** The call with the breaker's `callTimeout` applied, if it has one. */
   timeLimited<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | CircuitBreakerTimeoutError, R> {
@@ -465,6 +470,9 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     )
   }
 }
+
+// On the prototype, not in every breaker.
+Object.defineProperty(BreakerImpl.prototype, TypeId, { value: TypeId })
 
 class UnsafeImpl implements Unsafe {
   readonly breaker: BreakerImpl

@@ -185,7 +185,7 @@ const startService = async (breakers: "on" | "disabled") => {
     await waitLive(url, child)
   } catch (error) {
     child.kill("SIGTERM")
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${stderr}`)
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${stderr}`, { cause: error })
   }
   return {
     url,

@@ -48,6 +48,7 @@ export const main = async (): Promise<void> => {
   const out = process.env["BENCH_OUT"] ?? (quick || partial ? "-" : "docs/performance.md")
 
   const started = performance.now()
+  const loadAtStart = os.loadavg()[0]!
   const only = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
   const all = await makeScenarios()
   const known = [...all.map((s) => s.id), ...Object.values(EXTRA)]
@@ -111,6 +112,7 @@ export const main = async (): Promise<void> => {
       ["autocannon", version("node_modules/autocannon/package.json")]
     ],
     commit: commit(),
+    load: [loadAtStart, os.loadavg()[0]!],
     rounds,
     targetMs,
     quick,

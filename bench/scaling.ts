@@ -106,6 +106,8 @@ export interface ServiceRun {
   readonly plansPerSecond: number
   /** CPU time the service process spent per plan (user + system, from /proc), in µs; NaN where /proc is missing. */
   readonly cpuPerPlanUs: number
+  /** Calls through the service's breakers per plan, from its own `/metrics` (`circuit_breaker_calls_total`). */
+  readonly breakerCallsPerPlan: number
   readonly p50Ms: number
   readonly p99Ms: number
   readonly errors: number
@@ -148,6 +150,16 @@ const processCpuMicros = (pid: number | undefined): number => {
 
 // Linux reports process times in clock ticks of 1/100 s on every common configuration (USER_HZ).
 const ticksPerSecond = 100
+
+/** The sum of every `circuit_breaker_calls_total` series the service publishes. */
+const breakerCalls = async (url: string): Promise<number> => {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  let total = 0
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${Metrics.names.calls}{`)) total += Number(line.slice(line.lastIndexOf(" ") + 1))
+  }
+  return total
+}
 
 const waitLive = async (url: string, child: ChildProcess): Promise<void> => {
   const deadline = Date.now() + 60_000
@@ -213,7 +225,7 @@ const load = (url: string, seconds: number, connections: number): Promise<autoca
 
 /**
  * Rounds of: breakers on, then disabled (the order flips every round), each a
- * fresh service process warmed up for a second, then loaded for `seconds`.
+ * fresh service process warmed up for two seconds, then loaded for `seconds`.
  */
 export const serviceRuns = async (settings: ServiceSettings): Promise<Array<ServiceRun>> => {
   const runs: Array<ServiceRun> = []
@@ -223,10 +235,12 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
       settings.log(`service  round ${round + 1}/${settings.rounds}  breakers ${breakers}`)
       const service = await startService(breakers)
       try {
-        await load(service.url, 1, settings.connections)
+        await load(service.url, 2, settings.connections)
+        const callsBefore = await breakerCalls(service.url)
         const cpuBefore = service.cpuMicros()
         const result = await load(service.url, settings.seconds, settings.connections)
         const cpu = service.cpuMicros() - cpuBefore
+        const calls = await breakerCalls(service.url) - callsBefore
         if (result.non2xx > 0 && result.non2xx === result.requests.total) {
           throw new Error(`every request failed (${result.non2xx} non-2xx)`)
         }
@@ -235,6 +249,7 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
           round,
           plansPerSecond: result.requests.average,
           cpuPerPlanUs: cpu / Math.max(1, result.requests.total),
+          breakerCallsPerPlan: calls / Math.max(1, result.requests.total),
           p50Ms: result.latency.p50,
           p99Ms: result.latency.p99,
           errors: result.errors,

@@ -53,7 +53,10 @@ describe("withBreaker: the per-call guard", () => {
   it.effect("a failure from a call admitted before a reset counts for nothing after it", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "kafka_producer", failMax: 1 })
-      const late = Effect.sleep("1 second").pipe(Effect.andThen(Effect.fail(new Boom())), withBreaker(breaker))
+      const late = Effect.sleep("1 second").pipe(
+        Effect.andThen(Effect.fail(new Boom({ counted: true }))),
+        withBreaker(breaker)
+      )
       const fiber = yield* Effect.forkChild(Effect.exit(late))
       yield* Effect.yieldNow
       yield* breaker.forceOpen
@@ -78,7 +81,7 @@ describe("withBreaker: the per-call guard", () => {
   it.effect("both forms of withBreaker give an effect that pipes and classifies", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "kafka_producer" })
-      const dataLast = Effect.fail(new Boom()).pipe(withBreaker(breaker, () => false))
+      const dataLast = Effect.fail(new Boom({ counted: true })).pipe(withBreaker(breaker, () => false))
       const dataFirst = withBreaker(Effect.succeed(2), breaker)
       assert.isTrue(Effect.isEffect(dataLast) && Effect.isEffect(dataFirst))
       assert.strictEqual(yield* dataFirst.pipe(Effect.map((n) => n * 2)), 4)
@@ -103,7 +106,7 @@ describe("Facade: the Promise path", () => {
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "legacy_api", failMax: 1 })
       const pending = Facade.execute(breaker, () => {
-        throw new Boom()
+        throw new Boom({ counted: true })
       })
       assert.strictEqual(breaker.unsafe.state(), "Open")
       const error = yield* Effect.promise(() => pending.then(() => undefined, (e: unknown) => e))

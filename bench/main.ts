@@ -6,8 +6,12 @@ import { readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import { runAll } from "./harness.ts"
-import { consoleReport, type Environment, markdown } from "./report.ts"
+import { consoleReport, type Environment, markdown, type Scaling } from "./report.ts"
+import { BREAKER_COUNTS, type BreakersRow, breakersRow, type ServiceRun, serviceRuns } from "./scaling.ts"
 import { makeScenarios, shutdown } from "./scenarios.ts"
+
+/** Measurements outside the round-based harness, selectable in `BENCH_ONLY` like scenarios. */
+const EXTRA = { breakers: "breakers", service: "service" } as const
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
@@ -44,24 +48,47 @@ export const main = async (): Promise<void> => {
   const out = process.env["BENCH_OUT"] ?? (quick || partial ? "-" : "docs/performance.md")
 
   const started = performance.now()
+  const loadAtStart = os.loadavg()[0]!
   const only = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
   const all = await makeScenarios()
-  const unknown = only.filter((id) => !all.some((s) => s.id === id))
+  const known = [...all.map((s) => s.id), ...Object.values(EXTRA)]
+  const unknown = only.filter((id) => !known.includes(id))
   if (unknown.length > 0) {
-    throw new Error(`BENCH_ONLY: unknown scenario ${unknown.join(", ")}; known: ${all.map((s) => s.id).join(", ")}`)
+    throw new Error(`BENCH_ONLY: unknown scenario ${unknown.join(", ")}; known: ${known.join(", ")}`)
   }
-  const scenarios = only.length === 0 ? all : all.filter((s) => only.includes(s.id))
+  const wanted = (id: string) => only.length === 0 || only.includes(id)
+  const scenarios = all.filter((s) => wanted(s.id))
   const results = await runAll(scenarios, { rounds, targetMs, log })
   await shutdown()
+
+  const breakers: Array<BreakersRow> = []
+  if (wanted(EXTRA.breakers)) {
+    for (const count of BREAKER_COUNTS) {
+      log(`breakers  ${count.toLocaleString("en-US")} in one registry`)
+      breakers.push(await breakersRow(count))
+    }
+  }
+  const serviceSettings = {
+    seconds: positiveInt("BENCH_SERVICE_SECONDS", quick ? 2 : 5),
+    rounds: positiveInt("BENCH_SERVICE_ROUNDS", quick ? 1 : 3),
+    connections: positiveInt("BENCH_SERVICE_CONNECTIONS", 10),
+    log
+  }
+  const service: Array<ServiceRun> = wanted(EXTRA.service) ? await serviceRuns(serviceSettings) : []
+  const scaling: Scaling = { breakers, service, serviceSettings }
   const durationSeconds = (performance.now() - started) / 1000
 
-  console.log(consoleReport(results))
+  console.log(consoleReport(results, scaling))
   const json = process.env["BENCH_JSON"]
   if (json !== undefined && json !== "") {
     writeFileSync(
       json,
       JSON.stringify(
-        results.map((r) => ({ scenario: r.scenario.id, orders: r.orders, cases: r.cases })),
+        {
+          scenarios: results.map((r) => ({ scenario: r.scenario.id, orders: r.orders, cases: r.cases })),
+          breakers,
+          service
+        },
         null,
         2
       )
@@ -81,9 +108,11 @@ export const main = async (): Promise<void> => {
       ["effect", version("node_modules/effect/package.json")],
       ["opossum", version("node_modules/opossum/package.json")],
       ["cockatiel", version("node_modules/cockatiel/package.json")],
-      ["prom-client", version("node_modules/prom-client/package.json")]
+      ["prom-client", version("node_modules/prom-client/package.json")],
+      ["autocannon", version("node_modules/autocannon/package.json")]
     ],
     commit: commit(),
+    load: [loadAtStart, os.loadavg()[0]!],
     rounds,
     targetMs,
     quick,
@@ -92,12 +121,14 @@ export const main = async (): Promise<void> => {
       quick ? "BENCH_QUICK=1" : "",
       process.env["BENCH_ROUNDS"] ? `BENCH_ROUNDS=${rounds}` : "",
       process.env["BENCH_TARGET_MS"] ? `BENCH_TARGET_MS=${targetMs}` : "",
+      process.env["BENCH_SERVICE_SECONDS"] ? `BENCH_SERVICE_SECONDS=${serviceSettings.seconds}` : "",
+      process.env["BENCH_SERVICE_ROUNDS"] ? `BENCH_SERVICE_ROUNDS=${serviceSettings.rounds}` : "",
       "npm run bench"
     ].filter((s) => s !== "").join(" ")
   }
   if (out !== "-") {
     const path = new URL(out, `file://${root}`)
-    writeFileSync(path, markdown(results, env))
+    writeFileSync(path, markdown(results, scaling, env))
     log(`wrote ${fileURLToPath(path)}`)
   }
   log(`done in ${durationSeconds.toFixed(0)} s`)

@@ -3,7 +3,7 @@
  * profile it writes (self time per function).
  *
  * ```sh
- * npm exec -- node --conditions=@neural-hive/source --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir=/tmp/prof bench/profile.ts closed  # or: bare, closed-mixed, observed, rejection, promise
+ * npm exec -- node --conditions=@neural-hive/source --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir=/tmp/prof bench/profile.ts per-call  # or: bare, suspend, closed, closed-mixed, observed, rejection, promise
  * npm exec -- node --conditions=@neural-hive/source bench/profile.ts top /tmp/prof/CPU.*.cpuprofile  # top self-time frames
  * ```
  *
@@ -119,6 +119,23 @@ const loop = async (path: string, calls: number): Promise<void> => {
       console.log(`closed loop alone: ${(Number(process.hrtime.bigint() - started) / calls).toFixed(0)} ns/call`)
       break
     }
+    case "per-call": {
+      // The guard built inside the loop, as a handler builds it: the bench's headline shape.
+      const breaker = make({ name: "per_call" })
+      const succeed = Effect.succeed(1)
+      await Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < calls; i++) yield* succeed.pipe(withBreaker(breaker))
+      }))
+      break
+    }
+    case "suspend": {
+      // The cheapest wrapper there is, for scale: what leaving the `Exit` fast path costs by itself.
+      const succeed = Effect.succeed(1)
+      await Effect.runPromise(Effect.gen(function*() {
+        for (let i = 0; i < calls; i++) yield* Effect.suspend(() => succeed)
+      }))
+      break
+    }
     case "observed": {
       const breaker = Effect.runSync(
         Effect.gen(function*() {
@@ -151,7 +168,9 @@ const loop = async (path: string, calls: number): Promise<void> => {
       break
     }
     default:
-      throw new Error(`unknown path ${path}: bare, closed, closed-mixed, observed, rejection or promise`)
+      throw new Error(
+        `unknown path ${path}: bare, suspend, closed, per-call, closed-mixed, observed, rejection or promise`
+      )
   }
   const ns = Number(process.hrtime.bigint() - start) / calls
   // Interrupts the open breaker's timer, which would keep the process alive for an hour.

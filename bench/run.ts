@@ -11,7 +11,10 @@
  * - `BENCH_TARGET_MS`: wall time aimed at per measurement (default 60, quick 20)
  * - `BENCH_QUICK=1`: a fast smoke run; does not write docs/performance.md
  * - `BENCH_ONLY`: comma-separated scenario ids to run (closed-effect, closed-promise, in-flight, rejection,
- *   half-open, memory, observability); a partial run does not write docs/performance.md
+ *   half-open, memory, observability, policies, concurrency, breakers, service); a partial run does not write
+ *   docs/performance.md
+ * - `BENCH_SERVICE_SECONDS` / `BENCH_SERVICE_ROUNDS` / `BENCH_SERVICE_CONNECTIONS`: the HTTP load on the example
+ *   service (default 5 s, 3 rounds, 10 connections; quick 2 s, 1 round)
  * - `BENCH_OUT`: where to write the markdown report (`-` for nowhere)
  * - `BENCH_JSON`: also write every per-round figure and the order of each round to this file
  */

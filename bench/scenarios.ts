@@ -4,7 +4,7 @@
  * it measures.
  */
 import { Metrics, TransitionLog } from "@neural-hive/observability"
-import { CircuitBreaker as Ours, Facade, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker as Ours, Facade, TripPolicy, withBreaker } from "@neural-hive/resilience"
 import { circuitBreaker as cockatielBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -25,11 +25,15 @@ export const ID = {
   barePromise: "bare Promise",
   bareEffectFail: "bare Effect.fail",
   barePromiseReject: "bare Promise.reject",
-  ours: "ours: withBreaker",
+  ours: "ours: withBreaker, built per call",
+  oursBreaker: "ours",
+  oursOnce: "ours: withBreaker, built once",
+  oursExecute: "ours: Facade.execute",
   oursPromise: "ours: Facade.wrapPromise",
   oursObserved: "ours + metrics & logging",
   oursObservedNoHistogram: "ours + metrics (histogram: false) & logging",
-  effect: "Effect CircuitBreaker",
+  effect: "Effect CircuitBreaker, built per call",
+  effectOnce: "Effect CircuitBreaker, built once",
   effectPerMake: "Effect CircuitBreaker (make per circuit)",
   effectPerKey: "Effect CircuitBreaker (key per circuit)",
   opossumNoTimeout: "opossum (timeout: false)",
@@ -44,8 +48,13 @@ export const SCENARIO = {
   rejection: "rejection",
   halfOpen: "half-open",
   memory: "memory",
-  observability: "observability"
+  observability: "observability",
+  policies: "policies",
+  concurrency: "concurrency"
 } as const
+
+/** In-flight counts of the concurrency scenario. */
+export const CONCURRENCY: ReadonlyArray<number> = [1, 100, 1_000, 10_000]
 
 export const IN_FLIGHT = 1_000
 export const HALF_OPEN_CALLERS = 10_000
@@ -101,6 +110,19 @@ const effectLoop = (body: Effect.Effect<unknown, unknown>) => (n: number): Promi
     return watch.sample(n)
   }))
 
+/**
+ * `n` sequential runs of an effect built inside the loop, as application code
+ * builds it (`yield* publish(ticket).pipe(withBreaker(kafka))` in a handler).
+ */
+const effectLoopBuilt = (build: () => Effect.Effect<unknown, unknown>) => (n: number): Promise<Sample> =>
+  Effect.runPromise(Effect.gen(function*() {
+    const watch = stopwatch()
+    watch.start()
+    for (let i = 0; i < n; i++) yield* build()
+    watch.stop()
+    return watch.sample(n)
+  }))
+
 /** `n` sequential runs of an effect that must fail; a success is a broken setup. */
 const effectRejectLoop = (body: Effect.Effect<unknown, unknown>) => (n: number): Promise<Sample> =>
   Effect.runPromise(Effect.gen(function*() {
@@ -109,6 +131,21 @@ const effectRejectLoop = (body: Effect.Effect<unknown, unknown>) => (n: number):
     watch.start()
     for (let i = 0; i < n; i++) {
       const exit = yield* Effect.exit(body)
+      if (exit._tag === "Failure") rejected++
+    }
+    watch.stop()
+    if (rejected !== n) throw new Error(`expected ${n} rejections, got ${rejected}`)
+    return watch.sample(n)
+  }))
+
+/** `effectRejectLoop` with the effect built inside the loop. */
+const effectRejectLoopBuilt = (build: () => Effect.Effect<unknown, unknown>) => (n: number): Promise<Sample> =>
+  Effect.runPromise(Effect.gen(function*() {
+    let rejected = 0
+    const watch = stopwatch()
+    watch.start()
+    for (let i = 0; i < n; i++) {
+      const exit = yield* Effect.exit(build())
       if (exit._tag === "Failure") rejected++
     }
     watch.stop()
@@ -142,17 +179,20 @@ const promiseRejectLoop = (fn: () => PromiseLike<unknown>) => async (n: number):
 
 const batch: ReadonlyArray<number> = Array.from({ length: IN_FLIGHT }, (_, i) => i)
 
-/** `n` batches of `IN_FLIGHT` concurrent fibers; reports ns per call. */
-const effectBatches = (body: Effect.Effect<unknown, unknown>) => (n: number): Promise<Sample> =>
-  Effect.runPromise(Effect.gen(function*() {
-    const watch = stopwatch()
-    watch.start()
-    for (let i = 0; i < n; i++) {
-      yield* Effect.forEach(batch, () => body, { concurrency: "unbounded", discard: true })
-    }
-    watch.stop()
-    return watch.sample(n * IN_FLIGHT)
-  }))
+/** `n` batches of `size` concurrent fibers, each building its guarded call; reports ns per call. */
+const effectBatches = (build: () => Effect.Effect<unknown, unknown>, size = IN_FLIGHT) => {
+  const items: ReadonlyArray<number> = size === IN_FLIGHT ? batch : Array.from({ length: size }, (_, i) => i)
+  return (n: number): Promise<Sample> =>
+    Effect.runPromise(Effect.gen(function*() {
+      const watch = stopwatch()
+      watch.start()
+      for (let i = 0; i < n; i++) {
+        yield* Effect.forEach(items, build, { concurrency: "unbounded", discard: true })
+      }
+      watch.stop()
+      return watch.sample(n * size)
+    }))
+}
 
 /** `n` batches of `IN_FLIGHT` Promises started at once; reports ns per call. */
 const promiseBatches = (fn: () => PromiseLike<unknown>) => async (n: number): Promise<Sample> => {
@@ -333,7 +373,9 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
 
   // (1) closed circuit, success path
   const closedOurs = ours({ name: "closed" })
+  const closedOursOnce = ours({ name: "closed_once" })
   const closedEffect = effectBreaker({ tripPolicy: EffectBreaker.consecutive(5), openDuration: "30 seconds" })
+  const closedEffectOnce = effectBreaker({ tripPolicy: EffectBreaker.consecutive(5), openDuration: "30 seconds" })
   const closedOurs2 = ours({ name: "closed_promise" })
   const closedOursFacade = ours({ name: "closed_facade" })
   const closedEffect2 = effectBreaker({ tripPolicy: EffectBreaker.consecutive(5), openDuration: "30 seconds" })
@@ -377,6 +419,29 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
   const halfOpossumDefault = new Opossum(() => opossumTarget(), { resetTimeout: 1 })
   const halfCockatiel = cockatiel(1)
 
+  // (7) policies: windows of calls and of time, on breakers that never trip (every call succeeds)
+  const policyDefault = ours({ name: "policy_default" })
+  const policyBreakers: ReadonlyArray<readonly [string, Ours.CircuitBreaker]> = [
+    ...[10, 100, 1_000, 10_000].map((size) =>
+      [
+        `failureRate, last ${size.toLocaleString("en-US")} calls`,
+        ours({ name: `rate_${size}`, policy: TripPolicy.failureRate({ threshold: 0.5, size }) })
+      ] as const
+    ),
+    ...([["1 s", "1 second"], ["1 min", "1 minute"], ["1 h", "1 hour"]] as const).map(([label, window]) =>
+      [
+        `failureRateOverTime, ${label} window`,
+        ours({
+          name: `rate_over_${label.replace(" ", "")}`,
+          policy: TripPolicy.failureRateOverTime({ threshold: 0.5, window, minimumCalls: 10 })
+        })
+      ] as const
+    )
+  ]
+
+  // (8) concurrency: one breaker, from 1 to 10,000 calls in flight
+  const concurrencyOurs = ours({ name: "concurrency" })
+
   // (6) observability
   const plainOurs = ours({ name: "plain" })
   const observedOurs = await observed("observed", true)
@@ -390,10 +455,29 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       iteration: "call",
       reference: ID.ours,
       calibration: { start: 2_000, min: 2_000, max: 2_000_000 },
+      notes: [
+        "Built per call: `yield* succeed.pipe(withBreaker(breaker))` inside the loop, the way a handler builds its " +
+        "guarded call (Effect's breaker: `succeed.pipe(breaker.execute({ key }))`). Built once: the guarded effect " +
+        "is made before the loop and the loop re-yields it."
+      ],
       cases: [
         { id: ID.bareEffect, bare: true, run: effectLoop(succeed) },
-        { id: ID.ours, baseline: ID.bareEffect, run: effectLoop(succeed.pipe(withBreaker(closedOurs))) },
-        { id: ID.effect, baseline: ID.bareEffect, run: effectLoop(succeed.pipe(closedEffect.execute(effectKey))) }
+        {
+          id: ID.ours,
+          baseline: ID.bareEffect,
+          run: effectLoopBuilt(() => succeed.pipe(withBreaker(closedOurs)))
+        },
+        { id: ID.oursOnce, baseline: ID.bareEffect, run: effectLoop(succeed.pipe(withBreaker(closedOursOnce))) },
+        {
+          id: ID.effect,
+          baseline: ID.bareEffect,
+          run: effectLoopBuilt(() => succeed.pipe(closedEffect.execute(effectKey)))
+        },
+        {
+          id: ID.effectOnce,
+          baseline: ID.bareEffect,
+          run: effectLoop(succeed.pipe(closedEffectOnce.execute(effectKey)))
+        }
       ]
     },
     {
@@ -405,7 +489,9 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       calibration: { start: 2_000, min: 2_000, max: 2_000_000 },
       notes: [
         "The call is `() => Promise.resolve(1)`. Effect-based rows wrap it in `Effect.promise` and are compared " +
-        "with bare `Effect.promise`; Promise-based rows `await` it and are compared with the bare `await`."
+        "with bare `Effect.promise`; Promise-based rows `await` it and are compared with the bare `await`.",
+        "Call shapes: `Facade.execute(breaker, call)`, opossum's `fire()` and cockatiel's `execute(call)` are one " +
+        "call per call; `Facade.wrapPromise` wraps the function once, like opossum's constructor. Effect rows as in (1a)."
       ],
       cases: [
         { id: ID.barePromise, bare: true, run: promiseLoop(call) },
@@ -413,13 +499,23 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
         {
           id: ID.ours,
           baseline: ID.bareEffectPromise,
+          run: effectLoopBuilt(() => effectPromise.pipe(withBreaker(closedOurs2)))
+        },
+        {
+          id: ID.oursOnce,
+          baseline: ID.bareEffectPromise,
           run: effectLoop(effectPromise.pipe(withBreaker(closedOurs2)))
+        },
+        {
+          id: ID.oursExecute,
+          baseline: ID.barePromise,
+          run: promiseLoop(() => Facade.execute(closedOursFacade, call))
         },
         { id: ID.oursPromise, baseline: ID.barePromise, run: promiseLoop(wrapped) },
         {
           id: ID.effect,
           baseline: ID.bareEffectPromise,
-          run: effectLoop(effectPromise.pipe(closedEffect2.execute(effectKey)))
+          run: effectLoopBuilt(() => effectPromise.pipe(closedEffect2.execute(effectKey)))
         },
         { id: ID.opossumNoTimeout, baseline: ID.barePromise, run: promiseLoop(() => opossumFast.fire()) },
         { id: ID.opossumDefaults, baseline: ID.barePromise, run: promiseLoop(() => opossumDefault.fire()) },
@@ -436,21 +532,22 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       notes: [
         "Effect-based rows: `Effect.forEach` over 1,000 items with `concurrency: \"unbounded\"`; Promise-based rows: " +
         "`Promise.all` of 1,000 calls. The call is `Promise.resolve(1)`, so every call is still pending when the " +
-        "last one starts. The figure is the batch time divided by 1,000."
+        "last one starts. The figure is the batch time divided by 1,000. Effect rows build the guarded call in " +
+        "each fiber."
       ],
       cases: [
         { id: ID.barePromise, bare: true, run: promiseBatches(call) },
-        { id: ID.bareEffectPromise, bare: true, run: effectBatches(effectPromise) },
+        { id: ID.bareEffectPromise, bare: true, run: effectBatches(() => effectPromise) },
         {
           id: ID.ours,
           baseline: ID.bareEffectPromise,
-          run: effectBatches(effectPromise.pipe(withBreaker(flightOurs)))
+          run: effectBatches(() => effectPromise.pipe(withBreaker(flightOurs)))
         },
         { id: ID.oursPromise, baseline: ID.barePromise, run: promiseBatches(flightWrapped) },
         {
           id: ID.effect,
           baseline: ID.bareEffectPromise,
-          run: effectBatches(effectPromise.pipe(flightEffect.execute(effectKey)))
+          run: effectBatches(() => effectPromise.pipe(flightEffect.execute(effectKey)))
         },
         { id: ID.opossumNoTimeout, baseline: ID.barePromise, run: promiseBatches(() => flightOpossumFast.fire()) },
         {
@@ -477,12 +574,22 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       cases: [
         { id: ID.bareEffectFail, bare: true, run: effectRejectLoop(openFailure) },
         { id: ID.barePromiseReject, bare: true, run: promiseRejectLoop(failingCall) },
-        { id: ID.ours, baseline: ID.bareEffectFail, run: effectRejectLoop(succeed.pipe(withBreaker(openOurs))) },
+        {
+          id: ID.ours,
+          baseline: ID.bareEffectFail,
+          run: effectRejectLoopBuilt(() => succeed.pipe(withBreaker(openOurs)))
+        },
+        { id: ID.oursOnce, baseline: ID.bareEffectFail, run: effectRejectLoop(succeed.pipe(withBreaker(openOurs))) },
+        {
+          id: ID.oursExecute,
+          baseline: ID.barePromiseReject,
+          run: promiseRejectLoop(() => Facade.execute(openOurs, call))
+        },
         { id: ID.oursPromise, baseline: ID.barePromiseReject, run: promiseRejectLoop(openWrapped) },
         {
           id: ID.effect,
           baseline: ID.bareEffectFail,
-          run: effectRejectLoop(succeed.pipe(openEffect.execute(effectKey)))
+          run: effectRejectLoopBuilt(() => succeed.pipe(openEffect.execute(effectKey)))
         },
         {
           id: ID.opossumNoTimeout,
@@ -569,7 +676,7 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       title: `(5) Heap bytes per breaker, ${BREAKERS.toLocaleString("en-US")} breakers`,
       unit: "B/breaker",
       iteration: "breaker",
-      reference: ID.ours,
+      reference: ID.oursBreaker,
       calibration: "fixed",
       fixedN: BREAKERS,
       notes: [
@@ -580,7 +687,7 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
         "Effect's breaker is keyed: the per-key row is one breaker with one circuit per key in a shared memory store."
       ],
       cases: [
-        memoryCase(ID.ours, async (n) => {
+        memoryCase(ID.oursBreaker, async (n) => {
           const owner = Scope.makeUnsafe()
           const kept = Effect.runSync(
             Effect.gen(function*() {
@@ -671,14 +778,71 @@ export const makeScenarios = async (): Promise<Array<Scenario>> => {
       ],
       cases: [
         { id: ID.bareEffect, bare: true, run: effectLoop(succeed) },
-        { id: ID.ours, baseline: ID.bareEffect, run: effectLoop(succeed.pipe(withBreaker(plainOurs))) },
-        { id: ID.oursObserved, baseline: ID.bareEffect, run: effectLoop(succeed.pipe(withBreaker(observedOurs))) },
+        { id: ID.ours, baseline: ID.bareEffect, run: effectLoopBuilt(() => succeed.pipe(withBreaker(plainOurs))) },
+        {
+          id: ID.oursObserved,
+          baseline: ID.bareEffect,
+          run: effectLoopBuilt(() => succeed.pipe(withBreaker(observedOurs)))
+        },
         {
           id: ID.oursObservedNoHistogram,
           baseline: ID.bareEffect,
-          run: effectLoop(succeed.pipe(withBreaker(observedNoHistogram)))
+          run: effectLoopBuilt(() => succeed.pipe(withBreaker(observedNoHistogram)))
         }
       ]
+    },
+    {
+      id: SCENARIO.policies,
+      title: "(7) Closed circuit, per-call cost by trip policy and window, on `Effect.succeed`",
+      unit: "ns/call",
+      iteration: "call",
+      reference: ID.ours,
+      calibration: { start: 2_000, min: 2_000, max: 2_000_000 },
+      notes: [
+        "Each row is ours built per call, as in (1a), with the policy in its name; every call succeeds, so the " +
+        "windows fill and slide. Flat rows mean no per-call work grows with the window. The time-based policy " +
+        "reads the clock twice per call (admission and settle), which the count-based ones do not."
+      ],
+      cases: [
+        { id: ID.bareEffect, bare: true, run: effectLoop(succeed) },
+        {
+          id: ID.ours,
+          baseline: ID.bareEffect,
+          run: effectLoopBuilt(() => succeed.pipe(withBreaker(policyDefault)))
+        },
+        ...policyBreakers.map(([id, breaker]): Case => ({
+          id,
+          baseline: ID.bareEffect,
+          run: effectLoopBuilt(() => succeed.pipe(withBreaker(breaker)))
+        }))
+      ]
+    },
+    {
+      id: SCENARIO.concurrency,
+      title: "(8) Closed circuit, per-call cost by calls in flight on one breaker, on `Effect.promise`",
+      unit: "ns/call",
+      iteration: "batch",
+      reference: ID.ours,
+      calibration: { start: 1, min: 3, max: 20_000 },
+      notes: [
+        "A batch is `Effect.forEach` over N items with `concurrency: \"unbounded\"`, each fiber building and " +
+        "running `Effect.promise(() => Promise.resolve(1)).pipe(withBreaker(breaker))` on one shared breaker; the " +
+        "bare rows run the same batch without the breaker. The figure is the batch time divided by N. Added " +
+        "cost is taken against the bare row of the same N: flat means the breaker's per-call work does not grow " +
+        "with the calls in flight."
+      ],
+      cases: CONCURRENCY.flatMap((size): Array<Case> => [
+        {
+          id: `bare Effect.promise, ${size.toLocaleString("en-US")} in flight`,
+          bare: true,
+          run: effectBatches(() => effectPromise, size)
+        },
+        {
+          id: size === IN_FLIGHT ? ID.ours : `${ID.ours}, ${size.toLocaleString("en-US")} in flight`,
+          baseline: `bare Effect.promise, ${size.toLocaleString("en-US")} in flight`,
+          run: effectBatches(() => effectPromise.pipe(withBreaker(concurrencyOurs)), size)
+        }
+      ])
     }
   ]
   return scenarios

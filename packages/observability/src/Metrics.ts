@@ -185,7 +185,15 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Circuit
     )
 
     // Brings every scrape-time metric up to date; each metric's collect() calls it, so any metric read alone is exact.
+    // A scrape calls the five collect()s in one synchronous step: the first refreshes, the others reuse it until
+    // the next microtask (a scrape of 1,000 breakers did the work five times).
+    let fresh = false
     const refresh = () => {
+      if (fresh) return
+      fresh = true
+      queueMicrotask(() => {
+        fresh = false
+      })
       for (const [breaker, w] of wired) {
         // snapshot() first moves an elapsed OPEN breaker to HALF_OPEN, so the transition is counted before the gauge is read.
         const { state, totals } = breaker.unsafe.snapshot()

@@ -23,6 +23,7 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type { CircuitBreaker } from "./CircuitBreaker.ts"
+import { BreakerImpl } from "./internal/breaker.ts"
 
 /**
  * @since 0.1.0
@@ -52,7 +53,7 @@ export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
   return (...args) => {
     const generation = unsafe.admit()
     if (typeof generation !== "number") throw generation
-    const startedAt = unsafe.now()
+    const startedAt = callStart(breaker)
     let result: A
     try {
       result = fn(...args)
@@ -92,21 +93,34 @@ export const execute = <A>(
   }
   const generation = unsafe.admit()
   if (typeof generation !== "number") return Promise.reject(generation)
-  const startedAt = unsafe.now()
-  const failed = (error: unknown) => {
-    throw unsafe.settleFailure(generation, startedAt, error, isFailure)
-  }
+  const startedAt = callStart(breaker)
   let pending: PromiseLike<A>
   try {
     pending = fn(neverAborted)
   } catch (error) {
-    return Promise.reject(error).catch(failed)
+    return Promise.reject(unsafe.settleFailure(generation, startedAt, error, isFailure))
   }
-  return Promise.resolve(pending).then((value) => {
+  return settleWhenDone(unsafe, generation, startedAt, pending, isFailure)
+}
+
+// Durations are read only when something uses them (a time-based policy, slow calls, a listener).
+const callStart = (breaker: CircuitBreaker): number =>
+  !(breaker instanceof BreakerImpl) || breaker.timed ? breaker.unsafe.now() : NaN
+
+// One `then` with two small closures: the fewest allocations a Promise settled later allows.
+const settleWhenDone = <A>(
+  unsafe: CircuitBreaker["unsafe"],
+  generation: number,
+  startedAt: number,
+  pending: PromiseLike<A>,
+  isFailure: ((error: unknown) => boolean) | undefined
+): Promise<A> =>
+  Promise.resolve(pending).then((value) => {
     unsafe.settle(generation, startedAt, "success")
     return value
-  }, failed)
-}
+  }, (error) => {
+    throw unsafe.settleFailure(generation, startedAt, error, isFailure)
+  })
 
 // Handed to calls that cannot time out.
 const neverAborted = new AbortController().signal
@@ -122,5 +136,22 @@ export const wrapPromise = <Args extends ReadonlyArray<unknown>, A>(
   breaker: CircuitBreaker,
   fn: (...args: Args) => PromiseLike<A>,
   options?: FacadeOptions
-): (...args: Args) => Promise<A> =>
-(...args) => execute(breaker, () => fn(...args), options)
+): (...args: Args) => Promise<A> => {
+  const unsafe = breaker.unsafe
+  const isFailure = options?.isFailure
+  return (...args) => {
+    // With a `callTimeout` the call runs through the Effect runtime, which `execute` sets up.
+    if (unsafe.callTimeoutMillis !== undefined) return execute(breaker, () => fn(...args), options)
+    // The rest as in `execute`, without a closure per call.
+    const generation = unsafe.admit()
+    if (typeof generation !== "number") return Promise.reject(generation)
+    const startedAt = callStart(breaker)
+    let pending: PromiseLike<A>
+    try {
+      pending = fn(...args)
+    } catch (error) {
+      return Promise.reject(unsafe.settleFailure(generation, startedAt, error, isFailure))
+    }
+    return settleWhenDone(unsafe, generation, startedAt, pending, isFailure)
+  }
+}

@@ -8,8 +8,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Fleet } from "@neural-hive/fleet"
 import { Metrics } from "@neural-hive/observability"
-import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
-import { Effect, Exit, Layer } from "effect"
+import { CircuitBreaker, CircuitBreakerOptionsError, Registry, withBreaker } from "@neural-hive/resilience"
+import { Effect, Exit, Layer, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { eventually } from "../integration/eventually.ts"
@@ -305,16 +305,30 @@ describe("Fleet", () => {
       yield* eventually(a.fleet.status, (s) => s.connected, 5000)
     }))
 
-  it.effect("bad options fail with FleetOptionsError naming the option; a password never shows", () =>
+  it.effect("bad options fail with CircuitBreakerOptionsError (circuit fleet) naming the option; a password never shows", () =>
     Effect.gen(function*() {
       const group = yield* makeBad({ group: "a group with spaces" })
+      assert.instanceOf(group, CircuitBreakerOptionsError)
+      assert.strictEqual(group._tag, "CircuitBreakerOptionsError")
+      assert.strictEqual(group.circuit, "fleet")
       assert.strictEqual(group.option, "group")
+      assert.strictEqual(group.value, "a group with spaces")
       assert.include(group.message, "a group with spaces")
+      const pod = yield* makeBad({ pod: "" })
+      assert.deepStrictEqual([pod.circuit, pod.option, pod.value], ["fleet", "pod", ""])
       const url = yield* makeBad({ redis: "http://user:s3cret@host" })
       assert.strictEqual(url.option, "redis")
+      assert.strictEqual(url.value, "http://user:***@host")
       assert.notInclude(url.message, "s3cret")
+      // A URL too malformed for the redaction patterns loses everything before its '@'.
+      const malformed = yield* makeBad({ redis: Redacted.make("redis:/:s3cret@host") })
+      assert.strictEqual(malformed.option, "redis")
+      assert.notInclude(malformed.message, "s3cret")
+      assert.notInclude(String(malformed.value), "s3cret")
       const heartbeat = yield* makeBad({ heartbeat: -1 })
-      assert.strictEqual(heartbeat.option, "heartbeat")
+      assert.deepStrictEqual([heartbeat.circuit, heartbeat.option, heartbeat.value], ["fleet", "heartbeat", -1])
+      const lease = yield* makeBad({ lease: "soon" as never })
+      assert.strictEqual(lease.option, "lease")
     }).pipe(Effect.scoped))
 
   it.live("shared counts: failures spread over the replicas open the fleet at failMax in total; local counts do not", () =>

@@ -347,10 +347,20 @@ describe("Fleet", () => {
         (pod) => replica(server.endpoint, group, pod, undefined, true)
       )
       dep.state.reached = 0
+      const key = `nh:fleet:${group}:kafka_producer`
+      const stored = Effect.promise(() => Promise.all([admin.hvals(`${key}:counts`), admin.exists(`${key}:state`)]))
       // One failure per replica, round after round, as a balanced load does, until every replica refuses.
       for (let round = 0; !(yield* states(shared)).every((x) => x === "Open"); round++) {
         for (const r of shared) yield* fail(r)
-        yield* Effect.sleep("20 millis")
+        // Counts are reported off the call path: the next round waits for Redis to hold them (or for the fleet's
+        // opening to reach every replica), so a loaded machine cannot let a round through on stale counts.
+        const [counts, opened] = yield* eventually(
+          stored,
+          ([counts, opened]) => opened === 1 || counts.reduce((sum, n) => sum + Number(n), 0) === dep.state.reached,
+          5000
+        )
+        if (opened === 1) yield* eventually(states(shared), (s) => s.every((x) => x === "Open"), 5000)
+        else assert.strictEqual(counts.length, shared.length, "every replica reports its count")
         assert.isBelow(round, 100, "the fleet never opened")
       }
       assert.isAtMost(dep.state.reached, FAIL_MAX + shared.length - 1)

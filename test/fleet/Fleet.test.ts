@@ -8,8 +8,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Fleet } from "@neural-hive/fleet"
 import { Metrics } from "@neural-hive/observability"
-import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
-import { Effect, Exit, Layer } from "effect"
+import { CircuitBreaker, CircuitBreakerOptionsError, Registry, withBreaker } from "@neural-hive/resilience"
+import { Effect, Exit, Layer, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { eventually } from "../integration/eventually.ts"
@@ -305,16 +305,30 @@ describe("Fleet", () => {
       yield* eventually(a.fleet.status, (s) => s.connected, 5000)
     }))
 
-  it.effect("bad options fail with FleetOptionsError naming the option; a password never shows", () =>
+  it.effect("bad options fail with CircuitBreakerOptionsError (circuit fleet) naming the option; a password never shows", () =>
     Effect.gen(function*() {
       const group = yield* makeBad({ group: "a group with spaces" })
+      assert.instanceOf(group, CircuitBreakerOptionsError)
+      assert.strictEqual(group._tag, "CircuitBreakerOptionsError")
+      assert.strictEqual(group.circuit, "fleet")
       assert.strictEqual(group.option, "group")
+      assert.strictEqual(group.value, "a group with spaces")
       assert.include(group.message, "a group with spaces")
+      const pod = yield* makeBad({ pod: "" })
+      assert.deepStrictEqual([pod.circuit, pod.option, pod.value], ["fleet", "pod", ""])
       const url = yield* makeBad({ redis: "http://user:s3cret@host" })
       assert.strictEqual(url.option, "redis")
+      assert.strictEqual(url.value, "http://user:***@host")
       assert.notInclude(url.message, "s3cret")
+      // A URL too malformed for the redaction patterns loses everything before its '@'.
+      const malformed = yield* makeBad({ redis: Redacted.make("redis:/:s3cret@host") })
+      assert.strictEqual(malformed.option, "redis")
+      assert.notInclude(malformed.message, "s3cret")
+      assert.notInclude(String(malformed.value), "s3cret")
       const heartbeat = yield* makeBad({ heartbeat: -1 })
-      assert.strictEqual(heartbeat.option, "heartbeat")
+      assert.deepStrictEqual([heartbeat.circuit, heartbeat.option, heartbeat.value], ["fleet", "heartbeat", -1])
+      const lease = yield* makeBad({ lease: "soon" as never })
+      assert.strictEqual(lease.option, "lease")
     }).pipe(Effect.scoped))
 
   it.live("shared counts: failures spread over the replicas open the fleet at failMax in total; local counts do not", () =>
@@ -333,10 +347,20 @@ describe("Fleet", () => {
         (pod) => replica(server.endpoint, group, pod, undefined, true)
       )
       dep.state.reached = 0
+      const key = `nh:fleet:${group}:kafka_producer`
+      const stored = Effect.promise(() => Promise.all([admin.hvals(`${key}:counts`), admin.exists(`${key}:state`)]))
       // One failure per replica, round after round, as a balanced load does, until every replica refuses.
       for (let round = 0; !(yield* states(shared)).every((x) => x === "Open"); round++) {
         for (const r of shared) yield* fail(r)
-        yield* Effect.sleep("20 millis")
+        // Counts are reported off the call path: the next round waits for Redis to hold them (or for the fleet's
+        // opening to reach every replica), so a loaded machine cannot let a round through on stale counts.
+        const [counts, opened] = yield* eventually(
+          stored,
+          ([counts, opened]) => opened === 1 || counts.reduce((sum, n) => sum + Number(n), 0) === dep.state.reached,
+          5000
+        )
+        if (opened === 1) yield* eventually(states(shared), (s) => s.every((x) => x === "Open"), 5000)
+        else assert.strictEqual(counts.length, shared.length, "every replica reports its count")
         assert.isBelow(round, 100, "the fleet never opened")
       }
       assert.isAtMost(dep.state.reached, FAIL_MAX + shared.length - 1)

@@ -7,7 +7,7 @@ import { MongoStore } from "@neural-hive/mongodb"
 import { type Http, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
 import { Outbox, OutboxMetrics } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
-import { Registry } from "@neural-hive/resilience"
+import { type CircuitBreakerOptionsError, Registry } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
@@ -48,7 +48,7 @@ export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray
 ]
 
 /** Opt-in (`FLEET_REDIS_URL`): the breakers act as one across the replicas of the group; off, nothing changes. */
-export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, Fleet.FleetOptionsError, Registry.Registry> =>
+export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, CircuitBreakerOptionsError, Registry.Registry> =>
   config.fleet === undefined
     ? Layer.empty
     : Fleet.layer({

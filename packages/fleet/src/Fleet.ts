@@ -40,21 +40,27 @@
  * @since 0.1.0
  */
 import { Metrics, ServiceName } from "@neural-hive/observability"
-import { CircuitBreaker, Machine, redact, Registry, type TripPolicy } from "@neural-hive/resilience"
+import {
+  CircuitBreaker,
+  type CircuitBreakerOptionsError,
+  Machine,
+  redact,
+  Registry,
+  type TripPolicy
+} from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
-import { Redis, type RedisOptions } from "ioredis"
-import { hostname } from "node:os"
 import * as Prometheus from "prom-client"
+import * as Circuit from "./internal/circuit.ts"
+import * as Connections from "./internal/connections.ts"
+import * as internalOptions from "./internal/options.ts"
 import * as Scripts from "./internal/scripts.ts"
 
 // -----------------------------------------------------------------------------
@@ -62,21 +68,14 @@ import * as Scripts from "./internal/scripts.ts"
 // -----------------------------------------------------------------------------
 
 /**
- * A bad fleet option, naming the option, the value and what is allowed.
+ * Bad fleet options fail with the `CircuitBreakerOptionsError` of every package
+ * (circuit `"fleet"`), naming the option, the value and what is allowed.
  *
+ * @deprecated Use `CircuitBreakerOptionsError` from `@neural-hive/resilience`.
  * @since 0.1.0
  * @category errors
  */
-export class FleetOptionsError extends Data.TaggedError("FleetOptionsError")<{
-  readonly option: string
-  readonly value: unknown
-  readonly expected: string
-}> {
-  override get message(): string {
-    const value = typeof this.value === "string" ? JSON.stringify(this.value) : String(this.value)
-    return `fleet: option ${this.option} is ${value}, expected ${this.expected}`
-  }
-}
+export type FleetOptionsError = CircuitBreakerOptionsError
 
 // -----------------------------------------------------------------------------
 // models
@@ -158,29 +157,6 @@ export const names = { connected: "circuit_breaker_fleet_connected" } as const
 // constructors
 // -----------------------------------------------------------------------------
 
-const GROUP = /^[A-Za-z0-9_.:-]{1,64}$/
-
-interface Circuit {
-  readonly breaker: CircuitBreaker.CircuitBreaker
-  readonly stateKey: string
-  readonly leaseKey: string
-  readonly countsKey: string
-  /** The consecutive count last reported to the shared count. */
-  reported: number
-  /** The fleet epoch last adopted. */
-  epoch: number
-  /** When the fleet's open period ends, in this replica's Clock milliseconds (NaN: no open period). */
-  fleetUntil: number
-  /** The lease loop of the current open period. */
-  loop: Fiber.Fiber<void> | undefined
-  /** Set while the fleet applies a decision, so the listener does not publish it back. */
-  applying: boolean
-  /** A local decision that could not be published (Redis down): reconciled on reconnection. */
-  dirty: boolean
-}
-
-type Rule = "trip" | "probe" | "admin"
-
 /**
  * Joins the fleet: every breaker of the `Registry`, now and later, shares its
  * trips, probes and admin actions with the replicas of `group`. Starts even when
@@ -191,10 +167,9 @@ type Rule = "trip" | "probe" | "admin"
  */
 export const make: (
   options: Options
-) => Effect.Effect<Fleet["Service"], FleetOptionsError, Registry.Registry | Scope.Scope> = Effect.fnUntraced(
+) => Effect.Effect<Fleet["Service"], CircuitBreakerOptionsError, Registry.Registry | Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
-    const settings = yield* validate(options)
-    const { countInterval, group, heartbeat, hold, lease, pod, timeout } = settings
+    const { countInterval, group, heartbeat, hold, lease, pod, timeout, url } = yield* internalOptions.validate(options)
     const prefix = `${options.keyPrefix ?? "nh:fleet"}:${group}`
     const channel = prefix
     const registry = yield* Registry.Registry
@@ -204,7 +179,7 @@ export const make: (
     const run = Effect.runForkWith(context)
     const now = () => clock.currentTimeMillisUnsafe()
     const scope = yield* Effect.scope
-    const circuits = new Map<string, Circuit>()
+    const circuits = new Map<string, Circuit.Circuit>()
     let connected = false
     let closed = false
 
@@ -224,23 +199,8 @@ export const make: (
       gauge.set({ service, group }, 0)
     }
 
-    const url = Redacted.isRedacted(options.redis) ? Redacted.value(options.redis) : options.redis
-    const clientOptions: RedisOptions = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      commandTimeout: timeout,
-      connectTimeout: Math.max(timeout, 1000),
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000)
-    }
     // A dedicated pair: the protected redis_client's connection must never carry the fleet's traffic, nor wait on it.
-    const client = new Redis(url, clientOptions)
-    const subscriber = new Redis(url, {
-      ...clientOptions,
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      commandTimeout: undefined
-    })
+    const { client, subscriber } = Connections.make(url, timeout)
     // ioredis emits `error` on every failed (re)connection; without a listener Node would crash the process.
     const onError = (error: Error) =>
       run(Effect.logDebug("fleet_redis_error").pipe(Effect.annotateLogs({ group, pod, error: redact(error.message) })))
@@ -257,51 +217,37 @@ export const make: (
 
     // --- applying the fleet's decisions ---------------------------------------
 
-    const stopLoop = (c: Circuit) => {
-      c.loop?.interruptUnsafe()
-      c.loop = undefined
-    }
-
-    const adopt = (c: Circuit, decision: CircuitBreaker.RemoteDecision) => {
-      c.applying = true
-      try {
-        return c.breaker.unsafe.adopt(decision)
-      } finally {
-        c.applying = false
-      }
-    }
-
     /** Adopts `answer` when it is newer than what this replica knows (fencing by epoch). */
     const apply = (answer: Scripts.Answer): void => {
       const c = circuits.get(answer.circuit)
       if (c === undefined || answer.epoch <= c.epoch || closed) return
       c.epoch = answer.epoch
-      stopLoop(c)
+      Circuit.stopLoop(c)
       switch (answer.kind) {
         case "open": {
           c.fleetUntil = now() + answer.remaining
           // Held past the fleet's period while this replica asks for the lease; the lease decides who probes.
-          adopt(c, { _tag: "Open", remainingMillis: answer.remaining + hold, openings: answer.openings })
+          Circuit.adopt(c, { _tag: "Open", remainingMillis: answer.remaining + hold, openings: answer.openings })
           c.loop = run(Effect.andThen(Effect.sleep(answer.remaining), leaseLoop(c, answer.epoch)))
           return
         }
         case "closed":
           c.fleetUntil = NaN
-          adopt(c, { _tag: "Closed" })
+          Circuit.adopt(c, { _tag: "Closed" })
           return
         case "forced":
           c.fleetUntil = NaN
-          adopt(c, { _tag: "ForcedOpen" })
+          Circuit.adopt(c, { _tag: "ForcedOpen" })
           return
         case "disabled":
           c.fleetUntil = NaN
-          adopt(c, { _tag: "Disabled" })
+          Circuit.adopt(c, { _tag: "Disabled" })
           return
       }
     }
 
     /** At the end of the open period: one replica wins the lease and probes; the others hold until the outcome. */
-    const leaseLoop = (c: Circuit, epoch: number): Effect.Effect<void> =>
+    const leaseLoop = (c: Circuit.Circuit, epoch: number): Effect.Effect<void> =>
       Effect.suspend(() => {
         // Only a breaker holding the fleet's opening asks for the probe (not one forced open or disabled here).
         const local = c.breaker.unsafe.phase()
@@ -311,14 +257,14 @@ export const make: (
           Effect.flatMap((won) => {
             if (c.epoch !== epoch) return Effect.void
             if (won === "OK") {
-              adopt(c, { _tag: "HalfOpen" })
+              Circuit.adopt(c, { _tag: "HalfOpen" })
               return renewLoop(c, epoch, holder, now())
             }
             return command("PTTL", () => client.pttl(c.leaseKey)).pipe(
               Effect.flatMap((ttl) => {
                 if (c.epoch !== epoch) return Effect.void
                 const wait = Math.max(ttl, 50)
-                adopt(c, { _tag: "Open", remainingMillis: wait + hold, openings: openingsOf(c) })
+                Circuit.adopt(c, { _tag: "Open", remainingMillis: wait + hold, openings: Circuit.openings(c) })
                 return Effect.andThen(Effect.sleep(wait), leaseLoop(c, epoch))
               })
             )
@@ -329,7 +275,7 @@ export const make: (
       })
 
     /** Renews the lease while this replica's probe runs; an idle winner gives the turn back. */
-    const renewLoop = (c: Circuit, epoch: number, holder: string, since: number): Effect.Effect<void> =>
+    const renewLoop = (c: Circuit.Circuit, epoch: number, holder: string, since: number): Effect.Effect<void> =>
       Effect.andThen(
         Effect.sleep(Math.max(Math.floor(lease / 3), 10)),
         Effect.suspend(() => {
@@ -338,7 +284,7 @@ export const make: (
           const idle = phase.admitted === 0 && now() - since >= lease
           if (idle) {
             // No call and no probe took the permit for a whole lease: hold again and let another replica try.
-            adopt(c, { _tag: "Open", remainingMillis: lease + hold, openings: phase.openings })
+            Circuit.adopt(c, { _tag: "Open", remainingMillis: lease + hold, openings: phase.openings })
             return Effect.andThen(Effect.sleep(lease), leaseLoop(c, epoch))
           }
           return command("RENEW", () => client.eval(Scripts.renew, 1, c.leaseKey, holder, lease)).pipe(
@@ -348,14 +294,15 @@ export const make: (
         })
       )
 
-    const openingsOf = (c: Circuit): number => {
-      const phase = c.breaker.unsafe.phase()
-      return phase._tag === "Closed" ? 0 : phase.openings
-    }
-
     // --- publishing this replica's decisions ------------------------------------
 
-    const decide = (c: Circuit, rule: Rule, kind: Scripts.Answer["kind"], duration: number, openings: number) =>
+    const decide = (
+      c: Circuit.Circuit,
+      rule: Circuit.Rule,
+      kind: Scripts.Answer["kind"],
+      duration: number,
+      openings: number
+    ) =>
       command(
         "DECIDE",
         () =>
@@ -390,7 +337,7 @@ export const make: (
         )
       )
 
-    const onTransition = (c: Circuit) => (transition: CircuitBreaker.Transition): void => {
+    const onTransition = (c: Circuit.Circuit) => (transition: CircuitBreaker.Transition): void => {
       if (c.applying || transition.reason === "Remote" || closed) return
       if (!connected) {
         if (transition.reason !== "OpenElapsed") c.dirty = true
@@ -407,7 +354,7 @@ export const make: (
           run(decide(c, "probe", "closed", 0, 0))
           return
         case "ForcedOpen":
-          run(decide(c, "admin", "forced", 0, openingsOf(c)))
+          run(decide(c, "admin", "forced", 0, Circuit.openings(c)))
           return
         case "Disabled":
           run(decide(c, "admin", "disabled", 0, 0))
@@ -423,7 +370,7 @@ export const make: (
     // --- connection state -------------------------------------------------------
 
     /** Reads the stored state, adopts it when newer, and publishes what this replica decided while apart. */
-    const reconcile = (c: Circuit): Effect.Effect<void> =>
+    const reconcile = (c: Circuit.Circuit): Effect.Effect<void> =>
       command("READ", () => client.eval(Scripts.read, 1, c.stateKey, c.breaker.name)).pipe(
         Effect.flatMap((reply) =>
           Effect.suspend(() => {
@@ -456,10 +403,14 @@ export const make: (
         if (!up) {
           // Back to local breakers: no hold past the fleet's own period, no lease loop.
           for (const c of circuits.values()) {
-            stopLoop(c)
+            Circuit.stopLoop(c)
             const phase = c.breaker.unsafe.phase()
             if (phase._tag === "Open" && phase.mode === "Normal" && !Number.isNaN(c.fleetUntil)) {
-              adopt(c, { _tag: "Open", remainingMillis: Math.max(0, c.fleetUntil - now()), openings: phase.openings })
+              Circuit.adopt(c, {
+                _tag: "Open",
+                remainingMillis: Math.max(0, c.fleetUntil - now()),
+                openings: phase.openings
+              })
             }
           }
           return Effect.logWarning("circuit_breaker_fleet_disconnected").pipe(
@@ -489,7 +440,7 @@ export const make: (
     subscriber.on("close", onClose)
 
     // The shared count: each replica reads its breakers' consecutive counts off the call path and reports changes.
-    const report = (c: Circuit): Effect.Effect<void> => {
+    const report = (c: Circuit.Circuit): Effect.Effect<void> => {
       const policy = c.breaker.unsafe.settings().policy
       const phase = c.breaker.unsafe.phase()
       if (policy._tag !== "Consecutive" || phase._tag !== "Closed" || phase.mode !== "Normal") {
@@ -546,7 +497,7 @@ export const make: (
         Effect.sync(() => {
           closed = true
           for (const fiber of fibers) fiber?.interruptUnsafe()
-          for (const c of circuits.values()) stopLoop(c)
+          for (const c of circuits.values()) Circuit.stopLoop(c)
           gauge?.remove({ service, group })
           client.disconnect()
           subscriber.disconnect()
@@ -554,18 +505,7 @@ export const make: (
     )
 
     yield* registry.onRegister((breaker) => {
-      const c: Circuit = {
-        breaker,
-        stateKey: `${prefix}:${breaker.name}:state`,
-        leaseKey: `${prefix}:${breaker.name}:lease`,
-        countsKey: `${prefix}:${breaker.name}:counts`,
-        reported: 0,
-        epoch: 0,
-        fleetUntil: NaN,
-        loop: undefined,
-        applying: false,
-        dirty: false
-      }
+      const c = Circuit.make(breaker, prefix)
       circuits.set(breaker.name, c)
       // One scope per breaker, closed when it leaves the registry or the fleet stops.
       const listening = Scope.forkUnsafe(scope)
@@ -573,7 +513,7 @@ export const make: (
       if (connected) run(reconcile(c))
       return () => {
         Effect.runSync(Scope.close(listening, Exit.void))
-        stopLoop(c)
+        Circuit.stopLoop(c)
         circuits.delete(breaker.name)
       }
     })
@@ -594,7 +534,7 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Fleet, FleetOptionsError, Registry.Registry> =>
+export const layer = (options: Options): Layer.Layer<Fleet, CircuitBreakerOptionsError, Registry.Registry> =>
   Layer.effect(Fleet, make(options))
 
 /**
@@ -605,51 +545,5 @@ export const layer = (options: Options): Layer.Layer<Fleet, FleetOptionsError, R
  */
 export const layerConfig = (
   options: Config.Wrap<Options>
-): Layer.Layer<Fleet, FleetOptionsError | Config.ConfigError, Registry.Registry> =>
+): Layer.Layer<Fleet, CircuitBreakerOptionsError | Config.ConfigError, Registry.Registry> =>
   Layer.effect(Fleet, Effect.flatMap(Config.unwrap(options), make))
-
-// -----------------------------------------------------------------------------
-// validation
-// -----------------------------------------------------------------------------
-
-const duration = (option: string, input: Options["heartbeat"], fallback: number) =>
-  CircuitBreaker.durationOption("fleet", option, input, fallback).pipe(
-    Effect.mapError((e) => new FleetOptionsError({ option, value: e.value, expected: e.expected }))
-  )
-
-const validate = (options: Options) =>
-  Effect.gen(function*() {
-    if (typeof options.group !== "string" || !GROUP.test(options.group)) {
-      return yield* new FleetOptionsError({
-        option: "group",
-        value: options.group,
-        expected: "1-64 characters of letters, digits, _ . : -"
-      })
-    }
-    const pod = options.pod ?? hostname()
-    if (typeof pod !== "string" || !GROUP.test(pod)) {
-      return yield* new FleetOptionsError({
-        option: "pod",
-        value: pod,
-        expected: "1-64 characters of letters, digits, _ . : -"
-      })
-    }
-    const url = Redacted.isRedacted(options.redis) ? Redacted.value(options.redis) : options.redis
-    if (typeof url !== "string" || !/^rediss?:\/\/[^\s]+$/.test(url)) {
-      // The value may hold a password: it is not repeated.
-      return yield* new FleetOptionsError({
-        option: "redis",
-        value: "<redacted>",
-        expected: "a redis://[:password@]host:port[/db] URL"
-      })
-    }
-    return {
-      group: options.group,
-      pod,
-      heartbeat: yield* duration("heartbeat", options.heartbeat, 500),
-      timeout: yield* duration("timeout", options.timeout, 1000),
-      lease: yield* duration("lease", options.lease, 5000),
-      hold: yield* duration("hold", options.hold, 2000),
-      countInterval: yield* duration("countInterval", options.countInterval, 10)
-    }
-  })

@@ -3,7 +3,7 @@
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
+import { HttpMetrics, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
 import { Registry, ResilienceConfig } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
@@ -54,6 +54,13 @@ export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Set
     Layer.provideMerge(TransitionLog.layer({ service: config.service })),
     // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
     Layer.provideMerge(Tracing.layer),
+    // Request durations per route, and the process's CPU, memory, GC and event-loop metrics.
+    Layer.provideMerge(
+      Layer.merge(
+        HttpMetrics.layer({ service: config.service }),
+        Metrics.layerDefaultMetrics({ service: config.service })
+      )
+    ),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
     Layer.provideMerge(Registry.layer)
   )

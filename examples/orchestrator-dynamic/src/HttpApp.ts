@@ -6,12 +6,13 @@
  * - `POST /faults/{kafka|temporal|redis|mongodb}/{up|down|slow}`: the embedded
  *   mode's fault switch (absent with real servers);
  * - everything of `@neural-hive/observability`: `/health`, `/live`, `/metrics`,
- *   and the admin routes when an admin token is configured.
+ *   and the admin routes when an admin token is configured;
+ * - `GET /` (or `/status`): the live breaker board, fed by `/events` (`Board`).
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Http, Metrics } from "@neural-hive/observability"
+import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import type { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
-import { ByteSize, Effect, Layer, Option, type Redacted } from "effect"
+import { ByteSize, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
   HttpIncomingMessage,
   HttpServer,
@@ -56,13 +57,15 @@ export const makeApp = (options: {
   readonly service: string
   readonly admin?: Redacted.Redacted<string> | undefined
   readonly faultSwitch?: boolean | undefined
-}): Effect.Effect<App, never, CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator> =>
+}): Effect.Effect<App, never, CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Scope.Scope> =>
   Effect.gen(function*() {
     const observability = yield* Http.makeApp({
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin } })
     })
     const orchestrator = yield* Orchestrator
+    // The live board: GET / (or /status) and its event stream /events.
+    const board = yield* Board.make({ service: options.service })
     const faults = options.faultSwitch === true ? yield* Effect.serviceOption(Faults) : Option.none()
 
     const plans = (request: HttpServerRequest.HttpServerRequest) =>
@@ -97,6 +100,8 @@ export const makeApp = (options: {
 
     return HttpServerRequest.HttpServerRequest.use((request) => {
       const path = pathOf(request.url)
+      const boardResponse = board.handle(request, path)
+      if (boardResponse !== undefined) return boardResponse
       if (path === "/plans") return plans(request)
       if (path.startsWith("/faults/") || path === "/faults") {
         return path === "/faults" && Option.isSome(faults) && request.method === "GET"
@@ -119,9 +124,10 @@ export const layer = (options: {
   HttpServerError.ServeError,
   CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator
 > =>
-  Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
-    Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {
-      port: options.port,
-      host: options.host
-    }))
-  )
+  Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
+    .pipe(
+      Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {
+        port: options.port,
+        host: options.host
+      }))
+    )

@@ -100,6 +100,41 @@ const fromBreaker = (error: CircuitBreakerError): StepReport => rejected(error)
 
 const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
 
+/** How a plan ended, as its log line says: `plan_accepted`, `plan_queued`, `plan_refused` or `plan_failed`. */
+export type Outcome = "accepted" | "queued" | "refused" | "failed"
+
+/** The outcome of a report, the step that stopped it and why (a bounded class, never a raw message). */
+export const outcomeOf = (report: PlanReport): {
+  readonly outcome: Outcome
+  readonly failedStep: string | null
+  readonly reasonClass: string | null
+  readonly circuit: string | null
+} => {
+  if (report.accepted) return { outcome: "accepted", failedStep: null, reasonClass: null, circuit: null }
+  for (const [step, result] of Object.entries(report.steps)) {
+    if (result.status === "rejected") {
+      return { outcome: "refused", failedStep: step, reasonClass: "circuit_open", circuit: result.circuit }
+    }
+    if (result.status === "failed") {
+      return { outcome: "failed", failedStep: step, reasonClass: result.reason, circuit: null }
+    }
+  }
+  return { outcome: "failed", failedStep: null, reasonClass: "unknown", circuit: null }
+}
+
+/** One line per plan, whichever step ended it: INFO when accepted or queued, WARNING otherwise. */
+const logOutcome = (report: PlanReport) => {
+  const { circuit, failedStep, outcome, reasonClass } = outcomeOf(report)
+  const log = outcome === "accepted" || outcome === "queued" ? Effect.logInfo : Effect.logWarning
+  return log(`plan_${outcome}`).pipe(Effect.annotateLogs({
+    logger: "orchestrator",
+    plan_id: report.planId,
+    ticket_id: report.ticketId,
+    ...(failedStep === null ? {} : { failed_step: failedStep, reason_class: reasonClass }),
+    ...(circuit === null ? {} : { circuit })
+  }))
+}
+
 export class Orchestrator extends Context.Service<Orchestrator, {
   readonly submit: (plan: Plan) => Effect.Effect<PlanReport>
 }>()("@neural-hive/example-orchestrator-dynamic/Orchestrator") {
@@ -184,12 +219,8 @@ export class Orchestrator extends Context.Service<Orchestrator, {
             Effect.catchTag("KafkaError", (e) => Effect.succeed(failed(e))),
             Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
           )
-          const result = report(workflow, persistence, published)
-          yield* (result.accepted ? Effect.logInfo : Effect.logWarning)("plan_processed").pipe(
-            Effect.annotateLogs({ plan_id: plan.id, ticket_id: ticketId, accepted: result.accepted })
-          )
-          return result
-        })
+          return report(workflow, persistence, published)
+        }, Effect.tap(logOutcome))
 
         return Orchestrator.of({ submit })
       })

@@ -44,6 +44,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as NodeHttp from "node:http"
+import * as HttpMetrics from "./HttpMetrics.ts"
 import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
 import { PrometheusRegistry } from "./Metrics.ts"
 import { ServiceName } from "./ServiceName.ts"
@@ -259,12 +260,13 @@ export const makeApp: (
 export const layer = (
   options?: Options
 ): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, CircuitBreaker.Registry | PrometheusRegistry> =>
-  Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
-    Layer.provideMerge(NodeHttpServer.layerServer(() => makeNodeServer(options), {
-      port: options?.port ?? DEFAULT_PORT,
-      ...(options?.host === undefined ? {} : { host: options.host })
-    }))
-  )
+  Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
+    .pipe(
+      Layer.provideMerge(NodeHttpServer.layerServer(() => makeNodeServer(options), {
+        port: options?.port ?? DEFAULT_PORT,
+        ...(options?.host === undefined ? {} : { host: options.host })
+      }))
+    )
 
 /**
  * `layer` with options read from `Config`, e.g.

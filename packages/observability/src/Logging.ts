@@ -33,6 +33,7 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Formatter from "effect/Formatter"
 import * as Inspectable from "effect/Inspectable"
 import * as Layer from "effect/Layer"
@@ -145,9 +146,15 @@ export const formatJson = (options?: Options): Logger.Logger<unknown, string> =>
 export const logger = (options?: Options): Logger.Logger<unknown, void> => Logger.withConsoleLog(formatJson(options))
 
 /**
- * Replaces the program's loggers with `logger(options)`.
+ * Replaces the program's loggers with `logger(options)`; without a `logger`
+ * option, the `ServiceName` where the layer is built names the lines.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<never> => Logger.layer([logger(options)])
+export const layer = (options?: Options): Layer.Layer<never> =>
+  Logger.layer([
+    options?.logger === undefined
+      ? Effect.map(Effect.service(ServiceName), (service) => logger({ logger: service }))
+      : Effect.succeed(logger(options))
+  ])

@@ -56,13 +56,13 @@ describe("breaker board in Chromium", () => {
         assert.notInclude(csp, "unsafe-inline")
         await page.waitForSelector(`[data-circuit="kafka_producer"][data-state="closed"]`, { timeout: 10_000 })
         assert.deepStrictEqual(
-          await page.$$eval("[data-circuit]", (cards) => cards.map((c) => (c as HTMLElement).dataset["circuit"])),
+          await page.$$eval("[data-circuit]", (cards) => cards.map((c) => c.getAttribute("data-circuit"))),
           ["kafka_producer", "mongodb_client", "redis_client", "temporal_client"]
         )
         // Read-only until a token is typed: no admin button is visible.
         assert.isFalse(await page.isVisible(`[data-circuit="kafka_producer"] button[data-action="reset"]`))
         await page.evaluate(() => {
-          ;(window as unknown as { marker: number }).marker = 42
+          ;(globalThis as unknown as { marker: number }).marker = 42
         })
 
         assert.strictEqual((await post(service, "/faults/kafka/down")).status, 200)
@@ -86,7 +86,7 @@ describe("breaker board in Chromium", () => {
         await page.click(`[data-circuit="kafka_producer"] button[data-action="reset"]`)
         await page.waitForSelector(`[data-circuit="kafka_producer"][data-state="closed"]`, { timeout: 1_000 })
         assert.include(await page.textContent(`[data-circuit="kafka_producer"]`), "reset")
-        assert.strictEqual(await page.evaluate(() => (window as unknown as { marker: number }).marker), 42)
+        assert.strictEqual(await page.evaluate(() => (globalThis as unknown as { marker: number }).marker), 42)
         assert.deepStrictEqual(problems, [])
         // Self-contained: every request stayed on the service's own origin.
         for (const url of requests) assert.isTrue(url.startsWith(service.url), url)

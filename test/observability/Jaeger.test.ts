@@ -96,7 +96,7 @@ describe("OpenTelemetry export to Jaeger", () => {
       }
       for (
         const [circuit, operation] of [
-          ["redis_client", "RedisCache.get"],
+          ["redis_client", "RedisCache.GET"],
           ["temporal_client", "TemporalClient.startWorkflow"],
           ["mongodb_client", "MongoStore.insertOne"],
           ["kafka_producer", "KafkaProducer.send"]

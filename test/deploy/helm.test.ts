@@ -93,7 +93,7 @@ describe("Helm chart", () => {
 
   it("renders a hardened Deployment: replicas, probes on /live and /ready, resources, non-root, read-only root", () => {
     const manifests = render()
-    expect(manifests.map((m) => m.kind).sort()).toEqual([
+    expect(manifests.map((m) => m.kind).toSorted()).toEqual([
       "ConfigMap",
       "ConfigMap",
       "Deployment",

@@ -60,7 +60,8 @@ describe("OpenTelemetry export to Jaeger", () => {
         signal: AbortSignal.timeout(30_000)
       })
       assert.strictEqual(response.status, 202, await response.text())
-      assert.strictEqual(await service.stop(), 0)
+      // SIGTERM interrupts the program (exit 130 under NodeRuntime.runMain), never a SIGKILL after the grace period.
+      assert.include([0, 130], await service.stop())
 
       const lines = service.lines()
       const accepted = lines.find((l) => l["event"] === "plan_accepted" && l["plan_id"] === planId)

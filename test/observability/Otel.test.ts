@@ -14,6 +14,12 @@ const error = (env: Record<string, string>) => {
   return result._tag === "Error" ? result.message : ""
 }
 
+const build = (env: Record<string, string>) =>
+  Layer.build(Otel.layerConfig).pipe(
+    Effect.scoped,
+    Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))
+  )
+
 describe("Otel", () => {
   it("is off without an endpoint, or when disabled", () => {
     assert.isTrue(Option.isNone(settings({})))
@@ -103,11 +109,6 @@ describe("Otel", () => {
 
   it.effect("layerConfig reads the ConfigProvider: nothing without an endpoint, a ConfigError naming the variable", () =>
     Effect.gen(function*() {
-      const build = (env: Record<string, string>) =>
-        Layer.build(Otel.layerConfig).pipe(
-          Effect.scoped,
-          Effect.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env })))
-        )
       yield* build({})
       const failure = yield* Effect.flip(build({ OTEL_EXPORTER_OTLP_ENDPOINT: "not a url" }))
       assert.include(String(failure), "OTEL_EXPORTER_OTLP_ENDPOINT")

@@ -142,7 +142,6 @@ export const parse = (
     const value = env[name]?.trim()
     return value === undefined || value === "" ? undefined : value
   }
-  const fail = (message: string) => ({ _tag: "Error" as const, message })
   const off = { _tag: "Ok" as const, settings: Option.none<Settings>() }
 
   if (get("OTEL_SDK_DISABLED")?.toLowerCase() === "true") return off
@@ -266,6 +265,8 @@ export const makeSampler = (settings: Pick<Settings, "sampler" | "samplerRatio">
       return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.samplerRatio) })
   }
 }
+
+const fail = (message: string) => ({ _tag: "Error" as const, message })
 
 /** Every variable `config` reads. */
 const variables = [

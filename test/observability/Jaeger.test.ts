@@ -53,13 +53,21 @@ describe("OpenTelemetry export to Jaeger", () => {
         OTEL_BSP_SCHEDULE_DELAY: "60000"
       }, 90_000)
       const planId = `otel-${Date.now()}`
-      const response = await fetch(`${service.url}/plans`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ id: planId, steps: ["plan", "execute"] }),
-        signal: AbortSignal.timeout(30_000)
-      })
-      assert.strictEqual(response.status, 202, await response.text())
+      // Kafka creates the topic on the first send and may answer UnknownTopic until its leader is elected:
+      // the plan is retried as a client would (a retried plan is idempotent), and the accepted one is traced.
+      let status = 0
+      for (let attempt = 0; attempt < 20 && status !== 202; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 500))
+        const response = await fetch(`${service.url}/plans`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ id: planId, steps: ["plan", "execute"] }),
+          signal: AbortSignal.timeout(30_000)
+        })
+        status = response.status
+        await response.text()
+      }
+      assert.strictEqual(status, 202)
       // SIGTERM interrupts the program (exit 130 under NodeRuntime.runMain), never a SIGKILL after the grace period.
       assert.include([0, 130], await service.stop())
 
@@ -70,7 +78,7 @@ describe("OpenTelemetry export to Jaeger", () => {
 
       let trace: JaegerTrace | undefined
       for (let attempt = 0; attempt < 50 && trace === undefined; attempt++) {
-        const found = await fetch(`${jaeger.queryUrl}/api/traces?service=${SERVICE}&limit=50&lookback=1h`)
+        const found = await fetch(`${jaeger.queryUrl}/api/traces/${String(accepted!["trace_id"])}`)
         const body = await found.json() as { readonly data: ReadonlyArray<JaegerTrace> | null }
         trace = (body.data ?? []).find((t) =>
           t.spans.some((s) => s.operationName === "Orchestrator.submit" && tag(s, "plan.id") === planId)
@@ -110,7 +118,8 @@ describe("OpenTelemetry export to Jaeger", () => {
         )
         for (const span of annotated) {
           assert.strictEqual(tag(span, "circuit_breaker.state"), "closed")
-          assert.strictEqual(tag(span, "circuit_breaker.result"), "success")
+          // A retried plan finds its workflow started and its ticket stored: caller errors, ignored by the breaker.
+          assert.include(["success", "ignored"], tag(span, "circuit_breaker.result"))
           assert.oneOf(tag(span, "span.kind"), ["client", "producer"])
         }
       }

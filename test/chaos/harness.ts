@@ -16,7 +16,7 @@
  */
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
-import { ResilienceConfig } from "@neural-hive/resilience"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { Context, Effect, Exit, Layer, Logger, Redacted, Scope } from "effect"
 import { HttpServer } from "effect/http"
 import { Kafka, logLevel } from "kafkajs"
@@ -502,7 +502,7 @@ interface FaultSpec {
  * upstream one (MongoDB) tripping while it is still out.
  */
 const schedule = (
-  settings: ResilienceConfig.Settings,
+  settings: OrchestratorConfig.Settings,
   cuts: { timer: NodeJS.Timeout | undefined }
 ): Array<FaultSpec> => {
   const kafkaSlowMs = Math.round(settings.kafka.callTimeoutSeconds * 1000)
@@ -585,7 +585,7 @@ const schedule = (
 }
 
 /** The longest a plan may take: every call it makes (Redis get and setex, Temporal, MongoDB, Kafka) at its call timeout, plus a margin. */
-export const latencyBound = (settings: ResilienceConfig.Settings): { ms: number; formula: string } => {
+export const latencyBound = (settings: OrchestratorConfig.Settings): { ms: number; formula: string } => {
   const r = millis(settings.redis.callTimeoutSeconds)
   const t = millis(settings.temporal.callTimeoutSeconds)
   const m = millis(settings.mongodb.callTimeoutSeconds)
@@ -615,7 +615,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
   const startedAt = new Date()
   const loadAtStart = os.loadavg()
-  const settings = await Effect.runPromise(ResilienceConfig.parse(SETTINGS_YAML, { source: "chaos settings" }))
+  const settings = await Effect.runPromise(OrchestratorConfig.parse(SETTINGS_YAML, { source: "chaos settings" }))
   const bound = latencyBound(settings)
   const clientTimeoutMs = bound.ms + 15_000
   const gc = collector()
@@ -1198,7 +1198,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const file = typeof options.writeReport === "string"
         ? options.writeReport
         : path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/reliability.md")
-      fs.writeFileSync(file, markdown)
+      // Sections written by hand after the run's report (from "## Bad input and abuse" on) are kept.
+      const previous = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
+      const kept = previous.indexOf("\n## Bad input and abuse")
+      fs.writeFileSync(file, kept === -1 ? markdown : `${markdown.trimEnd()}\n${previous.slice(kept)}`)
       log(`chaos: wrote ${file}`)
     }
     return full

@@ -6,8 +6,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { Tracing } from "@neural-hive/observability"
-import { ResilienceConfig } from "@neural-hive/resilience"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Client, Connection } from "@temporalio/client"
 import { Effect, Layer, Logger, Redacted } from "effect"
@@ -28,11 +28,12 @@ const baseConfig: AppConfig = {
   temporalNamespace: "default",
   redisUrl: undefined,
   mongodbUrl: undefined,
-  faults: {}
+  faults: {},
+  faultSwitch: true
 }
 
 /** The seed's file with a 1 s recovery, so a test sees the whole cycle. */
-const fastSettings = ResilienceConfig.parse(
+const fastSettings = OrchestratorConfig.parse(
   `
 circuitBreaker:
   kafka:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
@@ -57,8 +58,12 @@ const http = (path: string, init?: RequestInit) =>
     })
   })
 
+const JSON_BODY = { "content-type": "application/json" }
+
 const plan = (id: string) =>
-  http("/plans", { method: "POST", body: JSON.stringify({ id, steps: ["plan", "execute"] }) })
+  http("/plans", { method: "POST", headers: JSON_BODY, body: JSON.stringify({ id, steps: ["plan", "execute"] }) })
+
+const fault = (path: string) => http(path, { method: "POST", headers: JSON_BODY })
 
 const metric = (text: string, name: string, circuit: string) => {
   const line = text.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`circuit="${circuit}"`))
@@ -90,7 +95,7 @@ describe("Orchestrator Dynamic, embedded", () => {
         assert.deepStrictEqual(again.steps.cache, { status: "ok", detail: "hit" })
         assert.deepStrictEqual(again.steps.workflow, { status: "ok", detail: "already started" })
 
-        assert.strictEqual((yield* http("/faults/kafka/down", { method: "POST" })).status, 200)
+        assert.strictEqual((yield* fault("/faults/kafka/down")).status, 200)
         for (let i = 0; i < 3; i++) {
           const failed = yield* plan(`k-${i}`)
           assert.strictEqual(failed.status, 502)
@@ -113,7 +118,7 @@ describe("Orchestrator Dynamic, embedded", () => {
         assert.strictEqual(metric(metrics, "circuit_breaker_state", "redis_client"), 0)
 
         // Kafka comes back; after the open period one plan (the probe) closes the breaker.
-        yield* http("/faults/kafka/up", { method: "POST" })
+        yield* fault("/faults/kafka/up")
         yield* Effect.sleep("1100 millis")
         assert.strictEqual(JSON.parse((yield* http("/health")).text).breakers[0].state, "half_open")
         assert.strictEqual((yield* plan("k-after")).status, 202)
@@ -146,7 +151,7 @@ describe("Orchestrator Dynamic, embedded", () => {
   )
 
   it.live(
-    "a call that outlives its call timeout fails the plan (502, reason Timeout); only a breaker's refusal is a 503",
+    "a call that outlives its call timeout fails the plan (502, Temporal DeadlineExceeded); only a breaker refusal is a 503",
     () =>
       Effect.gen(function*() {
         // Temporal hangs: each start runs until the 0.3 s call timeout, and counts.
@@ -156,8 +161,9 @@ describe("Orchestrator Dynamic, embedded", () => {
           assert.isNull(slow.headers.get("retry-after"))
           const workflow = JSON.parse(slow.text).steps.workflow
           assert.strictEqual(workflow.status, "failed")
-          assert.strictEqual(workflow.reason, "Timeout")
-          assert.include(workflow.error, "temporal_client")
+          assert.strictEqual(workflow.reason, "DeadlineExceeded")
+          assert.strictEqual(workflow.error, "TemporalError")
+          assert.notInclude(slow.text, "timed out", "the message stays in the log")
         }
         // The third timeout tripped the breaker: now it refuses at once, which is the 503.
         const refused = yield* plan("t-refused")
@@ -166,7 +172,7 @@ describe("Orchestrator Dynamic, embedded", () => {
         assert.strictEqual(JSON.parse(refused.text).steps.workflow.status, "rejected")
       }).pipe(Effect.provide(boot(
         { ...baseConfig, faults: { temporal: "slow" } },
-        ResilienceConfig.parse(
+        OrchestratorConfig.parse(
           "circuitBreaker:\n  temporal: { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 0.3 }\n"
         )
       ))),
@@ -175,20 +181,29 @@ describe("Orchestrator Dynamic, embedded", () => {
 
   it.live("bad requests: 400 with the reason, 413 over 64 KiB, 405, unknown fault 404", () =>
     Effect.gen(function*() {
-      const notJson = yield* http("/plans", { method: "POST", body: "{" })
+      const notJson = yield* http("/plans", { method: "POST", headers: JSON_BODY, body: "{" })
       assert.strictEqual(notJson.status, 400)
-      const noSteps = yield* http("/plans", { method: "POST", body: JSON.stringify({ id: "x", steps: [] }) })
+      const noSteps = yield* http("/plans", {
+        method: "POST",
+        headers: JSON_BODY,
+        body: JSON.stringify({ id: "x", steps: [] })
+      })
       assert.strictEqual(noSteps.status, 400)
       assert.include(JSON.parse(noSteps.text).error, "steps")
-      const badId = yield* http("/plans", { method: "POST", body: JSON.stringify({ id: "a b", steps: ["x"] }) })
+      const badId = yield* http("/plans", {
+        method: "POST",
+        headers: JSON_BODY,
+        body: JSON.stringify({ id: "a b", steps: ["x"] })
+      })
       assert.include(JSON.parse(badId.text).error, "id")
       const huge = yield* http("/plans", {
         method: "POST",
+        headers: JSON_BODY,
         body: JSON.stringify({ id: "x", steps: ["y".repeat(70_000)] })
       })
       assert.strictEqual(huge.status, 413)
       assert.strictEqual((yield* http("/plans")).status, 405)
-      assert.strictEqual((yield* http("/faults/rabbit/down", { method: "POST" })).status, 404)
+      assert.strictEqual((yield* fault("/faults/rabbit/down")).status, 404)
       // The server keeps serving after all that.
       assert.strictEqual((yield* plan("still-fine")).status, 202)
     }).pipe(Effect.provide(boot(baseConfig))), 30_000)
@@ -196,10 +211,10 @@ describe("Orchestrator Dynamic, embedded", () => {
   it.effect("a bad config file stops the program with one message per problem", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(
-        ResilienceConfig.parse("circuitBreaker:\n  kafka: { failMax: 0 }\n  redis: { enabled: maybe }\n")
+        OrchestratorConfig.parse("circuitBreaker:\n  kafka: { failMax: 0 }\n  redis: { enabled: maybe }\n")
       )
       assert.strictEqual(error.problems.length, 2)
-      assert.include(error.message, "circuitBreaker.kafka.failMax: got 0, expected an integer >= 1")
+      assert.include(error.message, "circuitBreaker.kafka.failMax: got 0, expected an integer between 1 and 1000000")
       assert.include(error.message, `circuitBreaker.redis.enabled: got "maybe", expected true or false`)
     }))
 })
@@ -231,8 +246,8 @@ describe("Orchestrator Dynamic, on the real servers", () => {
           const id = `real-${Date.now()}`
           const response = yield* plan(id)
           assert.strictEqual(response.status, 202, response.text)
-          const faults = yield* http("/faults/kafka/down", { method: "POST" })
-          assert.strictEqual(faults.status, 404, "no fault switch with real servers")
+          const faults = yield* fault("/faults/kafka/down")
+          assert.strictEqual(faults.status, 409, "the fault switch drives embedded dependencies only")
           const health = yield* http("/health")
           assert.strictEqual(health.status, 200)
           assert.notInclude(health.text, "mongodb://")

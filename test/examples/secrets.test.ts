@@ -8,15 +8,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { ResilienceConfig } from "@neural-hive/resilience"
 import { Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
 import * as net from "node:net"
 
-const SECRET = "pa55-Secret-xyz"
+const SECRET = "pa55-Secret-xyz-0123"
 
 /** A loopback port with nothing listening: connections are refused at once. */
 const closedPort = () =>
@@ -60,7 +60,7 @@ describe("secrets", () => {
           mongodbUrl: Redacted.make(`mongodb://admin:${SECRET}@127.0.0.1:${mongodb}/orchestrator?authSource=admin`),
           faults: {}
         }
-        const settings = yield* ResilienceConfig.parse(`
+        const settings = yield* OrchestratorConfig.parse(`
 circuitBreaker:
   kafka:    { failMax: 2, callTimeoutSeconds: 3 }
   temporal: { failMax: 2, callTimeoutSeconds: 3 }
@@ -73,6 +73,7 @@ circuitBreaker:
           for (let i = 0; i < 4; i++) {
             const reply = yield* http("/plans", {
               method: "POST",
+              headers: { "content-type": "application/json" },
               body: JSON.stringify({ id: `s-${i}`, steps: ["x"] })
             })
             assert.oneOf(reply.status, [502, 503])

@@ -8,7 +8,8 @@
  * (message too large, serialization) never move it. At the end a consumer
  * reads the topic back: every message reported as sent is there exactly once,
  * none reported as failed is there more than once (kafkajs retries are 0), no
- * rejected one is there at all.
+ * rejected one is there at all. An idle breaker closes by itself (its metadata
+ * probe) once the broker is back; a topic the broker does not have counts.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
@@ -31,6 +32,8 @@ const READY_TOPIC = "readiness"
 const FAIL_MAX = 3
 const RECOVERY_MILLIS = 1_500
 const REQUEST_TIMEOUT_MILLIS = 2_000
+const CONNECTION_TIMEOUT_MILLIS = 1_000
+const PROBE_GRACE_MILLIS = 100
 
 let kafka: ServerHandle
 let proxy: FaultProxy
@@ -82,12 +85,18 @@ const producerLayer = (options: Partial<KafkaProducer.Options> = {}) =>
   KafkaProducer.layer({
     brokers: [proxy.address],
     clientId: "it-kafka",
-    connectionTimeout: "1 second",
+    connectionTimeout: CONNECTION_TIMEOUT_MILLIS,
     requestTimeout: REQUEST_TIMEOUT_MILLIS,
     sendTimeout: "6 seconds",
     disconnectTimeout: "3 seconds",
     logLevel: "None",
-    breaker: { failMax: FAIL_MAX, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS },
+    // The fault scenarios recover through a real send; a long grace keeps the idle probe out of their way.
+    breaker: {
+      failMax: FAIL_MAX,
+      recoveryTimeout: RECOVERY_MILLIS,
+      maxOpenDuration: RECOVERY_MILLIS,
+      probeGrace: "1 minute"
+    },
     ...options
   })
 
@@ -357,6 +366,63 @@ describe("KafkaProducer on a real Kafka broker, with real faults", () => {
         yield* Effect.promise(() => proxy.pass())
         yield* oneProbeCloses("cut")
       }).pipe(Effect.provide(producerLayer()), Effect.ensuring(restore)),
+    60_000
+  )
+
+  it.live(
+    "idle recovery: broker killed, breaker open, broker back, no send at all: the metadata probe closes it",
+    () =>
+      Effect.gen(function*() {
+        const { breaker } = yield* service
+        yield* warmUp("idle")
+        yield* Effect.promise(() => kafka.kill())
+        yield* failUntilOpen("idle", ["Connection"])
+        yield* Effect.promise(() => kafka.restart())
+        // From here on nothing sends: only the breaker's own probe can close it.
+        const back = performance.now()
+        const before = (yield* breaker.snapshot).totals
+        const bound = RECOVERY_MILLIS + PROBE_GRACE_MILLIS + CONNECTION_TIMEOUT_MILLIS + REQUEST_TIMEOUT_MILLIS + 1_000
+        yield* eventually(breaker.state, (state) => state === "Closed", bound + 5_000)
+        const closedAfter = performance.now() - back
+        const after = (yield* breaker.snapshot).totals
+        assert.isBelow(closedAfter, bound, `closed ${Math.round(closedAfter)} ms after the broker was back`)
+        assert.strictEqual(after.rejected, before.rejected, "no send was made")
+        assert.isAtLeast(after.successes - before.successes, 1, "the probe succeeded")
+        yield* waitUntilServing
+        expectSent(yield* publish("idle-after"))
+      }).pipe(
+        Effect.provide(
+          producerLayer({
+            breaker: {
+              failMax: FAIL_MAX,
+              recoveryTimeout: RECOVERY_MILLIS,
+              maxOpenDuration: RECOVERY_MILLIS,
+              probeGrace: PROBE_GRACE_MILLIS
+            }
+          })
+        ),
+        Effect.ensuring(restore)
+      ),
+    180_000
+  )
+
+  it.live(
+    "a topic the broker does not have (auto-creation off) is not the caller's: UNKNOWN_TOPIC_OR_PARTITION counts",
+    () =>
+      Effect.gen(function*() {
+        const { breaker } = yield* service
+        const missing = `missing-${sequence}-${performance.now().toFixed(0)}`
+        for (let i = 1; i <= FAIL_MAX; i++) {
+          const outcome = yield* publish("unknown-topic", missing)
+          if (outcome._tag === "Sent") return assert.fail(`a send to ${missing} succeeded`)
+          const error = outcome.error
+          assert.instanceOf(error, KafkaError, error.message)
+          if (!(error instanceof KafkaError)) return
+          assert.strictEqual(error.reason, "UnknownTopic", error.message)
+          assert.isTrue(error.brokerFailure)
+        }
+        assert.strictEqual(yield* breaker.state, "Open")
+      }).pipe(Effect.provide(producerLayer({ allowAutoTopicCreation: false })), Effect.ensuring(restore)),
     60_000
   )
 

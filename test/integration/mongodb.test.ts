@@ -1,7 +1,8 @@
 /**
  * MongoStore against a real MongoDB-protocol server (FerretDB, SQLite backend, data kept across
  * restarts) with real faults: the server killed and restarted, the connection stalled and cut
- * through a fault proxy, the process paused.
+ * through a fault proxy, the process paused. An idle breaker closes by itself (its `ping` probe)
+ * once the server is back; an authentication failure counts.
  *
  * What is written is checked with a separate driver client connected straight to the server, not
  * through the store or the proxy.
@@ -24,6 +25,7 @@ const RECOVERY_MILLIS = 2000
 const SOCKET_TIMEOUT_MILLIS = 1000
 const CONNECT_TIMEOUT_MILLIS = 1000
 const DATABASE = "orchestrator"
+const PROBE_GRACE_MILLIS = 100
 
 let server: ServerHandle
 let proxy: FaultProxy
@@ -46,7 +48,13 @@ const storeLayer = (options: Partial<MongoStore.Options> = {}) =>
     connectTimeout: CONNECT_TIMEOUT_MILLIS,
     socketTimeout: SOCKET_TIMEOUT_MILLIS,
     operationTimeout: "4 seconds",
-    breaker: { failMax: FAIL_MAX, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS },
+    // The fault scenarios recover through a real call; a long grace keeps the idle probe out of their way.
+    breaker: {
+      failMax: FAIL_MAX,
+      recoveryTimeout: RECOVERY_MILLIS,
+      maxOpenDuration: RECOVERY_MILLIS,
+      probeGrace: "1 minute"
+    },
     // The driver's server monitor checks every 0.5 s (its minimum; default 10 s): without the breaker
     // closing the client, "no connection attempt while open" would fail within the window below.
     clientOptions: { heartbeatFrequencyMS: 500 },
@@ -127,7 +135,7 @@ const expectCallerError = <A>(
     const typed = error as MongoStoreError
     assert.strictEqual(typed.reason, reason, typed.message)
     if (code !== undefined) assert.strictEqual(typed.code, code)
-    assert.isFalse(MongoStore.isServerFailure(typed))
+    assert.isFalse(MongoStore.isFailure(typed))
     return typed
   })
 
@@ -150,7 +158,7 @@ const writeUntilOpen = (writer: ReturnType<typeof makeWriter>) =>
       calls++
       assert.isBelow(calls, 30, "the breaker never opened")
     }
-    for (const error of writer.failed) assert.isTrue(MongoStore.isServerFailure(error), error.message)
+    for (const error of writer.failed) assert.isTrue(MongoStore.isFailure(error), error.message)
     return calls
   })
 
@@ -227,7 +235,7 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
         assert.strictEqual(snapshot.failureMode, "fail-fast")
         assert.strictEqual(snapshot.state, "Closed")
         assert.strictEqual(snapshot.totals.failures, 0)
-        assert.strictEqual(snapshot.totals.successes, 12)
+        assert.strictEqual(snapshot.totals.successes, 12 + 1, "12 calls and the start check's ping")
       }).pipe(Effect.provide(storeLayer())),
     60_000
   )
@@ -377,18 +385,29 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
     }).pipe(
       Effect.ensuring(Effect.promise(() => proxy.pass())),
       Effect.provide(
-        storeLayer({ breaker: { failMax: 1, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS } })
+        storeLayer({
+          breaker: {
+            failMax: 1,
+            recoveryTimeout: RECOVERY_MILLIS,
+            maxOpenDuration: RECOVERY_MILLIS,
+            probeGrace: "1 minute"
+          }
+        })
       )
     ), 60_000)
 
   it.live("starts while MongoDB is unreachable, then works once it is back", () =>
     Effect.gen(function*() {
       const { breaker, insertOne } = yield* store
+      // The start check already counted the unreachable server: the service does not look healthy.
+      const started = yield* breaker.snapshot
+      assert.strictEqual(started.totals.failures, 1)
+      assert.match(started.lastError ?? "", /MongoStoreError/)
       const collection = `tickets-${randomUUID()}`
       const error = yield* Effect.flip(insertOne<Ticket>(collection, { _id: "t-1", status: "created" }))
       assert.strictEqual(error._tag, "MongoStoreError")
-      assert.isTrue(MongoStore.isServerFailure(error), error.message)
-      assert.strictEqual((yield* breaker.snapshot).totals.failures, 1)
+      assert.isTrue(MongoStore.isFailure(error), error.message)
+      assert.strictEqual((yield* breaker.snapshot).totals.failures, 2)
       yield* Effect.promise(() => proxy.pass())
       yield* eventually(insertOne<Ticket>(collection, { _id: "t-2", status: "created" }), () => true)
       assert.deepStrictEqual((yield* readDirect(collection)).map((d) => d._id), ["t-2"])
@@ -399,6 +418,64 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       Effect.provide(Layer.unwrap(Effect.as(Effect.promise(() => proxy.refuse()), Layer.fresh(storeLayer()))))
     ), 60_000)
 
+  it.live(
+    "idle recovery: server killed, breaker open, server back, no call at all: the ping probe closes it",
+    () =>
+      Effect.gen(function*() {
+        const { breaker } = yield* store
+        const writer = makeWriter(`tickets-${randomUUID()}`)
+        assert.strictEqual(yield* writer.write, "acknowledged")
+        yield* Effect.promise(() => server.kill())
+        yield* writeUntilOpen(writer)
+        yield* Effect.promise(() => server.restart())
+        // From here on nothing calls the store: only the breaker's own probe can close it.
+        const back = performance.now()
+        const before = (yield* breaker.snapshot).totals
+        const bound = RECOVERY_MILLIS + PROBE_GRACE_MILLIS + CONNECT_TIMEOUT_MILLIS + 1000
+        yield* eventually(breaker.state, (state) => state === "Closed", bound + 3_000)
+        const closedAfter = performance.now() - back
+        const after = (yield* breaker.snapshot).totals
+        assert.isBelow(closedAfter, bound, `closed ${Math.round(closedAfter)} ms after the server was back`)
+        assert.strictEqual(after.rejected, before.rejected, "no call was made")
+        assert.isAtLeast(after.successes - before.successes, 1, "the probe succeeded")
+        assert.strictEqual(yield* writer.write, "acknowledged")
+      }).pipe(
+        Effect.ensuring(reviveServer),
+        Effect.provide(
+          storeLayer({
+            breaker: {
+              failMax: FAIL_MAX,
+              recoveryTimeout: RECOVERY_MILLIS,
+              maxOpenDuration: RECOVERY_MILLIS,
+              probeGrace: PROBE_GRACE_MILLIS
+            }
+          })
+        )
+      ),
+    90_000
+  )
+
+  it.live("an authentication failure is not the caller's: it counts, at start and on every call", () =>
+    Effect.gen(function*() {
+      const { breaker, insertOne } = yield* store
+      // FerretDB refuses these credentials (SCRAM-SHA-1 is not supported): the start check counted it.
+      assert.strictEqual((yield* breaker.snapshot).totals.failures, 1)
+      for (let i = 1; i < FAIL_MAX; i++) {
+        const error = yield* Effect.flip(insertOne("tickets", { _id: randomUUID() }))
+        assert.strictEqual(error._tag, "MongoStoreError")
+        assert.isTrue(MongoStore.isFailure(error), error.message)
+        assert.match(error.message, /authentication/i)
+      }
+      assert.strictEqual(yield* breaker.state, "Open")
+    }).pipe(Effect.provide(Layer.fresh(storeLayer({ url: `mongodb://nh-user:s3cret@${proxy.address}/` })))))
+
+  it.live("probe: false turns off the start check", () =>
+    Effect.gen(function*() {
+      const { breaker } = yield* store
+      const snapshot = yield* breaker.snapshot
+      assert.deepStrictEqual([snapshot.totals.successes, snapshot.totals.failures], [0, 0])
+    }).pipe(Effect.provide(Layer.fresh(storeLayer({ probe: false })))))
+
   it.live("a password in the URL never appears in errors, logs or snapshots", () => {
     const url = `mongodb://nh-user:s3cret@${proxy.address}/?authSource=admin`
     const logs: Array<string> = []
@@ -408,10 +485,15 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
     })
     return Effect.gen(function*() {
       const { breaker, insertOne, use } = yield* store
+      // The start check already failed once: FerretDB refuses the URL's credentials (SCRAM-SHA-1), an
+      // authentication failure, which counts.
+      const started = yield* breaker.snapshot
+      assert.strictEqual(started.totals.failures, 1)
+      assert.match(started.lastError ?? "", /authentication/i)
       yield* Effect.promise(() => proxy.refuse())
       proxy.cut()
       const errors: Array<MongoStoreError | CircuitBreakerError> = []
-      for (let i = 0; i < FAIL_MAX - 1; i++) {
+      for (let i = 0; i < FAIL_MAX - 2; i++) {
         errors.push(yield* Effect.flip(insertOne("tickets", { _id: randomUUID() })))
       }
       // The driver keeps the URL out of its messages; code given to `use` may not. This failure trips the
@@ -421,8 +503,8 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       assert.strictEqual(yield* breaker.state, "Open")
       errors.push(yield* Effect.flip(insertOne("tickets", { _id: randomUUID() })))
       const outcomes = errors.map((e) => e._tag === "MongoStoreError" ? e.reason : e._tag)
-      for (const outcome of outcomes.slice(0, FAIL_MAX - 1)) assert.include(["Network", "ServerSelection"], outcome)
-      assert.deepStrictEqual(outcomes.slice(FAIL_MAX - 1), ["Network", "CircuitBreakerError"])
+      for (const outcome of outcomes.slice(0, FAIL_MAX - 2)) assert.include(["Network", "ServerSelection"], outcome)
+      assert.deepStrictEqual(outcomes.slice(FAIL_MAX - 2), ["Network", "CircuitBreakerError"])
       yield* Effect.sleep("50 millis") // the transition log line is written by a forked fiber
       const registry = yield* CircuitBreaker.Registry
       const snapshot = yield* breaker.snapshot
@@ -431,6 +513,7 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
         ...errors.map((e) => JSON.stringify(e)),
         ...errors.map((e) => e.message),
         ...errors.map((e) => String(e)),
+        JSON.stringify(started),
         JSON.stringify(snapshot),
         JSON.stringify(yield* registry.snapshots),
         ...logs

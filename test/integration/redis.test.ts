@@ -1,11 +1,13 @@
 /**
  * RedisCache against a real redis-server, with real faults: the server killed,
  * the connection stalled and cut through a fault proxy, then the server back.
- * Fail-open: the program keeps answering (from none) during the outage.
+ * Fail-open: the program keeps answering (from none) during the outage. An idle
+ * breaker closes by itself (its PING probe) once the server is back; an
+ * authentication failure (NOAUTH) counts.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { Effect, Fiber, Layer, Option } from "effect"
+import { Duration, Effect, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
 import { FaultProxy } from "../services/proxy.ts"
@@ -27,14 +29,18 @@ afterAll(async () => {
 
 const FAIL_MAX = 3
 const RECOVERY_MILLIS = 1000
+const PROBE_GRACE_MILLIS = 100
+const COMMAND_TIMEOUT_MILLIS = 300
 
-const cacheLayer = () =>
+const cacheLayer = (options: Partial<RedisCache.Options> = {}, probeGrace: Duration.Input = "1 minute") =>
   RedisCache.layer({
     url: `redis://127.0.0.1:${proxy.port}`,
-    commandTimeout: "300 millis",
+    commandTimeout: COMMAND_TIMEOUT_MILLIS,
     connectTimeout: "300 millis",
     maxReconnectDelay: "100 millis",
-    breaker: { failMax: FAIL_MAX, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS }
+    // The fault scenarios recover through a real call; a long grace keeps the idle probe out of their way.
+    breaker: { failMax: FAIL_MAX, recoveryTimeout: RECOVERY_MILLIS, maxOpenDuration: RECOVERY_MILLIS, probeGrace },
+    ...options
   })
 
 const cache = RedisCache.RedisCache
@@ -195,6 +201,72 @@ describe("RedisCache on a real redis-server", () => {
         }))
       )
     ))
+
+  it.live(
+    "idle recovery: server killed, breaker open, server back, no call at all: the PING probe closes it",
+    () =>
+      Effect.gen(function*() {
+        const { breaker, ping } = yield* cache
+        assert.isTrue(yield* eventually(ping, (ok) => ok))
+        yield* Effect.promise(() => server.kill())
+        yield* failUntilOpen
+        yield* Effect.promise(() => server.restart())
+        // From here on nothing calls the cache: only the breaker's own probe can close it.
+        const back = performance.now()
+        const before = (yield* breaker.snapshot).totals
+        const bound = RECOVERY_MILLIS + PROBE_GRACE_MILLIS + COMMAND_TIMEOUT_MILLIS + 500
+        yield* eventually(breaker.state, (state) => state === "Closed", bound + 2_000)
+        const closedAfter = performance.now() - back
+        const after = (yield* breaker.snapshot).totals
+        assert.isBelow(closedAfter, bound, `closed ${Math.round(closedAfter)} ms after the server was back`)
+        assert.strictEqual(after.rejected, before.rejected, "no call was made")
+        assert.isAtLeast(after.successes - before.successes, 1, "the probe succeeded")
+        assert.isTrue(yield* ping)
+      }).pipe(Effect.provide(cacheLayer({}, PROBE_GRACE_MILLIS))),
+    60_000
+  )
+
+  it.live(
+    "an authentication failure (NOAUTH) is not the caller's: it counts, at start and on every call",
+    () =>
+      Effect.gen(function*() {
+        const admin = new Redis(server.endpoint)
+        yield* Effect.promise(() => admin.config("SET", "requirepass", "s3cret-admin"))
+        yield* Effect.gen(function*() {
+          const { breaker, get, use } = yield* cache
+          // The start check (PING) already failed with NOAUTH and counted.
+          const started = yield* breaker.snapshot
+          assert.strictEqual(started.totals.failures, 1)
+          assert.match(started.lastError ?? "", /NOAUTH/)
+          // ioredis drops a connection that fails its ready check: later commands find no connection. Both count.
+          const error = yield* Effect.flip(use("GET", (c) => c.get("plan:1")))
+          assert.include(
+            ["Authentication", "Connection"],
+            error._tag === "RedisError" ? error.reason : "",
+            error.message
+          )
+          assert.isTrue(RedisCache.isFailure(error))
+          assert.isTrue(Option.isNone(yield* get("plan:1")))
+          assert.strictEqual(yield* breaker.state, "Open")
+          assert.strictEqual((yield* breaker.snapshot).totals.failures, FAIL_MAX)
+          assert.notInclude(JSON.stringify(yield* breaker.snapshot), "s3cret-admin")
+        }).pipe(
+          Effect.provide(Layer.fresh(cacheLayer({ probe: true }))),
+          Effect.ensuring(Effect.promise(async () => {
+            await admin.config("SET", "requirepass", "")
+            admin.disconnect()
+          }))
+        )
+      }),
+    30_000
+  )
+
+  it.live("probe: false turns off the start check and the idle probe", () =>
+    Effect.gen(function*() {
+      const { breaker } = yield* cache
+      const snapshot = yield* breaker.snapshot
+      assert.deepStrictEqual([snapshot.totals.successes, snapshot.totals.failures], [0, 0])
+    }).pipe(Effect.provide(Layer.fresh(cacheLayer({ probe: false })))))
 
   it.live("sanity: the real server holds what the cache wrote", () =>
     Effect.gen(function*() {

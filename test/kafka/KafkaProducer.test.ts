@@ -6,7 +6,7 @@
  * sockets, counted).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { classify, fromCause, isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { classify, fromCause, isBrokerFailure, isFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Duration, Effect, Layer, Logger, Option, Redacted, References, Schema } from "effect"
 import kafkajs from "kafkajs"
@@ -57,23 +57,24 @@ describe("classify: kafkajs errors", () => {
     NOT_ENOUGH_REPLICAS_AFTER_APPEND: "Broker",
     KAFKA_STORAGE_ERROR: "Broker",
     NOT_CONTROLLER: "Broker",
-    GROUP_COORDINATOR_NOT_AVAILABLE: "Broker"
-  }
-  const callerTypes: Record<string, string> = {
-    MESSAGE_TOO_LARGE: "MessageTooLarge",
-    RECORD_LIST_TOO_LARGE: "MessageTooLarge",
-    INVALID_TOPIC_EXCEPTION: "InvalidTopic",
+    GROUP_COORDINATOR_NOT_AVAILABLE: "Broker",
+    // When in doubt, count: a lost topic, credentials and ACLs fail every send, like an outage.
     UNKNOWN_TOPIC_OR_PARTITION: "UnknownTopic",
-    INVALID_RECORD: "InvalidRecord",
-    CORRUPT_MESSAGE: "InvalidRecord",
-    INVALID_TIMESTAMP: "InvalidRecord",
-    INVALID_REQUIRED_ACKS: "InvalidRecord",
-    POLICY_VIOLATION: "InvalidRecord",
     TOPIC_AUTHORIZATION_FAILED: "Authorization",
     CLUSTER_AUTHORIZATION_FAILED: "Authorization",
     SASL_AUTHENTICATION_FAILED: "Authentication",
     UNSUPPORTED_SASL_MECHANISM: "Authentication",
     UNSUPPORTED_VERSION: "Unsupported"
+  }
+  const callerTypes: Record<string, string> = {
+    MESSAGE_TOO_LARGE: "MessageTooLarge",
+    RECORD_LIST_TOO_LARGE: "MessageTooLarge",
+    INVALID_TOPIC_EXCEPTION: "InvalidTopic",
+    INVALID_RECORD: "InvalidRecord",
+    CORRUPT_MESSAGE: "InvalidRecord",
+    INVALID_TIMESTAMP: "InvalidRecord",
+    INVALID_REQUIRED_ACKS: "InvalidRecord",
+    POLICY_VIOLATION: "InvalidRecord"
   }
 
   it("protocol errors that say the cluster is unhealthy count, bare and wrapped by the retrier", () => {
@@ -82,7 +83,8 @@ describe("classify: kafkajs errors", () => {
         const verdict = classify(error)
         assert.deepStrictEqual([type, verdict.reason, verdict.brokerFailure], [type, reason, true])
         assert.strictEqual(verdict.protocolError, type)
-        assert.isTrue(isBrokerFailure(error), type)
+        assert.isTrue(isFailure(error), type)
+        assert.isTrue(isBrokerFailure(error), `${type}: the deprecated name classifies alike`)
       }
     }
     assert.strictEqual(classify(retriesExceeded(protocolError("LEADER_NOT_AVAILABLE"), 2)).retries, 2)
@@ -99,28 +101,41 @@ describe("classify: kafkajs errors", () => {
       for (const error of wrapped) {
         const verdict = classify(error)
         assert.deepStrictEqual([type, verdict.reason, verdict.brokerFailure], [type, reason, false])
-        assert.isFalse(isBrokerFailure(error), type)
+        assert.isFalse(isFailure(error), type)
       }
     }
     assert.isFalse(classify(protocolError("MESSAGE_TOO_LARGE")).retriable)
   })
 
-  it("every protocol error kafkajs knows: counted exactly when Kafka calls it retriable, with three exceptions", () => {
-    // retriable for Kafka, but the caller's: a misspelt topic, a null key on a compacted topic
-    const retriableButCallers = new Set(["UNKNOWN_TOPIC_OR_PARTITION", "CORRUPT_MESSAGE"])
-    // not retriable for kafkajs, but it says a broker is down
-    const nonRetriableButCounted = new Set(["BROKER_NOT_AVAILABLE"])
+  it("every protocol error kafkajs knows counts, except the ones known to be the caller's", () => {
+    const callers = new Set([
+      "MESSAGE_TOO_LARGE",
+      "RECORD_LIST_TOO_LARGE",
+      "INVALID_TOPIC_EXCEPTION",
+      "INVALID_RECORD",
+      "CORRUPT_MESSAGE",
+      "INVALID_TIMESTAMP",
+      "INVALID_REQUIRED_ACKS",
+      "UNSUPPORTED_COMPRESSION_TYPE",
+      "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+      "POLICY_VIOLATION",
+      "INVALID_REQUEST",
+      "INVALID_PARTITIONS"
+    ])
     assert.isAbove(protocol.errorCodes.length, 80)
     for (const entry of protocol.errorCodes) {
       const verdict = classify(protocol.createErrorFromCode(entry.code))
-      const expected = nonRetriableButCounted.has(entry.type) ||
-        (entry.retriable && !retriableButCallers.has(entry.type))
-      assert.strictEqual(verdict.brokerFailure, expected, entry.type)
+      assert.strictEqual(verdict.brokerFailure, !callers.has(entry.type), entry.type)
       assert.strictEqual(verdict.protocolError, entry.type)
-      if (!expected) assert.notInclude(["Connection", "Timeout", "Broker"], verdict.reason, entry.type)
+      // unlisted types: "Broker" when Kafka calls them retriable, "Unknown" otherwise; both count
+      if (entry.retriable && !callers.has(entry.type)) {
+        assert.notStrictEqual(verdict.reason, "Unknown", entry.type)
+      }
     }
-    // a code kafkajs does not know
-    assert.isFalse(classify(protocol.createErrorFromCode(9999)).brokerFailure)
+    // a code kafkajs does not know: when in doubt, count
+    const unknown = classify(protocol.createErrorFromCode(9999))
+    assert.isTrue(unknown.brokerFailure)
+    assert.isFalse(unknown.retriable)
   })
 
   it("connection, timeout and lookup errors count, with the retry count kafkajs reports", () => {
@@ -148,21 +163,22 @@ describe("classify: kafkajs errors", () => {
     assert.isTrue(isBrokerFailure(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })))
   })
 
-  it("kafkajs's own argument checks, SASL failures and unknown errors do not count", () => {
-    const cases: ReadonlyArray<readonly [Error, string]> = [
-      [new KafkaJSNonRetriableError("Invalid topic"), "InvalidTopic"],
-      [new KafkaJSNonRetriableError(`Invalid message without value for topic "t": {}`), "InvalidRecord"],
-      [new KafkaJSSASLAuthenticationError("SASL PLAIN authentication failed: bad credentials"), "Authentication"],
-      [new KafkaJSServerDoesNotSupportApiKey("not supported", { apiKey: 0, apiName: "Produce" }), "Unsupported"],
-      [new KafkaJSError("The producer is disconnected"), "Unknown"],
-      [new TypeError("Cannot read properties of undefined"), "Unknown"]
+  it("kafkajs's own argument checks do not count; SASL failures and unknown errors do", () => {
+    const cases: ReadonlyArray<readonly [Error, string, boolean]> = [
+      [new KafkaJSNonRetriableError("Invalid topic"), "InvalidTopic", false],
+      [new KafkaJSNonRetriableError(`Invalid message without value for topic "t": {}`), "InvalidRecord", false],
+      [new KafkaJSSASLAuthenticationError("SASL PLAIN authentication failed: bad credentials"), "Authentication", true],
+      [new KafkaJSServerDoesNotSupportApiKey("not supported", { apiKey: 0, apiName: "Produce" }), "Unsupported", true],
+      [new KafkaJSError("The producer is disconnected"), "Unknown", true],
+      [new TypeError("Cannot read properties of undefined"), "Unknown", true]
     ]
-    for (const [error, reason] of cases) {
+    for (const [error, reason, counts] of cases) {
       const verdict = classify(error)
-      assert.deepStrictEqual([error.message, verdict.reason, verdict.brokerFailure], [error.message, reason, false])
+      assert.deepStrictEqual([error.message, verdict.reason, verdict.brokerFailure], [error.message, reason, counts])
+      assert.strictEqual(isFailure(error), counts, error.message)
     }
-    assert.isFalse(isBrokerFailure("a string"))
-    assert.isFalse(isBrokerFailure(undefined))
+    assert.isTrue(isFailure("a string"))
+    assert.isTrue(isFailure(undefined))
   })
 
   it("a KafkaError carries its verdict; a breaker rejection is never a broker failure", () => {
@@ -183,7 +199,7 @@ describe("classify: kafkajs errors", () => {
       reason: "Open",
       retryAfter: Duration.seconds(1)
     })
-    assert.isFalse(isBrokerFailure(rejection))
+    assert.isFalse(isFailure(rejection))
   })
 
   it("fromCause keeps the original cause and removes secrets from the message", () => {
@@ -465,6 +481,39 @@ describe("KafkaProducer: Kafka down", () => {
       assert.strictEqual(server.accepted(), 1)
     }))
 
+  it.live("idle: when the open period ends with no send, the breaker's metadata probe tries the cluster itself", () =>
+    Effect.gen(function*() {
+      const server = yield* tcpServer("reset")
+      const idle = (probe: boolean) =>
+        producerLayer([server.address], {
+          probe,
+          breaker: { failMax: 1, recoveryTimeout: "200 millis", maxOpenDuration: "200 millis", probeGrace: "50 millis" }
+        })
+      const probed = yield* withProducer(idle(true), (producer) =>
+        Effect.gen(function*() {
+          yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "x" }] }))
+          assert.strictEqual(yield* producer.breaker.state, "Open")
+          const accepted = server.accepted()
+          // No send from here on: only the probe reaches the (still resetting) server, and its failure counts.
+          yield* Effect.sleep("1 second")
+          const snapshot = yield* producer.breaker.snapshot
+          assert.isAbove(server.accepted(), accepted, "the probe connected")
+          assert.isAtLeast(snapshot.totals.failures, 2, "the failed probe counted")
+          assert.isAtLeast(snapshot.totals.trips, 2, "and reopened the breaker")
+          return snapshot.totals.failures
+        }))
+      assert.isAtLeast(probed, 2)
+      const quiet = yield* withProducer(idle(false), (producer) =>
+        Effect.gen(function*() {
+          yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "x" }] }))
+          const accepted = server.accepted()
+          yield* Effect.sleep("1 second")
+          assert.strictEqual(server.accepted(), accepted, "probe: false: nothing dials while idle")
+          return yield* producer.breaker.state
+        }))
+      assert.strictEqual(quiet, "HalfOpen")
+    }))
+
   it.live("after the scope closed a send fails with reason Closed and does not reconnect", () =>
     Effect.gen(function*() {
       const server = yield* tcpServer("reset")
@@ -481,7 +530,7 @@ const buildError = <E>(layer: Layer.Layer<KafkaProducer.KafkaProducer, E>) =>
   Effect.flip(withProducer(layer, () => Effect.void))
 
 describe("KafkaProducer: options, config, logs", () => {
-  it.live("bad options fail the layer with InvalidOptions naming the option; bad breaker options with the breaker's error", () =>
+  it.live("bad options fail the layer with CircuitBreakerOptionsError naming the option, as the breaker's do", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<readonly [Partial<KafkaProducer.Options>, RegExp]> = [
         [{ brokers: [] }, /option brokers is \[\], expected a non-empty list/],
@@ -493,9 +542,9 @@ describe("KafkaProducer: options, config, logs", () => {
       ]
       for (const [options, message] of cases) {
         const error = yield* buildError(producerLayer(["127.0.0.1:9"], options))
-        assert.instanceOf(error, KafkaError)
-        if (!(error instanceof KafkaError)) return
-        assert.strictEqual(error.reason, "InvalidOptions")
+        assert.instanceOf(error, CircuitBreakerOptionsError)
+        if (!(error instanceof CircuitBreakerOptionsError)) return
+        assert.strictEqual(error.circuit, "kafka_producer")
         assert.match(error.message, message)
       }
       const secret = Redacted.make("hunter2-pw")
@@ -503,6 +552,14 @@ describe("KafkaProducer: options, config, logs", () => {
         producerLayer(["127.0.0.1:9"], { sasl: { mechanism: "plain", username: "", password: secret } })
       )
       assert.match(sasl.message, /sasl.username/)
+      const password = yield* buildError(
+        producerLayer(["127.0.0.1:9"], {
+          sasl: { mechanism: "plain", username: "u", password: "hunter2-pw" as unknown as Redacted.Redacted<string> }
+        })
+      )
+      assert.instanceOf(password, CircuitBreakerOptionsError)
+      assert.match(password.message, /sasl.password/)
+      assert.notInclude(password.message + JSON.stringify(password), "hunter2-pw")
       const breaker = yield* buildError(producerLayer(["127.0.0.1:9"], { breaker: { failMax: 0 } }))
       assert.instanceOf(breaker, CircuitBreakerOptionsError)
     }))

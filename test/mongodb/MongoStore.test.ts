@@ -1,6 +1,6 @@
 /**
  * The MongoDB classification table, without a server: every error the driver throws maps to one
- * `MongoStoreError` reason, and only the reasons that say MongoDB is unhealthy count.
+ * `MongoStoreError` reason, and every reason counts except the ones known to be the caller's.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
@@ -8,6 +8,7 @@ import { Effect, Redacted } from "effect"
 import {
   BSON,
   MongoClientClosedError,
+  MongoError,
   MongoInvalidArgumentError,
   MongoNetworkError,
   MongoNetworkTimeoutError,
@@ -59,8 +60,14 @@ const table: ReadonlyArray<readonly [string, unknown, MongoStoreError["reason"],
   ["bad URL", new MongoParseError("Invalid scheme"), "BadQuery", false],
   ["BSON", new BSON.BSONError("cyclic"), "BadQuery", false],
   ["NotImplemented", server(238, "not implemented"), "Reply", false],
-  ["Unauthorized", server(13, "not authorized"), "Reply", false],
-  ["something else", new Error("what"), "Unknown", false]
+  ["NamespaceNotFound", server(26, "ns not found"), "Reply", false],
+  ["WriteConflict", server(112, "write conflict"), "Reply", false],
+  ["Unauthorized", server(13, "not authorized"), "Authentication", true],
+  ["AuthenticationFailed", server(18, "Authentication failed."), "Authentication", true],
+  // When in doubt, count: what this package does not recognise trips the breaker.
+  ["a server code nobody listed", server(99998, "something new"), "Unknown", true],
+  ["a driver error nobody listed", new MongoError("driver trouble"), "Unknown", true],
+  ["something else", new Error("what"), "Unknown", true]
 ]
 
 describe("MongoStore classification", () => {
@@ -71,7 +78,8 @@ describe("MongoStore classification", () => {
       assert.strictEqual(error.reason, reason)
       assert.strictEqual(error.operation, "insertOne")
       assert.strictEqual(error.collection, "tickets")
-      assert.strictEqual(MongoStore.isServerFailure(error), counts)
+      assert.strictEqual(MongoStore.isFailure(error), counts)
+      assert.strictEqual(MongoStore.isServerFailure(error), counts, "the deprecated name classifies alike")
     })
   }
 

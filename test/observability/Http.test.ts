@@ -1,8 +1,9 @@
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Http, Metrics } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Data, Effect, Layer, Logger, Redacted } from "effect"
-import { HttpServer } from "effect/http"
+import { HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock, TestConsole } from "effect/testing"
 import * as NodeHttp from "node:http"
 import * as net from "node:net"
@@ -64,8 +65,15 @@ const trip = (breaker: CircuitBreaker.CircuitBreaker, message = "connect ECONNRE
     times: 4
   })
 
+/** The `circuit_breaker_state` of `kafka_producer` in an exposition. */
+const kafkaState = (body: string) =>
+  parse(body).find((s) => s.name === "circuit_breaker_state" && s.labels.circuit === "kafka_producer")?.value
+
+/** One pipelined request. */
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`
+
 describe("Http: /health", () => {
-  it.effect("every breaker closed: 200 ok, with name, state, mode, failures, trips, retry-after", () =>
+  it.effect("every breaker closed, one holding a failure: 200 degraded, with name, state, mode, failures, trips, retry-after", () =>
     Effect.gen(function*() {
       const { kafka } = yield* seedBreakers
       yield* Effect.ignore(Effect.fail(new ConnectionRefused({ message: "x" })).pipe(withBreaker(kafka)))
@@ -75,7 +83,8 @@ describe("Http: /health", () => {
       const closed = { state: "closed", mode: "normal", failures: 0, trips: 0, retryAfterSeconds: 0 } as const
       assert.deepStrictEqual(json(reply), {
         service: "orchestrator-dynamic",
-        status: "ok",
+        // A failure counted, not yet a trip (a failed start-up check reads the same): not "ok".
+        status: "degraded",
         breakers: [
           { name: "kafka_producer", ...closed, failureMode: "fail-fast", failures: 1 },
           { name: "mongodb_client", ...closed, failureMode: "fail-fast" },
@@ -237,7 +246,7 @@ describe("Http: listening", () => {
 })
 
 describe("Http: manual control (admin routes)", () => {
-  const token = "admin-token-123"
+  const token = "admin-token-1234567"
   const AdminLayer = Http.layer({ host: "127.0.0.1", port: 0, admin: { token: Redacted.make(token) } }).pipe(
     Layer.provide(Logger.layer([Logger.consoleJson])),
     Layer.provideMerge(Metrics.layer()),
@@ -299,6 +308,144 @@ describe("Http: manual control (admin routes)", () => {
       assert.strictEqual((yield* request("/admin/breakers/kafka_producer/explode", "POST", bearer(token))).status, 404)
       assert.strictEqual((yield* request("/admin/breakers/kafka_producer/reset", "GET", bearer(token))).status, 405)
     }).pipe(Effect.provide(AdminLayer)))
+  it.effect("401 comes before 405 and 404: an outsider cannot map the admin routes", () =>
+    Effect.gen(function*() {
+      yield* seedBreakers
+      for (
+        const [path, method] of [
+          ["/admin/breakers/kafka_producer/reset", "GET"],
+          ["/admin/breakers/kafka_producer/explode", "POST"],
+          ["/admin/breakers/nope/reset", "POST"],
+          ["/admin/anything", "DELETE"],
+          ["/admin", "GET"]
+        ] as const
+      ) {
+        assert.strictEqual((yield* request(path, method)).status, 401, `${method} ${path}`)
+      }
+    }).pipe(Effect.provide(AdminLayer)))
+
+  it.effect("every admin request is logged, refused ones too, with client-chosen headers truncated", () =>
+    Effect.gen(function*() {
+      yield* seedBreakers
+      const agent = "x".repeat(5_000)
+      const headers = { ...bearer(token), "user-agent": agent }
+      assert.strictEqual((yield* request("/admin/breakers/kafka_producer/reset", "GET", headers)).status, 405)
+      assert.strictEqual((yield* request("/admin/breakers/nope/reset", "POST", headers)).status, 404)
+      assert.strictEqual((yield* request("/admin/breakers/kafka_producer/explode", "POST", headers)).status, 404)
+      assert.strictEqual((yield* request(`/admin/${"y".repeat(3_000)}`, "POST", headers)).status, 404)
+      const refused = (yield* TestConsole.logLines).map((line) => JSON.parse(line as string))
+        .filter((l) => l.message === "circuit_breaker_manual_control_refused")
+      assert.deepStrictEqual(refused.map((l) => l.annotations.status), ["405", "404", "404", "404"])
+      for (const line of refused) {
+        assert.isAtMost(line.annotations.user_agent.length, 160)
+        assert.isAtMost(line.annotations.path.length, 160)
+        assert.notInclude(JSON.stringify(line), token)
+      }
+    }).pipe(Effect.provide(AdminLayer)))
+
+  it.effect("denials are logged at most 10 a minute; the rest are counted in one line when the minute ends", () =>
+    Effect.gen(function*() {
+      yield* seedBreakers
+      for (let i = 0; i < 25; i++) {
+        assert.strictEqual(
+          (yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer("guess"))).status,
+          401
+        )
+      }
+      const lines = Effect.map(TestConsole.logLines, (lines) => lines.map((line) => JSON.parse(line as string)))
+      const denied = (yield* lines).filter((l) => l.message === "circuit_breaker_manual_control_denied")
+      assert.strictEqual(denied.length, 10)
+      yield* TestClock.adjust("61 seconds")
+      yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer("guess"))
+      const after = yield* lines
+      const summary = after.filter((l) => l.message === "circuit_breaker_manual_control_denied_suppressed")
+      assert.deepStrictEqual(summary.map((l) => l.annotations.suppressed), [15])
+      assert.strictEqual(after.filter((l) => l.message === "circuit_breaker_manual_control_denied").length, 11)
+    }).pipe(Effect.provide(AdminLayer)))
+
+  it.effect("a token shorter than 16 characters is refused when the server is built", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        Layer.build(
+          Http.layer({ host: "127.0.0.1", port: 0, admin: { token: Redacted.make("fifteen-chars!!") } }).pipe(
+            Layer.provide(Metrics.layer()),
+            Layer.provide(CircuitBreaker.layerRegistry)
+          )
+        ).pipe(Effect.scoped)
+      )
+      assert.strictEqual(error._tag, "HttpOptionsError")
+      assert.include(error.message, "at least 16")
+      assert.notInclude(error.message, "fifteen-chars!!")
+    }))
+})
+
+describe("Http: /ready and canonical paths", () => {
+  it.effect("/ready is 200 by default whatever the breakers; a policy naming a breaker is 503 while it is not closed", () =>
+    Effect.gen(function*() {
+      const { kafka, mongodb } = yield* seedBreakers
+      yield* kafka.forceOpen
+      yield* mongodb.forceOpen
+      const reply = yield* request("/ready")
+      assert.strictEqual(reply.status, 200)
+      assert.deepStrictEqual(JSON.parse(reply.body), { status: "ready", notReady: [] })
+      assert.strictEqual((yield* request("/ready", "POST")).status, 405)
+      const snapshots = yield* Effect.map(CircuitBreaker.Registry, (r) => r.snapshots).pipe(Effect.flatten)
+      assert.deepStrictEqual(Http.ready({ breakers: ["kafka_producer", "redis_client", "missing"] }, snapshots), {
+        status: "not_ready",
+        notReady: ["kafka_producer", "missing"]
+      })
+    }).pipe(Effect.provide(TestLayer)))
+
+  it.effect("with readiness { breakers }: 503 naming the open one, 200 once it closes", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      yield* kafka.forceOpen
+      const reply = yield* request("/ready")
+      assert.strictEqual(reply.status, 503)
+      assert.deepStrictEqual(JSON.parse(reply.body), { status: "not_ready", notReady: ["kafka_producer"] })
+      yield* kafka.reset
+      assert.strictEqual((yield* request("/ready")).status, 200)
+    }).pipe(Effect.provide(
+      Http.layer({ host: "127.0.0.1", port: 0, readiness: { breakers: ["kafka_producer"] } }).pipe(
+        Layer.provideMerge(Metrics.layer()),
+        Layer.provideMerge(CircuitBreaker.layerRegistry)
+      )
+    )))
+
+  it.effect("canonicalPath refuses dot segments, double slashes and backslashes, plain or encoded", () =>
+    Effect.sync(() => {
+      for (
+        const target of [
+          "/x/../health",
+          "/x/%2e%2e/health",
+          "/x/%2E%2e/health",
+          "/./health",
+          "//health",
+          "/a//b",
+          "/health\\x",
+          "/x%5chealth",
+          "/x%2fhealth",
+          "health",
+          "*",
+          "http://host/x/%2e%2e/health"
+        ]
+      ) {
+        assert.isUndefined(Http.canonicalPath(target), target)
+      }
+      assert.strictEqual(Http.canonicalPath("/health?x=../..//"), "/health")
+      assert.strictEqual(Http.canonicalPath("http://host:8000/metrics?a=b"), "/metrics")
+      assert.strictEqual(Http.canonicalPath("/admin/breakers/a.b/reset"), "/admin/breakers/a.b/reset")
+    }))
+
+  it.effect("/metrics is rendered at most once a second (by the Clock), shared by every scrape meanwhile", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      assert.strictEqual(kafkaState((yield* request("/metrics")).body), 0)
+      yield* kafka.forceOpen
+      assert.strictEqual(kafkaState((yield* request("/metrics")).body), 0, "the rendering of this second")
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual(kafkaState((yield* request("/metrics")).body), 1)
+    }).pipe(Effect.provide(TestLayer)))
 })
 
 describe("Http: slow and abusive clients", () => {
@@ -365,4 +512,103 @@ describe("Http: slow and abusive clients", () => {
       }).pipe(Effect.provide(SlowLayer)),
     20_000
   )
+
+  const PipelineLayer = Http.layer({ host: "127.0.0.1", port: 0, writeStallTimeout: "300 millis" })
+    .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(CircuitBreaker.layerRegistry))
+
+  it.live("a few pipelined requests are answered in order", () =>
+    Effect.gen(function*() {
+      yield* seedBreakers
+      const server = yield* HttpServer.HttpServer
+      const port = "port" in server.address ? server.address.port : 0
+      const paths = ["/live", "/health", "/metrics", "/nowhere", "/x/../live", "/live"]
+      const client = yield* Effect.promise(() =>
+        rawClient(port, paths.map(get).join("") + "GET /live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      )
+      const answer = yield* Effect.promise(() => client.closed)
+      const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]))
+      assert.deepStrictEqual(statuses, [200, 200, 200, 404, 400, 200, 200])
+    }).pipe(Effect.provide(PipelineLayer)))
+
+  it.live("more requests in one chunk than may wait (16 behind the running one) close the connection unrun", () =>
+    Effect.gen(function*() {
+      const { kafka } = yield* seedBreakers
+      const server = yield* HttpServer.HttpServer
+      const port = "port" in server.address ? server.address.port : 0
+      const client = yield* Effect.promise(() => rawClient(port, get("/live").repeat(18)))
+      const answer = yield* Effect.promise(() => client.closed)
+      assert.strictEqual(answer, "", "cut before any of them ran")
+      const admitted = yield* Effect.promise(() => rawClient(port, get("/live").repeat(16) + get("/nowhere")))
+      admitted.socket.end()
+      const answers = yield* Effect.promise(() => admitted.closed)
+      assert.strictEqual([...answers.matchAll(/HTTP\/1\.1 200/g)].length, 16)
+      assert.include(answers, "HTTP/1.1 404")
+      assert.strictEqual(yield* kafka.state, "Closed")
+    }).pipe(Effect.provide(PipelineLayer)))
+
+  it.live(
+    "a client that pipelines within the cap but never reads is cut by the write stall",
+    () =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 40; i++) yield* CircuitBreaker.make({ name: `dependency_${i}` })
+        const server = yield* HttpServer.HttpServer
+        const port = "port" in server.address ? server.address.port : 0
+        const outcome = yield* Effect.promise(() =>
+          new Promise<{ readonly cut: boolean; readonly sent: number; readonly millis: number }>((resolve) => {
+            const started = performance.now()
+            const socket = net.connect({ host: "127.0.0.1", port })
+            socket.pause()
+            let sent = 0
+            const finish = (cut: boolean) => {
+              clearInterval(timer)
+              socket.destroy()
+              resolve({ cut, sent, millis: performance.now() - started })
+            }
+            // 4 scrapes every 10 ms, never read: the answers fill the socket buffers, then the stall timer cuts it.
+            const timer = setInterval(() => {
+              if (performance.now() - started > 8_000) return finish(false)
+              socket.write(get("/metrics").repeat(4))
+              sent += 4
+            }, 10)
+            socket.on("error", () => finish(true))
+            socket.on("close", () => finish(true))
+          })
+        )
+        assert.isTrue(outcome.cut, JSON.stringify(outcome))
+        assert.isBelow(outcome.millis, 8_000)
+        assert.strictEqual((yield* request("/live")).status, 200)
+      }).pipe(Effect.provide(PipelineLayer)),
+    20_000
+  )
+
+  it.live("requests waiting on a connection the client closes never run", () =>
+    Effect.gen(function*() {
+      const started: Array<number> = []
+      let finished = 0
+      // An app whose every request takes 300 ms and records that it ran.
+      const app = Effect.gen(function*() {
+        started.push(started.length)
+        yield* Effect.sleep("300 millis")
+        finished++
+        return HttpServerResponse.text("done")
+      })
+      yield* Effect.gen(function*() {
+        const server = yield* HttpServer.HttpServer
+        const port = "port" in server.address ? server.address.port : 0
+        const client = yield* Effect.promise(() => rawClient(port, get("/work").repeat(10)))
+        yield* Effect.sleep("100 millis")
+        client.socket.destroy()
+        yield* Effect.sleep("700 millis")
+      }).pipe(
+        Effect.provide(
+          HttpServer.serve(app).pipe(
+            Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), { host: "127.0.0.1", port: 0 }))
+          )
+        )
+      )
+      // Node alone starts all ten at once and runs them to the end for nobody. The running one still ends:
+      // Effect runs a handler uninterruptibly unless the app opts in.
+      assert.strictEqual(started.length, 1)
+      assert.isAtMost(finished, 1)
+    }))
 })

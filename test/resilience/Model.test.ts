@@ -58,7 +58,7 @@ const config: fc.Arbitrary<Config> = fc
     successThreshold: Math.min(threshold, permits)
   }))
 
-/** The reference: what DESIGN.md says, as plainly as possible. */
+/** The reference: the semantics of docs/circuit-breaker.md, as plainly as possible. */
 class Model {
   state: "Closed" | "Open" | "HalfOpen" = "Closed"
   epoch = 0

@@ -1,6 +1,6 @@
 /**
  * The Temporal classification table, without a server: every error the SDK throws maps to one
- * `TemporalError` reason, and only the reasons that say Temporal is unhealthy count.
+ * `TemporalError` reason, and every reason counts except the workflow-level answers (the caller's).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Metadata, status } from "@grpc/grpc-js"
@@ -72,9 +72,13 @@ const table: ReadonlyArray<readonly [string, unknown, TemporalError["reason"], b
   ["FAILED_PRECONDITION", serviceError(status.FAILED_PRECONDITION, "bad"), "InvalidArgument", false],
   ["a value the SDK cannot convert", new ValueError("cannot encode"), "InvalidArgument", false],
   ["a TypeError", new TypeError("bad address"), "InvalidArgument", false],
-  ["PERMISSION_DENIED", serviceError(status.PERMISSION_DENIED, "no"), "Unknown", false],
-  ["INTERNAL, not a transport failure", serviceError(status.INTERNAL, "boom"), "Unknown", false],
-  ["something else", "a string", "Unknown", false]
+  ["PERMISSION_DENIED", serviceError(status.PERMISSION_DENIED, "no"), "Authentication", true],
+  ["UNAUTHENTICATED", serviceError(status.UNAUTHENTICATED, "bad API key"), "Authentication", true],
+  // When in doubt, count: what this package does not recognise trips the breaker.
+  ["INTERNAL, not a transport failure", serviceError(status.INTERNAL, "boom"), "Unknown", true],
+  ["UNIMPLEMENTED", serviceError(status.UNIMPLEMENTED, "unknown method"), "Unknown", true],
+  ["an Error nobody listed", new Error("something new"), "Unknown", true],
+  ["something else", "a string", "Unknown", true]
 ]
 
 describe("TemporalClient classification", () => {
@@ -86,7 +90,8 @@ describe("TemporalClient classification", () => {
       assert.strictEqual(error.operation, "startWorkflow")
       assert.strictEqual(error.workflowId, "w-1")
       assert.strictEqual(error.cause, cause)
-      assert.strictEqual(TemporalClient.isServerFailure(error), counts)
+      assert.strictEqual(TemporalClient.isFailure(error), counts)
+      assert.strictEqual(TemporalClient.isServerFailure(error), counts, "the deprecated name classifies alike")
     })
   }
 
@@ -105,9 +110,12 @@ describe("TemporalClient classification", () => {
     assert.include(error.message, "ops:***@")
   })
 
-  it("isServerFailure is false for anything but a TemporalError", () => {
-    assert.isFalse(TemporalClient.isServerFailure(new Error("x")))
-    assert.isFalse(TemporalClient.isServerFailure(grpcError(status.UNAVAILABLE, "Connection dropped")))
+  it("isFailure counts what is not a TemporalError: when in doubt, count", () => {
+    assert.isTrue(TemporalClient.isFailure(new Error("x")))
+    assert.isTrue(TemporalClient.isFailure(grpcError(status.UNAVAILABLE, "Connection dropped")))
+    assert.isFalse(
+      TemporalClient.isFailure(new TemporalError({ reason: "NotFound", operation: "describeWorkflow", message: "" }))
+    )
   })
 
   it("connectionOptions: no SDK retries unless asked, a capped reconnect backoff", () => {

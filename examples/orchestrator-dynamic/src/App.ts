@@ -3,20 +3,21 @@
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { HttpMetrics, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
+import { type Http, HttpMetrics, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
-import { Registry, ResilienceConfig } from "@neural-hive/resilience"
+import { Registry } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
 import * as Embedded from "./Embedded.ts"
 import * as HttpApp from "./HttpApp.ts"
 import { Orchestrator } from "./Orchestrator.ts"
+import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 /** The four dependencies: real clients where an endpoint is configured, in memory otherwise. */
-export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
-  const breaker = (dependency: ResilienceConfig.Dependency) =>
-    ResilienceConfig.toBreakerOptions(dependency, settings[dependency])
+export const dependencies = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
+  const breaker = (dependency: OrchestratorConfig.Dependency) =>
+    OrchestratorConfig.toBreakerOptions(dependency, settings[dependency])
   const kafka = config.kafkaBrokers === undefined
     ? Embedded.kafka(settings)
     : KafkaProducer.layer({ brokers: config.kafkaBrokers, clientId: config.service, breaker: breaker("kafka") })
@@ -36,17 +37,24 @@ export const dependencies = (config: AppConfig.AppConfig, settings: ResilienceCo
   return Layer.mergeAll(kafka, temporal, redis, mongodb)
 }
 
+/** The dependencies that run in memory: those with no endpoint configured. */
+export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray<OrchestratorConfig.Dependency> => [
+  ...(config.kafkaBrokers === undefined ? ["kafka" as const] : []),
+  ...(config.temporalAddress === undefined ? ["temporal" as const] : []),
+  ...(config.redisUrl === undefined ? ["redis" as const] : []),
+  ...(config.mongodbUrl === undefined ? ["mongodb" as const] : [])
+]
+
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
-export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Settings) => {
-  const embedded = config.kafkaBrokers === undefined || config.temporalAddress === undefined ||
-    config.redisUrl === undefined || config.mongodbUrl === undefined
+export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
   return HttpApp.layer({
     port: config.port,
     host: config.host,
     service: config.service,
     admin: config.adminToken,
-    // The fault switch is served only when something runs embedded.
-    faultSwitch: embedded
+    // Off unless asked for (FAULT_SWITCH=on), and then only for what runs embedded.
+    faultSwitch: config.faultSwitch === true ? { embedded: embeddedDependencies(config) } : undefined,
+    readiness: { breakers: config.readinessBreakers ?? [] } satisfies Http.Readiness
   }).pipe(
     Layer.provide(Orchestrator.layer()),
     Layer.provideMerge(dependencies(config, settings)),
@@ -69,6 +77,6 @@ export const make = (config: AppConfig.AppConfig, settings: ResilienceConfig.Set
 /** Reads the environment and the seed's YAML file; a bad value stops here, before anything starts. */
 export const fromEnvironment = Effect.gen(function*() {
   const config = yield* AppConfig.config
-  const settings = yield* ResilienceConfig.load(config.resilienceConfig, { env: process.env })
+  const settings = yield* OrchestratorConfig.load(config.resilienceConfig, { env: process.env })
   return { config, settings, layer: make(config, settings) }
 })

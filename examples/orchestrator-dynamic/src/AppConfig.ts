@@ -1,21 +1,26 @@
 /**
  * The service's settings, read from the environment through Effect's Config
- * (the breakers' settings come from the seed's YAML file, see
- * `ResilienceConfig`). A dependency with no endpoint runs embedded, in memory.
+ * (the breakers' settings come from a YAML file in the Orchestrator Dynamic
+ * format, see `OrchestratorConfig`). A dependency with no endpoint runs
+ * embedded, in memory. A malformed endpoint stops the program with a message
+ * naming the variable, its password masked.
  *
  * | variable | default | what |
  * |---|---|---|
- * | `RESILIENCE_CONFIG` | `config/resilience.yaml` of this example | the seed's breaker file |
+ * | `RESILIENCE_CONFIG` | `config/resilience.yaml` of this example | the breaker file (its `circuitBreaker` key; a Helm values file loads as is) |
  * | `SERVICE_NAME` | `orchestrator-dynamic` | the `service` label of metrics, logs and /health |
- * | `HTTP_HOST` / `HTTP_PORT` | `0.0.0.0` / `8000` | where /plans, /health, /live, /metrics listen |
- * | `ADMIN_TOKEN` | none (admin routes off) | bearer token of the manual-control routes |
- * | `KAFKA_BROKERS` | embedded | `host:port,host:port` |
- * | `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` | embedded / `default` | `host:port` |
+ * | `HTTP_HOST` / `HTTP_PORT` | `127.0.0.1` / `8000` | where /plans, /health, /live, /ready, /metrics listen (`0.0.0.0`: every interface, e.g. in a container) |
+ * | `ADMIN_TOKEN` | none (admin routes off) | bearer token (16+ characters) of the manual-control routes and the fault switch |
+ * | `FAULT_SWITCH` | `off` | `on` serves `/faults` for the embedded dependencies |
+ * | `READINESS_BREAKERS` | none | breakers that must be CLOSED for `/ready` (only ones private to the replica) |
+ * | `KAFKA_BROKERS` | embedded | `host:port,host:port` (no credentials: they are not read from here) |
+ * | `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` | embedded / `default` | `host:port` (no scheme, no credentials) |
  * | `REDIS_URL` | embedded | `redis://[:password@]host:port` (secret) |
  * | `MONGODB_URL` | embedded | `mongodb://[user:password@]host:port/db` (secret) |
  * | `EMBEDDED_FAULTS` | none | start embedded dependencies faulty: `kafka=down,redis=slow` |
  */
-import { Config, ConfigProvider, Effect, Option, type Redacted } from "effect"
+import { redact } from "@neural-hive/resilience"
+import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
 import { fileURLToPath } from "node:url"
 import type { FaultMode } from "./Embedded.ts"
 
@@ -31,6 +36,10 @@ export interface AppConfig {
   readonly redisUrl: Redacted.Redacted<string> | undefined
   readonly mongodbUrl: Redacted.Redacted<string> | undefined
   readonly faults: Partial<Record<"kafka" | "temporal" | "redis" | "mongodb", FaultMode>>
+  /** `FAULT_SWITCH=on`; off when absent. */
+  readonly faultSwitch?: boolean | undefined
+  /** `READINESS_BREAKERS`; none when absent. */
+  readonly readinessBreakers?: ReadonlyArray<string> | undefined
 }
 
 const defaultConfigFile = fileURLToPath(new URL("../config/resilience.yaml", import.meta.url))
@@ -38,6 +47,50 @@ const defaultConfigFile = fileURLToPath(new URL("../config/resilience.yaml", imp
 const FAULT = /^(kafka|temporal|redis|mongodb)=(up|down|slow)$/
 
 const optional = <A>(config: Config.Config<A>) => Config.map(Config.option(config), Option.getOrUndefined)
+
+const invalid = (message: string) => Effect.fail(new Config.ConfigError(new ConfigProvider.SourceError({ message })))
+
+// host, IPv4 or [IPv6], then a port: what kafkajs and Temporal's gRPC client accept.
+const HOST_PORT = /^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$/
+
+const hostPort = (name: string, entry: string) =>
+  Number(HOST_PORT.exec(entry)?.[1] ?? 0) >= 1 && Number(HOST_PORT.exec(entry)?.[1]) <= 65535
+    ? undefined
+    : `${name}: got ${JSON.stringify(redact(entry))}, expected host:port${
+      entry.includes("@") ? " without credentials" : entry.includes("://") ? " without a scheme" : ""
+    }`
+
+/**
+ * A connection URL checked here, so a typo is a config error naming the variable rather than a
+ * client's stack; `parsed` when the client reads it with `new URL` (ioredis), not for MongoDB's host lists.
+ */
+const connectionUrl = (name: string, schemes: ReadonlyArray<string>, parsed: boolean) =>
+  Config.Redacted(name).pipe(
+    Config.mapEffect((secret) => {
+      const text = Redacted.value(secret).trim()
+      const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]+)/i.exec(text)
+      const scheme = match?.[1]?.toLowerCase()
+      let valid = scheme !== undefined && schemes.includes(scheme)
+      if (valid && parsed) {
+        try {
+          valid = new URL(text).hostname !== ""
+        } catch {
+          valid = false
+        }
+      }
+      // The value itself is not shown: a mistyped URL may hide its password from `redact`.
+      const got = scheme === undefined
+        ? "a value without a scheme://"
+        : schemes.includes(scheme)
+        ? `a ${scheme}:// URL that does not parse`
+        : `a ${scheme}:// URL`
+      return valid ? Effect.succeed(Redacted.make(text)) : invalid(
+        `${name}: got ${got} (value not shown, it may hold a password), expected a URL ${
+          schemes.map((s) => `${s}://`).join(" or ")
+        }[user:password@]host:port[/...]`
+      )
+    })
+  )
 
 /** `kafka=down,redis=slow`; an entry that does not parse is a config error naming it. */
 const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
@@ -65,15 +118,32 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
 export const config: Config.Config<AppConfig> = Config.all({
   resilienceConfig: Config.withDefault(Config.String("RESILIENCE_CONFIG"), defaultConfigFile),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
-  host: Config.withDefault(Config.String("HTTP_HOST"), "0.0.0.0"),
+  host: Config.withDefault(Config.String("HTTP_HOST"), "127.0.0.1"),
   port: Config.withDefault(Config.Port("HTTP_PORT"), 8000),
   adminToken: optional(Config.Redacted("ADMIN_TOKEN")),
   kafkaBrokers: optional(
-    Config.map(Config.String("KAFKA_BROKERS"), (s) => s.split(",").map((b) => b.trim()).filter((b) => b !== ""))
+    Config.String("KAFKA_BROKERS").pipe(Config.mapEffect((s) => {
+      const brokers = s.split(",").map((b) => b.trim()).filter((b) => b !== "")
+      const problem = brokers.length === 0
+        ? "KAFKA_BROKERS: got no broker, expected host:port,host:port"
+        : brokers.map((b) => hostPort("KAFKA_BROKERS", b)).find((p) => p !== undefined)
+      return problem === undefined ? Effect.succeed(brokers) : invalid(problem)
+    }))
   ),
-  temporalAddress: optional(Config.String("TEMPORAL_ADDRESS")),
+  temporalAddress: optional(
+    Config.String("TEMPORAL_ADDRESS").pipe(Config.mapEffect((s) => {
+      const problem = hostPort("TEMPORAL_ADDRESS", s.trim())
+      return problem === undefined ? Effect.succeed(s.trim()) : invalid(problem)
+    }))
+  ),
   temporalNamespace: Config.withDefault(Config.String("TEMPORAL_NAMESPACE"), "default"),
-  redisUrl: optional(Config.Redacted("REDIS_URL")),
-  mongodbUrl: optional(Config.Redacted("MONGODB_URL")),
-  faults
+  redisUrl: optional(connectionUrl("REDIS_URL", ["redis", "rediss"], true)),
+  mongodbUrl: optional(connectionUrl("MONGODB_URL", ["mongodb", "mongodb+srv"], false)),
+  faults,
+  faultSwitch: Config.withDefault(Config.Literals(["on", "off"], "FAULT_SWITCH"), "off").pipe(
+    Config.map((value) => value === "on")
+  ),
+  readinessBreakers: Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
+    Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+  )
 })

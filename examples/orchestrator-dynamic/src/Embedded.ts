@@ -1,23 +1,35 @@
 /**
  * In-memory implementations of the four dependency services, for the embedded
  * demo: no server needed, every call still goes through its real breaker with
- * the seed's configuration, and a fault switch makes a dependency fail so a
+ * the service's configuration, and a fault switch makes a dependency fail so a
  * newcomer can watch a breaker trip and recover in /health, /metrics and the logs.
  *
  * Faults: `up` (works), `down` (fails at once with a connection error, which
  * counts), `slow` (hangs until the breaker's call timeout, which counts).
+ *
+ * A demo, not a database: each dependency keeps at most `limits` (default
+ * 10,000 entries or 16 MiB) and evicts the least recently used beyond that, so
+ * an old plan may be forgotten; lookups by key or `_id` are O(1).
  */
-import { isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { isFailure as isKafkaFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreaker, ResilienceConfig, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerTimeoutError, withBreaker } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
+import { BoundedStore, defaultLimits, type Limits, weigh } from "./BoundedStore.ts"
+import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
-// The embedded breakers have no callTimeout, so a breaker timeout cannot happen here.
-const guard = (breaker: CircuitBreaker.CircuitBreaker) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  self.pipe(withBreaker(breaker), Effect.catchTag("CircuitBreakerTimeoutError", (e) => Effect.die(e)))
+/** Through the breaker; a call past its callTimeout is the client's own timeout error, as with the real clients. */
+const guard =
+  <E2>(breaker: CircuitBreaker.CircuitBreaker, timedOut: (message: string) => E2) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    self.pipe(
+      withBreaker(breaker),
+      Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+        Effect.fail(timedOut((e as CircuitBreakerTimeoutError).message)))
+    )
 
 // -----------------------------------------------------------------------------
 // the fault switch
@@ -28,13 +40,13 @@ export type FaultMode = "up" | "down" | "slow"
 export const faultModes: ReadonlyArray<FaultMode> = ["up", "down", "slow"]
 
 export class Faults extends Context.Service<Faults, {
-  readonly get: (dependency: ResilienceConfig.Dependency) => FaultMode
-  readonly set: (dependency: ResilienceConfig.Dependency, mode: FaultMode) => Effect.Effect<void>
-  readonly all: () => Readonly<Record<ResilienceConfig.Dependency, FaultMode>>
+  readonly get: (dependency: OrchestratorConfig.Dependency) => FaultMode
+  readonly set: (dependency: OrchestratorConfig.Dependency, mode: FaultMode) => Effect.Effect<void>
+  readonly all: () => Readonly<Record<OrchestratorConfig.Dependency, FaultMode>>
 }>()("@neural-hive/example-orchestrator-dynamic/Faults") {
-  static readonly layer = (initial: Partial<Record<ResilienceConfig.Dependency, FaultMode>> = {}) =>
+  static readonly layer = (initial: Partial<Record<OrchestratorConfig.Dependency, FaultMode>> = {}) =>
     Layer.sync(Faults, () => {
-      const modes: Record<ResilienceConfig.Dependency, FaultMode> = {
+      const modes: Record<OrchestratorConfig.Dependency, FaultMode> = {
         kafka: "up",
         temporal: "up",
         redis: "up",
@@ -58,7 +70,7 @@ export class Faults extends Context.Service<Faults, {
 /** Runs `effect` unless the dependency is faulty: `down` fails at once, `slow` never answers. */
 const faulty = <A, E>(
   faults: Faults["Service"],
-  dependency: ResilienceConfig.Dependency,
+  dependency: OrchestratorConfig.Dependency,
   unavailable: () => E,
   effect: Effect.Effect<A, E>
 ): Effect.Effect<A, E> =>
@@ -74,24 +86,37 @@ const faulty = <A, E>(
   })
 
 const breakerFor = (
-  settings: ResilienceConfig.Settings,
-  dependency: ResilienceConfig.Dependency,
-  isFailure: (error: unknown) => boolean
-) => CircuitBreaker.make({ ...ResilienceConfig.toBreakerOptions(dependency, settings[dependency]), isFailure })
+  settings: OrchestratorConfig.Settings,
+  dependency: OrchestratorConfig.Dependency,
+  isFailure: (error: unknown) => boolean,
+  faults: Faults["Service"]
+) =>
+  CircuitBreaker.make({
+    ...OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]),
+    isFailure,
+    // The idle breaker's own half-open trial: it fails while the fault is on, so an idle service recovers by itself.
+    probe: faulty(faults, dependency, () =>
+      new Error(`connect ECONNREFUSED (embedded fault: ${dependency})`), Effect.void)
+  })
 
 const unsupported = (what: string) => `${what} is not available in embedded mode; configure a real server`
 
+const kafkaTimeout = (message: string) =>
+  new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 })
+
 // -----------------------------------------------------------------------------
-// Kafka: topics as arrays
+// Kafka: every topic's messages in one bounded store
 // -----------------------------------------------------------------------------
 
-export const kafka = (settings: ResilienceConfig.Settings) =>
+export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
     KafkaProducer.KafkaProducer,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "kafka", isBrokerFailure)
-      const topics = new Map<string, Array<unknown>>()
+      const breaker = yield* breakerFor(settings, "kafka", isKafkaFailure, faults)
+      // Every topic's messages in one bounded store, keyed by topic and offset; offsets keep growing.
+      const log = new BoundedStore<string, unknown>(limits)
+      const nextOffsets = new BoundedStore<string, number>({ capacity: 1_000, maxBytes: Infinity })
       const down = () =>
         new KafkaError({
           reason: "Connection",
@@ -100,17 +125,17 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
           retriable: true,
           retries: 0
         })
-      const append = (topic: string, messages: ReadonlyArray<{ readonly value?: unknown }>) => {
-        const log = topics.get(topic) ?? []
-        topics.set(topic, log)
-        const baseOffset = log.length
-        for (const message of messages) log.push(message.value)
+      const append = (topic: string, batch: ReadonlyArray<{ readonly value?: unknown }>) => {
+        const baseOffset = nextOffsets.get(topic) ?? 0
+        let offset = baseOffset
+        for (const message of batch) log.set(`${topic}\u0000${offset++}`, message.value)
+        nextOffsets.set(topic, offset)
         return { topicName: topic, partition: 0, errorCode: 0, baseOffset: String(baseOffset) }
       }
       return KafkaProducer.KafkaProducer.of({
         send: (record) =>
           faulty(faults, "kafka", down, Effect.sync(() => [append(record.topic, record.messages)])).pipe(
-            guard(breaker)
+            guard(breaker, kafkaTimeout)
           ),
         sendBatch: (batch) =>
           faulty(
@@ -118,22 +143,22 @@ export const kafka = (settings: ResilienceConfig.Settings) =>
             "kafka",
             down,
             Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
-          ).pipe(guard(breaker)),
+          ).pipe(guard(breaker, kafkaTimeout)),
         breaker
       })
     })
   )
 
 // -----------------------------------------------------------------------------
-// Temporal: workflows as records
+// Temporal: workflows as records, bounded
 // -----------------------------------------------------------------------------
 
-export const temporal = (settings: ResilienceConfig.Settings) =>
+export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
     TemporalClient.TemporalClient,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isServerFailure)
+      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isFailure, faults)
       interface Run {
         readonly runId: string
         readonly type: string
@@ -142,12 +167,14 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
         status: "RUNNING" | "TERMINATED"
         readonly signals: Array<string>
       }
-      const workflows = new Map<string, Run>()
+      const workflows = new BoundedStore<string, Run>(limits)
       let runs = 0
       const down = (operation: string) => () =>
         new TemporalError({ reason: "Unavailable", operation, message: "14 UNAVAILABLE: (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, TemporalError>) =>
-        faulty(faults, "temporal", down(operation), effect).pipe(guard(breaker))
+        faulty(faults, "temporal", down(operation), effect).pipe(
+          guard(breaker, (message) => new TemporalError({ reason: "DeadlineExceeded", operation, message }))
+        )
       const lookup = (operation: string, workflowId: string) =>
         Effect.suspend(() => {
           const run = workflows.get(workflowId)
@@ -194,6 +221,8 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
           "signalWorkflow",
           Effect.map(lookup("signalWorkflow", workflowId), (run) => {
             run.signals.push(name)
+            // A run keeps its last 100 signal names: a signal loop must not grow it.
+            if (run.signals.length > 100) run.signals.shift()
           })
         )
       const handle = (workflowId: string, runId: string): TemporalClient.WorkflowHandle => ({
@@ -258,20 +287,25 @@ export const temporal = (settings: ResilienceConfig.Settings) =>
   )
 
 // -----------------------------------------------------------------------------
-// Redis: a map with expiry by the Clock
+// Redis: a bounded map with expiry by the Clock
 // -----------------------------------------------------------------------------
 
-export const redis = (settings: ResilienceConfig.Settings) =>
+export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
     RedisCache.RedisCache,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "redis", RedisCache.isServerFailure)
-      const entries = new Map<string, { readonly value: string; readonly expiresAt: number }>()
+      const breaker = yield* breakerFor(settings, "redis", RedisCache.isFailure, faults)
+      const entries = new BoundedStore<string, { readonly value: string; readonly expiresAt: number }>(
+        limits,
+        (entry) => 2 * entry.value.length + 64
+      )
       const down = (command: string) => () =>
         new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" })
       const use = <A>(command: string, effect: Effect.Effect<A, RedisError>) =>
-        faulty(faults, "redis", down(command), effect).pipe(guard(breaker))
+        faulty(faults, "redis", down(command), effect).pipe(
+          guard(breaker, (message) => new RedisError({ reason: "Timeout", command, message }))
+        )
       // Fail-open, as the real service: any failure or rejection is a miss.
       const open = <A>(effect: Effect.Effect<A, unknown>, fallback: A) => Effect.orElseSucceed(effect, () => fallback)
       return RedisCache.RedisCache.of({
@@ -281,6 +315,7 @@ export const redis = (settings: ResilienceConfig.Settings) =>
               "GET",
               Effect.map(Clock.currentTimeMillis, (now) => {
                 const entry = entries.get(key)
+                if (entry !== undefined && entry.expiresAt <= now) entries.delete(key)
                 return entry !== undefined && entry.expiresAt > now ? Option.some(entry.value) : Option.none()
               })
             ),
@@ -306,7 +341,7 @@ export const redis = (settings: ResilienceConfig.Settings) =>
   )
 
 // -----------------------------------------------------------------------------
-// MongoDB: collections of documents, matched by equality
+// MongoDB: documents indexed by collection and _id, other filters matched by equality
 // -----------------------------------------------------------------------------
 
 type Doc = Record<string, unknown>
@@ -314,31 +349,53 @@ type Doc = Record<string, unknown>
 const matches = (doc: Doc, filter: Doc): boolean =>
   Object.entries(filter).every(([key, value]) => JSON.stringify(doc[key]) === JSON.stringify(value))
 
-export const mongodb = (settings: ResilienceConfig.Settings) =>
+/** The index key of a document: its collection and its `_id` (the unique field). */
+const keyOf = (collection: string, id: unknown) => `${collection}\u0000${JSON.stringify(id)}`
+
+/** A filter on `_id` alone is an O(1) lookup; any other filter scans the (bounded) store. */
+const idOnly = (filter: Doc) => {
+  const keys = Object.keys(filter)
+  return keys.length === 1 && keys[0] === "_id"
+}
+
+export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
     MongoStore.MongoStore,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isServerFailure)
-      const collections = new Map<string, Array<Doc>>()
+      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isFailure, faults)
+      const documents = new BoundedStore<string, { readonly collection: string; readonly doc: Doc }>(
+        limits,
+        (entry) => weigh(entry.doc)
+      )
       let ids = 0
-      const collectionOf = (name: string) => {
-        const docs = collections.get(name) ?? []
-        collections.set(name, docs)
-        return docs
+      const first = (collection: string, filter: Doc): readonly [string, Doc] | undefined => {
+        if (idOnly(filter)) {
+          const key = keyOf(collection, filter._id)
+          const entry = documents.get(key)
+          return entry === undefined ? undefined : [key, entry.doc]
+        }
+        for (const entry of documents.values()) {
+          if (entry.collection === collection && matches(entry.doc, filter)) {
+            return [keyOf(collection, entry.doc._id), entry.doc]
+          }
+        }
+        return undefined
       }
       const down = (operation: string) => () =>
         new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" })
       const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) =>
-        faulty(faults, "mongodb", down(operation), effect).pipe(guard(breaker))
+        faulty(faults, "mongodb", down(operation), effect).pipe(
+          guard(breaker, (message) => new MongoStoreError({ reason: "Timeout", operation, message }))
+        )
       const store = MongoStore.MongoStore.of({
         insertOne: (collection, document) =>
           call(
             "insertOne",
             Effect.suspend(() => {
-              const docs = collectionOf(collection)
               const doc = { _id: `embedded-${++ids}`, ...(document as Doc) }
-              if (docs.some((d) => JSON.stringify(d._id) === JSON.stringify(doc._id))) {
+              const key = keyOf(collection, doc._id)
+              if (documents.has(key)) {
                 return Effect.fail(
                   new MongoStoreError({
                     reason: "DuplicateKey",
@@ -349,25 +406,26 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
                   })
                 )
               }
-              docs.push(doc)
+              documents.set(key, { collection, doc })
               return Effect.succeed({ acknowledged: true, insertedId: doc._id } as never)
             })
           ),
         findOne: (collection, filter) =>
           call(
             "findOne",
-            Effect.sync(() =>
-              Option.fromNullishOr(collectionOf(collection).find((d) => matches(d, filter as Doc)) as never)
-            )
+            Effect.sync(() => Option.fromNullishOr(first(collection, filter as Doc)?.[1] as never))
           ),
         updateOne: (collection, filter, update) =>
           call(
             "updateOne",
             Effect.sync(() => {
-              const doc = collectionOf(collection).find((d) => matches(d, filter as Doc))
+              const found = first(collection, filter as Doc)
               const set = (update as { readonly $set?: Doc }).$set
-              if (doc !== undefined && set !== undefined) Object.assign(doc, set)
-              const n = doc === undefined ? 0 : 1
+              // Re-stored so its weight is counted again; an _id in $set is ignored, as the index key.
+              if (found !== undefined && set !== undefined) {
+                documents.set(found[0], { collection, doc: { ...found[1], ...set, _id: found[1]._id } })
+              }
+              const n = found === undefined ? 0 : 1
               return {
                 acknowledged: true,
                 matchedCount: n,
@@ -381,18 +439,23 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
           call(
             "deleteOne",
             Effect.sync(() => {
-              const docs = collectionOf(collection)
-              const index = docs.findIndex((d) => matches(d, filter as Doc))
-              if (index >= 0) docs.splice(index, 1)
-              return { acknowledged: true, deletedCount: index >= 0 ? 1 : 0 }
+              const found = first(collection, filter as Doc)
+              if (found !== undefined) documents.delete(found[0])
+              return { acknowledged: true, deletedCount: found === undefined ? 0 : 1 }
             })
           ),
         find: (collection, filter, options) =>
           call(
             "find",
-            Effect.sync(() =>
-              collectionOf(collection).filter((d) => matches(d, filter as Doc)).slice(0, options.limit) as never
-            )
+            Effect.sync(() => {
+              const limit = options.limit
+              const found: Array<Doc> = []
+              for (const entry of documents.values()) {
+                if (found.length >= limit) break
+                if (entry.collection === collection && matches(entry.doc, filter as Doc)) found.push(entry.doc)
+              }
+              return found as never
+            })
           ),
         use: (operation) =>
           call(
@@ -405,6 +468,11 @@ export const mongodb = (settings: ResilienceConfig.Settings) =>
     })
   )
 
-/** The four in-memory services, each behind its breaker. */
-export const layer = (settings: ResilienceConfig.Settings) =>
-  Layer.mergeAll(kafka(settings), temporal(settings), redis(settings), mongodb(settings))
+/** The four in-memory services, each behind its breaker, each store within `limits`. */
+export const layer = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
+  Layer.mergeAll(
+    kafka(settings, limits),
+    temporal(settings, limits),
+    redis(settings, limits),
+    mongodb(settings, limits)
+  )

@@ -1,17 +1,25 @@
 /**
  * The service's HTTP surface on one port (8000 by default):
- * - `POST /plans` `{ id, steps }`: runs the plan; 202 accepted, 503 with
- *   `Retry-After` when a fail-fast breaker rejected it, 502 when a dependency
- *   failed, 400 for a bad plan, 413 for a body over 64 KiB;
- * - `POST /faults/{kafka|temporal|redis|mongodb}/{up|down|slow}`: the embedded
- *   mode's fault switch (absent with real servers);
- * - everything of `@neural-hive/observability`: `/health`, `/live`, `/metrics`,
- *   and the admin routes when an admin token is configured;
+ * - `POST /plans` `{ id, steps }` with `content-type: application/json`: runs
+ *   the plan; 202 accepted, 503 with `Retry-After` when a fail-fast breaker
+ *   rejected it, 502 when a dependency failed (the step and a reason class, the
+ *   details in the log), 400 for a bad plan, 413 for a body over 64 KiB (also
+ *   announced by `Content-Length`, so `Expect: 100-continue` gets 413, not 100),
+ *   415 for another content type;
+ * - `POST /faults/{kafka|temporal|redis|mongodb}/{up|down|slow}` with
+ *   `content-type: application/json`: the embedded dependencies' fault switch,
+ *   only with `FAULT_SWITCH=on`, behind the admin token when one is set, and
+ *   only for dependencies that run embedded (409 for a real one);
+ * - everything of `@neural-hive/observability`: `/health`, `/live`, `/ready`,
+ *   `/metrics`, and the admin routes when an admin token is configured;
  * - `GET /` (or `/status`): the live breaker board, fed by `/events` (`Board`).
+ *
+ * Every path is checked once, before routing (`Http.requestPath`): one with
+ * `..`, `.`, `//` or a backslash, plain or percent-encoded, is a 400.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
-import type { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import type { CircuitBreaker } from "@neural-hive/resilience"
 import { ByteSize, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
   HttpIncomingMessage,
@@ -22,19 +30,12 @@ import {
 } from "effect/http"
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
+import type * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 const MAX_BODY_BYTES = 64 * 1024
 
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   HttpServerResponse.jsonUnsafe(body, { status, headers: { "cache-control": "no-store", ...headers } })
-
-const pathOf = (url: string): string => {
-  try {
-    return new URL(url, "http://localhost").pathname
-  } catch {
-    return url
-  }
-}
 
 /** 202 accepted; 503 + Retry-After when a breaker said no; 502 when a dependency failed. */
 export const respond = (report: PlanReport) => {
@@ -49,37 +50,67 @@ export const respond = (report: PlanReport) => {
   return json(report, 502)
 }
 
+/**
+ * A JSON route's content type: anything else is a 415. It also keeps cross-site pages out: a form or a
+ * `no-cors` fetch can only send `text/plain`, form or multipart bodies without a CORS preflight.
+ */
+const isJson = (request: HttpServerRequest.HttpServerRequest) =>
+  (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase() === "application/json"
+
+const unsupportedMediaType = () => json({ error: "content-type must be application/json" }, 415)
+
 const FAULT_PATH = /^\/faults\/(kafka|temporal|redis|mongodb)\/(up|down|slow)$/
 
 type App = Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
 
-export const makeApp = (options: {
+/** The fault switch's settings: which dependencies it may touch. */
+export interface FaultSwitch {
+  readonly embedded: ReadonlyArray<OrchestratorConfig.Dependency>
+}
+
+export interface Options {
   readonly service: string
+  /** The bearer token of the admin routes and of the fault switch (at least 16 characters). */
   readonly admin?: Redacted.Redacted<string> | undefined
-  readonly faultSwitch?: boolean | undefined
-}): Effect.Effect<App, never, CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Scope.Scope> =>
+  /** Off unless given (`FAULT_SWITCH=on`). */
+  readonly faultSwitch?: FaultSwitch | undefined
+  readonly readiness?: Http.Readiness | undefined
+}
+
+export const makeApp = (
+  options: Options
+): Effect.Effect<
+  App,
+  Http.HttpOptionsError,
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Scope.Scope
+> =>
   Effect.gen(function*() {
+    if (options.admin !== undefined) yield* Http.checkAdminToken(options.admin, "ADMIN_TOKEN")
     const observability = yield* Http.makeApp({
       service: options.service,
-      ...(options.admin === undefined ? {} : { admin: { token: options.admin } })
+      ...(options.admin === undefined ? {} : { admin: { token: options.admin } }),
+      ...(options.readiness === undefined ? {} : { readiness: options.readiness })
     })
     const orchestrator = yield* Orchestrator
     // The live board: GET / (or /status) and its event stream /events.
     const board = yield* Board.make({ service: options.service })
-    const faults = options.faultSwitch === true ? yield* Effect.serviceOption(Faults) : Option.none()
+    const faults = options.faultSwitch === undefined ? Option.none() : yield* Effect.serviceOption(Faults)
+    const embedded = new Set(options.faultSwitch?.embedded ?? [])
+    const authorized = options.admin === undefined ? () => true : Http.bearerAuthorization(options.admin)
 
     const plans = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function*() {
         if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
+        if (!isJson(request)) return unsupportedMediaType()
+        // Judged on the announced length first, so `Expect: 100-continue` gets its 413 without a 100 Continue.
+        if (Number(request.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return tooLarge()
         const body = yield* request.json.pipe(
           Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
           Effect.result
         )
         if (body._tag === "Failure") {
-          const tooLarge = body.failure.reason._tag === "RequestParseError" &&
-            body.failure.reason.reason === "BodyTooLarge"
-          return tooLarge
-            ? json({ error: `the body is over ${MAX_BODY_BYTES} bytes` }, 413)
+          return body.failure.reason._tag === "RequestParseError" && body.failure.reason.reason === "BodyTooLarge"
+            ? tooLarge()
             : json({ error: "the body is not valid JSON" }, 400)
         }
         const plan = yield* Effect.result(decodePlan(body.success))
@@ -87,41 +118,54 @@ export const makeApp = (options: {
         return respond(yield* orchestrator.submit(plan.success))
       })
 
-    const setFault = (request: HttpServerRequest.HttpServerRequest, path: string) =>
+    const faultSwitch = (request: HttpServerRequest.HttpServerRequest, path: string, switch_: Faults["Service"]) =>
       Effect.gen(function*() {
-        if (Option.isNone(faults)) return json({ error: "not found" }, 404)
+        // 401 first: without the token nothing about the switch is told.
+        if (!authorized(request.headers["authorization"])) {
+          return json({ error: "unauthorized" }, 401, { "www-authenticate": "Bearer" })
+        }
+        if (path === "/faults") {
+          if (request.method !== "GET" && request.method !== "HEAD") {
+            return json({ error: "method not allowed" }, 405, { allow: "GET, HEAD" })
+          }
+          return json({ faults: switch_.all(), embedded: [...embedded], modes: faultModes })
+        }
+        if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
+        if (!isJson(request)) return unsupportedMediaType()
         const match = FAULT_PATH.exec(path)
         if (match === null) return json({ error: "not found" }, 404)
-        if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
-        const dependency = match[1] as ResilienceConfig.Dependency
-        yield* faults.value.set(dependency, match[2] as FaultMode)
-        return json({ faults: faults.value.all() })
+        const dependency = match[1] as OrchestratorConfig.Dependency
+        if (!embedded.has(dependency)) {
+          return json({ error: `${dependency} is a real server here: the fault switch drives embedded ones only` }, 409)
+        }
+        yield* switch_.set(dependency, match[2] as FaultMode)
+        return json({ faults: switch_.all() })
       })
 
     return HttpServerRequest.HttpServerRequest.use((request) => {
-      const path = pathOf(request.url)
+      const path = Http.requestPath(request)
+      if (path === undefined) return observability
       const boardResponse = board.handle(request, path)
       if (boardResponse !== undefined) return boardResponse
       if (path === "/plans") return plans(request)
-      if (path.startsWith("/faults/") || path === "/faults") {
-        return path === "/faults" && Option.isSome(faults) && request.method === "GET"
-          ? Effect.succeed(json({ faults: faults.value.all(), modes: faultModes }))
-          : setFault(request, path)
+      if (Option.isSome(faults) && (path === "/faults" || path.startsWith("/faults/"))) {
+        return faultSwitch(request, path, faults.value)
       }
       return observability
     })
   })
 
+const tooLarge = () => json({ error: `the body is over ${MAX_BODY_BYTES} bytes` }, 413)
+
 /** Serves the app on `port` (0: a free port). */
-export const layer = (options: {
-  readonly port: number
-  readonly host: string
-  readonly service: string
-  readonly admin?: Redacted.Redacted<string> | undefined
-  readonly faultSwitch?: boolean | undefined
-}): Layer.Layer<
+export const layer = (
+  options: Options & {
+    readonly port: number
+    readonly host: string
+  }
+): Layer.Layer<
   HttpServer.HttpServer,
-  HttpServerError.ServeError,
+  HttpServerError.ServeError | Http.HttpOptionsError,
   CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator
 > =>
   Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))

@@ -29,7 +29,8 @@ export type StepReport =
   | { readonly status: "ok"; readonly detail?: string }
   | { readonly status: "skipped"; readonly detail: string }
   | { readonly status: "rejected"; readonly circuit: string; readonly retryAfterSeconds: number | null }
-  | { readonly status: "failed"; readonly error: string; readonly reason: string }
+  /** `error` is the error's class and `reason` its kind, never its message: the details go to the log. */
+  | { readonly status: "failed"; readonly error: string; readonly reason: string; readonly circuit?: string }
 
 export interface PlanReport {
   readonly planId: string
@@ -86,17 +87,34 @@ const rejected = (error: CircuitBreakerError): StepReport => ({
   retryAfterSeconds: Duration.isFinite(error.retryAfter) ? Math.ceil(Duration.toSeconds(error.retryAfter)) : null
 })
 
-const failed = (error: { readonly _tag: string; readonly reason: string; readonly message: string }): StepReport => ({
+interface StepError {
+  readonly _tag: string
+  readonly reason: string
+  readonly message: string
+  readonly circuit?: string
+}
+
+const failed = (error: StepError): StepReport => ({
   status: "failed",
-  error: `${error._tag}: ${error.message}`,
-  reason: error.reason
+  error: error._tag,
+  reason: error.reason,
+  ...(error.circuit === undefined ? {} : { circuit: error.circuit })
 })
+
+/** A failed step: the caller gets its class and reason; the message (host names, addresses) goes to the log only. */
+const logFailed = (step: string, planId: string, error: StepError): Effect.Effect<StepReport> =>
+  Effect.as(
+    Effect.logWarning("plan_step_failed").pipe(
+      Effect.annotateLogs({ plan_id: planId, step, error: error._tag, reason: error.reason, message: error.message })
+    ),
+    failed(error)
+  )
 
 /**
  * The breaker's error means it refused the call (it did not run): `rejected` (503). A call that ran
  * past its timeout is the client's own Timeout error, a dependency failure reported as `failed` (502).
  */
-const fromBreaker = (error: CircuitBreakerError): StepReport => rejected(error)
+const fromBreaker = (error: CircuitBreakerError): Effect.Effect<StepReport> => Effect.succeed(rejected(error))
 
 const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
 
@@ -187,10 +205,10 @@ export class Orchestrator extends Context.Service<Orchestrator, {
           }).pipe(
             Effect.as<StepReport>({ status: "ok", detail: "started" }),
             Effect.catchTag("TemporalError", (e) =>
-              Effect.succeed<StepReport>(
-                e.reason === "AlreadyStarted" ? { status: "ok", detail: "already started" } : failed(e)
-              )),
-            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
+              e.reason === "AlreadyStarted"
+                ? Effect.succeed<StepReport>({ status: "ok", detail: "already started" })
+                : logFailed("workflow", plan.id, e)),
+            Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
           if (!isOk(workflow)) {
             return report(workflow, notRun, notRun)
@@ -201,10 +219,10 @@ export class Orchestrator extends Context.Service<Orchestrator, {
             .pipe(
               Effect.as<StepReport>({ status: "ok", detail: "stored" }),
               Effect.catchTag("MongoStoreError", (e) =>
-                Effect.succeed<StepReport>(
-                  e.reason === "DuplicateKey" ? { status: "ok", detail: "already stored" } : failed(e)
-                )),
-              Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
+                e.reason === "DuplicateKey"
+                  ? Effect.succeed<StepReport>({ status: "ok", detail: "already stored" })
+                  : logFailed("persistence", plan.id, e)),
+              Effect.catchTag("CircuitBreakerError", fromBreaker)
             )
           if (!isOk(persistence)) {
             return report(workflow, persistence, notRun)
@@ -216,8 +234,8 @@ export class Orchestrator extends Context.Service<Orchestrator, {
             messages: [{ key: ticketId, value: JSON.stringify(ticket) }]
           }).pipe(
             Effect.as<StepReport>({ status: "ok", detail: "published" }),
-            Effect.catchTag("KafkaError", (e) => Effect.succeed(failed(e))),
-            Effect.catchTag("CircuitBreakerError", (e) => Effect.succeed(fromBreaker(e)))
+            Effect.catchTag("KafkaError", (e) => logFailed("ticket", plan.id, e)),
+            Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
           return report(workflow, persistence, published)
         }, Effect.tap(logOutcome))

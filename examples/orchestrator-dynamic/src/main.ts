@@ -3,10 +3,11 @@
  * config -> breaker registry -> observability (JSON logs, Prometheus metrics,
  * HTTP on :8000) -> KafkaProducer, TemporalClient, RedisCache, MongoStore ->
  * the service. With no endpoints configured every dependency runs in memory,
- * with a fault switch, so `npm start` works on a fresh machine:
+ * so `npm start` works on a fresh machine; it listens on 127.0.0.1 unless
+ * HTTP_HOST says otherwise, and `FAULT_SWITCH=on npm start` adds a fault switch:
  *
- *   curl -X POST localhost:8000/plans -d '{"id":"p1","steps":["plan","execute"]}'
- *   curl -X POST localhost:8000/faults/kafka/down     # watch kafka_producer trip
+ *   curl -X POST localhost:8000/plans -H 'content-type: application/json' -d '{"id":"p1","steps":["plan","execute"]}'
+ *   curl -X POST localhost:8000/faults/kafka/down -H 'content-type: application/json'   # watch kafka_producer trip
  *   curl localhost:8000/health; curl localhost:8000/metrics | grep circuit_breaker_state
  *   open http://localhost:8000/                       # the live breaker board
  *
@@ -16,6 +17,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Logging, Otel } from "@neural-hive/observability"
+import { redactCause } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import * as App from "./App.ts"
@@ -33,7 +35,9 @@ const program = Effect.gen(function*() {
   yield* Effect.logInfo("orchestrator_starting").pipe(
     Effect.annotateLogs({
       service: config.service,
+      host: config.host,
       port: config.port,
+      fault_switch: config.faultSwitch === true ? "on" : "off",
       kafka: config.kafkaBrokers === undefined ? "embedded" : "real",
       temporal: config.temporalAddress === undefined ? "embedded" : "real",
       redis: config.redisUrl === undefined ? "embedded" : "real",
@@ -45,5 +49,10 @@ const program = Effect.gen(function*() {
   )
 })
 
-// Otel outermost: released last, so the spans of the requests in flight at SIGTERM are flushed too.
-NodeRuntime.runMain(program.pipe(Effect.provide(Otel.layerConfig), Effect.provide(Logging.layer())))
+NodeRuntime.runMain(program.pipe(
+  // The runtime prints why the program stopped, cause chain included: no password may reach it.
+  Effect.catchCause((cause) => Effect.failCause(redactCause(cause))),
+  // Otel outermost: released last, so the spans of the requests in flight at SIGTERM are flushed too.
+  Effect.provide(Otel.layerConfig),
+  Effect.provide(Logging.layer())
+))

@@ -1,7 +1,8 @@
 /**
  * The one error of `@neural-hive/kafka`, and the classifier that decides which
- * kafkajs failures say the broker is unhealthy (and count against the
- * `kafka_producer` breaker) and which are the caller's own (and never do).
+ * kafkajs failures count against the `kafka_producer` breaker. When in doubt,
+ * count: only the failures known to be the caller's own (a message too large,
+ * an invalid topic or record, a value that cannot be serialized) never do.
  *
  * kafkajs wraps the error that ended a call: `KafkaJSNumberOfRetriesExceeded`
  * when it ran out of retries, `KafkaJSNonRetriableError` when it gave up at
@@ -14,20 +15,22 @@
  * | `KafkaJSConnectionError`, `KafkaJSConnectionClosedError`, `KafkaJSBrokerNotFound`, `KafkaJSNoBrokerAvailableError`, `NETWORK_EXCEPTION`, socket errors (`ECONNREFUSED`, `ECONNRESET`, ...) | `Connection` |
  * | `KafkaJSRequestTimeoutError`, `KafkaJSTimeout`, `KafkaJSLockTimeout`, `REQUEST_TIMED_OUT` | `Timeout` |
  * | `LEADER_NOT_AVAILABLE`, `NOT_LEADER_FOR_PARTITION`, `BROKER_NOT_AVAILABLE`, `REPLICA_NOT_AVAILABLE`, `NOT_ENOUGH_REPLICAS`, `NOT_ENOUGH_REPLICAS_AFTER_APPEND`, `KAFKA_STORAGE_ERROR`, `NOT_CONTROLLER`, the coordinator errors, `KafkaJSMetadataNotLoaded`, any other protocol error Kafka marks retriable | `Broker` |
- *
- * | not counted (`brokerFailure: false`) | reason |
- * |---|---|
- * | `MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE` | `MessageTooLarge` |
- * | `INVALID_TOPIC_EXCEPTION`, kafkajs "Invalid topic", a topic name Kafka would refuse (checked before sending) | `InvalidTopic` |
- * | `UNKNOWN_TOPIC_OR_PARTITION` | `UnknownTopic` |
- * | `INVALID_RECORD`, `CORRUPT_MESSAGE`, `INVALID_TIMESTAMP`, `INVALID_REQUIRED_ACKS`, `UNSUPPORTED_COMPRESSION_TYPE`, `UNSUPPORTED_FOR_MESSAGE_FORMAT`, `POLICY_VIOLATION`, `INVALID_REQUEST`, `INVALID_PARTITIONS` | `InvalidRecord` |
- * | a value, key or header that cannot be encoded (checked before sending) | `Serialization` |
+ * | `UNKNOWN_TOPIC_OR_PARTITION` (a broker that lost or has not loaded the topic; also a misspelt topic when auto-creation is off) | `UnknownTopic` |
  * | `TOPIC_AUTHORIZATION_FAILED`, `CLUSTER_AUTHORIZATION_FAILED`, `TRANSACTIONAL_ID_AUTHORIZATION_FAILED`, `GROUP_AUTHORIZATION_FAILED` | `Authorization` |
  * | `SASL_AUTHENTICATION_FAILED`, `KafkaJSSASLAuthenticationError`, `UNSUPPORTED_SASL_MECHANISM`, `ILLEGAL_SASL_STATE` | `Authentication` |
  * | `UNSUPPORTED_VERSION`, `KafkaJSServerDoesNotSupportApiKey`, `KafkaJSNotImplemented` | `Unsupported` |
+ * | anything else (other protocol errors, kafkajs errors or errors this package does not know) | `Unknown` |
+ *
+ * | not counted (`brokerFailure: false`): the caller's | reason |
+ * |---|---|
+ * | `MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE` | `MessageTooLarge` |
+ * | `INVALID_TOPIC_EXCEPTION`, kafkajs "Invalid topic", a topic name Kafka would refuse (checked before sending) | `InvalidTopic` |
+ * | `INVALID_RECORD`, `CORRUPT_MESSAGE`, `INVALID_TIMESTAMP`, `INVALID_REQUIRED_ACKS`, `UNSUPPORTED_COMPRESSION_TYPE`, `UNSUPPORTED_FOR_MESSAGE_FORMAT`, `POLICY_VIOLATION`, `INVALID_REQUEST`, `INVALID_PARTITIONS`, kafkajs "Invalid message" | `InvalidRecord` |
+ * | a value, key or header that cannot be encoded (checked before sending) | `Serialization` |
  * | a send after the producer's scope closed | `Closed` |
- * | bad `KafkaProducer` options | `InvalidOptions` |
- * | anything else (including other non-retriable protocol errors) | `Unknown` |
+ *
+ * A SASL or ACL mistake is the service's configuration, not one message: it fails every send, so it opens
+ * the breaker like an outage would (and shows in `/health` and the alerts).
  *
  * @since 0.1.0
  */
@@ -39,9 +42,11 @@ import * as Data from "effect/Data"
 // -----------------------------------------------------------------------------
 
 /**
- * What went wrong. `Connection`, `Timeout` and `Broker` say the cluster is
- * unhealthy and count against the breaker; every other reason is the caller's
- * (or the configuration's) and never does.
+ * What went wrong. `MessageTooLarge`, `InvalidTopic`, `InvalidRecord`,
+ * `Serialization` and `Closed` are the caller's and never count against the
+ * breaker; every other reason does. `InvalidOptions` is no longer produced:
+ * bad options fail with `CircuitBreakerOptionsError`, as in every package
+ * (kept in the union for code that matches on it).
  *
  * @since 0.1.0
  * @category models
@@ -124,28 +129,36 @@ export class KafkaError extends Data.TaggedError("KafkaError")<{
 // -----------------------------------------------------------------------------
 
 /**
- * True when `error` says the Kafka cluster (or the network to it) is
- * unhealthy: the `isFailure` of the `kafka_producer` breaker. Accepts a
- * `KafkaError` or a raw kafkajs error; anything else (a `CircuitBreakerError`
- * included) is false.
+ * The Kafka classifier, the `isFailure` of the `kafka_producer` breaker: true
+ * unless `error` is known to be the caller's (see the table). Accepts a
+ * `KafkaError` or a raw kafkajs error; an error it does not know counts. A
+ * `CircuitBreakerError` rejection is false (it did not reach Kafka).
  *
  * **Example**
  *
  * ```ts
  * import kafkajs from "kafkajs" // a default import: kafkajs's error classes are not ESM named exports
- * import { isBrokerFailure } from "@neural-hive/kafka"
+ * import { isFailure } from "@neural-hive/kafka"
  *
- * isBrokerFailure(new kafkajs.KafkaJSConnectionError("Connection error: connect ECONNREFUSED")) // true
+ * isFailure(new kafkajs.KafkaJSConnectionError("Connection error: connect ECONNREFUSED")) // true
+ * isFailure(new Error("something new")) // true
  * ```
  *
+ * @since 0.2.0
+ * @category classification
+ */
+export const isFailure = (error: unknown): boolean => {
+  if (error instanceof KafkaError) return error.brokerFailure
+  if (isRejection(error)) return false
+  return classify(error).brokerFailure
+}
+
+/**
+ * @deprecated Use `isFailure` (the same classifier, named as in every integration).
  * @since 0.1.0
  * @category classification
  */
-export const isBrokerFailure = (error: unknown): boolean => {
-  if (error instanceof KafkaError) return error.brokerFailure
-  if (isTagged(error)) return false
-  return classify(error).brokerFailure
-}
+export const isBrokerFailure: (error: unknown) => boolean = isFailure
 
 /**
  * Classifies a failure of a kafkajs call (see the table in the module docs).
@@ -216,11 +229,10 @@ interface Verdict {
   readonly brokerFailure: boolean
 }
 
-const counted = (reason: "Connection" | "Timeout" | "Broker"): Verdict => ({ reason, brokerFailure: true })
-const notCounted = (reason: Exclude<Reason, "Connection" | "Timeout" | "Broker">): Verdict => ({
-  reason,
-  brokerFailure: false
-})
+type CallerReason = "MessageTooLarge" | "InvalidTopic" | "InvalidRecord" | "Serialization" | "Closed"
+
+const counted = (reason: Exclude<Reason, CallerReason | "InvalidOptions">): Verdict => ({ reason, brokerFailure: true })
+const notCounted = (reason: CallerReason): Verdict => ({ reason, brokerFailure: false })
 
 const BY_NAME: ReadonlyMap<string, Verdict> = new Map([
   ["KafkaJSConnectionError", counted("Connection")],
@@ -234,13 +246,13 @@ const BY_NAME: ReadonlyMap<string, Verdict> = new Map([
   ["KafkaJSTopicMetadataNotLoaded", counted("Broker")],
   ["KafkaJSStaleTopicMetadataAssignment", counted("Broker")],
   ["KafkaJSGroupCoordinatorNotFound", counted("Broker")],
-  ["KafkaJSSASLAuthenticationError", notCounted("Authentication")],
-  ["KafkaJSServerDoesNotSupportApiKey", notCounted("Unsupported")],
-  ["KafkaJSNotImplemented", notCounted("Unsupported")]
+  ["KafkaJSSASLAuthenticationError", counted("Authentication")],
+  ["KafkaJSServerDoesNotSupportApiKey", counted("Unsupported")],
+  ["KafkaJSNotImplemented", counted("Unsupported")]
 ])
 
 // Protocol error types (kafkajs/src/protocol/error.js). Types not listed here
-// count as "Broker" when Kafka marks them retriable and as "Unknown" otherwise.
+// count, as "Broker" when Kafka marks them retriable and as "Unknown" otherwise.
 const BY_PROTOCOL_TYPE: ReadonlyMap<string, Verdict> = new Map([
   ["NETWORK_EXCEPTION", counted("Connection")],
   ["REQUEST_TIMED_OUT", counted("Timeout")],
@@ -259,8 +271,8 @@ const BY_PROTOCOL_TYPE: ReadonlyMap<string, Verdict> = new Map([
   ["MESSAGE_TOO_LARGE", notCounted("MessageTooLarge")],
   ["RECORD_LIST_TOO_LARGE", notCounted("MessageTooLarge")],
   ["INVALID_TOPIC_EXCEPTION", notCounted("InvalidTopic")],
-  // Kafka marks it retriable (metadata may lag), but a misspelt topic must not open the breaker for everyone
-  ["UNKNOWN_TOPIC_OR_PARTITION", notCounted("UnknownTopic")],
+  // A broker that should have the topic and does not is unhealthy; a misspelt one fails every send too
+  ["UNKNOWN_TOPIC_OR_PARTITION", counted("UnknownTopic")],
   ["INVALID_RECORD", notCounted("InvalidRecord")],
   // Kafka marks it retriable, but it also means "null key on a compacted topic": the caller's
   ["CORRUPT_MESSAGE", notCounted("InvalidRecord")],
@@ -271,14 +283,14 @@ const BY_PROTOCOL_TYPE: ReadonlyMap<string, Verdict> = new Map([
   ["POLICY_VIOLATION", notCounted("InvalidRecord")],
   ["INVALID_REQUEST", notCounted("InvalidRecord")],
   ["INVALID_PARTITIONS", notCounted("InvalidRecord")],
-  ["TOPIC_AUTHORIZATION_FAILED", notCounted("Authorization")],
-  ["CLUSTER_AUTHORIZATION_FAILED", notCounted("Authorization")],
-  ["TRANSACTIONAL_ID_AUTHORIZATION_FAILED", notCounted("Authorization")],
-  ["GROUP_AUTHORIZATION_FAILED", notCounted("Authorization")],
-  ["SASL_AUTHENTICATION_FAILED", notCounted("Authentication")],
-  ["UNSUPPORTED_SASL_MECHANISM", notCounted("Authentication")],
-  ["ILLEGAL_SASL_STATE", notCounted("Authentication")],
-  ["UNSUPPORTED_VERSION", notCounted("Unsupported")]
+  ["TOPIC_AUTHORIZATION_FAILED", counted("Authorization")],
+  ["CLUSTER_AUTHORIZATION_FAILED", counted("Authorization")],
+  ["TRANSACTIONAL_ID_AUTHORIZATION_FAILED", counted("Authorization")],
+  ["GROUP_AUTHORIZATION_FAILED", counted("Authorization")],
+  ["SASL_AUTHENTICATION_FAILED", counted("Authentication")],
+  ["UNSUPPORTED_SASL_MECHANISM", counted("Authentication")],
+  ["ILLEGAL_SASL_STATE", counted("Authentication")],
+  ["UNSUPPORTED_VERSION", counted("Unsupported")]
 ])
 
 // Socket errors that reach us unwrapped (e.g. from a custom socket factory).
@@ -300,7 +312,9 @@ const SOCKET_CODES: ReadonlySet<string> = new Set([
 const INVALID_TOPIC_MESSAGE = /^Invalid topic\b/
 const INVALID_MESSAGES_MESSAGE = /^Invalid messages? /
 
-const isTagged = (u: unknown): boolean => typeof u === "object" && u !== null && "_tag" in u
+// The breaker's own rejection never reached Kafka.
+const isRejection = (u: unknown): boolean =>
+  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "CircuitBreakerError"
 
 /** The error a kafkajs wrapper carries, or `undefined` when `error` is the one that happened. */
 const wrapped = (error: unknown): unknown => {
@@ -323,17 +337,18 @@ const leaf = (error: unknown, retries: number): Classification => {
 
   let verdict: Verdict | undefined = name === undefined ? undefined : BY_NAME.get(name)
   if (verdict === undefined && type !== undefined) {
-    verdict = BY_PROTOCOL_TYPE.get(type) ?? (flag === true ? counted("Broker") : notCounted("Unknown"))
+    verdict = BY_PROTOCOL_TYPE.get(type) ?? (flag === true ? counted("Broker") : counted("Unknown"))
   }
   if (verdict === undefined && code !== undefined && SOCKET_CODES.has(code)) verdict = counted("Connection")
   if (verdict === undefined && name === "KafkaJSNonRetriableError") {
     if (INVALID_TOPIC_MESSAGE.test(message)) verdict = notCounted("InvalidTopic")
     else if (INVALID_MESSAGES_MESSAGE.test(message)) verdict = notCounted("InvalidRecord")
   }
-  verdict ??= notCounted("Unknown")
+  verdict ??= counted("Unknown")
   return {
     ...verdict,
-    retriable: flag ?? verdict.brokerFailure,
+    // Counting is not retrying: only outage-like reasons may succeed later unchanged.
+    retriable: flag ?? (verdict.reason === "Connection" || verdict.reason === "Timeout" || verdict.reason === "Broker"),
     retries,
     protocolError: type
   }

@@ -5,17 +5,23 @@
  *
  * - Fail-fast: while the breaker is open a send fails at once with
  *   `CircuitBreakerError`, without touching the network.
- * - Only broker trouble counts (connection, timeout, leader/replica
- *   unavailable); caller errors (message too large, invalid topic, a value
- *   that cannot be serialized) come back as `KafkaError` and never move the
- *   breaker. See `KafkaError.ts` for the table.
+ * - When in doubt, count: caller errors (message too large, invalid topic or
+ *   record, a value that cannot be serialized) come back as `KafkaError` and
+ *   never move the breaker; everything else counts (connection, timeout,
+ *   leader/replica unavailable, unknown topic, authentication and authorization,
+ *   and any error this package does not recognise). See `KafkaError.ts` for the
+ *   table.
  * - Bounded: kafkajs retries `retries` times (default 0) with the connection
  *   and request timeouts given here, so one send is one outcome for the
  *   breaker; `sendTimeout` (the breaker's `callTimeout`) ends a call that hangs
  *   anyway.
  * - The layer builds even when Kafka is down: the producer connects in the
- *   background and again, inside the breaker, on the first send after a
+ *   background through the breaker (the start check: an unreachable cluster is
+ *   counted at once) and again, inside the breaker, on the first send after a
  *   failure. Closing the scope disconnects, within `disconnectTimeout`.
+ * - Idle recovery: when the open period ends and no send comes, the breaker's
+ *   probe (a metadata request through a short-lived kafkajs admin connection)
+ *   tries the cluster, so an idle producer's breaker closes by itself.
  *
  * **Example** (Publishing an execution ticket)
  *
@@ -36,7 +42,7 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, GuardedClient } from "@neural-hive/resilience"
 import type { CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -48,9 +54,12 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { CompressionTypes, Kafka, logLevel as KafkaLogLevel, Partitioners } from "kafkajs"
+import { Kafka, Partitioners } from "kafkajs"
 import type * as KafkaJS from "kafkajs"
-import { fromCause, isBrokerFailure, KafkaError, scrub } from "./KafkaError.ts"
+import { prepare } from "./internal/encode.ts"
+import { makeLogCreator } from "./internal/logs.ts"
+import { DEFAULT_SEND_TIMEOUT, validate } from "./internal/options.ts"
+import { fromCause, isFailure, KafkaError } from "./KafkaError.ts"
 
 export {
   /**
@@ -61,6 +70,10 @@ export {
    * @since 0.1.0
    */
   isBrokerFailure,
+  /**
+   * @since 0.2.0
+   */
+  isFailure,
   /**
    * @since 0.1.0
    */
@@ -148,7 +161,7 @@ export interface Options {
   readonly brokers: ReadonlyArray<string>
   /** Default `"neural-hive"`. */
   readonly clientId?: string | undefined
-  /** Breaker options; `name` defaults to `"kafka_producer"`, `isFailure` to `isBrokerFailure`. */
+  /** Breaker options; `name` defaults to `"kafka_producer"`, `isFailure` to this package's `isFailure`. */
   readonly breaker?: Partial<CircuitBreaker.Options> | undefined
   /** TCP connect (and first handshake) deadline. Default 3 seconds. */
   readonly connectionTimeout?: Duration.Input | undefined
@@ -177,8 +190,14 @@ export interface Options {
   readonly compression?: "none" | "gzip" | undefined
   readonly ssl?: boolean | undefined
   readonly sasl?: Sasl | undefined
-  /** Connect when the layer is built, in the background and through the breaker. Default true. */
+  /** Connect when the layer is built, in the background and through the breaker (the start check). Default true. */
   readonly eagerConnect?: boolean | undefined
+  /**
+   * The breaker's trial when its open period ends with no send to try it: a metadata request for the
+   * cluster (`true`, the default) or for one topic (`{ topic }`, so a topic the cluster lost counts), over a
+   * kafkajs admin connection opened for the probe only. `false`: none.
+   */
+  readonly probe?: boolean | { readonly topic: string } | undefined
   /** kafkajs log lines below this level are dropped; the rest go to Effect's logger. Default `"Warn"`. */
   readonly logLevel?: "None" | "Error" | "Warn" | "Info" | "Debug" | undefined
 }
@@ -207,8 +226,9 @@ export class KafkaProducer extends Context.Service<KafkaProducer, {
 // -----------------------------------------------------------------------------
 
 /**
- * Makes a producer that lives as long as the scope. Fails only on bad
- * options; an unreachable cluster shows in the breaker, not here.
+ * Makes a producer that lives as long as the scope. Fails only on bad options
+ * (`CircuitBreakerOptionsError` naming the option); an unreachable cluster
+ * shows in the breaker, not here.
  *
  * @since 0.1.0
  * @category constructors
@@ -218,7 +238,7 @@ export const make: (
 ) => Effect.Effect<KafkaProducer["Service"], KafkaError | CircuitBreakerOptionsError, Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
     const settings = validate(options)
-    if (settings instanceof KafkaError) return yield* settings
+    if (settings instanceof Error) return yield* settings
     const { secrets } = settings
 
     const context = yield* Effect.context<never>()
@@ -243,11 +263,40 @@ export const make: (
       })
     })
 
-    const breaker = yield* CircuitBreaker.make({
-      ...options.breaker,
-      name: options.breaker?.name ?? "kafka_producer",
-      callTimeout: settings.sendTimeoutMillis ?? options.breaker?.callTimeout ?? DEFAULT_SEND_TIMEOUT,
-      isFailure: options.breaker?.isFailure ?? isBrokerFailure
+    // The probe's admin client is the guarded client: made per probe, closed with the scope and when the
+    // breaker opens. Sends keep their own path (the producer connects once and stays connected).
+    const probeTopic = typeof options.probe === "object" ? options.probe.topic : undefined
+    const { breaker } = yield* GuardedClient.make<KafkaJS.Admin, KafkaError>({
+      breaker: {
+        ...options.breaker,
+        name: options.breaker?.name ?? "kafka_producer",
+        callTimeout: settings.sendTimeoutMillis ?? options.breaker?.callTimeout ?? DEFAULT_SEND_TIMEOUT,
+        isFailure: options.breaker?.isFailure ?? isFailure
+      },
+      connect: () => kafka.admin(),
+      close: (admin) => admin.disconnect(),
+      closeTimeout: settings.disconnectTimeoutMillis,
+      deadline: settings.connectionTimeoutMillis + settings.requestTimeoutMillis,
+      onError: (_, cause) => fromCause(cause, secrets),
+      onTimeout: (operation) =>
+        new KafkaError({
+          reason: "Timeout",
+          message: `kafka ${operation}: no answer within ${
+            settings.connectionTimeoutMillis + settings.requestTimeoutMillis
+          } ms`,
+          brokerFailure: true,
+          retriable: true,
+          retries: 0
+        }),
+      span: { prefix: "KafkaProducer", attributes: () => ({ "messaging.system": "kafka" }) },
+      probe: options.probe === false ?
+        false :
+        (admin) =>
+          admin.connect().then((): Promise<unknown> =>
+            probeTopic === undefined ? admin.describeCluster() : admin.fetchTopicMetadata({ topics: [probeTopic] })
+          ).finally(() => admin.disconnect()),
+      // The eager connect below is Kafka's start check.
+      checkOnStart: false
     })
 
     // false until a connect succeeds, and again after a failure that was not the caller's:
@@ -366,6 +415,8 @@ export const make: (
   }
 )
 
+const layers = GuardedClient.layers(KafkaProducer, make)
+
 /**
  * Provides `KafkaProducer`. The breaker registers in a
  * `CircuitBreaker.Registry` when one is in the context (so metrics and
@@ -386,8 +437,8 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError> =>
-  Layer.effect(KafkaProducer, make(options))
+export const layer: (options: Options) => Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError> =
+  layers.layer
 
 /**
  * Provides `KafkaProducer` from `Config`: pass a `Config` per option, or
@@ -408,10 +459,9 @@ export const layer = (options: Options): Layer.Layer<KafkaProducer, KafkaError |
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(KafkaProducer, Config.unwrap(options).pipe(Effect.flatMap(make)))
+) => Layer.Layer<KafkaProducer, KafkaError | CircuitBreakerOptionsError | Config.ConfigError> = layers.layerConfig
 
 /**
  * Options from the environment: `KAFKA_BROKERS` (comma separated, required),
@@ -453,8 +503,6 @@ function optional<A>(self: Config.Config<A>): Config.Config<A | undefined> {
   return Config.withDefault(self, undefined)
 }
 
-const DEFAULT_SEND_TIMEOUT = 10_000
-
 const closedError = () =>
   new KafkaError({
     reason: "Closed",
@@ -463,295 +511,3 @@ const closedError = () =>
     retriable: false,
     retries: 0
   })
-
-interface Settings {
-  readonly clientId: string
-  readonly brokers: ReadonlyArray<string>
-  readonly connectionTimeoutMillis: number
-  readonly requestTimeoutMillis: number
-  readonly ackTimeoutMillis: number
-  readonly sendTimeoutMillis: number | undefined
-  readonly disconnectTimeoutMillis: number
-  readonly retries: number
-  readonly acks: -1 | 0 | 1
-  readonly idempotent: boolean
-  readonly allowAutoTopicCreation: boolean
-  readonly compression: CompressionTypes
-  readonly ssl: boolean
-  readonly eagerConnect: boolean
-  readonly logLevel: KafkaLogLevel
-  readonly secrets: ReadonlyArray<string>
-}
-
-const BROKER = /^(?:\[[0-9a-fA-F:.]+\]|[^\s:/@]+):(\d{1,5})$/
-
-const LOG_LEVELS: Record<NonNullable<Options["logLevel"]>, KafkaLogLevel> = {
-  None: KafkaLogLevel.NOTHING,
-  Error: KafkaLogLevel.ERROR,
-  Warn: KafkaLogLevel.WARN,
-  Info: KafkaLogLevel.INFO,
-  Debug: KafkaLogLevel.DEBUG
-}
-
-const invalid = (option: string, value: unknown, expected: string): KafkaError =>
-  new KafkaError({
-    reason: "InvalidOptions",
-    message: `kafka producer: option ${option} is ${
-      option === "sasl.password" ? "<redacted>" : describeValue(value)
-    }, expected ${expected}`,
-    brokerFailure: false,
-    retriable: false,
-    retries: 0
-  })
-
-const describeValue = (value: unknown): string => {
-  try {
-    return JSON.stringify(value) ?? String(value)
-  } catch {
-    return String(value)
-  }
-}
-
-const millis = (
-  option: string,
-  value: Duration.Input | undefined,
-  fallback: number
-): number | KafkaError => {
-  if (value === undefined) return fallback
-  const decoded = Duration.fromInput(value)
-  const ms = Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
-  return Number.isFinite(ms) && ms >= 1 && ms <= 2_147_483_647
-    ? Math.round(ms)
-    : invalid(option, value, "a finite duration of at least 1 millisecond (e.g. \"5 seconds\")")
-}
-
-/** Checks options; returns the first problem found. */
-const validate = (options: Options): Settings | KafkaError => {
-  const brokers = options?.brokers
-  if (!Array.isArray(brokers) || brokers.length === 0) {
-    return invalid("brokers", brokers, "a non-empty list of host:port")
-  }
-  for (const broker of brokers) {
-    const match = typeof broker === "string" ? BROKER.exec(broker.trim()) : null
-    const port = match === null ? NaN : Number(match[1])
-    if (!(port >= 1 && port <= 65_535)) return invalid("brokers", broker, "host:port entries")
-  }
-  const clientId = options.clientId ?? "neural-hive"
-  if (typeof clientId !== "string" || clientId.length === 0) {
-    return invalid("clientId", clientId, "a non-empty string")
-  }
-  const connectionTimeoutMillis = millis("connectionTimeout", options.connectionTimeout, 3_000)
-  if (connectionTimeoutMillis instanceof KafkaError) return connectionTimeoutMillis
-  const requestTimeoutMillis = millis("requestTimeout", options.requestTimeout, 5_000)
-  if (requestTimeoutMillis instanceof KafkaError) return requestTimeoutMillis
-  const ackTimeoutMillis = millis(
-    "ackTimeout",
-    options.ackTimeout,
-    Math.max(1, Math.floor(requestTimeoutMillis * 0.8))
-  )
-  if (ackTimeoutMillis instanceof KafkaError) return ackTimeoutMillis
-  const sendTimeoutMillis = options.sendTimeout === undefined
-    ? undefined
-    : millis("sendTimeout", options.sendTimeout, DEFAULT_SEND_TIMEOUT)
-  if (sendTimeoutMillis instanceof KafkaError) return sendTimeoutMillis
-  const disconnectTimeoutMillis = millis("disconnectTimeout", options.disconnectTimeout, 5_000)
-  if (disconnectTimeoutMillis instanceof KafkaError) return disconnectTimeoutMillis
-  const idempotent = options.idempotent ?? false
-  if (typeof idempotent !== "boolean") return invalid("idempotent", idempotent, "true or false")
-  const retries = options.retries ?? (idempotent ? 1 : 0)
-  if (!Number.isSafeInteger(retries) || retries < 0 || retries > 10) {
-    return invalid("retries", retries, "an integer between 0 and 10")
-  }
-  const acks = options.acks ?? -1
-  if (acks !== -1 && acks !== 0 && acks !== 1) return invalid("acks", acks, "-1, 0 or 1")
-  if (idempotent && retries < 1) return invalid("retries", retries, "at least 1 with idempotent: true")
-  if (idempotent && acks !== -1) return invalid("acks", acks, "-1 with idempotent: true")
-  const compression = options.compression ?? "none"
-  if (compression !== "none" && compression !== "gzip") {
-    return invalid("compression", compression, `"none" or "gzip"`)
-  }
-  const level = options.logLevel ?? "Warn"
-  if (!Object.hasOwn(LOG_LEVELS, level)) return invalid("logLevel", level, `"None", "Error", "Warn", "Info" or "Debug"`)
-  const secrets: Array<string> = []
-  if (options.sasl !== undefined) {
-    const { mechanism, password, username } = options.sasl
-    if (mechanism !== "plain" && mechanism !== "scram-sha-256" && mechanism !== "scram-sha-512") {
-      return invalid("sasl.mechanism", mechanism, `"plain", "scram-sha-256" or "scram-sha-512"`)
-    }
-    if (typeof username !== "string" || username.length === 0) {
-      return invalid("sasl.username", username, "a non-empty string")
-    }
-    if (!Redacted.isRedacted(password)) return invalid("sasl.password", password, "a Redacted string")
-    const secret = Redacted.value(password)
-    if (typeof secret !== "string" || secret.length === 0) {
-      return invalid("sasl.password", password, "a non-empty Redacted string")
-    }
-    secrets.push(secret)
-  }
-  return {
-    clientId,
-    brokers: brokers.map((broker) => broker.trim()),
-    connectionTimeoutMillis,
-    requestTimeoutMillis,
-    ackTimeoutMillis,
-    sendTimeoutMillis,
-    disconnectTimeoutMillis,
-    retries,
-    acks,
-    idempotent,
-    allowAutoTopicCreation: options.allowAutoTopicCreation ?? true,
-    compression: compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
-    ssl: options.ssl ?? false,
-    eagerConnect: options.eagerConnect ?? true,
-    logLevel: LOG_LEVELS[level],
-    secrets
-  }
-}
-
-// --- messages ----------------------------------------------------------------
-
-// Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic).
-const TOPIC = /^[a-zA-Z0-9._-]{1,249}$/
-
-const callerError = (reason: "Serialization" | "InvalidTopic", message: string, cause?: unknown): KafkaError =>
-  new KafkaError({ reason, message, brokerFailure: false, retriable: false, retries: 0, cause })
-
-const toBuffer = (bytes: Uint8Array): Buffer =>
-  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
-const encodeValue = (value: unknown, where: string): Buffer | string | null | KafkaError => {
-  if (value === null || typeof value === "string") return value
-  if (value instanceof Uint8Array) return toBuffer(value)
-  if (value === undefined) return callerError("Serialization", `${where}: no value (use null for a tombstone)`)
-  let json: string | undefined
-  try {
-    json = JSON.stringify(value)
-  } catch (cause) {
-    // The message names the place, never the value: it may hold personal data.
-    return callerError(
-      "Serialization",
-      `${where}: the value cannot be JSON-encoded (${cause instanceof Error ? cause.message : "error"})`,
-      cause
-    )
-  }
-  return json === undefined
-    ? callerError("Serialization", `${where}: a ${typeof value} value cannot be JSON-encoded`)
-    : json
-}
-
-const encodeHeaders = (
-  headers: NonNullable<Message["headers"]>,
-  where: string
-): KafkaJS.IHeaders | KafkaError => {
-  if (typeof headers !== "object" || headers === null) {
-    return callerError("Serialization", `${where}: headers must be an object`)
-  }
-  const out: KafkaJS.IHeaders = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || typeof value === "string") out[name] = value
-    else if (value instanceof Uint8Array) out[name] = toBuffer(value)
-    else if (Array.isArray(value) && value.every((v) => typeof v === "string" || v instanceof Uint8Array)) {
-      out[name] = value.map((v) => (typeof v === "string" ? v : toBuffer(v)))
-    } else {
-      return callerError("Serialization", `${where}: header "${name}" must be a string, bytes or a list of them`)
-    }
-  }
-  return out
-}
-
-const encodeMessage = (message: Message, where: string): KafkaJS.Message | KafkaError => {
-  if (typeof message !== "object" || message === null) {
-    return callerError("Serialization", `${where}: not a message object`)
-  }
-  const value = encodeValue(message.value, where)
-  if (value instanceof KafkaError) return value
-  const out: KafkaJS.Message = { value }
-  const key = message.key
-  if (key !== undefined) {
-    if (key === null || typeof key === "string") out.key = key
-    else if (key instanceof Uint8Array) out.key = toBuffer(key)
-    else return callerError("Serialization", `${where}: the key must be a string, bytes or null`)
-  }
-  if (message.headers !== undefined) {
-    const headers = encodeHeaders(message.headers, where)
-    if (headers instanceof KafkaError) return headers
-    out.headers = headers
-  }
-  if (message.partition !== undefined) {
-    if (!Number.isSafeInteger(message.partition) || message.partition < 0) {
-      return callerError("Serialization", `${where}: partition must be an integer >= 0`)
-    }
-    out.partition = message.partition
-  }
-  if (message.timestamp !== undefined) {
-    if (typeof message.timestamp !== "string" || !/^\d+$/.test(message.timestamp)) {
-      return callerError("Serialization", `${where}: timestamp must be milliseconds as a string of digits`)
-    }
-    out.timestamp = message.timestamp
-  }
-  return out
-}
-
-/** Validates and encodes a batch before it reaches the breaker: caller errors never count. */
-const prepare = (batch: ProducerBatch): Array<KafkaJS.TopicMessages> | KafkaError => {
-  const records = batch?.topicMessages
-  if (!Array.isArray(records)) return callerError("Serialization", "topicMessages must be an array")
-  const out: Array<KafkaJS.TopicMessages> = []
-  for (const record of records as ReadonlyArray<ProducerRecord>) {
-    const topic = record?.topic
-    if (typeof topic !== "string" || !TOPIC.test(topic) || topic === "." || topic === "..") {
-      return callerError(
-        "InvalidTopic",
-        `invalid topic name ${describeValue(topic)}: 1-249 of [a-zA-Z0-9._-], not "." or ".."`
-      )
-    }
-    if (!Array.isArray(record.messages)) {
-      return callerError("Serialization", `topic "${topic}": messages must be an array`)
-    }
-    if (record.messages.length === 0) continue
-    const messages: Array<KafkaJS.Message> = []
-    for (let i = 0; i < record.messages.length; i++) {
-      const encoded = encodeMessage(record.messages[i]!, `topic "${topic}", message ${i}`)
-      if (encoded instanceof KafkaError) return encoded
-      messages.push(encoded)
-    }
-    out.push({ topic, messages })
-  }
-  return out
-}
-
-// --- logs --------------------------------------------------------------------
-
-const SEVERITY: Record<number, "Error" | "Warn" | "Info" | "Debug"> = {
-  [KafkaLogLevel.ERROR]: "Error",
-  [KafkaLogLevel.WARN]: "Warn",
-  [KafkaLogLevel.INFO]: "Info",
-  [KafkaLogLevel.DEBUG]: "Debug"
-}
-
-// Fields of a kafkajs log entry worth keeping; `stack` and request payloads are dropped.
-const LOG_FIELDS = ["broker", "clientId", "error", "retryCount", "retryTime", "topic"] as const
-
-/** Routes kafkajs's log lines to Effect's logger, annotated, with secrets removed. */
-const makeLogCreator =
-  (runLog: (effect: Effect.Effect<void>) => void, secrets: ReadonlyArray<string>): KafkaJS.logCreator =>
-  () =>
-  (entry) => {
-    const severity = SEVERITY[entry.level]
-    if (severity === undefined) return
-    const annotations: Record<string, unknown> = { kafkajs: entry.namespace }
-    for (const field of LOG_FIELDS) {
-      const value: unknown = entry.log[field]
-      if (typeof value === "string") annotations[`kafkajs.${field}`] = scrub(value, secrets)
-      else if (typeof value === "number" || typeof value === "boolean") annotations[`kafkajs.${field}`] = value
-    }
-    try {
-      runLog(
-        Effect.logWithLevel(severity)(scrub(String(entry.log.message), secrets)).pipe(
-          Effect.annotateLogs(annotations)
-        )
-      )
-    } catch {
-      // a failing logger must not break the client
-    }
-  }

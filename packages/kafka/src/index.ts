@@ -1,7 +1,7 @@
 /**
  * @neural-hive/kafka: a kafkajs producer guarded by the `kafka_producer`
- * circuit breaker (fail-fast), with a classifier that counts only broker
- * trouble.
+ * circuit breaker (fail-fast), with a classifier that counts every failure
+ * but the caller's own.
  *
  * @since 0.1.0
  */
@@ -26,6 +26,10 @@ export {
    * @since 0.1.0
    */
   isBrokerFailure,
+  /**
+   * @since 0.2.0
+   */
+  isFailure,
   /**
    * @since 0.1.0
    */

@@ -10,14 +10,14 @@
  * - Every call has a deadline (`operationTimeout`); the driver's own
  *   server-selection, connect and socket timeouts are set below it, so a call
  *   ends with the driver's own answer when there is one.
- * - Only failures that say MongoDB is unhealthy count (`isServerFailure`):
- *   network errors, timeouts, server-selection timeouts, "not primary" and
- *   shutdown answers. Duplicate keys, validation failures, bad queries and any
- *   other server reply reach the caller as typed errors and never move the
- *   breaker.
+ * - When in doubt, count (`isFailure`): duplicate keys, validation failures,
+ *   bad queries and the server replies known to be about the command reach the
+ *   caller as typed errors and never move the breaker; everything else counts
+ *   (network errors, timeouts, server selection, "not primary", authentication,
+ *   and any error this package does not recognise).
  * - The breaker governs the client: when it opens the `MongoClient` (its pool and
  *   its server monitor) is closed, so nothing dials MongoDB while open; the first
- *   probe after the open period makes a fresh client.
+ *   call or probe (`ping`) after the open period makes a fresh client.
  *
  * **Example** (Persisting a ticket)
  *
@@ -39,7 +39,7 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, type CircuitBreakerError, redact, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerError, GuardedClient, redact } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -81,21 +81,22 @@ import {
 // -----------------------------------------------------------------------------
 
 /**
- * Why a MongoDB call failed. The first four count against MongoDB (see
- * `isServerFailure`); the others are answers about this call and never move the
- * breaker.
+ * Why a MongoDB call failed. `DuplicateKey`, `Validation`, `BadQuery` and
+ * `Reply` are answers about this call and never move the breaker; every other
+ * reason counts against MongoDB (see `isFailure`): when in doubt, count.
  *
- * | reason | from |
- * |---|---|
- * | `Network` | connection refused, reset or closed; `MongoNetworkError`; HostUnreachable (6), HostNotFound (7), SocketException (9001); the client closed under the call |
- * | `Timeout` | no answer within `operationTimeout`; `MongoNetworkTimeoutError` (`socketTimeout`), `MongoOperationTimeoutError`; NetworkTimeout (89), MaxTimeMSExpired (50), ExceededTimeLimit (262) |
- * | `ServerSelection` | `MongoServerSelectionError`: no usable server within `serverSelectionTimeout` |
- * | `NotPrimary` | NotWritablePrimary (10107), NotPrimaryNoSecondaryOk (13435), NotPrimaryOrSecondary (13436), LegacyNotPrimary (10058), PrimarySteppedDown (189), InterruptedDueToReplStateChange (11602), ShutdownInProgress (91), InterruptedAtShutdown (11600), ReadConcernMajorityNotAvailableYet (134), "not master" / "node is recovering", or the server's `SystemOverloadedError` label |
- * | `DuplicateKey` | E11000: codes 11000, 11001, 12582 |
- * | `Validation` | DocumentValidationFailure (121) |
- * | `BadQuery` | BadValue (2), FailedToParse (9), TypeMismatch (14), ConflictingUpdateOperators (40), DollarPrefixedFieldName (52), InvalidNamespace (73), a driver argument or BSON error, a `find` without a positive limit |
- * | `Reply` | any other error reply: the server is up and refused this command (NotImplemented, Unauthorized, ...) |
- * | `Unknown` | anything else |
+ * | reason | from | counts |
+ * |---|---|---|
+ * | `Network` | connection refused, reset or closed; `MongoNetworkError`; HostUnreachable (6), HostNotFound (7), SocketException (9001); the client closed under the call | yes |
+ * | `Timeout` | no answer within `operationTimeout`; `MongoNetworkTimeoutError` (`socketTimeout`), `MongoOperationTimeoutError`; NetworkTimeout (89), MaxTimeMSExpired (50), ExceededTimeLimit (262) | yes |
+ * | `ServerSelection` | `MongoServerSelectionError`: no usable server within `serverSelectionTimeout` | yes |
+ * | `NotPrimary` | NotWritablePrimary (10107), NotPrimaryNoSecondaryOk (13435), NotPrimaryOrSecondary (13436), LegacyNotPrimary (10058), PrimarySteppedDown (189), InterruptedDueToReplStateChange (11602), ShutdownInProgress (91), InterruptedAtShutdown (11600), ReadConcernMajorityNotAvailableYet (134), "not master" / "node is recovering", or the server's `SystemOverloadedError` label | yes |
+ * | `Authentication` | Unauthorized (13), AuthenticationFailed (18): the service's credentials, not one call | yes |
+ * | `DuplicateKey` | E11000: codes 11000, 11001, 12582 | no |
+ * | `Validation` | DocumentValidationFailure (121) | no |
+ * | `BadQuery` | BadValue (2), FailedToParse (9), TypeMismatch (14), ConflictingUpdateOperators (40), DollarPrefixedFieldName (52), InvalidNamespace (73), a driver argument or BSON error, a `find` without a positive limit | no |
+ * | `Reply` | a reply about this command: IllegalOperation (20), NamespaceNotFound (26), NamespaceExists (48), CommandNotFound (59), CannotCreateIndex (67), IndexAlreadyExists (68), InvalidOptions (72), IndexOptionsConflict (85), IndexKeySpecsConflict (86), WriteConflict (112), CommandNotSupported (115), NotImplemented (238), BSONObjectTooLarge (10334) | no |
+ * | `Unknown` | any other error reply, driver error or error | yes |
  *
  * @since 0.1.0
  * @category errors
@@ -105,6 +106,7 @@ export type MongoStoreErrorReason =
   | "Timeout"
   | "ServerSelection"
   | "NotPrimary"
+  | "Authentication"
   | "DuplicateKey"
   | "Validation"
   | "BadQuery"
@@ -128,38 +130,45 @@ export class MongoStoreError extends Data.TaggedError("MongoStoreError")<{
   readonly cause?: unknown
 }> {}
 
-const SERVER_FAILURES: ReadonlySet<MongoStoreErrorReason> = new Set([
-  "Network",
-  "Timeout",
-  "ServerSelection",
-  "NotPrimary"
-])
+const CALLER_ERRORS: ReadonlySet<MongoStoreErrorReason> = new Set(["DuplicateKey", "Validation", "BadQuery", "Reply"])
 
 /**
- * The MongoDB classifier: only `Network`, `Timeout`, `ServerSelection` and
- * `NotPrimary` count against MongoDB.
+ * The MongoDB classifier, the `isFailure` of the `mongodb_client` breaker:
+ * every error counts against MongoDB except `DuplicateKey`, `Validation`,
+ * `BadQuery` and `Reply` (the caller's). Errors this package does not know
+ * count too.
  *
- * **Example** (A duplicate key does not count)
+ * **Example** (A duplicate key does not count; an unknown error does)
  *
  * ```ts
  * import { MongoStore } from "@neural-hive/mongodb"
  *
- * MongoStore.isServerFailure(
+ * MongoStore.isFailure(
  *   new MongoStore.MongoStoreError({ reason: "DuplicateKey", operation: "insertOne", message: "E11000" })
  * ) // false
+ * MongoStore.isFailure(new Error("something new")) // true
  * ```
  *
+ * @since 0.2.0
+ * @category errors
+ */
+export const isFailure = (error: unknown): boolean =>
+  !(error instanceof MongoStoreError && CALLER_ERRORS.has(error.reason))
+
+/**
+ * @deprecated Use `isFailure` (the same classifier, named as in every integration).
  * @since 0.1.0
  * @category errors
  */
-export const isServerFailure = (error: unknown): boolean =>
-  error instanceof MongoStoreError && SERVER_FAILURES.has(error.reason)
+export const isServerFailure: (error: unknown) => boolean = isFailure
 
 const DUPLICATE_KEY = new Set([11000, 11001, 12582])
 const BAD_QUERY = new Set([2, 9, 14, 40, 52, 73])
 const NOT_PRIMARY = new Set([10107, 13435, 13436, 10058, 189, 11602, 91, 11600, 134])
 const NETWORK = new Set([6, 7, 9001])
 const TIMEOUT = new Set([89, 50, 262])
+const AUTHENTICATION = new Set([13, 18])
+const CALLER_REPLY = new Set([20, 26, 48, 59, 67, 68, 72, 85, 86, 112, 115, 238, 10334])
 const NOT_PRIMARY_MESSAGE = /not master|node is recovering/i
 // Node's system errors (ECONNRESET, EPIPE, ...): the driver lets a few through unwrapped.
 const SYSCALL_CODE = /^E[A-Z]+$/
@@ -173,7 +182,8 @@ const serverReason = (error: MongoServerError): MongoStoreErrorReason => {
   if (NETWORK.has(code)) return "Network"
   if (TIMEOUT.has(code)) return "Timeout"
   if (error.hasErrorLabel("SystemOverloadedError")) return "NotPrimary"
-  return "Reply"
+  if (AUTHENTICATION.has(code)) return "Authentication"
+  return CALLER_REPLY.has(code) ? "Reply" : "Unknown"
 }
 
 const reasonOf = (cause: unknown): MongoStoreErrorReason => {
@@ -283,7 +293,7 @@ export interface Options {
   readonly url: string | Redacted.Redacted<string>
   /** Default: the database named in `url`, else `test` (the driver's default). */
   readonly database?: string | undefined
-  /** Breaker options; `name` defaults to `mongodb_client`, the seed's 5 failures, 30 s / 60 s. */
+  /** Breaker options; `name` defaults to `mongodb_client`, 5 failures, 30 s / 60 s as in the Orchestrator Dynamic config. */
   readonly breaker?: Partial<CircuitBreaker.Options> | undefined
   /** The deadline of every call (default 5 seconds). */
   readonly operationTimeout?: Duration.Input | undefined
@@ -307,6 +317,11 @@ export interface Options {
   readonly adaptiveRetries?: number | undefined
   /** Other driver options (TLS, auth mechanism, app name, ...); they override the ones above. */
   readonly clientOptions?: MongoClientOptions | undefined
+  /**
+   * `ping` once at start (through the breaker, bounded by the call deadline) and as the breaker's trial when its open
+   * period ends with no call to try it (default true). `false`: neither.
+   */
+  readonly probe?: boolean | undefined
 }
 
 /**
@@ -334,121 +349,66 @@ export const clientOptions = (options: Options): MongoClientOptions => ({
   ...options.clientOptions
 })
 
-// Bounded: `close` ends server sessions first, which waits for the server when it still looks reachable.
-const close = (client: MongoClient) =>
-  Effect.tryPromise(() => client.close()).pipe(Effect.timeout("2 seconds"), Effect.ignore)
-
 /**
  * Makes the service: a `MongoClient` for the life of the scope and a
  * `mongodb_client` breaker (registered in the `CircuitBreaker.Registry` if one
  * is provided). Starts even when MongoDB is down (the driver connects on the
- * first call); fails with `MongoStoreError { reason: "BadQuery" }` for a URL the
- * driver cannot parse.
+ * first call; the start check pings it once, counting a failure); fails with
+ * `MongoStoreError { reason: "BadQuery" }` for a URL the driver cannot parse.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
-  // Bad durations fail here, typed, before anything below converts them.
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "mongodb_client",
-    "operationTimeout",
-    options.operationTimeout,
-    5000
-  )
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "mongodb_client",
-    "serverSelectionTimeout",
-    options.serverSelectionTimeout,
-    2000
-  )
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "mongodb_client",
-    "connectTimeout",
-    options.connectTimeout,
-    2000
-  )
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "mongodb_client",
-    "socketTimeout",
-    options.socketTimeout,
-    3000
-  )
-  const operationTimeout = Duration.toMillis(options.operationTimeout ?? 5000)
-  const breaker = yield* CircuitBreaker.make({
-    name: "mongodb_client",
-    failMax: 5,
-    recoveryTimeout: "30 seconds",
-    maxOpenDuration: "60 seconds",
-    // A backstop: each call already ends at operationTimeout with a Timeout.
-    callTimeout: operationTimeout + 1000,
-    failureMode: "fail-fast",
-    isFailure: isServerFailure,
-    ...options.breaker
+  const timeouts = yield* GuardedClient.durations(options.breaker?.name ?? "mongodb_client", {
+    operationTimeout: [options.operationTimeout, 5000],
+    serverSelectionTimeout: [options.serverSelectionTimeout, 2000],
+    connectTimeout: [options.connectTimeout, 2000],
+    socketTimeout: [options.socketTimeout, 3000]
   })
+  const operationTimeout = timeouts.operationTimeout
   const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
   const settings = clientOptions(options)
-  const context = yield* Effect.context<never>()
-
-  // The client of the moment; `undefined` once retired, until the next call makes one.
-  let current: MongoClient | undefined = yield* Effect.acquireRelease(
-    Effect.try({ try: () => new MongoClient(url, settings), catch: (cause) => toMongoStoreError("connect", cause) }),
-    () => Effect.suspend(() => current === undefined ? Effect.void : close(current))
-  )
-
-  // When the breaker opens, close the client: its pool and its server monitor would otherwise
-  // keep dialling MongoDB for the whole open period. The first probe makes a fresh client.
-  yield* breaker.listen({
-    onTransition: (transition) => {
-      if (transition.to !== "Open" || current === undefined) return
-      const retired = current
-      current = undefined
-      Effect.runForkWith(context)(
-        close(retired).pipe(
-          Effect.andThen(Effect.logDebug("mongodb client closed while the circuit is open")),
-          Effect.annotateLogs({ circuit: breaker.name })
-        )
-      )
-    }
-  })
-
-  const timedOut = (operation: string, collection: string | undefined) =>
-    Effect.fail(
+  const guarded = yield* GuardedClient.make({
+    breaker: {
+      name: "mongodb_client",
+      failMax: 5,
+      recoveryTimeout: "30 seconds",
+      maxOpenDuration: "60 seconds",
+      // A backstop: each call already ends at operationTimeout with a Timeout.
+      callTimeout: operationTimeout + 1000,
+      failureMode: "fail-fast",
+      isFailure,
+      ...options.breaker
+    },
+    connect: () => new MongoClient(url, settings),
+    // Bounded: `close` ends server sessions first, which waits for the server when it still looks reachable.
+    close: (client) => client.close(),
+    deadline: operationTimeout,
+    onError: toMongoStoreError,
+    onTimeout: (operation, collection) =>
       new MongoStoreError({
         reason: "Timeout",
         operation,
         message: `no answer within ${operationTimeout} ms`,
         collection
-      })
-    )
+      }),
+    span: {
+      prefix: "MongoStore",
+      attributes: (collection) =>
+        collection === undefined
+          ? { "db.system": "mongodb" }
+          : { "db.system": "mongodb", "db.collection.name": collection }
+    },
+    probe: options.probe === false ? false : (client) => client.db("admin").command({ ping: 1 })
+  })
 
   const call = <A>(
     operation: string,
     collection: string | undefined,
     f: (db: Db, signal: AbortSignal) => Promise<A>
   ): MongoStoreResult<A> =>
-    Effect.suspend(() => {
-      // Admitted by the breaker: a retired client is replaced here (this is the probe).
-      const client = current ??= new MongoClient(url, settings)
-      const db = client.db(options.database)
-      return Effect.tryPromise({
-        try: (signal) => f(db, signal),
-        catch: (cause) => toMongoStoreError(operation, cause, collection)
-      })
-    }).pipe(
-      Effect.timeoutOrElse({ duration: operationTimeout, orElse: () => timedOut(operation, collection) }),
-      withBreaker(breaker),
-      // A breaker callTimeout (when one is configured) is this client's Timeout too.
-      Effect.catchTag("CircuitBreakerTimeoutError", () => timedOut(operation, collection)),
-      // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
-      Effect.withSpan(`MongoStore.${operation}`, {
-        kind: "client",
-        attributes: collection === undefined ? { "db.system": "mongodb" } : {
-          "db.system": "mongodb",
-          "db.collection.name": collection
-        }
-      })
-    )
+    guarded.call(operation, (client, signal) => f(client.db(options.database), signal), collection)
 
   return MongoStore.of({
     insertOne: (collection, document, insertOptions) =>
@@ -498,9 +458,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           })
         ),
     use: (operation, f) => call(operation, undefined, f),
-    breaker
+    breaker: guarded.breaker
   })
 })
+
+const layers = GuardedClient.layers(MongoStore, make)
 
 /**
  * **Example** (Providing the store)
@@ -518,10 +480,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
+export const layer: (
   options: Options
-): Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError> =>
-  Layer.effect(MongoStore, make(options))
+) => Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError> = layers.layer
 
 /**
  * Reads `url` (a `Redacted`) and the rest from config.
@@ -541,7 +502,7 @@ export const layer = (
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(MongoStore, Effect.flatMap(Config.unwrap(options), make))
+) => Layer.Layer<MongoStore, MongoStoreError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =
+  layers.layerConfig

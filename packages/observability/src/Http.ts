@@ -3,17 +3,24 @@
  *
  * | route | answer |
  * |---|---|
- * | `GET /health` | JSON of every breaker; 200 while every fail-fast breaker is CLOSED, else 503 |
- * | `GET /live` | 200 while the process runs |
+ * | `GET /health` | JSON of every breaker, status `ok` / `degraded` / `unavailable`; 503 when `unavailable` |
+ * | `GET /live` | 200 while the process serves (liveness) |
+ * | `GET /ready` | 200 while this replica can serve, by the readiness policy (default: always once started) |
  * | `GET /metrics` | the Prometheus exposition of the `PrometheusRegistry` |
  *
  * Other paths answer 404; other methods on these paths answer 405 (`HEAD` is
- * served like `GET`). `/health` shows names and states only: no settings, no
- * error messages, nothing a secret could hide in.
+ * served like `GET`); a path that is not canonical (`..`, `.`, `//`, a
+ * backslash, or one of those percent-encoded) answers 400, so a proxy rule on a
+ * prefix sees exactly the path that is routed. `/health` shows names and
+ * states only: no settings, no error messages, nothing a secret could hide in.
  *
- * `status` in `/health` is `ok` (every breaker CLOSED), `degraded` (a fail-open
- * breaker, such as Redis, is not CLOSED: the service works without it, still
- * 200) or `unavailable` (a fail-fast breaker is not CLOSED: 503).
+ * `status` in `/health` is `ok` (every breaker CLOSED with no failure counted),
+ * `degraded` (still 200: a CLOSED breaker holds counted failures that have not
+ * tripped it, such as a failed start-up check, or a fail-open breaker such as
+ * Redis is not CLOSED) or `unavailable` (a fail-fast breaker is not CLOSED: 503).
+ * `/ready` never fails merely because a breaker is open unless the policy names
+ * it: taking every replica out of the load balancer because a dependency they
+ * share is down turns a partial outage into a total one.
  *
  * **Example** (Serving on port 8000)
  *
@@ -32,7 +39,9 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { CircuitBreaker } from "@neural-hive/resilience"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpServer from "effect/http/HttpServer"
@@ -43,8 +52,9 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, timingSafeEqual } from "node:crypto"
-import * as NodeHttp from "node:http"
+import type * as NodeHttp from "node:http"
 import * as HttpMetrics from "./HttpMetrics.ts"
+import { GuardedServer } from "./internal/guardedServer.ts"
 import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
 import { PrometheusRegistry } from "./Metrics.ts"
 import { ServiceName } from "./ServiceName.ts"
@@ -60,6 +70,14 @@ import { ServiceName } from "./ServiceName.ts"
  * @category constants
  */
 export const DEFAULT_PORT = 8000
+
+/**
+ * The shortest admin token accepted: a shorter one is refused when the app is built.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MIN_ADMIN_TOKEN_LENGTH = 16
 
 /**
  * @since 0.1.0
@@ -99,6 +117,34 @@ export interface Health {
 }
 
 /**
+ * When `/ready` says this replica can serve. The default (no breaker named)
+ * is ready as soon as the server listens, whatever the breakers say.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Readiness {
+  /**
+   * Breakers that must be CLOSED for this replica to be ready. Name only a
+   * dependency private to the replica (a sidecar, a local cache), never one
+   * every replica shares: its outage would take them all out of the load
+   * balancer at once. A named breaker that does not exist counts as not ready.
+   */
+  readonly breakers?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * The body of `/ready`: `notReady` names the required breakers that are not CLOSED.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Ready {
+  readonly status: "ready" | "not_ready"
+  readonly notReady: ReadonlyArray<string>
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -111,41 +157,28 @@ export interface Options {
   readonly service?: string | undefined
   /**
    * Manual control over HTTP, off unless given: `POST /admin/breakers/{name}/{force-open|disable|reset}`
-   * with `Authorization: Bearer <token>`. Every use, allowed or denied, is logged.
+   * with `Authorization: Bearer <token>` (at least 16 characters). Every request to these routes is logged,
+   * denials at most 10 a minute.
    */
   readonly admin?: { readonly token: Redacted.Redacted<string> } | undefined
+  /** The readiness policy of `/ready` (default: ready once listening). */
+  readonly readiness?: Readiness | undefined
+  /**
+   * How long one rendering of `/metrics` answers every scrape (default 1 second; 0: render for each scrape,
+   * still sharing a rendering between concurrent ones). Measured on the `Clock`.
+   */
+  readonly metricsMaxAge?: Duration.Input | undefined
   /** A client still sending its headers after this is answered 408 and cut (default 5 seconds). */
   readonly headersTimeout?: Duration.Input | undefined
   /** A client still sending its request after this is answered 408 and cut (default 10 seconds). */
   readonly requestTimeout?: Duration.Input | undefined
-}
-
-/**
- * A Node HTTP server that does not wait on slow clients: headers must arrive
- * within `headersTimeout` and the whole request within `requestTimeout` (Node's
- * own defaults are 60 s and 300 s), idle keep-alive sockets close after 5 s, and
- * one socket serves at most 1,000 requests.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const makeNodeServer = (
-  options?: Pick<Options, "headersTimeout" | "requestTimeout">
-): NodeHttp.Server => {
-  const requestTimeout = Duration.toMillis(Duration.fromInputUnsafe(options?.requestTimeout ?? "10 seconds"))
-  const headersTimeout = Math.min(
-    requestTimeout,
-    Duration.toMillis(Duration.fromInputUnsafe(options?.headersTimeout ?? "5 seconds"))
-  )
-  const server = NodeHttp.createServer({
-    headersTimeout,
-    requestTimeout,
-    keepAliveTimeout: 5_000,
-    // Check the timeouts often enough that a small one is honoured (Node's default checks every 30 s).
-    connectionsCheckingInterval: Math.max(50, Math.min(1_000, headersTimeout / 4))
-  })
-  server.maxRequestsPerSocket = 1_000
-  return server
+  /**
+   * Requests one connection may have waiting behind the one being answered (HTTP pipelining); one more
+   * closes the connection, dropping the waiting ones unrun (default 16).
+   */
+  readonly maxPipelinedRequests?: number | undefined
+  /** An answer the client has not read after this closes its connection (default 10 seconds). */
+  readonly writeStallTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -157,8 +190,59 @@ export const makeNodeServer = (
 export type AdminAction = "force-open" | "disable" | "reset"
 
 // -----------------------------------------------------------------------------
+// errors
+// -----------------------------------------------------------------------------
+
+/**
+ * An HTTP option that cannot be used, such as an admin token too short to resist guessing.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class HttpOptionsError extends Data.TaggedError("HttpOptionsError")<{
+  readonly option: string
+  readonly message: string
+}> {}
+
+// -----------------------------------------------------------------------------
 // constructors
 // -----------------------------------------------------------------------------
+
+/**
+ * A Node HTTP server that does not wait on slow clients and bounds what one
+ * connection can queue: headers must arrive within `headersTimeout` and the
+ * whole request within `requestTimeout` (Node's own defaults are 60 s and
+ * 300 s); idle keep-alive sockets close after 5 s; one socket serves at most
+ * 1,000 requests; a connection's requests run one at a time, at most
+ * `maxPipelinedRequests` wait (one more closes it, the waiting ones unrun; so
+ * does a single read ending more request heads than that, before Node parses
+ * them; the waiting ones are dropped when the client leaves), and an answer
+ * left unread for `writeStallTimeout` closes it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeNodeServer = (
+  options?: Pick<Options, "headersTimeout" | "requestTimeout" | "maxPipelinedRequests" | "writeStallTimeout">
+): NodeHttp.Server => {
+  const requestTimeout = Duration.toMillis(Duration.fromInputUnsafe(options?.requestTimeout ?? "10 seconds"))
+  const headersTimeout = Math.min(
+    requestTimeout,
+    Duration.toMillis(Duration.fromInputUnsafe(options?.headersTimeout ?? "5 seconds"))
+  )
+  const server = new GuardedServer({
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout: 5_000,
+    // Check the timeouts often enough that a small one is honoured (Node's default checks every 30 s).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, headersTimeout / 4))
+  }, {
+    maxPipelinedRequests: Math.max(0, Math.floor(options?.maxPipelinedRequests ?? 16)),
+    writeStallMillis: Duration.toMillis(Duration.fromInputUnsafe(options?.writeStallTimeout ?? "10 seconds"))
+  })
+  server.maxRequestsPerSocket = 1_000
+  return server
+}
 
 /**
  * The `/health` report of a set of breaker snapshots, sorted by name.
@@ -170,8 +254,10 @@ export const health = (service: string, snapshots: ReadonlyArray<CircuitBreaker.
   let status: Status = "ok"
   const breakers = snapshots.toSorted((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(
     (snapshot): BreakerHealth => {
-      if (snapshot.state !== "Closed") {
-        status = snapshot.failureMode === "fail-fast" ? "unavailable" : status === "ok" ? "degraded" : status
+      if (snapshot.state !== "Closed" && snapshot.failureMode === "fail-fast") {
+        status = "unavailable"
+      } else if ((snapshot.state !== "Closed" || snapshot.failures > 0) && status === "ok") {
+        status = "degraded"
       }
       return {
         name: snapshot.name,
@@ -196,21 +282,127 @@ export const health = (service: string, snapshots: ReadonlyArray<CircuitBreaker.
 export const statusCode = (report: Health): 200 | 503 => report.status === "unavailable" ? 503 : 200
 
 /**
- * The endpoints as an HTTP app, to mount in a server of your own.
+ * The `/ready` answer of a policy over a set of breaker snapshots.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ready = (policy: Readiness, snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): Ready => {
+  const closed = new Set(snapshots.filter((s) => s.state === "Closed").map((s) => s.name))
+  const notReady = (policy.breakers ?? []).filter((name) => !closed.has(name))
+  return { status: notReady.length === 0 ? "ready" : "not_ready", notReady }
+}
+
+/**
+ * The path of a request target as it will be routed, or `undefined` when it
+ * is not canonical: not starting with `/`, or holding a `.` or `..` segment,
+ * `//`, a backslash, or a percent-encoded `.`, `/` or `\`. Such a path is
+ * refused (400) rather than resolved, so what is routed is exactly what a
+ * proxy in front matched. An absolute-form target (`http://host/path`) is
+ * reduced to its path first. The query string is not part of the path.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const canonicalPath = (target: string): string | undefined => {
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(target)
+  const rest = absolute === null ? target : target.slice(absolute[0].length)
+  const end = rest.search(/[?#]/)
+  const path = end === -1 ? rest : rest.slice(0, end)
+  if (!path.startsWith("/") || path.includes("\\") || path.includes("//") || /%(2e|2f|5c)/i.test(path)) {
+    return undefined
+  }
+  return path.split("/").some((segment) => segment === "." || segment === "..") ? undefined : path
+}
+
+/**
+ * The path a request is routed by (`canonicalPath` of the target as the client sent it).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const requestPath = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  // The adapter resolves an absolute-form target's dot segments; judge what the client sent instead.
+  const raw = (request.source as { readonly url?: unknown }).url
+  return canonicalPath(typeof raw === "string" ? raw : request.url)
+}
+
+/**
+ * A check of an `Authorization: Bearer <token>` header against `token`, in time
+ * that says nothing about the token (both sides hashed, `timingSafeEqual`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const bearerAuthorization = (
+  token: Redacted.Redacted<string>
+): (authorization: string | undefined) => boolean => {
+  const expected = digest(Redacted.value(token))
+  return (header) =>
+    header !== undefined && header.startsWith("Bearer ") && timingSafeEqual(digest(header.slice(7)), expected)
+}
+
+/**
+ * Fails with `HttpOptionsError` when the admin token is shorter than `MIN_ADMIN_TOKEN_LENGTH`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const checkAdminToken = (
+  token: Redacted.Redacted<string>,
+  option = "admin.token"
+): Effect.Effect<void, HttpOptionsError> =>
+  Redacted.value(token).length >= MIN_ADMIN_TOKEN_LENGTH
+    ? Effect.void
+    : Effect.fail(
+      new HttpOptionsError({
+        option,
+        message: `${option}: the token has ${
+          Redacted.value(token).length
+        } characters, expected at least ${MIN_ADMIN_TOKEN_LENGTH} (a short token can be guessed)`
+      })
+    )
+
+/**
+ * The endpoints as an HTTP app, to mount in a server of your own. Fails when
+ * an admin token is shorter than 16 characters.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeApp: (
-  options?: Pick<Options, "service" | "admin">
+  options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge">
 ) => Effect.Effect<
   Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>,
-  never,
+  HttpOptionsError,
   CircuitBreaker.Registry | PrometheusRegistry
-> = Effect.fnUntraced(function*(options?: Pick<Options, "service" | "admin">) {
+> = Effect.fnUntraced(function*(options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge">) {
   const breakers = yield* CircuitBreaker.Registry
   const registry = yield* PrometheusRegistry
   const service = options?.service ?? (yield* ServiceName)
+  const readiness = options?.readiness ?? {}
+  if (options?.admin !== undefined) yield* checkAdminToken(options.admin.token)
+
+  // One rendering serves every scrape for `metricsMaxAge`, and every scrape while it runs: repeated or concurrent
+  // scrapes (a flood) cost at most one rendering a second, while Prometheus, scraping every 15 s or so, sees fresh data.
+  const maxAge = Duration.toMillis(Duration.fromInputUnsafe(options?.metricsMaxAge ?? "1 second"))
+  let rendering: { readonly at: number; readonly text: Promise<string>; settled: boolean } | undefined
+  const exposition = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    if (rendering === undefined || (rendering.settled && now - rendering.at >= maxAge)) {
+      const current = { at: now, text: registry.metrics(), settled: false }
+      const settle = () => {
+        current.settled = true
+      }
+      // A failed rendering is not kept: the next scrape tries again.
+      current.text.then(settle, () => {
+        settle()
+        if (rendering === current) rendering = undefined
+      })
+      rendering = current
+    }
+    const text = rendering.text
+    return Effect.tryPromise(() => text)
+  })
 
   const routes = new Map<string, Effect.Effect<HttpServerResponse.HttpServerResponse>>([
     [
@@ -222,8 +414,18 @@ export const makeApp: (
     ],
     ["/live", Effect.succeed(HttpServerResponse.jsonUnsafe({ status: "alive" }, { headers: noStore }))],
     [
+      "/ready",
+      Effect.map(breakers.snapshots, (snapshots) => {
+        const answer = ready(readiness, snapshots)
+        return HttpServerResponse.jsonUnsafe(answer, {
+          status: answer.status === "ready" ? 200 : 503,
+          headers: noStore
+        })
+      })
+    ],
+    [
       "/metrics",
-      Effect.tryPromise(() => registry.metrics()).pipe(
+      exposition.pipe(
         Effect.map((text) => HttpServerResponse.text(text, { contentType: registry.contentType, headers: noStore })),
         Effect.catch(() =>
           Effect.succeed(HttpServerResponse.text("metrics collection failed\n", { status: 500, headers: noStore }))
@@ -235,8 +437,9 @@ export const makeApp: (
   const admin = options?.admin === undefined ? undefined : makeAdmin(breakers, options.admin.token)
 
   return HttpServerRequest.HttpServerRequest.use((request) => {
-    const path = pathOf(request.url)
-    if (admin !== undefined && path.startsWith("/admin/")) return admin(request, path)
+    const path = requestPath(request)
+    if (path === undefined) return Effect.succeed(badPath)
+    if (admin !== undefined && (path === "/admin" || path.startsWith("/admin/"))) return admin(request, path)
     const route = routes.get(path)
     if (route === undefined) {
       return Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 }))
@@ -251,15 +454,20 @@ export const makeApp: (
 })
 
 /**
- * Serves the endpoints on a Node HTTP server that lives as long as the layer.
- * The `HttpServer` it provides tells the bound address (useful with port 0).
+ * Serves the endpoints on a Node HTTP server (`makeNodeServer`) that lives as
+ * long as the layer. The `HttpServer` it provides tells the bound address
+ * (useful with port 0).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   options?: Options
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, CircuitBreaker.Registry | PrometheusRegistry> =>
+): Layer.Layer<
+  HttpServer.HttpServer,
+  HttpServerError.ServeError | HttpOptionsError,
+  CircuitBreaker.Registry | PrometheusRegistry
+> =>
   Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
     .pipe(
       Layer.provideMerge(NodeHttpServer.layerServer(() => makeNodeServer(options), {
@@ -279,7 +487,7 @@ export const layerConfig = (
   options: Config.Wrap<Options>
 ): Layer.Layer<
   HttpServer.HttpServer,
-  HttpServerError.ServeError | Config.ConfigError,
+  HttpServerError.ServeError | HttpOptionsError | Config.ConfigError,
   CircuitBreaker.Registry | PrometheusRegistry
 > => Layer.unwrap(Effect.map(Config.unwrap(options), layer))
 
@@ -289,69 +497,110 @@ export const layerConfig = (
 
 const noStore = { "cache-control": "no-store" }
 
+const badPath = HttpServerResponse.jsonUnsafe(
+  { error: "the path is not canonical (no '.', '..', '//', backslash, or encoded '.', '/', '\\')" },
+  { status: 400 }
+)
+
 const ADMIN_PATH = /^\/admin\/breakers\/([A-Za-z0-9_.:-]{1,64})\/(force-open|disable|reset)$/
+
+/** Logged header values are cut here: a client chooses them. */
+const MAX_LOGGED_CHARS = 128
+
+/** Denials logged per minute; the rest are counted in one line when the minute ends. */
+const DENIALS_LOGGED_PER_MINUTE = 10
+
+const truncate = (text: string): string =>
+  text.length <= MAX_LOGGED_CHARS ? text : `${text.slice(0, MAX_LOGGED_CHARS)}...(${text.length} chars)`
 
 const digest = (text: string) => createHash("sha256").update(text).digest()
 
+/** An admin request refused after authentication: logged every time (only a token holder gets here). */
+const refused = (
+  who: Record<string, string>,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {}
+) =>
+  Effect.as(
+    Effect.logWarning("circuit_breaker_manual_control_refused").pipe(
+      Effect.annotateLogs({ ...who, status: String(status) })
+    ),
+    HttpServerResponse.jsonUnsafe(body, { status, headers: { ...noStore, ...headers } })
+  )
+
 const makeAdmin = (breakers: CircuitBreaker.Registry["Service"], token: Redacted.Redacted<string>) => {
-  // Compare digests, not strings: equal lengths, and timingSafeEqual leaks nothing about the token.
-  const expected = digest(Redacted.value(token))
-  const authorized = (header: string | undefined) =>
-    header !== undefined && header.startsWith("Bearer ") && timingSafeEqual(digest(header.slice(7)), expected)
+  const authorized = bearerAuthorization(token)
+  const denials = { windowStart: Number.NEGATIVE_INFINITY, logged: 0, suppressed: 0 }
+
+  const logDenied = (who: Record<string, string>) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      let summary: Effect.Effect<void> = Effect.void
+      if (now - denials.windowStart >= 60_000) {
+        if (denials.suppressed > 0) {
+          summary = Effect.logWarning("circuit_breaker_manual_control_denied_suppressed").pipe(
+            Effect.annotateLogs({ suppressed: denials.suppressed })
+          )
+        }
+        denials.windowStart = now
+        denials.logged = 0
+        denials.suppressed = 0
+      }
+      if (denials.logged >= DENIALS_LOGGED_PER_MINUTE) {
+        denials.suppressed++
+        return summary
+      }
+      denials.logged++
+      return Effect.andThen(
+        summary,
+        Effect.logWarning("circuit_breaker_manual_control_denied").pipe(Effect.annotateLogs(who))
+      )
+    })
 
   return (
     request: HttpServerRequest.HttpServerRequest,
     path: string
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
     const match = ADMIN_PATH.exec(path)
-    if (match === null) return Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 }))
+    const who: Record<string, string> = {
+      method: truncate(request.method),
+      path: truncate(path),
+      remote_address: truncate(Option.getOrElse(request.remoteAddress, () => "unknown")),
+      user_agent: truncate(request.headers["user-agent"] ?? "unknown")
+    }
+    // 401 before anything else, so an outsider learns nothing about which routes exist.
+    if (!authorized(request.headers["authorization"])) {
+      return Effect.as(
+        logDenied(who),
+        HttpServerResponse.jsonUnsafe({ error: "unauthorized" }, {
+          status: 401,
+          headers: { "www-authenticate": "Bearer", ...noStore }
+        })
+      )
+    }
+    if (request.method !== "POST") return refused(who, 405, { error: "method not allowed" }, { allow: "POST" })
+    if (match === null) return refused(who, 404, { error: "not found" })
     const circuit = match[1]!
     const action = match[2] as AdminAction
-    const who = {
-      circuit,
-      action,
-      remote_address: Option.getOrElse(request.remoteAddress, () => "unknown"),
-      user_agent: request.headers["user-agent"] ?? "unknown"
-    }
-    if (request.method !== "POST") {
-      return Effect.succeed(
-        HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, { status: 405, headers: { allow: "POST" } })
-      )
-    }
-    if (!authorized(request.headers["authorization"])) {
-      return Effect.logWarning("circuit_breaker_manual_control_denied").pipe(
-        Effect.annotateLogs(who),
-        Effect.as(
-          HttpServerResponse.jsonUnsafe({ error: "unauthorized" }, {
-            status: 401,
-            headers: { "www-authenticate": "Bearer" }
-          })
-        )
-      )
-    }
     return Effect.gen(function*() {
       const found = yield* breakers.get(circuit)
-      if (Option.isNone(found)) {
-        return HttpServerResponse.jsonUnsafe({ error: `no breaker named ${circuit}` }, { status: 404 })
-      }
+      if (Option.isNone(found)) return yield* refused(who, 404, { error: `no breaker named ${circuit}` })
       const breaker = found.value
       yield* action === "force-open" ? breaker.forceOpen : action === "disable" ? breaker.disable : breaker.reset
       const snapshot = yield* breaker.snapshot
       yield* Effect.logWarning("circuit_breaker_manual_control").pipe(
-        Effect.annotateLogs({ ...who, state: stateLabel[snapshot.state], mode: modeLabel[snapshot.mode] })
+        Effect.annotateLogs({
+          ...who,
+          circuit,
+          action,
+          state: stateLabel[snapshot.state],
+          mode: modeLabel[snapshot.mode]
+        })
       )
       return HttpServerResponse.jsonUnsafe(
         { circuit, action, state: stateLabel[snapshot.state], mode: modeLabel[snapshot.mode] },
         { headers: noStore }
       )
     })
-  }
-}
-
-const pathOf = (url: string): string => {
-  try {
-    return new URL(url, "http://localhost").pathname
-  } catch {
-    return url
   }
 }

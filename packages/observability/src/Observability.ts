@@ -39,7 +39,7 @@ export interface Options {
 
 /**
  * Metrics in the `PrometheusRegistry`, one log line per transition, and
- * `/health`, `/live`, `/metrics` on port 8000 (by default).
+ * `/health`, `/live`, `/ready`, `/metrics` on port 8000 (by default).
  *
  * @since 0.1.0
  * @category layers
@@ -48,7 +48,7 @@ export const layer = (
   options?: Options
 ): Layer.Layer<
   Metrics.PrometheusRegistry | HttpServer.HttpServer,
-  HttpServerError.ServeError,
+  HttpServerError.ServeError | Http.HttpOptionsError,
   CircuitBreaker.Registry
 > => {
   const service = options?.service === undefined ? {} : { service: options.service }

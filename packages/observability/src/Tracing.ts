@@ -49,7 +49,6 @@ import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
 import { stateLabel } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -157,17 +156,9 @@ export const tracedOption: {
 export const layer: Layer.Layer<never, never, CircuitBreaker.Registry> = Layer.effectDiscard(
   Effect.gen(function*() {
     const registry = yield* CircuitBreaker.Registry
-    const scope = yield* Effect.scope
-    yield* registry.onRegister((breaker) => {
-      // One scope per breaker, closed when it leaves the registry.
-      const listening = Scope.forkUnsafe(scope)
-      Effect.runSync(
-        Scope.provide(listening)(breaker.listen({
-          annotate: (outcome, state, exit) => record(breaker.name, outcome, state, exit)
-        }))
-      )
-      return () => Effect.runSync(Scope.close(listening, Exit.void))
-    })
+    yield* registry.listenEach((breaker) => ({
+      annotate: (outcome, state, exit) => record(breaker.name, outcome, state, exit)
+    }))
   })
 )
 

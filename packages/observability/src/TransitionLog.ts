@@ -31,7 +31,6 @@
  */
 import { CircuitBreaker } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { seconds, stateLabel } from "./internal/labels.ts"
@@ -128,22 +127,14 @@ export const make: (options?: Options) => Effect.Effect<void, never, CircuitBrea
   .fnUntraced(function*(options?: Options) {
     const breakers = yield* CircuitBreaker.Registry
     const service = options?.service ?? (yield* ServiceName)
-    const scope = yield* Effect.scope
     // The loggers, console and clock of the layer's context; the breaker's callback is synchronous, and a
     // fiber forked for a synchronous log effect completes before runForkWith returns, so lines keep their order.
     const run = Effect.runForkWith(yield* Effect.context<never>())
-    yield* breakers.onRegister((breaker) => {
-      // One scope per breaker, closed when it leaves the registry.
-      const listening = Scope.forkUnsafe(scope)
-      Effect.runSync(
-        Scope.provide(listening)(breaker.listen({
-          onTransition: (transition) => {
-            run(log(service, breaker, transition))
-          }
-        }))
-      )
-      return () => Effect.runSync(Scope.close(listening, Exit.void))
-    })
+    yield* breakers.listenEach((breaker) => ({
+      onTransition: (transition) => {
+        run(log(service, breaker, transition))
+      }
+    }))
   })
 
 /**

@@ -28,7 +28,7 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, type CircuitBreakerError, redact, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerError, GuardedClient, redact } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -44,18 +44,22 @@ import { Redis, type RedisOptions } from "ioredis"
 // -----------------------------------------------------------------------------
 
 /**
- * Why a Redis command failed:
- * - `Connection`: not connected, connection refused, reset or closed mid-command;
- * - `Timeout`: no answer within `commandTimeout` (a stalled or paused server);
- * - `Unavailable`: the server answered that it cannot serve now (LOADING, BUSY,
- *   MASTERDOWN, CLUSTERDOWN, TRYAGAIN, READONLY, NOREPLICAS);
- * - `Reply`: the server rejected this command (WRONGTYPE, ERR syntax, NOSCRIPT...),
- *   a caller error that never trips the breaker.
+ * Why a Redis command failed. Only `Reply` is the caller's; every other reason
+ * counts against Redis (see `isFailure`): when in doubt, count.
+ *
+ * | reason | from | counts |
+ * |---|---|---|
+ * | `Connection` | not connected, connection refused, reset or closed mid-command, a socket error | yes |
+ * | `Timeout` | no answer within `commandTimeout` (a stalled or paused server) | yes |
+ * | `Unavailable` | the server cannot serve now: LOADING, BUSY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN, READONLY, NOREPLICAS, OOM, MISCONF, "max number of clients" | yes |
+ * | `Authentication` | NOAUTH, WRONGPASS, NOPERM, "invalid password": the service's credentials, not one command | yes |
+ * | `Reply` | the server refused this command: WRONGTYPE, ERR (syntax, arguments, unknown command), NOSCRIPT, EXECABORT, BUSYGROUP, NOGROUP, BUSYKEY, CROSSSLOT | no |
+ * | `Unknown` | any other error reply or error | yes |
  *
  * @since 0.1.0
  * @category errors
  */
-export type RedisErrorReason = "Connection" | "Timeout" | "Unavailable" | "Reply"
+export type RedisErrorReason = "Connection" | "Timeout" | "Unavailable" | "Authentication" | "Reply" | "Unknown"
 
 /**
  * @since 0.1.0
@@ -68,7 +72,28 @@ export class RedisError extends Data.TaggedError("RedisError")<{
   readonly cause?: unknown
 }> {}
 
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS)\b/
+const UNAVAILABLE_REPLIES =
+  /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|OOM|MISCONF)\b|^ERR max number of clients/
+const AUTHENTICATION_REPLIES = /^(NOAUTH|WRONGPASS|NOPERM)\b|^ERR (invalid password|AUTH)/
+// ioredis wraps a failed ready check ("Ready check failed: NOAUTH ...") in a plain Error.
+const AUTHENTICATION = /\b(NOAUTH|WRONGPASS|NOPERM)\b/
+const CALLER_REPLIES = /^(WRONGTYPE|ERR|NOSCRIPT|EXECABORT|BUSYGROUP|NOGROUP|BUSYKEY|CROSSSLOT)\b/
+// ioredis's own words for a command that never reached a connected server, and Node's socket error codes.
+const NO_CONNECTION =
+  /Connection is closed|Stream isn't writeable|max retries per request|ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN/i
+const SYSCALL_CODE = /^E[A-Z]+$/
+
+const reasonOf = (name: string, message: string, code: unknown): RedisErrorReason => {
+  if (name === "ReplyError") {
+    if (UNAVAILABLE_REPLIES.test(message)) return "Unavailable"
+    if (AUTHENTICATION_REPLIES.test(message)) return "Authentication"
+    return CALLER_REPLIES.test(message) ? "Reply" : "Unknown"
+  }
+  if (AUTHENTICATION.test(message)) return "Authentication"
+  if (/timed out|ETIMEDOUT/i.test(message)) return "Timeout"
+  if (NO_CONNECTION.test(message) || (typeof code === "string" && SYSCALL_CODE.test(code))) return "Connection"
+  return "Unknown"
+}
 
 /**
  * Maps anything ioredis throws to a `RedisError`.
@@ -79,21 +104,35 @@ const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READ
 export const toRedisError = (command: string, cause: unknown): RedisError => {
   const message = redact(cause instanceof Error ? cause.message : String(cause))
   const name = cause instanceof Error ? cause.name : ""
-  let reason: RedisErrorReason
-  if (name === "ReplyError") reason = UNAVAILABLE_REPLIES.test(message) ? "Unavailable" : "Reply"
-  else if (/timed out|ETIMEDOUT/i.test(message)) reason = "Timeout"
-  else reason = "Connection"
-  return new RedisError({ reason, command, message, cause })
+  const code = cause instanceof Error ? (cause as { code?: unknown }).code : undefined
+  return new RedisError({ reason: reasonOf(name, message, code), command, message, cause })
 }
 
 /**
- * The Redis classifier: everything but a `Reply` (the caller's error) counts
- * against Redis.
+ * The Redis classifier, the `isFailure` of the `redis_client` breaker: every
+ * error counts against Redis except a `Reply` (the caller's own command was
+ * refused). Errors this package does not know count too.
  *
+ * **Example** (WRONGTYPE does not count)
+ *
+ * ```ts
+ * import { RedisCache } from "@neural-hive/redis"
+ *
+ * RedisCache.isFailure(new RedisCache.RedisError({ reason: "Reply", command: "GET", message: "WRONGTYPE" })) // false
+ * RedisCache.isFailure(new Error("something new")) // true
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const isFailure = (error: unknown): boolean => !(error instanceof RedisError && error.reason === "Reply")
+
+/**
+ * @deprecated Use `isFailure` (the same classifier, named as in every integration).
  * @since 0.1.0
  * @category errors
  */
-export const isServerFailure = (error: unknown): boolean => !(error instanceof RedisError && error.reason === "Reply")
+export const isServerFailure: (error: unknown) => boolean = isFailure
 
 // -----------------------------------------------------------------------------
 // service
@@ -125,7 +164,7 @@ export class RedisCache extends Context.Service<RedisCache, {
 export interface Options {
   /** `redis://[:password@]host:port[/db]`; a password in it never reaches logs or errors. */
   readonly url: string | Redacted.Redacted<string>
-  /** Breaker options; `name` defaults to `redis_client`, the seed's recovery 60 s. */
+  /** Breaker options; `name` defaults to `redis_client`, recovery 60 s as in the Orchestrator Dynamic config. */
   readonly breaker?: Partial<CircuitBreaker.Options> | undefined
   /** No answer within this fails the command (default 1 second). */
   readonly commandTimeout?: Duration.Input | undefined
@@ -135,10 +174,17 @@ export interface Options {
   readonly maxReconnectDelay?: Duration.Input | undefined
   /** Prefix for every key (ioredis `keyPrefix`). */
   readonly keyPrefix?: string | undefined
+  /**
+   * `PING` once at start (through the breaker, bounded by the call deadline) and as the breaker's trial when its open
+   * period ends with no call to try it (default true). `false`: neither.
+   */
+  readonly probe?: boolean | undefined
 }
 
 /**
- * The ioredis options used by `make`, fail-fast as TEST-SERVICES.md asks.
+ * The ioredis options used by `make`: fail-fast (no offline queue, no
+ * per-request retries, a command timeout), reconnecting with a capped backoff
+ * while `reconnect()` allows it.
  *
  * @since 0.1.0
  * @category constructors
@@ -152,114 +198,118 @@ export const clientOptions = (options: Options, reconnect: () => boolean = () =>
     autoResendUnfulfilledCommands: false,
     commandTimeout: Duration.toMillis(options.commandTimeout ?? 1000),
     connectTimeout: Duration.toMillis(options.connectTimeout ?? 2000),
-    // Reconnect with a capped backoff while `reconnect()` allows it (the breaker is not open);
-    // otherwise stop, and let the breaker's probe reconnect.
     retryStrategy: (times) => reconnect() ? Math.min(50 * 2 ** Math.min(times, 10), maxReconnectDelay) : null,
     ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix })
   }
 }
 
+// Before a command: a client that never connected ("wait") or gave up ("end") connects; one in the middle
+// of connecting is awaited (bounded by the call's deadline). One waiting to reconnect is not awaited: the
+// command fails at once and counts. A connection that closes before it is ready fails with the error that
+// closed it (e.g. "Ready check failed: NOAUTH"), not ioredis's bare "Connection is closed.".
+const ready = (client: Redis, signal: AbortSignal): Promise<void> => {
+  switch (client.status) {
+    case "end":
+    case "wait":
+    case "connecting":
+    case "connect":
+      return new Promise<void>((resolve, reject) => {
+        let last: unknown = undefined
+        const onError = (error: unknown) => {
+          last = error
+        }
+        const settle = (done: () => void) => () => {
+          client.off("ready", onReady)
+          client.off("close", onClose)
+          client.off("error", onError)
+          signal.removeEventListener("abort", onAbort)
+          done()
+        }
+        const onReady = settle(resolve)
+        const onClose = settle(() => reject(last ?? new Error("Connection is closed.")))
+        const onAbort = settle(() => reject(signal.reason))
+        client.on("error", onError)
+        client.once("ready", onReady)
+        client.once("close", onClose)
+        signal.addEventListener("abort", onAbort)
+        // Its own rejection is the close handled above; the listeners carry the outcome.
+        if (client.status === "end" || client.status === "wait") client.connect().catch(() => undefined)
+      })
+    default:
+      return Promise.resolve()
+  }
+}
+
 /**
- * Makes the service: an ioredis client for the life of the scope and a
- * `redis_client` breaker (registered in the `CircuitBreaker.Registry` if one
- * is provided). Starts even when Redis is down.
+ * Makes the service: an ioredis client and a `redis_client` breaker
+ * (registered in the `CircuitBreaker.Registry` if one is provided) for the
+ * life of the scope. Starts even when Redis is down; when the breaker opens
+ * the client is closed (nothing reconnects while open) and the first call or
+ * probe afterwards connects a fresh one.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
-  // Bad durations fail here, typed, before anything below converts them.
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "redis_client",
-    "commandTimeout",
-    options.commandTimeout,
-    1000
-  )
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "redis_client",
-    "connectTimeout",
-    options.connectTimeout,
-    2000
-  )
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "redis_client",
-    "maxReconnectDelay",
-    options.maxReconnectDelay,
-    2000
-  )
-  const breaker = yield* CircuitBreaker.make({
-    name: "redis_client",
-    failMax: 5,
-    recoveryTimeout: "60 seconds",
-    maxOpenDuration: "60 seconds",
-    callTimeout: Duration.toMillis(options.commandTimeout ?? 1000) + 500,
-    failureMode: "fail-open",
-    isFailure: isServerFailure,
-    ...options.breaker
+  const circuit = options.breaker?.name ?? "redis_client"
+  const timeouts = yield* GuardedClient.durations(circuit, {
+    commandTimeout: [options.commandTimeout, 1000],
+    connectTimeout: [options.connectTimeout, 2000],
+    maxReconnectDelay: [options.maxReconnectDelay, 2000]
   })
+  // A command waits for a connection under way, then for its answer: one deadline covers both.
+  const deadline = timeouts.commandTimeout + 500
   const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
+  const settings = clientOptions(options)
   const context = yield* Effect.context<never>()
-  const client = yield* Effect.acquireRelease(
-    // While the breaker is open nobody reconnects to Redis: calls are rejected without touching the
-    // network, and the first probe after the open period reconnects (see `ready`).
-    Effect.sync(() => new Redis(url, clientOptions(options, () => breaker.unsafe.snapshot().state !== "Open"))),
-    (client) =>
-      Effect.tryPromise(() => client.quit()).pipe(
-        Effect.timeout("1 second"),
-        Effect.ignore,
-        Effect.ensuring(Effect.sync(() => client.disconnect()))
-      )
-  )
-  // ioredis emits `error` on every failed (re)connection; without a listener Node would crash the process.
-  // Command failures reach callers as RedisError; these connection-level events are logged at debug.
-  client.on("error", (error: Error) => {
-    Effect.runForkWith(context)(
-      Effect.logDebug("redis connection error").pipe(
-        Effect.annotateLogs({ circuit: breaker.name, error: redact(error.message) })
-      )
-    )
-  })
-
-  // Before a command: a client that gave up reconnecting ("end") or never connected ("wait") connects
-  // again; one in the middle of connecting is awaited (bounded by the breaker's callTimeout). A client
-  // waiting to reconnect is not awaited: the command fails at once and counts.
-  const ready: Effect.Effect<void, RedisError> = Effect.suspend(() => {
-    switch (client.status) {
-      case "ready":
-        return Effect.void
-      case "end":
-      case "wait":
-        return Effect.tryPromise({ try: () => client.connect(), catch: (cause) => toRedisError("CONNECT", cause) })
-      case "connecting":
-      case "connect":
-        return Effect.callback<void, RedisError>((resume) => {
-          const onReady = () => resume(Effect.void)
-          const onClose = () => resume(Effect.fail(toRedisError("CONNECT", new Error("Connection is closed."))))
-          client.once("ready", onReady)
-          client.once("close", onClose)
-          return Effect.sync(() => {
-            client.off("ready", onReady)
-            client.off("close", onClose)
-          })
+  const guarded = yield* GuardedClient.make({
+    breaker: {
+      name: "redis_client",
+      failMax: 5,
+      recoveryTimeout: "60 seconds",
+      maxOpenDuration: "60 seconds",
+      callTimeout: deadline + 500,
+      failureMode: "fail-open",
+      isFailure,
+      ...options.breaker
+    },
+    connect: () => {
+      const client = new Redis(url, settings)
+      // ioredis emits `error` on every failed (re)connection; without a listener Node would crash the process.
+      // Command failures reach callers as RedisError; these connection-level events are logged at debug.
+      client.on("error", (error: Error) => {
+        Effect.runForkWith(context)(
+          Effect.logDebug("redis connection error").pipe(
+            Effect.annotateLogs({ circuit, error: redact(error.message) })
+          )
+        )
+      })
+      return client
+    },
+    // QUIT only a connected client: on one that never connected ioredis would connect to send it.
+    close: (client) => client.status === "ready" ? client.quit() : Promise.resolve(),
+    closeTimeout: "1 second",
+    abandon: (client) => client.disconnect(),
+    deadline,
+    onError: (command, cause) => toRedisError(command === "connect" ? "CONNECT" : command, cause),
+    onTimeout: (command) => new RedisError({ reason: "Timeout", command, message: `no answer within ${deadline} ms` }),
+    span: { prefix: "RedisCache", attributes: () => ({ "db.system": "redis" }) },
+    probe: options.probe === false ? false : (client, signal) => ready(client, signal).then(() => client.ping())
+  }).pipe(
+    // ioredis parses the URL when the client is made: a URL it refuses is a bad option, named without its password.
+    Effect.catchTag("RedisError", (error) =>
+      Effect.fail(
+        new CircuitBreaker.CircuitBreakerOptionsError({
+          circuit,
+          option: "url",
+          value: redact(url),
+          expected: `a redis:// URL (${error.message})`
         })
-      default:
-        return Effect.void
-    }
-  })
-
-  // Connect now, but start anyway when Redis is down (bounded by connectTimeout): the breaker reports it.
-  yield* Effect.ignore(ready)
+      ))
+  )
 
   const use = <A>(command: string, f: (client: Redis) => Promise<A>) =>
-    ready.pipe(
-      Effect.andThen(Effect.tryPromise({ try: () => f(client), catch: (cause) => toRedisError(command, cause) })),
-      withBreaker(breaker),
-      // A breaker callTimeout (when one is configured) is this client's Timeout.
-      Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
-        Effect.fail(new RedisError({ reason: "Timeout", command, message: e.message }))),
-      // One client span per command: the breaker (with Tracing.layer) annotates it with its name, state and result.
-      Effect.withSpan(`RedisCache.${command}`, { kind: "client", attributes: { "db.system": "redis" } })
-    )
+    guarded.call(command, (client, signal) => ready(client, signal).then(() => f(client)))
 
   const failOpen = <A>(command: string, effect: Effect.Effect<A, RedisError | CircuitBreakerError>, fallback: A) =>
     Effect.catch(effect, (error) =>
@@ -268,7 +318,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           `redis ${command} failed open`
         ).pipe(
           Effect.annotateLogs({
-            circuit: breaker.name,
+            circuit,
             reason: error.reason,
             error: error.message
           })
@@ -282,16 +332,18 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       failOpen("SETEX", Effect.map(use("SETEX", (c) => c.setex(key, seconds, value)), (r) => r === "OK"), false),
     ping: failOpen("PING", Effect.map(use("PING", (c) => c.ping()), (r) => r === "PONG"), false),
     use,
-    breaker
+    breaker: guarded.breaker
   })
 })
+
+const layers = GuardedClient.layers(RedisCache, make)
 
 /**
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError> =>
-  Layer.effect(RedisCache, make(options))
+export const layer: (options: Options) => Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError> =
+  layers.layer
 
 /**
  * Reads `url` (a `Redacted`) and the timeouts from config, e.g.
@@ -300,10 +352,6 @@ export const layer = (options: Options): Layer.Layer<RedisCache, CircuitBreaker.
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(
-    RedisCache,
-    Effect.flatMap(Config.unwrap(options), make)
-  )
+) => Layer.Layer<RedisCache, CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> = layers.layerConfig

@@ -1,68 +1,52 @@
 /**
- * The seed's breaker configuration: a YAML file in the seed's format,
- * overridable by environment variables, validated in full before anything
- * starts.
+ * Breaker configuration by circuit name: any number of circuits, any names,
+ * each with breaker options in configuration units and one table of defaults
+ * (`defaults`). Read from the `circuitBreaker` key of a YAML file (a Helm
+ * values file loads as is: every other key is ignored), overridable by
+ * environment variables, validated in full before anything starts.
  *
  * ```yaml
  * circuitBreaker:
- *   kafka:    { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
- *   temporal: { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
- *   redis:    { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 60 }
- *   mongodb:  { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
+ *   payments_api: { failMax: 3, recoveryTimeoutSeconds: 10, maxOpenSeconds: 120 }
+ *   search_cache: { failureMode: fail-open, callTimeoutSeconds: 0.5 }
  * ```
  *
- * Every key is optional (the seed's defaults above apply). An environment
- * variable `CIRCUIT_BREAKER_<DEPENDENCY>_<KEY>` overrides a key, e.g.
- * `CIRCUIT_BREAKER_KAFKA_FAIL_MAX=10`. A bad value gives one problem per key,
- * naming the key path (or variable), the value and what is allowed.
+ * A variable `CIRCUIT_BREAKER_<CIRCUIT>_<KEY>` overrides a key of a circuit
+ * the file or the format declares, e.g. `CIRCUIT_BREAKER_PAYMENTS_API_FAIL_MAX=10`.
+ * An unknown key is an error in the file and in the environment alike (a
+ * misspelled variable is never silently ignored). A bad value gives one problem
+ * per key, naming the key path (or variable), the value and what is allowed.
+ *
+ * An application's own format (section, circuits it knows, names of its keys)
+ * is a `Format`; the Orchestrator Dynamic example maps its
+ * `circuitBreaker.kafka.timeoutSeconds` format onto this one that way.
  *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { readFile } from "node:fs/promises"
-import * as Yaml from "yaml"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
+import { defaults as breakerDefaults } from "./internal/options.ts"
+import * as Yaml from "./internal/yaml.ts"
+
+// -----------------------------------------------------------------------------
+// models
+// -----------------------------------------------------------------------------
 
 /**
- * @since 0.1.0
- * @category models
- */
-export type Dependency = "kafka" | "temporal" | "redis" | "mongodb"
-
-/**
- * @since 0.1.0
- * @category models
- */
-export const dependencies: ReadonlyArray<Dependency> = ["kafka", "temporal", "redis", "mongodb"]
-
-/**
- * The `circuit` label of each dependency's breaker.
+ * One circuit's breaker settings, in configuration units (seconds).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export const circuitNames: Readonly<Record<Dependency, string>> = {
-  kafka: "kafka_producer",
-  temporal: "temporal_client",
-  redis: "redis_client",
-  mongodb: "mongodb_client"
-}
-
-/**
- * One dependency's breaker settings, in the seed's names plus our extras.
- *
- * @since 0.1.0
- * @category models
- */
-export interface DependencySettings {
+export interface CircuitSettings {
   readonly enabled: boolean
   /** Consecutive failures that open the breaker. */
   readonly failMax: number
-  /** The cap of the doubling open period (our `maxOpenDuration`). */
-  readonly timeoutSeconds: number
-  /** The first open period (our `recoveryTimeout`). */
+  /** The first open period (the breaker's `recoveryTimeout`). */
   readonly recoveryTimeoutSeconds: number
+  /** The cap of the doubling open period (the breaker's `maxOpenDuration`). */
+  readonly maxOpenSeconds: number
   /** Probes admitted in HALF_OPEN. */
   readonly halfOpenPermits: number
   /** Successful probes that close the breaker (at most `halfOpenPermits`; default `halfOpenPermits`). */
@@ -71,37 +55,79 @@ export interface DependencySettings {
   readonly callTimeoutSeconds: number
   /** A success slower than this counts as a failure; 0 turns it off. */
   readonly slowCallSeconds: number
+  /** How callers see an open circuit: a `CircuitBreakerError` or a fallback (informs `/health`). */
+  readonly failureMode: CircuitBreaker.FailureMode
 }
 
 /**
- * @since 0.1.0
- * @category models
- */
-export type Settings = Readonly<Record<Dependency, DependencySettings>>
-
-const base = {
-  enabled: true,
-  failMax: 5,
-  timeoutSeconds: 60,
-  recoveryTimeoutSeconds: 30,
-  halfOpenPermits: 1,
-  successThreshold: 1,
-  callTimeoutSeconds: 10,
-  slowCallSeconds: 0
-} satisfies DependencySettings
-
-/**
- * The seed's values (Redis recovers after 60 s: it is only a cache).
+ * The settings of every circuit, by the name it has in the file (or format).
  *
  * @since 0.1.0
  * @category models
  */
-export const defaults: Settings = {
-  kafka: base,
-  temporal: base,
-  redis: { ...base, recoveryTimeoutSeconds: 60, callTimeoutSeconds: 2 },
-  mongodb: base
+export type Settings = Readonly<Record<string, CircuitSettings>>
+
+/**
+ * The defaults of every circuit, read from the breaker's own table (so `failMax`
+ * 5, 30 s, 60 s are written once); a configured circuit also gets a 10 s call
+ * timeout, which a breaker made in code does not have.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const defaults: CircuitSettings = {
+  enabled: true,
+  failMax: breakerDefaults.failMax,
+  recoveryTimeoutSeconds: breakerDefaults.recoveryTimeoutMillis / 1000,
+  maxOpenSeconds: breakerDefaults.maxOpenDurationMillis / 1000,
+  halfOpenPermits: breakerDefaults.permits,
+  // Follows halfOpenPermits unless given.
+  successThreshold: breakerDefaults.permits,
+  callTimeoutSeconds: 10,
+  // Off.
+  slowCallSeconds: 0,
+  failureMode: "fail-fast"
 }
+
+/**
+ * How an application's YAML is laid out, mapped onto circuits by name.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Format {
+  /** The key holding the circuits (default `circuitBreaker`), a path of keys, or `[]` for the document's root. */
+  readonly section?: string | ReadonlyArray<string> | undefined
+  /** Circuits known beforehand, each with its own defaults over `defaults`; they exist even when the file omits them. */
+  readonly circuits?: Readonly<Record<string, Partial<CircuitSettings>>> | undefined
+  /** Only the circuits of `circuits` are allowed (any other is an unknown-key problem). */
+  readonly closed?: boolean | undefined
+  /** A setting's key in this format (e.g. `{ maxOpenSeconds: "timeoutSeconds" }`), or `null` when it is not offered. */
+  readonly names?: Partial<Record<keyof CircuitSettings, string | null>> | undefined
+  /** Prefix of the override variables (default `CIRCUIT_BREAKER_`); `null` turns overrides off. */
+  readonly envPrefix?: string | null | undefined
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface ParseOptions extends Format {
+  readonly env?: Readonly<Record<string, string | undefined>> | undefined
+  /** Names the input in errors (a path, `YAML`). */
+  readonly source?: string | undefined
+  /** The largest input accepted (default 1 MiB). */
+  readonly maxBytes?: number | undefined
+}
+
+/**
+ * @deprecated Since 0.2.0 the settings are per circuit: use `CircuitSettings`
+ * (`timeoutSeconds` is `maxOpenSeconds` there; the Orchestrator Dynamic
+ * example keeps the old key in its format).
+ * @since 0.1.0
+ * @category models
+ */
+export type DependencySettings = CircuitSettings
 
 // -----------------------------------------------------------------------------
 // errors
@@ -136,245 +162,351 @@ export class ResilienceConfigError extends Data.TaggedError("ResilienceConfigErr
   }
 }
 
+const clip = (text: string) => text.length > 80 ? `${text.slice(0, 80)}...` : text
+
+/** YAML's own spelling for the numbers JSON cannot show. */
+const showNumber = (n: number) =>
+  Number.isNaN(n) ? ".nan" : n === Infinity ? ".inf" : n === -Infinity ? "-.inf" : `${n}`
+
+const plain = (value: unknown, depth = 0): unknown => {
+  if (depth > 4) return "..."
+  if (value instanceof Map) {
+    return Object.fromEntries([...value].slice(0, 20).map(([k, v]) => [String(k), plain(v, depth + 1)]))
+  }
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => plain(v, depth + 1))
+  if (typeof value === "number" && !Number.isFinite(value)) return showNumber(value)
+  return value
+}
+
 const show = (value: unknown): string => {
   if (value === undefined) return "nothing"
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value)
+  if (typeof value === "number") return showNumber(value)
+  if (typeof value === "string") return JSON.stringify(clip(value))
   try {
-    const json = JSON.stringify(value)
-    return json === undefined ? String(value) : json.length > 80 ? `${json.slice(0, 80)}...` : json
+    const json = JSON.stringify(plain(value))
+    return json === undefined ? String(value) : clip(json)
   } catch {
     return String(value)
   }
 }
 
 // -----------------------------------------------------------------------------
-// parsing
+// validation
 // -----------------------------------------------------------------------------
 
-type Kind = "boolean" | "integer>=1" | "seconds>0" | "seconds>=0"
-
-const keys: Readonly<Record<keyof DependencySettings, Kind>> = {
-  enabled: "boolean",
-  failMax: "integer>=1",
-  timeoutSeconds: "seconds>0",
-  recoveryTimeoutSeconds: "seconds>0",
-  halfOpenPermits: "integer>=1",
-  successThreshold: "integer>=1",
-  callTimeoutSeconds: "seconds>0",
-  slowCallSeconds: "seconds>=0"
-}
-
-const expectedOf: Record<Kind, string> = {
-  "boolean": "true or false",
-  "integer>=1": "an integer >= 1",
-  "seconds>0": "a number of seconds > 0",
-  "seconds>=0": "a number of seconds >= 0"
-}
-
 const MAX_SECONDS = 7 * 24 * 3600
+const MAX_COUNT = 1_000_000
+const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
 
-/** Accepts a YAML value, or an environment string when `fromText`. */
-const check = (kind: Kind, raw: unknown, fromText: boolean): { ok: true; value: number | boolean } | { ok: false } => {
-  let value = raw
-  if (fromText && typeof raw === "string") {
-    const text = raw.trim()
-    if (kind === "boolean") value = text === "true" ? true : text === "false" ? false : raw
-    else value = text === "" ? raw : Number(text)
-  }
-  switch (kind) {
-    case "boolean":
-      return typeof value === "boolean" ? { ok: true, value } : { ok: false }
-    case "integer>=1":
-      return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= 1_000_000
-        ? { ok: true, value }
-        : { ok: false }
-    case "seconds>0":
-    case "seconds>=0":
-      return typeof value === "number" && Number.isFinite(value) && value <= MAX_SECONDS &&
-          (kind === "seconds>0" ? value > 0 : value >= 0)
-        ? { ok: true, value }
-        : { ok: false }
+type Kind =
+  | { readonly _tag: "Boolean" }
+  | { readonly _tag: "Integer" }
+  | { readonly _tag: "Seconds"; readonly zero: boolean }
+  | { readonly _tag: "Choice"; readonly choices: ReadonlyArray<string> }
+
+const kinds: { readonly [K in keyof CircuitSettings]: Kind } = {
+  enabled: { _tag: "Boolean" },
+  failMax: { _tag: "Integer" },
+  recoveryTimeoutSeconds: { _tag: "Seconds", zero: false },
+  maxOpenSeconds: { _tag: "Seconds", zero: false },
+  halfOpenPermits: { _tag: "Integer" },
+  successThreshold: { _tag: "Integer" },
+  callTimeoutSeconds: { _tag: "Seconds", zero: false },
+  slowCallSeconds: { _tag: "Seconds", zero: true },
+  failureMode: { _tag: "Choice", choices: ["fail-fast", "fail-open"] }
+}
+
+const settingKeys = Object.keys(kinds) as ReadonlyArray<keyof CircuitSettings>
+
+const expectedOf = (kind: Kind, fromEnv: boolean): string => {
+  switch (kind._tag) {
+    case "Boolean":
+      return "true or false"
+    case "Integer":
+      return `an integer between 1 and ${MAX_COUNT}${
+        fromEnv ? ", in decimal digits (no sign, 0x, 0b or exponent)" : ""
+      }`
+    case "Seconds":
+      return `a number of seconds ${kind.zero ? ">= 0" : "> 0"} and at most ${MAX_SECONDS} (7 days)${
+        fromEnv ? ", in decimal digits like 30 or 2.5 (no sign, 0x, 0b or exponent)" : ""
+      }`
+    case "Choice":
+      return `one of ${kind.choices.join(", ")}`
   }
 }
 
-const envName = (dependency: Dependency, key: string) =>
-  `CIRCUIT_BREAKER_${dependency.toUpperCase()}_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
+const DECIMAL_INTEGER = /^[0-9]+$/
+const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+/** An environment string as the value it stands for, or `undefined` when it is not written as allowed. */
+const fromText = (kind: Kind, raw: string): unknown => {
+  const text = raw.trim()
+  switch (kind._tag) {
+    case "Boolean":
+      return text === "true" ? true : text === "false" ? false : undefined
+    case "Integer":
+      return DECIMAL_INTEGER.test(text) ? Number(text) : undefined
+    case "Seconds":
+      return DECIMAL.test(text) ? Number(text) : undefined
+    case "Choice":
+      return text
+  }
+}
+
+const accepts = (kind: Kind, value: unknown): boolean => {
+  switch (kind._tag) {
+    case "Boolean":
+      return typeof value === "boolean"
+    case "Integer":
+      return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= MAX_COUNT
+    case "Seconds":
+      return typeof value === "number" && Number.isFinite(value) && value <= MAX_SECONDS &&
+        (kind.zero ? value >= 0 : value > 0)
+    case "Choice":
+      return typeof value === "string" && kind.choices.includes(value)
+  }
+}
+
+/** A mapping's entries, from a YAML `Map` or a plain object (own keys only: no prototype member is ever a key). */
+const entriesOf = (u: unknown): ReadonlyArray<readonly [string, unknown]> | undefined => {
+  if (u instanceof Map) return [...u].map(([k, v]) => [String(k), v] as const)
+  if (typeof u === "object" && u !== null && !Array.isArray(u)) return Object.entries(u)
+  return undefined
+}
+
+const isAbsent = (u: unknown) => u === undefined || u === null
+
+/** `payments-api` -> `PAYMENTS_API`, `failMax` -> `FAIL_MAX`. */
+const envPart = (name: string) =>
+  name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replace(/[^A-Za-z0-9]+/g, "_").toUpperCase()
+
+const squash = (name: string) => name.replace(/_/g, "")
 
 /**
  * Validates a parsed document (the YAML's root) and the environment into
- * settings, or every problem found.
+ * settings by circuit, or every problem found.
  *
  * @since 0.1.0
  * @category parsing
  */
 export const decode = (
   document: unknown,
-  env: Readonly<Record<string, string | undefined>> = {}
+  env: Readonly<Record<string, string | undefined>> = {},
+  options: Format = {}
 ): Settings | ReadonlyArray<Problem> => {
   const problems: Array<Problem> = []
-  let section: Record<string, unknown> = {}
-  if (document !== undefined && document !== null) {
-    if (!isRecord(document)) {
-      problems.push({ key: "(root)", value: document, expected: "a mapping with a circuitBreaker key" })
-    } else {
-      for (const key of Object.keys(document)) {
-        if (key !== "circuitBreaker") {
-          problems.push({ key, value: document[key], expected: "no other top-level key than circuitBreaker" })
-        }
-      }
-      const raw = document.circuitBreaker
-      if (raw !== undefined && raw !== null) {
-        if (isRecord(raw)) section = raw
-        else {problems.push({
-            key: "circuitBreaker",
-            value: raw,
-            expected: "a mapping of kafka, temporal, redis, mongodb"
-          })}
+  const sectionPath = options.section === undefined
+    ? ["circuitBreaker"]
+    : typeof options.section === "string"
+    ? [options.section]
+    : options.section
+  const known = options.circuits ?? {}
+  const knownNames = Object.keys(known)
+  const closed = options.closed === true
+
+  // The input key of each setting, and back.
+  const inputName = new Map<keyof CircuitSettings, string>()
+  const settingOf = new Map<string, keyof CircuitSettings>()
+  for (const key of settingKeys) {
+    const name = options.names?.[key] === undefined ? key : options.names[key]
+    if (name === null) continue
+    inputName.set(key, name)
+    settingOf.set(name, key)
+  }
+  const offered = [...settingOf.keys()].join(", ")
+
+  // Walk down to the section; every other key of a larger file (a Helm values file) is not ours.
+  let section: unknown = document
+  for (let i = 0; i < sectionPath.length && !isAbsent(section); i++) {
+    const entries = entriesOf(section)
+    const where = i === 0 ? "(root)" : sectionPath.slice(0, i).join(".")
+    if (entries === undefined) {
+      problems.push({ key: where, value: section, expected: `a mapping with a ${sectionPath[i]} key` })
+      section = undefined
+      break
+    }
+    section = entries.find(([k]) => k === sectionPath[i])?.[1]
+  }
+  const prefix = sectionPath.length === 0 ? "" : `${sectionPath.join(".")}.`
+  const circuitsOf = isAbsent(section) ? [] : entriesOf(section)
+  const fromFile = new Map<string, unknown>()
+  if (circuitsOf === undefined) {
+    problems.push({
+      key: sectionPath.length === 0 ? "(root)" : sectionPath.join("."),
+      value: section,
+      expected: closed ? `a mapping of ${knownNames.join(", ")}` : "a mapping of circuit names to their settings"
+    })
+  } else {
+    for (const [name, value] of circuitsOf) {
+      if (closed && !Object.hasOwn(known, name)) {
+        problems.push({ key: `${prefix}${name}`, value, expected: `one of ${knownNames.join(", ")}` })
+      } else if (!closed && (!NAME.test(name) || name in Object.prototype)) {
+        problems.push({
+          key: `${prefix}${name}`,
+          value: name,
+          expected: "a circuit name of 1-64 letters, digits, _ . : - starting with a letter or _ (and not an " +
+            "Object.prototype member such as constructor)"
+        })
+      } else {
+        fromFile.set(name, value)
       }
     }
   }
-  for (const key of Object.keys(section)) {
-    if (!(dependencies as ReadonlyArray<string>).includes(key)) {
+  const names = [...new Set([...knownNames, ...fromFile.keys()])]
+
+  // Every override variable this configuration has, so any other one with the prefix is a misspelling.
+  const envPrefix = options.envPrefix === undefined ? "CIRCUIT_BREAKER_" : options.envPrefix
+  const variables = new Map<string, { readonly circuit: string; readonly key: keyof CircuitSettings }>()
+  if (envPrefix !== null) {
+    for (const circuit of names) {
+      for (const [key, name] of inputName) {
+        variables.set(`${envPrefix}${envPart(circuit)}_${envPart(name)}`, { circuit, key })
+      }
+    }
+  }
+  const overrides = new Map<string, Array<readonly [keyof CircuitSettings, string, string]>>()
+  if (envPrefix !== null) {
+    for (const variable of Object.keys(env).toSorted()) {
+      const text = env[variable]
+      if (!variable.startsWith(envPrefix) || text === undefined) continue
+      const target = variables.get(variable)
+      if (target !== undefined) {
+        const list = overrides.get(target.circuit) ?? []
+        list.push([target.key, variable, text])
+        overrides.set(target.circuit, list)
+        continue
+      }
+      const close = [...variables.keys()].find((v) => squash(v) === squash(variable))
       problems.push({
-        key: `circuitBreaker.${key}`,
-        value: section[key],
-        expected: `one of ${dependencies.join(", ")}`
+        key: variable,
+        value: text,
+        expected: close !== undefined
+          ? `a known variable: did you mean ${close}?`
+          : `a known variable ${envPrefix}<CIRCUIT>_<KEY>, with a circuit of ${
+            names.map(envPart).join(", ") || "(none declared)"
+          } and a key of ${[...inputName.values()].map(envPart).join(", ")}`
       })
     }
   }
 
-  const settings = {} as Record<Dependency, DependencySettings>
-  for (const dependency of dependencies) {
-    const values: Record<string, number | boolean> = { ...defaults[dependency] }
-    const raw = section[dependency]
-    const path = `circuitBreaker.${dependency}`
-    if (raw !== undefined && raw !== null && !isRecord(raw)) {
-      problems.push({ key: path, value: raw, expected: `a mapping of ${Object.keys(keys).join(", ")}` })
-    } else if (raw !== undefined && raw !== null) {
-      for (const key of Object.keys(raw)) {
-        const kind = keys[key as keyof DependencySettings]
-        if (kind === undefined) {
-          problems.push({ key: `${path}.${key}`, value: raw[key], expected: `one of ${Object.keys(keys).join(", ")}` })
-          continue
+  const settings: Array<readonly [string, CircuitSettings]> = []
+  for (const circuit of names) {
+    const values: Record<string, unknown> = { ...defaults, ...(Object.hasOwn(known, circuit) ? known[circuit] : {}) }
+    const given = new Set<keyof CircuitSettings>(
+      Object.keys(Object.hasOwn(known, circuit) ? known[circuit]! : {}) as Array<keyof CircuitSettings>
+    )
+    const path = `${prefix}${circuit}`
+    const raw = fromFile.get(circuit)
+    const entries = isAbsent(raw) ? [] : entriesOf(raw)
+    if (entries === undefined) {
+      problems.push({ key: path, value: raw, expected: `a mapping of ${offered}` })
+    } else {
+      for (const [name, value] of entries) {
+        const key = settingOf.get(name)
+        if (key === undefined) {
+          problems.push({ key: `${path}.${name}`, value, expected: `one of ${offered}` })
+        } else if (accepts(kinds[key], value)) {
+          values[key] = value
+          given.add(key)
+        } else {
+          problems.push({ key: `${path}.${name}`, value, expected: expectedOf(kinds[key], false) })
         }
-        const result = check(kind, raw[key], false)
-        if (result.ok) values[key] = result.value
-        else problems.push({ key: `${path}.${key}`, value: raw[key], expected: expectedOf[kind] })
       }
     }
-    for (const key of Object.keys(keys) as Array<keyof DependencySettings>) {
-      const name = envName(dependency, key)
-      const text = env[name]
-      if (text === undefined) continue
-      const result = check(keys[key], text, true)
-      if (result.ok) values[key] = result.value
-      else problems.push({ key: name, value: text, expected: expectedOf[keys[key]] })
+    for (const [key, variable, text] of overrides.get(circuit) ?? []) {
+      const value = fromText(kinds[key], text)
+      if (value !== undefined && accepts(kinds[key], value)) {
+        values[key] = value
+        given.add(key)
+      } else {
+        problems.push({ key: variable, value: text, expected: expectedOf(kinds[key], true) })
+      }
     }
-    const thresholdGiven = (isRecord(raw) && raw.successThreshold !== undefined) ||
-      env[envName(dependency, "successThreshold")] !== undefined
-    if (!thresholdGiven) values.successThreshold = values.halfOpenPermits!
-    const s = values as unknown as DependencySettings
-    if (s.timeoutSeconds < s.recoveryTimeoutSeconds) {
+    if (!given.has("successThreshold")) values.successThreshold = values.halfOpenPermits
+    const s = values as unknown as CircuitSettings
+    if (s.maxOpenSeconds < s.recoveryTimeoutSeconds) {
       problems.push({
-        key: `${path}.timeoutSeconds`,
-        value: s.timeoutSeconds,
-        expected: `a number of seconds >= recoveryTimeoutSeconds (${s.recoveryTimeoutSeconds}): it caps the open period`
+        key: `${path}.${inputName.get("maxOpenSeconds") ?? "maxOpenSeconds"}`,
+        value: s.maxOpenSeconds,
+        expected: `a number of seconds >= ${
+          inputName.get("recoveryTimeoutSeconds") ?? "recoveryTimeoutSeconds"
+        } (${s.recoveryTimeoutSeconds}) and at most ${MAX_SECONDS} (7 days): it caps the open period`
       })
     }
     if (s.successThreshold > s.halfOpenPermits) {
       problems.push({
-        key: `${path}.successThreshold`,
+        key: `${path}.${inputName.get("successThreshold") ?? "successThreshold"}`,
         value: s.successThreshold,
-        expected: `an integer between 1 and halfOpenPermits (${s.halfOpenPermits})`
+        expected: `an integer between 1 and ${
+          inputName.get("halfOpenPermits") ?? "halfOpenPermits"
+        } (${s.halfOpenPermits})`
       })
     }
-    settings[dependency] = s
+    settings.push([circuit, s])
   }
-  return problems.length > 0 ? problems : settings
+  // fromEntries defines own properties, so a circuit named like a prototype member stays data.
+  return problems.length > 0 ? problems : Object.fromEntries(settings)
 }
 
 /**
- * Parses YAML text in the seed's format, applies environment overrides and
- * validates the result.
+ * Parses YAML text (the `circuitBreaker` key of it, by default), applies
+ * environment overrides and validates the result.
  *
  * @since 0.1.0
  * @category parsing
  */
-export const parse = (
-  text: string,
-  options?: { readonly env?: Readonly<Record<string, string | undefined>>; readonly source?: string }
-): Effect.Effect<Settings, ResilienceConfigError> =>
+export const parse = (text: string, options: ParseOptions = {}): Effect.Effect<Settings, ResilienceConfigError> =>
   Effect.suspend(() => {
-    const source = options?.source ?? "YAML"
-    let document: unknown
-    try {
-      const parsed = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: true })
-      if (parsed.errors.length > 0) {
-        return Effect.fail(
-          new ResilienceConfigError({
-            source,
-            problems: parsed.errors.map((e) => ({
-              key: `line ${e.linePos?.[0]?.line ?? "?"}`,
-              value: e.code,
-              expected: `valid YAML (${e.message.split("\n")[0]})`
-            }))
-          })
-        )
-      }
-      document = parsed.toJS({ maxAliasCount: 100 })
-    } catch (cause) {
-      return Effect.fail(
-        new ResilienceConfigError({
-          source,
-          problems: [{ key: "(document)", value: String(cause), expected: "valid YAML" }]
-        })
-      )
-    }
-    const result = decode(document, options?.env ?? {})
+    const source = options.source ?? "YAML"
+    const parsed = Yaml.parse(text, options.maxBytes ?? Yaml.defaultMaxBytes)
+    const result = "problems" in parsed ? parsed.problems : decode(parsed.document, options.env, options)
     return Array.isArray(result)
       ? Effect.fail(new ResilienceConfigError({ source, problems: result }))
       : Effect.succeed(result as Settings)
   })
 
 /**
- * Reads and validates a YAML file (see `parse`); a missing or unreadable file
- * is a problem too.
+ * Reads and validates a YAML file (see `parse`). Only a regular file of at
+ * most `maxBytes` (default 1 MiB) is read: a missing file, a directory, a FIFO
+ * or a larger file is a problem naming the path.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+ * import { Effect } from "effect"
+ *
+ * // values.yaml: a Helm values file with `circuitBreaker: { payments_api: { failMax: 3 } }` among its keys
+ * const program = Effect.gen(function*() {
+ *   const settings = yield* ResilienceConfig.load("values.yaml", { env: process.env })
+ *   const payments = settings.payments_api ?? ResilienceConfig.defaults
+ *   return yield* CircuitBreaker.make(ResilienceConfig.toBreakerOptions("payments_api", payments))
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category parsing
  */
-export const load = (
-  path: string,
-  options?: { readonly env?: Readonly<Record<string, string | undefined>> }
-): Effect.Effect<Settings, ResilienceConfigError> =>
-  Effect.tryPromise({
-    try: () => readFile(path, "utf8"),
-    catch: (cause) =>
-      new ResilienceConfigError({
-        source: path,
-        problems: [{ key: "(file)", value: path, expected: `a readable file (${(cause as Error).message})` }]
-      })
-  }).pipe(Effect.flatMap((text) => parse(text, { ...options, source: path })))
+export const load = (path: string, options: ParseOptions = {}): Effect.Effect<Settings, ResilienceConfigError> =>
+  Yaml.readFile(path, options.maxBytes ?? Yaml.defaultMaxBytes).pipe(
+    Effect.mapError((problem) => new ResilienceConfigError({ source: path, problems: [problem] })),
+    Effect.flatMap((text) => parse(text, { ...options, source: options.source ?? path }))
+  )
 
 /**
- * The breaker options of one dependency, under its seed circuit name.
+ * The breaker options of one circuit.
  *
  * @since 0.1.0
  * @category conversions
  */
-export const toBreakerOptions = (
-  dependency: Dependency,
-  settings: DependencySettings
-): CircuitBreaker.Options => ({
-  name: circuitNames[dependency],
+export const toBreakerOptions = (name: string, settings: CircuitSettings): CircuitBreaker.Options => ({
+  name,
   enabled: settings.enabled,
   failMax: settings.failMax,
   recoveryTimeout: settings.recoveryTimeoutSeconds * 1000,
-  maxOpenDuration: settings.timeoutSeconds * 1000,
+  maxOpenDuration: settings.maxOpenSeconds * 1000,
   halfOpen: { permits: settings.halfOpenPermits, successThreshold: settings.successThreshold },
   callTimeout: settings.callTimeoutSeconds * 1000,
   ...(settings.slowCallSeconds > 0 ? { slowCallThreshold: settings.slowCallSeconds * 1000 } : {}),
-  failureMode: dependency === "redis" ? "fail-open" : "fail-fast"
+  failureMode: settings.failureMode
 })

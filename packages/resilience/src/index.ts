@@ -69,11 +69,12 @@ export * as TripPolicy from "./TripPolicy.ts"
 /**
  * @since 0.1.0
  */
-export { redact } from "./Redact.ts"
+export { redact, redactCause, redactError } from "./Redact.ts"
 
 /**
  * The YAML configuration (circuits by name), with environment overrides and validation.
  *
  * @since 0.1.0
  */
+export * as GuardedClient from "./GuardedClient.ts"
 export * as ResilienceConfig from "./ResilienceConfig.ts"

@@ -9,14 +9,15 @@
  *   cancelled and the caller gets `TemporalError { reason: "DeadlineExceeded" }`.
  * - The SDK's own gRPC retry interceptor (up to 10 attempts over ~20 s) is off by
  *   default, so each call has one outcome within its deadline.
- * - Only failures that say Temporal is unhealthy count (`isServerFailure`):
- *   connection failures and gRPC UNAVAILABLE / DEADLINE_EXCEEDED /
- *   RESOURCE_EXHAUSTED. Workflow-level answers (already started, not found, query
- *   rejected or failed, workflow failed) reach the caller as typed errors and never
- *   move the breaker.
+ * - When in doubt, count (`isFailure`): workflow-level answers (already
+ *   started, not found, query rejected or failed, workflow failed, invalid
+ *   argument) reach the caller as typed errors and never move the breaker;
+ *   everything else counts (connection failures, gRPC UNAVAILABLE /
+ *   DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED, authentication, and any error this
+ *   package does not recognise).
  * - The breaker governs the connection: when it opens the gRPC connection is
- *   closed (no reconnect attempts while open), and the first probe after the open
- *   period dials a fresh one.
+ *   closed (no reconnect attempts while open), and the first call or probe (the
+ *   gRPC health check) after the open period dials a fresh one.
  *
  * **Example** (Starting a workflow and querying it)
  *
@@ -38,7 +39,7 @@
  * @since 0.1.0
  */
 import { status as GrpcStatus } from "@grpc/grpc-js"
-import { CircuitBreaker, type CircuitBreakerError, redact, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerError, GuardedClient, redact } from "@neural-hive/resilience"
 import {
   Client,
   type ClientOptions,
@@ -75,23 +76,25 @@ import * as Redacted from "effect/Redacted"
 // -----------------------------------------------------------------------------
 
 /**
- * Why a Temporal call failed. The first four count against Temporal (see
- * `isServerFailure`); the others are answers about this call and never move the
- * breaker.
+ * Why a Temporal call failed. `AlreadyStarted`, `NotFound`, `QueryRejected`,
+ * `QueryFailed`, `WorkflowFailed` and `InvalidArgument` are answers about this
+ * call and never move the breaker; every other reason counts against Temporal
+ * (see `isFailure`): when in doubt, count.
  *
- * | reason | from |
- * |---|---|
- * | `Connection` | no connection (refused, reset, dropped, closed), gRPC UNAVAILABLE "No connection established" |
- * | `Unavailable` | gRPC UNAVAILABLE from the server |
- * | `DeadlineExceeded` | no answer within `rpcTimeout`, gRPC DEADLINE_EXCEEDED |
- * | `ResourceExhausted` | gRPC RESOURCE_EXHAUSTED (rate limited, overloaded) |
- * | `AlreadyStarted` | `WorkflowExecutionAlreadyStartedError`, gRPC ALREADY_EXISTS |
- * | `NotFound` | `WorkflowNotFoundError`, `NamespaceNotFoundError`, gRPC NOT_FOUND |
- * | `QueryRejected` | `QueryRejectedError` (the workflow's status fails the reject condition) |
- * | `QueryFailed` | `QueryNotRegisteredError`: no such query, or its handler threw |
- * | `WorkflowFailed` | `WorkflowFailedError`: the workflow itself failed, was terminated or timed out |
- * | `InvalidArgument` | gRPC INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE, a value the SDK could not convert, a bad address |
- * | `Unknown` | anything else (gRPC UNKNOWN, INTERNAL, PERMISSION_DENIED, ...) |
+ * | reason | from | counts |
+ * |---|---|---|
+ * | `Connection` | no connection (refused, reset, dropped, closed), gRPC UNAVAILABLE "No connection established" | yes |
+ * | `Unavailable` | gRPC UNAVAILABLE from the server, a health check that is not SERVING | yes |
+ * | `DeadlineExceeded` | no answer within `rpcTimeout`, gRPC DEADLINE_EXCEEDED | yes |
+ * | `ResourceExhausted` | gRPC RESOURCE_EXHAUSTED (rate limited, overloaded) | yes |
+ * | `Authentication` | gRPC UNAUTHENTICATED / PERMISSION_DENIED: the service's credentials, not one call | yes |
+ * | `AlreadyStarted` | `WorkflowExecutionAlreadyStartedError`, gRPC ALREADY_EXISTS | no |
+ * | `NotFound` | `WorkflowNotFoundError`, `NamespaceNotFoundError`, gRPC NOT_FOUND | no |
+ * | `QueryRejected` | `QueryRejectedError` (the workflow's status fails the reject condition) | no |
+ * | `QueryFailed` | `QueryNotRegisteredError`: no such query, or its handler threw | no |
+ * | `WorkflowFailed` | `WorkflowFailedError`: the workflow itself failed, was terminated or timed out | no |
+ * | `InvalidArgument` | gRPC INVALID_ARGUMENT / FAILED_PRECONDITION / OUT_OF_RANGE, a value the SDK could not convert, a bad address | no |
+ * | `Unknown` | anything else (gRPC UNKNOWN, INTERNAL, UNIMPLEMENTED, an error this package does not know) | yes |
  *
  * @since 0.1.0
  * @category errors
@@ -101,6 +104,7 @@ export type TemporalErrorReason =
   | "Unavailable"
   | "DeadlineExceeded"
   | "ResourceExhausted"
+  | "Authentication"
   | "AlreadyStarted"
   | "NotFound"
   | "QueryRejected"
@@ -125,32 +129,45 @@ export class TemporalError extends Data.TaggedError("TemporalError")<{
   readonly cause?: unknown
 }> {}
 
-const SERVER_FAILURES: ReadonlySet<TemporalErrorReason> = new Set([
-  "Connection",
-  "Unavailable",
-  "DeadlineExceeded",
-  "ResourceExhausted"
+const CALLER_ERRORS: ReadonlySet<TemporalErrorReason> = new Set([
+  "AlreadyStarted",
+  "NotFound",
+  "QueryRejected",
+  "QueryFailed",
+  "WorkflowFailed",
+  "InvalidArgument"
 ])
 
 /**
- * The Temporal classifier: only `Connection`, `Unavailable`, `DeadlineExceeded`
- * and `ResourceExhausted` count against Temporal.
+ * The Temporal classifier, the `isFailure` of the `temporal_client` breaker:
+ * every error counts against Temporal except the workflow-level answers
+ * (`AlreadyStarted`, `NotFound`, `QueryRejected`, `QueryFailed`,
+ * `WorkflowFailed`, `InvalidArgument`). Errors this package does not know count
+ * too.
  *
  * **Example** (Classifying by hand)
  *
  * ```ts
  * import { TemporalClient } from "@neural-hive/temporal"
  *
- * const counts = TemporalClient.isServerFailure(
+ * const counts = TemporalClient.isFailure(
  *   new TemporalClient.TemporalError({ reason: "AlreadyStarted", operation: "startWorkflow", message: "" })
  * ) // false
+ * TemporalClient.isFailure(new Error("something new")) // true
  * ```
  *
+ * @since 0.2.0
+ * @category errors
+ */
+export const isFailure = (error: unknown): boolean =>
+  !(error instanceof TemporalError && CALLER_ERRORS.has(error.reason))
+
+/**
+ * @deprecated Use `isFailure` (the same classifier, named as in every integration).
  * @since 0.1.0
  * @category errors
  */
-export const isServerFailure = (error: unknown): boolean =>
-  error instanceof TemporalError && SERVER_FAILURES.has(error.reason)
+export const isServerFailure: (error: unknown) => boolean = isFailure
 
 // gRPC says UNAVAILABLE both when it never reached a server and when a server answered it;
 // these details are grpc-js's own words for the first case.
@@ -166,6 +183,9 @@ const grpcReason = (code: number, details: string): TemporalErrorReason => {
       return "DeadlineExceeded"
     case GrpcStatus.RESOURCE_EXHAUSTED:
       return "ResourceExhausted"
+    case GrpcStatus.UNAUTHENTICATED:
+    case GrpcStatus.PERMISSION_DENIED:
+      return "Authentication"
     case GrpcStatus.CANCELLED:
       // Cancelled without our deadline passing: the channel was closed under the call.
       return "Connection"
@@ -335,7 +355,7 @@ export interface Options {
   readonly address: string
   /** Default `default`. */
   readonly namespace?: string | undefined
-  /** Breaker options; `name` defaults to `temporal_client`, the seed's 5 failures, 30 s / 60 s. */
+  /** Breaker options; `name` defaults to `temporal_client`, 5 failures, 30 s / 60 s as in the Orchestrator Dynamic config. */
   readonly breaker?: Partial<CircuitBreaker.Options> | undefined
   /** The deadline of every call (default 5 seconds). */
   readonly rpcTimeout?: Duration.Input | undefined
@@ -352,6 +372,11 @@ export interface Options {
   readonly tls?: TLSConfig | boolean | undefined
   /** Passed to the SDK's `Client` (data converter, interceptors, identity). */
   readonly clientOptions?: Omit<ClientOptions, "connection" | "namespace"> | undefined
+  /**
+   * The gRPC health check once at start (through the breaker, bounded by `rpcTimeout`) and as the breaker's
+   * trial when its open period ends with no call to try it (default true). `false`: neither.
+   */
+  readonly probe?: boolean | undefined
 }
 
 /**
@@ -389,108 +414,84 @@ interface Session {
   readonly client: Client
 }
 
-const close = (session: Session) =>
-  Effect.tryPromise(() => session.connection.close()).pipe(Effect.timeout("1 second"), Effect.ignore)
+// The frontend's gRPC health service name, as Temporal's server registers it.
+const HEALTH_SERVICE = "temporal.api.workflowservice.v1.WorkflowService"
+const SERVING = 1
+
+const healthCheck = async (session: Session, signal: AbortSignal): Promise<void> => {
+  const { status } = await session.connection.withAbortSignal(
+    signal,
+    () => session.connection.healthService.check({ service: HEALTH_SERVICE })
+  )
+  if (status !== SERVING) {
+    // Shaped as the gRPC error an unavailable server gives, so it maps to `Unavailable` like one.
+    const details = `health check: ${HEALTH_SERVICE} is not serving (status ${status})`
+    throw Object.assign(new Error(details), { code: GrpcStatus.UNAVAILABLE, details, metadata: {} })
+  }
+}
 
 /**
  * Makes the service: a lazy gRPC connection for the life of the scope and a
  * `temporal_client` breaker (registered in the `CircuitBreaker.Registry` if one
- * is provided). Starts even when Temporal is down; fails with
- * `TemporalError { reason: "InvalidArgument" }` for an address the SDK rejects.
+ * is provided). Starts even when Temporal is down (the start check counts it);
+ * fails with `TemporalError { reason: "InvalidArgument" }` for an address the
+ * SDK rejects.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
-  // Bad durations fail here, typed, before anything below converts them.
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "temporal_client",
-    "rpcTimeout",
-    options.rpcTimeout,
-    5000
-  )
-  yield* CircuitBreaker.durationOption(
-    options.breaker?.name ?? "temporal_client",
-    "maxReconnectDelay",
-    options.maxReconnectDelay,
-    2000
-  )
-  const rpcTimeout = Duration.toMillis(options.rpcTimeout ?? 5000)
+  const timeouts = yield* GuardedClient.durations(options.breaker?.name ?? "temporal_client", {
+    rpcTimeout: [options.rpcTimeout, 5000],
+    maxReconnectDelay: [options.maxReconnectDelay, 2000]
+  })
+  const rpcTimeout = timeouts.rpcTimeout
   const namespace = options.namespace ?? "default"
-  const breaker = yield* CircuitBreaker.make({
-    name: "temporal_client",
-    failMax: 5,
-    recoveryTimeout: "30 seconds",
-    maxOpenDuration: "60 seconds",
-    // A backstop: each call already ends at rpcTimeout with DeadlineExceeded.
-    callTimeout: rpcTimeout + 1000,
-    failureMode: "fail-fast",
-    isFailure: isServerFailure,
-    ...options.breaker
-  })
-  const context = yield* Effect.context<never>()
   const settings = connectionOptions(options)
-  const dial = (): Session => {
-    const connection = Connection.lazy(settings)
-    return { connection, client: new Client({ ...options.clientOptions, connection, namespace }) }
-  }
-
-  // The connection of the moment; `undefined` once retired, until the next call dials again.
-  let current: Session | undefined = yield* Effect.acquireRelease(
-    Effect.try({ try: dial, catch: (cause) => toTemporalError("connect", cause) }),
-    () => Effect.suspend(() => current === undefined ? Effect.void : close(current))
-  )
-
-  // When the breaker opens, close the connection: gRPC would otherwise keep redialling in the
-  // background for the whole open period. The first probe afterwards dials a fresh connection,
-  // with no reconnect backoff left over from the outage.
-  yield* breaker.listen({
-    onTransition: (transition) => {
-      if (transition.to !== "Open" || current === undefined) return
-      const retired = current
-      current = undefined
-      Effect.runForkWith(context)(
-        close(retired).pipe(
-          Effect.andThen(Effect.logDebug("temporal connection closed while the circuit is open")),
-          Effect.annotateLogs({ circuit: breaker.name })
-        )
-      )
-    }
-  })
-
-  const timedOut = (operation: string, workflowId: string | undefined) =>
-    Effect.fail(
+  const guarded = yield* GuardedClient.make<Session, TemporalError>({
+    breaker: {
+      name: "temporal_client",
+      failMax: 5,
+      recoveryTimeout: "30 seconds",
+      maxOpenDuration: "60 seconds",
+      // A backstop: each call already ends at rpcTimeout with DeadlineExceeded.
+      callTimeout: rpcTimeout + 1000,
+      failureMode: "fail-fast",
+      isFailure,
+      ...options.breaker
+    },
+    connect: () => {
+      const connection = Connection.lazy(settings)
+      return { connection, client: new Client({ ...options.clientOptions, connection, namespace }) }
+    },
+    close: (session) => session.connection.close(),
+    closeTimeout: "1 second",
+    deadline: rpcTimeout,
+    onError: toTemporalError,
+    onTimeout: (operation, workflowId) =>
       new TemporalError({
         reason: "DeadlineExceeded",
         operation,
         message: `no answer within ${rpcTimeout} ms`,
         workflowId
-      })
-    )
+      }),
+    span: {
+      prefix: "TemporalClient",
+      attributes: (workflowId) => workflowId === undefined ? {} : { "temporal.workflow_id": workflowId }
+    },
+    probe: options.probe === false ? false : healthCheck
+  })
 
   const call = <A>(
     operation: string,
     workflowId: string | undefined,
     f: (client: Client) => Promise<A>
   ): Effect.Effect<A, TemporalError | CircuitBreakerError> =>
-    Effect.suspend(() => {
-      // Admitted by the breaker: dial again if the connection was retired (this is the probe).
-      const session = current ??= dial()
-      return Effect.tryPromise({
-        // Interrupting the fiber (the deadline, the caller) aborts the signal, which cancels the gRPC call.
-        try: (signal) => session.connection.withAbortSignal(signal, () => f(session.client)),
-        catch: (cause) => toTemporalError(operation, cause, workflowId)
-      })
-    }).pipe(
-      Effect.timeoutOrElse({ duration: rpcTimeout, orElse: () => timedOut(operation, workflowId) }),
-      withBreaker(breaker),
-      // A breaker callTimeout (when one is configured) is this client's deadline too.
-      Effect.catchTag("CircuitBreakerTimeoutError", () => timedOut(operation, workflowId)),
-      // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
-      Effect.withSpan(`TemporalClient.${operation}`, {
-        kind: "client",
-        attributes: workflowId === undefined ? {} : { "temporal.workflow_id": workflowId }
-      })
+    guarded.call(
+      operation,
+      // Interrupting the fiber (the deadline, the caller) aborts the signal, which cancels the gRPC call.
+      (session, signal) => session.connection.withAbortSignal(signal, () => f(session.client)),
+      workflowId
     )
 
   const handle = (workflowId: string, runId: string | undefined, seenRunId: string | undefined): WorkflowHandle => ({
@@ -525,9 +526,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     signalWorkflow: (workflowId, signal, ...args) =>
       call("signalWorkflow", workflowId, (c) => c.workflow.getHandle(workflowId).signal(signal, ...args)),
     use: (operation, f) => call(operation, undefined, f),
-    breaker
+    breaker: guarded.breaker
   })
 })
+
+const layers = GuardedClient.layers(TemporalClient, make)
 
 /**
  * **Example** (Providing the client)
@@ -546,10 +549,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (
+export const layer: (
   options: Options
-): Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError> =>
-  Layer.effect(TemporalClient, make(options))
+) => Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError> = layers.layer
 
 /**
  * Reads the options from config.
@@ -569,7 +571,7 @@ export const layer = (
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
+export const layerConfig: (
   options: Config.Wrap<Options>
-): Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =>
-  Layer.effect(TemporalClient, Effect.flatMap(Config.unwrap(options), make))
+) => Layer.Layer<TemporalClient, TemporalError | CircuitBreaker.CircuitBreakerOptionsError | Config.ConfigError> =
+  layers.layerConfig

@@ -1,0 +1,85 @@
+/**
+ * The Orchestrator Dynamic format, mapped onto the generic `ResilienceConfig`:
+ * four dependencies under `circuitBreaker` (any other key of the file, such as
+ * the rest of a Helm values file, is ignored), each with the Python service's
+ * keys plus our extras.
+ *
+ * ```yaml
+ * circuitBreaker:
+ *   kafka:    { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
+ *   temporal: { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
+ *   redis:    { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 60 }
+ *   mongodb:  { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
+ * ```
+ *
+ * The mapping: `kafka` is the circuit `kafka_producer` (and so on), the
+ * format's `timeoutSeconds` is the generic `maxOpenSeconds`, Redis is
+ * fail-open and recovers after 60 s with a 2 s call timeout (it is only a
+ * cache), every other value comes from `ResilienceConfig.defaults`. Variables
+ * `CIRCUIT_BREAKER_<DEPENDENCY>_<KEY>` override a key
+ * (`CIRCUIT_BREAKER_KAFKA_FAIL_MAX=10`); an unknown one is an error.
+ */
+import { type CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import type { Effect } from "effect"
+
+export type Dependency = "kafka" | "temporal" | "redis" | "mongodb"
+
+export const dependencies: ReadonlyArray<Dependency> = ["kafka", "temporal", "redis", "mongodb"]
+
+/** The `circuit` label of each dependency's breaker. */
+export const circuitNames: Readonly<Record<Dependency, string>> = {
+  kafka: "kafka_producer",
+  temporal: "temporal_client",
+  redis: "redis_client",
+  mongodb: "mongodb_client"
+}
+
+/** The format: its section, its four dependencies with their own defaults, its name for `maxOpenSeconds`. */
+export const format: ResilienceConfig.Format = {
+  section: "circuitBreaker",
+  circuits: {
+    kafka: {},
+    temporal: {},
+    redis: { recoveryTimeoutSeconds: 60, callTimeoutSeconds: 2, failureMode: "fail-open" },
+    mongodb: {}
+  },
+  closed: true,
+  // Each service fixes its failure mode in code (Redis answers a miss), so the file does not offer it.
+  names: { maxOpenSeconds: "timeoutSeconds", failureMode: null }
+}
+
+/** The settings of the four dependencies. */
+export interface Settings extends Readonly<Record<Dependency, ResilienceConfig.CircuitSettings>> {}
+
+/** Every problem of the file and the environment (a `ResilienceConfigError`). */
+export interface ConfigError extends ResilienceConfig.ResilienceConfigError {}
+
+/** What an empty file gives. */
+export const defaults = ResilienceConfig.decode(undefined, {}, format) as Settings
+
+/** Validates a parsed document and the environment (see `ResilienceConfig.decode`). */
+export const decode = (
+  document: unknown,
+  env: Readonly<Record<string, string | undefined>> = {}
+): Settings | ReadonlyArray<ResilienceConfig.Problem> =>
+  ResilienceConfig.decode(document, env, format) as Settings | ReadonlyArray<ResilienceConfig.Problem>
+
+/** Parses YAML in this format (see `ResilienceConfig.parse`). */
+export const parse = (
+  text: string,
+  options: Pick<ResilienceConfig.ParseOptions, "env" | "source" | "maxBytes" | "section"> = {}
+): Effect.Effect<Settings, ConfigError> =>
+  ResilienceConfig.parse(text, { ...format, ...options }) as Effect.Effect<Settings, ConfigError>
+
+/** Reads a YAML file in this format, such as a whole Helm values file (see `ResilienceConfig.load`). */
+export const load = (
+  path: string,
+  options: Pick<ResilienceConfig.ParseOptions, "env" | "source" | "maxBytes" | "section"> = {}
+): Effect.Effect<Settings, ConfigError> =>
+  ResilienceConfig.load(path, { ...format, ...options }) as Effect.Effect<Settings, ConfigError>
+
+/** The breaker options of one dependency, under its circuit name. */
+export const toBreakerOptions = (
+  dependency: Dependency,
+  settings: ResilienceConfig.CircuitSettings
+): CircuitBreaker.Options => ResilienceConfig.toBreakerOptions(circuitNames[dependency], settings)

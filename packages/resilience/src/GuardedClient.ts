@@ -1,0 +1,261 @@
+/**
+ * The skeleton every client integration shares, written once: check the
+ * client's duration options, build the breaker over the integration's defaults,
+ * hold a client that the breaker retires when it opens (so nothing dials a dead
+ * server while open) and that the next admitted call dials again, run every call
+ * as `suspend > tryPromise > deadline > withBreaker > span`, and give the
+ * breaker a cheap probe that checks the dependency once at start and recovers
+ * an idle breaker.
+ *
+ * The integration supplies only what is its own: how to connect and close its
+ * client, how to name its errors, its span, and its probe.
+ *
+ * **Example** (A guarded client over a Promise API)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { GuardedClient } from "@neural-hive/resilience"
+ *
+ * class Api {
+ *   ping = () => Promise.resolve("pong")
+ *   close = () => Promise.resolve()
+ * }
+ *
+ * const program = Effect.gen(function*() {
+ *   const guarded = yield* GuardedClient.make({
+ *     breaker: { name: "api_client", failMax: 5, recoveryTimeout: "30 seconds" },
+ *     connect: () => new Api(),
+ *     close: (api) => api.close(),
+ *     deadline: 1000,
+ *     onError: (operation, cause) => new Error(`${operation}: ${String(cause)}`),
+ *     onTimeout: (operation) => new Error(`${operation}: no answer within 1000 ms`),
+ *     span: { prefix: "Api", attributes: () => ({}) },
+ *     probe: (api) => api.ping()
+ *   })
+ *   return yield* guarded.call("ping", (api) => api.ping())
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.2.0
+ */
+import * as Config from "effect/Config"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
+import * as CircuitBreaker from "./CircuitBreaker.ts"
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options<Client, E> {
+  /** The breaker: the integration's defaults with the user's options over them. */
+  readonly breaker: CircuitBreaker.Options
+  /** Makes a client (it may connect lazily): at start, and on the first call after the breaker retired one. */
+  readonly connect: () => Client
+  /** Closes a client, at the end of the scope or when the breaker opens; bounded by `closeTimeout`. */
+  readonly close: (client: Client) => Promise<unknown>
+  /** Bound of `close` (default 2 seconds). */
+  readonly closeTimeout?: Duration.Input | undefined
+  /** Runs after `close` whatever its outcome, e.g. a forced disconnect. */
+  readonly abandon?: ((client: Client) => void) | undefined
+  /** The deadline of every call and of the probe, in milliseconds; a late call fails with `onTimeout`. */
+  readonly deadline: number
+  /** Maps what a call (or `connect`) threw to the integration's error; `detail` is the call's (collection, key...). */
+  readonly onError: (operation: string, cause: unknown, detail: string | undefined) => E
+  /** The error of a call that passed its deadline. */
+  readonly onTimeout: (operation: string, detail: string | undefined) => E
+  /** One client span per call, named `${prefix}.${operation}`. */
+  readonly span: {
+    readonly prefix: string
+    readonly kind?: Tracer.SpanKind | undefined
+    readonly attributes: (detail: string | undefined) => Record<string, unknown>
+  }
+  /**
+   * A cheap call with no side effect (PING, a health check): run once through the breaker at start (its
+   * failure is counted, never failing the start), and as the breaker's trial when its open period ends and no
+   * call comes. `false`: neither.
+   */
+  readonly probe: ((client: Client, signal: AbortSignal) => Promise<unknown>) | false
+  /** Run the probe once at start (default true); false for an integration that checks its own way. */
+  readonly checkOnStart?: boolean | undefined
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface GuardedClient<Client, E> {
+  readonly breaker: CircuitBreaker.CircuitBreaker
+  /** Runs `f` on the client of the moment, through the breaker, within the deadline, in a client span. */
+  readonly call: <A>(
+    operation: string,
+    f: (client: Client, signal: AbortSignal) => Promise<A>,
+    detail?: string | undefined
+  ) => Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError>
+  /** The probe as one guarded call (`undefined` with `probe: false`). */
+  readonly probe: Effect.Effect<void, E | CircuitBreaker.CircuitBreakerError> | undefined
+}
+
+/**
+ * Milliseconds of each duration option (its fallback when absent), or a
+ * `CircuitBreakerOptionsError` naming the first bad one. Run it before anything
+ * converts them.
+ *
+ * **Example** (Checking a client's timeouts)
+ *
+ * ```ts
+ * import { GuardedClient } from "@neural-hive/resilience"
+ *
+ * const timeouts = GuardedClient.durations("redis_client", {
+ *   commandTimeout: ["300 millis", 1000],
+ *   connectTimeout: [undefined, 2000]
+ * }) // Effect<{ commandTimeout: 300, connectTimeout: 2000 }, CircuitBreakerOptionsError>
+ * ```
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const durations = <K extends string>(
+  circuit: string,
+  options: { readonly [key in K]: readonly [input: Duration.Input | undefined, fallback: number] }
+): Effect.Effect<Record<K, number>, CircuitBreaker.CircuitBreakerOptionsError> =>
+  Effect.gen(function*() {
+    const out = {} as Record<K, number>
+    for (const key of Object.keys(options) as Array<K>) {
+      const [input, fallback] = options[key]
+      out[key] = yield* CircuitBreaker.durationOption(circuit, key, input, fallback)
+    }
+    return out
+  })
+
+/**
+ * Makes the guarded client for the life of the scope. Fails with the
+ * integration's error when the first `connect` throws (a URL the client cannot
+ * parse), and with `CircuitBreakerOptionsError` on bad breaker options; a
+ * dependency that is down never fails it (the start check shows in the breaker).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make: <Client, E>(
+  options: Options<Client, E>
+) => Effect.Effect<GuardedClient<Client, E>, E | CircuitBreaker.CircuitBreakerOptionsError, Scope.Scope> = Effect
+  .fnUntraced(function*<Client, E>(options: Options<Client, E>) {
+    const closeClient = (client: Client) =>
+      Effect.tryPromise(() => options.close(client)).pipe(
+        Effect.timeout(options.closeTimeout ?? 2000),
+        Effect.ignore,
+        Effect.ensuring(Effect.sync(() => options.abandon?.(client)))
+      )
+
+    // The client of the moment; `undefined` once retired, until the next admitted call (or probe) dials again.
+    let current: Client | undefined = yield* Effect.acquireRelease(
+      Effect.try({ try: options.connect, catch: (cause) => options.onError("connect", cause, undefined) }),
+      () => Effect.suspend(() => current === undefined ? Effect.void : closeClient(current))
+    )
+
+    const run = <A>(
+      operation: string,
+      f: (client: Client, signal: AbortSignal) => Promise<A>,
+      detail: string | undefined
+    ): Effect.Effect<A, E> =>
+      Effect.suspend(() => {
+        let client: Client
+        try {
+          client = current ??= options.connect()
+        } catch (cause) {
+          return Effect.fail(options.onError("connect", cause, detail))
+        }
+        return Effect.tryPromise({
+          try: (signal) => f(client, signal),
+          catch: (cause) => options.onError(operation, cause, detail)
+        })
+      }).pipe(
+        Effect.timeoutOrElse({
+          duration: options.deadline,
+          orElse: () => Effect.fail(options.onTimeout(operation, detail))
+        })
+      )
+
+    const probe = options.probe
+    const breaker = yield* CircuitBreaker.make(
+      probe === false || options.breaker.probe !== undefined
+        ? options.breaker
+        // The breaker runs it as its own HALF_OPEN trial (admission and classification are the breaker's).
+        : { ...options.breaker, probe: run("probe", probe, undefined) }
+    )
+
+    // When the breaker opens, close the client: its pool and reconnect loop would otherwise keep
+    // dialling the dependency for the whole open period. The next admitted call dials a fresh one.
+    const context = yield* Effect.context<never>()
+    yield* breaker.listen({
+      onTransition: (transition) => {
+        if (transition.to !== "Open" || current === undefined) return
+        const retired = current
+        current = undefined
+        Effect.runForkWith(context)(
+          closeClient(retired).pipe(
+            Effect.andThen(Effect.logDebug("client closed while the circuit is open")),
+            Effect.annotateLogs({ circuit: breaker.name })
+          )
+        )
+      }
+    })
+
+    const call = <A>(
+      operation: string,
+      f: (client: Client, signal: AbortSignal) => Promise<A>,
+      detail?: string | undefined
+    ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError> =>
+      run(operation, f, detail).pipe(
+        CircuitBreaker.withBreaker(breaker),
+        // The breaker's callTimeout (a backstop past the deadline) is this client's timeout too.
+        Effect.catchTag("CircuitBreakerTimeoutError", () => Effect.fail(options.onTimeout(operation, detail))),
+        // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
+        Effect.withSpan(`${options.span.prefix}.${operation}`, {
+          kind: options.span.kind ?? "client",
+          attributes: options.span.attributes(detail)
+        })
+      )
+
+    const guardedProbe = probe === false ? undefined : Effect.asVoid(call("probe", probe))
+    // Checks the dependency once (bounded by the deadline, never failing the start): an unreachable one
+    // shows in the snapshot as soon as the service exists.
+    if (guardedProbe !== undefined && options.checkOnStart !== false) yield* Effect.ignore(guardedProbe)
+
+    return { breaker, call, probe: guardedProbe }
+  })
+
+/**
+ * The two layers of an integration from its `make`: `layer(options)` and
+ * `layerConfig(Config.Wrap<Options>)` (each option a value or a `Config`).
+ *
+ * **Example** (An integration's layers)
+ *
+ * ```ts
+ * import { Context, Effect } from "effect"
+ * import { GuardedClient } from "@neural-hive/resilience"
+ *
+ * class Api extends Context.Service<Api, { readonly url: string }>()("Api") {}
+ * const make = (options: { readonly url: string }) => Effect.succeed(Api.of({ url: options.url }))
+ *
+ * const { layer, layerConfig } = GuardedClient.layers(Api, make)
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layers = <I, S, Options, E>(
+  tag: Context.Service<I, S>,
+  make: (options: Options) => Effect.Effect<S, E, Scope.Scope>
+): {
+  readonly layer: (options: Options) => Layer.Layer<I, E>
+  readonly layerConfig: (options: Config.Wrap<Options>) => Layer.Layer<I, E | Config.ConfigError>
+} => ({
+  layer: (options) => Layer.effect(tag, make(options)),
+  layerConfig: (options) => Layer.effect(tag, Effect.flatMap(Config.unwrap(options), make))
+})

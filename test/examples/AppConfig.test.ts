@@ -1,0 +1,103 @@
+/**
+ * The service's environment: a malformed endpoint is a typed config error
+ * naming the variable, never a client's raw stack, and never shows a
+ * password. The last test starts the real program with the inputs that
+ * leaked a password at startup and reads everything it printed.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as AppConfig from "@neural-hive/example-orchestrator-dynamic/AppConfig"
+import { ConfigProvider, Effect, Redacted } from "effect"
+import { spawnSync } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+const SECRET = "pw-S3cret"
+
+const read = (env: Record<string, string>) =>
+  Effect.gen(function*() {
+    return yield* AppConfig.config
+  }).pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })))
+
+const failure = (env: Record<string, string>) =>
+  Effect.flip(read(env)).pipe(Effect.map((error) => `${error.message}\n${String(error.cause)}`))
+
+describe("AppConfig", () => {
+  it.effect("valid endpoints are read as given (URLs stay Redacted)", () =>
+    Effect.gen(function*() {
+      const config = yield* read({
+        KAFKA_BROKERS: "kafka-0.kafka:9092, 10.0.0.7:9093,[::1]:9094",
+        TEMPORAL_ADDRESS: "temporal-frontend:7233",
+        REDIS_URL: `redis://default:${SECRET}@redis:6379/0`,
+        MONGODB_URL: `mongodb://admin:${SECRET}@m1:27017,m2:27017/orchestrator?replicaSet=rs0`
+      })
+      assert.deepStrictEqual(config.kafkaBrokers, ["kafka-0.kafka:9092", "10.0.0.7:9093", "[::1]:9094"])
+      assert.strictEqual(config.temporalAddress, "temporal-frontend:7233")
+      assert.strictEqual(Redacted.value(config.redisUrl!), `redis://default:${SECRET}@redis:6379/0`)
+      assert.include(Redacted.value(config.mongodbUrl!), "m1:27017,m2:27017")
+      const none = yield* read({})
+      assert.strictEqual(none.redisUrl, undefined)
+      assert.strictEqual(none.kafkaBrokers, undefined)
+    }))
+
+  it.effect("a bad REDIS_URL or MONGODB_URL is a config error naming the variable, the value not shown", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ REDIS_URL: "not a url" }, "REDIS_URL: got a value without a scheme://"],
+        [{ REDIS_URL: `redis://:${SECRET}@[::1` }, "REDIS_URL: got a redis:// URL that does not parse"],
+        [{ REDIS_URL: `http://u:${SECRET}@h:6379` }, "REDIS_URL: got a http:// URL"],
+        [{ MONGODB_URL: `mongo://x:${SECRET}@h` }, "MONGODB_URL: got a mongo:// URL"],
+        [{ MONGODB_URL: `redis//admin:${SECRET}@h` }, "MONGODB_URL: got a value without a scheme://"]
+      ]
+      for (const [env, expected] of cases) {
+        const message = yield* failure(env)
+        assert.include(message, expected)
+        assert.include(message, "expected a URL")
+        assert.notInclude(message, SECRET)
+      }
+    }))
+
+  it.effect("KAFKA_BROKERS and TEMPORAL_ADDRESS are host:port, credentials and schemes refused and masked", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [
+          { TEMPORAL_ADDRESS: `http://user:${SECRET}@host:7233` },
+          "TEMPORAL_ADDRESS: got \"http://user:***@host:7233\""
+        ],
+        [{ TEMPORAL_ADDRESS: `user:${SECRET}@host:7233` }, "TEMPORAL_ADDRESS: got \"user:***@host:7233\""],
+        [{ KAFKA_BROKERS: `user:${SECRET}@host:9092` }, "KAFKA_BROKERS: got \"user:***@host:9092\""],
+        [{ KAFKA_BROKERS: "broker:99999" }, "KAFKA_BROKERS: got \"broker:99999\", expected host:port"],
+        [{ KAFKA_BROKERS: " , " }, "KAFKA_BROKERS: got no broker"]
+      ]
+      for (const [env, expected] of cases) {
+        const message = yield* failure(env)
+        assert.include(message, expected)
+        assert.notInclude(message, SECRET)
+      }
+    }))
+
+  it(
+    "the program stops on the inputs that leaked, printing the variable and no password",
+    () => {
+      const main = fileURLToPath(new URL("../../examples/orchestrator-dynamic/src/main.ts", import.meta.url))
+      const inputs: ReadonlyArray<readonly [string, string]> = [
+        ["TEMPORAL_ADDRESS", `http://user:${SECRET}@127.0.0.1:7233`],
+        ["TEMPORAL_ADDRESS", `user:${SECRET}@127.0.0.1:7233`],
+        ["KAFKA_BROKERS", `user:${SECRET}@127.0.0.1:9092`],
+        ["REDIS_URL", `redis//default:${SECRET}@127.0.0.1:6379`]
+      ]
+      for (const [name, value] of inputs) {
+        const run = spawnSync(process.execPath, [main], {
+          env: { PATH: process.env.PATH ?? "", [name]: value, HTTP_HOST: "127.0.0.1", HTTP_PORT: "1" },
+          encoding: "utf8",
+          timeout: 30_000
+        })
+        const output = `${run.stdout}${run.stderr}`
+        assert.notStrictEqual(run.status, 0, output)
+        assert.include(output, `${name}: got`)
+        assert.notInclude(output, SECRET)
+        // A config error, not a client's stack.
+        assert.notMatch(output, /node_modules\/(ioredis|mongodb|kafkajs|@temporalio)/)
+      }
+    },
+    120_000
+  )
+})

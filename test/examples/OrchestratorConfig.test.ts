@@ -1,0 +1,124 @@
+/**
+ * The Orchestrator Dynamic format is an input shape mapped onto the generic
+ * configuration: its four dependencies, its `timeoutSeconds`, its circuit
+ * names, Redis fail-open; a whole Helm values file loads as is.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import { Effect } from "effect"
+import { fileURLToPath } from "node:url"
+
+const configFile = (name: string) =>
+  fileURLToPath(new URL(`../../examples/orchestrator-dynamic/config/${name}`, import.meta.url))
+
+const pythonYaml = `
+circuitBreaker:
+  kafka:
+    enabled: true
+    failMax: 5          # Abrir após 5 falhas consecutivas
+    timeoutSeconds: 60  # Duração do estado OPEN
+    recoveryTimeoutSeconds: 30
+  temporal: { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
+  redis:    { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 60 }
+  mongodb:  { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
+`
+
+const problemsOf = (text: string, env: Record<string, string> = {}) =>
+  Effect.flip(OrchestratorConfig.parse(text, { env })).pipe(
+    Effect.map((e) => new Map(e.problems.map((p) => [p.key, p] as const)))
+  )
+
+describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
+  it.effect("reads the Python service's file: circuit names, timeoutSeconds as the cap, Redis fail-open", () =>
+    Effect.gen(function*() {
+      const settings = yield* OrchestratorConfig.parse(pythonYaml)
+      assert.strictEqual(settings.kafka.failMax, 5)
+      assert.strictEqual(settings.redis.recoveryTimeoutSeconds, 60)
+      assert.strictEqual(settings.mongodb.maxOpenSeconds, 60)
+      const kafka = OrchestratorConfig.toBreakerOptions("kafka", settings.kafka)
+      assert.strictEqual(kafka.name, "kafka_producer")
+      assert.strictEqual(kafka.recoveryTimeout, 30_000)
+      assert.strictEqual(kafka.maxOpenDuration, 60_000)
+      assert.strictEqual(kafka.failureMode, "fail-fast")
+      const redis = OrchestratorConfig.toBreakerOptions("redis", settings.redis)
+      assert.strictEqual(redis.name, "redis_client")
+      assert.strictEqual(redis.failureMode, "fail-open")
+    }))
+
+  it.effect("an empty file gives the format's defaults over the one table; every default makes a valid breaker", () =>
+    Effect.gen(function*() {
+      const settings = yield* OrchestratorConfig.parse("")
+      assert.deepStrictEqual(settings, OrchestratorConfig.defaults)
+      assert.deepStrictEqual(settings.kafka, ResilienceConfig.defaults)
+      assert.deepStrictEqual(settings.redis, {
+        ...ResilienceConfig.defaults,
+        recoveryTimeoutSeconds: 60,
+        callTimeoutSeconds: 2,
+        failureMode: "fail-open"
+      })
+      for (const dependency of OrchestratorConfig.dependencies) {
+        yield* CircuitBreaker.make(OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]))
+      }
+    }))
+
+  it.effect("the shipped files load: config/resilience.yaml and a whole Helm values file", () =>
+    Effect.gen(function*() {
+      const shipped = yield* OrchestratorConfig.load(configFile("resilience.yaml"))
+      assert.deepStrictEqual(shipped, OrchestratorConfig.defaults)
+      const helm = yield* OrchestratorConfig.load(configFile("helm-values.yaml"))
+      assert.deepStrictEqual(helm, OrchestratorConfig.defaults)
+    }))
+
+  it.effect("environment variables override the file; a misspelled one is an error naming the right one", () =>
+    Effect.gen(function*() {
+      const settings = yield* OrchestratorConfig.parse(pythonYaml, {
+        env: {
+          CIRCUIT_BREAKER_KAFKA_FAIL_MAX: "10",
+          CIRCUIT_BREAKER_REDIS_ENABLED: "false",
+          CIRCUIT_BREAKER_TEMPORAL_RECOVERY_TIMEOUT_SECONDS: "12.5",
+          CIRCUIT_BREAKER_MONGODB_TIMEOUT_SECONDS: "120"
+        }
+      })
+      assert.strictEqual(settings.kafka.failMax, 10)
+      assert.strictEqual(settings.redis.enabled, false)
+      assert.strictEqual(settings.temporal.recoveryTimeoutSeconds, 12.5)
+      assert.strictEqual(settings.mongodb.maxOpenSeconds, 120)
+
+      const problems = yield* problemsOf(pythonYaml, {
+        CIRCUIT_BREAKER_KAFKA_FAILMAX: "10",
+        CIRCUIT_BREAKER_RABBIT_FAIL_MAX: "1",
+        CIRCUIT_BREAKER_KAFKA_FAIL_MAX: "0x10"
+      })
+      assert.strictEqual(
+        problems.get("CIRCUIT_BREAKER_KAFKA_FAILMAX")?.expected,
+        "a known variable: did you mean CIRCUIT_BREAKER_KAFKA_FAIL_MAX?"
+      )
+      assert.include(problems.get("CIRCUIT_BREAKER_RABBIT_FAIL_MAX")?.expected, "KAFKA, TEMPORAL, REDIS, MONGODB")
+      assert.include(problems.get("CIRCUIT_BREAKER_KAFKA_FAIL_MAX")?.expected, "in decimal digits")
+    }))
+
+  it.effect("unknown dependencies and keys, prototype-named ones included, are errors naming them", () =>
+    Effect.gen(function*() {
+      const problems = yield* problemsOf(`
+circuitBreaker:
+  rabbit: { failMax: 3 }
+  constructor: {}
+  __proto__: { failMax: 1 }
+  mongodb: { failmax: 3, toString: 1, maxOpenSeconds: 60, failureMode: fail-open }
+  kafka: { failMax: 0, timeoutSeconds: 10 }
+`)
+      assert.strictEqual(problems.get("circuitBreaker.rabbit")?.expected, "one of kafka, temporal, redis, mongodb")
+      assert.strictEqual(problems.get("circuitBreaker.constructor")?.expected, "one of kafka, temporal, redis, mongodb")
+      assert.strictEqual(problems.get("circuitBreaker.__proto__")?.expected, "one of kafka, temporal, redis, mongodb")
+      for (const key of ["failmax", "toString", "maxOpenSeconds", "failureMode"]) {
+        // The format names the cap timeoutSeconds and fixes the failure mode in code: neither generic key is offered.
+        const expected = problems.get(`circuitBreaker.mongodb.${key}`)?.expected ?? ""
+        assert.include(expected, "one of enabled, failMax, recoveryTimeoutSeconds, timeoutSeconds,", key)
+        assert.notInclude(expected, "maxOpenSeconds", key)
+        assert.notInclude(expected, "failureMode", key)
+      }
+      assert.strictEqual(problems.get("circuitBreaker.kafka.failMax")?.expected, "an integer between 1 and 1000000")
+      assert.include(problems.get("circuitBreaker.kafka.timeoutSeconds")?.expected, ">= recoveryTimeoutSeconds (30)")
+    }))
+})

@@ -2,9 +2,10 @@
  * The Helm chart (deploy/helm/orchestrator-dynamic), checked with the real tools: helm v3.22 (built by
  * .ci/provision.sh from the Go module proxy) lints and renders it with the default and the fleet values;
  * promtool checks the PrometheusRule taken from the rendered chart; the rendered ConfigMap's circuitBreaker
- * block loads through the service's own config loader.
+ * block loads through the service's own config loader (OrchestratorConfig: the Orchestrator Dynamic format
+ * over the generic ResilienceConfig).
  */
-import { ResilienceConfig } from "@neural-hive/resilience"
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -165,9 +166,9 @@ describe("Helm chart", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-config-"))
     const file = path.join(dir, "resilience.yaml")
     fs.writeFileSync(file, config.data!["resilience.yaml"]!)
-    const rendered = await Effect.runPromise(ResilienceConfig.load(file, { env: {} }))
+    const rendered = await Effect.runPromise(OrchestratorConfig.load(file, { env: {} }))
     const example = await Effect.runPromise(
-      ResilienceConfig.load(path.join(root, "examples/orchestrator-dynamic/config/resilience.yaml"), { env: {} })
+      OrchestratorConfig.load(path.join(root, "examples/orchestrator-dynamic/config/resilience.yaml"), { env: {} })
     )
     fs.rmSync(dir, { recursive: true, force: true })
     expect(rendered).toEqual(example)

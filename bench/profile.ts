@@ -3,8 +3,8 @@
  * profile it writes (self time per function).
  *
  * ```sh
- * npm exec -- node --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir=/tmp/prof bench/profile.ts closed  # or: bare, closed-mixed, observed, rejection, promise
- * npm exec -- node bench/profile.ts top /tmp/prof/CPU.*.cpuprofile  # top self-time frames
+ * npm exec -- node --conditions=@neural-hive/source --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir=/tmp/prof bench/profile.ts closed  # or: bare, closed-mixed, observed, rejection, promise
+ * npm exec -- node --conditions=@neural-hive/source bench/profile.ts top /tmp/prof/CPU.*.cpuprofile  # top self-time frames
  * ```
  *
  * Env: `PROFILE_CALLS` (default 10,000,000), `PROFILE_TOP` (default 25).

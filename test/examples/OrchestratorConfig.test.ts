@@ -40,7 +40,8 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
       assert.strictEqual(kafka.name, "kafka_producer")
       assert.strictEqual(kafka.recoveryTimeout, 30_000)
       assert.strictEqual(kafka.maxOpenDuration, 60_000)
-      assert.strictEqual(kafka.failureMode, "fail-fast")
+      // The outbox queues tickets while Kafka is out: an open kafka_producer degrades, it refuses nothing.
+      assert.strictEqual(kafka.failureMode, "fail-open")
       const redis = OrchestratorConfig.toBreakerOptions("redis", settings.redis)
       assert.strictEqual(redis.name, "redis_client")
       assert.strictEqual(redis.failureMode, "fail-open")
@@ -50,7 +51,7 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
     Effect.gen(function*() {
       const settings = yield* OrchestratorConfig.parse("")
       assert.deepStrictEqual(settings, OrchestratorConfig.defaults)
-      assert.deepStrictEqual(settings.kafka, ResilienceConfig.defaults)
+      assert.deepStrictEqual(settings.kafka, { ...ResilienceConfig.defaults, failureMode: "fail-open" })
       assert.deepStrictEqual(settings.redis, {
         ...ResilienceConfig.defaults,
         recoveryTimeoutSeconds: 60,

@@ -249,29 +249,39 @@ describe("what a failed plan tells", () => {
         const reply = yield* plan("p-502")
         assert.strictEqual(reply.status, 502)
         const report = JSON.parse(reply.text)
-        assert.deepStrictEqual(report.steps.ticket, { status: "failed", error: "KafkaError", reason: "Connection" })
+        assert.deepStrictEqual(report.steps.persistence, {
+          status: "failed",
+          error: "MongoStoreError",
+          reason: "Network"
+        })
+        // The compensation: the workflow started for a plan whose ticket was not stored is terminated.
+        assert.deepStrictEqual(report.steps.workflow, {
+          status: "skipped",
+          detail: "terminated: the ticket was not stored"
+        })
         for (const internal of ["ECONNREFUSED", "embedded fault", "connect"]) assert.notInclude(reply.text, internal)
         const logged = (yield* logLines).find((l) => l.message === "plan_step_failed")
-        assert.strictEqual(logged?.annotations.step, "ticket")
+        assert.strictEqual(logged?.annotations.step, "persistence")
         assert.strictEqual(logged?.annotations.plan_id, "p-502")
         assert.include(logged?.annotations.message, "ECONNREFUSED")
-      }).pipe(Effect.provide(boot({ ...baseConfig, faults: { kafka: "down" } }))),
+      }).pipe(Effect.provide(boot({ ...baseConfig, faults: { mongodb: "down" } }))),
     30_000
   )
 })
 
 describe("readiness", () => {
-  const tripKafka = Effect.gen(function*() {
-    assert.strictEqual((yield* http("/faults/kafka/down", { method: "POST", headers: JSON_BODY })).status, 200)
-    for (let i = 0; i < 3; i++) assert.strictEqual((yield* plan(`k-${i}`)).status, 502)
-    assert.strictEqual((yield* plan("k-rejected")).status, 503)
+  // MongoDB is a step no plan can defer: three failed plans trip its breaker, the next one is refused at once.
+  const tripMongo = Effect.gen(function*() {
+    assert.strictEqual((yield* http("/faults/mongodb/down", { method: "POST", headers: JSON_BODY })).status, 200)
+    for (let i = 0; i < 3; i++) assert.strictEqual((yield* plan(`m-${i}`)).status, 502)
+    assert.strictEqual((yield* plan("m-rejected")).status, 503)
   })
 
   it.live(
     "by default /ready stays 200 while a shared dependency's breaker is open; /health says 503",
     () =>
       Effect.gen(function*() {
-        yield* tripKafka
+        yield* tripMongo
         assert.strictEqual((yield* http("/health")).status, 503)
         const ready = yield* http("/ready")
         assert.strictEqual(ready.status, 200)
@@ -282,14 +292,14 @@ describe("readiness", () => {
   )
 
   it.live(
-    "READINESS_BREAKERS=kafka_producer: not ready while it is open; with no request at all, the probe closes it and the service is ready again",
+    "READINESS_BREAKERS=mongodb_client: not ready while it is open; with no request at all, the probe closes it and the service is ready again",
     () =>
       Effect.gen(function*() {
-        yield* tripKafka
+        yield* tripMongo
         const notReady = yield* http("/ready")
         assert.strictEqual(notReady.status, 503)
-        assert.deepStrictEqual(JSON.parse(notReady.text), { status: "not_ready", notReady: ["kafka_producer"] })
-        assert.strictEqual((yield* http("/faults/kafka/up", { method: "POST", headers: JSON_BODY })).status, 200)
+        assert.deepStrictEqual(JSON.parse(notReady.text), { status: "not_ready", notReady: ["mongodb_client"] })
+        assert.strictEqual((yield* http("/faults/mongodb/up", { method: "POST", headers: JSON_BODY })).status, 200)
         // No plan from here on: only the breaker's own probe can close it (open 1 s, then a 1 s grace).
         let ready = 0
         for (let i = 0; i < 60 && ready !== 200; i++) {
@@ -298,7 +308,7 @@ describe("readiness", () => {
         }
         assert.strictEqual(ready, 200)
         const health = JSON.parse((yield* http("/health")).text)
-        assert.strictEqual(health.breakers.find((b: { name: string }) => b.name === "kafka_producer").state, "closed")
+        assert.strictEqual(health.breakers.find((b: { name: string }) => b.name === "mongodb_client").state, "closed")
         assert.strictEqual(health.status, "ok")
         const transitions = (yield* logLines).filter((l) => String(l.message).startsWith("circuit_breaker_"))
           .map((l) => l.message)
@@ -307,7 +317,7 @@ describe("readiness", () => {
           "circuit_breaker_half_open",
           "circuit_breaker_reset"
         ])
-      }).pipe(Effect.provide(boot({ ...baseConfig, readinessBreakers: ["kafka_producer"] }))),
+      }).pipe(Effect.provide(boot({ ...baseConfig, readinessBreakers: ["mongodb_client"] }))),
     30_000
   )
 })

@@ -11,6 +11,8 @@ import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppCon
 import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
+import { RedisCache } from "@neural-hive/redis"
+import { TemporalClient } from "@neural-hive/temporal"
 import { Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
@@ -79,13 +81,20 @@ circuitBreaker:
             assert.oneOf(reply.status, [502, 503])
             seen.push(reply.text, reply.headers)
           }
-          // ... so MongoDB and Kafka are called directly, until their breakers open too.
+          // ... and a plan stops at the first breaker that refuses (MongoDB's opens first: the outbox relay's
+          // sweep reads it), so every client is also called directly, until every breaker is open.
           const store = yield* MongoStore.MongoStore
           const producer = yield* KafkaProducer.KafkaProducer
+          const temporal = yield* TemporalClient.TemporalClient
+          const cache = yield* RedisCache.RedisCache
           for (let i = 0; i < 3; i++) {
             const errors = [
               yield* Effect.flip(store.insertOne("tickets", { _id: `t-${i}` } as never)),
-              yield* Effect.flip(producer.send({ topic: "execution-tickets", messages: [{ value: "x" }] }))
+              yield* Effect.flip(producer.send({ topic: "execution-tickets", messages: [{ value: "x" }] })),
+              yield* Effect.flip(
+                temporal.startWorkflow("orchestratePlan", { workflowId: `w-${i}`, taskQueue: "q", args: [] })
+              ),
+              yield* Effect.flip(cache.use("GET", (client) => client.get(`k-${i}`)))
             ]
             for (const error of errors) seen.push(String(error), error.message, JSON.stringify(error))
           }
@@ -106,7 +115,7 @@ circuitBreaker:
           seen.push(denied.text, allowed.text)
           const health = JSON.parse((yield* http("/health")).text)
           // The failures really happened: every breaker opened.
-          for (const breaker of health.breakers) assert.isAtLeast(breaker.trips, 1, breaker.name)
+          for (const breaker of health.breakers) assert.isAtLeast(breaker.trips, 1, JSON.stringify(health.breakers))
         }).pipe(
           Effect.provide(
             App.make(config, settings).pipe(Layer.provide(Logger.layer([Logger.consoleJson])))

@@ -1,9 +1,11 @@
 /**
  * The layer graph of the service, for `main.ts` and the tests.
  */
+import { Fleet } from "@neural-hive/fleet"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { type Http, HttpMetrics, Metrics, Tracing, TransitionLog } from "@neural-hive/observability"
+import { type Http, HttpMetrics, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
+import { Outbox, OutboxMetrics } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
 import { Registry } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
@@ -11,7 +13,7 @@ import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
 import * as Embedded from "./Embedded.ts"
 import * as HttpApp from "./HttpApp.ts"
-import { Orchestrator } from "./Orchestrator.ts"
+import { defaultSettings, Orchestrator } from "./Orchestrator.ts"
 import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 /** The four dependencies: real clients where an endpoint is configured, in memory otherwise. */
@@ -45,6 +47,17 @@ export const embeddedDependencies = (config: AppConfig.AppConfig): ReadonlyArray
   ...(config.mongodbUrl === undefined ? ["mongodb" as const] : [])
 ]
 
+/** Opt-in (`FLEET_REDIS_URL`): the breakers act as one across the replicas of the group; off, nothing changes. */
+export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, Fleet.FleetOptionsError, Registry.Registry> =>
+  config.fleet === undefined
+    ? Layer.empty
+    : Fleet.layer({
+      redis: config.fleet.redisUrl,
+      group: config.fleet.group,
+      pod: config.fleet.pod,
+      shareCounts: config.fleet.shareCounts
+    })
+
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */
 export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
   return HttpApp.layer({
@@ -57,11 +70,18 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     readiness: { breakers: config.readinessBreakers ?? [] } satisfies Http.Readiness
   }).pipe(
     Layer.provide(Orchestrator.layer()),
+    // The backlog in /metrics (outbox_pending, outbox_oldest_pending_seconds, ...).
+    Layer.provideMerge(OutboxMetrics.layer.pipe(Layer.provide(ServiceName.layer(config.service)))),
+    // Publishes the stored tickets to Kafka through kafka_producer: a Kafka outage queues, never refuses.
+    Layer.provideMerge(
+      Outbox.layer({ collection: defaultSettings.ticketsCollection, topic: defaultSettings.ticketsTopic })
+    ),
     Layer.provideMerge(dependencies(config, settings)),
     Layer.provideMerge(Embedded.Faults.layer(config.faults)),
     Layer.provideMerge(TransitionLog.layer({ service: config.service })),
     // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
     Layer.provideMerge(Tracing.layer),
+    Layer.provideMerge(fleet(config)),
     // Request durations per route, and the process's CPU, memory, GC and event-loop metrics.
     Layer.provideMerge(
       Layer.merge(

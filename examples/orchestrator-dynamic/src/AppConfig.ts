@@ -18,9 +18,13 @@
  * | `REDIS_URL` | embedded | `redis://[:password@]host:port` (secret) |
  * | `MONGODB_URL` | embedded | `mongodb://[user:password@]host:port/db` (secret) |
  * | `EMBEDDED_FAULTS` | none | start embedded dependencies faulty: `kafka=down,redis=slow` |
+ * | `FLEET_REDIS_URL` | none (fleet off) | Redis through which the replicas' breakers act as one (secret) |
+ * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
+ * | `FLEET_SHARE_COUNTS` | `false` | trip on the replicas' consecutive failures added up (see docs/fleet.md) |
  */
 import { redact } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
+import { hostname } from "node:os"
 import { fileURLToPath } from "node:url"
 import type { FaultMode } from "./Embedded.ts"
 
@@ -40,6 +44,14 @@ export interface AppConfig {
   readonly faultSwitch?: boolean | undefined
   /** `READINESS_BREAKERS`; none when absent. */
   readonly readinessBreakers?: ReadonlyArray<string> | undefined
+  readonly fleet?:
+    | {
+      readonly redisUrl: Redacted.Redacted<string>
+      readonly group: string
+      readonly pod: string
+      readonly shareCounts: boolean
+    }
+    | undefined
 }
 
 const defaultConfigFile = fileURLToPath(new URL("../config/resilience.yaml", import.meta.url))
@@ -115,6 +127,19 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
   })
 )
 
+/** Opt-in: the fleet is on when `FLEET_REDIS_URL` is set. */
+const fleet = Config.all({
+  redisUrl: optional(Config.Redacted("FLEET_REDIS_URL")),
+  group: optional(Config.String("FLEET_GROUP")),
+  service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
+  pod: Config.withDefault(Config.String("POD_NAME"), hostname()),
+  shareCounts: Config.withDefault(Config.Boolean("FLEET_SHARE_COUNTS"), false)
+}).pipe(
+  Config.map(({ group, pod, redisUrl, service, shareCounts }) =>
+    redisUrl === undefined ? undefined : { redisUrl, group: group ?? service, pod, shareCounts }
+  )
+)
+
 export const config: Config.Config<AppConfig> = Config.all({
   resilienceConfig: Config.withDefault(Config.String("RESILIENCE_CONFIG"), defaultConfigFile),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
@@ -145,5 +170,6 @@ export const config: Config.Config<AppConfig> = Config.all({
   ),
   readinessBreakers: Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
     Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
-  )
+  ),
+  fleet
 })

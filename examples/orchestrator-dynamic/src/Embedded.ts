@@ -346,8 +346,35 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
 
 type Doc = Record<string, unknown>
 
+/** The value at a dotted path (`outbox.state`), as MongoDB reads it. */
+const at = (doc: Doc, path: string): unknown =>
+  path.split(".").reduce<unknown>((value, key) => (value as Doc | undefined)?.[key], doc)
+
+/** Equality per field, or `{ $in: [...] }`: what the example's queries use. */
 const matches = (doc: Doc, filter: Doc): boolean =>
-  Object.entries(filter).every(([key, value]) => JSON.stringify(doc[key]) === JSON.stringify(value))
+  Object.entries(filter).every(([key, value]) => {
+    const actual = JSON.stringify(at(doc, key))
+    const within = (value as { readonly $in?: ReadonlyArray<unknown> } | null)?.$in
+    return Array.isArray(within)
+      ? within.some((candidate) => JSON.stringify(candidate) === actual)
+      : actual === JSON.stringify(value)
+  })
+
+/** `$set` with dotted paths, on a copy. */
+const setFields = (doc: Doc, set: Doc): Doc => {
+  const out: Doc = structuredClone(doc)
+  for (const [path, value] of Object.entries(set)) {
+    if (path === "_id") continue
+    const keys = path.split(".")
+    let target = out
+    for (const key of keys.slice(0, -1)) {
+      const next = target[key]
+      target = (target[key] = typeof next === "object" && next !== null ? next : {}) as Doc
+    }
+    target[keys[keys.length - 1]!] = value
+  }
+  return out
+}
 
 /** The index key of a document: its collection and its `_id` (the unique field). */
 const keyOf = (collection: string, id: unknown) => `${collection}\u0000${JSON.stringify(id)}`
@@ -423,7 +450,7 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
               const set = (update as { readonly $set?: Doc }).$set
               // Re-stored so its weight is counted again; an _id in $set is ignored, as the index key.
               if (found !== undefined && set !== undefined) {
-                documents.set(found[0], { collection, doc: { ...found[1], ...set, _id: found[1]._id } })
+                documents.set(found[0], { collection, doc: setFields(found[1], set) })
               }
               const n = found === undefined ? 0 : 1
               return {
@@ -433,6 +460,38 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
                 upsertedCount: 0,
                 upsertedId: null
               } as never
+            })
+          ),
+        updateMany: (collection, filter, update) =>
+          call(
+            "updateMany",
+            Effect.sync(() => {
+              const set = (update as { readonly $set?: Doc }).$set ?? {}
+              const hits: Array<readonly [string, Doc]> = []
+              for (const entry of documents.values()) {
+                if (entry.collection === collection && matches(entry.doc, filter as Doc)) {
+                  hits.push([keyOf(collection, entry.doc._id), entry.doc])
+                }
+              }
+              for (const [key, doc] of hits) documents.set(key, { collection, doc: setFields(doc, set) })
+              return {
+                acknowledged: true,
+                matchedCount: hits.length,
+                modifiedCount: hits.length,
+                upsertedCount: 0,
+                upsertedId: null
+              } as never
+            })
+          ),
+        countDocuments: (collection, filter) =>
+          call(
+            "countDocuments",
+            Effect.sync(() => {
+              let n = 0
+              for (const entry of documents.values()) {
+                if (entry.collection === collection && matches(entry.doc, filter as Doc)) n++
+              }
+              return n
             })
           ),
         deleteOne: (collection, filter) =>

@@ -19,6 +19,7 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
+import { Outbox } from "@neural-hive/outbox"
 import type { CircuitBreaker } from "@neural-hive/resilience"
 import { ByteSize, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
@@ -82,14 +83,23 @@ export const makeApp = (
 ): Effect.Effect<
   App,
   Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Scope.Scope
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
 > =>
   Effect.gen(function*() {
     if (options.admin !== undefined) yield* Http.checkAdminToken(options.admin, "ADMIN_TOKEN")
+    const relay = yield* Outbox.OutboxRelay
     const observability = yield* Http.makeApp({
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin } }),
-      ...(options.readiness === undefined ? {} : { readiness: options.readiness })
+      ...(options.readiness === undefined ? {} : { readiness: options.readiness }),
+      // The tickets stored but not yet published (a Kafka outage queues them).
+      healthDetails: Effect.map(relay.stats, (stats) => ({
+        outbox: {
+          pending: stats.pending,
+          oldestPendingSeconds: Math.round(stats.oldestPendingMillis / 100) / 10,
+          published: stats.published
+        }
+      }))
     })
     const orchestrator = yield* Orchestrator
     // The live board: GET / (or /status) and its event stream /events.
@@ -166,7 +176,7 @@ export const layer = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   HttpServerError.ServeError | Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
 > =>
   Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
     .pipe(

@@ -1,14 +1,25 @@
 /**
- * The Orchestrator Dynamic service of the seed: it takes a plan, caches a
- * lookup in Redis (fail-open), starts its Temporal workflow, persists the
- * execution ticket in MongoDB and publishes it to Kafka (fail-fast). Each step
- * says what happened, so a caller sees which breaker stopped a plan and when to
- * try again.
+ * The Orchestrator Dynamic service: it takes a plan, caches a lookup in Redis
+ * (fail-open), starts its Temporal workflow (fail-fast), stores the execution
+ * ticket in MongoDB with its "to publish" mark in the same write (fail-fast),
+ * and leaves the publication to Kafka to the outbox relay. Each step says what
+ * happened, so a caller sees which breaker stopped a plan and when to try again.
+ *
+ * - A Kafka outage refuses nothing: the ticket is queued (202) and published
+ *   when Kafka is back (at least once, keyed by the ticket id).
+ * - A plan that cannot be completed leaves nothing: the steps that cannot be
+ *   deferred (Temporal, MongoDB) are checked before any side effect (503 at
+ *   once when one's breaker is OPEN), and a workflow started for a plan whose
+ *   ticket could not be stored is terminated (the compensation).
+ * - Retrying a plan with the same id is safe at every step: the workflow id is
+ *   the plan id (AlreadyStarted is success), the ticket id is the plan id
+ *   (DuplicateKey is success), the message key is the ticket id.
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
+import { Outbox } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
-import type { CircuitBreakerError } from "@neural-hive/resilience"
+import type { CircuitBreaker, CircuitBreakerError } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Clock, Context, Data, Duration, Effect, Layer, Option } from "effect"
 
@@ -27,6 +38,7 @@ export interface Ticket {
 /** What happened at one step. */
 export type StepReport =
   | { readonly status: "ok"; readonly detail?: string }
+  | { readonly status: "queued"; readonly detail: string }
   | { readonly status: "skipped"; readonly detail: string }
   | { readonly status: "rejected"; readonly circuit: string; readonly retryAfterSeconds: number | null }
   /** `error` is the error's class and `reason` its kind, never its message: the details go to the log. */
@@ -116,33 +128,49 @@ const logFailed = (step: string, planId: string, error: StepError): Effect.Effec
  */
 const fromBreaker = (error: CircuitBreakerError): Effect.Effect<StepReport> => Effect.succeed(rejected(error))
 
-const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped"
+const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped" || step.status === "queued"
+
+/** A fail-fast breaker that refuses calls now (OPEN, forced open): the plan is refused before any side effect. */
+const refusing = (breaker: CircuitBreaker.CircuitBreaker): StepReport | undefined => {
+  const snapshot = breaker.unsafe.snapshot()
+  if (snapshot.state !== "Open") return undefined
+  return {
+    status: "rejected",
+    circuit: snapshot.name,
+    retryAfterSeconds: Number.isFinite(snapshot.retryAfterMillis) ? Math.ceil(snapshot.retryAfterMillis / 1000) : null
+  }
+}
 
 /** How a plan ended, as its log line says: `plan_accepted`, `plan_queued`, `plan_refused` or `plan_failed`. */
 export type Outcome = "accepted" | "queued" | "refused" | "failed"
 
-/** The outcome of a report, the step that stopped it and why (a bounded class, never a raw message). */
-export const outcomeOf = (report: PlanReport): {
+/**
+ * The outcome of a report, the step that stopped it and why (a bounded class, never a raw message).
+ * `queued`: accepted while Kafka's breaker is not closed, so the ticket waits in the outbox.
+ */
+export const outcomeOf = (report: PlanReport, kafkaWaiting = false): {
   readonly outcome: Outcome
   readonly failedStep: string | null
   readonly reasonClass: string | null
   readonly circuit: string | null
 } => {
-  if (report.accepted) return { outcome: "accepted", failedStep: null, reasonClass: null, circuit: null }
+  if (report.accepted) {
+    return { outcome: kafkaWaiting ? "queued" : "accepted", failedStep: null, reasonClass: null, circuit: null }
+  }
   for (const [step, result] of Object.entries(report.steps)) {
     if (result.status === "rejected") {
       return { outcome: "refused", failedStep: step, reasonClass: "circuit_open", circuit: result.circuit }
     }
     if (result.status === "failed") {
-      return { outcome: "failed", failedStep: step, reasonClass: result.reason, circuit: null }
+      return { outcome: "failed", failedStep: step, reasonClass: result.reason, circuit: result.circuit ?? null }
     }
   }
   return { outcome: "failed", failedStep: null, reasonClass: "unknown", circuit: null }
 }
 
 /** One line per plan, whichever step ended it: INFO when accepted or queued, WARNING otherwise. */
-const logOutcome = (report: PlanReport) => {
-  const { circuit, failedStep, outcome, reasonClass } = outcomeOf(report)
+const logOutcome = (report: PlanReport, kafkaWaiting: boolean) => {
+  const { circuit, failedStep, outcome, reasonClass } = outcomeOf(report, kafkaWaiting)
   const log = outcome === "accepted" || outcome === "queued" ? Effect.logInfo : Effect.logWarning
   return log(`plan_${outcome}`).pipe(Effect.annotateLogs({
     logger: "orchestrator",
@@ -163,11 +191,37 @@ export class Orchestrator extends Context.Service<Orchestrator, {
         const cache = yield* RedisCache.RedisCache
         const temporal = yield* TemporalClient.TemporalClient
         const store = yield* MongoStore.MongoStore
-        const kafka = yield* KafkaProducer.KafkaProducer
+        const relay = yield* Outbox.OutboxRelay
+        // Only read, for the plan's log line: a ticket accepted while Kafka's breaker is not closed is queued.
+        const kafka = yield* Effect.serviceOption(KafkaProducer.KafkaProducer)
+        const kafkaWaiting = () => kafka._tag === "Some" && kafka.value.breaker.unsafe.state() !== "Closed"
 
         const submit = Effect.fn("Orchestrator.submit")(function*(plan: Plan) {
           const ticketId = `ticket-${plan.id}`
           yield* Effect.annotateCurrentSpan({ "plan.id": plan.id })
+
+          // 0. The steps that cannot be deferred are checked before any side effect: nothing is written
+          //    for a plan whose Temporal or MongoDB breaker refuses calls now.
+          const refusedBy = refusing(temporal.breaker) ?? refusing(store.breaker)
+          if (refusedBy !== undefined) {
+            const notTried: StepReport = { status: "skipped", detail: "refused before any side effect" }
+            const refused: PlanReport = {
+              planId: plan.id,
+              ticketId,
+              accepted: false,
+              steps: {
+                cache: notTried,
+                workflow: refusedBy.status === "rejected" && refusedBy.circuit === temporal.breaker.name
+                  ? refusedBy
+                  : notTried,
+                persistence: refusedBy.status === "rejected" && refusedBy.circuit === store.breaker.name
+                  ? refusedBy
+                  : notTried,
+                ticket: notTried
+              }
+            }
+            return refused
+          }
 
           // 1. Redis (fail-open): a cached ticket saves rebuilding it; a cache that is down is a miss.
           const cacheKey = `plan:${plan.id}`
@@ -197,9 +251,10 @@ export class Orchestrator extends Context.Service<Orchestrator, {
             steps: { cache: cacheStep, workflow, persistence, ticket: published }
           })
 
+          const workflowId = `plan-${plan.id}`
           // 2. Temporal (fail-fast): start the plan's workflow; already started means a retried plan.
           const workflow = yield* temporal.startWorkflow("orchestratePlan", {
-            workflowId: `plan-${plan.id}`,
+            workflowId,
             taskQueue: settings.taskQueue,
             args: [ticket]
           }).pipe(
@@ -214,31 +269,49 @@ export class Orchestrator extends Context.Service<Orchestrator, {
             return report(workflow, notRun, notRun)
           }
 
-          // 3. MongoDB (fail-fast): persist the ticket; a duplicate key means a retried plan already stored it.
-          const persistence = yield* store.insertOne(settings.ticketsCollection, { _id: ticketId, ...ticket } as never)
-            .pipe(
-              Effect.as<StepReport>({ status: "ok", detail: "stored" }),
-              Effect.catchTag("MongoStoreError", (e) =>
-                e.reason === "DuplicateKey"
-                  ? Effect.succeed<StepReport>({ status: "ok", detail: "already stored" })
-                  : logFailed("persistence", plan.id, e)),
-              Effect.catchTag("CircuitBreakerError", fromBreaker)
-            )
-          if (!isOk(persistence)) {
-            return report(workflow, persistence, notRun)
-          }
-
-          // 4. Kafka (fail-fast): publish the execution ticket, keyed by its id.
-          const published = yield* kafka.send({
-            topic: settings.ticketsTopic,
-            messages: [{ key: ticketId, value: JSON.stringify(ticket) }]
-          }).pipe(
-            Effect.as<StepReport>({ status: "ok", detail: "published" }),
-            Effect.catchTag("KafkaError", (e) => logFailed("ticket", plan.id, e)),
+          // 3. MongoDB (fail-fast): the ticket and its outbox mark in ONE write; a duplicate key means a
+          //    retried plan already stored it (and its mark).
+          const now = yield* Clock.currentTimeMillis
+          const persistence = yield* store.insertOne(
+            settings.ticketsCollection,
+            Outbox.pending({ _id: ticketId, ...ticket }, now) as never
+          ).pipe(
+            Effect.as<StepReport>({ status: "ok", detail: "stored" }),
+            Effect.catchTag("MongoStoreError", (e) =>
+              e.reason === "DuplicateKey"
+                ? Effect.succeed<StepReport>({ status: "ok", detail: "already stored" })
+                : logFailed("persistence", plan.id, e)),
             Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
+          if (!isOk(persistence)) {
+            // Compensation: the plan is refused, so its workflow must not run.
+            const compensated = yield* temporal.getWorkflowHandle(workflowId).pipe(
+              Effect.flatMap((handle) => handle.terminate("plan refused: its ticket could not be stored")),
+              Effect.as(true),
+              Effect.catch((e) =>
+                Effect.as(
+                  Effect.logError("plan_compensation_failed").pipe(
+                    Effect.annotateLogs({ plan_id: plan.id, workflow_id: workflowId, error: e._tag })
+                  ),
+                  false
+                )
+              )
+            )
+            return report(
+              {
+                status: "skipped",
+                detail: compensated ? "terminated: the ticket was not stored" : "termination failed"
+              },
+              persistence,
+              notRun
+            )
+          }
+
+          // 4. Kafka: the outbox relay publishes the ticket (keyed by its id) as soon as kafka_producer takes it.
+          yield* relay.notify
+          const published: StepReport = { status: "queued", detail: "published by the outbox relay" }
           return report(workflow, persistence, published)
-        }, Effect.tap(logOutcome))
+        }, Effect.tap((report) => logOutcome(report, kafkaWaiting())))
 
         return Orchestrator.of({ submit })
       })

@@ -38,7 +38,9 @@ export const circuitNames: Readonly<Record<Dependency, string>> = {
 export const format: ResilienceConfig.Format = {
   section: "circuitBreaker",
   circuits: {
-    kafka: {},
+    // The outbox queues tickets while Kafka is out: an open kafka_producer degrades the service (/health 200
+    // "degraded"), it does not refuse plans.
+    kafka: { failureMode: "fail-open" },
     temporal: {},
     redis: { recoveryTimeoutSeconds: 60, callTimeoutSeconds: 2, failureMode: "fail-open" },
     mongodb: {}

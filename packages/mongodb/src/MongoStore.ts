@@ -50,6 +50,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import {
   BSON,
+  type CountDocumentsOptions,
   type Db,
   type DeleteOptions,
   type DeleteResult,
@@ -265,11 +266,24 @@ export class MongoStore extends Context.Service<MongoStore, {
     update: UpdateFilter<T> | ReadonlyArray<Document>,
     options?: UpdateOptions
   ) => MongoStoreResult<UpdateResult<T>>
+  /** Updates every matching document in one write (each document's change is atomic; the set is not). */
+  readonly updateMany: <T extends Document = Document>(
+    collection: string,
+    filter: Filter<T>,
+    update: UpdateFilter<T> | ReadonlyArray<Document>,
+    options?: UpdateOptions
+  ) => MongoStoreResult<UpdateResult<T>>
   readonly deleteOne: <T extends Document = Document>(
     collection: string,
     filter: Filter<T>,
     options?: DeleteOptions
   ) => MongoStoreResult<DeleteResult>
+  /** How many documents match. */
+  readonly countDocuments: <T extends Document = Document>(
+    collection: string,
+    filter: Filter<T>,
+    options?: Omit<CountDocumentsOptions, "timeoutMode">
+  ) => MongoStoreResult<number>
   /** At most `options.limit` (a positive integer, required) matching documents. */
   readonly find: <T extends Document = Document>(
     collection: string,
@@ -433,11 +447,29 @@ export const make = Effect.fnUntraced(function*(options: Options) {
             updateOptions
           )
       ),
+    updateMany: (collection, filter, update, updateOptions) =>
+      call(
+        "updateMany",
+        collection,
+        (db) =>
+          db.collection(collection).updateMany(
+            filter as Filter<Document>,
+            update as UpdateFilter<Document> | Array<Document>,
+            updateOptions
+          )
+      ),
     deleteOne: (collection, filter, deleteOptions) =>
       call(
         "deleteOne",
         collection,
         (db) => db.collection(collection).deleteOne(filter as Filter<Document>, deleteOptions)
+      ),
+    countDocuments: (collection, filter, countOptions) =>
+      call(
+        "countDocuments",
+        collection,
+        (db, signal) =>
+          db.collection(collection).countDocuments(filter as Filter<Document>, { ...countOptions, signal })
       ),
     find: (collection, filter, findOptions) =>
       Number.isInteger(findOptions.limit) && findOptions.limit > 0

@@ -239,7 +239,8 @@ const reasons: Record<CircuitBreaker.Transition["reason"], string> = {
   ProbesSucceeded: "probes_succeeded",
   ForcedOpen: "forced_open",
   Disabled: "disabled",
-  Reset: "reset"
+  Reset: "reset",
+  Remote: "remote"
 }
 
 const event = (name: string, data: unknown): string => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`

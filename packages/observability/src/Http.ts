@@ -164,6 +164,11 @@ export interface Options {
   /** The readiness policy of `/ready` (default: ready once listening). */
   readonly readiness?: Readiness | undefined
   /**
+   * More sections of the `/health` body (e.g. an outbox backlog), read on each request; they do not
+   * change its status.
+   */
+  readonly healthDetails?: Effect.Effect<Readonly<Record<string, unknown>>> | undefined
+  /**
    * How long one rendering of `/metrics` answers every scrape (default 1 second; 0: render for each scrape,
    * still sharing a rendering between concurrent ones). Measured on the `Clock`.
    */
@@ -371,12 +376,14 @@ export const checkAdminToken = (
  * @category constructors
  */
 export const makeApp: (
-  options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge">
+  options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge" | "healthDetails">
 ) => Effect.Effect<
   Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>,
   HttpOptionsError,
   CircuitBreaker.Registry | PrometheusRegistry
-> = Effect.fnUntraced(function*(options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge">) {
+> = Effect.fnUntraced(function*(
+  options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge" | "healthDetails">
+) {
   const breakers = yield* CircuitBreaker.Registry
   const registry = yield* PrometheusRegistry
   const service = options?.service ?? (yield* ServiceName)
@@ -407,9 +414,13 @@ export const makeApp: (
   const routes = new Map<string, Effect.Effect<HttpServerResponse.HttpServerResponse>>([
     [
       "/health",
-      Effect.map(breakers.snapshots, (snapshots) => {
-        const report = health(service, snapshots)
-        return HttpServerResponse.jsonUnsafe(report, { status: statusCode(report), headers: noStore })
+      Effect.gen(function*() {
+        const report = health(service, yield* breakers.snapshots)
+        const details = options?.healthDetails === undefined ? {} : yield* options.healthDetails
+        return HttpServerResponse.jsonUnsafe({ ...report, ...details }, {
+          status: statusCode(report),
+          headers: noStore
+        })
       })
     ],
     ["/live", Effect.succeed(HttpServerResponse.jsonUnsafe({ status: "alive" }, { headers: noStore }))],

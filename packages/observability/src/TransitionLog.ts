@@ -83,7 +83,8 @@ const reasons: Record<CircuitBreaker.Transition["reason"], string> = {
   ProbesSucceeded: "probes_succeeded",
   ForcedOpen: "forced_open",
   Disabled: "disabled",
-  Reset: "reset"
+  Reset: "reset",
+  Remote: "remote"
 }
 
 /**

@@ -212,9 +212,7 @@ export const make: (
       projection: { [`${FIELD}.enqueuedAt`]: 1 }
     })
     oldestEnqueuedAt = oldest[0]?.outbox.enqueuedAt
-    pendingSeen = oldest.length === 0
-      ? 0
-      : yield* store.use("countPending", (db) => db.collection(collection).countDocuments(pendingFilter))
+    pendingSeen = oldest.length === 0 ? 0 : yield* store.countDocuments(collection, pendingFilter)
   })
 
   /** One round: a batch read, one send, one update. `false` when there is nothing more to do now. */
@@ -228,6 +226,7 @@ export const make: (
     if (batch.length === 0) return false
     const sent = yield* Effect.exit(
       producer.send({ topic, messages: batch.map((document) => ({ key: key(document), value: encode(document) })) })
+        .pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
     )
     if (Exit.isFailure(sent)) {
       const error = sent.cause.reasons.find((reason) => reason._tag === "Fail")
@@ -239,11 +238,11 @@ export const make: (
     }
     const now = yield* Clock.currentTimeMillis
     const ids = batch.map((document) => document["_id"])
-    yield* store.use("markPublished", (db) =>
-      db.collection(collection).updateMany(
-        { _id: { $in: ids as Array<never> }, ...pendingFilter },
-        { $set: { [`${FIELD}.state`]: "published", [`${FIELD}.publishedAt`]: now } }
-      ))
+    yield* store.updateMany(
+      collection,
+      { _id: { $in: ids }, ...pendingFilter },
+      { $set: { [`${FIELD}.state`]: "published", [`${FIELD}.publishedAt`]: now } }
+    )
     published += batch.length
     return batch.length === batchSize || state === "HalfOpen"
   }).pipe(

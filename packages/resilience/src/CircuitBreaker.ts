@@ -395,7 +395,32 @@ export interface Unsafe {
   /** The current state, without allocating (an elapsed open period reads as HALF_OPEN). */
   state(): State
   snapshot(): Snapshot
+  /** The machine's phase as it is (openings, generation, `until`), for a fleet agent. */
+  phase(): Machine.Phase
+  /** The machine's settings (policy, open durations, permits), for a fleet agent. */
+  settings(): Machine.Settings
+  /**
+   * Adopts a decision taken elsewhere (another replica of a fleet), with
+   * transition reason `"Remote"`, never counted as a local trip. Off the call
+   * path: callers never wait for it. Returns whether the breaker changed.
+   */
+  adopt(decision: RemoteDecision): boolean
 }
+
+/**
+ * A decision a breaker adopts from elsewhere (see `Unsafe.adopt`): OPEN for the
+ * remaining time as the `openings`-th opening in a row; HALF_OPEN now (this
+ * replica won the probe); CLOSED; forced open; disabled.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type RemoteDecision =
+  | { readonly _tag: "Open"; readonly remainingMillis: number; readonly openings: number }
+  | { readonly _tag: "HalfOpen" }
+  | { readonly _tag: "Closed" }
+  | { readonly _tag: "ForcedOpen" }
+  | { readonly _tag: "Disabled" }
 
 /**
  * Makes a breaker that lives as long as the scope. When a

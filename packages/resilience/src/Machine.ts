@@ -51,6 +51,7 @@ export type TransitionReason =
   | "ForcedOpen"
   | "Disabled"
   | "Reset"
+  | "Remote"
 
 /**
  * @since 0.1.0
@@ -430,5 +431,81 @@ export const reset = (m: Machine, now: number): boolean => {
     return false
   }
   close(m, "Normal", "Reset", now)
+  return true
+}
+
+// --- decisions taken elsewhere ------------------------------------------------
+// A fleet of replicas shares trips, probe results and admin actions. Adopting one moves the machine
+// with reason "Remote"; the trip policy's count is left alone, and nothing here counts as a local trip.
+
+/**
+ * Adopts an open period decided elsewhere: OPEN for `remainingMillis` more, as
+ * the `openings`-th opening in a row (so the next reopening doubles alike). An
+ * OPEN breaker only has its period and openings aligned (no transition); a
+ * forced-open or disabled breaker is left alone. Returns whether anything changed.
+ *
+ * @since 0.3.0
+ * @category remote
+ */
+export const adoptOpen = (m: Machine, remainingMillis: number, openings: number, now: number): boolean => {
+  const phase = m.phase.current
+  if (phase.mode !== "Normal") return false
+  const until = now + Math.max(0, remainingMillis)
+  if (phase._tag === "Open") {
+    if (phase.until === until && phase.openings === openings) return false
+    m.phase.current = { ...phase, until, openings }
+  } else {
+    const generation = phase.generation + 1
+    move(m, { _tag: "Open", mode: "Normal", generation, since: now, openings, until }, "Remote", now)
+  }
+  m.hooks.onOpen(m.phase.current.generation, until - now)
+  return true
+}
+
+/**
+ * Ends an OPEN breaker's period now, whatever is left of it: this replica won
+ * the fleet's probe lease. Returns whether it moved to HALF_OPEN.
+ *
+ * @since 0.3.0
+ * @category remote
+ */
+export const adoptHalfOpen = (m: Machine, now: number): boolean => {
+  const phase = m.phase.current
+  if (phase._tag !== "Open" || phase.mode !== "Normal") return false
+  halfOpen(m, phase, now)
+  return true
+}
+
+/**
+ * Adopts a close decided elsewhere (a peer's probe succeeded, or a reset):
+ * CLOSED and `Normal`, counts forgotten. A breaker already CLOSED and `Normal`
+ * is left alone (its own count stays). Returns whether anything changed.
+ *
+ * @since 0.3.0
+ * @category remote
+ */
+export const adoptClosed = (m: Machine, now: number): boolean => {
+  const phase = m.phase.current
+  if (phase._tag === "Closed" && phase.mode === "Normal") return false
+  close(m, "Normal", "Remote", now)
+  return true
+}
+
+/**
+ * Adopts a force-open or a disable decided elsewhere. Returns whether anything changed.
+ *
+ * @since 0.3.0
+ * @category remote
+ */
+export const adoptMode = (m: Machine, mode: "ForcedOpen" | "Disabled", now: number): boolean => {
+  const phase = m.phase.current
+  if (phase.mode === mode) return false
+  if (mode === "Disabled") {
+    close(m, "Disabled", "Remote", now)
+  } else {
+    const openings = phase._tag === "Closed" ? 0 : phase.openings
+    const generation = phase.generation + 1
+    move(m, { _tag: "Open", mode, generation, since: now, openings, until: Infinity }, "Remote", now)
+  }
   return true
 }

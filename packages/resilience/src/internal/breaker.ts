@@ -21,6 +21,7 @@ import type {
   Listener,
   OnSettled,
   Options,
+  RemoteDecision,
   Snapshot,
   State,
   Transition,
@@ -130,7 +131,8 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
   // --- the machine's hooks --------------------------------------------------
 
   onTransition(transition: Machine.Transition): void {
-    if (transition.to === "Open" && transition.from !== "Open") this.trips++
+    // An adopted opening was counted as a trip by the replica that tripped.
+    if (transition.to === "Open" && transition.from !== "Open" && transition.reason !== "Remote") this.trips++
     if (transition.to === "HalfOpen" && this.probe !== undefined) this.startProbing(this.phase.current.generation)
     const listeners = this.listeners
     if (listeners.length === 0) return
@@ -498,6 +500,26 @@ class UnsafeImpl implements Unsafe {
   }
   snapshot() {
     return this.breaker.takeSnapshot()
+  }
+  phase() {
+    return this.breaker.phase.current
+  }
+  settings() {
+    return this.breaker.machine.settings
+  }
+  adopt(decision: RemoteDecision): boolean {
+    const machine = this.breaker.machine
+    const now = this.breaker.now()
+    switch (decision._tag) {
+      case "Open":
+        return Machine.adoptOpen(machine, decision.remainingMillis, decision.openings, now)
+      case "HalfOpen":
+        return Machine.adoptHalfOpen(machine, now)
+      case "Closed":
+        return Machine.adoptClosed(machine, now)
+      default:
+        return Machine.adoptMode(machine, decision._tag, now)
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * A Kafka producer (kafkajs) whose every send goes through the
- * `kafka_producer` circuit breaker: the seed's "protects publishing execution
+ * `kafka_producer` circuit breaker: the Orchestrator Dynamic's "protects publishing execution
  * tickets".
  *
  * - Fail-fast: while the breaker is open a send fails at once with

@@ -1,5 +1,5 @@
 /**
- * The seed's MongoDB persistence as an Effect service over the `mongodb` driver,
+ * The Orchestrator Dynamic's MongoDB persistence as an Effect service over the `mongodb` driver,
  * behind a fail-fast circuit breaker (`mongodb_client`): while MongoDB is down
  * or the breaker is open, every call fails at once with `CircuitBreakerError`
  * and nothing is written.

@@ -1,5 +1,5 @@
 /**
- * @neural-hive/mongodb: the seed's fail-fast MongoDB persistence over the `mongodb` driver.
+ * @neural-hive/mongodb: the Orchestrator Dynamic's fail-fast MongoDB persistence over the `mongodb` driver.
  *
  * @since 0.1.0
  */

@@ -1,5 +1,5 @@
 /**
- * The seed's Redis cache (`redis_get_safe`, `redis_setex_safe`,
+ * The Orchestrator Dynamic's Redis cache (`redis_get_safe`, `redis_setex_safe`,
  * `redis_ping_safe`) as an Effect service over ioredis, behind a fail-open
  * circuit breaker: while Redis is down or its breaker is open, `get` answers
  * `Option.none()`, `setex` and `ping` answer `false`, and the program goes on

@@ -1,5 +1,5 @@
 /**
- * @neural-hive/redis: the seed's fail-open Redis cache over ioredis.
+ * @neural-hive/redis: the Orchestrator Dynamic's fail-open Redis cache over ioredis.
  *
  * @since 0.1.0
  */

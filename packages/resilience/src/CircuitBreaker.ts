@@ -243,7 +243,7 @@ export interface Options {
   readonly probeGrace?: Duration.Input | undefined
   /** Bounds a probe when the breaker has no `callTimeout` (default 10 seconds). */
   readonly probeTimeout?: Duration.Input | undefined
-  /** `false` makes a pass-through breaker that still measures (seed: `enabled`). */
+  /** `false` makes a pass-through breaker that still measures (the Python service's `enabled`). */
   readonly enabled?: boolean | undefined
   /** How callers of this dependency see an open breaker; informs `/health` (default `fail-fast`). */
   readonly failureMode?: FailureMode | undefined

@@ -1,5 +1,5 @@
 /**
- * The seed's Temporal client (`start_workflow`, `get_workflow_handle`,
+ * The Orchestrator Dynamic's Temporal client (`start_workflow`, `get_workflow_handle`,
  * `query_workflow`) as an Effect service over `@temporalio/client`, behind a
  * fail-fast circuit breaker (`temporal_client`): while Temporal is down or the
  * breaker is open, workflows cannot be started and every call fails at once with
@@ -304,13 +304,13 @@ export interface WorkflowHandle {
  * @category services
  */
 export class TemporalClient extends Context.Service<TemporalClient, {
-  /** Starts a workflow (seed: `start_workflow`); `AlreadyStarted` when the id is taken. */
+  /** Starts a workflow (the Python service's `start_workflow`); `AlreadyStarted` when the id is taken. */
   readonly startWorkflow: <T extends Workflow>(
     workflow: string | T,
     options: WorkflowStartOptions<T>
   ) => Effect.Effect<WorkflowHandle, TemporalError | CircuitBreakerError>
   /**
-   * A handle on an existing workflow (seed: `get_workflow_handle`). Costs one
+   * A handle on an existing workflow (the Python service's `get_workflow_handle`). Costs one
    * DescribeWorkflowExecution, so it fails with `NotFound` for an unknown workflow and
    * with `CircuitBreakerError` while the breaker is open.
    */
@@ -318,7 +318,7 @@ export class TemporalClient extends Context.Service<TemporalClient, {
     workflowId: string,
     runId?: string
   ) => Effect.Effect<WorkflowHandle, TemporalError | CircuitBreakerError>
-  /** Runs a query on the workflow's latest run (seed: `query_workflow`); needs a worker polling its task queue. */
+  /** Runs a query on the workflow's latest run (the Python service's `query_workflow`); needs a worker polling its task queue. */
   readonly queryWorkflow: <R, Args extends Array<any> = []>(
     workflowId: string,
     query: QueryDefinition<R, Args> | string,

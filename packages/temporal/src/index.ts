@@ -1,5 +1,5 @@
 /**
- * @neural-hive/temporal: the seed's fail-fast Temporal client over `@temporalio/client`.
+ * @neural-hive/temporal: the Orchestrator Dynamic's fail-fast Temporal client over `@temporalio/client`.
  *
  * @since 0.1.0
  */

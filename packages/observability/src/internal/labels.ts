@@ -15,7 +15,7 @@ export const stateLabel: Record<CircuitBreaker.State, StateLabel> = {
   HalfOpen: "half_open"
 }
 
-/** The gauge encoding fixed by the seed: CLOSED 0, OPEN 1, HALF_OPEN 2. @internal */
+/** The gauge encoding fixed by the Orchestrator Dynamic's metrics: CLOSED 0, OPEN 1, HALF_OPEN 2. @internal */
 export const stateValue: Record<CircuitBreaker.State, 0 | 1 | 2> = {
   Closed: 0,
   Open: 1,

@@ -3,6 +3,8 @@
 #   - Debian packages: redis-server (Redis 7), prometheus (for promtool); java/mvn if missing
 #   - Apache Kafka (KRaft) jars and Temporal test-server jars from Maven Central
 #   - FerretDB 1.x (MongoDB wire protocol, SQLite backend) built from the Go module proxy
+#   - Jaeger v1 all-in-one (OTLP in, query API out) and helm v3, built from the Go module proxy
+#   - Debian's chromium, for the browser test of the breaker board (driven by playwright-core)
 #
 # Downloads go to a cache OUTSIDE the clone:
 #   ${NH_CACHE_DIR:-$HOME/.cache/neural-hive}/<server>-<key>/
@@ -11,6 +13,8 @@
 #   kafka    : test/services/poms/kafka/pom.xml
 #   temporal : test/services/poms/temporal/pom.xml test/services/launchers/TemporalLauncher.java
 #   ferretdb : test/services/ferretdb/go.mod test/services/ferretdb/go.sum test/services/ferretdb/main.go
+#   jaeger   : test/services/jaeger/go.mod test/services/jaeger/go.sum
+#   helm     : test/services/helm/go.mod test/services/helm/go.sum
 # A directory counts as complete only when it holds the marker file `.complete`; it is
 # built under a temporary name and renamed, so an interrupted run leaves nothing half-done.
 # Idempotent: a second run only checks and prints (a few seconds).
@@ -38,6 +42,8 @@ key() { cat "$@" | sha256sum | cut -c1-16; }
 kafka_dir="$cache/kafka-$(key "$svc/poms/kafka/pom.xml")"
 temporal_dir="$cache/temporal-$(key "$svc/poms/temporal/pom.xml" "$svc/launchers/TemporalLauncher.java")"
 ferretdb_dir="$cache/ferretdb-$(key "$svc/ferretdb/go.mod" "$svc/ferretdb/go.sum" "$svc/ferretdb/main.go")"
+jaeger_dir="$cache/jaeger-$(key "$svc/jaeger/go.mod" "$svc/jaeger/go.sum")"
+helm_dir="$cache/helm-$(key "$svc/helm/go.mod" "$svc/helm/go.sum")"
 
 print_paths() {
   echo "NH_CACHE_DIR=$cache"
@@ -46,6 +52,9 @@ print_paths() {
   echo "NH_FERRETDB_DIR=$ferretdb_dir"
   echo "NH_REDIS_SERVER=$(command -v redis-server || echo missing)"
   echo "NH_PROMTOOL=$(command -v promtool || echo missing)"
+  echo "NH_JAEGER_DIR=$jaeger_dir"
+  echo "NH_HELM_DIR=$helm_dir"
+  echo "NH_CHROMIUM=$(command -v chromium || echo missing)"
 }
 
 if [[ "${1:-}" == "--paths" ]]; then
@@ -59,6 +68,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 { command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1; } || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if ((${#need[@]} > 0)); then
   say "installing Debian packages: ${need[*]}"
   [[ $(id -u) -eq 0 ]] || die "need root for apt-get install ${need[*]}"
@@ -128,6 +138,31 @@ else
     "$go_bin" build -trimpath -o "$tmp/bin/nh-ferretdb" .) || die "ferretdb: go build failed"
   finish "$tmp" "$ferretdb_dir"
 fi
+
+# ---------------------------------------------------------------- Jaeger and helm (Go module proxy)
+# go_tool NAME PACKAGE DIR: builds the tool module test/services/NAME (its go.mod pins PACKAGE) into DIR/bin/NAME
+go_tool() {
+  local name=$1 package=$2 dir=$3
+  if [[ -f "$dir/.complete" ]]; then
+    say "$name: cached"
+    return
+  fi
+  local go_bin
+  go_bin=$(command -v go || true)
+  [[ -z "$go_bin" && -x /usr/local/go/bin/go ]] && go_bin=/usr/local/go/bin/go
+  [[ -n "$go_bin" ]] || die "$name: Go is required to build $package (go not found)"
+  rm -rf "$dir"
+  local tmp="$dir.partial.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin"
+  say "$name: building $package with $("$go_bin" env GOVERSION) (first time: a few minutes)"
+  (cd "$svc/$name" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+    "$go_bin" build -trimpath -o "$tmp/bin/$name" "$package") || die "$name: go build failed"
+  finish "$tmp" "$dir"
+}
+
+go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$jaeger_dir"
+go_tool helm helm.sh/helm/v3/cmd/helm "$helm_dir"
 
 # ---------------------------------------------------------------- report
 print_paths | tee "$cache/paths.env"

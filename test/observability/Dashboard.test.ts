@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Metrics } from "@neural-hive/observability"
+import { HttpMetrics, Metrics } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
@@ -77,13 +77,31 @@ const metricNames = (expr: string): ReadonlyArray<string> => {
   return (stripped.match(/[a-zA-Z_:][a-zA-Z0-9_:]*/g) ?? []).filter((word) => !PROMQL.has(word))
 }
 
-/** The names of every series the metrics layer exposes, once every metric has a value. */
+/** The names of every series the service exposes (breaker, HTTP and process metrics), once every metric has a value. */
 const exported = Effect.gen(function*() {
   const breaker = yield* CircuitBreaker.make({ name: "kafka_producer", failMax: 1 })
   yield* Effect.ignore(Effect.fail("down").pipe(withBreaker(breaker)))
-  const metrics = yield* scrape(yield* Metrics.PrometheusRegistry)
-  return new Set(metrics.samples.map((sample) => sample.name))
-}).pipe(Effect.provide(Metrics.layer().pipe(Layer.provideMerge(CircuitBreaker.layerRegistry))))
+  const http = yield* HttpMetrics.HttpMetrics
+  http.record("POST", "/plans", 202, 0.01)
+  const registry = yield* Metrics.PrometheusRegistry
+  const metrics = yield* scrape(registry)
+  const names = new Set(metrics.samples.map((sample) => sample.name))
+  // A histogram has no series before its first observation (nodejs_gc_duration_seconds waits for a GC).
+  for (const metric of registry.getMetricsAsArray()) {
+    const type = (metric as unknown as { readonly type?: string }).type
+    if (type === "histogram") {
+      for (const suffix of ["_bucket", "_sum", "_count"]) names.add(`${metric.name}${suffix}`)
+    }
+  }
+  return names
+}).pipe(
+  Effect.provide(
+    Layer.merge(HttpMetrics.layer(), Metrics.layerDefaultMetrics()).pipe(
+      Layer.provideMerge(Metrics.layer()),
+      Layer.provideMerge(CircuitBreaker.layerRegistry)
+    )
+  )
+)
 
 describe("Grafana dashboard", () => {
   it("parses, with unique panel ids and a datasource variable on every query panel", () => {
@@ -117,6 +135,17 @@ describe("Grafana dashboard", () => {
     assert.include(exprs("Failure rate"), "rate(circuit_breaker_failures_total")
     assert.include(exprs("Rejection rate"), `result="rejected"`)
     assert.include(exprs("Trips"), "circuit_breaker_trips_total")
+  })
+
+  it("has a row for the service itself: HTTP per route, CPU, memory, event-loop lag and GC", () => {
+    const byTitle = new Map(panels(dashboard.panels).map((p) => [p.title, p]))
+    assert.strictEqual(byTitle.get("Service: HTTP and process")?.type, "row")
+    const exprs = (title: string) => byTitle.get(title)!.targets!.map((t) => t.expr).join("\n")
+    assert.include(exprs("HTTP requests by route and status"), "http_server_request_duration_seconds_count")
+    assert.include(exprs("HTTP request duration p99 by route"), "http_server_request_duration_seconds_bucket")
+    assert.include(exprs("CPU"), "process_cpu_seconds_total")
+    assert.include(exprs("Memory"), "nodejs_heap_size_used_bytes")
+    assert.include(exprs("Event-loop lag and GC"), "nodejs_eventloop_lag_p99_seconds")
   })
 
   it("the metric-name reader finds names and skips PromQL", () => {

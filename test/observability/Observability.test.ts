@@ -16,8 +16,9 @@ describe("Observability.layer", () => {
       assert.strictEqual(metrics.get("circuit_breaker_state", { service: "billing", circuit: "kafka_producer" }), 1)
 
       const lines = (yield* TestConsole.logLines).map((line) => JSON.parse(line as string))
-      assert.deepStrictEqual(lines.map((line) => [line.message, line.annotations.service]), [
-        ["circuit_breaker_open", "billing"]
+      // Flat lines in the Python service's schema (Logging).
+      assert.deepStrictEqual(lines.map((line) => [line.event, line.level, line.service]), [
+        ["circuit_breaker_open", "warning", "billing"]
       ])
 
       const server = yield* HttpServer.HttpServer

@@ -17,15 +17,28 @@ interface Line {
   readonly message: string
   readonly level: string
   readonly timestamp: string
+  readonly logger?: string
   readonly annotations: Record<string, unknown>
 }
 
-/** The console lines written so far, each parsed as one JSON object. */
+/**
+ * The console lines written so far, each parsed as one JSON object: the flat lines of `Logging` (layerJson)
+ * as `event` + fields, Effect's `Logger.consoleJson` lines as `message` + `annotations`.
+ */
 const lines = Effect.map(TestConsole.logLines, (output) =>
-  output.map((line) => {
+  output.map((line): Line => {
     assert.isString(line)
     assert.notInclude(line as string, "\n")
-    return JSON.parse(line as string) as Line
+    const parsed = JSON.parse(line as string) as Record<string, unknown>
+    if (!("event" in parsed)) return parsed as unknown as Line
+    const { event, level, logger, timestamp, ...fields } = parsed
+    return {
+      message: event as string,
+      level: level as string,
+      timestamp: timestamp as string,
+      logger: logger as string,
+      annotations: fields
+    }
   }))
 
 const layer = (logs: Layer.Layer<never, never, CircuitBreaker.Registry>) =>
@@ -50,9 +63,9 @@ describe("TransitionLog", () => {
 
       const logged = yield* lines
       assert.deepStrictEqual(logged.map((line) => [line.message, line.level, line.timestamp]), [
-        ["circuit_breaker_open", "WARN", "1970-01-01T00:00:01.000Z"],
-        ["circuit_breaker_half_open", "INFO", "1970-01-01T00:00:31.000Z"],
-        ["circuit_breaker_reset", "INFO", "1970-01-01T00:00:31.000Z"]
+        ["circuit_breaker_open", "warning", "1970-01-01T00:00:01.000Z"],
+        ["circuit_breaker_half_open", "info", "1970-01-01T00:00:31.000Z"],
+        ["circuit_breaker_reset", "info", "1970-01-01T00:00:31.000Z"]
       ])
       const [open, halfOpen, reset] = logged
       assert.deepStrictEqual(open!.annotations, {
@@ -71,6 +84,8 @@ describe("TransitionLog", () => {
       assert.strictEqual(reset!.annotations.from, "half_open")
       for (const line of logged) {
         assert.notInclude(JSON.stringify(line), "s3cr3t-pass")
+        assert.strictEqual(line.logger, "circuit_breaker")
+        // last_error only where it is news: the reset line no longer carries the error that tripped it.
         assert.hasAllKeys(line.annotations, [
           "service",
           "circuit",
@@ -79,7 +94,7 @@ describe("TransitionLog", () => {
           "reason",
           "failures",
           "retry_after_seconds",
-          "last_error"
+          ...(line.annotations.to === "open" ? ["last_error"] : [])
         ])
       }
     }).pipe(Effect.provide(layer(TransitionLog.layerJson()))))

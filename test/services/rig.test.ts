@@ -63,6 +63,8 @@ describe("shared servers (globalSetup)", () => {
     expect(env.get("NH_KAFKA_DIR")).toBe(paths.kafkaDir)
     expect(env.get("NH_TEMPORAL_DIR")).toBe(paths.temporalDir)
     expect(env.get("NH_FERRETDB_DIR")).toBe(paths.ferretdbDir)
+    expect(env.get("NH_JAEGER_DIR")).toBe(paths.jaegerDir)
+    expect(env.get("NH_HELM_DIR")).toBe(paths.helmDir)
   })
 
   it("Redis answers through ioredis, with persistence off", async () => {

@@ -25,7 +25,7 @@ import { fileURLToPath } from "node:url"
 /** Every server and proxy of the rig binds this address only. */
 export const HOST = "127.0.0.1"
 
-export type ServerName = "redis" | "kafka" | "temporal" | "mongodb"
+export type ServerName = "redis" | "kafka" | "temporal" | "mongodb" | "jaeger"
 
 export interface ServerHandle {
   readonly name: ServerName
@@ -78,6 +78,10 @@ export interface RigPaths {
   readonly temporalDir: string
   /** `bin/nh-ferretdb` is the FerretDB build. */
   readonly ferretdbDir: string
+  /** `bin/jaeger` is the Jaeger build (OTLP in, query API out). */
+  readonly jaegerDir: string
+  /** `bin/helm` is the helm build. */
+  readonly helmDir: string
 }
 
 /** First 16 hex digits of sha256 over the files' bytes, concatenated (as `.ci/provision.sh` does). */
@@ -97,7 +101,12 @@ export function rigPaths(): RigPaths {
       cacheDir,
       `temporal-${cacheKey(["poms/temporal/pom.xml", "launchers/TemporalLauncher.java"])}`
     ),
-    ferretdbDir: path.join(cacheDir, `ferretdb-${cacheKey(["ferretdb/go.mod", "ferretdb/go.sum", "ferretdb/main.go"])}`)
+    ferretdbDir: path.join(
+      cacheDir,
+      `ferretdb-${cacheKey(["ferretdb/go.mod", "ferretdb/go.sum", "ferretdb/main.go"])}`
+    ),
+    jaegerDir: path.join(cacheDir, `jaeger-${cacheKey(["jaeger/go.mod", "jaeger/go.sum"])}`),
+    helmDir: path.join(cacheDir, `helm-${cacheKey(["helm/go.mod", "helm/go.sum"])}`)
   }
 }
 
@@ -700,6 +709,114 @@ export async function startMongo(options: StartOptions = {}): Promise<ServerHand
   }, dir)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Jaeger
+// ---------------------------------------------------------------------------------------------
+
+export interface JaegerHandle extends ServerHandle {
+  /** The query API and UI: `http://127.0.0.1:PORT` (`/api/traces?service=...`). */
+  readonly queryUrl: string
+  /** OTLP over HTTP, the base URL for `OTEL_EXPORTER_OTLP_ENDPOINT`: `http://127.0.0.1:PORT`. */
+  readonly otlpHttpEndpoint: string
+}
+
+/** HTTP GET `path` on 127.0.0.1:port answers 200. */
+const httpOkProbe = (pathname: string) => (port: number, timeoutMs: number): Promise<void> =>
+  probe(port, Buffer.from(`GET ${pathname} HTTP/1.0\r\nHost: ${HOST}\r\n\r\n`), (b) => {
+    const text = b.toString("latin1")
+    if (!text.includes("\r\n")) return undefined
+    return /^HTTP\/1\.[01] 200 /.test(text)
+  }, timeoutMs)
+
+/**
+ * Jaeger v1.76 (`cmd/jaeger`, the OpenTelemetry-collector based all-in-one) with in-memory storage:
+ * an OTLP/HTTP receiver and the query API, both on 127.0.0.1 only (its own telemetry off).
+ * Traces are lost on restart.
+ */
+export async function startJaeger(options: StartOptions = {}): Promise<JaegerHandle> {
+  const binary = path.join(provisioned(rigPaths().jaegerDir, "Jaeger"), "bin", "jaeger")
+  const [otlpPort, queryPort, queryGrpcPort, healthPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort()
+  ]
+  if (new Set([otlpPort, queryPort, queryGrpcPort, healthPort]).size !== 4) {
+    throw new Error("jaeger: port collision, retry")
+  }
+  const dir = makeDir("jaeger")
+  const config = path.join(dir, "jaeger.yaml")
+  fs.writeFileSync(
+    config,
+    `service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 10000
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: ${HOST}:${queryPort}
+    grpc:
+      endpoint: ${HOST}:${queryGrpcPort}
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: ${HOST}:${healthPort}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: ${HOST}:${otlpPort}
+processors:
+  batch:
+    timeout: 100ms
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+`
+  )
+  const server = await startManaged({
+    name: "jaeger",
+    port: queryPort,
+    endpoint: `http://${HOST}:${otlpPort}`,
+    command: binary,
+    args: ["--config", config],
+    // Ready once the query API answers and the OTLP receiver accepts connections.
+    probe: async (port, timeoutMs) => {
+      await httpOkProbe("/api/services")(port, timeoutMs)
+      await new Promise<void>((resolve, reject) => {
+        const socket = net.createConnection({ host: HOST, port: otlpPort })
+        socket.once("connect", () => {
+          socket.destroy()
+          resolve()
+        })
+        socket.once("error", reject)
+      })
+    },
+    startTimeoutMs: options.startTimeoutMs ?? 60_000,
+    stopGraceMs: 5_000
+  }, dir)
+  return Object.assign(server, {
+    queryUrl: `http://${HOST}:${queryPort}`,
+    otlpHttpEndpoint: `http://${HOST}:${otlpPort}`
+  })
+}
+
 /** Starts the named server with its defaults. */
 export function startServer(name: ServerName, options: StartOptions = {}): Promise<ServerHandle> {
   switch (name) {
@@ -711,5 +828,7 @@ export function startServer(name: ServerName, options: StartOptions = {}): Promi
       return startTemporal(options)
     case "mongodb":
       return startMongo(options)
+    case "jaeger":
+      return startJaeger(options)
   }
 }

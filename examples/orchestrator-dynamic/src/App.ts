@@ -4,7 +4,7 @@
 import { Fleet } from "@neural-hive/fleet"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { type Http, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
+import { type Http, HttpMetrics, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
 import { Outbox, OutboxMetrics } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
 import { type CircuitBreakerOptionsError, Registry } from "@neural-hive/resilience"
@@ -82,6 +82,13 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     // Every protected call annotates the current span (Orchestrator.submit's); add Tracing.layerOtel to export them.
     Layer.provideMerge(Tracing.layer),
     Layer.provideMerge(fleet(config)),
+    // Request durations per route, and the process's CPU, memory, GC and event-loop metrics.
+    Layer.provideMerge(
+      Layer.merge(
+        HttpMetrics.layer({ service: config.service }),
+        Metrics.layerDefaultMetrics({ service: config.service })
+      )
+    ),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
     Layer.provideMerge(Registry.layer)
   )

@@ -11,16 +11,17 @@
  *   only with `FAULT_SWITCH=on`, behind the admin token when one is set, and
  *   only for dependencies that run embedded (409 for a real one);
  * - everything of `@neural-hive/observability`: `/health`, `/live`, `/ready`,
- *   `/metrics`, and the admin routes when an admin token is configured.
+ *   `/metrics`, and the admin routes when an admin token is configured;
+ * - `GET /` (or `/status`): the live breaker board, fed by `/events` (`Board`).
  *
  * Every path is checked once, before routing (`Http.requestPath`): one with
  * `..`, `.`, `//` or a backslash, plain or percent-encoded, is a 400.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Http, Metrics } from "@neural-hive/observability"
+import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import { Outbox } from "@neural-hive/outbox"
 import type { CircuitBreaker } from "@neural-hive/resilience"
-import { ByteSize, Effect, Layer, Option, type Redacted } from "effect"
+import { ByteSize, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
   HttpIncomingMessage,
   HttpServer,
@@ -82,7 +83,7 @@ export const makeApp = (
 ): Effect.Effect<
   App,
   Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
 > =>
   Effect.gen(function*() {
     if (options.admin !== undefined) yield* Http.checkAdminToken(options.admin, "ADMIN_TOKEN")
@@ -101,6 +102,8 @@ export const makeApp = (
       }))
     })
     const orchestrator = yield* Orchestrator
+    // The live board: GET / (or /status) and its event stream /events.
+    const board = yield* Board.make({ service: options.service })
     const faults = options.faultSwitch === undefined ? Option.none() : yield* Effect.serviceOption(Faults)
     const embedded = new Set(options.faultSwitch?.embedded ?? [])
     const authorized = options.admin === undefined ? () => true : Http.bearerAuthorization(options.admin)
@@ -152,6 +155,8 @@ export const makeApp = (
     return HttpServerRequest.HttpServerRequest.use((request) => {
       const path = Http.requestPath(request)
       if (path === undefined) return observability
+      const boardResponse = board.handle(request, path)
+      if (boardResponse !== undefined) return boardResponse
       if (path === "/plans") return plans(request)
       if (Option.isSome(faults) && (path === "/faults" || path.startsWith("/faults/"))) {
         return faultSwitch(request, path, faults.value)
@@ -173,9 +178,10 @@ export const layer = (
   HttpServerError.ServeError | Http.HttpOptionsError,
   CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
 > =>
-  Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
-    Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {
-      port: options.port,
-      host: options.host
-    }))
-  )
+  Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
+    .pipe(
+      Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {
+        port: options.port,
+        host: options.host
+      }))
+    )

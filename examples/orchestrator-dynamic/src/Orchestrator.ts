@@ -15,6 +15,7 @@
  *   the plan id (AlreadyStarted is success), the ticket id is the plan id
  *   (DuplicateKey is success), the message key is the ticket id.
  */
+import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { Outbox } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
@@ -140,6 +141,46 @@ const refusing = (breaker: CircuitBreaker.CircuitBreaker): StepReport | undefine
   }
 }
 
+/** How a plan ended, as its log line says: `plan_accepted`, `plan_queued`, `plan_refused` or `plan_failed`. */
+export type Outcome = "accepted" | "queued" | "refused" | "failed"
+
+/**
+ * The outcome of a report, the step that stopped it and why (a bounded class, never a raw message).
+ * `queued`: accepted while Kafka's breaker is not closed, so the ticket waits in the outbox.
+ */
+export const outcomeOf = (report: PlanReport, kafkaWaiting = false): {
+  readonly outcome: Outcome
+  readonly failedStep: string | null
+  readonly reasonClass: string | null
+  readonly circuit: string | null
+} => {
+  if (report.accepted) {
+    return { outcome: kafkaWaiting ? "queued" : "accepted", failedStep: null, reasonClass: null, circuit: null }
+  }
+  for (const [step, result] of Object.entries(report.steps)) {
+    if (result.status === "rejected") {
+      return { outcome: "refused", failedStep: step, reasonClass: "circuit_open", circuit: result.circuit }
+    }
+    if (result.status === "failed") {
+      return { outcome: "failed", failedStep: step, reasonClass: result.reason, circuit: result.circuit ?? null }
+    }
+  }
+  return { outcome: "failed", failedStep: null, reasonClass: "unknown", circuit: null }
+}
+
+/** One line per plan, whichever step ended it: INFO when accepted or queued, WARNING otherwise. */
+const logOutcome = (report: PlanReport, kafkaWaiting: boolean) => {
+  const { circuit, failedStep, outcome, reasonClass } = outcomeOf(report, kafkaWaiting)
+  const log = outcome === "accepted" || outcome === "queued" ? Effect.logInfo : Effect.logWarning
+  return log(`plan_${outcome}`).pipe(Effect.annotateLogs({
+    logger: "orchestrator",
+    plan_id: report.planId,
+    ticket_id: report.ticketId,
+    ...(failedStep === null ? {} : { failed_step: failedStep, reason_class: reasonClass }),
+    ...(circuit === null ? {} : { circuit })
+  }))
+}
+
 export class Orchestrator extends Context.Service<Orchestrator, {
   readonly submit: (plan: Plan) => Effect.Effect<PlanReport>
 }>()("@neural-hive/example-orchestrator-dynamic/Orchestrator") {
@@ -151,6 +192,9 @@ export class Orchestrator extends Context.Service<Orchestrator, {
         const temporal = yield* TemporalClient.TemporalClient
         const store = yield* MongoStore.MongoStore
         const relay = yield* Outbox.OutboxRelay
+        // Only read, for the plan's log line: a ticket accepted while Kafka's breaker is not closed is queued.
+        const kafka = yield* Effect.serviceOption(KafkaProducer.KafkaProducer)
+        const kafkaWaiting = () => kafka._tag === "Some" && kafka.value.breaker.unsafe.state() !== "Closed"
 
         const submit = Effect.fn("Orchestrator.submit")(function*(plan: Plan) {
           const ticketId = `ticket-${plan.id}`
@@ -266,12 +310,8 @@ export class Orchestrator extends Context.Service<Orchestrator, {
           // 4. Kafka: the outbox relay publishes the ticket (keyed by its id) as soon as kafka_producer takes it.
           yield* relay.notify
           const published: StepReport = { status: "queued", detail: "published by the outbox relay" }
-          const result = report(workflow, persistence, published)
-          yield* (result.accepted ? Effect.logInfo : Effect.logWarning)("plan_processed").pipe(
-            Effect.annotateLogs({ plan_id: plan.id, ticket_id: ticketId, accepted: result.accepted })
-          )
-          return result
-        })
+          return report(workflow, persistence, published)
+        }, Effect.tap((report) => logOutcome(report, kafkaWaiting())))
 
         return Orchestrator.of({ submit })
       })

@@ -9,13 +9,26 @@
  *   curl -X POST localhost:8000/plans -H 'content-type: application/json' -d '{"id":"p1","steps":["plan","execute"]}'
  *   curl -X POST localhost:8000/faults/kafka/down -H 'content-type: application/json'   # watch kafka_producer trip
  *   curl localhost:8000/health; curl localhost:8000/metrics | grep circuit_breaker_state
+ *   open http://localhost:8000/                       # the live breaker board
  *
- * Ctrl-C closes every client and the server cleanly.
+ * Logs are flat JSON lines in the Python service's schema (`Logging`); traces
+ * go to an OTLP collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (`Otel`),
+ * flushed on SIGTERM. Ctrl-C closes every client and the server cleanly.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Logging, Otel } from "@neural-hive/observability"
 import { redactCause } from "@neural-hive/resilience"
-import { Effect, Layer, Logger } from "effect"
+import { Effect, Layer } from "effect"
+import { HttpServer } from "effect/http"
 import * as App from "./App.ts"
+
+/** One line once the port is bound: the URL is the one really listened on (port 0 included). */
+const listening = Layer.effectDiscard(Effect.gen(function*() {
+  const server = yield* HttpServer.HttpServer
+  yield* Effect.logInfo("service_listening").pipe(
+    Effect.annotateLogs({ url: HttpServer.formatAddress(server.address) })
+  )
+}))
 
 const program = Effect.gen(function*() {
   const { config, layer } = yield* App.fromEnvironment
@@ -31,11 +44,15 @@ const program = Effect.gen(function*() {
       mongodb: config.mongodbUrl === undefined ? "embedded" : "real"
     })
   )
-  return yield* Layer.launch(layer).pipe(Effect.ensuring(Effect.logInfo("orchestrator_stopped")))
+  return yield* Layer.launch(listening.pipe(Layer.provideMerge(layer))).pipe(
+    Effect.ensuring(Effect.logInfo("service_stopped").pipe(Effect.annotateLogs({ service: config.service })))
+  )
 })
 
 NodeRuntime.runMain(program.pipe(
   // The runtime prints why the program stopped, cause chain included: no password may reach it.
   Effect.catchCause((cause) => Effect.failCause(redactCause(cause))),
-  Effect.provide(Logger.layer([Logger.consoleJson]))
+  // Otel outermost: released last, so the spans of the requests in flight at SIGTERM are flushed too.
+  Effect.provide(Otel.layerConfig),
+  Effect.provide(Logging.layer())
 ))

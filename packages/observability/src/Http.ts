@@ -51,6 +51,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as NodeHttp from "node:http"
+import * as HttpMetrics from "./HttpMetrics.ts"
 import * as internalAdmin from "./internal/admin.ts"
 import { GuardedServer } from "./internal/guardedServer.ts"
 import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
@@ -473,12 +474,13 @@ export const layer = (
   HttpServerError.ServeError | HttpOptionsError,
   CircuitBreaker.Registry | PrometheusRegistry
 > =>
-  Layer.unwrap(Effect.map(makeApp(options), (app) => HttpServer.serve(app))).pipe(
-    Layer.provideMerge(NodeHttpServer.layerServer(() => makeNodeServer(options), {
-      port: options?.port ?? DEFAULT_PORT,
-      ...(options?.host === undefined ? {} : { host: options.host })
-    }))
-  )
+  Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
+    .pipe(
+      Layer.provideMerge(NodeHttpServer.layerServer(() => makeNodeServer(options), {
+        port: options?.port ?? DEFAULT_PORT,
+        ...(options?.host === undefined ? {} : { host: options.host })
+      }))
+    )
 
 /**
  * `layer` with options read from `Config`, e.g.

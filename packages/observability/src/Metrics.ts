@@ -354,3 +354,50 @@ const add = <T extends string>(counter: Prometheus.Counter<T>, labels: Prometheu
   // A negative delta cannot happen with cumulative totals; skip rather than let prom-client throw.
   if (delta > 0) counter.inc(labels, delta)
 }
+
+// -----------------------------------------------------------------------------
+// process and runtime metrics
+// -----------------------------------------------------------------------------
+
+/**
+ * The process and runtime metrics of prom-client (`collectDefaultMetrics`):
+ * CPU (`process_cpu_seconds_total`), memory (`process_resident_memory_bytes`),
+ * heap (`nodejs_heap_size_used_bytes`), GC (`nodejs_gc_duration_seconds`),
+ * event-loop lag (`nodejs_eventloop_lag_seconds`), handles, file descriptors,
+ * each with the `service` label. Kept apart from `make` so the breaker metrics
+ * stay usable on their own (a library embedding them may not own the process).
+ * They leave the registry when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeDefaultMetrics: (
+  options?: { readonly service?: string | undefined; readonly prefix?: string | undefined }
+) => Effect.Effect<void, never, PrometheusRegistry | Scope.Scope> = Effect.fnUntraced(
+  function*(options?: { readonly service?: string | undefined; readonly prefix?: string | undefined }) {
+    const registry = yield* PrometheusRegistry
+    const service = options?.service ?? (yield* ServiceName)
+    const before = new Set(registry.getMetricsAsArray().map((metric) => metric.name))
+    Prometheus.collectDefaultMetrics({
+      register: registry,
+      labels: { service },
+      ...(options?.prefix === undefined ? {} : { prefix: options.prefix })
+    })
+    const added = registry.getMetricsAsArray().map((metric) => metric.name).filter((name) => !before.has(name))
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const name of added) registry.removeSingleMetric(name)
+      })
+    )
+  }
+)
+
+/**
+ * `makeDefaultMetrics` as a layer over the `PrometheusRegistry`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerDefaultMetrics = (
+  options?: { readonly service?: string | undefined; readonly prefix?: string | undefined }
+): Layer.Layer<never, never, PrometheusRegistry> => Layer.effectDiscard(makeDefaultMetrics(options))

@@ -39,7 +39,7 @@
 import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
 import { CircuitBreaker, CircuitBreakerError, CircuitBreakerTimeoutError } from "@neural-hive/resilience"
 import * as Resources from "@opentelemetry/resources"
-import { BasicTracerProvider, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
+import { BasicTracerProvider, type Sampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -173,6 +173,8 @@ export interface OtelOptions {
   readonly service?: string | undefined
   /** Extra resource attributes (`service.version`, `deployment.environment`, ...). */
   readonly resource?: Resources.Resource | undefined
+  /** Which traces are recorded (default: the SDK's, parent-based always-on). */
+  readonly sampler?: Sampler | undefined
 }
 
 /**
@@ -193,6 +195,7 @@ export const layerOtel = (options: OtelOptions): Layer.Layer<OtelTracer.OtelTrac
           Effect.sync(() =>
             new BasicTracerProvider({
               resource: options.resource === undefined ? resource : resource.merge(options.resource),
+              ...(options.sampler === undefined ? {} : { sampler: options.sampler }),
               spanProcessors: Array.isArray(options.spanProcessor)
                 ? [...options.spanProcessor]
                 : [options.spanProcessor as SpanProcessor]

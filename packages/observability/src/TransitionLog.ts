@@ -8,10 +8,12 @@
  * | CLOSED | `circuit_breaker_reset` | INFO |
  *
  * Each line carries the annotations `service`, `circuit`, `from`, `to`,
- * `reason`, `failures`, `retry_after_seconds` (`null` while forced open) and
- * `last_error` (the message of the last counted failure with passwords and
- * tokens removed by the breaker, or `null`). `layer` logs through the loggers
- * of the program; `layerJson` always writes JSON lines (`Logger.consoleJson`).
+ * `reason`, `failures`, `retry_after_seconds` (`null` while forced open) and,
+ * on a line into OPEN only, `last_error` (the message of the last counted
+ * failure with passwords and tokens removed by the breaker, or `null`). Its
+ * `logger` is `circuit_breaker`. `layer` logs through the loggers of the
+ * program; `layerJson` always writes the flat JSON lines of `Logging` (the
+ * Python service's schema).
  *
  * **Example** (JSON lines for every transition)
  *
@@ -30,9 +32,9 @@
 import { CircuitBreaker } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
 import * as Scope from "effect/Scope"
 import { seconds, stateLabel } from "./internal/labels.ts"
+import * as Logging from "./Logging.ts"
 import { ServiceName } from "./ServiceName.ts"
 
 /**
@@ -70,7 +72,8 @@ export interface Annotations {
   readonly reason: string
   readonly failures: number
   readonly retry_after_seconds: number | null
-  readonly last_error: string | null
+  /** Only on a transition into OPEN: the error that tripped it is news there, and stale anywhere else. */
+  readonly last_error?: string | null
 }
 
 const reasons: Record<CircuitBreaker.Transition["reason"], string> = {
@@ -102,8 +105,16 @@ export const annotations = (
   reason: reasons[transition.reason],
   failures: transition.failures,
   retry_after_seconds: seconds(transition.retryAfterMillis),
-  last_error: transition.lastError ?? null
+  ...(transition.to === "Open" ? { last_error: transition.lastError ?? null } : {})
 })
+
+/**
+ * The `logger` of the transition lines.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const LOGGER = "circuit_breaker"
 
 /**
  * Logs one line per transition of every breaker of the registry, including
@@ -137,14 +148,14 @@ export const layer = (options?: Options): Layer.Layer<never, never, CircuitBreak
   Layer.effectDiscard(make(options))
 
 /**
- * Transition logs as JSON lines on the console (`Logger.consoleJson`),
- * whatever the loggers of the rest of the program.
+ * Transition logs as flat JSON lines on the console (`Logging.logger`, the
+ * Python service's schema), whatever the loggers of the rest of the program.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerJson = (options?: Options): Layer.Layer<never, never, CircuitBreaker.Registry> =>
-  layer(options).pipe(Layer.provide(Logger.layer([Logger.consoleJson])))
+  layer(options).pipe(Layer.provide(Logging.layer()))
 
 // -----------------------------------------------------------------------------
 // internals
@@ -154,6 +165,6 @@ const log = (service: string, breaker: CircuitBreaker.CircuitBreaker, transition
   const message = messages[transition.to]
   return Effect.annotateLogs(
     transition.to === "Open" ? Effect.logWarning(message) : Effect.logInfo(message),
-    annotations(service, breaker, transition) as unknown as Record<string, unknown>
+    { ...annotations(service, breaker, transition), logger: LOGGER }
   )
 }

@@ -8,11 +8,32 @@
  */
 
 /**
+ * The live breaker board: one self-contained page and its event stream.
+ *
+ * @since 0.1.0
+ */
+export * as Board from "./Board.ts"
+
+/**
  * The `/health`, `/live` and `/metrics` HTTP endpoints.
  *
  * @since 0.1.0
  */
 export * as Http from "./Http.ts"
+
+/**
+ * `http_server_request_duration_seconds`, recorded by the HTTP server.
+ *
+ * @since 0.1.0
+ */
+export * as HttpMetrics from "./HttpMetrics.ts"
+
+/**
+ * JSON log lines in the Python service's schema, as one `Logger` layer.
+ *
+ * @since 0.1.0
+ */
+export * as Logging from "./Logging.ts"
 
 /**
  * prom-client metrics read from the breakers at scrape time.
@@ -27,6 +48,13 @@ export * as Metrics from "./Metrics.ts"
  * @since 0.1.0
  */
 export * as Observability from "./Observability.ts"
+
+/**
+ * OpenTelemetry trace export configured by the standard `OTEL_*` variables.
+ *
+ * @since 0.1.0
+ */
+export * as Otel from "./Otel.ts"
 
 /**
  * The `service` label and annotation shared by every layer.

@@ -1,0 +1,201 @@
+/**
+ * The Helm chart (deploy/helm/orchestrator-dynamic), checked with the real tools: helm v3.22 (built by
+ * .ci/provision.sh from the Go module proxy) lints and renders it with the default and the fleet values;
+ * promtool checks the PrometheusRule taken from the rendered chart; the rendered ConfigMap's circuitBreaker
+ * block loads through the service's own config loader (OrchestratorConfig: the Orchestrator Dynamic format
+ * over the generic ResilienceConfig).
+ */
+import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { describe, expect, it } from "vitest"
+import * as Yaml from "yaml"
+import { promtool } from "../observability/promtool.ts"
+import { rigPaths } from "../services/servers.ts"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const chart = path.join(root, "deploy", "helm", "orchestrator-dynamic")
+
+const helmPath = (): string => {
+  const given = process.env["HELM"]
+  if (given !== undefined && given !== "") return given
+  const built = path.join(rigPaths().helmDir, "bin", "helm")
+  if (!fs.existsSync(built)) throw new Error(`helm is not provisioned at ${built}: run bash .ci/provision.sh`)
+  return built
+}
+
+const helm = (...args: ReadonlyArray<string>) => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), "nh-helm-"))
+  // A private HOME: helm writes its cache and config there, never into the user's.
+  const result = spawnSync(helmPath(), args, {
+    encoding: "utf8",
+    timeout: 60_000,
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      HOME: home,
+      HELM_CACHE_HOME: home,
+      HELM_CONFIG_HOME: home,
+      HELM_DATA_HOME: home
+    }
+  })
+  fs.rmSync(home, { recursive: true, force: true })
+  if (result.error !== undefined) throw result.error
+  return { status: result.status, output: `${result.stdout}${result.stderr}`, stdout: result.stdout }
+}
+
+interface Manifest {
+  readonly kind: string
+  readonly metadata: { readonly name: string; readonly labels?: Record<string, string> }
+  readonly spec?: any
+  readonly data?: Record<string, string>
+}
+
+const render = (...values: ReadonlyArray<string>): ReadonlyArray<Manifest> => {
+  const run = helm("template", "od", chart, ...values.flatMap((file) => ["-f", path.join(chart, file)]))
+  expect(run.status, run.output).toBe(0)
+  return Yaml.parseAllDocuments(run.stdout).map((doc) => doc.toJS() as Manifest).filter((m) => m !== null)
+}
+
+const one = (manifests: ReadonlyArray<Manifest>, kind: string) => {
+  const found = manifests.filter((m) => m.kind === kind)
+  expect(found.map((m) => m.kind), kind).toHaveLength(1)
+  return found[0]!
+}
+
+const container = (manifests: ReadonlyArray<Manifest>) => one(manifests, "Deployment").spec.template.spec.containers[0]
+
+const env = (manifests: ReadonlyArray<Manifest>) =>
+  new Map<string, any>(container(manifests).env.map((e: any) => [e.name, e]))
+
+describe("Helm chart", () => {
+  it("carries the alert rules and the dashboard of packages/observability byte for byte (node deploy/sync-chart-files.mjs)", () => {
+    for (
+      const [source, copy] of [
+        ["packages/observability/alerts/circuit-breakers.rules.yml", "files/circuit-breakers.rules.yml"],
+        ["packages/observability/dashboards/circuit-breakers.json", "files/circuit-breakers.json"]
+      ]
+    ) {
+      expect(fs.readFileSync(path.join(chart, copy!), "utf8"), `${copy} is stale: run node deploy/sync-chart-files.mjs`)
+        .toBe(fs.readFileSync(path.join(root, source!), "utf8"))
+    }
+  })
+
+  it("helm lint passes with the default values and with the fleet values", () => {
+    for (const values of [[], ["-f", path.join(chart, "values-fleet.yaml")]]) {
+      const run = helm("lint", "--strict", chart, ...values)
+      expect(run.status, run.output).toBe(0)
+      expect(run.output).toContain("0 chart(s) failed")
+    }
+  })
+
+  it("renders a hardened Deployment: replicas, probes on /live and /ready, resources, non-root, read-only root", () => {
+    const manifests = render()
+    expect(manifests.map((m) => m.kind).toSorted()).toEqual([
+      "ConfigMap",
+      "ConfigMap",
+      "Deployment",
+      "PodDisruptionBudget",
+      "PrometheusRule",
+      "Service",
+      "ServiceMonitor"
+    ])
+    const deployment = one(manifests, "Deployment")
+    expect(deployment.spec.replicas).toBe(3)
+    const pod = deployment.spec.template.spec
+    expect(pod.securityContext.runAsNonRoot).toBe(true)
+    expect(pod.securityContext.runAsUser).toBeGreaterThan(0)
+    const c = container(manifests)
+    expect(c.livenessProbe.httpGet.path).toBe("/live")
+    expect(c.readinessProbe.httpGet.path).toBe("/ready")
+    expect(c.startupProbe.httpGet.path).toBe("/live")
+    expect(c.startupProbe.failureThreshold * c.startupProbe.periodSeconds).toBeGreaterThanOrEqual(60)
+    expect(c.securityContext.readOnlyRootFilesystem).toBe(true)
+    expect(c.securityContext.allowPrivilegeEscalation).toBe(false)
+    expect(c.securityContext.capabilities.drop).toEqual(["ALL"])
+    expect(c.resources.requests.cpu).toBeDefined()
+    expect(c.resources.limits.memory).toBeDefined()
+    expect(c.volumeMounts.map((m: any) => m.mountPath)).toContain("/tmp")
+    // Secrets come from a Secret, never inline.
+    const vars = env(manifests)
+    for (const name of ["REDIS_URL", "MONGODB_URL", "ADMIN_TOKEN"]) {
+      expect(vars.get(name)?.valueFrom?.secretKeyRef?.name, name).toBe("orchestrator-dynamic-secrets")
+      expect(vars.get(name)?.value, name).toBeUndefined()
+    }
+    expect(vars.get("HTTP_HOST")?.value).toBe("0.0.0.0")
+    expect(vars.has("FLEET_REDIS_URL")).toBe(false)
+    expect(vars.has("OTEL_EXPORTER_OTLP_ENDPOINT")).toBe(false)
+    expect(one(manifests, "PodDisruptionBudget").spec.maxUnavailable).toBe(1)
+    expect(one(manifests, "ServiceMonitor").spec.endpoints[0]).toMatchObject({ port: "http", path: "/metrics" })
+    const service = one(manifests, "Service")
+    expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels)
+  })
+
+  it("fleet values: FLEET_REDIS_URL from the Secret, FLEET_GROUP, POD_NAME from the downward API, traces on", () => {
+    const manifests = render("values-fleet.yaml")
+    expect(one(manifests, "Deployment").spec.replicas).toBe(4)
+    const vars = env(manifests)
+    expect(vars.get("FLEET_REDIS_URL").valueFrom.secretKeyRef).toMatchObject({ key: "FLEET_REDIS_URL" })
+    expect(vars.get("FLEET_GROUP").value).toBe("orchestrator-dynamic-prod")
+    expect(vars.get("POD_NAME").valueFrom.fieldRef.fieldPath).toBe("metadata.name")
+    expect(vars.get("OTEL_EXPORTER_OTLP_ENDPOINT").value).toBe("http://otel-collector.observability:4318")
+    expect(vars.get("OTEL_EXPORTER_OTLP_PROTOCOL").value).toBe("http/protobuf")
+  })
+
+  it("the rendered PrometheusRule is the alert file, and promtool accepts it", () => {
+    const rule = one(render(), "PrometheusRule")
+    const source = Yaml.parse(
+      fs.readFileSync(path.join(root, "packages/observability/alerts/circuit-breakers.rules.yml"), "utf8")
+    )
+    expect(rule.spec).toEqual(source)
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-rule-"))
+    const file = path.join(dir, "rules.yml")
+    fs.writeFileSync(file, Yaml.stringify(rule.spec))
+    const run = promtool(["check", "rules", file])
+    fs.rmSync(dir, { recursive: true, force: true })
+    expect(run.status, run.output).toBe(0)
+    expect(run.output).toMatch(/SUCCESS: \d+ rules found/)
+  })
+
+  it("the rendered ConfigMap's circuitBreaker block loads through the config loader, as the example's file does", async () => {
+    const manifests = render()
+    const config = manifests.find((m) => m.kind === "ConfigMap" && m.data?.["resilience.yaml"] !== undefined)!
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-config-"))
+    const file = path.join(dir, "resilience.yaml")
+    fs.writeFileSync(file, config.data!["resilience.yaml"]!)
+    const rendered = await Effect.runPromise(OrchestratorConfig.load(file, { env: {} }))
+    const example = await Effect.runPromise(
+      OrchestratorConfig.load(path.join(root, "examples/orchestrator-dynamic/config/resilience.yaml"), { env: {} })
+    )
+    fs.rmSync(dir, { recursive: true, force: true })
+    expect(rendered).toEqual(example)
+    // The values file holds the seed's block verbatim.
+    const values = Yaml.parse(fs.readFileSync(path.join(chart, "values.yaml"), "utf8"))
+    expect(values.circuitBreaker.kafka).toEqual({
+      enabled: true,
+      failMax: 5,
+      timeoutSeconds: 60,
+      recoveryTimeoutSeconds: 30
+    })
+    expect(values.circuitBreaker.redis.recoveryTimeoutSeconds).toBe(60)
+  })
+
+  it("ships the Grafana dashboard as a ConfigMap for the sidecar", () => {
+    const dashboard = render().find((m) => m.kind === "ConfigMap" && m.data?.["circuit-breakers.json"] !== undefined)!
+    expect(dashboard.metadata.labels?.["grafana_dashboard"]).toBe("1")
+    expect(JSON.parse(dashboard.data!["circuit-breakers.json"]!).uid).toBe("neural-hive-circuit-breakers")
+  })
+})
+
+describe("Dockerfile", () => {
+  it("is multi-stage on Node 24 slim, installs production dependencies only, and runs as a non-root user", () => {
+    const text = fs.readFileSync(path.join(root, "Dockerfile"), "utf8")
+    expect(text.match(/^FROM node:24-slim/gm)).toHaveLength(2)
+    expect(text).toContain("--omit=dev")
+    expect(text).toMatch(/^USER 10001:10001$/m)
+    expect(text).toMatch(/^CMD \["node", "examples\/orchestrator-dynamic\/src\/main\.ts"\]$/m)
+  })
+})

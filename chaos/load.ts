@@ -22,6 +22,8 @@ export interface Outcome {
   readonly violation: string | undefined
   /** Accepted with the ticket queued for the outbox relay. */
   readonly queued: boolean
+  /** For plans not accepted: each step's status and detail or reason, e.g. `workflow=skipped(terminated: ...)`. */
+  readonly steps: string
 }
 
 type Step = {
@@ -31,7 +33,7 @@ type Step = {
   readonly circuit?: unknown
 }
 
-type Verdict = Pick<Outcome, "kind" | "why" | "circuit" | "violation" | "queued">
+type Verdict = Pick<Outcome, "kind" | "why" | "circuit" | "violation" | "queued" | "steps">
 
 /** What the caller was told: 202 accepted (ticket queued or published), 503 refused by a breaker, 502 failed with a typed reason; anything else is a violation. */
 export const classify = (status: number, text: string): Verdict => {
@@ -44,7 +46,10 @@ export const classify = (status: number, text: string): Verdict => {
   const steps = body?.steps !== undefined && typeof body.steps === "object" && body.steps !== null
     ? Object.entries(body.steps)
     : []
-  const none = { why: undefined, circuit: undefined, violation: undefined, queued: false }
+  const stepsText = steps.map(([name, s]) =>
+    `${name}=${String(s.status)}(${String(s.reason ?? (s as { detail?: unknown }).detail ?? s.circuit ?? "")})`
+  ).join(" ")
+  const none = { why: undefined, circuit: undefined, violation: undefined, queued: false, steps: stepsText }
   const bad = (violation: string): Verdict => ({ ...none, kind: "violation", violation })
   if (status === 202) {
     const statusOf = (name: string) => body?.steps?.[name]?.status
@@ -157,6 +162,7 @@ export const makeLoad = (options: LoadOptions): Load => {
           why: undefined,
           circuit: undefined,
           queued: false,
+          steps: "",
           violation: `no HTTP answer: ${error instanceof Error ? error.message : String(error)}${cause}`
         }
       }

@@ -157,7 +157,13 @@ export interface ChaosReport {
     readonly terminatedWorkflows: number
     readonly notFoundWorkflows: number
     readonly otherWorkflows: number
+    /** Plans refused with nothing written (503, compensation done) that left something: must be 0. */
+    readonly leftByClean: number
+    /** Plans whose outcome was unknown (502, or a failed compensation) that left something: reported. */
+    readonly leftByUnknown: number
+    readonly unknown: number
     readonly samples: ReadonlyArray<string>
+    readonly unknownSamples: ReadonlyArray<string>
   }
   readonly backlog: BacklogReport
   readonly memory: { readonly baselineMB: number; readonly finalMB: number; readonly limitMB: number }

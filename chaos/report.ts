@@ -175,7 +175,7 @@ from \`/health\`). Every breaker was CLOSED again at ${seconds(report.allClosedA
   }; ${backlog.finalPending} pending when the load stopped, empty ${
     seconds(backlog.finalDrainMs)
   } later; ${backlog.pendingInMongo} left marked pending in MongoDB |
-| plans not accepted, what they left | ${leftovers.checked} checked: ${leftovers.ticketsInMongo} tickets in MongoDB, ${leftovers.messagesInKafka} messages in Kafka; workflows ${leftovers.notFoundWorkflows} never started, ${leftovers.terminatedWorkflows} terminated (compensated), ${leftovers.runningWorkflows} RUNNING |
+| plans not accepted, what they left | ${leftovers.checked} checked: ${leftovers.ticketsInMongo} tickets in MongoDB, ${leftovers.messagesInKafka} messages in Kafka; workflows ${leftovers.notFoundWorkflows} never started, ${leftovers.terminatedWorkflows} terminated (compensated), ${leftovers.runningWorkflows} RUNNING. Left something: ${leftovers.leftByClean} refused plans (must be 0), ${leftovers.leftByUnknown} of the ${leftovers.unknown} plans whose outcome was unknown (see below) |
 | memory (heap after gc) | baseline ${report.memory.baselineMB} MB, end ${report.memory.finalMB} MB (limit ${report.memory.limitMB} MB) |
 | service log | ${report.logs.lines} lines, ${report.logs.errorLines} at ERROR (client connection errors while a server was down), ${report.logs.defects} with a defect |
 
@@ -197,6 +197,18 @@ mark) is sent again, under the same key \`ticket-<id>\`. A consumer deduplicates
 requires 0 tickets lost and 0 duplicated in MongoDB (the ticket's \`_id\` makes a second insert a
 duplicate-key error), and reports the Kafka duplicates without failing on them.
 
+What a plan whose outcome was unknown leaves is reported, not failed. A 502 means a call failed in a way
+that may still have had its effect: a Temporal start that timed out may have started the workflow (the
+service does not terminate it), a MongoDB insert whose connection was cut may have stored the ticket (the
+service terminates the workflow but does not remove the ticket, so the relay publishes it). A 503 whose
+compensation failed (\`termination failed\`) is in the same class. The service does not clean these up
+today: it would need to terminate the workflow after an unknown start, and to mark the ticket failed (or
+delete it) after an unknown insert before the relay can take it.
+${
+    leftovers.unknownSamples.length > 0
+      ? `\nExamples from this run:\n\n${leftovers.unknownSamples.map((s) => `- \`${s}\``).join("\n")}\n`
+      : ""
+  }
 ## Invariants
 
 | | invariant | result | numbers |
@@ -213,9 +225,10 @@ How each is checked:
   beginning up to the end offsets, counting keys; a plain MongoDB client reads every ticket of
   \`orchestrator.tickets\` straight from FerretDB, counting by plan and checking \`_id: ticket-<plan>\`.
 - (b) no 503/502 whose stopping step is \`ticket\` or names \`kafka_producer\`.
-- (c) for every plan answered 503/502: no \`ticket-<id>\` in MongoDB, no message keyed \`ticket-<id>\` in
+- (c) for every plan answered 503 (refused; compensation done): no \`ticket-<id>\` in MongoDB, no message keyed \`ticket-<id>\` in
   Kafka, and \`plan-<id>\` described with a plain \`@temporalio/client\` against the rig's Temporal is not
   found or not RUNNING (no worker runs in the rig, so a started workflow stays RUNNING unless terminated).
+  The same is read for every 502 and reported apart (see above).
 - (d) \`/health\`'s \`outbox.pending\` sampled every ${HEALTH_EVERY_MS} ms: the first sample at 0 after each
   Kafka lift is done, within ${seconds(backlog.boundMs)} (the breaker's first probe comes within its 2 s
   open period, then the relay publishes batch after batch); before shutdown, the service is kept up (the

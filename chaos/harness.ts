@@ -71,6 +71,8 @@ const heapAfterGc = async (gc: () => void): Promise<number> => {
   return process.memoryUsage().heapUsed
 }
 
+const sorted = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)
+
 /** Unhandled rejections and uncaught exceptions, recorded until `stop`. */
 const watchProcess = () => {
   const unhandled: Array<string> = []
@@ -285,7 +287,6 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     })
 
     // --- the report ---------------------------------------------------------------------------
-    const sorted = (xs: ReadonlyArray<number>) => xs.toSorted((a, b) => a - b)
     const latencies = sorted(outcomes.map((o) => o.latencyMs))
     const rejected = outcomes.filter((o) => o.kind === "rejected")
     const rejectedLatencies = sorted(rejected.map((o) => o.latencyMs))

@@ -278,7 +278,7 @@ export const startSampler = (service: Service, now: () => number): Sampler => {
     healthErrors: 0,
     allClosedSince: undefined
   }
-  let running = true
+  const control = { running: true }
   let lastSampleAt: number | undefined
   let lastSampleOverlap = false
   const sample = (at: number, health: HealthBody) => {
@@ -314,7 +314,7 @@ export const startSampler = (service: Service, now: () => number): Sampler => {
     lastSampleOverlap = overlap
   }
   const loop = (async () => {
-    while (running) {
+    while (control.running) {
       const at = now()
       try {
         sample(at, JSON.parse((await service.get("/health")).text) as HealthBody)
@@ -329,7 +329,7 @@ export const startSampler = (service: Service, now: () => number): Sampler => {
     everyClosed: () =>
       CIRCUITS.every((c) => s.latestStates[c] === "closed") && Object.keys(s.latestStates).length === CIRCUITS.length,
     stop: async () => {
-      running = false
+      control.running = false
       await loop
     }
   }

@@ -246,11 +246,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       maxPending: sampler.sampled.maxPending,
       maxPendingAtMs: sampler.sampled.maxPendingAtMs,
       drains: kafkaLifts.map((f) => {
-        const empty = sampler.sampled.emptyAtMs.find((at) => at >= f.liftDoneAtMs!)
-        return {
-          liftDoneAtMs: f.liftDoneAtMs!,
-          drainedAfterMs: empty === undefined ? undefined : empty - f.liftDoneAtMs!
-        }
+        // The relay reads its backlog from MongoDB: a MongoDB outage still under way when Kafka returns delays the start.
+        const from = Math.max(
+          f.liftDoneAtMs!,
+          ...faults.records.filter((m) =>
+            m.server === "mongodb" && (m.injectedAtMs ?? Infinity) <= f.liftDoneAtMs! &&
+            (m.liftDoneAtMs ?? 0) > f.liftDoneAtMs!
+          ).map((m) => m.liftDoneAtMs!)
+        )
+        const empty = sampler.sampled.emptyAtMs.find((at) => at >= from)
+        return { liftDoneAtMs: from, drainedAfterMs: empty === undefined ? undefined : empty - from }
       }),
       finalPending,
       finalDrainMs,

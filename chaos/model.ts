@@ -83,7 +83,10 @@ export interface RateFinding {
 export interface BacklogReport {
   readonly maxPending: number
   readonly maxPendingAtMs: number | undefined
-  /** Per Kafka lift: ms from the lift done to the first sample with nothing pending (undefined: never). */
+  /**
+   * Per Kafka lift: ms from the moment Kafka and MongoDB were both back (`liftDoneAtMs`) to the first
+   * sample with nothing pending (undefined: never).
+   */
   readonly drains: ReadonlyArray<{ readonly liftDoneAtMs: number; readonly drainedAfterMs: number | undefined }>
   /** The wait before shutdown: pending at its start and how long until 0 (undefined: not within the bound). */
   readonly finalPending: number

@@ -169,7 +169,9 @@ from \`/health\`). Every breaker was CLOSED again at ${seconds(report.allClosedA
 | duplicates | MongoDB ${tickets.duplicatedInMongo} (must be 0); Kafka ${tickets.duplicatedInKafka} keys with more than one message, ${tickets.extraKafkaMessages} extra messages (reported, not failed: see below) |
 | tickets read back | Kafka ${tickets.inKafka} keys, MongoDB ${tickets.inMongo} documents |
 | outbox backlog | at most ${backlog.maxPending} pending (at ${seconds(backlog.maxPendingAtMs)}); empty ${
-    backlog.drains.map((d) => `${seconds(d.drainedAfterMs)} after the Kafka lift at ${seconds(d.liftDoneAtMs)}`).join(
+    backlog.drains.map((d) =>
+      `${seconds(d.drainedAfterMs)} after Kafka (and MongoDB) were back at ${seconds(d.liftDoneAtMs)}`
+    ).join(
       ", "
     )
   }; ${backlog.finalPending} pending when the load stopped, empty ${
@@ -230,7 +232,9 @@ How each is checked:
   found or not RUNNING (no worker runs in the rig, so a started workflow stays RUNNING unless terminated).
   The same is read for every 502 and reported apart (see above).
 - (d) \`/health\`'s \`outbox.pending\` sampled every ${HEALTH_EVERY_MS} ms: the first sample at 0 after each
-  Kafka lift is done, within ${seconds(backlog.boundMs)} (the breaker's first probe comes within its 2 s
+  Kafka lift is done (or after MongoDB's, if MongoDB was still out then: the relay reads its backlog there), within ${
+    seconds(backlog.boundMs)
+  } (the breaker's first probe comes within its 2 s
   open period, then the relay publishes batch after batch); before shutdown, the service is kept up (the
   load stopped) until \`outbox.pending\` is 0, within the same bound, and no ticket is left marked pending
   in MongoDB.

@@ -254,7 +254,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             (m.liftDoneAtMs ?? 0) > f.liftDoneAtMs!
           ).map((m) => m.liftDoneAtMs!)
         )
-        const empty = sampler.sampled.emptyAtMs.find((at) => at >= from)
+        // Drained once every ticket pending at `from` is gone: nothing pending, or only tickets written since.
+        const empty = sampler.sampled.backlog.find((b) =>
+          b.at >= from && (b.pending === 0 || b.oldestMs + HEALTH_EVERY_MS < b.at - from)
+        )?.at
         return { liftDoneAtMs: from, drainedAfterMs: empty === undefined ? undefined : empty - from }
       }),
       finalPending,

@@ -232,7 +232,7 @@ export const warmUp = async (service: Service, load: Load): Promise<void> => {
 
 interface HealthBody {
   readonly breakers: ReadonlyArray<{ name: string; state: string }>
-  readonly outbox?: { readonly pending?: unknown }
+  readonly outbox?: { readonly pending?: unknown; readonly oldestPendingSeconds?: unknown }
 }
 
 /** What the sampler saw; read at any time. */
@@ -242,8 +242,8 @@ export interface Sampled {
   latestPending: number | undefined
   maxPending: number
   maxPendingAtMs: number | undefined
-  /** Sample times (ms from the load's start) at which nothing was pending. */
-  readonly emptyAtMs: Array<number>
+  /** Every backlog sample: time (ms from the load's start), pending, age of the oldest pending ticket (ms). */
+  readonly backlog: Array<{ readonly at: number; readonly pending: number; readonly oldestMs: number }>
   maxNotClosed: number
   maxNotClosedFailFast: number
   maxOpenFailFast: number
@@ -268,7 +268,7 @@ export const startSampler = (service: Service, now: () => number): Sampler => {
     latestPending: undefined,
     maxPending: 0,
     maxPendingAtMs: undefined,
-    emptyAtMs: [],
+    backlog: [],
     maxNotClosed: 0,
     maxNotClosedFailFast: 0,
     maxOpenFailFast: 0,
@@ -292,7 +292,8 @@ export const startSampler = (service: Service, now: () => number): Sampler => {
         s.maxPending = pending
         s.maxPendingAtMs = at
       }
-      if (pending === 0) s.emptyAtMs.push(at)
+      const oldest = health.outbox?.oldestPendingSeconds
+      s.backlog.push({ at, pending, oldestMs: typeof oldest === "number" ? oldest * 1000 : 0 })
     }
     if (!CIRCUITS.every((c) => states[c] === "closed")) s.allClosedSince = undefined
     else s.allClosedSince ??= at

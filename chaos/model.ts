@@ -85,7 +85,7 @@ export interface BacklogReport {
   readonly maxPendingAtMs: number | undefined
   /**
    * Per Kafka lift: ms from the moment Kafka and MongoDB were both back (`liftDoneAtMs`) to the first
-   * sample with nothing pending (undefined: never).
+   * sample where every ticket pending then was published (undefined: never).
    */
   readonly drains: ReadonlyArray<{ readonly liftDoneAtMs: number; readonly drainedAfterMs: number | undefined }>
   /** The wait before shutdown: pending at its start and how long until 0 (undefined: not within the bound). */

@@ -231,7 +231,8 @@ How each is checked:
   Kafka, and \`plan-<id>\` described with a plain \`@temporalio/client\` against the rig's Temporal is not
   found or not RUNNING (no worker runs in the rig, so a started workflow stays RUNNING unless terminated).
   The same is read for every 502 and reported apart (see above).
-- (d) \`/health\`'s \`outbox.pending\` sampled every ${HEALTH_EVERY_MS} ms: the first sample at 0 after each
+- (d) \`/health\`'s \`outbox\` sampled every ${HEALTH_EVERY_MS} ms: the first sample with nothing pending, or
+  only tickets younger than the lift (\`oldestPendingSeconds\`; the load goes on, so new tickets keep arriving), after each
   Kafka lift is done (or after MongoDB's, if MongoDB was still out then: the relay reads its backlog there), within ${
     seconds(backlog.boundMs)
   } (the breaker's first probe comes within its 2 s

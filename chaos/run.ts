@@ -20,7 +20,7 @@
  */
 
 /** The highest no-fault rate `--find-rate` measured on the project's 2-core machine (docs/reliability.md, "Rate"). */
-const SUSTAINED_RATE = 20
+const SUSTAINED_RATE = 30
 const FIND_RATES = [5, 10, 20, 30, 40, 60, 80, 120]
 
 const number = (name: string, fallback: number): number => {

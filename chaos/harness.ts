@@ -10,6 +10,11 @@
  * load.ts (the load and the /health sampler), faults.ts (the schedule), readback.ts and
  * invariants.ts (what the servers hold, checked), report.ts (summary and markdown).
  *
+ * Not covered: a SIGKILL of the service itself mid-run (issue 14's (e)). `startService` boots the
+ * service in this process, so killing it would end the run; it needs a child process that boots
+ * `App.make` from the same config, prints its port, streams its JSON log lines back (for the
+ * transition and defect checks) and is killed and started again against the same rig.
+ *
  * Everything is bounded: every wait has a deadline, every server, proxy, timer and the service
  * itself are stopped in `finally`, and everything listens on 127.0.0.1.
  */

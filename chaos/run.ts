@@ -7,15 +7,21 @@
  * server in turn, then checks the invariants from the servers themselves, prints
  * the results and writes docs/reliability.md. Exits 1 when an invariant fails.
  *
- * Needs `gc()` for the memory check, so without `--expose-gc` it runs itself
- * again with the flag.
+ * `npm run chaos -- --find-rate`: no faults; raises the rate step by step and prints the
+ * highest the rig sustains on this machine, then runs the schedule at half of it.
+ *
+ * Needs `gc()` for the memory check (`npm run` passes `--expose-gc`).
  *
  * Environment:
  * - `CHAOS_DURATION_MS`: the schedule's length (default 150000)
- * - `CHAOS_RATE`: plans per second (default 20)
+ * - `CHAOS_RATE`: plans per second (default: half of `SUSTAINED_RATE`)
  * - `CHAOS_SEED`: repeat a run's plans and fault jitter
  * - `CHAOS_OUT`: where to write the report (default docs/reliability.md; `-` for nowhere)
  */
+
+/** The highest no-fault rate `--find-rate` measured on the project's 2-core machine (docs/reliability.md, "Rate"). */
+const SUSTAINED_RATE = 30
+const FIND_RATES = [5, 10, 20, 30, 40, 60, 80, 120]
 
 const number = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -28,26 +34,38 @@ const number = (name: string, fallback: number): number => {
   return value
 }
 
-// `npm run` passes --expose-gc: every measurement starts from a collected heap.
+const args = process.argv.slice(2)
+const unknown = args.filter((a) => a !== "--find-rate")
+if (unknown.length > 0) {
+  console.error(`chaos: unknown argument ${unknown.join(" ")}; the only one is --find-rate`)
+  process.exit(2)
+}
+// Every memory measurement starts from a collected heap.
 if (typeof globalThis.gc !== "function") throw new Error("run with node --expose-gc (npm run does)")
-const { runChaos } = await import("./harness.ts")
+const { findRate, runChaos } = await import("./harness.ts")
 const out = process.env["CHAOS_OUT"]
 const durationMs = number("CHAOS_DURATION_MS", 150_000)
-const rate = number("CHAOS_RATE", 20)
 const seed = process.env["CHAOS_SEED"] === undefined ? undefined : number("CHAOS_SEED", 1)
-const command = [
-  "npm run chaos",
-  ...["CHAOS_DURATION_MS", "CHAOS_RATE", "CHAOS_SEED"].flatMap((name) =>
-    process.env[name] === undefined ? [] : [`${name}=${process.env[name]}`]
-  )
-]
 try {
+  const rateFinding = args.includes("--find-rate") ? await findRate({ rates: FIND_RATES }) : undefined
+  if (rateFinding !== undefined) {
+    console.log(`chaos: highest rate held without faults: ${rateFinding.sustained} plans/s`)
+  }
+  const rate = number("CHAOS_RATE", Math.max(1, (rateFinding?.sustained ?? SUSTAINED_RATE) / 2))
+  const command = [
+    ...["CHAOS_DURATION_MS", "CHAOS_RATE", "CHAOS_SEED"].flatMap((name) =>
+      process.env[name] === undefined ? [] : [`${name}=${process.env[name]}`]
+    ),
+    "npm run chaos",
+    ...(args.length > 0 ? ["--", ...args] : [])
+  ]
   const report = await runChaos({
     durationMs,
     rate,
     seed,
+    rateFinding,
     writeReport: out === "-" ? false : out ?? true,
-    command: command.length === 1 ? command[0] : `${command.slice(1).join(" ")} ${command[0]}`
+    command: command.join(" ")
   })
   process.exitCode = report.ok ? 0 : 1
 } catch (error) {

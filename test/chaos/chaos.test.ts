@@ -6,11 +6,11 @@
  * Invariants only: nothing here depends on how fast a loaded machine is.
  */
 import { describe, expect, it } from "vitest"
-import { runChaos } from "./harness.ts"
+import { runChaos } from "../../chaos/harness.ts"
 
 describe("chaos under load (short)", () => {
   it(
-    "no ticket lost or duplicated, every failure typed, every breaker closed again, metrics and logs agree",
+    "no accepted ticket lost, none refused for Kafka, refused plans leave nothing, the outbox drains, every breaker closes",
     async () => {
       const report = await runChaos({
         durationMs: 40_000,
@@ -22,38 +22,48 @@ describe("chaos under load (short)", () => {
       })
       const invariants = Object.fromEntries(report.invariants.map((i) => [i.id, i]))
       const check = (id: string) =>
-        expect(invariants[id]?.ok, `(${id}) ${invariants[id]?.name}: ${invariants[id]?.detail}`)
-          .toBe(true)
+        expect(invariants[id]?.ok, `(${id}) ${invariants[id]?.name}: ${invariants[id]?.detail}`).toBe(true)
 
-      // (a) every accepted ticket is in Kafka and in MongoDB exactly once
+      // (a) every accepted ticket is in Kafka (Kafka duplicates are allowed) and in MongoDB exactly once
       check("a")
       expect(report.tickets.lost).toBe(0)
-      expect(report.tickets.duplicated).toBe(0)
+      expect(report.tickets.duplicatedInMongo).toBe(0)
       expect(report.requests.accepted).toBeGreaterThan(0)
-      // (b) every other plan got 502/503 with a typed step report
+      // (b) no plan refused or failed because of Kafka, though Kafka was down: its tickets were queued
       check("b")
-      expect(report.requests.violations).toBe(0)
-      expect(report.requests.rejected + report.requests.failed).toBeGreaterThan(0)
-      // (c) no call outlived its timeout
+      expect(report.requests.queued).toBe(report.requests.accepted)
+      expect(report.circuits.find((c) => c.circuit === "kafka_producer")?.trips).toBeGreaterThan(0)
+      // (c) plans not accepted left no ticket and no RUNNING workflow
       check("c")
-      expect(report.latency.max).toBeLessThanOrEqual(report.latencyBoundMs)
-      // (d) no unhandled rejection, uncaught exception or logged defect
+      expect(report.leftovers.checked).toBe(report.requests.rejected + report.requests.failed)
+      expect(report.leftovers.checked).toBeGreaterThan(0)
+      // (d) the outbox drained after Kafka came back, and before shutdown
       check("d")
-      // (e) every breaker CLOSED at the end
+      expect(report.backlog.maxPending).toBeGreaterThan(0)
+      expect(report.backlog.pendingInMongo).toBe(0)
+      // (e) every plan answered 202, or 502/503 with a typed step report
       check("e")
-      // (f) metrics agree with the logged transitions, and every breaker did trip
+      expect(report.requests.violations).toBe(0)
+      // (f) no call outlived its timeout
       check("f")
-      for (const circuit of report.circuits) expect(circuit.trips, circuit.circuit).toBeGreaterThan(0)
-      // (g) memory back to its baseline
+      expect(report.latency.max).toBeLessThanOrEqual(report.latencyBoundMs)
+      // (g) no unhandled rejection, uncaught exception or logged defect
       check("g")
-      // (h) two fail-fast breakers out at once
+      // (h) every breaker CLOSED at the end
       check("h")
-      expect(report.overlap.maxNotClosedFailFast).toBeGreaterThanOrEqual(2)
-      // (i) the schedule ran: every fault injected and lifted
+      // (i) metrics agree with the logged transitions, and every breaker did trip
       check("i")
+      for (const circuit of report.circuits) expect(circuit.trips, circuit.circuit).toBeGreaterThan(0)
+      // (j) memory back to its baseline
+      check("j")
+      // (k) two fail-fast breakers out at once
+      check("k")
+      expect(report.overlap.maxNotClosedFailFast).toBeGreaterThanOrEqual(2)
+      // (l) the schedule ran: every fault injected and lifted
+      check("l")
       expect(report.faults.every((f) => f.injectedAtMs !== undefined && f.liftDoneAtMs !== undefined)).toBe(true)
       expect(report.ok).toBe(true)
     },
-    240_000
+    300_000
   )
 })

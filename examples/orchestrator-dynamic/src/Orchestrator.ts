@@ -265,7 +265,25 @@ export class Orchestrator extends Context.Service<Orchestrator, {
                 : logFailed("workflow", plan.id, e)),
             Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
+          // Compensation: a refused plan's workflow must not run. Best effort, and a workflow that never
+          // started (not found) is as good as terminated.
+          const terminate = (why: string) =>
+            temporal.getWorkflowHandle(workflowId).pipe(
+              Effect.flatMap((handle) => handle.terminate(why)),
+              Effect.as(true),
+              Effect.catchTag("TemporalError", (e) => e.reason === "NotFound" ? Effect.succeed(true) : Effect.fail(e)),
+              Effect.catch((e) =>
+                Effect.as(
+                  Effect.logError("plan_compensation_failed").pipe(
+                    Effect.annotateLogs({ plan_id: plan.id, workflow_id: workflowId, error: e._tag })
+                  ),
+                  false
+                )
+              )
+            )
           if (!isOk(workflow)) {
+            // A start that failed with an unknown outcome (a deadline, a cut connection) may have started it.
+            if (workflow.status === "failed") yield* terminate("plan refused: its workflow start did not answer")
             return report(workflow, notRun, notRun)
           }
 
@@ -284,19 +302,14 @@ export class Orchestrator extends Context.Service<Orchestrator, {
             Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
           if (!isOk(persistence)) {
-            // Compensation: the plan is refused, so its workflow must not run.
-            const compensated = yield* temporal.getWorkflowHandle(workflowId).pipe(
-              Effect.flatMap((handle) => handle.terminate("plan refused: its ticket could not be stored")),
-              Effect.as(true),
-              Effect.catch((e) =>
-                Effect.as(
-                  Effect.logError("plan_compensation_failed").pipe(
-                    Effect.annotateLogs({ plan_id: plan.id, workflow_id: workflowId, error: e._tag })
-                  ),
-                  false
-                )
+            // An insert that failed with an unknown outcome may have stored the ticket: take it back before
+            // the relay publishes it (best effort: with MongoDB down it stays, and is published).
+            if (persistence.status === "failed") {
+              yield* Effect.ignore(
+                store.deleteOne(settings.ticketsCollection, { _id: ticketId, "outbox.state": "pending" } as never)
               )
-            )
+            }
+            const compensated = yield* terminate("plan refused: its ticket could not be stored")
             return report(
               {
                 status: "skipped",

@@ -210,4 +210,32 @@ describe("Machine", () => {
     Machine.complete(m, Machine.admit(m, 0), "slow", 0)
     expect(Machine.state(m)).toBe("Open") // a slow call counts as a failure
   })
+
+  it("a result admitted before a forced open and a reset changes nothing after them", () => {
+    const m = Machine.make(settings(), 0)
+    const late = Machine.admit(m, 0)
+    Machine.forceOpen(m, 1)
+    Machine.reset(m, 2)
+    Machine.complete(m, late, "failure", 3)
+    expect(Machine.failures(m, 3)).toBe(0)
+  })
+
+  it("the initial phase is CLOSED and Normal unless told otherwise", () => {
+    expect(Machine.initialPhase(7)).toEqual({ _tag: "Closed", mode: "Normal", generation: 0, since: 7 })
+    expect(Machine.initialPhase(7, "Disabled")).toMatchObject({ _tag: "Closed", mode: "Disabled" })
+  })
+
+  it("each transition names its reason", () => {
+    const { m, transitions } = tripped()
+    Machine.complete(m, Machine.admit(m, 1_000), "failure", 1_000)
+    Machine.expire(m, m.phase.current.generation, 3_000)
+    Machine.complete(m, Machine.admit(m, 3_000), "success", 3_000)
+    expect(transitions.map((t) => `${t.from}->${t.to}:${t.reason}`)).toEqual([
+      "Closed->Open:Tripped",
+      "Open->HalfOpen:OpenElapsed",
+      "HalfOpen->Open:ProbeFailed",
+      "Open->HalfOpen:OpenElapsed",
+      "HalfOpen->Closed:ProbesSucceeded"
+    ])
+  })
 })

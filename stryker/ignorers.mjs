@@ -20,8 +20,11 @@ export const strykerPlugins = [
       ) {
         return "message text of an error (not a contract); see docs/testing.md"
       }
+      // `Object.defineProperty(Error.prototype, "stack", { get() { ... } })`
       if (
-        path.isObjectMethod({ kind: "get" }) && path.node.key.type === "Identifier" && path.node.key.name === "stack"
+        path.isCallExpression() && path.node.callee.type === "MemberExpression" &&
+        path.node.callee.property.name === "defineProperty" && path.node.arguments[1]?.type === "StringLiteral" &&
+        path.node.arguments[1].value === "stack"
       ) {
         return "one-line stack text of an error (not a contract); see docs/testing.md"
       }

@@ -238,4 +238,15 @@ describe("Machine", () => {
       "HalfOpen->Closed:ProbesSucceeded"
     ])
   })
+
+  it("reset closes an OPEN or HALF_OPEN breaker and reports it", () => {
+    const { m, transitions } = tripped()
+    expect(Machine.reset(m, 10)).toBe(true)
+    expect(m.phase.current).toMatchObject({ _tag: "Closed", mode: "Normal", since: 10 })
+    const { m: probing } = tripped()
+    Machine.expire(probing, 1, 1_000)
+    expect(Machine.reset(probing, 1_000)).toBe(true)
+    expect(Machine.state(probing)).toBe("Closed")
+    expect(transitions.at(-1)).toMatchObject({ from: "Open", to: "Closed", reason: "Reset" })
+  })
 })

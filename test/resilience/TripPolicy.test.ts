@@ -114,6 +114,16 @@ describe("TripPolicy values", () => {
 })
 
 describe("TripPolicy.failureRate at its edges", () => {
+  it("after a reset the old outcomes are gone, also once the ring is full again", () => {
+    const counter = TripPolicy.failureRate({ threshold: 0.5, size: 2 }).counter()
+    counter.failure(0)
+    counter.failure(0)
+    counter.reset()
+    expect([counter.success(0), counter.success(0)]).toEqual([false, false])
+    expect(counter.success(0)).toBe(false) // [S S]: a stale failure in the ring would show here
+    expect(counter.failures(0)).toBe(0)
+  })
+
   it("decides as soon as minimumCalls calls were recorded", () => {
     const counter = TripPolicy.failureRate({ threshold: 1, size: 10, minimumCalls: 3 }).counter()
     expect([counter.failure(0), counter.failure(0), counter.failure(0)]).toEqual([false, false, true])
@@ -131,6 +141,12 @@ describe("TripPolicy.failureRateOverTime buckets", () => {
     expect(counter.failures(1_249)).toBe(3)
     expect(counter.failures(1_500)).toBe(1) // [250, 750) left at once; [750, 1000) is still inside
     expect(counter.failures(1_750)).toBe(0)
+  })
+
+  it("below the threshold it stays closed, however many calls", () => {
+    const counter = TripPolicy.failureRateOverTime({ threshold: 0.5, window: 1_000, minimumCalls: 2 }).counter()
+    expect([counter.success(0), counter.success(1), counter.failure(2)]).toEqual([false, false, false])
+    expect(counter.failure(3)).toBe(true) // 2 of 4
   })
 
   it("a success also moves the window before it is counted", () => {

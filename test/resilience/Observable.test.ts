@@ -442,3 +442,19 @@ describe("CircuitBreaker: the combinators in both forms", () => {
     assert.strictEqual(CircuitBreaker.consecutive, TripPolicy.consecutive)
   })
 })
+
+describe("CircuitBreaker: a breaker whose scope closed", () => {
+  it.effect("publishes nothing more: its open period's timer stops with it", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const breaker = yield* Scope.provide(scope)(
+        CircuitBreaker.make({ name: "c", failMax: 1, recoveryTimeout: "1 second" })
+      )
+      const seen: Array<string> = []
+      yield* breaker.listen({ onTransition: (t) => seen.push(t.to) })
+      yield* trip(breaker, 1)
+      yield* Scope.close(scope, Exit.void)
+      yield* TestClock.adjust("1 minute")
+      assert.deepStrictEqual(seen, ["Open"])
+    }))
+})

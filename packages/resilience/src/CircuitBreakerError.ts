@@ -121,6 +121,6 @@ export const makeRejection = (
   error.circuit = circuit
   error.state = state
   error.reason = reason
-  error.retryAfter = retryAfterMillis === Infinity ? Duration.infinity : Duration.millis(retryAfterMillis)
+  error.retryAfter = Duration.millis(retryAfterMillis) // Infinity (forced open) gives Duration.infinity
   return error
 }

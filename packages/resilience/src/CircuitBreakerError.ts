@@ -91,8 +91,8 @@ export class CircuitBreakerOptionsError extends Data.TaggedError("CircuitBreaker
   }
 }
 
+// Strings come out quoted by JSON.stringify; undefined and symbols, which it skips, by String.
 const describeValue = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "function") return "a function"
   if (typeof value === "number" && !Number.isFinite(value)) return String(value)
   try {

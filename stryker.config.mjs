@@ -12,7 +12,6 @@ export default {
   testFiles: ["test/resilience/**/*.test.ts"],
   mutate: ["packages/resilience/src/**/*.ts", "!packages/resilience/src/index.ts"],
   coverageAnalysis: "perTest",
-  concurrency: 2,
   timeoutMS: 10_000,
   ignorePatterns: ["reports", "build", "bench", "chaos", "docs", ".ci"],
   reporters: ["clear-text", "progress", "html", "json"],

@@ -294,6 +294,18 @@ describe("CircuitBreaker: listeners", () => {
       assert.strictEqual(calls.length, 5)
     }))
 
+  it.effect("a listener that leaves takes only itself away", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "c" })
+      const seen: Array<string> = []
+      const first = yield* Scope.make()
+      yield* Scope.provide(first)(breaker.listen({ onCall: (o) => seen.push(`1:${o}`) }))
+      yield* breaker.listen({ onCall: (o) => seen.push(`2:${o}`) })
+      yield* Scope.close(first, Exit.void)
+      yield* ok.pipe(withBreaker(breaker))
+      assert.deepStrictEqual(seen, ["2:success"])
+    }))
+
   it.effect("two annotators both see every call; each leaves with its own scope", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1 })

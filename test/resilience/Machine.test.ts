@@ -136,4 +136,117 @@ describe("Machine", () => {
     const { opened } = tripped(settings({ schedule: (n) => n * 100 }))
     expect(opened).toEqual([[1, 100]])
   })
+
+  it("retryAfter counts down to 0 and never below; it is 0 outside OPEN", () => {
+    const { m } = tripped()
+    expect(Machine.retryAfter(m, 400)).toBe(600)
+    expect(Machine.retryAfter(m, 5_000)).toBe(0) // period over, not yet expired
+    expect(Machine.retryAfter(Machine.make(settings(), 0), 0)).toBe(0)
+  })
+
+  it("mode and failures read the current phase and counter", () => {
+    const m = Machine.make(settings(), 0, "Disabled")
+    expect(Machine.mode(m)).toBe("Disabled")
+    expect(Machine.state(m)).toBe("Closed")
+    const { m: open } = tripped()
+    expect(Machine.mode(open)).toBe("Normal")
+    expect(Machine.failures(open, 0)).toBe(2)
+  })
+
+  it("forcing open keeps the count of openings in a row; from CLOSED it is 0", () => {
+    const { m } = tripped()
+    Machine.forceOpen(m, 10)
+    expect(m.phase.current).toMatchObject({ _tag: "Open", mode: "ForcedOpen", openings: 1, until: Infinity, since: 10 })
+    const closed = Machine.make(settings(), 0)
+    Machine.forceOpen(closed, 0)
+    expect(closed.phase.current).toMatchObject({ openings: 0 })
+    expect(Machine.mode(closed)).toBe("ForcedOpen")
+  })
+
+  it("a forced-open breaker never expires and ignores results; reset closes it with counts forgotten", () => {
+    const r = recorder()
+    const m = Machine.make(settings(), 0, "Normal", r.hooks)
+    Machine.complete(m, Machine.admit(m, 0), "failure", 0)
+    Machine.forceOpen(m, 1)
+    const generation = m.phase.current.generation
+    Machine.expire(m, generation, Number.MAX_SAFE_INTEGER)
+    Machine.complete(m, generation, "failure", 2)
+    expect(Machine.state(m)).toBe("Open")
+    expect(r.opened).toEqual([]) // forcing open starts no open period
+    expect(Machine.failures(m, 2)).toBe(1)
+    expect(Machine.reset(m, 3)).toBe(true)
+    expect(Machine.failures(m, 3)).toBe(0)
+    expect(m.phase.current).toEqual({ _tag: "Closed", mode: "Normal", generation: generation + 1, since: 3 })
+  })
+
+  it("disabling a breaker that is OPEN or HALF_OPEN closes it; reset of a closed one forgets the failures", () => {
+    const { m } = tripped()
+    expect(Machine.disable(m, 5)).toBe(true)
+    expect(m.phase.current).toMatchObject({ _tag: "Closed", mode: "Disabled", since: 5 })
+    expect(Machine.failures(m, 5)).toBe(0)
+    const closed = Machine.make(settings(), 0)
+    Machine.complete(closed, Machine.admit(closed, 0), "failure", 0)
+    expect(Machine.reset(closed, 1)).toBe(false)
+    expect(Machine.failures(closed, 1)).toBe(0)
+    expect(closed.phase.current.generation).toBe(0) // no transition
+  })
+
+  it("HALF_OPEN counts successes below the threshold and admits no more than permits", () => {
+    const { m } = tripped(settings({ permits: 3, successThreshold: 3 }))
+    const probes = [Machine.admit(m, 1_000), Machine.admit(m, 1_000), Machine.admit(m, 1_000)]
+    expect(Machine.admit(m, 1_000)).toBe(Machine.REJECTED)
+    Machine.complete(m, probes[0]!, "success", 1_000)
+    Machine.complete(m, probes[1]!, "success", 1_000)
+    expect(m.phase.current).toMatchObject({ _tag: "HalfOpen", admitted: 3, successes: 2 })
+    Machine.complete(m, probes[2]!, "success", 1_001)
+    expect(m.phase.current).toMatchObject({ _tag: "Closed", since: 1_001 })
+  })
+
+  it("an ignored outcome while CLOSED leaves the count alone", () => {
+    const m = Machine.make(settings(), 0)
+    Machine.complete(m, Machine.admit(m, 0), "failure", 0)
+    Machine.complete(m, Machine.admit(m, 0), "ignored", 0)
+    expect(Machine.failures(m, 0)).toBe(1)
+    Machine.complete(m, Machine.admit(m, 0), "slow", 0)
+    expect(Machine.state(m)).toBe("Open") // a slow call counts as a failure
+  })
+
+  it("a result admitted before a forced open and a reset changes nothing after them", () => {
+    const m = Machine.make(settings(), 0)
+    const late = Machine.admit(m, 0)
+    Machine.forceOpen(m, 1)
+    Machine.reset(m, 2)
+    Machine.complete(m, late, "failure", 3)
+    expect(Machine.failures(m, 3)).toBe(0)
+  })
+
+  it("the initial phase is CLOSED and Normal unless told otherwise", () => {
+    expect(Machine.initialPhase(7)).toEqual({ _tag: "Closed", mode: "Normal", generation: 0, since: 7 })
+    expect(Machine.initialPhase(7, "Disabled")).toMatchObject({ _tag: "Closed", mode: "Disabled" })
+  })
+
+  it("each transition names its reason", () => {
+    const { m, transitions } = tripped()
+    Machine.complete(m, Machine.admit(m, 1_000), "failure", 1_000)
+    Machine.expire(m, m.phase.current.generation, 3_000)
+    Machine.complete(m, Machine.admit(m, 3_000), "success", 3_000)
+    expect(transitions.map((t) => `${t.from}->${t.to}:${t.reason}`)).toEqual([
+      "Closed->Open:Tripped",
+      "Open->HalfOpen:OpenElapsed",
+      "HalfOpen->Open:ProbeFailed",
+      "Open->HalfOpen:OpenElapsed",
+      "HalfOpen->Closed:ProbesSucceeded"
+    ])
+  })
+
+  it("reset closes an OPEN or HALF_OPEN breaker and reports it", () => {
+    const { m, transitions } = tripped()
+    expect(Machine.reset(m, 10)).toBe(true)
+    expect(m.phase.current).toMatchObject({ _tag: "Closed", mode: "Normal", since: 10 })
+    const { m: probing } = tripped()
+    Machine.expire(probing, 1, 1_000)
+    expect(Machine.reset(probing, 1_000)).toBe(true)
+    expect(Machine.state(probing)).toBe("Closed")
+    expect(transitions.at(-1)).toMatchObject({ from: "Open", to: "Closed", reason: "Reset" })
+  })
 })

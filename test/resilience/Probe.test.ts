@@ -172,4 +172,61 @@ describe("CircuitBreaker: idle recovery with a probe", () => {
       assert.strictEqual(yield* Fiber.join(fiber), "ok")
       assert.strictEqual(yield* breaker.state, "Closed")
     }))
+
+  it.effect("with a callTimeout the probe is bounded by it, like a call, not by probeTimeout", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      const breaker = yield* CircuitBreaker.make({
+        name: "c",
+        failMax: 1,
+        recoveryTimeout: "10 seconds",
+        callTimeout: "20 seconds",
+        probe: Effect.andThen(Deferred.succeed(started, undefined), Effect.never)
+      })
+      yield* trip(breaker, 1)
+      yield* TestClock.adjust("11 seconds")
+      yield* Deferred.await(started)
+      yield* TestClock.adjust("10 seconds") // the default probeTimeout would have ended it here
+      assert.strictEqual(yield* breaker.state, "HalfOpen")
+      yield* TestClock.adjust("10 seconds")
+      const snapshot = yield* breaker.snapshot
+      assert.strictEqual(snapshot.state, "Open")
+      assert.match(snapshot.lastError ?? "", /timed out after 20s/)
+    }))
+
+  it.effect("the default probeTimeout is 10 seconds", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: "c",
+        failMax: 1,
+        recoveryTimeout: "10 seconds",
+        probe: Effect.never
+      })
+      yield* trip(breaker, 1)
+      yield* TestClock.adjust("11 seconds") // open period and the default 1 s grace
+      yield* TestClock.adjust("9999 millis")
+      assert.strictEqual(yield* breaker.state, "HalfOpen")
+      yield* TestClock.adjust("1 millis")
+      assert.strictEqual(yield* breaker.state, "Open")
+    }))
+
+  it.effect("a probe runs only while the trial is idle: not while a call holds the permit", () =>
+    Effect.gen(function*() {
+      const runs = yield* Ref.make(0)
+      const breaker = yield* CircuitBreaker.make({
+        name: "c",
+        failMax: 1,
+        recoveryTimeout: "10 seconds",
+        probe: Ref.update(runs, (n) => n + 1)
+      })
+      yield* trip(breaker, 1)
+      yield* TestClock.adjust("10 seconds")
+      const call = yield* Effect.forkChild(Effect.sleep("5 seconds").pipe(withBreaker(breaker)))
+      yield* TestClock.adjust("4 seconds") // four graces pass while the call holds the only permit
+      assert.strictEqual(yield* Ref.get(runs), 0)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(call)
+      assert.strictEqual(yield* breaker.state, "Closed")
+      assert.strictEqual(yield* Ref.get(runs), 0)
+    }))
 })

@@ -443,7 +443,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
     const scope = yield* Scope.Scope
     const breaker = new BreakerImpl(
       options,
-      schedule === undefined ? settings : { ...settings, machine: { ...settings.machine, schedule } },
+      { ...settings, machine: { ...settings.machine, schedule } },
       clock,
       context
     )

@@ -91,8 +91,8 @@ export class CircuitBreakerOptionsError extends Data.TaggedError("CircuitBreaker
   }
 }
 
+// Strings come out quoted by JSON.stringify; undefined and symbols, which it skips, by String.
 const describeValue = (value: unknown): string => {
-  if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "function") return "a function"
   if (typeof value === "number" && !Number.isFinite(value)) return String(value)
   try {
@@ -121,6 +121,6 @@ export const makeRejection = (
   error.circuit = circuit
   error.state = state
   error.reason = reason
-  error.retryAfter = retryAfterMillis === Infinity ? Duration.infinity : Duration.millis(retryAfterMillis)
+  error.retryAfter = Duration.millis(retryAfterMillis) // Infinity (forced open) gives Duration.infinity
   return error
 }

@@ -223,8 +223,9 @@ export const make = (
   now: number,
   mode: Mode = "Normal",
   hooks: Hooks = noHooks,
-  phase: Cell<Phase> = { current: initialPhase(now, mode) }
+  phase: Cell<Phase> = {} as Cell<Phase>
 ): Machine => {
+  // A given cell (the breaker's Ref) starts from the initial phase too.
   phase.current = initialPhase(now, mode)
   return { settings, counter: settings.policy.counter(), phase, hooks }
 }
@@ -313,9 +314,8 @@ const halfOpen = (m: Machine, from: Open, now: number): void =>
  */
 export const expire = (m: Machine, generation: number, now: number): void => {
   const phase = m.phase.current
-  if (phase._tag === "Open" && phase.generation === generation && phase.mode === "Normal" && now >= phase.until) {
-    halfOpen(m, phase, now)
-  }
+  // A forced-open breaker never expires: its `until` is Infinity.
+  if (phase._tag === "Open" && phase.generation === generation && now >= phase.until) halfOpen(m, phase, now)
 }
 
 /**
@@ -326,17 +326,18 @@ export const expire = (m: Machine, generation: number, now: number): void => {
  * @category transitions
  */
 export const admit = (m: Machine, now: number): number => {
-  let phase = m.phase.current
+  const phase = m.phase.current
   if (phase._tag === "Closed") return phase.generation
   if (phase._tag === "Open") {
-    if (phase.mode !== "Normal" || now < phase.until) return REJECTED
+    // Forced open: `until` is Infinity.
+    if (now < phase.until) return REJECTED
     // The caller that ends the open period takes the first permit.
     halfOpen(m, phase, now)
-    phase = m.phase.current
   }
-  if (phase._tag !== "HalfOpen" || phase.admitted >= m.settings.permits) return REJECTED
-  m.phase.current = { ...phase, admitted: phase.admitted + 1 }
-  return phase.generation
+  const probing = m.phase.current as HalfOpen
+  if (probing.admitted >= m.settings.permits) return REJECTED
+  m.phase.current = { ...probing, admitted: probing.admitted + 1 }
+  return probing.generation
 }
 
 /**
@@ -370,9 +371,7 @@ export const complete = (m: Machine, generation: number, outcome: Outcome, now: 
       }
       return
     }
-    case "Open":
-      // OPEN admits nothing under its own generation.
-      return
+      // OPEN admits nothing under its own generation: no result can carry it.
   }
 }
 

@@ -148,8 +148,8 @@ export const failureRate = (options: FailureRateOptions): FailureRate => {
       return {
         success: () => push(0),
         failure: () => push(1),
+        // The ring needs no clearing: once `recorded` is back to 0 a slot is written before it is read again.
         reset: () => {
-          ring.fill(0)
           next = 0
           recorded = 0
           failed = 0
@@ -226,15 +226,13 @@ export const failureRateOverTime = (options: FailureRateOverTimeOptions): Failur
       const advance = (now: number) => {
         const index = Math.floor(now / bucketMillis)
         if (index <= head) return
-        // Clear the buckets that the new head reuses (at most all of them); fresh counters are already zero.
-        if (head >= 0) {
-          for (let i = 0, stale = Math.min(index - head, bucketCount); i < stale; i++) {
-            const slot = (index - i) % bucketCount
-            totalCalls -= calls[slot]!
-            totalFails -= fails[slot]!
-            calls[slot] = 0
-            fails[slot] = 0
-          }
+        // Clear the buckets that the new head reuses (at most all of them).
+        for (let i = 0, stale = Math.min(index - head, bucketCount); i < stale; i++) {
+          const slot = (index - i) % bucketCount
+          totalCalls -= calls[slot]!
+          totalFails -= fails[slot]!
+          calls[slot] = 0
+          fails[slot] = 0
         }
         head = index
       }

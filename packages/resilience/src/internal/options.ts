@@ -44,8 +44,8 @@ type Bad = (option: string, value: unknown, expected: string) => CircuitBreakerO
 
 const checks = (bad: Bad) => ({
   integer: (option: string, value: unknown, min: number): number | CircuitBreakerOptionsError =>
-    typeof value === "number" && Number.isSafeInteger(value) && value >= min
-      ? value
+    Number.isSafeInteger(value) && (value as number) >= min
+      ? value as number
       : bad(option, value, `an integer >= ${min}`),
   ratio: (option: string, value: unknown): number | CircuitBreakerOptionsError =>
     typeof value === "number" && value > 0 && value <= 1 ? value : bad(option, value, "a number in (0, 1]"),
@@ -62,13 +62,10 @@ const checks = (bad: Bad) => ({
   }
 })
 
+// `Duration.fromInput` never throws: a value it cannot read is `None`.
 const toMillis = (value: Duration.Input): number => {
-  try {
-    const decoded = Duration.fromInput(value)
-    return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
-  } catch {
-    return NaN
-  }
+  const decoded = Duration.fromInput(value)
+  return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
 }
 
 /**
@@ -144,7 +141,7 @@ export const validate = (options: Options): ValidSettings | CircuitBreakerOption
   }
   const probeGrace = duration("probeGrace", options.probeGrace, defaults.probeGraceMillis)
   if (typeof probeGrace !== "number") return probeGrace
-  const probeTimeout = duration("probeTimeout", options.probeTimeout, callTimeout ?? defaults.probeTimeoutMillis)
+  const probeTimeout = duration("probeTimeout", options.probeTimeout, defaults.probeTimeoutMillis)
   if (typeof probeTimeout !== "number") return probeTimeout
   for (const option of ["enabled", "throwOnTrip"] as const) {
     const value = options[option]

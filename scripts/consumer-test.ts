@@ -109,6 +109,14 @@ const readmePrograms = (): ReadonlyArray<{ readonly name: string; readonly code:
     .filter((block) => block.annotation === "run")
     .map((block) => ({ name: `readme-${block.line}`, code: block.code }))
 
+/**
+ * The OTLP trace exporters pin the OpenTelemetry SDK packages to exact versions, so a user whose own
+ * `@opentelemetry/resources` or `sdk-trace-base` differs gets the exporter's copy beside it. That is
+ * harmless (no global state lives there; `@opentelemetry/api`, which holds it, must be one copy and
+ * is checked), so these two are not held to one copy.
+ */
+const pinnedByExporters = new Set(["effect", "@opentelemetry/resources", "@opentelemetry/sdk-trace-base"])
+
 const checkOneCopy = (dir: string, names: ReadonlyArray<string>): void => {
   for (const name of names) {
     let out = ""
@@ -189,7 +197,11 @@ const scenario = (
 
   say(`[${name}] npm install in ${dir}: ${Object.entries(peers).map(([p, v]) => `${p}@${v}`).join(" ")}`)
   run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], { cwd: dir })
-  checkOneCopy(dir, ["effect", "@neural-hive/resilience", ...Object.keys(peers).filter((p) => p !== "effect")])
+  checkOneCopy(dir, [
+    "effect",
+    "@neural-hive/resilience",
+    ...Object.keys(peers).filter((p) => !pinnedByExporters.has(p))
+  ])
 
   say(`[${name}] tsc (strict, nodenext, skipLibCheck false)`)
   typecheck(dir, name)

@@ -115,7 +115,7 @@ const readmePrograms = (): ReadonlyArray<{ readonly name: string; readonly code:
  * harmless (no global state lives there; `@opentelemetry/api`, which holds it, must be one copy and
  * is checked), so these two are not held to one copy.
  */
-const pinnedByExporters = new Set(["effect", "@opentelemetry/resources", "@opentelemetry/sdk-trace-base"])
+const pinnedByExporters = new Set(["@opentelemetry/resources", "@opentelemetry/sdk-trace-base"])
 
 const checkOneCopy = (dir: string, names: ReadonlyArray<string>): void => {
   for (const name of names) {

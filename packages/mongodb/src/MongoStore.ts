@@ -249,6 +249,7 @@ export type MongoStoreResult<A> = Effect.Effect<A, MongoStoreError | CircuitBrea
  * @category services
  */
 export class MongoStore extends Context.Service<MongoStore, {
+  /** Inserts one document; a duplicate `_id` or unique key fails with `DuplicateKey` (never counted). */
   readonly insertOne: <T extends Document = Document>(
     collection: string,
     document: OptionalUnlessRequiredId<T>,
@@ -260,6 +261,7 @@ export class MongoStore extends Context.Service<MongoStore, {
     filter: Filter<T>,
     options?: Omit<FindOptions, "timeoutMode">
   ) => MongoStoreResult<Option.Option<WithId<T>>>
+  /** Updates the first matching document. */
   readonly updateOne: <T extends Document = Document>(
     collection: string,
     filter: Filter<T>,
@@ -273,6 +275,7 @@ export class MongoStore extends Context.Service<MongoStore, {
     update: UpdateFilter<T> | ReadonlyArray<Document>,
     options?: UpdateOptions
   ) => MongoStoreResult<UpdateResult<T>>
+  /** Deletes the first matching document. */
   readonly deleteOne: <T extends Document = Document>(
     collection: string,
     filter: Filter<T>,

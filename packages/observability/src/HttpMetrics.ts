@@ -130,6 +130,7 @@ export interface Options {
  * @category models
  */
 export interface Recorder {
+  /** Records one answered request: its method, path (mapped to a bounded route), status and duration. */
   readonly record: (method: string, path: string, status: number, seconds: number) => void
   /** The `route` label of a path. */
   readonly route: (path: string) => string

@@ -298,6 +298,7 @@ export interface Totals {
  * @category models
  */
 export interface Listener {
+  /** Every transition of the breaker, synchronously, in order. */
   readonly onTransition?: ((transition: Transition) => void) | undefined
   /**
    * Every call's outcome and duration. The duration is `NaN` for a call that
@@ -376,6 +377,7 @@ export interface CircuitBreaker {
 export interface Unsafe {
   /** Admission: a generation to pass to `settle`, or a `CircuitBreakerError` to throw. */
   admit(): number | CircuitBreakerError
+  /** Records the outcome of a call admitted with `generation` (from `admit`), started at `startedAt` (from `now`). */
   settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown): void
   /**
    * Settles a call that threw or rejected with `error`, classified like every
@@ -389,11 +391,13 @@ export interface Unsafe {
     error: unknown,
     isFailure?: ((error: unknown) => boolean) | undefined
   ): unknown
+  /** The breaker's Clock, in milliseconds. */
   now(): number
   /** The breaker's `callTimeout` in milliseconds, if it has one. */
   readonly callTimeoutMillis: number | undefined
   /** The current state, without allocating (an elapsed open period reads as HALF_OPEN). */
   state(): State
+  /** The breaker's state and counts now (an elapsed open period reads as HALF_OPEN). */
   snapshot(): Snapshot
   /** The machine's phase as it is (openings, generation, `until`), for a fleet agent. */
   phase(): Machine.Phase

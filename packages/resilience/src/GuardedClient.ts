@@ -72,6 +72,7 @@ export interface Options<Client, E> {
   readonly span: {
     readonly prefix: string
     readonly kind?: Tracer.SpanKind | undefined
+    /** The span's attributes for a call's `detail` (collection, workflow id...). */
     readonly attributes: (detail: string | undefined) => Record<string, unknown>
   }
   /**
@@ -253,7 +254,9 @@ export const layers = <I, S, Options, E>(
   tag: Context.Service<I, S>,
   make: (options: Options) => Effect.Effect<S, E, Scope.Scope>
 ): {
+  /** The integration's layer from its options. */
   readonly layer: (options: Options) => Layer.Layer<I, E>
+  /** The integration's layer from options that may each be a `Config`. */
   readonly layerConfig: (options: Config.Wrap<Options>) => Layer.Layer<I, E | Config.ConfigError>
 } => ({
   layer: (options) => Layer.effect(tag, make(options)),

@@ -176,6 +176,7 @@ export const openDuration = (settings: Settings, openings: number): number =>
  * @category models
  */
 export interface Hooks {
+  /** Each transition, right after the phase changed. */
   onTransition(transition: Transition): void
   /** Called with the generation and the open duration each time the breaker opens by policy. */
   onOpen(generation: number, durationMillis: number): void

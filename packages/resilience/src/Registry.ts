@@ -32,8 +32,10 @@ import { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
  * @category registry
  */
 export class Registry extends Context.Service<Registry, {
+  /** Adds a breaker under its name for the life of the scope; a name already taken fails. */
   readonly register: (breaker: CircuitBreaker) => Effect.Effect<void, CircuitBreakerOptionsError, Scope.Scope>
   readonly breakers: Effect.Effect<ReadonlyArray<CircuitBreaker>>
+  /** The breaker registered under `name`, if any. */
   readonly get: (name: string) => Effect.Effect<Option.Option<CircuitBreaker>>
   readonly snapshots: Effect.Effect<ReadonlyArray<Snapshot>>
   /**

@@ -72,9 +72,16 @@ export * as TripPolicy from "./TripPolicy.ts"
 export { redact, redactCause, redactError } from "./Redact.ts"
 
 /**
+ * The skeleton the client integrations share: a client behind a breaker, retired while it is open,
+ * with a deadline, a span and an idle probe.
+ *
+ * @since 0.2.0
+ */
+export * as GuardedClient from "./GuardedClient.ts"
+
+/**
  * The YAML configuration (circuits by name), with environment overrides and validation.
  *
  * @since 0.1.0
  */
-export * as GuardedClient from "./GuardedClient.ts"
 export * as ResilienceConfig from "./ResilienceConfig.ts"

@@ -284,14 +284,17 @@ export interface WorkflowHandle {
   /** The run seen when the handle was made: the first run for `startWorkflow`, the current one for `getWorkflowHandle`. */
   readonly runId: string | undefined
   readonly describe: Effect.Effect<WorkflowExecutionDescription, TemporalError | CircuitBreakerError>
+  /** Runs a query on the workflow; needs a worker polling its task queue. */
   readonly query: <R, Args extends Array<any> = []>(
     query: QueryDefinition<R, Args> | string,
     ...args: Args
   ) => Effect.Effect<R, TemporalError | CircuitBreakerError>
+  /** Sends a signal to the workflow. */
   readonly signal: <Args extends Array<any> = []>(
     signal: SignalDefinition<Args> | string,
     ...args: Args
   ) => Effect.Effect<void, TemporalError | CircuitBreakerError>
+  /** Terminates the workflow run, with a reason for its history. */
   readonly terminate: (reason?: string) => Effect.Effect<void, TemporalError | CircuitBreakerError>
 }
 
@@ -324,10 +327,12 @@ export class TemporalClient extends Context.Service<TemporalClient, {
     query: QueryDefinition<R, Args> | string,
     ...args: Args
   ) => Effect.Effect<R, TemporalError | CircuitBreakerError>
+  /** Describes a workflow (its status, type, task queue, start time) by id, and run id if given. */
   readonly describeWorkflow: (
     workflowId: string,
     runId?: string
   ) => Effect.Effect<WorkflowExecutionDescription, TemporalError | CircuitBreakerError>
+  /** Sends a signal to a workflow by id, without making a handle first. */
   readonly signalWorkflow: <Args extends Array<any> = []>(
     workflowId: string,
     signal: SignalDefinition<Args> | string,

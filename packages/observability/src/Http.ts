@@ -63,7 +63,7 @@ import { ServiceName } from "./ServiceName.ts"
 // -----------------------------------------------------------------------------
 
 /**
- * The default port, the seed's.
+ * The default port, the Orchestrator Dynamic's.
  *
  * @since 0.1.0
  * @category constants

@@ -2,7 +2,7 @@
  * Everything at once: metrics, transition logs and the HTTP endpoints for
  * every breaker of the `CircuitBreaker.Registry`.
  *
- * **Example** (The seed's service: metrics, JSON logs and port 8000)
+ * **Example** (The Orchestrator Dynamic service: metrics, JSON logs and port 8000)
  *
  * ```ts
  * import { Layer } from "effect"

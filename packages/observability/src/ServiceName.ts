@@ -2,7 +2,7 @@
  * The `service` every metric, log line and `/health` report carries.
  *
  * Each layer of this package takes a `service` option; without one it reads
- * this reference, whose default is the seed's `orchestrator-dynamic`. Set it
+ * this reference, whose default is the Orchestrator Dynamic's `orchestrator-dynamic`. Set it
  * once for the whole program with `ServiceName.layer("my-service")`.
  *
  * **Example** (Naming the service once for every layer)
@@ -22,7 +22,7 @@ import * as Context from "effect/Context"
 import * as Layer from "effect/Layer"
 
 /**
- * The seed's service name.
+ * The Orchestrator Dynamic's service name.
  *
  * @since 0.1.0
  * @category constants

@@ -42,7 +42,7 @@ import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
-import { type ModeLabel, modeLabel, type StateLabel, stateLabel } from "./internal/labels.ts"
+import { type ModeLabel, modeLabel, reasonLabel, type StateLabel, stateLabel } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
 // -----------------------------------------------------------------------------
@@ -153,7 +153,7 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
             last.set(breaker.name, {
               from: stateLabel[transition.from],
               to: stateLabel[transition.to],
-              reason: reasons[transition.reason],
+              reason: reasonLabel[transition.reason],
               at: new Date(transition.at).toISOString()
             })
             lastSent.set(breaker.name, transition.at)
@@ -231,17 +231,6 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
 // -----------------------------------------------------------------------------
 // internals
 // -----------------------------------------------------------------------------
-
-const reasons: Record<CircuitBreaker.Transition["reason"], string> = {
-  Tripped: "tripped",
-  ProbeFailed: "probe_failed",
-  OpenElapsed: "open_elapsed",
-  ProbesSucceeded: "probes_succeeded",
-  ForcedOpen: "forced_open",
-  Disabled: "disabled",
-  Reset: "reset",
-  Remote: "remote"
-}
 
 const event = (name: string, data: unknown): string => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`
 

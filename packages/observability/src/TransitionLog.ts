@@ -33,7 +33,7 @@ import { CircuitBreaker } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import { seconds, stateLabel } from "./internal/labels.ts"
+import { reasonLabel, seconds, stateLabel } from "./internal/labels.ts"
 import * as Logging from "./Logging.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -76,17 +76,6 @@ export interface Annotations {
   readonly last_error?: string | null
 }
 
-const reasons: Record<CircuitBreaker.Transition["reason"], string> = {
-  Tripped: "tripped",
-  ProbeFailed: "probe_failed",
-  OpenElapsed: "open_elapsed",
-  ProbesSucceeded: "probes_succeeded",
-  ForcedOpen: "forced_open",
-  Disabled: "disabled",
-  Reset: "reset",
-  Remote: "remote"
-}
-
 /**
  * The annotations logged for `transition` of `breaker`.
  *
@@ -102,7 +91,7 @@ export const annotations = (
   circuit: breaker.name,
   from: stateLabel[transition.from],
   to: stateLabel[transition.to],
-  reason: reasons[transition.reason],
+  reason: reasonLabel[transition.reason],
   failures: transition.failures,
   retry_after_seconds: seconds(transition.retryAfterMillis),
   ...(transition.to === "Open" ? { last_error: transition.lastError ?? null } : {})

@@ -34,3 +34,15 @@ export const modeLabel: Record<CircuitBreaker.Mode, ModeLabel> = {
 
 /** Milliseconds to seconds; `null` for the unbounded wait of a forced-open breaker. @internal */
 export const seconds = (millis: number): number | null => Number.isFinite(millis) ? millis / 1000 : null
+
+/** A transition's reason as logs and the board show it (snake case, as the Python service's events). @internal */
+export const reasonLabel: Record<CircuitBreaker.Transition["reason"], string> = {
+  Tripped: "tripped",
+  ProbeFailed: "probe_failed",
+  OpenElapsed: "open_elapsed",
+  ProbesSucceeded: "probes_succeeded",
+  ForcedOpen: "forced_open",
+  Disabled: "disabled",
+  Reset: "reset",
+  Remote: "remote"
+}

@@ -200,7 +200,7 @@ const scenario = (
   checkOneCopy(dir, [
     "effect",
     "@neural-hive/resilience",
-    ...Object.keys(peers).filter((p) => !pinnedByExporters.has(p))
+    ...Object.keys(peers).filter((p) => p !== "effect" && !pinnedByExporters.has(p))
   ])
 
   say(`[${name}] tsc (strict, nodenext, skipLibCheck false)`)

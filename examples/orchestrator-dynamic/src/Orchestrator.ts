@@ -132,8 +132,9 @@ const isOk = (step: StepReport) => step.status === "ok" || step.status === "skip
 
 /** A fail-fast breaker that refuses calls now (OPEN, forced open): the plan is refused before any side effect. */
 const refusing = (breaker: CircuitBreaker.CircuitBreaker): StepReport | undefined => {
+  // The state alone on every plan (no allocation); the full snapshot only when the plan is refused.
+  if (breaker.unsafe.state() !== "Open") return undefined
   const snapshot = breaker.unsafe.snapshot()
-  if (snapshot.state !== "Open") return undefined
   return {
     status: "rejected",
     circuit: snapshot.name,

@@ -10,10 +10,8 @@
  * load.ts (the load and the /health sampler), faults.ts (the schedule), readback.ts and
  * invariants.ts (what the servers hold, checked), report.ts (summary and markdown).
  *
- * Not covered: a SIGKILL of the service itself mid-run (issue 14's (e)). `startService` boots the
- * service in this process, so killing it would end the run; it needs a child process that boots
- * `App.make` from the same config, prints its port, streams its JSON log lines back (for the
- * transition and defect checks) and is killed and started again against the same rig.
+ * The service runs in this process (its heap is measured); a SIGKILL of the service itself is
+ * the crash scenario's (crash.ts), which runs the service in its own process (process.ts).
  *
  * Everything is bounded: every wait has a deadline, every server, proxy, timer and the service
  * itself are stopped in `finally`, and everything listens on 127.0.0.1.
@@ -241,7 +239,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // --- what the servers hold ----------------------------------------------------------------
     const outcomes = load.outcomes
     const notAccepted = outcomes.filter((o) => o.kind !== "accepted")
-    const kafka = await readKafka(rig.kafkaProxy.address, 90_000)
+    const { counts: kafka, differing: kafkaDiffering } = await readKafka(rig.kafkaProxy.address, 90_000)
     const mongo = await readMongo(`mongodb://127.0.0.1:${rig.mongodb.port}/`)
     const workflows = await readWorkflows(rig.temporal.endpoint, notAccepted.map((o) => `plan-${o.id}`), 120_000)
 
@@ -284,6 +282,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       tickets,
       mongo,
       kafkaKeys: kafka.size,
+      kafkaDiffering,
       leftovers,
       backlog,
       latency: { maxMs: slowest?.latencyMs ?? 0, slowest, bound },

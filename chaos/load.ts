@@ -98,6 +98,8 @@ export interface Load {
   readonly counts: () => { readonly sent: number; readonly inFlight: number; readonly notSent: number }
   /** Sends one plan now (warm-up); resolves with its answer. */
   readonly one: () => Promise<void>
+  /** Sends a plan already sent again, same id and body (what a client does when it got no answer); not recorded. */
+  readonly retry: (id: string) => Promise<Outcome>
   /** Starts the fixed-rate loop; times in outcomes count from here. */
   readonly start: (rate: number) => void
   /** Stops the loop (the plans in flight go on). */
@@ -127,47 +129,53 @@ export const makeLoad = (options: LoadOptions): Load => {
   let running = false
   let timer: NodeJS.Timeout | undefined
 
+  const bodies = new Map<string, string>()
+
+  /** One POST of `body`; a request that got no HTTP answer (refused, reset, timed out) is a `violation` with status 0. */
+  const post = async (id: string, body: string, sentAtMs: number): Promise<Outcome> => {
+    const started = performance.now()
+    try {
+      const response = await fetch(`${options.service.base}/plans`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body,
+        signal: AbortSignal.timeout(options.clientTimeoutMs)
+      })
+      const text = await response.text()
+      return {
+        id,
+        sentAtMs,
+        status: response.status,
+        latencyMs: performance.now() - started,
+        ...classify(response.status, text)
+      }
+    } catch (error) {
+      const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : ""
+      return {
+        id,
+        sentAtMs,
+        status: 0,
+        latencyMs: performance.now() - started,
+        kind: "violation",
+        why: undefined,
+        circuit: undefined,
+        queued: false,
+        steps: "",
+        violation: `no HTTP answer: ${error instanceof Error ? error.message : String(error)}${cause}`
+      }
+    }
+  }
+
   const submit = (): Promise<void> => {
     const id = `${options.idPrefix}-${String(++sequence).padStart(6, "0")}`
     const steps = STEP_NAMES.slice(0, 1 + Math.floor(options.random() * STEP_NAMES.length))
-    const sentAtMs = performance.now() - t0
+    const body = JSON.stringify({ id, steps })
     sent.add(id)
+    bodies.set(id, body)
     inFlight++
-    const started = performance.now()
-    const request = (async () => {
-      let outcome: Outcome
-      try {
-        const response = await fetch(`${options.service.base}/plans`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ id, steps }),
-          signal: AbortSignal.timeout(options.clientTimeoutMs)
-        })
-        const text = await response.text()
-        outcome = {
-          id,
-          sentAtMs,
-          status: response.status,
-          latencyMs: performance.now() - started,
-          ...classify(response.status, text)
-        }
-      } catch (error) {
-        const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : ""
-        outcome = {
-          id,
-          sentAtMs,
-          status: 0,
-          latencyMs: performance.now() - started,
-          kind: "violation",
-          why: undefined,
-          circuit: undefined,
-          queued: false,
-          steps: "",
-          violation: `no HTTP answer: ${error instanceof Error ? error.message : String(error)}${cause}`
-        }
-      }
+    const request = post(id, body, performance.now() - t0).then((outcome) => {
       outcomes.push(outcome)
-    })().finally(() => {
+    }).finally(() => {
       inFlight--
       inFlightDone.delete(request)
     })
@@ -202,6 +210,11 @@ export const makeLoad = (options: LoadOptions): Load => {
     sent,
     counts: () => ({ sent: sequence, inFlight, notSent }),
     one: submit,
+    retry: (id) => {
+      const body = bodies.get(id)
+      if (body === undefined) throw new Error(`chaos: retry of a plan never sent: ${id}`)
+      return post(id, body, performance.now() - t0)
+    },
     start,
     stop: () => {
       running = false

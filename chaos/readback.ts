@@ -8,8 +8,18 @@ import { MongoClient } from "mongodb"
 import { until } from "../test/support/time.ts"
 import { DATABASE, TICKETS, TOPIC, within } from "./model.ts"
 
-/** Every key in the topic, counted: a fresh consumer group from the beginning, until the end offsets seen first. */
-export const readKafka = async (broker: string, deadlineMs: number): Promise<Map<string, number>> => {
+export interface KafkaKeys {
+  /** Messages per key. */
+  readonly counts: Map<string, number>
+  /** Keys with more than one message whose values are not all the same bytes (a duplicate a consumer cannot collapse). */
+  readonly differing: Array<string>
+}
+
+/**
+ * Every key in the topic, counted, and whether each key's messages carry the same value: a fresh consumer group
+ * from the beginning, until the end offsets seen first.
+ */
+export const readKafka = async (broker: string, deadlineMs: number): Promise<KafkaKeys> => {
   const kafka = new Kafka({
     clientId: "chaos-readback",
     brokers: [broker],
@@ -28,7 +38,9 @@ export const readKafka = async (broker: string, deadlineMs: number): Promise<Map
     await within(admin.disconnect(), 10_000, "kafka admin disconnect").catch(() => undefined)
   }
   const counts = new Map<string, number>()
-  if ([...ends.values()].every((high) => high === 0)) return counts
+  const values = new Map<string, string>()
+  const differing = new Set<string>()
+  if ([...ends.values()].every((high) => high === 0)) return { counts, differing: [] }
   const reached = new Map<number, number>()
   const consumer = kafka.consumer({ groupId: `chaos-readback-${process.pid}-${Date.now()}` })
   try {
@@ -39,6 +51,10 @@ export const readKafka = async (broker: string, deadlineMs: number): Promise<Map
       eachMessage: async ({ message, partition }) => {
         const key = message.key === null ? "(null)" : message.key.toString()
         counts.set(key, (counts.get(key) ?? 0) + 1)
+        const value = message.value === null ? "(null)" : message.value.toString("base64")
+        const first = values.get(key)
+        if (first === undefined) values.set(key, value)
+        else if (first !== value) differing.add(key)
         reached.set(partition, Number(message.offset) + 1)
       }
     })
@@ -55,7 +71,7 @@ export const readKafka = async (broker: string, deadlineMs: number): Promise<Map
   } finally {
     await within(consumer.disconnect(), 15_000, "kafka consumer disconnect").catch(() => undefined)
   }
-  return counts
+  return { counts, differing: [...differing] }
 }
 
 export interface MongoTickets {

@@ -33,13 +33,36 @@ export const summary = (report: ChaosReport): string =>
   ].join("\n")
 
 /** Writes `markdown` to `target` (`true`: docs/reliability.md), keeping the hand-written sections; returns the file. */
-export const writeReport = (markdown: string, target: true | string): string => {
-  const file = typeof target === "string"
+const reportFile = (target: true | string): string =>
+  typeof target === "string"
     ? target
     : path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../docs/reliability.md")
+
+/** The hand-written part of docs/reliability.md, kept below the generated sections. */
+const KEPT = "\n## Bad input and abuse"
+
+export const writeReport = (markdown: string, target: true | string): string => {
+  const file = reportFile(target)
   const previous = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
-  const kept = previous.indexOf("\n## Bad input and abuse")
-  fs.writeFileSync(file, kept === -1 ? markdown : `${markdown.trimEnd()}\n${previous.slice(kept)}`)
+  const kept = previous.indexOf(KEPT)
+  // The crash scenario's section, run apart (`--crash`), is kept too.
+  const crash = previous.indexOf(`\n${CRASH_HEADING}`)
+  const tail = crash !== -1 ? previous.slice(crash) : kept !== -1 ? previous.slice(kept) : ""
+  fs.writeFileSync(file, tail === "" ? markdown : `${markdown.trimEnd()}\n${tail}`)
+  return file
+}
+
+export const CRASH_HEADING = "## The service process killed: SIGKILL and restart"
+
+/** Writes (or replaces) the crash scenario's section, just above the hand-written part. */
+export const writeCrashSection = (section: string, target: true | string): string => {
+  const file = reportFile(target)
+  const previous = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : ""
+  const start = previous.indexOf(`\n${CRASH_HEADING}`)
+  const kept = previous.indexOf(KEPT)
+  const head = start !== -1 ? previous.slice(0, start) : kept !== -1 ? previous.slice(0, kept) : previous
+  const tail = kept !== -1 ? previous.slice(kept) : ""
+  fs.writeFileSync(file, `${head.trimEnd()}\n\n${section.trimEnd()}\n${tail}`)
   return file
 }
 
@@ -253,9 +276,8 @@ How each is checked:
 - (k) \`/health\` sampled every ${HEALTH_EVERY_MS} ms.
 - (l) each injection and lift ran without error (a restart counts once the server answers).
 
-Not covered yet: a SIGKILL of the service process itself mid-run (issue 14's (e)). The service runs in the
-harness's process, so killing it would kill the run; it needs the service in a child process (see
-\`chaos/harness.ts\`).
+A SIGKILL of the service process itself is the crash scenario's, below (its own rig, the service in
+its own process).
 
 ## What earlier runs found
 

@@ -71,11 +71,17 @@ const container = (manifests: ReadonlyArray<Manifest>) => one(manifests, "Deploy
 const env = (manifests: ReadonlyArray<Manifest>) =>
   new Map<string, any>(container(manifests).env.map((e: any) => [e.name, e]))
 
+/** The `groups` of an alert rules file of the repository. */
+const groups = (file: string) =>
+  Yaml.parse(fs.readFileSync(path.join(root, file), "utf8")).groups as ReadonlyArray<unknown>
+
 describe("Helm chart", () => {
-  it("carries the alert rules and the dashboard of packages/observability byte for byte (node deploy/sync-chart-files.mjs)", () => {
+  it("carries the packages' alert rules and the dashboard byte for byte (node deploy/sync-chart-files.mjs)", () => {
     for (
       const [source, copy] of [
         ["packages/observability/alerts/circuit-breakers.rules.yml", "files/circuit-breakers.rules.yml"],
+        ["packages/outbox/alerts/outbox.rules.yml", "files/outbox.rules.yml"],
+        ["packages/fleet/alerts/fleet.rules.yml", "files/fleet.rules.yml"],
         ["packages/observability/dashboards/circuit-breakers.json", "files/circuit-breakers.json"]
       ]
     ) {
@@ -145,19 +151,26 @@ describe("Helm chart", () => {
     expect(vars.get("OTEL_EXPORTER_OTLP_PROTOCOL").value).toBe("http/protobuf")
   })
 
-  it("the rendered PrometheusRule is the alert file, and promtool accepts it", () => {
-    const rule = one(render(), "PrometheusRule")
-    const source = Yaml.parse(
-      fs.readFileSync(path.join(root, "packages/observability/alerts/circuit-breakers.rules.yml"), "utf8")
-    )
-    expect(rule.spec).toEqual(source)
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-rule-"))
-    const file = path.join(dir, "rules.yml")
-    fs.writeFileSync(file, Yaml.stringify(rule.spec))
-    const run = promtool(["check", "rules", file])
-    fs.rmSync(dir, { recursive: true, force: true })
-    expect(run.status, run.output).toBe(0)
-    expect(run.output).toMatch(/SUCCESS: \d+ rules found/)
+  it("the rendered PrometheusRule holds the breakers' and the outbox's alert groups (and the fleet's when on), and promtool accepts it", () => {
+    const breakers = groups("packages/observability/alerts/circuit-breakers.rules.yml")
+    const outbox = groups("packages/outbox/alerts/outbox.rules.yml")
+    const fleet = groups("packages/fleet/alerts/fleet.rules.yml")
+    for (
+      const [values, expected] of [
+        [[], [...breakers, ...outbox]],
+        [["values-fleet.yaml"], [...breakers, ...outbox, ...fleet]]
+      ] as const
+    ) {
+      const rule = one(render(...values), "PrometheusRule")
+      expect(rule.spec).toEqual({ groups: expected })
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-rule-"))
+      const file = path.join(dir, "rules.yml")
+      fs.writeFileSync(file, Yaml.stringify(rule.spec))
+      const run = promtool(["check", "rules", file])
+      fs.rmSync(dir, { recursive: true, force: true })
+      expect(run.status, run.output).toBe(0)
+      expect(run.output).toMatch(/SUCCESS: \d+ rules found/)
+    }
   })
 
   it("the rendered ConfigMap's circuitBreaker block loads through the config loader, as the example's file does", async () => {

@@ -327,8 +327,8 @@ export const crashMarkdown = (r: CrashReport, command: string): string => {
 
 \`${command}\` (seed ${r.seed}), ${r.rate} plans/s for ${r.durationMs / 1000} s, load average at the end ${
     r.loadAverage.map((l) => l.toFixed(1)).join(" ")
-  }. The service is the example's own entry point in its own process, configured by environment
-variables, against private Redis, Kafka, Temporal and MongoDB behind fault proxies. Kafka refuses
+  }.
+The service is the example's own entry point in its own process, configured by environment variables, against private Redis, Kafka, Temporal and MongoDB behind fault proxies. Kafka refuses
 connections from 15 % of the run; at 35 % the process is SIGKILLed with a backlog in the outbox and
 started again at once; at 55 % Kafka comes back slow (+${SLOW_KAFKA_MS} ms each way) and the process is
 SIGKILLed again as soon as the relay's first publication shows in MongoDB, mid-drain, then started

@@ -127,6 +127,11 @@ and that every breaker came back. The program is \`chaos/\` (\`harness.ts\` runs
 version at 8 plans/s runs in \`npm test\` (\`test/chaos/chaos.test.ts\`) and does not write this file. See
 docs/testing.md, "Chaos", and docs/outbox.md for the pattern checked here.
 
+Then the same command kills the service itself: the crash scenario (\`chaos/crash.ts\`, section "The
+service process killed" below) runs the example's real entry point as its own process, SIGKILLs it twice
+under load and starts it again, and checks that nothing was lost or duplicated beyond what the message key
+collapses (its 30-second version: \`test/chaos/crash.test.ts\`).
+
 This file is written by the run it describes.
 
 ## Rate

@@ -22,7 +22,13 @@ export const dependencies = (config: AppConfig.AppConfig, settings: Orchestrator
     OrchestratorConfig.toBreakerOptions(dependency, settings[dependency])
   const kafka = config.kafkaBrokers === undefined
     ? Embedded.kafka(settings)
-    : KafkaProducer.layer({ brokers: config.kafkaBrokers, clientId: config.service, breaker: breaker("kafka") })
+    : KafkaProducer.layer({
+      brokers: config.kafkaBrokers,
+      clientId: config.service,
+      // The relay's producer: kafkajs's retry inside a send never writes a ticket twice.
+      idempotent: true,
+      breaker: breaker("kafka")
+    })
   const temporal = config.temporalAddress === undefined
     ? Embedded.temporal(settings)
     : TemporalClient.layer({

@@ -491,6 +491,14 @@ class ManagedServer implements ServerHandle {
 
   pause(): void {
     this.#signal("SIGSTOP")
+    // SIGSTOP takes effect asynchronously (each thread stops on its next trip through the kernel): return only
+    // once the process is stopped, so nothing sent after pause() can be answered.
+    const pid = this.#running!.child.pid!
+    const tick = new Int32Array(new SharedArrayBuffer(4))
+    for (let waited = 0; !isStopped(pid); waited++) {
+      if (waited >= 2_000) throw new Error(`${this.name}: pid ${pid} not stopped 2 s after SIGSTOP`)
+      Atomics.wait(tick, 0, 0, 1)
+    }
   }
 
   resume(): void {
@@ -507,6 +515,18 @@ class ManagedServer implements ServerHandle {
     if (!running || running.exit) throw new Error(`${this.name} is not running`)
     running.child.kill(signal)
   }
+}
+
+/** `/proc/<pid>/stat` shows the process stopped (`T`); on a system without /proc, assume it is. */
+function isStopped(pid: number): boolean {
+  let stat: string
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  } catch {
+    return true
+  }
+  // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "T"
 }
 
 function makeDir(name: ServerName): string {

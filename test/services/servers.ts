@@ -517,16 +517,25 @@ class ManagedServer implements ServerHandle {
   }
 }
 
-/** `/proc/<pid>/stat` shows the process stopped (`T`); on a system without /proc, assume it is. */
+/** Every thread of the process is stopped (`T` in `/proc/<pid>/task/<tid>/stat`); without /proc, assume so. */
 function isStopped(pid: number): boolean {
-  let stat: string
+  let tasks: Array<string>
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    tasks = fs.readdirSync(`/proc/${pid}/task`)
   } catch {
     return true
   }
-  // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
-  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "T"
+  return tasks.every((tid) => {
+    let stat: string
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8")
+    } catch {
+      return true // the thread ended
+    }
+    // The state follows the command name, which is in parentheses and may itself hold spaces or parentheses.
+    const state = stat.charAt(stat.lastIndexOf(")") + 2)
+    return state === "T" || state === "t" || state === "Z" || state === "X"
+  })
 }
 
 function makeDir(name: ServerName): string {

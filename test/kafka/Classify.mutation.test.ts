@@ -113,6 +113,9 @@ describe("classify: unusual shapes", () => {
     // A known kafkajs error is decided by its name, whatever code it carries.
     const named = classify({ name: "KafkaJSRequestTimeoutError", code: "ECONNRESET" })
     assert.strictEqual(named.reason, "Timeout")
+    // And whatever protocol type it carries.
+    const typed = classify({ name: "KafkaJSRequestTimeoutError", type: "MESSAGE_TOO_LARGE" })
+    assert.deepStrictEqual([typed.reason, typed.brokerFailure], ["Timeout", true])
   })
 
   it("a protocol type that is not a string is no protocol error", () => {

@@ -284,6 +284,94 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
       assert.deepStrictEqual([snapshot.state, snapshot.mode, snapshot.totals.trips], ["Closed", "Disabled", 1])
     }))
 
+  it.effect("an adopted opening later in time: the period counts from now, in a new generation, mode Normal", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 5, recoveryTimeout: "30 seconds" })
+      yield* TestClock.adjust("1 second")
+      const before = breaker.unsafe.phase().generation
+      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 4_000, openings: 1 }))
+      const phase = breaker.unsafe.phase()
+      assert.isAbove(phase.generation, before)
+      assert.deepStrictEqual([phase._tag, phase.mode, phase._tag === "Open" ? phase.until : -1], [
+        "Open",
+        "Normal",
+        5_000
+      ])
+      yield* TestClock.adjust("3999 millis")
+      assert.strictEqual(yield* breaker.state, "Open")
+      yield* TestClock.adjust("1 millis") // the timer was set for the time left, not more
+      assert.strictEqual(yield* breaker.state, "HalfOpen")
+    }))
+
+  it.effect("an OPEN breaker only aligns its period and openings to an adopted one, with no transition", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({
+        name: "c",
+        failMax: 1,
+        recoveryTimeout: "30 seconds",
+        maxOpenDuration: "10 minutes"
+      })
+      const seen: Array<string> = []
+      yield* trip(breaker, 1)
+      yield* breaker.listen({ onTransition: (t) => seen.push(`${t.from}->${t.to}`) })
+      const generation = breaker.unsafe.phase().generation
+      // The same period and openings: nothing to change.
+      assert.isFalse(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 30_000, openings: 1 }))
+      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 30_000, openings: 3 }))
+      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 5_000, openings: 3 }))
+      const phase = breaker.unsafe.phase()
+      assert.deepStrictEqual(
+        [phase.generation, phase._tag === "Open" ? phase.openings : -1, phase._tag === "Open" ? phase.until : -1],
+        [generation, 3, 5_000]
+      )
+      assert.deepStrictEqual(seen, [])
+      yield* TestClock.adjust("5 seconds") // the aligned period ends by the clock
+      assert.strictEqual(yield* breaker.state, "HalfOpen")
+      // The next failed probe reopens as the fourth opening in a row: 30 s doubled three times.
+      yield* Effect.flip(fail().pipe(withBreaker(breaker)))
+      assert.strictEqual((yield* breaker.snapshot).retryAfterMillis, 240_000)
+    }))
+
+  it.effect("a forced-open or disabled breaker ignores an adopted opening and half-opening", () =>
+    Effect.gen(function*() {
+      const forced = yield* CircuitBreaker.make({ name: "f", failMax: 1 })
+      yield* forced.forceOpen
+      assert.isFalse(forced.unsafe.adopt({ _tag: "Open", remainingMillis: 1_000, openings: 1 }))
+      assert.isFalse(forced.unsafe.adopt({ _tag: "HalfOpen" }))
+      assert.isFalse(forced.unsafe.adopt({ _tag: "ForcedOpen" }))
+      assert.strictEqual((yield* forced.snapshot).mode, "ForcedOpen")
+      const disabled = yield* CircuitBreaker.make({ name: "d", failMax: 1 })
+      yield* disabled.disable
+      assert.isFalse(disabled.unsafe.adopt({ _tag: "Open", remainingMillis: 1_000, openings: 1 }))
+      assert.isFalse(disabled.unsafe.adopt({ _tag: "Disabled" }))
+      // Adopting CLOSED ends a disable decided elsewhere.
+      assert.isTrue(disabled.unsafe.adopt({ _tag: "Closed" }))
+      assert.strictEqual((yield* disabled.snapshot).mode, "Normal")
+    }))
+
+  it.effect("adopted modes are reported as Remote; forcing open an OPEN breaker keeps its openings", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1, recoveryTimeout: "10 seconds" })
+      const seen: Array<string> = []
+      yield* breaker.listen({ onTransition: (t) => seen.push(`${t.from}->${t.to}:${t.mode}:${t.reason}`) })
+      yield* trip(breaker, 1)
+      yield* TestClock.adjust("10 seconds")
+      yield* Effect.flip(fail().pipe(withBreaker(breaker))) // the second opening in a row
+      const generation = breaker.unsafe.phase().generation
+      assert.isTrue(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
+      const forced = breaker.unsafe.phase()
+      assert.deepStrictEqual([forced._tag === "Open" ? forced.openings : -1, forced.generation], [2, generation + 1])
+      assert.isTrue(breaker.unsafe.adopt({ _tag: "Disabled" }))
+      assert.isTrue(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
+      const fromClosed = breaker.unsafe.phase()
+      assert.strictEqual(fromClosed._tag === "Open" ? fromClosed.openings : -1, 0)
+      assert.deepStrictEqual(seen.slice(-3), [
+        "Open->Open:ForcedOpen:Remote",
+        "Open->Closed:Disabled:Remote",
+        "Closed->Open:ForcedOpen:Remote"
+      ])
+    }))
+
   it.effect("settings() are the validated options a fleet agent needs", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({

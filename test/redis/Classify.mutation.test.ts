@@ -52,6 +52,13 @@ describe("RedisCache classification", () => {
     assert.strictEqual(classify("boom").error.message, "boom")
   })
 
+  it("a system error code means no connection, whatever the message says; a Node ERR_ code does not", () => {
+    const aborted = classify(Object.assign(new Error("socket hang up"), { code: "ECONNABORTED" }))
+    assert.deepStrictEqual([aborted.reason, aborted.counts], ["Connection", true])
+    const other = classify(Object.assign(new Error("bad argument"), { code: "ERR_INVALID_ARG_TYPE" }))
+    assert.deepStrictEqual([other.reason, other.counts], ["Unknown", true])
+  })
+
   it("anything that is not a RedisError counts", () => {
     assert.isTrue(RedisCache.isServerFailure(new Error("something new")))
     assert.isTrue(RedisCache.isServerFailure(undefined))

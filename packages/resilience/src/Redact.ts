@@ -41,6 +41,8 @@ const copy = (value: unknown, seen: WeakMap<object, unknown>, depth: number): un
   const result: object = Array.isArray(value) ? [] : Object.create(Object.getPrototypeOf(value))
   seen.set(value, result)
   for (const key of Reflect.ownKeys(value)) {
+    // An array's length follows its elements and cannot be redefined (an AggregateError's `errors` is one).
+    if (key === "length" && Array.isArray(result)) continue
     const descriptor = Object.getOwnPropertyDescriptor(value, key)!
     // An own accessor (V8's `stack` may be one) is read once and kept as redacted data.
     const raw = "value" in descriptor ? descriptor.value : (value as Record<PropertyKey, unknown>)[key]

@@ -1,9 +1,13 @@
 /**
  * The live breaker board in a real browser: Debian's Chromium (`.ci/provision.sh` installs it) driven by
  * playwright-core, against the example service run as a process with its embedded dependencies and the
- * fault switch. Saves docs/images/breaker-board.png, shown by docs/getting-started.md.
+ * fault switch. Takes a screenshot of the board with kafka_producer OPEN: into a temporary directory, or
+ * over docs/images/breaker-board.png (shown by docs/getting-started.md) with `NH_UPDATE_SCREENSHOT=1`, so a
+ * test run never changes a tracked file unasked.
  */
-import { existsSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { chromium } from "playwright-core"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
@@ -12,7 +16,11 @@ import { ADMIN_TOKEN, type Service, startService } from "./service.ts"
 const executablePath = process.env["NH_CHROMIUM"] && process.env["NH_CHROMIUM"] !== "missing"
   ? process.env["NH_CHROMIUM"]
   : "/usr/bin/chromium"
-const screenshot = fileURLToPath(new URL("../../docs/images/breaker-board.png", import.meta.url))
+const updateDocs = process.env["NH_UPDATE_SCREENSHOT"] === "1"
+const scratch = updateDocs ? undefined : mkdtempSync(join(tmpdir(), "nh-board-"))
+const screenshot = scratch === undefined
+  ? fileURLToPath(new URL("../../docs/images/breaker-board.png", import.meta.url))
+  : join(scratch, "breaker-board.png")
 
 const post = (service: Service, path: string) =>
   fetch(`${service.url}${path}`, {
@@ -33,6 +41,7 @@ describe("breaker board in Chromium", () => {
   }, 90_000)
   afterAll(async () => {
     await service?.stop()
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true })
   })
 
   it(
@@ -89,6 +98,8 @@ describe("breaker board in Chromium", () => {
         await page.fill("#token", ADMIN_TOKEN)
         assert.isTrue(await page.isVisible(`[data-circuit="kafka_producer"] button[data-action="reset"]`))
         await page.screenshot({ path: screenshot, fullPage: true })
+        // A PNG was written (its 8-byte signature), whatever it shows.
+        assert.deepStrictEqual([...readFileSync(screenshot).subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10])
 
         assert.strictEqual((await post(service, "/faults/kafka/up")).status, 200)
         await page.click(`[data-circuit="kafka_producer"] button[data-action="reset"]`)

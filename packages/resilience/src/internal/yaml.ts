@@ -90,7 +90,7 @@ export const readFile = (path: string, maxBytes: number): Effect.Effect<string, 
       // O_NONBLOCK: if the path was swapped for a FIFO since the stat, opening it must not wait for a writer.
       const handle = await Fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK)
       try {
-        // Only a path swapped since the stat above gets here.
+        // Fails only for a path swapped since the stat above.
         if (!(await handle.stat()).isFile()) return notRegular(path)
         const buffer = Buffer.alloc(maxBytes + 1)
         let length = 0

@@ -28,48 +28,45 @@ export const parse = (
   text: string,
   maxBytes: number
 ): { readonly document: unknown } | { readonly problems: ReadonlyArray<Problem> } => {
-  const bytes = Buffer.byteLength(text, "utf8")
+  const bytes = Buffer.byteLength(text)
   if (bytes > maxBytes) {
     return { problems: [{ key: "(document)", value: `${bytes} bytes`, expected: sizeLimit(maxBytes) }] }
   }
   const lineCounter = new Yaml.LineCounter()
-  const line = (offset: number | undefined) => offset === undefined ? "?" : String(lineCounter.linePos(offset).line)
-  let parsed: Yaml.Document.Parsed
+  const line = (offset: number) => `line ${lineCounter.linePos(offset).line}`
+  // One catch for the parser and the conversion (an alias bomb or an unresolved alias throws in `toJS`).
   try {
     // uniqueKeys is quadratic in the yaml library (each key compared with every earlier one): checked below instead.
-    parsed = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: false, lineCounter })
-  } catch (cause) {
-    return { problems: [{ key: "(document)", value: String(cause), expected: "valid YAML" }] }
-  }
-  if (parsed.errors.length > 0) {
-    return {
-      problems: parsed.errors.map((e) => ({
-        key: `line ${line(e.pos[0])}`,
-        value: e.code,
-        expected: `valid YAML (${e.message.split("\n")[0]})`
-      }))
-    }
-  }
-  const duplicates: Array<Problem> = []
-  Yaml.visit(parsed, {
-    Map(_, map) {
-      const seen = new Set<unknown>()
-      for (const pair of map.items) {
-        const key = Yaml.isScalar(pair.key) ? pair.key.value : String(pair.key)
-        if (seen.has(key)) {
-          const node = pair.key as Yaml.Node | null
-          duplicates.push({
-            key: `line ${line(node?.range?.[0])}`,
-            value: key,
-            expected: "each key once per mapping (this key is repeated)"
-          })
-        }
-        seen.add(key)
+    const parsed = Yaml.parseDocument(text, { prettyErrors: false, uniqueKeys: false, lineCounter })
+    if (parsed.errors.length > 0) {
+      return {
+        problems: parsed.errors.map((e) => ({
+          key: line(e.pos[0]),
+          value: e.code,
+          expected: `valid YAML (${e.message.split("\n")[0]})`
+        }))
       }
     }
-  })
-  if (duplicates.length > 0) return { problems: duplicates }
-  try {
+    const duplicates: Array<Problem> = []
+    Yaml.visit(parsed, {
+      Map(_, map) {
+        const seen = new Set<unknown>()
+        for (const pair of map.items) {
+          // A parsed document's keys are nodes, an empty key included (a null scalar).
+          const node = pair.key as Yaml.ParsedNode
+          const key = Yaml.isScalar(node) ? node.value : String(node)
+          if (seen.has(key)) {
+            duplicates.push({
+              key: line(node.range[0]),
+              value: key,
+              expected: "each key once per mapping (this key is repeated)"
+            })
+          }
+          seen.add(key)
+        }
+      }
+    })
+    if (duplicates.length > 0) return { problems: duplicates }
     return { document: parsed.toJS({ maxAliasCount: 100, mapAsMap: true }) }
   } catch (cause) {
     return { problems: [{ key: "(document)", value: String(cause), expected: "valid YAML" }] }
@@ -77,6 +74,8 @@ export const parse = (
 }
 
 const fileProblem = (path: string, expected: string): Problem => ({ key: "(file)", value: path, expected })
+
+const notRegular = (path: string) => fileProblem(path, "a regular file (not a directory, FIFO, socket or device)")
 
 /**
  * Reads a regular file of at most `maxBytes`: a FIFO, a device or a directory is refused before
@@ -86,16 +85,17 @@ export const readFile = (path: string, maxBytes: number): Effect.Effect<string, 
   Effect.tryPromise({
     try: async (): Promise<string | Problem> => {
       const before = await Fs.stat(path)
-      if (!before.isFile()) return fileProblem(path, "a regular file (not a directory, FIFO, socket or device)")
+      if (!before.isFile()) return notRegular(path)
       if (before.size > maxBytes) return fileProblem(path, `a file of ${sizeLimit(maxBytes)}, got ${before.size}`)
       // O_NONBLOCK: if the path was swapped for a FIFO since the stat, opening it must not wait for a writer.
       const handle = await Fs.open(path, constants.O_RDONLY | constants.O_NONBLOCK)
       try {
-        const stat = await handle.stat()
-        if (!stat.isFile()) return fileProblem(path, "a regular file (not a directory, FIFO, socket or device)")
+        // Fails only for a path swapped since the stat above.
+        if (!(await handle.stat()).isFile()) return notRegular(path)
         const buffer = Buffer.alloc(maxBytes + 1)
         let length = 0
-        while (length < buffer.length) {
+        // Until a read returns nothing: the end of the file, or a full buffer (a read of 0 bytes).
+        for (;;) {
           const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length)
           if (bytesRead === 0) break
           length += bytesRead

@@ -149,7 +149,7 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
     log(`crash: Kafka back (slow, +${SLOW_KAFKA_MS} ms each way) at ${seconds(liftedAt)}, ${pendingAtLift} pending`)
     // The relay's first publication (its HALF_OPEN trial) shows as one pending ticket fewer; the drain follows.
     let before = pendingAtLift
-    await until(
+    const drainSeen = await until(
       async () => {
         const pending = await pendingInMongo()
         const published = pending < before
@@ -211,11 +211,13 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
       {
         id: "e1",
         name: "the service was SIGKILLed twice (a backlog queued; then mid-drain) and came back each time",
-        ok: kills.length === 2 && first!.pendingAtKill > 0 && second!.pendingAtKill > 0 &&
+        ok: kills.length === 2 && first!.pendingAtKill > 0 && second!.pendingAtKill > 0 && drainSeen &&
           service.unexpectedExits.length === 0 && service.lives() === 3,
         detail: `${
           kills.map((k) => `${seconds(k.atMs)}: ${k.when}, ${k.pendingAtKill} pending, back in ${seconds(k.downMs)}`)
             .join("; ")
+        }; ${
+          drainSeen ? "the drain had begun at the second kill" : "NO publication seen before the second kill"
         }; exits not asked for: ${service.unexpectedExits.length === 0 ? "none" : service.unexpectedExits.join(", ")}`
       },
       {

@@ -7,26 +7,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { classify, fromCause, isFailure } from "@neural-hive/kafka"
-import kafkajs from "kafkajs"
-import { createRequire } from "node:module"
+import { errorClass, protocolError } from "../support/kafkajs.ts"
 
-// kafkajs's error classes, as its index exports them at runtime (its typings omit some).
-type ErrorClass = new(...args: Array<any>) => Error
-const errors = kafkajs as unknown as Record<string, ErrorClass>
-const KafkaJSError = errors["KafkaJSError"]!
-const KafkaJSNonRetriableError = errors["KafkaJSNonRetriableError"]!
-const KafkaJSNumberOfRetriesExceeded = errors["KafkaJSNumberOfRetriesExceeded"]!
-
-const protocol = createRequire(import.meta.url)("kafkajs/src/protocol/error.js") as {
-  readonly errorCodes: ReadonlyArray<{ readonly type: string; readonly code: number; readonly retriable: boolean }>
-  readonly createErrorFromCode: (code: number) => Error & { readonly type: string; readonly retriable: boolean }
-}
-
-const protocolError = (type: string) => {
-  const entry = protocol.errorCodes.find((e) => e.type === type)
-  if (entry === undefined) throw new Error(`no protocol error ${type}`)
-  return protocol.createErrorFromCode(entry.code)
-}
+const KafkaJSError = errorClass("KafkaJSError")
+const KafkaJSNonRetriableError = errorClass("KafkaJSNonRetriableError")
+const KafkaJSNumberOfRetriesExceeded = errorClass("KafkaJSNumberOfRetriesExceeded")
 
 /** `error` wrapped `times` times by kafkajs's retrier, as nested retries report it. */
 const wrappedTimes = (error: Error, times: number): Error => {

@@ -9,37 +9,21 @@ import { assert, describe, it } from "@effect/vitest"
 import { classify, fromCause, isBrokerFailure, isFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Duration, Effect, Layer, Logger, Option, Redacted, References, Schema } from "effect"
-import kafkajs from "kafkajs"
-import { createRequire } from "node:module"
 import * as net from "node:net"
 import { afterEach } from "vitest"
+import { errorClass, protocol, protocolError } from "../support/kafkajs.ts"
 
-// kafkajs's error classes, as its index exports them at runtime (its typings omit some).
-type ErrorClass = new(...args: Array<any>) => Error
-const errors = kafkajs as unknown as Record<string, ErrorClass>
-const KafkaJSBrokerNotFound = errors["KafkaJSBrokerNotFound"]!
-const KafkaJSConnectionClosedError = errors["KafkaJSConnectionClosedError"]!
-const KafkaJSConnectionError = errors["KafkaJSConnectionError"]!
-const KafkaJSError = errors["KafkaJSError"]!
-const KafkaJSLockTimeout = errors["KafkaJSLockTimeout"]!
-const KafkaJSMetadataNotLoaded = errors["KafkaJSMetadataNotLoaded"]!
-const KafkaJSNonRetriableError = errors["KafkaJSNonRetriableError"]!
-const KafkaJSNumberOfRetriesExceeded = errors["KafkaJSNumberOfRetriesExceeded"]!
-const KafkaJSRequestTimeoutError = errors["KafkaJSRequestTimeoutError"]!
-const KafkaJSSASLAuthenticationError = errors["KafkaJSSASLAuthenticationError"]!
-const KafkaJSServerDoesNotSupportApiKey = errors["KafkaJSServerDoesNotSupportApiKey"]!
-
-// kafkajs's protocol error table and its factory, as the client uses them for broker answers.
-const protocol = createRequire(import.meta.url)("kafkajs/src/protocol/error.js") as {
-  readonly errorCodes: ReadonlyArray<{ readonly type: string; readonly code: number; readonly retriable: boolean }>
-  readonly createErrorFromCode: (code: number) => Error & { readonly type: string; readonly retriable: boolean }
-}
-
-const protocolError = (type: string) => {
-  const entry = protocol.errorCodes.find((e) => e.type === type)
-  if (entry === undefined) throw new Error(`no protocol error ${type}`)
-  return protocol.createErrorFromCode(entry.code)
-}
+const KafkaJSBrokerNotFound = errorClass("KafkaJSBrokerNotFound")
+const KafkaJSConnectionClosedError = errorClass("KafkaJSConnectionClosedError")
+const KafkaJSConnectionError = errorClass("KafkaJSConnectionError")
+const KafkaJSError = errorClass("KafkaJSError")
+const KafkaJSLockTimeout = errorClass("KafkaJSLockTimeout")
+const KafkaJSMetadataNotLoaded = errorClass("KafkaJSMetadataNotLoaded")
+const KafkaJSNonRetriableError = errorClass("KafkaJSNonRetriableError")
+const KafkaJSNumberOfRetriesExceeded = errorClass("KafkaJSNumberOfRetriesExceeded")
+const KafkaJSRequestTimeoutError = errorClass("KafkaJSRequestTimeoutError")
+const KafkaJSSASLAuthenticationError = errorClass("KafkaJSSASLAuthenticationError")
+const KafkaJSServerDoesNotSupportApiKey = errorClass("KafkaJSServerDoesNotSupportApiKey")
 
 /** What kafkajs's retrier rejects with once retries are exhausted. */
 const retriesExceeded = (cause: Error, retryCount = 0) =>

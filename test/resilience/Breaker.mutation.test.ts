@@ -425,43 +425,48 @@ describe("CircuitBreaker: annotations", () => {
     }))
 })
 
+/**
+ * Forks `region(call through the breaker, then an hour's sleep, then mark reached)`, interrupts it during the sleep,
+ * and gives its exit and whether it got past the sleep.
+ */
+const interruptedAfterCall = (
+  breaker: CircuitBreaker.CircuitBreaker,
+  region: <E>(self: Effect.Effect<void, E>) => Effect.Effect<void, E>
+) =>
+  Effect.gen(function*() {
+    let reached = false
+    const fiber = yield* Effect.forkChild(
+      region(
+        ok.pipe(
+          withBreaker(breaker),
+          Effect.andThen(Effect.sleep("1 hour")),
+          Effect.andThen(Effect.sync(() => {
+            reached = true
+          }))
+        )
+      )
+    )
+    yield* Effect.yieldNow
+    const interrupter = yield* Effect.forkChild(Fiber.interrupt(fiber))
+    yield* TestClock.adjust("1 hour")
+    yield* Fiber.join(interrupter)
+    const exit = yield* Fiber.await(fiber)
+    return { exit, reached }
+  })
+
 describe("CircuitBreaker: a CLOSED call and interruption", () => {
   it.effect("after a call the fiber is interruptible again", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 3 })
-      let reached = false
-      const fiber = yield* Effect.forkChild(
-        ok.pipe(
-          withBreaker(breaker),
-          Effect.andThen(Effect.sleep("1 hour")),
-          Effect.andThen(Effect.sync(() => reached = true))
-        )
-      )
-      yield* Effect.yieldNow
-      const interrupter = yield* Effect.forkChild(Fiber.interrupt(fiber))
-      yield* TestClock.adjust("1 hour")
-      yield* Fiber.join(interrupter)
-      assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(fiber)))
+      const { exit, reached } = yield* interruptedAfterCall(breaker, (self) => self)
+      assert.isTrue(Exit.hasInterrupts(exit))
       assert.isFalse(reached)
     }))
 
   it.effect("inside an uninterruptible region a call leaves the fiber uninterruptible", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 3 })
-      let reached = false
-      const fiber = yield* Effect.forkChild(
-        Effect.uninterruptible(
-          ok.pipe(
-            withBreaker(breaker),
-            Effect.andThen(Effect.sleep("1 hour")),
-            Effect.andThen(Effect.sync(() => reached = true))
-          )
-        )
-      )
-      yield* Effect.yieldNow
-      const interrupter = yield* Effect.forkChild(Fiber.interrupt(fiber))
-      yield* TestClock.adjust("1 hour")
-      yield* Fiber.join(interrupter)
+      const { reached } = yield* interruptedAfterCall(breaker, Effect.uninterruptible)
       assert.isTrue(reached)
       assert.strictEqual((yield* breaker.snapshot).totals.successes, 1)
     }))

@@ -6,12 +6,24 @@ import { defineConfig } from "vitest/config"
 // default, or Node would load bundler-only builds (e.g. @opentelemetry/api's build/esm).
 const conditions = ["@neural-hive/source", ...defaultServerConditions.filter((c) => c !== "module")]
 
+/**
+ * `NH_NO_SERVERS=1` runs only the tests that need no server (the unit suites and the in-process HTTP,
+ * tracing and example tests) and starts none: what `npm run check:latest` runs on the newest versions.
+ */
+const noServers = process.env["NH_NO_SERVERS"] === "1"
+const serverFree = [
+  "test/{resilience,kafka,redis,mongodb,temporal}/**/*.test.ts",
+  "test/observability/{Dashboard,Http,HttpMetrics,Logging,Metrics,Observability,Otel,Tracing,TransitionLog}.test.ts",
+  "test/fleet/{App,Remote}.test.ts",
+  "test/examples/{AppConfig,Embedded,OrchestratorConfig,hardening,secrets}.test.ts"
+]
+
 export default defineConfig({
   ssr: { resolve: { conditions } },
   test: {
-    include: ["test/**/*.test.ts"],
+    include: noServers ? serverFree : ["test/**/*.test.ts"],
     // Starts the shared real servers (or uses REDIS_URL, KAFKA_BROKERS, ... when given); see docs/testing.md.
-    globalSetup: ["test/services/globalSetup.ts"],
+    globalSetup: noServers ? [] : ["test/services/globalSetup.ts"],
     testTimeout: 30_000,
     hookTimeout: 180_000
   }

@@ -18,8 +18,15 @@ const serverFree = [
   "test/examples/{AppConfig,Embedded,OrchestratorConfig,hardening,secrets}.test.ts"
 ]
 
+/**
+ * `NH_IOREDIS=5` runs the tests on ioredis 5 (the devDependency `ioredis-5`) instead of the lockfile's
+ * ioredis 6: both majors are in the peer range, so `.ci/run` runs the Redis and fleet tests on each.
+ */
+const ioredis5 = process.env["NH_IOREDIS"] === "5"
+
 export default defineConfig({
   ssr: { resolve: { conditions } },
+  resolve: { alias: ioredis5 ? [{ find: /^ioredis(\/.*)?$/, replacement: "ioredis-5$1" }] : [] },
   test: {
     include: noServers ? serverFree : ["test/**/*.test.ts"],
     // Starts the shared real servers (or uses REDIS_URL, KAFKA_BROKERS, ... when given); see docs/testing.md.

@@ -51,18 +51,25 @@ const attempt = (
   return { ok: result.status === 0, output: `${result.stdout ?? ""}${result.stderr ?? ""}${result.error ?? ""}` }
 }
 
-/** The last lines of a failed command's output: enough to see why, not a wall of warnings. */
-const tail = (output: string, lines = 15) => output.trimEnd().split("\n").slice(-lines).join("\n")
+/** What a failed command said: npm's error lines (its ERESOLVE explanation) or the last lines. */
+const tail = (output: string, lines = 15) => {
+  const all = output.trimEnd().split("\n")
+  const errors = all.filter((l) => l.startsWith("npm error") && !l.includes("A complete log of this run"))
+  return (errors.length > 0 ? errors : all).slice(-lines).join("\n")
+}
 
 const npmView = (spec: string): unknown => JSON.parse(capture("npm", ["view", spec, "version", "--json"]) || "null")
 
 /** The newest version the registry serves in `range`. */
 const newestIn = (name: string, range: string): string => {
   const found = npmView(`${name}@${range}`)
-  const versions = Array.isArray(found) ? found : [found]
-  const last = versions.at(-1)
-  if (typeof last !== "string") throw new CommandError(`the registry has no ${name}@${range}`)
-  return last
+  // npm lists them in publication order, and a backport (5.9.2 after 5.11.1) is published last
+  const releases = (Array.isArray(found) ? found : [found]).flatMap((v) => {
+    const parsed = typeof v === "string" ? parse(v) : undefined
+    return parsed === undefined ? [] : [parsed]
+  })
+  if (releases.length === 0) throw new CommandError(`the registry has no release of ${name}@${range}`)
+  return releases.reduce((a, b) => compare(a, b) >= 0 ? a : b).join(".")
 }
 
 /** `[major, minor, patch]` of a plain release, or undefined for a prerelease. */
@@ -140,7 +147,9 @@ const readmeScenario = (work: string, tarballs: ReadonlyArray<Tarball>): Outcome
     say(`[readme] npm install ${words.join(" ")}`)
     const result = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...args], dir)
     if (!result.ok) {
-      return done({ ok: false, ours: false, detail: `npm install ${words.join(" ")} failed:\n${tail(result.output)}` })
+      // Refused because of a range one of our packages declares: our README or our range is wrong.
+      const ours = /from @neural-hive\//.test(result.output)
+      return done({ ok: false, ours, detail: `npm install ${words.join(" ")} failed:\n${tail(result.output, 40)}` })
     }
   }
   for (const name of peerRanges().keys()) {
@@ -223,7 +232,18 @@ const repositoryScenario = (
   say(
     `[${label}] npm install (no lockfile: the newest in every range${force ? `, ${force.name}@${force.version}` : ""})`
   )
-  const install = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], dir)
+  let install = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"], dir)
+  let blockedBy = ""
+  if (!install.ok && force !== undefined) {
+    // Another package's peer range refuses the forced version: say whose, then try our code with it anyway.
+    const others = new Set(
+      [...install.output.matchAll(/peer \S+ from (@?[^@\s]+)@/g)].map((m) => m[1]!).filter((n) =>
+        !n.startsWith("@neural-hive/")
+      )
+    )
+    blockedBy = others.size > 0 ? ` (with --force: ${[...others].join(", ")} also declare(s) a range without it)` : ""
+    install = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--force"], dir)
+  }
   if (!install.ok) return done({ ok: false, ours: false, detail: `npm install failed:\n${tail(install.output)}` })
   for (const name of peerRanges().keys()) {
     versions.set(name, readJson<{ version: string }>(path.join(dir, "node_modules", name, "package.json")).version)
@@ -249,7 +269,7 @@ const repositoryScenario = (
       say(`[${label}] ${summary.trim()}`)
     }
   }
-  return done({ ok: true, ours: false, detail: "build and the server-free tests pass" })
+  return done({ ok: true, ours: false, detail: `build and the server-free tests pass${blockedBy}` })
 }
 
 const main = (): void => {
@@ -258,10 +278,17 @@ const main = (): void => {
   let failed = false
   try {
     const tarballs = packStable(path.join(work, "tarballs"))
-    const rows = [...peerRanges()].map(([name, range]) => {
-      const inRange = newestIn(name, range)
-      return { name, range, inRange, next: nextMajor(name, inRange) }
-    })
+    let rows: ReadonlyArray<{ name: string; range: string; inRange: string; next: string | undefined }>
+    try {
+      rows = [...peerRanges()].map(([name, range]) => {
+        const inRange = newestIn(name, range)
+        return { name, range, inRange, next: nextMajor(name, inRange) }
+      })
+    } catch (error) {
+      // The registry's state is what this command reports on, never a reason to fail it.
+      say(`the registry did not answer (reported, not failed): ${error instanceof Error ? error.message : error}`)
+      return
+    }
     const readme = readmeScenario(work, tarballs)
     say(`[readme] ${readme.ok ? "ok" : `FAILED${readme.ours ? "" : " (upstream, reported)"}: ${readme.detail}`}`)
     const newest = repositoryScenario(work, "newest")
@@ -283,9 +310,9 @@ const main = (): void => {
         return [
           row.name,
           row.range,
-          `${row.inRange} ${
-            newest.versions.get(row.name) === row.inRange && newest.ok ? "ok" : newest.ok ? "?" : "FAILED"
-          }`,
+          `${row.inRange}${
+            newest.versions.get(row.name) === row.inRange ? "" : ` (tree: ${newest.versions.get(row.name) ?? "-"})`
+          } ${newest.ok ? "ok" : "FAILED"}`,
           `${readme.installed.get(row.name) ?? "-"}${readme.ok ? " ok" : ""}`,
           row.next ?? "none",
           row.next === undefined
@@ -293,7 +320,11 @@ const main = (): void => {
             : next === undefined
             ? "not tried (--no-majors)"
             : next.ok
-            ? "works: the range could widen"
+            ? `works${
+              next.detail.includes("--force")
+                ? next.detail.slice(next.detail.indexOf(" (with"))
+                : ": the range could widen"
+            }`
             : `fails: ${next.detail.split("\n")[0]}`
         ]
       })

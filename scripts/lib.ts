@@ -86,9 +86,13 @@ export const packAll = (destination: string): ReadonlyArray<Packed> =>
     return { name: info.name, dir, tarball: path.join(destination, info.filename), files: info.files }
   })
 
-/** The lowest version a range admits, for the ranges this repository writes (`^x.y.z`, `>=x.y.z`). */
+/**
+ * The lowest version a range admits, for the ranges this repository writes (`^x.y.z`, `>=x.y.z`, and
+ * alternatives of those joined by `||`, whose first is the lowest: `^5.3.0 || ^6.0.0`).
+ */
 export const lowest = (range: string): string => {
-  const match = /^(?:\^|>=|~)?(\d+\.\d+\.\d+)$/.exec(range.trim())
+  const first = range.split("||")[0]!
+  const match = /^(?:\^|>=|~)?(\d+\.\d+\.\d+)$/.exec(first.trim())
   if (match?.[1] === undefined) throw new CommandError(`cannot take the lowest version of range "${range}"`)
   return match[1]
 }

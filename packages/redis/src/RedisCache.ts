@@ -37,7 +37,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { Redis, type RedisOptions } from "ioredis"
+import { Redis } from "ioredis"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -182,6 +182,33 @@ export interface Options {
 }
 
 /**
+ * The ioredis options `clientOptions` gives: exactly the fields it sets. Pass it to `new Redis(url, options)`
+ * on ioredis 5 or 6 (ioredis 6's own `RedisOptions` type is refused by its constructor under
+ * `exactOptionalPropertyTypes`, this one is not).
+ *
+ * @since 0.1.1
+ * @category models
+ */
+export interface ClientOptions {
+  /** Connects on the first command, not at construction. */
+  readonly lazyConnect: true
+  /** Commands fail at once while disconnected instead of queueing. */
+  readonly enableOfflineQueue: false
+  /** No per-request retries: the breaker decides. */
+  readonly maxRetriesPerRequest: 0
+  /** Commands cut by a lost connection fail instead of being resent. */
+  readonly autoResendUnfulfilledCommands: false
+  /** Milliseconds a command may take. */
+  readonly commandTimeout: number
+  /** Milliseconds a connection may take. */
+  readonly connectTimeout: number
+  /** The reconnection backoff in milliseconds, or `null` to stop reconnecting. */
+  readonly retryStrategy: (times: number) => number | null
+  /** Prepended to every key. */
+  readonly keyPrefix?: string
+}
+
+/**
  * The ioredis options used by `make`: fail-fast (no offline queue, no
  * per-request retries, a command timeout), reconnecting with a capped backoff
  * while `reconnect()` allows it.
@@ -189,7 +216,7 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const clientOptions = (options: Options, reconnect: () => boolean = () => true): RedisOptions => {
+export const clientOptions = (options: Options, reconnect: () => boolean = () => true): ClientOptions => {
   const maxReconnectDelay = Duration.toMillis(options.maxReconnectDelay ?? 2000)
   return {
     lazyConnect: true,

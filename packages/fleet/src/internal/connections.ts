@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Redis, type RedisOptions } from "ioredis"
+import { Redis } from "ioredis"
 
 export interface Connections {
   readonly client: Redis
@@ -13,22 +13,16 @@ export interface Connections {
 
 /** Opens both connections (ioredis connects in the background); the caller listens for `error` at once. */
 export const make = (url: string, timeout: number): Connections => {
-  const options: RedisOptions = {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
+  // Literals, not `RedisOptions`: ioredis 6 types that interface's optional fields as `T | undefined`,
+  // which its own constructor refuses under `exactOptionalPropertyTypes`; ioredis 5 accepts both.
+  const common = {
     autoResendUnfulfilledCommands: false,
-    commandTimeout: timeout,
     connectTimeout: Math.max(timeout, 1000),
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000)
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000)
   }
   return {
-    client: new Redis(url, options),
+    client: new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: timeout }),
     // The subscription waits for the connection instead of failing: it is renewed on every reconnection.
-    subscriber: new Redis(url, {
-      ...options,
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      commandTimeout: undefined
-    })
+    subscriber: new Redis(url, { ...common, enableOfflineQueue: true, maxRetriesPerRequest: null })
   }
 }

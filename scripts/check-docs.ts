@@ -74,7 +74,8 @@ const main = (): number => {
       include: ["*.ts"]
     })
   )
-  const tsc = path.join(root, "node_modules", ".bin", "tsc")
+  // TypeScript 7, the native compiler (docs/packaging.md, "The compiler"): the same checks in a third of the time
+  const tsc = path.join(root, "node_modules", "typescript-7", "bin", "tsc")
   const result = spawnSync(tsc, ["-p", out, "--pretty", "false"], { cwd: root, encoding: "utf8" })
   let errors = 0
   let current: Block | undefined

@@ -29,7 +29,6 @@ import {
   runProgram,
   type Tarball,
   typecheck,
-  TYPESCRIPT_7,
   TYPESCRIPT_7_ALIAS,
   writePrograms
 } from "./consumer.ts"
@@ -76,7 +75,8 @@ const manifest = (scenario: Scenario, tarballs: ReadonlyArray<Tarball>): Manifes
     devDependencies: {
       "@types/node": rootVersion("@types/node"),
       typescript: rootVersion("typescript"),
-      [TYPESCRIPT_7_ALIAS]: `npm:typescript@${TYPESCRIPT_7}`
+      // TypeScript 7, which users get as `latest`, at the version the repository's own check uses
+      [TYPESCRIPT_7_ALIAS]: `npm:typescript@${rootVersion(TYPESCRIPT_7_ALIAS)}`
     }
   }
 }

@@ -14,10 +14,7 @@ import { cacheDir, capture, CommandError, packageDirs, packageJson, packAll, rea
 /** The Node 22 the consumer programs also run on: an exact version, so no run resolves a range. */
 export const NODE_22 = "22.23.3"
 
-/** TypeScript 7 (the native compiler), which users get as `latest`: the programs compile with it too. */
-export const TYPESCRIPT_7 = "7.0.2"
-
-/** The name TypeScript 7 is installed under beside TypeScript 5.9 in a scratch project. */
+/** The name TypeScript 7 (the native compiler) is installed under beside TypeScript 5.9, here and in a scratch project. */
 export const TYPESCRIPT_7_ALIAS = "typescript-7"
 
 export interface Runner {

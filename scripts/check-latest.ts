@@ -209,6 +209,28 @@ const copyRepository = (dir: string): void => {
   }
 }
 
+/**
+ * The peer ranges other packages of the tree declare for `name` (`@effect/opentelemetry@4.1.5: >=2.0.0 <3.0.0`):
+ * a next major that works with our code still cannot be recommended while one of them excludes it.
+ */
+const otherPeerRanges = (dir: string, name: string): string => {
+  const explained = attempt("npm", ["explain", name, "--json"], dir)
+  if (!explained.ok) return ""
+  const nodes = JSON.parse(explained.output.slice(explained.output.indexOf("["))) as ReadonlyArray<{
+    readonly dependents: ReadonlyArray<{ type: string; spec: string; from?: { name?: string; version?: string } }>
+  }>
+  const peers = new Set(
+    nodes.flatMap((node) =>
+      node.dependents.flatMap((d) =>
+        d.type.startsWith("peer") && d.from?.name !== undefined && !d.from.name.startsWith("@neural-hive/")
+          ? [`${d.from.name}@${d.from.version}: ${d.spec}`]
+          : []
+      )
+    )
+  )
+  return peers.size === 0 ? "" : ` (with --force: other packages' ranges: ${[...peers].join("; ")})`
+}
+
 /** Build and the server-free tests in a repository copy; `force` pins one peer past our range. */
 const repositoryScenario = (
   work: string,
@@ -245,6 +267,7 @@ const repositoryScenario = (
     install = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--force"], dir)
   }
   if (!install.ok) return done({ ok: false, ours: false, detail: `npm install failed:\n${tail(install.output)}` })
+  if (force !== undefined && blockedBy === "") blockedBy = otherPeerRanges(dir, force.name)
   for (const name of peerRanges().keys()) {
     versions.set(name, readJson<{ version: string }>(path.join(dir, "node_modules", name, "package.json")).version)
   }

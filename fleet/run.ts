@@ -3,7 +3,7 @@
  *
  * Starts a private Redis and a private Kafka (behind a fault proxy) from the rig, then, for each mode
  * (local breakers, fleet, fleet with shared counts), N replica processes of the Orchestrator Dynamic
- * example (`node examples/orchestrator-dynamic/src/main.ts`, Temporal, MongoDB and the cache embedded)
+ * example (`node --conditions=@neural-hive/source examples/orchestrator-dynamic/src/main.ts`, Temporal, MongoDB and the cache embedded)
  * under a steady load of POST /plans. Each outage makes Kafka unreachable at the proxy (new connections
  * reset, open ones cut), waits for every replica to refuse, holds through a probe round, and restores
  * it. In the fleet mode Redis is also killed (SIGKILL) mid-run and restarted. Measured from the
@@ -23,6 +23,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { FaultProxy } from "../test/services/proxy.ts"
 import { freePort, type ServerHandle, startKafka, startRedis } from "../test/services/servers.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
 
 const positive = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -100,7 +101,7 @@ class Replica {
   constructor(pod: string, port: number, env: Record<string, string>) {
     this.pod = pod
     this.port = port
-    this.child = spawn(process.execPath, [path.join(root, "examples/orchestrator-dynamic/src/main.ts")], {
+    this.child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
       env: { ...process.env, ...env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), POD_NAME: pod },
       stdio: ["ignore", "pipe", "pipe"]
     })

@@ -1,0 +1,10 @@
+/**
+ * Vitest setup file (vitest.config.ts): the tests' own kafkajs clients (topic creation, read-back) get the
+ * request-queue fix a KafkaProducer applies (packages/kafka/src/internal/requestQueue.ts), so a test file
+ * that uses kafkajs before any producer does not print kafkajs's TimeoutNegativeWarning either.
+ * test/kafka/RequestQueue.test.ts checks the producer's own fix in processes this file never runs in.
+ */
+// By URL: tsc refuses to rewrite a relative .ts import into another project's sources (TS2878).
+const internal = new URL("../../packages/kafka/src/internal/requestQueue.ts", import.meta.url)
+const { quietRequestQueue } = (await import(internal.href)) as { readonly quietRequestQueue: () => boolean }
+quietRequestQueue()

@@ -13,7 +13,7 @@ export default defineConfig({
     // Starts the shared real servers (or uses REDIS_URL, KAFKA_BROKERS, ... when given); see docs/testing.md.
     globalSetup: ["test/services/globalSetup.ts"],
     // kafkajs's idle-queue fix for the tests' own kafkajs clients too (no TimeoutNegativeWarning).
-    setupFiles: ["test/support/setup.ts"],
+    setupFiles: ["test/support/kafkajsQueue.ts"],
     testTimeout: 30_000,
     hookTimeout: 180_000
   }

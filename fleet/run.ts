@@ -22,6 +22,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { FaultProxy } from "../test/services/proxy.ts"
+// kafkajs's idle request-queue fix for this harness's own kafkajs clients (no TimeoutNegativeWarning).
+import "../test/support/kafkajsQueue.ts"
 import { freePort, type ServerHandle, startKafka, startRedis } from "../test/services/servers.ts"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
 
@@ -117,13 +119,14 @@ class Replica {
 
   parse(line: string): void {
     try {
-      const entry = JSON.parse(line) as { timestamp?: string; message?: unknown; annotations?: Record<string, unknown> }
-      const message = Array.isArray(entry.message) ? String(entry.message[0]) : String(entry.message)
+      // The example's lines are flat (observability's Logging): `event`, `timestamp`, the fields beside them.
+      const entry = JSON.parse(line) as Record<string, unknown>
+      if (typeof entry["event"] !== "string") return
       this.lines.push({
-        t: Date.parse(entry.timestamp ?? ""),
+        t: Date.parse(String(entry["timestamp"])),
         pod: this.pod,
-        message,
-        annotations: entry.annotations ?? {}
+        message: entry["event"],
+        annotations: entry
       })
     } catch {
       // not a JSON log line

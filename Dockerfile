@@ -17,4 +17,5 @@ WORKDIR /app
 COPY --from=deps /app /app
 USER 10001:10001
 EXPOSE 8000
-CMD ["node", "examples/orchestrator-dynamic/src/main.ts"]
+# The image has no build (no packages/*/dist): the condition loads @neural-hive/* from their sources, as `npm start` does.
+CMD ["node", "--conditions=@neural-hive/source", "examples/orchestrator-dynamic/src/main.ts"]

@@ -10,14 +10,12 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as readline from "node:readline"
-import { fileURLToPath } from "node:url"
 import { freePort } from "../test/services/servers.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
 import { until } from "../test/support/time.ts"
 import { DATABASE, SETTINGS_YAML, within } from "./model.ts"
 import type { Rig } from "./rig.ts"
 import type { Service } from "./service.ts"
-
-const MAIN = fileURLToPath(new URL("../examples/orchestrator-dynamic/src/main.ts", import.meta.url))
 
 /** What the service's JSON log lines (one per line on stdout, `Logging`'s schema) said, over every life. */
 export interface ProcessLogs {
@@ -106,7 +104,7 @@ export const serviceProcess = async (rig: Rig): Promise<ServiceProcess> => {
     if (child !== undefined) throw new Error("chaos: the service process is already running")
     const started = performance.now()
     stopping = false
-    const spawned = spawn(process.execPath, ["--conditions=@neural-hive/source", MAIN], {
+    const spawned = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
       env: environment(rig, port, configFile),
       stdio: ["ignore", "pipe", "pipe"]
     })

@@ -5,6 +5,8 @@
  */
 import { Kafka, logLevel } from "kafkajs"
 import { FaultProxy } from "../test/services/proxy.ts"
+// kafkajs's idle request-queue fix for this harness's own kafkajs clients (no TimeoutNegativeWarning).
+import "../test/support/kafkajsQueue.ts"
 import {
   freePort,
   type ServerHandle,

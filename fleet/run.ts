@@ -3,7 +3,7 @@
  *
  * Starts a private Redis and a private Kafka (behind a fault proxy) from the rig, then, for each mode
  * (local breakers, fleet, fleet with shared counts), N replica processes of the Orchestrator Dynamic
- * example (`node examples/orchestrator-dynamic/src/main.ts`, Temporal, MongoDB and the cache embedded)
+ * example (`node --conditions=@neural-hive/source examples/orchestrator-dynamic/src/main.ts`, Temporal, MongoDB and the cache embedded)
  * under a steady load of POST /plans. Each outage makes Kafka unreachable at the proxy (new connections
  * reset, open ones cut), waits for every replica to refuse, holds through a probe round, and restores
  * it. In the fleet mode Redis is also killed (SIGKILL) mid-run and restarted. Measured from the
@@ -22,7 +22,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { FaultProxy } from "../test/services/proxy.ts"
+// kafkajs's idle request-queue fix for this harness's own kafkajs clients (no TimeoutNegativeWarning).
+import "../test/support/kafkajsQueue.ts"
 import { freePort, type ServerHandle, startKafka, startRedis } from "../test/services/servers.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
 
 const positive = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -100,7 +103,7 @@ class Replica {
   constructor(pod: string, port: number, env: Record<string, string>) {
     this.pod = pod
     this.port = port
-    this.child = spawn(process.execPath, [path.join(root, "examples/orchestrator-dynamic/src/main.ts")], {
+    this.child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
       env: { ...process.env, ...env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), POD_NAME: pod },
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -116,13 +119,14 @@ class Replica {
 
   parse(line: string): void {
     try {
-      const entry = JSON.parse(line) as { timestamp?: string; message?: unknown; annotations?: Record<string, unknown> }
-      const message = Array.isArray(entry.message) ? String(entry.message[0]) : String(entry.message)
+      // The example's lines are flat (observability's Logging): `event`, `timestamp`, the fields beside them.
+      const entry = JSON.parse(line) as Record<string, unknown>
+      if (typeof entry["event"] !== "string") return
       this.lines.push({
-        t: Date.parse(entry.timestamp ?? ""),
+        t: Date.parse(String(entry["timestamp"])),
         pod: this.pod,
-        message,
-        annotations: entry.annotations ?? {}
+        message: entry["event"],
+        annotations: entry
       })
     } catch {
       // not a JSON log line

@@ -209,6 +209,9 @@ describe("Dockerfile", () => {
     expect(text.match(/^FROM node:24-slim/gm)).toHaveLength(2)
     expect(text).toContain("--omit=dev")
     expect(text).toMatch(/^USER 10001:10001$/m)
-    expect(text).toMatch(/^CMD \["node", "examples\/orchestrator-dynamic\/src\/main\.ts"\]$/m)
+    // The image has no build: @neural-hive/* load from their sources, as with npm start (test/examples/launch.test.ts).
+    expect(text).toMatch(
+      /^CMD \["node", "--conditions=@neural-hive\/source", "examples\/orchestrator-dynamic\/src\/main\.ts"\]$/m
+    )
   })
 })

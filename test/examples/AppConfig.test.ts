@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as AppConfig from "@neural-hive/example-orchestrator-dynamic/AppConfig"
 import { ConfigProvider, Effect, Redacted } from "effect"
 import { spawnSync } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../support/example.ts"
 
 const SECRET = "pw-S3cret"
 
@@ -77,7 +77,6 @@ describe("AppConfig", () => {
   it(
     "the program stops on the inputs that leaked, printing the variable and no password",
     () => {
-      const main = fileURLToPath(new URL("../../examples/orchestrator-dynamic/src/main.ts", import.meta.url))
       const inputs: ReadonlyArray<readonly [string, string]> = [
         ["TEMPORAL_ADDRESS", `http://user:${SECRET}@127.0.0.1:7233`],
         ["TEMPORAL_ADDRESS", `user:${SECRET}@127.0.0.1:7233`],
@@ -85,7 +84,7 @@ describe("AppConfig", () => {
         ["REDIS_URL", `redis//default:${SECRET}@127.0.0.1:6379`]
       ]
       for (const [name, value] of inputs) {
-        const run = spawnSync(process.execPath, [main], {
+        const run = spawnSync(EXAMPLE_NODE, EXAMPLE_ARGS, {
           env: { PATH: process.env.PATH ?? "", [name]: value, HTTP_HOST: "127.0.0.1", HTTP_PORT: "1" },
           encoding: "utf8",
           timeout: 30_000

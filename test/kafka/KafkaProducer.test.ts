@@ -11,6 +11,7 @@ import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError } from 
 import { Config, ConfigProvider, Duration, Effect, Layer, Logger, Option, Redacted, References, Schema } from "effect"
 import * as net from "node:net"
 import { afterEach } from "vitest"
+import { eventually } from "../integration/eventually.ts"
 import { errorClass, protocol, protocolError } from "../support/kafkajs.ts"
 
 const KafkaJSBrokerNotFound = errorClass("KafkaJSBrokerNotFound")
@@ -479,8 +480,12 @@ describe("KafkaProducer: Kafka down", () => {
           assert.strictEqual(yield* producer.breaker.state, "Open")
           const accepted = server.accepted()
           // No send from here on: only the probe reaches the (still resetting) server, and its failure counts.
-          yield* Effect.sleep("1 second")
-          const snapshot = yield* producer.breaker.snapshot
+          // Waited for (bounded), not slept on: a loaded machine may take longer than the 250 ms open period.
+          const snapshot = yield* eventually(
+            producer.breaker.snapshot,
+            (s) => server.accepted() > accepted && s.totals.failures >= 2 && s.totals.trips >= 2,
+            10_000
+          )
           assert.isAbove(server.accepted(), accepted, "the probe connected")
           assert.isAtLeast(snapshot.totals.failures, 2, "the failed probe counted")
           assert.isAtLeast(snapshot.totals.trips, 2, "and reopened the breaker")

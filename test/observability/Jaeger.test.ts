@@ -4,9 +4,13 @@
  * only) to a real Jaeger, and the test finds the plan's trace through Jaeger's query API.
  *
  * The batch delay is set to a minute, so the spans can only reach Jaeger through the flush on SIGTERM.
+ * The relay publishes the plan's ticket after the 202, so the test waits for MongoDB to show it published
+ * before the SIGTERM, and polls Jaeger (bounded) for each span it looks for: ingestion is asynchronous too.
  */
+import { MongoClient } from "mongodb"
 import { afterAll, assert, beforeAll, describe, inject, it } from "vitest"
 import { type JaegerHandle, startJaeger } from "../services/servers.ts"
+import { until } from "../support/time.ts"
 import { type Service, startService } from "./service.ts"
 
 interface JaegerSpan {
@@ -68,6 +72,19 @@ describe("OpenTelemetry export to Jaeger", () => {
         await response.text()
       }
       assert.strictEqual(status, 202)
+      // The relay sends the ticket after the 202: stopping before its send would leave no KafkaProducer.send span.
+      const mongo = new MongoClient(inject("mongodbUrl"), { serverSelectionTimeoutMS: 5_000 })
+      try {
+        // The service's database: the one named in MONGODB_URL, else the driver's default, as here.
+        const tickets = mongo.db().collection<{ _id: string; outbox?: { state?: string } }>("tickets")
+        const published = await until(
+          async () => (await tickets.findOne({ _id: `ticket-${planId}` }))?.outbox?.state === "published",
+          30_000
+        )
+        assert.isTrue(published, `ticket-${planId} not published by the outbox relay within 30 s`)
+      } finally {
+        await mongo.close()
+      }
       // SIGTERM interrupts the program (exit 130 under NodeRuntime.runMain), never a SIGKILL after the grace period.
       assert.include([0, 130], await service.stop())
 
@@ -77,14 +94,14 @@ describe("OpenTelemetry export to Jaeger", () => {
       assert.deepStrictEqual(lines.at(-1)?.["event"], "service_stopped")
 
       let trace: JaegerTrace | undefined
-      for (let attempt = 0; attempt < 50 && trace === undefined; attempt++) {
+      await until(async () => {
         const found = await fetch(`${jaeger.queryUrl}/api/traces/${String(accepted!["trace_id"])}`)
         const body = await found.json() as { readonly data: ReadonlyArray<JaegerTrace> | null }
         trace = (body.data ?? []).find((t) =>
           t.spans.some((s) => s.operationName === "Orchestrator.submit" && tag(s, "plan.id") === planId)
         )
-        if (trace === undefined) await new Promise((resolve) => setTimeout(resolve, 200))
-      }
+        return trace !== undefined
+      }, 10_000)
       assert.isDefined(trace, `no trace of plan ${planId} in Jaeger`)
       const spans = trace!.spans
 
@@ -123,11 +140,16 @@ describe("OpenTelemetry export to Jaeger", () => {
           assert.oneOf(tag(span, "span.kind"), ["client", "producer"])
         }
       }
-      const sends = await fetch(
-        `${jaeger.queryUrl}/api/traces?service=${SERVICE}&operation=KafkaProducer.send&limit=20&lookback=1h`
-      )
-      const sendTraces = ((await sends.json()) as { readonly data: ReadonlyArray<JaegerTrace> | null }).data ?? []
-      const send = sendTraces.flatMap((t) => t.spans).find((s) => s.operationName === "KafkaProducer.send")
+      // The relay's send is in a trace of its own, which Jaeger may store after the plan's.
+      let send: JaegerSpan | undefined
+      await until(async () => {
+        const sends = await fetch(
+          `${jaeger.queryUrl}/api/traces?service=${SERVICE}&operation=KafkaProducer.send&limit=20&lookback=1h`
+        )
+        const sendTraces = ((await sends.json()) as { readonly data: ReadonlyArray<JaegerTrace> | null }).data ?? []
+        send = sendTraces.flatMap((t) => t.spans).find((s) => s.operationName === "KafkaProducer.send")
+        return send !== undefined
+      }, 10_000)
       assert.isDefined(send, "no KafkaProducer.send span in Jaeger")
       assert.strictEqual(tag(send!, "circuit_breaker.name"), "kafka_producer")
       assert.strictEqual(tag(send!, "span.kind"), "producer")

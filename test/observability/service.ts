@@ -1,12 +1,13 @@
 /**
- * Runs the Orchestrator Dynamic example as an operator does: `node examples/orchestrator-dynamic/src/main.ts`
+ * Runs the Orchestrator Dynamic example as an operator does
+ * (`node --conditions=@neural-hive/source examples/orchestrator-dynamic/src/main.ts`, from ../support/example.ts)
  * in a child process on Node 24, configured by environment variables only, on a free port of 127.0.0.1.
  * Its stdout lines (the JSON logs) are collected; `stop()` sends SIGTERM and waits for the exit.
  */
 import { spawn } from "node:child_process"
-import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { freePort } from "../services/servers.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../support/example.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -23,7 +24,7 @@ export const ADMIN_TOKEN = "board-test-admin-token-0123456789"
 
 export const startService = async (env: Record<string, string>, timeoutMs = 60_000): Promise<Service> => {
   const port = await freePort()
-  const child = spawn(path.join(root, "node_modules", ".bin", "node"), ["examples/orchestrator-dynamic/src/main.ts"], {
+  const child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
     cwd: root,
     env: {
       PATH: process.env["PATH"] ?? "",

@@ -59,6 +59,7 @@ import type * as KafkaJS from "kafkajs"
 import { prepare } from "./internal/encode.ts"
 import { makeLogCreator } from "./internal/logs.ts"
 import { DEFAULT_SEND_TIMEOUT, validate } from "./internal/options.ts"
+import { quietRequestQueue } from "./internal/requestQueue.ts"
 import { fromCause, isFailure, KafkaError } from "./KafkaError.ts"
 
 export {
@@ -243,6 +244,8 @@ export const make: (
 
     const context = yield* Effect.context<never>()
     const runLog = Effect.runSyncWith(context)
+    // kafkajs 2.2.4 polls every 1 ms with a negative timeout while idle (TimeoutNegativeWarning): see the module.
+    quietRequestQueue()
     const kafka = new Kafka({
       clientId: settings.clientId,
       brokers: [...settings.brokers],

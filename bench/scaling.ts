@@ -17,6 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
 import { median } from "./harness.ts"
 
 // -----------------------------------------------------------------------------
@@ -183,7 +184,7 @@ const startService = async (breakers: "on" | "disabled") => {
   for (const dependency of dependencies) {
     env[`CIRCUIT_BREAKER_${dependency}_ENABLED`] = breakers === "on" ? "true" : "false"
   }
-  const child = spawn(process.execPath, ["examples/orchestrator-dynamic/src/main.ts"], {
+  const child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
     cwd: root,
     env,
     stdio: ["ignore", "ignore", "pipe"]

@@ -69,7 +69,7 @@ describe("starting the example", () => {
         .filter((file) => !file.split(path.sep).includes("node_modules"))
     // A quoted path to main.ts is a spawn (or a URL for one); prose in comments is backquoted.
     const literal = /["'][^"'\n]*orchestrator-dynamic\/src\/main(\.ts)?["']/
-    const offenders = ["test", "fleet", "chaos", "scripts", "examples"].flatMap(sources)
+    const offenders = ["test", "fleet", "chaos", "bench", "scripts", "examples"].flatMap(sources)
       .filter((file) => file !== path.join("test", "support", "example.ts"))
       .filter((file) => literal.test(readFileSync(path.join(root, file), "utf8")))
     assert.deepStrictEqual(

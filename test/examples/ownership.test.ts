@@ -226,3 +226,154 @@ describe("each attempt undoes only what it made (embedded)", () => {
     }).pipe(Effect.provide(layer))
   })
 })
+
+// -----------------------------------------------------------------------------
+// The real servers: Temporal, and MongoDB behind a fault proxy; Kafka and Redis embedded (the fault switch).
+// -----------------------------------------------------------------------------
+
+/** MongoDB's calls time out at 0.5 s, so a MongoDB slowed by one second fails the retry's insert. */
+const realSettings = OrchestratorConfig.parse(
+  `
+circuitBreaker:
+  kafka:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
+  temporal: { failMax: 10, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 5 }
+  redis:    { failMax: 3, timeoutSeconds: 1, recoveryTimeoutSeconds: 1 }
+  mongodb:  { failMax: 10, timeoutSeconds: 1, recoveryTimeoutSeconds: 1, callTimeoutSeconds: 0.5 }
+`
+)
+
+let mongoProxy: FaultProxy
+beforeAll(async () => {
+  mongoProxy = await FaultProxy.start({ targetPort: Number(new URL(inject("mongodbUrl")).port) })
+})
+afterAll(async () => {
+  await mongoProxy?.close()
+})
+
+const realConfig = (): AppConfig => ({
+  resilienceConfig: "(inline)",
+  service: "orchestrator-dynamic",
+  host: "127.0.0.1",
+  port: 0,
+  adminToken: undefined,
+  kafkaBrokers: undefined,
+  temporalAddress: inject("temporalAddress"),
+  temporalNamespace: "default",
+  redisUrl: undefined,
+  mongodbUrl: Redacted.make(`mongodb://${mongoProxy.address}/orchestrator`),
+  faults: {},
+  faultSwitch: true
+})
+
+const boot = () =>
+  Layer.unwrap(Effect.map(realSettings, (settings) => App.make(realConfig(), settings))).pipe(
+    Layer.provide(Logger.layer([Logger.consoleJson])),
+    Layer.provideMerge(TestConsole.layer)
+  )
+
+const http = (path: string, body?: unknown) =>
+  Effect.gen(function*() {
+    const address = (yield* HttpServer.HttpServer).address
+    const url = `http://127.0.0.1:${"port" in address ? address.port : 0}${path}`
+    return yield* Effect.promise(async () => {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(10_000)
+      })
+      return { status: response.status, body: JSON.parse(await response.text()) }
+    })
+  })
+
+const postPlan = (id: string, steps: ReadonlyArray<string> = ["plan", "execute"]) => http("/plans", { id, steps })
+
+/** The ticket as MongoDB has it, read directly (not through the proxy). */
+const readTicket = (id: string) =>
+  Effect.promise(async () => {
+    const client = new MongoClient(inject("mongodbUrl"), { serverSelectionTimeoutMS: 5000 })
+    try {
+      return await client.db("orchestrator").collection("tickets").findOne({ _id: `ticket-${id}` as never })
+    } finally {
+      await client.close()
+    }
+  })
+
+/** The workflow's status as Temporal has it. */
+const readWorkflow = (id: string) =>
+  Effect.promise(async () => {
+    const connection = await Connection.connect({ address: inject("temporalAddress") })
+    try {
+      return (await new Client({ connection, namespace: "default" }).workflow.getHandle(`plan-${id}`).describe())
+        .status.name
+    } finally {
+      await connection.close()
+    }
+  })
+
+describe("each attempt undoes only what it made (real Temporal and MongoDB)", () => {
+  it.live(
+    "accepted while Kafka is down, retried while MongoDB is slow for one second: the ticket and workflow stay",
+    () =>
+      Effect.gen(function*() {
+        const id = `own-slow-${Date.now()}`
+        assert.strictEqual((yield* http("/faults/kafka/down")).status, 200)
+        const first = yield* postPlan(id)
+        assert.strictEqual(first.status, 202, JSON.stringify(first.body))
+        const before = yield* readTicket(id)
+        assert.strictEqual(before?.["outbox"].state, "pending")
+        assert.isString(before?.["attempt"])
+
+        mongoProxy.delay(1000)
+        const retry = yield* postPlan(id).pipe(Effect.ensuring(Effect.sleep("1500 millis")))
+        // The retry could not know: 502 (its insert timed out), never a compensation of the first attempt.
+        assert.strictEqual(retry.status, 502, JSON.stringify(retry.body))
+        assert.strictEqual(retry.body.steps.persistence.status, "failed")
+        assert.deepStrictEqual(retry.body.steps.workflow, {
+          status: "skipped",
+          detail: "kept: started by an earlier attempt"
+        })
+        mongoProxy.pass()
+        // The delayed commands have reached MongoDB by now: the first attempt's ticket is still there, pending.
+        assert.deepStrictEqual(yield* readTicket(id), before)
+        assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+
+        // MongoDB back: the retry answers as the first attempt did.
+        const again = yield* eventually(postPlan(id), (r) => r.status === 202, 10_000)
+        assert.deepStrictEqual(again.body.steps.persistence, { status: "ok", detail: "already stored" })
+        assert.deepStrictEqual(again.body.steps.workflow, { status: "ok", detail: "already started" })
+      }).pipe(Effect.ensuring(Effect.sync(() => mongoProxy.pass())), Effect.provide(boot())),
+    30_000
+  )
+
+  it.live("a published ticket, retried while MongoDB is down: its workflow is not terminated", () =>
+    Effect.gen(function*() {
+      const id = `own-down-${Date.now()}`
+      assert.strictEqual((yield* postPlan(id)).status, 202)
+      yield* eventually(readTicket(id), (t) => t?.["outbox"].state === "published", 10_000)
+
+      mongoProxy.refuse()
+      mongoProxy.cut()
+      const retry = yield* postPlan(id)
+      assert.strictEqual(retry.status, 502, JSON.stringify(retry.body))
+      assert.deepStrictEqual(retry.body.steps.workflow, { status: "skipped", detail: "kept: started by an earlier attempt" })
+      assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+      mongoProxy.pass()
+      assert.strictEqual((yield* readTicket(id))?.["outbox"].state, "published")
+    }).pipe(Effect.ensuring(Effect.sync(() => mongoProxy.pass())), Effect.provide(boot())), 30_000)
+
+  it.live("the same id with other steps: 409 with both hashes; the stored plan and its workflow stay", () =>
+    Effect.gen(function*() {
+      const id = `own-409-${Date.now()}`
+      assert.strictEqual((yield* postPlan(id, ["a", "b"])).status, 202)
+      const before = yield* readTicket(id)
+      assert.strictEqual(before?.["planHash"], hashOf(id, ["a", "b"]))
+      const other = yield* postPlan(id, ["a", "c"])
+      assert.strictEqual(other.status, 409, JSON.stringify(other.body))
+      assert.strictEqual(other.body.planId, id)
+      assert.strictEqual(other.body.steps.persistence.planHash, hashOf(id, ["a", "c"]))
+      assert.strictEqual(other.body.steps.persistence.storedPlanHash, hashOf(id, ["a", "b"]))
+      assert.deepStrictEqual((yield* readTicket(id))?.["steps"], ["a", "b"])
+      assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+    }).pipe(Effect.provide(boot())), 30_000)
+})

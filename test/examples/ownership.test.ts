@@ -118,11 +118,11 @@ describe("each attempt undoes only what it made (embedded)", () => {
       assert.isDefined(ticket)
       glitches.insert = "lost" // the retry's insert meets the stored ticket (DuplicateKey), and times out
       const retry = yield* submit("p1")
+      assert.deepStrictEqual(yield* storedTicket("p1"), ticket)
+      assert.strictEqual(yield* workflowStatus("p1"), "RUNNING")
       assert.strictEqual(statusOf(retry), 202, JSON.stringify(retry))
       assert.deepStrictEqual(retry.steps.workflow, { status: "ok", detail: "already started" })
       assert.deepStrictEqual(retry.steps.persistence, { status: "ok", detail: "already stored" })
-      assert.deepStrictEqual(yield* storedTicket("p1"), ticket)
-      assert.strictEqual(yield* workflowStatus("p1"), "RUNNING")
     }).pipe(Effect.provide(layer))
   })
 
@@ -134,11 +134,11 @@ describe("each attempt undoes only what it made (embedded)", () => {
       glitches.insert = "unwritten"
       glitches.delete = "fails"
       const retry = yield* submit("p2")
-      assert.strictEqual(statusOf(retry), 502)
-      assert.deepStrictEqual(retry.steps.workflow, { status: "skipped", detail: "kept: started by an earlier attempt" })
       glitches.delete = "none"
       assert.deepStrictEqual(yield* storedTicket("p2"), ticket)
       assert.strictEqual(yield* workflowStatus("p2"), "RUNNING")
+      assert.strictEqual(statusOf(retry), 502)
+      assert.deepStrictEqual(retry.steps.workflow, { status: "skipped", detail: "kept: started by an earlier attempt" })
     }).pipe(Effect.provide(layer))
   })
 
@@ -198,9 +198,9 @@ describe("each attempt undoes only what it made (embedded)", () => {
     return Effect.gen(function*() {
       assert.strictEqual(statusOf(yield* submit("p7", ["a", "b"])), 202)
       const ticket = yield* storedTicket("p7")
-      assert.strictEqual(ticket?.["planHash"], hashOf("p7", ["a", "b"]))
       const other = yield* submit("p7", ["a", "c"])
       assert.strictEqual(statusOf(other), 409, JSON.stringify(other))
+      assert.strictEqual(ticket?.["planHash"], hashOf("p7", ["a", "b"]))
       assert.deepStrictEqual(other.steps.persistence, {
         status: "conflict",
         detail: "plan p7 is already stored with other steps",
@@ -322,10 +322,13 @@ describe("each attempt undoes only what it made (real Temporal and MongoDB)", ()
         assert.strictEqual(first.status, 202, JSON.stringify(first.body))
         const before = yield* readTicket(id)
         assert.strictEqual(before?.["outbox"].state, "pending")
-        assert.isString(before?.["attempt"])
 
         mongoProxy.delay(1000)
         const retry = yield* postPlan(id).pipe(Effect.ensuring(Effect.sleep("1500 millis")))
+        mongoProxy.pass()
+        // The delayed commands have reached MongoDB by now: the first attempt's ticket is still there, pending.
+        assert.deepStrictEqual(yield* readTicket(id), before)
+        assert.strictEqual(yield* readWorkflow(id), "RUNNING")
         // The retry could not know: 502 (its insert timed out), never a compensation of the first attempt.
         assert.strictEqual(retry.status, 502, JSON.stringify(retry.body))
         assert.strictEqual(retry.body.steps.persistence.status, "failed")
@@ -333,10 +336,7 @@ describe("each attempt undoes only what it made (real Temporal and MongoDB)", ()
           status: "skipped",
           detail: "kept: started by an earlier attempt"
         })
-        mongoProxy.pass()
-        // The delayed commands have reached MongoDB by now: the first attempt's ticket is still there, pending.
-        assert.deepStrictEqual(yield* readTicket(id), before)
-        assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+        assert.isString(before?.["attempt"])
 
         // MongoDB back: the retry answers as the first attempt did.
         const again = yield* eventually(postPlan(id), (r) => r.status === 202, 10_000)
@@ -356,8 +356,8 @@ describe("each attempt undoes only what it made (real Temporal and MongoDB)", ()
       mongoProxy.cut()
       const retry = yield* postPlan(id)
       assert.strictEqual(retry.status, 502, JSON.stringify(retry.body))
-      assert.deepStrictEqual(retry.body.steps.workflow, { status: "skipped", detail: "kept: started by an earlier attempt" })
       assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+      assert.deepStrictEqual(retry.body.steps.workflow, { status: "skipped", detail: "kept: started by an earlier attempt" })
       mongoProxy.pass()
       assert.strictEqual((yield* readTicket(id))?.["outbox"].state, "published")
     }).pipe(Effect.ensuring(Effect.sync(() => mongoProxy.pass())), Effect.provide(boot())), 30_000)
@@ -367,9 +367,9 @@ describe("each attempt undoes only what it made (real Temporal and MongoDB)", ()
       const id = `own-409-${Date.now()}`
       assert.strictEqual((yield* postPlan(id, ["a", "b"])).status, 202)
       const before = yield* readTicket(id)
-      assert.strictEqual(before?.["planHash"], hashOf(id, ["a", "b"]))
       const other = yield* postPlan(id, ["a", "c"])
       assert.strictEqual(other.status, 409, JSON.stringify(other.body))
+      assert.strictEqual(before?.["planHash"], hashOf(id, ["a", "b"]))
       assert.strictEqual(other.body.planId, id)
       assert.strictEqual(other.body.steps.persistence.planHash, hashOf(id, ["a", "c"]))
       assert.strictEqual(other.body.steps.persistence.storedPlanHash, hashOf(id, ["a", "b"]))

@@ -97,7 +97,9 @@ const submit = (id: string, steps: ReadonlyArray<string> = ["plan", "execute"]) 
 
 const storedTicket = (id: string) =>
   Effect.gen(function*() {
-    const found = yield* Effect.orDie((yield* MongoStore.MongoStore).findOne("tickets", { _id: `ticket-${id}` } as never))
+    const found = yield* Effect.orDie(
+      (yield* MongoStore.MongoStore).findOne("tickets", { _id: `ticket-${id}` } as never)
+    )
     return Option.getOrUndefined(found) as Record<string, unknown> | undefined
   })
 
@@ -148,7 +150,10 @@ describe("each attempt undoes only what it made (embedded)", () => {
       glitches.insert = "lost"
       const report = yield* submit("p3")
       assert.strictEqual(statusOf(report), 502)
-      assert.deepStrictEqual(report.steps.workflow, { status: "skipped", detail: "terminated: the ticket was not stored" })
+      assert.deepStrictEqual(report.steps.workflow, {
+        status: "skipped",
+        detail: "terminated: the ticket was not stored"
+      })
       assert.isUndefined(yield* storedTicket("p3"))
       assert.strictEqual(yield* workflowStatus("p3"), "TERMINATED")
       // The client's retry, MongoDB back: a new run, the ticket stored, 202.
@@ -346,34 +351,45 @@ describe("each attempt undoes only what it made (real Temporal and MongoDB)", ()
     30_000
   )
 
-  it.live("a published ticket, retried while MongoDB is down: its workflow is not terminated", () =>
-    Effect.gen(function*() {
-      const id = `own-down-${Date.now()}`
-      assert.strictEqual((yield* postPlan(id)).status, 202)
-      yield* eventually(readTicket(id), (t) => t?.["outbox"].state === "published", 10_000)
+  it.live(
+    "a published ticket, retried while MongoDB is down: its workflow is not terminated",
+    () =>
+      Effect.gen(function*() {
+        const id = `own-down-${Date.now()}`
+        assert.strictEqual((yield* postPlan(id)).status, 202)
+        yield* eventually(readTicket(id), (t) => t?.["outbox"].state === "published", 10_000)
 
-      mongoProxy.refuse()
-      mongoProxy.cut()
-      const retry = yield* postPlan(id)
-      assert.strictEqual(retry.status, 502, JSON.stringify(retry.body))
-      assert.strictEqual(yield* readWorkflow(id), "RUNNING")
-      assert.deepStrictEqual(retry.body.steps.workflow, { status: "skipped", detail: "kept: started by an earlier attempt" })
-      mongoProxy.pass()
-      assert.strictEqual((yield* readTicket(id))?.["outbox"].state, "published")
-    }).pipe(Effect.ensuring(Effect.sync(() => mongoProxy.pass())), Effect.provide(boot())), 30_000)
+        mongoProxy.refuse()
+        mongoProxy.cut()
+        const retry = yield* postPlan(id)
+        assert.strictEqual(retry.status, 502, JSON.stringify(retry.body))
+        assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+        assert.deepStrictEqual(retry.body.steps.workflow, {
+          status: "skipped",
+          detail: "kept: started by an earlier attempt"
+        })
+        mongoProxy.pass()
+        assert.strictEqual((yield* readTicket(id))?.["outbox"].state, "published")
+      }).pipe(Effect.ensuring(Effect.sync(() => mongoProxy.pass())), Effect.provide(boot())),
+    30_000
+  )
 
-  it.live("the same id with other steps: 409 with both hashes; the stored plan and its workflow stay", () =>
-    Effect.gen(function*() {
-      const id = `own-409-${Date.now()}`
-      assert.strictEqual((yield* postPlan(id, ["a", "b"])).status, 202)
-      const before = yield* readTicket(id)
-      const other = yield* postPlan(id, ["a", "c"])
-      assert.strictEqual(other.status, 409, JSON.stringify(other.body))
-      assert.strictEqual(before?.["planHash"], hashOf(id, ["a", "b"]))
-      assert.strictEqual(other.body.planId, id)
-      assert.strictEqual(other.body.steps.persistence.planHash, hashOf(id, ["a", "c"]))
-      assert.strictEqual(other.body.steps.persistence.storedPlanHash, hashOf(id, ["a", "b"]))
-      assert.deepStrictEqual((yield* readTicket(id))?.["steps"], ["a", "b"])
-      assert.strictEqual(yield* readWorkflow(id), "RUNNING")
-    }).pipe(Effect.provide(boot())), 30_000)
+  it.live(
+    "the same id with other steps: 409 with both hashes; the stored plan and its workflow stay",
+    () =>
+      Effect.gen(function*() {
+        const id = `own-409-${Date.now()}`
+        assert.strictEqual((yield* postPlan(id, ["a", "b"])).status, 202)
+        const before = yield* readTicket(id)
+        const other = yield* postPlan(id, ["a", "c"])
+        assert.strictEqual(other.status, 409, JSON.stringify(other.body))
+        assert.strictEqual(before?.["planHash"], hashOf(id, ["a", "b"]))
+        assert.strictEqual(other.body.planId, id)
+        assert.strictEqual(other.body.steps.persistence.planHash, hashOf(id, ["a", "c"]))
+        assert.strictEqual(other.body.steps.persistence.storedPlanHash, hashOf(id, ["a", "b"]))
+        assert.deepStrictEqual((yield* readTicket(id))?.["steps"], ["a", "b"])
+        assert.strictEqual(yield* readWorkflow(id), "RUNNING")
+      }).pipe(Effect.provide(boot())),
+    30_000
+  )
 })

@@ -324,8 +324,10 @@ export class Orchestrator extends Context.Service<Orchestrator, {
               yield* handle.terminate(why)
               return "terminated" as const
             }).pipe(
-              Effect.catchTag("TemporalError", (e) =>
-                e.reason === "NotFound" ? Effect.succeed("terminated" as const) : Effect.fail(e)),
+              Effect.catchTag(
+                "TemporalError",
+                (e) => e.reason === "NotFound" ? Effect.succeed("terminated" as const) : Effect.fail(e)
+              ),
               Effect.catch((e) =>
                 Effect.as(
                   Effect.logError("plan_compensation_failed").pipe(

@@ -92,9 +92,11 @@ export const ticketsOf = (
 /**
  * A plan whose outcome the service could not know: a 502 (the call failed, e.g. a timeout or a cut
  * connection, and may have had its effect anyway) or a compensation the service reported as failed.
- * What such a plan leaves is reported apart: the service promises nothing for it today.
+ * What such a plan leaves is reported apart: the service promises nothing for it today. So is a retry
+ * that found an earlier attempt's workflow: it is never terminated by another attempt (docs/outbox.md).
  */
-export const outcomeUnknown = (o: Outcome): boolean => o.kind === "failed" || o.steps.includes("termination failed")
+export const outcomeUnknown = (o: Outcome): boolean =>
+  o.kind === "failed" || o.steps.includes("termination failed") || o.steps.includes("kept: started by an earlier")
 
 /** (c) what each plan that was not accepted left: its ticket, its message, its workflow's status. */
 export const leftoversOf = (

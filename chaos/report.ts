@@ -151,7 +151,7 @@ ${rateSection(report.rateFinding, report.rate)}
   } s of schedule (the last ${
     Math.round((1 - LAST_FAULT_ENDS) * 100)
   }% without faults), longer if needed until every breaker is CLOSED: ${round(report.loadMs / 1000)} s in all |
-| flow of one plan | Temporal and MongoDB breakers checked (503 at once if one refuses, nothing written) → Redis GET + SETEX (fail-open) → Temporal start workflow \`plan-<id>\` → MongoDB insert of the ticket with its outbox mark (\`orchestrator.tickets\`, \`_id: ticket-<id>\`; the workflow is terminated if this fails) → 202, ticket \`queued\`; the relay publishes it to \`execution-tickets\` (key \`ticket-<id>\`) through \`kafka_producer\` |
+| flow of one plan | Temporal and MongoDB breakers checked (503 at once if one refuses, nothing written) → Redis GET + SETEX (fail-open) → Temporal start workflow \`plan-<id>\` → MongoDB insert of the ticket with its outbox mark (\`orchestrator.tickets\`, \`_id: ticket-<id>\`, with the attempt's id and the plan's hash; if this fails, the attempt deletes only its own pending ticket and terminates only a run it started itself) → 202, ticket \`queued\`; the relay publishes it to \`execution-tickets\` (key \`ticket-<id>\`) through \`kafka_producer\` |
 
 Breaker settings (the Orchestrator Dynamic format, short periods so every outage shows whole cycles):
 
@@ -229,11 +229,18 @@ duplicate-key error), and reports the Kafka duplicates without failing on them.
 
 What a plan whose outcome was unknown leaves is reported, not failed. A 502 means a call failed in a way
 that may still have had its effect: a Temporal start that timed out may have started the workflow (the
-service does not terminate it), a MongoDB insert whose connection was cut may have stored the ticket (the
-service terminates the workflow but does not remove the ticket, so the relay publishes it). A 503 whose
-compensation failed (\`termination failed\`) is in the same class. The service does not clean these up
-today: it would need to terminate the workflow after an unknown start, and to mark the ticket failed (or
-delete it) after an unknown insert before the relay can take it.
+service terminates it when the workflow's memo names this attempt, and cannot when Temporal does not
+answer), a MongoDB insert whose connection was cut may have stored the ticket (the service deletes its own
+pending ticket, \`{ _id, attempt: <its own>, "outbox.state": "pending" }\`, and terminates the run it
+started; when that delete fails too the ticket stays and is published). A 503 whose compensation failed
+(\`termination failed\`) is in the same class, and so is a retry that found an earlier attempt's workflow
+(\`kept: started by an earlier attempt\`): no attempt ever terminates a workflow or deletes a ticket it did
+not create itself, so what the earlier (cut-off) attempt left is not the retry's to undo.
+
+What a retry (same id) answers: 202 when the plan it carries is stored (same plan hash), whatever its own
+insert met; 409 when the id holds a plan with other steps (the persistence step names both hashes); 502 or
+503 when it cannot tell yet. The table of every branch is in docs/outbox.md ("Retries: each attempt undoes
+only what it made").
 ${
     leftovers.unknownSamples.length > 0
       ? `\nExamples from this run:\n\n${leftovers.unknownSamples.map((s) => `- \`${s}\``).join("\n")}\n`

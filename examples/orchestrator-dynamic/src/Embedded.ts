@@ -164,6 +164,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
         readonly type: string
         readonly taskQueue: string
         readonly startedAt: Date
+        readonly memo: Record<string, unknown> | undefined
         status: "RUNNING" | "TERMINATED"
         readonly signals: Array<string>
       }
@@ -199,6 +200,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
               type: run.type,
               taskQueue: run.taskQueue,
               startTime: run.startedAt,
+              memo: run.memo,
               status: { name: run.status }
             }) as unknown as WorkflowExecutionDescription)
         )
@@ -247,7 +249,8 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
             "startWorkflow",
             Effect.gen(function*() {
               const workflowId = options.workflowId
-              if (workflows.has(workflowId)) {
+              // As Temporal's default id reuse policy: a closed (terminated) run may be started again.
+              if (workflows.get(workflowId)?.status === "RUNNING") {
                 return yield* new TemporalError({
                   reason: "AlreadyStarted",
                   operation: "startWorkflow",
@@ -261,6 +264,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
                 type: typeof workflow === "string" ? workflow : workflow.name,
                 taskQueue: options.taskQueue,
                 startedAt: new Date(yield* Clock.currentTimeMillis),
+                memo: options.memo,
                 status: "RUNNING",
                 signals: []
               })

@@ -1,9 +1,10 @@
 /**
  * The service's HTTP surface on one port (8000 by default):
  * - `POST /plans` `{ id, steps }` with `content-type: application/json`: runs
- *   the plan; 202 accepted, 503 with `Retry-After` when a fail-fast breaker
- *   rejected it, 502 when a dependency failed (the step and a reason class, the
- *   details in the log), 400 for a bad plan, 413 for a body over 64 KiB (also
+ *   the plan; 202 accepted (a retry of an accepted plan too), 409 when the id
+ *   is taken by a plan with other steps (both hashes in the body), 503 with
+ *   `Retry-After` when a fail-fast breaker rejected it, 502 when a dependency
+ *   failed (the step and a reason class, the details in the log), 400 for a bad plan, 413 for a body over 64 KiB (also
  *   announced by `Content-Length`, so `Expect: 100-continue` gets 413, not 100),
  *   415 for another content type;
  * - `POST /faults/{kafka|temporal|redis|mongodb}/{up|down|slow}` with
@@ -38,10 +39,15 @@ const MAX_BODY_BYTES = 64 * 1024
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}) =>
   HttpServerResponse.jsonUnsafe(body, { status, headers: { "cache-control": "no-store", ...headers } })
 
-/** 202 accepted; 503 + Retry-After when a breaker said no; 502 when a dependency failed. */
+/**
+ * 202 accepted (also a retry of an accepted plan); 409 when another plan (other steps) is stored under the
+ * id; 503 + Retry-After when a breaker said no; 502 when a dependency failed.
+ */
 export const respond = (report: PlanReport) => {
   if (report.accepted) return json(report, 202)
   const steps = Object.values(report.steps)
+  // Retrying cannot help: the id is taken by another plan, whose hash the persistence step names.
+  if (steps.some((s) => s.status === "conflict")) return json(report, 409)
   const retryAfter = steps.flatMap((s) =>
     s.status === "rejected" && s.retryAfterSeconds !== null ? [s.retryAfterSeconds] : []
   )

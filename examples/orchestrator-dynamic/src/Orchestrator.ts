@@ -13,7 +13,11 @@
  *   ticket could not be stored is terminated (the compensation).
  * - Retrying a plan with the same id is safe at every step: the workflow id is
  *   the plan id (AlreadyStarted is success), the ticket id is the plan id
- *   (DuplicateKey is success), the message key is the ticket id.
+ *   (DuplicateKey is success when the stored plan has the same hash, 409
+ *   otherwise), the message key is the ticket id.
+ * - Nothing accepted is ever undone: each attempt has its own id, stamped on the
+ *   ticket it inserts and on the workflow it starts (memo), and its compensation
+ *   deletes only its own pending ticket and terminates only a run it started.
  */
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
@@ -22,6 +26,7 @@ import { RedisCache } from "@neural-hive/redis"
 import type { CircuitBreaker, CircuitBreakerError } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Clock, Context, Data, Duration, Effect, Layer, Option } from "effect"
+import { createHash, randomUUID } from "node:crypto"
 
 export interface Plan {
   readonly id: string
@@ -33,7 +38,13 @@ export interface Ticket {
   readonly planId: string
   readonly steps: ReadonlyArray<string>
   readonly createdAt: string
+  /** The hash of the plan's canonical body (`hashOf`): a retry with the same id compares it. */
+  readonly planHash: string
 }
+
+/** SHA-256 of the canonical body `{ id, steps }` (keys in that order, nothing else), as `sha256:<hex>`. */
+export const hashOf = (plan: Plan): string =>
+  `sha256:${createHash("sha256").update(JSON.stringify({ id: plan.id, steps: plan.steps })).digest("hex")}`
 
 /** What happened at one step. */
 export type StepReport =
@@ -43,6 +54,13 @@ export type StepReport =
   | { readonly status: "rejected"; readonly circuit: string; readonly retryAfterSeconds: number | null }
   /** `error` is the error's class and `reason` its kind, never its message: the details go to the log. */
   | { readonly status: "failed"; readonly error: string; readonly reason: string; readonly circuit?: string }
+  /** Another plan (other steps) is stored under this id (409): both hashes, the stored one as proof. */
+  | {
+    readonly status: "conflict"
+    readonly detail: string
+    readonly planHash: string
+    readonly storedPlanHash: string
+  }
 
 export interface PlanReport {
   readonly planId: string
@@ -128,6 +146,12 @@ const logFailed = (step: string, planId: string, error: StepError): Effect.Effec
  */
 const fromBreaker = (error: CircuitBreakerError): Effect.Effect<StepReport> => Effect.succeed(rejected(error))
 
+/** The start's step, and the run this attempt started (none when it found the workflow already started). */
+interface Started {
+  readonly step: StepReport
+  readonly runId: string | undefined
+}
+
 const isOk = (step: StepReport) => step.status === "ok" || step.status === "skipped" || step.status === "queued"
 
 /** A fail-fast breaker that refuses calls now (OPEN, forced open): the plan is refused before any side effect. */
@@ -142,8 +166,8 @@ const refusing = (breaker: CircuitBreaker.CircuitBreaker): StepReport | undefine
   }
 }
 
-/** How a plan ended, as its log line says: `plan_accepted`, `plan_queued`, `plan_refused` or `plan_failed`. */
-export type Outcome = "accepted" | "queued" | "refused" | "failed"
+/** How a plan ended, as its log line says: `plan_accepted`, `plan_queued`, `plan_refused`, `plan_conflict` or `plan_failed`. */
+export type Outcome = "accepted" | "queued" | "refused" | "conflict" | "failed"
 
 /**
  * The outcome of a report, the step that stopped it and why (a bounded class, never a raw message).
@@ -161,6 +185,9 @@ export const outcomeOf = (report: PlanReport, kafkaWaiting = false): {
   for (const [step, result] of Object.entries(report.steps)) {
     if (result.status === "rejected") {
       return { outcome: "refused", failedStep: step, reasonClass: "circuit_open", circuit: result.circuit }
+    }
+    if (result.status === "conflict") {
+      return { outcome: "conflict", failedStep: step, reasonClass: "plan_differs", circuit: null }
     }
     if (result.status === "failed") {
       return { outcome: "failed", failedStep: step, reasonClass: result.reason, circuit: result.circuit ?? null }
@@ -199,6 +226,9 @@ export class Orchestrator extends Context.Service<Orchestrator, {
 
         const submit = Effect.fn("Orchestrator.submit")(function*(plan: Plan) {
           const ticketId = `ticket-${plan.id}`
+          // This attempt's own id: what it creates carries it, and its compensation undoes nothing else.
+          const attempt = randomUUID()
+          const planHash = hashOf(plan)
           yield* Effect.annotateCurrentSpan({ "plan.id": plan.id })
 
           // 0. The steps that cannot be deferred are checked before any side effect: nothing is written
@@ -226,14 +256,19 @@ export class Orchestrator extends Context.Service<Orchestrator, {
 
           // 1. Redis (fail-open): a cached ticket saves rebuilding it; a cache that is down is a miss.
           const cacheKey = `plan:${plan.id}`
-          const cached = yield* cache.get(cacheKey)
+          // A cached ticket of another plan under this id (a refused one, other steps) is a miss, overwritten.
+          const cached = Option.filter(
+            yield* cache.get(cacheKey),
+            (value) => (JSON.parse(value) as Partial<Ticket>).planHash === planHash
+          )
           const ticket: Ticket = Option.isSome(cached)
             ? JSON.parse(cached.value) as Ticket
             : {
               ticketId,
               planId: plan.id,
               steps: plan.steps,
-              createdAt: new Date(yield* Clock.currentTimeMillis).toISOString()
+              createdAt: new Date(yield* Clock.currentTimeMillis).toISOString(),
+              planHash
             }
           const stored = Option.isSome(cached)
             ? true
@@ -253,68 +288,130 @@ export class Orchestrator extends Context.Service<Orchestrator, {
           })
 
           const workflowId = `plan-${plan.id}`
-          // 2. Temporal (fail-fast): start the plan's workflow; already started means a retried plan.
-          const workflow = yield* temporal.startWorkflow("orchestratePlan", {
+          // 2. Temporal (fail-fast): start the plan's workflow; already started means a retried plan. The memo
+          //    names this attempt, so a start whose answer was lost can still be told apart from another's.
+          const started = yield* temporal.startWorkflow("orchestratePlan", {
             workflowId,
             taskQueue: settings.taskQueue,
-            args: [ticket]
+            args: [ticket],
+            memo: { attempt }
           }).pipe(
-            Effect.as<StepReport>({ status: "ok", detail: "started" }),
+            Effect.map((handle): Started => ({ step: { status: "ok", detail: "started" }, runId: handle.runId })),
             Effect.catchTag("TemporalError", (e) =>
               e.reason === "AlreadyStarted"
-                ? Effect.succeed<StepReport>({ status: "ok", detail: "already started" })
-                : logFailed("workflow", plan.id, e)),
-            Effect.catchTag("CircuitBreakerError", fromBreaker)
+                ? Effect.succeed<Started>({ step: { status: "ok", detail: "already started" }, runId: undefined })
+                : Effect.map(logFailed("workflow", plan.id, e), (step): Started => ({ step, runId: undefined }))),
+            Effect.catchTag(
+              "CircuitBreakerError",
+              (e) => Effect.map(fromBreaker(e), (step): Started => ({ step, runId: undefined }))
+            )
           )
-          // Compensation: a refused plan's workflow must not run. Best effort, and a workflow that never
-          // started (not found) is as good as terminated.
-          const terminate = (why: string) =>
-            temporal.getWorkflowHandle(workflowId).pipe(
-              Effect.flatMap((handle) => handle.terminate(why)),
-              Effect.as(true),
-              Effect.catchTag("TemporalError", (e) => e.reason === "NotFound" ? Effect.succeed(true) : Effect.fail(e)),
+          const workflow = started.step
+          // Compensation terminates only a run this attempt started (its run id, or its memo when the start's
+          // answer was lost): a run found already started belongs to an earlier attempt and is never touched.
+          // Best effort; a workflow that never started (not found) is as good as terminated.
+          const terminateMine = (why: string, runId: string | undefined) =>
+            Effect.gen(function*() {
+              const mine = runId ?? (yield* temporal.describeWorkflow(workflowId).pipe(
+                Effect.map((d) => d.memo?.["attempt"] === attempt ? d.runId : undefined),
+                Effect.catchTag(
+                  "TemporalError",
+                  (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)
+                )
+              ))
+              if (mine === undefined) return "not mine" as const
+              const handle = yield* temporal.getWorkflowHandle(workflowId, mine)
+              yield* handle.terminate(why)
+              return "terminated" as const
+            }).pipe(
+              Effect.catchTag(
+                "TemporalError",
+                (e) => e.reason === "NotFound" ? Effect.succeed("terminated" as const) : Effect.fail(e)
+              ),
               Effect.catch((e) =>
                 Effect.as(
                   Effect.logError("plan_compensation_failed").pipe(
                     Effect.annotateLogs({ plan_id: plan.id, workflow_id: workflowId, error: e._tag })
                   ),
-                  false
+                  "failed" as const
                 )
               )
             )
           if (!isOk(workflow)) {
             // A start that failed with an unknown outcome (a deadline, a cut connection) may have started it.
-            if (workflow.status === "failed") yield* terminate("plan refused: its workflow start did not answer")
+            if (workflow.status === "failed") {
+              yield* terminateMine("plan refused: its workflow start did not answer", undefined)
+            }
             return report(workflow, notRun, notRun)
           }
+          const startedByMe = workflow.detail === "started"
 
-          // 3. MongoDB (fail-fast): the ticket and its outbox mark in ONE write; a duplicate key means a
-          //    retried plan already stored it (and its mark).
+          // The plan stored under this id by another attempt, if any: the same plan (its hash) is a retry of
+          // an accepted plan, answered as the first attempt was; another plan under the same id is a conflict.
+          const storedPlan = (whenNone: StepReport) =>
+            store.findOne(settings.ticketsCollection, { _id: ticketId } as never).pipe(
+              Effect.map((found): StepReport => {
+                if (Option.isNone(found)) return whenNone
+                const stored = found.value as unknown as Partial<Ticket>
+                const storedPlanHash = stored.planHash ?? hashOf({ id: plan.id, steps: stored.steps ?? [] })
+                return storedPlanHash === planHash
+                  ? { status: "ok", detail: "already stored" }
+                  : {
+                    status: "conflict",
+                    detail: `plan ${plan.id} is already stored with other steps`,
+                    planHash,
+                    storedPlanHash
+                  }
+              })
+            )
+
+          // 3. MongoDB (fail-fast): the ticket and its outbox mark in ONE write, marked with this attempt; a
+          //    duplicate key means another attempt stored it (and its mark): compared by the plan's hash.
           const now = yield* Clock.currentTimeMillis
           const persistence = yield* store.insertOne(
             settings.ticketsCollection,
-            Outbox.pending({ _id: ticketId, ...ticket }, now) as never
+            Outbox.pending({ _id: ticketId, ...ticket, attempt }, now) as never
           ).pipe(
             Effect.as<StepReport>({ status: "ok", detail: "stored" }),
             Effect.catchTag("MongoStoreError", (e) =>
               e.reason === "DuplicateKey"
-                ? Effect.succeed<StepReport>({ status: "ok", detail: "already stored" })
-                : logFailed("persistence", plan.id, e)),
+                ? storedPlan({ status: "ok", detail: "already stored" }).pipe(
+                  Effect.catchTag("MongoStoreError", (read) => logFailed("persistence", plan.id, read)),
+                  Effect.catchTag("CircuitBreakerError", fromBreaker)
+                )
+                // An insert that failed with an unknown outcome may have stored the ticket: this attempt takes
+                // back its own ticket only (its attempt id, still pending), then looks for another attempt's.
+                : Effect.gen(function*() {
+                  const failure = yield* logFailed("persistence", plan.id, e)
+                  const deleted = yield* Effect.result(store.deleteOne(
+                    settings.ticketsCollection,
+                    { _id: ticketId, attempt, "outbox.state": "pending" } as never
+                  ))
+                  if (deleted._tag === "Failure") return failure
+                  return yield* storedPlan(failure).pipe(Effect.orElseSucceed(() => failure))
+                })),
             Effect.catchTag("CircuitBreakerError", fromBreaker)
           )
           if (!isOk(persistence)) {
-            // An insert that failed with an unknown outcome may have stored the ticket: take it back before
-            // the relay publishes it (best effort: with MongoDB down it stays, and is published).
-            if (persistence.status === "failed") {
-              yield* Effect.ignore(
-                store.deleteOne(settings.ticketsCollection, { _id: ticketId, "outbox.state": "pending" } as never)
+            // This attempt's own run only (see terminateMine); a run found already started is left to its owner.
+            const compensated = startedByMe
+              ? yield* terminateMine(
+                persistence.status === "conflict"
+                  ? "plan refused: another plan is stored under its id"
+                  : "plan refused: its ticket could not be stored",
+                started.runId
               )
-            }
-            const compensated = yield* terminate("plan refused: its ticket could not be stored")
+              : "not mine"
             return report(
               {
                 status: "skipped",
-                detail: compensated ? "terminated: the ticket was not stored" : "termination failed"
+                detail: compensated === "terminated"
+                  ? (persistence.status === "conflict"
+                    ? "terminated: another plan is stored under this id"
+                    : "terminated: the ticket was not stored")
+                  : compensated === "failed"
+                  ? "termination failed"
+                  : "kept: started by an earlier attempt"
               },
               persistence,
               notRun

@@ -64,10 +64,45 @@ describe("the fast path's gate: decide", () => {
     for (const value of ["Public", "fast ", "off", "1"]) {
       assert.throws(
         () => FastPath.decide({ version: tested, env: value, shapeOk }),
-        `NH_BREAKER_PATH must be "fast", "public", empty or unset, not ${JSON.stringify(value)}`
+        `NH_BREAKER_PATH must be "fast", "public", empty or unset, not ${JSON.stringify(value)} ` +
+          "(@neural-hive/resilience: which call path the circuit breaker uses)"
       )
     }
   })
+})
+
+describe("the fast path's gate: the runtime's shape", () => {
+  const evaluate = `${Effect.TypeId}/evaluate`
+  const node = { [evaluate]: () => undefined }
+  const fiber = () => ({ _stack: [], interruptible: true, _interruptedCause: undefined, succeedWith: () => undefined })
+
+  it("an effect node that evaluates through the protocol key and a fiber with every field used", () => {
+    assert.isTrue(FastPath.hasShape(node, fiber()))
+    assert.isTrue(FastPath.hasShape(Object.create(node), { ...fiber(), interruptible: false }))
+  })
+
+  it("anything missing or of another type fails the check", () => {
+    assert.isFalse(FastPath.hasShape(null, fiber()))
+    assert.isFalse(FastPath.hasShape({}, fiber()))
+    assert.isFalse(FastPath.hasShape({ [evaluate]: "not a function" }, fiber()))
+    const { _interruptedCause: _, ...withoutCause } = fiber()
+    const broken: ReadonlyArray<object> = [
+      { ...fiber(), _stack: {} },
+      { ...fiber(), interruptible: "yes" },
+      withoutCause,
+      { ...fiber(), succeedWith: undefined }
+    ]
+    for (const shape of broken) assert.isFalse(FastPath.hasShape(node, shape))
+  })
+
+  it("the installed Effect's own effect node and fiber pass", () =>
+    Effect.runSync(
+      Effect.withFiber((running) =>
+        Effect.sync(() =>
+          assert.isTrue(FastPath.hasShape(Object.getPrototypeOf(Effect.suspend(() => Effect.void)), running))
+        )
+      )
+    ))
 })
 
 describe("the fast path's gate: this process", () => {

@@ -53,7 +53,7 @@ export const decide = (input: {
     )
   }
   if (env === "public") return "forced-public"
-  if (version === undefined || !testedEffectVersions.includes(version)) {
+  if (!(testedEffectVersions as ReadonlyArray<string | undefined>).includes(version)) {
     return `untested-effect-version:${version ?? "unknown"}`
   }
   return input.shapeOk() ? "engaged" : "runtime-shape"
@@ -73,23 +73,18 @@ const ensureContKey = `${Effect.TypeId}/ensureCont`
 const successContKey = `${Effect.TypeId}/successCont`
 const failureContKey = `${Effect.TypeId}/failureCont`
 
-const suspendProto = (): Record<string, unknown> | null => Object.getPrototypeOf(Effect.suspend(() => Effect.void))
+const suspendProto = (): object | null => Object.getPrototypeOf(Effect.suspend(() => Effect.void))
 
-/** The second guard, on a tested version: effect nodes evaluate through the key, fibers have the fields. */
-const runtimeShape = (): boolean => {
-  try {
-    if (typeof suspendProto()?.[evaluateKey] !== "function") return false
-    return Effect.runSync(Effect.withFiber((fiber) => {
-      const running = fiber as unknown as Partial<RunningFiber>
-      return Effect.succeed(
-        Array.isArray(running._stack) && typeof running.interruptible === "boolean" &&
-          "_interruptedCause" in running && typeof running.succeedWith === "function"
-      )
-    }))
-  } catch {
-    return false
-  }
+/** The second guard, on a tested version: an effect node evaluates through the key, a fiber has the fields. */
+export const hasShape = (proto: object | null, fiber: object): boolean => {
+  const running = fiber as Partial<RunningFiber>
+  return typeof (proto as Record<string, unknown> | null)?.[evaluateKey] === "function" &&
+    Array.isArray(running._stack) && typeof running.interruptible === "boolean" && "_interruptedCause" in running &&
+    typeof running.succeedWith === "function"
 }
+
+const runtimeShape = (): boolean =>
+  Effect.runSync(Effect.withFiber((fiber) => Effect.succeed(hasShape(suspendProto(), fiber))))
 
 const installedVersion = (): string | undefined => {
   const version: unknown = (effectPackage as { readonly version?: unknown }).version

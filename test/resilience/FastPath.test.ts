@@ -71,11 +71,11 @@ describe("the fast path's gate: decide", () => {
   })
 })
 
-describe("the fast path's gate: the runtime's shape", () => {
-  const evaluate = `${Effect.TypeId}/evaluate`
-  const node = { [evaluate]: () => undefined }
-  const fiber = () => ({ _stack: [], interruptible: true, _interruptedCause: undefined, succeedWith: () => undefined })
+const evaluate = `${Effect.TypeId}/evaluate`
+const node = { [evaluate]: () => undefined }
+const fiber = () => ({ _stack: [], interruptible: true, _interruptedCause: undefined, succeedWith: () => undefined })
 
+describe("the fast path's gate: the runtime's shape", () => {
   it("an effect node that evaluates through the protocol key and a fiber with every field used", () => {
     assert.isTrue(FastPath.hasShape(node, fiber()))
     assert.isTrue(FastPath.hasShape(Object.create(node), { ...fiber(), interruptible: false }))

@@ -61,6 +61,8 @@ export const main = async (): Promise<void> => {
   const wanted = (id: string) => only.length === 0 || only.includes(id)
   // A child of the paths measurement (`paths.ts`) runs only our rows and their bare rows.
   const child = process.env["BENCH_PATHS_CHILD"] === "1"
+  // First, while this process waits: the paths' children share the machine with nothing else of this run.
+  const paths: Array<PathRun> = wanted(EXTRA.paths) && !child ? await pathRuns({ rounds, targetMs, quick, log }) : []
   const scenarios = all.filter((s) => wanted(s.id)).map((s) =>
     child ? { ...s, cases: s.cases.filter((c) => PATH_CASES.has(c.id)) } : s
   )
@@ -82,9 +84,6 @@ export const main = async (): Promise<void> => {
     log
   }
   const service: Array<ServiceRun> = wanted(EXTRA.service) ? await serviceRuns(serviceSettings) : []
-  const paths: Array<PathRun> = wanted(EXTRA.paths) && !child
-    ? await pathRuns({ rounds, targetMs, quick, log })
-    : []
   const scaling: Scaling = { breakers, service, serviceSettings, paths }
   const durationSeconds = (performance.now() - started) / 1000
 

@@ -5,7 +5,7 @@
  * `NH_BREAKER_PATH` is read once when the breaker's module loads, so each path
  * runs in child processes of its own (`bench/run.ts` with `BENCH_PATHS_CHILD=1`):
  * fast, public, public, fast, so that a drift in the machine's load falls on
- * both paths alike. Each child runs our Effect rows of (1a) and (3) with their
+ * both paths alike. `main.ts` runs them first, before its own scenarios. Each child runs our Effect rows of (1a) and (3) with their
  * bare rows; the per-round figures of a path's two children are pooled.
  */
 import { spawn } from "node:child_process"

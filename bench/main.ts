@@ -5,13 +5,15 @@ import { spawnSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
+import { reason as breakerPath } from "../packages/resilience/src/internal/fastPath.ts"
 import { runAll } from "./harness.ts"
+import { PATH_CASES, type PathRun, pathRuns } from "./paths.ts"
 import { consoleReport, type Environment, markdown, type Scaling } from "./report.ts"
 import { BREAKER_COUNTS, type BreakersRow, breakersRow, type ServiceRun, serviceRuns } from "./scaling.ts"
 import { makeScenarios, shutdown } from "./scenarios.ts"
 
 /** Measurements outside the round-based harness, selectable in `BENCH_ONLY` like scenarios. */
-const EXTRA = { breakers: "breakers", service: "service" } as const
+const EXTRA = { breakers: "breakers", service: "service", paths: "paths" } as const
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 
@@ -57,7 +59,14 @@ export const main = async (): Promise<void> => {
     throw new Error(`BENCH_ONLY: unknown scenario ${unknown.join(", ")}; known: ${known.join(", ")}`)
   }
   const wanted = (id: string) => only.length === 0 || only.includes(id)
-  const scenarios = all.filter((s) => wanted(s.id))
+  // A child of the paths measurement (`paths.ts`) runs only our rows and their bare rows.
+  const child = process.env["BENCH_PATHS_CHILD"] === "1"
+  // First, while this process waits: the paths' children share the machine with nothing else of this run.
+  const paths: Array<PathRun> = wanted(EXTRA.paths) && !child ? await pathRuns({ rounds, targetMs, quick, log }) : []
+  const scenarios = all.filter((s) => wanted(s.id)).map((s) =>
+    child ? { ...s, cases: s.cases.filter((c) => PATH_CASES.has(c.id)) } : s
+  )
+  log(`breaker call path: ${breakerPath}`)
   const results = await runAll(scenarios, { rounds, targetMs, log })
   await shutdown()
 
@@ -75,7 +84,7 @@ export const main = async (): Promise<void> => {
     log
   }
   const service: Array<ServiceRun> = wanted(EXTRA.service) ? await serviceRuns(serviceSettings) : []
-  const scaling: Scaling = { breakers, service, serviceSettings }
+  const scaling: Scaling = { breakers, service, serviceSettings, paths }
   const durationSeconds = (performance.now() - started) / 1000
 
   console.log(consoleReport(results, scaling))
@@ -85,9 +94,12 @@ export const main = async (): Promise<void> => {
       json,
       JSON.stringify(
         {
+          path: breakerPath,
+          load: [loadAtStart, os.loadavg()[0]!],
           scenarios: results.map((r) => ({ scenario: r.scenario.id, orders: r.orders, cases: r.cases })),
           breakers,
-          service
+          service,
+          paths
         },
         null,
         2
@@ -103,6 +115,7 @@ export const main = async (): Promise<void> => {
     memoryGiB: os.totalmem() / 2 ** 30,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
+    breakerPath,
     packages: [
       ["@neural-hive/resilience", version("packages/resilience/package.json")],
       ["effect", version("node_modules/effect/package.json")],

@@ -2,8 +2,10 @@
  * Turns the per-round results into the console tables, the target verdicts
  * and docs/performance.md.
  */
+import * as os from "node:os"
 import type { CaseResult, ScenarioResult } from "./harness.ts"
 import { median } from "./harness.ts"
+import { type BreakerPath, PATH_ORDER, pathFigure, type PathRun } from "./paths.ts"
 import type { BreakersRow, ServiceRun, ServiceSettings } from "./scaling.ts"
 import { BREAKERS, CONCURRENCY, HALF_OPEN_CALLERS, ID, OBSERVABILITY_VARIANT, SCENARIO } from "./scenarios.ts"
 
@@ -12,6 +14,8 @@ export interface Scaling {
   readonly breakers: ReadonlyArray<BreakersRow>
   readonly service: ReadonlyArray<ServiceRun>
   readonly serviceSettings: Omit<ServiceSettings, "log">
+  /** The fast path and the public path, each in child processes (`bench/paths.ts`; empty when left out). */
+  readonly paths: ReadonlyArray<PathRun>
 }
 
 export interface Environment {
@@ -21,6 +25,8 @@ export interface Environment {
   readonly memoryGiB: number
   readonly os: string
   readonly node: string
+  /** This process's breaker call path: the `reason` of `packages/resilience/src/internal/fastPath.ts`. */
+  readonly breakerPath: string
   readonly packages: ReadonlyArray<readonly [string, string]>
   readonly commit: string
   /** The 1-minute load average at the start and at the end of the run. */
@@ -453,6 +459,68 @@ const scalingTables = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling)
   return tables
 }
 
+// -----------------------------------------------------------------------------
+// the fast path and the public path
+// -----------------------------------------------------------------------------
+
+const pathRows: ReadonlyArray<readonly [string, string, string]> = [
+  ["(1a) closed, built per call", SCENARIO.closedEffect, ID.ours],
+  ["(1a) closed, built once", SCENARIO.closedEffect, ID.oursOnce],
+  ["(3) rejection, built per call", SCENARIO.rejection, ID.ours],
+  ["(3) rejection, built once", SCENARIO.rejection, ID.oursOnce]
+]
+
+const pathsTable = (runs: ReadonlyArray<PathRun>): Table => {
+  const figure = (path: BreakerPath, scenario: string, id: string) => pathFigure(runs, path, scenario, id)
+  return {
+    header: [
+      "Our row",
+      "Fast path: added over bare (median)",
+      "Public path: added over bare (median)",
+      "Public − fast",
+      "Fast / public ns/call (CPU, median)"
+    ],
+    rows: pathRows.map(([label, scenario, id]) => {
+      const fast = figure("fast", scenario, id)
+      const pub = figure("public", scenario, id)
+      return [
+        label,
+        `${signed(median(fast.added), "ns/call")} ns (${range(fast.added, "ns/call")})`,
+        `${signed(median(pub.added), "ns/call")} ns (${range(pub.added, "ns/call")})`,
+        `${signed(median(pub.added) - median(fast.added), "ns/call")} ns`,
+        `${fmt(median(fast.perUnit), "ns/call")} / ${fmt(median(pub.perUnit), "ns/call")}`
+      ]
+    })
+  }
+}
+
+/** The lines under the table: what each child ran on, its load, and whether the machine was quiet. */
+const pathsNotes = (runs: ReadonlyArray<PathRun>, cores: number): Array<string> => {
+  const loads = runs.flatMap((r) => r.load)
+  const quiet = Math.max(...loads) < cores
+  const fastReasons = [...new Set(runs.filter((r) => r.path === "fast").map((r) => r.reason))]
+  return [
+    `Children in this order: ${PATH_ORDER.map((p) => `NH_BREAKER_PATH=${p}`).join(", ")}; each path's figures ` +
+    "pool the per-round figures of its two children (the range in brackets is min – max over those rounds).",
+    `What the children ran: ${
+      runs.map((r, i) =>
+        `${i + 1}. \`${r.path}\` → \`${r.reason}\` (load ${r.load[0].toFixed(2)} → ${r.load[1].toFixed(2)})`
+      )
+        .join("; ")
+    }. The load is the 1-minute load average at the child's start and end.`,
+    ...(fastReasons.every((r) => r === "engaged")
+      ? []
+      : [
+        `**The fast path was not engaged** in the \`fast\` children (${fastReasons.join(", ")}): both columns ` +
+        "measure the public path."
+      ]),
+    quiet
+      ? `Quiet machine: the load average stayed under ${cores} (its ${cores} cores) in every child.`
+      : `**Noisy**: the load average reached ${Math.max(...loads).toFixed(2)} on ${cores} cores; other work shared ` +
+        "the cores, so these figures carry its noise (compare the two paths, not the absolute values)."
+  ]
+}
+
 export const consoleReport = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling): string => {
   const parts: Array<string> = []
   for (const result of results) {
@@ -460,6 +528,12 @@ export const consoleReport = (results: ReadonlyArray<ScenarioResult>, scaling: S
   }
   for (const table of scalingTables(results, scaling)) {
     parts.push("", table.title.replaceAll("`", ""), consoleTable(table))
+  }
+  if (scaling.paths.length > 0) {
+    parts.push("", "The fast path and the public path", consoleTable(pathsTable(scaling.paths)))
+    for (const note of pathsNotes(scaling.paths, os.availableParallelism())) {
+      parts.push(`  ${plain(note).replaceAll("`", "")}`)
+    }
   }
   const all = verdicts(results, scaling)
   parts.push("", "Targets of the issue")
@@ -543,7 +617,8 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     "",
     "- `withBreaker(breaker)` is written out instead of `Function.dual` with a predicate, which goes through " +
       "`arguments` and a rest spread on every call.",
-    "- `protect` returns one purpose-built effect node (`GuardCall`: breaker, effect, classifier) instead of " +
+    "- On the fast path (below), `protect` returns one purpose-built effect node (`GuardCall`: breaker, effect, " +
+      "classifier) instead of " +
       "`Effect.suspend` over a closure: one allocation instead of a closure, its context and a node.",
     "- When the node runs in CLOSED, it pushes one small settle frame on the fiber's stack and hands over the " +
       "call. `Effect.onExitPrimitive` did the same job but also opens an uninterruptible region for a finalizer " +
@@ -578,6 +653,25 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     ""
   )
 
+  if (scaling.paths.length > 0) {
+    push(
+      "## The fast path and the public path",
+      "",
+      "The breaker has two call paths with the same results. The fast path (the node and the settle frame " +
+        "above, in `packages/resilience/src/internal/fastPath.ts`) uses Effect's private runtime fields, so it " +
+        "runs only on the exact `effect` versions listed there; on any other version, or with " +
+        "`NH_BREAKER_PATH=public`, every call goes through `Effect.suspend` and `Effect.onExitPrimitive` (the " +
+        "public path). `NH_BREAKER_PATH` is read once, when the breaker's module loads, so `bench/paths.ts` " +
+        "measures each path in child processes of this run: our Effect rows of (1a) and (3) with their bare rows, " +
+        `measured ${env.date}.`,
+      "",
+      markdownTable(pathsTable(scaling.paths)),
+      "",
+      ...pathsNotes(scaling.paths, env.cores).map((note) => `- ${note}`),
+      ""
+    )
+  }
+
   push(
     "## Machine and versions",
     "",
@@ -588,6 +682,7 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
       "whole time; see Caveats)",
     `- OS: ${env.os}`,
     `- Node: ${env.node}`,
+    `- Breaker call path of the scenario tables: \`${env.breakerPath}\` (\`engaged\`: the fast path)`,
     `- Packages: ${env.packages.map(([name, version]) => `${name} ${version}`).join(", ")}`,
     `- Commit: ${env.commit}`,
     `- Settings: ${env.rounds} rounds, about ${env.targetMs} ms per measurement; the run took ${
@@ -607,11 +702,14 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     "BENCH_OUT=/tmp/perf.md npm run bench",
     "BENCH_ONLY=closed-effect,rejection npm run bench  # some scenarios only; does not rewrite this file",
     "BENCH_JSON=/tmp/rounds.json npm run bench         # also dump every per-round figure and order",
+    "BENCH_ONLY=paths npm run bench                    # only the fast path against the public path",
+    "NH_BREAKER_PATH=public npm run bench              # every scenario on the breaker's public path",
     "```",
     "",
     "Scenario ids: closed-effect, closed-promise, in-flight, rejection, half-open, memory, observability, " +
-      "policies, concurrency, and breakers and service for the two scaling measurements " +
-      "(`BENCH_SERVICE_SECONDS`, `BENCH_SERVICE_ROUNDS`, `BENCH_SERVICE_CONNECTIONS` size the HTTP load). " +
+      "policies, concurrency, breakers and service for the two scaling measurements " +
+      "(`BENCH_SERVICE_SECONDS`, `BENCH_SERVICE_ROUNDS`, `BENCH_SERVICE_CONNECTIONS` size the HTTP load), and " +
+      "paths for the fast path against the public path (child processes; `bench/paths.ts`). " +
       "`bench/profile.ts` runs one of our paths in a focused loop for `node --cpu-prof` and prints the top " +
       "self-time frames of the profile (usage at the top of the file).",
     "",

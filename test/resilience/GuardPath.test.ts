@@ -4,7 +4,8 @@
  * that frame must keep: interrupted calls are still counted, an interruption
  * that waits for an uninterruptible call is still delivered, a late result
  * from an older generation changes nothing, and a guarded effect built once
- * can run on many fibers at once.
+ * can run on many fibers at once. They hold on the public path too
+ * (`npm run test:public-path`), which must give the same results.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { CircuitBreaker, CircuitBreakerError, Facade, withBreaker } from "@neural-hive/resilience"

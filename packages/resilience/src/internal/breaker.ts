@@ -3,7 +3,6 @@
  *
  * @internal
  */
-import type * as Cause from "effect/Cause"
 import type * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -31,12 +30,14 @@ import type {
 import { CircuitBreakerError, CircuitBreakerTimeoutError, makeRejection } from "../CircuitBreakerError.ts"
 import * as Machine from "../Machine.ts"
 import { redact } from "../Redact.ts"
+import * as FastPath from "./fastPath.ts"
 import type { ValidSettings } from "./options.ts"
 
 /** @internal */
 export const TypeId = "~@neural-hive/resilience/CircuitBreaker" as const
 
-type Classifier = (error: unknown) => boolean
+/** @internal */
+export type Classifier = (error: unknown) => boolean
 
 const noListeners: ReadonlyArray<Listener> = []
 const noAnnotators: ReadonlyArray<Annotate> = []
@@ -340,12 +341,12 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       })
   }
 
-  /** One run of a guarded call: what its `GuardCall` effect evaluates to. */
+  /** One run of a guarded call: what its effect evaluates to (the fast path's node passes its fiber). */
   run<A, E, R>(
     self: Effect.Effect<A, E, R>,
     classify: Classifier | undefined,
     onSettled: OnSettled | undefined,
-    fiber?: RunningFiber
+    fiber?: FastPath.RunningFiber
   ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R> {
     type Guarded = Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
     const phase = this.phase.current
@@ -353,12 +354,13 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
       // Admission while CLOSED has no side effect, so it needs no frame of its own: one exit frame per run.
       const generation = phase.generation
       const startedAt = this.timed ? this.now() : NaN
-      // Stryker disable next-line all: always true on the Effect installed; the fallback below gives the same results
-      if (fiber !== undefined && frames(fiber)) {
-        fiber._stack.push(new SettleFrame(this, generation, startedAt, classify, onSettled))
+      // Only the fast path's node passes its fiber (fastPath.ts); the public path settles in an exit frame.
+      // Stryker disable next-line all: the two paths give the same results; Stryker runs the fast one only
+      if (fiber !== undefined) {
+        FastPath.pushSettleFrame(fiber, this, generation, startedAt, classify, onSettled)
         return this.timeLimited(self)
       }
-      // Stryker disable all: the fallback for an Effect runtime without frames, unreachable on the one installed
+      // Stryker disable all: the public path, run by `npm run test:public-path`; Stryker runs the fast path only
       return Effect.onExitPrimitive(this.timeLimited(self), (exit) => {
         const outcome = this.settleExit(generation, startedAt, exit, classify)
         onSettled?.(outcome, "Closed", this.tripped)
@@ -530,133 +532,15 @@ class UnsafeImpl implements Unsafe {
   }
 }
 
-/**
- * One guarded call as a single effect node. Effect 4 runs an effect by calling
- * its `[evaluate](fiber)`, which returns the effect to run next; `Effect.suspend`
- * does that with a closure, and the closure, its context and the node cost more
- * than the breaker's whole logic on the per-call path (`eff.pipe(withBreaker(b))`
- * in a handler). This node holds the call's parts as fields instead.
- */
-class GuardCall<A, E, R> {
-  readonly breaker: BreakerImpl
-  readonly self: Effect.Effect<A, E, R>
-  readonly classify: Classifier | undefined
-  readonly onSettled: OnSettled | undefined
-  constructor(
-    breaker: BreakerImpl,
-    self: Effect.Effect<A, E, R>,
-    classify: Classifier | undefined,
-    onSettled: OnSettled | undefined
-  ) {
-    this.breaker = breaker
-    this.self = self
-    this.classify = classify
-    this.onSettled = onSettled
-  }
-}
-
-// The protocol key is derived from the public `Effect.TypeId`; a runtime that does not have it gets `Effect.suspend`.
-const evaluateKey = `${Effect.TypeId}/evaluate`
-const SuspendProto = Object.getPrototypeOf(Effect.suspend(() => Effect.void))
-const nodes = typeof SuspendProto[evaluateKey] === "function"
-if (nodes) {
-  Object.setPrototypeOf(GuardCall.prototype, SuspendProto)
-  Object.defineProperty(GuardCall.prototype, evaluateKey, {
-    value(this: GuardCall<unknown, unknown, unknown>, fiber: RunningFiber) {
-      return this.breaker.run(this.self, this.classify, this.onSettled, fiber)
-    }
-  })
-}
-
-/** What a settle frame uses of Effect 4's running fiber. */
-interface RunningFiber {
-  readonly _stack: Array<unknown>
-  interruptible: boolean
-  readonly _interruptedCause: Cause.Cause<never> | undefined
-  readonly succeedWith?: (value: unknown) => unknown
-}
-
-// Checked once per fiber shape: a runtime without these fields gets `Effect.onExitPrimitive`.
-// Stryker disable next-line all: true on the Effect installed; the fallback it guards gives the same results
-const frames = (fiber: RunningFiber): boolean => Array.isArray(fiber._stack) && typeof fiber.interruptible === "boolean"
-
-/**
- * Settles one CLOSED call when it ends, as a frame on the fiber's stack: Effect
- * 4 pops it with the call's value (`successCont`) or cause (`failureCont`),
- * interruption included. `Effect.onExitPrimitive` does the same but also makes
- * room for a finalizer *effect* (an uninterruptible region and a frame to leave
- * it), which a synchronous settle does not need; that saves a third of the
- * closed path. Like it, the frame turns interruptibility off when popped
- * (`ensureCont`), so an interrupted fiber unwinding its stack stops here and
- * the call is settled (as ignored) instead of skipped.
- */
-class SettleFrame {
-  readonly breaker: BreakerImpl
-  readonly generation: number
-  readonly startedAt: number
-  readonly classify: Classifier | undefined
-  readonly onSettled: OnSettled | undefined
-  restore = false
-  constructor(
-    breaker: BreakerImpl,
-    generation: number,
-    startedAt: number,
-    classify: Classifier | undefined,
-    onSettled: OnSettled | undefined
-  ) {
-    this.breaker = breaker
-    this.generation = generation
-    this.startedAt = startedAt
-    this.classify = classify
-    this.onSettled = onSettled
-  }
-  settle(exit: Exit.Exit<unknown, unknown>, fiber: RunningFiber): Exit.Exit<unknown, unknown> {
-    const breaker = this.breaker
-    const outcome = breaker.settleExit(this.generation, this.startedAt, exit, this.classify)
-    this.onSettled?.(outcome, "Closed", breaker.tripped)
-    if (!this.restore) return exit
-    fiber.interruptible = true
-    // Leaving the masked step with an interruption pending delivers it, as Effect's own frames do.
-    return fiber._interruptedCause !== undefined && exit._tag === "Success"
-      ? Exit.failCause(fiber._interruptedCause)
-      : exit
-  }
-}
-
-Object.defineProperties(SettleFrame.prototype, {
-  [`${Effect.TypeId}/ensureCont`]: {
-    value(this: SettleFrame, fiber: RunningFiber): undefined {
-      if (fiber.interruptible) {
-        fiber.interruptible = false
-        this.restore = true
-      }
-      return undefined
-    }
-  },
-  [`${Effect.TypeId}/successCont`]: {
-    value(this: SettleFrame, value: unknown, fiber: RunningFiber, exit?: Exit.Exit<unknown, unknown>) {
-      const settled = this.settle(exit ?? Exit.succeed(value), fiber)
-      // Hands the value straight to the next frame, as Effect's own `sync` does, instead of one more loop turn.
-      return settled._tag === "Success" && fiber.succeedWith !== undefined ? fiber.succeedWith(value) : settled
-    }
-  },
-  [`${Effect.TypeId}/failureCont`]: {
-    value(this: SettleFrame, cause: Cause.Cause<unknown>, fiber: RunningFiber, exit?: Exit.Exit<unknown, unknown>) {
-      return this.settle(exit ?? Exit.failCause(cause), fiber)
-    }
-  }
-})
-
 const guardCall = <A, E, R>(
   breaker: BreakerImpl,
   self: Effect.Effect<A, E, R>,
   classify: Classifier | undefined,
   onSettled: OnSettled | undefined
 ): Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R> => {
-  type Guarded = Effect.Effect<A, E | CircuitBreakerError | CircuitBreakerTimeoutError, R>
-  // Stryker disable next-line ConditionalExpression: a constant, true on the Effect installed (same results either way)
-  if (nodes) return new GuardCall(breaker, self, classify, onSettled) as unknown as Guarded
-  // Stryker disable next-line ArrowFunction: the fallback for an Effect runtime without nodes, unreachable on this one
+  // Stryker disable next-line ConditionalExpression: the two paths give the same results; Stryker runs the fast one only
+  if (FastPath.engaged) return FastPath.guard(breaker, self, classify, onSettled)
+  // Stryker disable next-line ArrowFunction: the public path, run by `npm run test:public-path`, not by Stryker
   return Effect.suspend(() => breaker.run(self, classify, onSettled))
 }
 

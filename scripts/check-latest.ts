@@ -11,10 +11,11 @@
  * 3. "next major": for each peer whose registry has a release past our range (ioredis 6, ...), the
  *    same copy with that peer forced to it: does our code work there, so the range could widen?
  *
- * Prints a table (peer, range, newest in range, next major, result). Exits 1 only when our code fails
- * on versions inside our declared ranges (a compile or test failure in 1 or 2, or an install line
- * whose tree breaks one of our own peer ranges); a tree broken upstream and every next-major result
- * are reported, not failed.
+ * Prints a table (peer, range, newest in range, what the README's lines install, next major, result).
+ * Exits 1 only when our code fails on versions inside our declared ranges: a compile, run or test
+ * failure in 1 (on a tree `npm ls` accepts, so every peer in our ranges) or in 2. An install refused
+ * or a tree `npm ls` rejects is reported, not failed (saying so when one of our ranges is the
+ * cause), and so is every next-major result and a registry that does not answer.
  *
  *   npm run check:latest                   NH_KEEP_LATEST=1 keeps the scratch directory
  *   npm run check:latest -- --no-majors    skips 3
@@ -125,8 +126,13 @@ const treeProblems = (
   dir: string
 ): { readonly ours: ReadonlyArray<string>; readonly theirs: ReadonlyArray<string> } => {
   const ls = attempt("npm", ["ls", "--all", "--json"], dir)
-  const problems = (JSON.parse(ls.output.slice(ls.output.indexOf("{"))) as { problems?: ReadonlyArray<string> })
-    .problems ?? []
+  let problems: ReadonlyArray<string>
+  try {
+    problems = (JSON.parse(ls.output.slice(ls.output.indexOf("{"))) as { problems?: ReadonlyArray<string> })
+      .problems ?? []
+  } catch {
+    problems = ls.ok ? [] : [`npm ls failed and printed no report:\n${tail(ls.output)}`]
+  }
   const peers = [...peerRanges().keys()]
   const ours = problems.filter((p) => peers.some((peer) => p.includes(` ${peer}@`)) || p.includes("@neural-hive/"))
   return { ours, theirs: problems.filter((p) => !ours.includes(p)) }
@@ -147,9 +153,15 @@ const readmeScenario = (work: string, tarballs: ReadonlyArray<Tarball>): Outcome
     say(`[readme] npm install ${words.join(" ")}`)
     const result = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...args], dir)
     if (!result.ok) {
-      // Refused because of a range one of our packages declares: our README or our range is wrong.
-      const ours = /from @neural-hive\//.test(result.output)
-      return done({ ok: false, ours, detail: `npm install ${words.join(" ")} failed:\n${tail(result.output, 40)}` })
+      // Reported, not failed: no code of ours ran. Refused because of one of our ranges: the README or the range is wrong.
+      const blame = /from @neural-hive\//.test(result.output)
+        ? " (against one of our ranges: fix the README or the range)"
+        : ""
+      return done({
+        ok: false,
+        ours: false,
+        detail: `npm install ${words.join(" ")} failed${blame}:\n${tail(result.output, 40)}`
+      })
     }
   }
   for (const name of peerRanges().keys()) {
@@ -159,9 +171,17 @@ const readmeScenario = (work: string, tarballs: ReadonlyArray<Tarball>): Outcome
       // a peer no README line installs stays out of the table's "installed" column
     }
   }
+  // An invalid tree is reported, not failed (no code of ours ran on it); a valid one holds only versions inside
+  // our ranges, so a compile or run failure on it below is ours.
   const tree = treeProblems(dir)
   if (tree.ours.length > 0) {
-    return done({ ok: false, ours: true, detail: `npm ls after the README's lines:\n  ${tree.ours.join("\n  ")}` })
+    return done({
+      ok: false,
+      ours: false,
+      detail: `npm ls after the README's lines rejects a peer of ours (fix the README or the range):\n  ${
+        tree.ours.join("\n  ")
+      }`
+    })
   }
   if (tree.theirs.length > 0) {
     return done({ ok: false, ours: false, detail: `npm ls, upstream:\n  ${tree.theirs.join("\n  ")}` })

@@ -237,18 +237,24 @@ const otherPeerRanges = (dir: string, name: string): string => {
   const explained = attempt("npm", ["explain", name, "--json"], dir)
   if (!explained.ok) return ""
   const nodes = JSON.parse(explained.output.slice(explained.output.indexOf("["))) as ReadonlyArray<{
-    readonly dependents: ReadonlyArray<{ type: string; spec: string; from?: { name?: string; version?: string } }>
+    readonly dependents: ReadonlyArray<{ type: string; from?: { name?: string; location?: string } }>
   }>
-  const peers = new Set(
-    nodes.flatMap((node) =>
-      node.dependents.flatMap((d) =>
-        d.type.startsWith("peer") && d.from?.name !== undefined && !d.from.name.startsWith("@neural-hive/")
-          ? [`${d.from.name}@${d.from.version}: ${d.spec}`]
-          : []
-      )
-    )
-  )
-  return peers.size === 0 ? "" : ` (with --force: other packages' ranges: ${[...peers].join("; ")})`
+  const peers = new Set(nodes.flatMap((node) =>
+    node.dependents.flatMap((d) => {
+      const from = d.from
+      if (!d.type.startsWith("peer") || from?.name === undefined || from.name.startsWith("@neural-hive/")) return []
+      // The range as the package declares it: npm explain shows the overridden spec instead.
+      try {
+        const declared = readJson<{ version?: string; peerDependencies?: Record<string, string> }>(
+          path.join(dir, from.location ?? path.join("node_modules", from.name), "package.json")
+        )
+        return [`${from.name}@${declared.version}: ${declared.peerDependencies?.[name] ?? "?"}`]
+      } catch {
+        return [`${from.name}: ?`]
+      }
+    })
+  ))
+  return peers.size === 0 ? "" : ` (forced: other packages' ranges for it: ${[...peers].join("; ")})`
 }
 
 /** Build and the server-free tests in a repository copy; `force` pins one peer past our range. */
@@ -283,7 +289,7 @@ const repositoryScenario = (
         !n.startsWith("@neural-hive/")
       )
     )
-    blockedBy = others.size > 0 ? ` (with --force: ${[...others].join(", ")} also declare(s) a range without it)` : ""
+    blockedBy = others.size > 0 ? ` (forced with --force: ${[...others].join(", ")} declare(s) a range without it)` : ""
     install = attempt("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", "--force"], dir)
   }
   if (!install.ok) return done({ ok: false, ours: false, detail: `npm install failed:\n${tail(install.output)}` })
@@ -364,8 +370,8 @@ const main = (): void => {
             ? "not tried (--no-majors)"
             : next.ok
             ? `works${
-              next.detail.includes("--force")
-                ? next.detail.slice(next.detail.indexOf(" (with"))
+              next.detail.includes(" (forced")
+                ? next.detail.slice(next.detail.indexOf(" (forced"))
                 : ": the range could widen"
             }`
             : `fails: ${next.detail.split("\n")[0]}`

@@ -1,5 +1,6 @@
 import { defaultServerConditions } from "vite"
 import { defineConfig } from "vitest/config"
+import { unitTests } from "./vitest.unit.config.ts"
 
 // Tests run on the packages' sources: the "@neural-hive/source" export condition (docs/packaging.md).
 // Vitest hands these conditions to its workers' Node too; "module" stays out, as in vitest's own
@@ -12,7 +13,7 @@ const conditions = ["@neural-hive/source", ...defaultServerConditions.filter((c)
  */
 const noServers = process.env["NH_NO_SERVERS"] === "1"
 const serverFree = [
-  "test/{resilience,kafka,redis,mongodb,temporal}/**/*.test.ts",
+  ...unitTests,
   "test/observability/{Dashboard,Http,HttpMetrics,Logging,Metrics,Observability,Otel,Tracing,TransitionLog}.test.ts",
   "test/fleet/{App,Remote}.test.ts",
   "test/examples/{AppConfig,Embedded,OrchestratorConfig,hardening,secrets}.test.ts"

@@ -22,10 +22,19 @@ export interface Runner {
   readonly binary: string
 }
 
+/** A value computed on first use: the files it reads do not change during a run. */
+const once = <A>(compute: () => A): () => A => {
+  let value: { readonly a: A } | undefined
+  return () => (value ??= { a: compute() }).a
+}
+
+const rootLock = once(() =>
+  readJson<{ packages: Record<string, { version?: string }> }>(path.join(root, "package-lock.json"))
+)
+
 /** The version the root package-lock.json installs at the top of node_modules: what this repository tests with. */
 export const rootVersion = (name: string): string => {
-  const lock = readJson<{ packages: Record<string, { version?: string }> }>(path.join(root, "package-lock.json"))
-  const version = lock.packages[`node_modules/${name}`]?.version
+  const version = rootLock().packages[`node_modules/${name}`]?.version
   if (version === undefined) throw new CommandError(`package-lock.json installs no ${name}`)
   return version
 }
@@ -68,7 +77,7 @@ export const nodes = (say: (line: string) => void): ReadonlyArray<Runner> => {
 }
 
 /** Every peer any package declares, with its range (one range per peer across packages). */
-export const peerRanges = (): ReadonlyMap<string, string> => {
+export const peerRanges = once((): ReadonlyMap<string, string> => {
   const ranges = new Map<string, string>()
   for (const dir of packageDirs) {
     for (const [name, range] of Object.entries(packageJson(dir).peerDependencies ?? {})) {
@@ -80,7 +89,7 @@ export const peerRanges = (): ReadonlyMap<string, string> => {
     }
   }
   return ranges
-}
+})
 
 export interface Tarball {
   readonly name: string

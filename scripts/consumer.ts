@@ -6,7 +6,7 @@
  * TypeScript and runs them with plain `node`.
  */
 import { spawnSync } from "node:child_process"
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { extractBlocks } from "./doc-blocks.ts"
 import { cacheDir, capture, CommandError, packageDirs, packageJson, packAll, readJson, root, run } from "./lib.ts"
@@ -143,11 +143,14 @@ const readmePrograms = (): ReadonlyArray<{ readonly name: string; readonly code:
 export const writePrograms = (dir: string): ReadonlyArray<string> => {
   mkdirSync(path.join(dir, "src"), { recursive: true })
   writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify(tsconfig, null, 2))
-  copyFileSync(path.join(root, "test", "consumer", "app", "main.ts"), path.join(dir, "src", "main.ts"))
+  checkPromiseOnly()
+  for (const program of appPrograms) {
+    copyFileSync(path.join(root, "test", "consumer", "app", `${program}.ts`), path.join(dir, "src", `${program}.ts`))
+  }
   const programs = readmePrograms()
   if (programs.length === 0) throw new CommandError("README.md has no block marked <!-- doc-check: run -->")
   for (const program of programs) writeFileSync(path.join(dir, "src", `${program.name}.ts`), program.code)
-  return ["main", ...programs.map((p) => p.name)]
+  return [...appPrograms, ...programs.map((p) => p.name)]
 }
 
 /**
@@ -226,10 +229,37 @@ export const typecheck = (dir: string, compiler: Compiler): string => {
 /** Runs each compiled program with `runner`; main.ts must print "consumer: ok". Returns what they printed. */
 export const runProgram = (dir: string, outDir: string, program: string, runner: Runner): string => {
   const out = capture(runner.binary, [path.join(outDir, `${program}.js`)], { cwd: dir })
-  if (program === "main" && !out.includes("consumer: ok")) {
-    throw new CommandError(`${outDir}/main.js on ${runner.label} did not print "consumer: ok":\n${out}`)
+  const exitedAt = Date.now()
+  const done = program === "main" ? "consumer: ok" : program === "promise" ? "promise: ok" : undefined
+  if (done !== undefined && !out.includes(done)) {
+    throw new CommandError(`${outDir}/${program}.js on ${runner.label} did not print "${done}":\n${out}`)
+  }
+  if (program === "promise") {
+    // A breaker left OPEN (one-minute period) and unclosed must not hold the process: it exits at once.
+    const last = Number(/promise: last line at (\d+)/.exec(out)?.[1])
+    const lag = exitedAt - last
+    if (!(lag >= 0 && lag < promptExitMillis)) {
+      throw new CommandError(
+        `${outDir}/promise.js on ${runner.label} exited ${lag} ms after its last line (bound ${promptExitMillis} ms)`
+      )
+    }
+    return `${out}exited ${lag} ms after its last line\n`
   }
   return out
+}
+
+/**
+ * The programs of test/consumer/app: `main` uses every package with Effect; `promise` uses the
+ * Promise facade only and must not import `effect` (checked here).
+ */
+const appPrograms = ["main", "promise"] as const
+
+/** How soon the Promise program must exit after its last line (its open breaker's period is a minute). */
+const promptExitMillis = 2_000
+
+const checkPromiseOnly = (): void => {
+  const source = readFileSync(path.join(root, "test", "consumer", "app", "promise.ts"), "utf8")
+  if (/from "effect/.test(source)) throw new CommandError("test/consumer/app/promise.ts must not import effect")
 }
 
 /** `name -> versions` of every package a lockfile installs (workspace links left out). */

@@ -21,9 +21,23 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type { CircuitBreaker } from "./CircuitBreaker.ts"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import {
+  type CircuitBreaker,
+  type Listener,
+  make as CircuitBreakerMake,
+  type Options as CircuitBreakerOptions,
+  type Snapshot,
+  type State
+} from "./CircuitBreaker.ts"
+import type { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
 import { BreakerImpl } from "./internal/breaker.ts"
+import { liveUnrefClock } from "./internal/unrefClock.ts"
+import * as Registries from "./Registry.ts"
+import { Registry } from "./Registry.ts"
 
 /**
  * @since 0.1.0
@@ -153,5 +167,203 @@ export const wrapPromise = <Args extends ReadonlyArray<unknown>, A>(
       return Promise.reject(unsafe.settleFailure(generation, startedAt, error, isFailure))
     }
     return settleWhenDone(unsafe, generation, startedAt, pending, isFailure)
+  }
+}
+
+/**
+ * What `make` takes: a breaker's options, with a `probe` that may also be a
+ * Promise-returning function (the dependency's cheap health check).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BreakerOptions extends Omit<CircuitBreakerOptions, "probe"> {
+  /** The dependency's health check, run as the trial of an idle HALF_OPEN breaker (see `CircuitBreaker.Options.probe`). */
+  readonly probe?: (() => PromiseLike<unknown>) | Effect.Effect<unknown, unknown> | undefined
+}
+
+/**
+ * A breaker for code outside Effect, made by `make` or by a `PromiseRegistry`:
+ * guards Promise-returning and synchronous calls, reads its state, and owns its
+ * background work (the open-period timer and the probe loop), which `close`
+ * stops. Its timers never keep the process alive, so a program that forgets
+ * `close` still exits when its own work is done.
+ *
+ * After `close` the breaker keeps guarding calls (an elapsed open period still
+ * reads as HALF_OPEN and admits a trial call); only the background work has
+ * stopped: no probe runs and no transition happens without a call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PromiseBreaker extends AsyncDisposable, Disposable {
+  readonly name: string
+  /** The breaker as Effect code sees it: for `withBreaker`, `Metrics`, a `Registry`. */
+  readonly breaker: CircuitBreaker
+  /** Runs one call through the breaker (see the module function `execute`). */
+  readonly execute: <A>(fn: (signal: AbortSignal) => PromiseLike<A>, options?: FacadeOptions) => Promise<A>
+  /** A guarded version of a Promise-returning function (see `wrapPromise`). */
+  readonly wrap: <Args extends ReadonlyArray<unknown>, A>(
+    fn: (...args: Args) => PromiseLike<A>,
+    options?: FacadeOptions
+  ) => (...args: Args) => Promise<A>
+  /** A guarded version of a synchronous function (see `wrapSync`). */
+  readonly wrapSync: <Args extends ReadonlyArray<unknown>, A>(
+    fn: (...args: Args) => A,
+    options?: FacadeOptions
+  ) => (...args: Args) => A
+  /** The current state (an elapsed open period reads as HALF_OPEN). */
+  readonly state: () => State
+  /** The state and counts now. */
+  readonly snapshot: () => Snapshot
+  /**
+   * Runs `listener` for every transition and call until the returned function
+   * is called or the breaker is closed.
+   */
+  readonly listen: (listener: Listener) => () => void
+  /** Holds the breaker OPEN until `reset`; `false` when it already was. */
+  readonly forceOpen: () => boolean
+  /** Lets every call through, still measured, until `reset`; `false` when it already was. */
+  readonly disable: () => boolean
+  /** Back to CLOSED with every count forgotten; `false` when it was already CLOSED. */
+  readonly reset: () => boolean
+  /** Stops the background work and the listeners; idempotent. `await using` calls it. */
+  readonly close: () => Promise<void>
+  /** Whether `close` was called. */
+  readonly closed: boolean
+}
+
+/**
+ * Makes a breaker for Promise code in one line, with no Effect code in sight.
+ * Bad options throw `CircuitBreakerOptionsError` naming the option. Close it
+ * with `close()` (or `await using`) when the dependency goes away; its timers
+ * never hold the process open either way.
+ *
+ * **Example** (A breaker around `fetch`)
+ *
+ * ```ts
+ * import { Facade } from "@neural-hive/resilience"
+ *
+ * const breaker = Facade.make({ name: "users_api", failMax: 5, recoveryTimeout: "30 seconds" })
+ * const getUser = breaker.wrap((id: string) => fetch(`http://127.0.0.1:8080/users/${id}`))
+ *
+ * export const handler = async (id: string): Promise<number> => (await getUser(id)).status
+ * export const shutdown = (): Promise<void> => breaker.close()
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: BreakerOptions): PromiseBreaker => makeIn(options, undefined)
+
+/**
+ * A set of Promise breakers with unique names, closed together; its
+ * `registry` is the Effect `CircuitBreaker.Registry` service holding them, so
+ * `@neural-hive/observability`'s metrics and health routes can be given it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PromiseRegistry extends AsyncDisposable, Disposable {
+  /** Makes a breaker registered here; a name already taken throws `CircuitBreakerOptionsError`. */
+  readonly make: (options: BreakerOptions) => PromiseBreaker
+  /** The breaker named `name`, if this registry made it and it is not closed. */
+  readonly get: (name: string) => PromiseBreaker | undefined
+  /** Every open breaker of the registry, in creation order. */
+  readonly breakers: () => ReadonlyArray<PromiseBreaker>
+  /** The `CircuitBreaker.Registry` service of these breakers, for Effect code (`Layer.succeed(Registry, registry.registry)`). */
+  readonly registry: Registry["Service"]
+  /** Closes every breaker; idempotent. */
+  readonly close: () => Promise<void>
+}
+
+/**
+ * Makes a `PromiseRegistry`.
+ *
+ * **Example** (Two breakers closed together)
+ *
+ * ```ts
+ * import { Facade } from "@neural-hive/resilience"
+ *
+ * await using breakers = Facade.makeRegistry()
+ * const users = breakers.make({ name: "users_api" })
+ * const orders = breakers.make({ name: "orders_api", failMax: 3 })
+ * console.log(users.state(), orders.state(), breakers.breakers().length)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeRegistry = (): PromiseRegistry => {
+  const registry = Effect.runSync(Registries.make)
+  const made = new Map<string, PromiseBreaker>()
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> =>
+    closing ??= Promise.all([...made.values()].map((breaker) => breaker.close())).then(() => made.clear())
+  return {
+    registry,
+    make: (options) => {
+      const breaker = makeIn(options, registry)
+      made.set(breaker.name, breaker)
+      return breaker
+    },
+    get: (name) => {
+      const breaker = made.get(name)
+      return breaker === undefined || breaker.closed ? undefined : breaker
+    },
+    breakers: () => [...made.values()].filter((breaker) => !breaker.closed),
+    close,
+    [Symbol.asyncDispose]: close,
+    [Symbol.dispose]: () => void close()
+  }
+}
+
+const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefined): PromiseBreaker => {
+  const scope = Scope.makeUnsafe()
+  const probe = options.probe
+  const effectOptions: CircuitBreakerOptions = {
+    ...options,
+    probe: typeof probe === "function"
+      ? Effect.tryPromise({ try: () => probe(), catch: (error) => error })
+      : probe
+  }
+  let made: Effect.Effect<CircuitBreaker, CircuitBreakerOptionsError, Scope.Scope> = CircuitBreakerMake(effectOptions)
+  if (registry !== undefined) made = Effect.provideService(made, Registry, registry)
+  const exit = Effect.runSyncExit(made.pipe(Scope.provide(scope), Effect.provideService(Clock.Clock, liveUnrefClock)))
+  if (exit._tag === "Failure") {
+    Effect.runSync(Scope.close(scope, Exit.void))
+    throw Cause.squash(exit.cause)
+  }
+  const breaker = exit.value
+  const { unsafe } = breaker
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => closing ??= Effect.runPromise(Scope.close(scope, Exit.void))
+  const sync = <A>(effect: Effect.Effect<A>) => () => Effect.runSync(effect)
+  return {
+    name: breaker.name,
+    breaker,
+    execute: (fn, callOptions) => execute(breaker, fn, callOptions),
+    wrap: (fn, callOptions) => wrapPromise(breaker, fn, callOptions),
+    wrapSync: (fn, callOptions) => wrapSync(breaker, fn, callOptions),
+    state: () => unsafe.state(),
+    snapshot: () => unsafe.snapshot(),
+    listen: (listener) => {
+      if (closing !== undefined) return () => {}
+      const subscription = Scope.makeUnsafe()
+      Effect.runSync(breaker.listen(listener).pipe(Scope.provide(subscription)))
+      const end = () => Effect.runSync(Scope.close(subscription, Exit.void))
+      // Closing the breaker ends every subscription.
+      Effect.runSync(Scope.addFinalizer(scope, Effect.sync(end)))
+      return end
+    },
+    forceOpen: sync(breaker.forceOpen),
+    disable: sync(breaker.disable),
+    reset: sync(breaker.reset),
+    close,
+    get closed() {
+      return closing !== undefined
+    },
+    [Symbol.asyncDispose]: close,
+    [Symbol.dispose]: () => void close()
   }
 }

@@ -98,6 +98,9 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
   timed: boolean
   timer: Fiber.Fiber<void> | undefined = undefined
   prober: Fiber.Fiber<void> | undefined = undefined
+  /** Whether the breaker's scope closed (or the facade's `close` ran). */
+  closed = false
+  warnedClosed = false
 
   constructor(
     options: Options,
@@ -148,6 +151,7 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
 
   onOpen(generation: number, durationMillis: number): void {
     this.timer?.interruptUnsafe()
+    if (this.closed) return this.warnClosed()
     // The open period ends by the Clock: a fiber on the breaker's own Clock moves it to HALF_OPEN then.
     this.timer = Effect.runForkWith(this.context)(
       Effect.flatMap(
@@ -165,6 +169,7 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
   startProbing(): void {
     // The loop of an earlier HALF_OPEN ends here, so the loop below needs no generation check.
     this.prober?.interruptUnsafe()
+    if (this.closed) return
     const probe = this.probe!
     const loop: Effect.Effect<void> = Effect.suspend(() => {
       const phase = this.phase.current
@@ -181,7 +186,24 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     return Effect.sync(() => this.close())
   }
 
+  /**
+   * A breaker used after its scope closed, as `Effect.runSync(Effect.scoped(CircuitBreaker.make(...)))`
+   * leaves it: it still guards calls, but runs no timer and no probe. Said once, on its first opening.
+   */
+  warnClosed(): void {
+    if (this.warnedClosed) return
+    this.warnedClosed = true
+    Effect.runForkWith(this.context)(
+      Effect.logWarning(
+        `circuit breaker "${this.name}" opened after its scope closed: it runs no open-period timer and no probe. ` +
+          "Make it in a scope that lives as long as the dependency, or with Facade.make outside Effect."
+      )
+    )
+  }
+
   close(): void {
+    // No background work starts after this: a transition a later call causes starts no timer or probe.
+    this.closed = true
     this.timer?.interruptUnsafe()
     this.prober?.interruptUnsafe()
   }

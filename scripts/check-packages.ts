@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { publint } from "publint"
 import { formatMessage } from "publint/utils"
-import { capture, CommandError, packAll, type Packed, root, run } from "./lib.ts"
+import { capture, CommandError, packAll, type Packed, readJson, root, run } from "./lib.ts"
 
 const say = (line: string) => console.log(`packages: ${line}`)
 
@@ -35,6 +35,35 @@ const checkFiles = (packed: Packed): ReadonlyArray<string> => {
   return problems
 }
 
+/**
+ * Every `@since` of a package names a version it has reached: the version in its package.json or an
+ * earlier one. Before the first release that is 0.1.0 everywhere (docs/packaging.md, "Versions").
+ */
+const checkSince = (packed: Packed): ReadonlyArray<string> => {
+  const version = readJson<{ version: string }>(path.join(packed.dir, "package.json")).version
+  const problems: Array<string> = []
+  for (const file of packed.files.filter((f) => f.path.startsWith("src/") && f.path.endsWith(".ts"))) {
+    const lines = readFileSync(path.join(packed.dir, file.path), "utf8").split("\n")
+    lines.forEach((line, index) => {
+      const since = /@since (\S+)/.exec(line)?.[1]
+      if (since !== undefined && compareVersions(since, version) > 0) {
+        problems.push(`${file.path}:${index + 1}: @since ${since} is after the package's version ${version}`)
+      }
+    })
+  }
+  return problems
+}
+
+const compareVersions = (a: string, b: string): number => {
+  const parse = (v: string) => v.split(".").map((part) => Number.parseInt(part, 10))
+  const [x, y] = [parse(a), parse(b)]
+  for (let i = 0; i < 3; i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0)
+    if (d !== 0) return Number.isNaN(d) ? 1 : d
+  }
+  return 0
+}
+
 const lint = async (packed: Packed): Promise<ReadonlyArray<string>> => {
   const tarball = readFileSync(packed.tarball)
   const { messages, pkg } = await publint({
@@ -55,7 +84,7 @@ const main = async (): Promise<void> => {
   const failures: Array<string> = []
   try {
     for (const packed of packAll(work)) {
-      const problems: Array<string> = [...checkFiles(packed)]
+      const problems: Array<string> = [...checkFiles(packed), ...checkSince(packed)]
       if (process.argv.includes("--list")) {
         for (const file of packed.files) console.log(`  ${String(file.size).padStart(8)}  ${file.path}`)
       }

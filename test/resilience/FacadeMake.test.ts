@@ -10,6 +10,7 @@ import {
   CircuitBreakerError,
   CircuitBreakerOptionsError,
   Facade,
+  Registry,
   withBreaker
 } from "@neural-hive/resilience"
 import { Effect, Layer, Logger } from "effect"
@@ -149,9 +150,9 @@ describe("Facade.makeRegistry", () => {
     await b.execute(refused).catch(() => undefined)
     const snapshots = await Effect.runPromise(
       Effect.gen(function*() {
-        return yield* (yield* CircuitBreaker.Registry).snapshots
+        return yield* (yield* Registry.Registry).snapshots
       }).pipe(
-        Effect.provide(Layer.succeed(CircuitBreaker.Registry, registry.registry))
+        Effect.provide(Layer.succeed(Registry.Registry, registry.registry))
       )
     )
     expect(snapshots.map((s) => [s.name, s.state])).toEqual([["a", "Closed"], ["b", "Open"]])
@@ -206,4 +207,17 @@ describe("a breaker used after its scope closed", () => {
       expect(warnings).toHaveLength(1)
       expect(warnings[0]).toMatch(/^Warn: circuit breaker "short_lived"/)
     }))
+})
+
+describe("CircuitBreakerError.retryAfterMillis", () => {
+  it("is retryAfter in milliseconds, Infinity while forced open", async () => {
+    await using breaker = Facade.make({ name: "retry_after", failMax: 1, recoveryTimeout: "30 seconds" })
+    await breaker.execute(refused).catch(() => undefined)
+    const open = (await breaker.execute(() => Promise.resolve(1)).catch((e: unknown) => e)) as CircuitBreakerError
+    expect(open.retryAfterMillis).toBeGreaterThan(29_000)
+    expect(open.retryAfterMillis).toBeLessThanOrEqual(30_000)
+    breaker.forceOpen()
+    const forced = (await breaker.execute(() => Promise.resolve(1)).catch((e: unknown) => e)) as CircuitBreakerError
+    expect(forced.retryAfterMillis).toBe(Infinity)
+  })
 })

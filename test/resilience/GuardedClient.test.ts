@@ -89,6 +89,26 @@ describe("GuardedClient", () => {
       assert.strictEqual(quiet.state.pings, 0)
     }).pipe(Effect.scoped))
 
+  it.effect("the start check counts toward failMax: down from the start, failMax 3 opens at the second call", () =>
+    Effect.gen(function*() {
+      const { options, state } = dependency()
+      state.healthy = false
+      const breaker = { name: "api_client", failMax: 3, recoveryTimeout: "10 seconds" } as const
+      const guarded = yield* GuardedClient.make(options({ breaker }))
+      const first = yield* Effect.flip(guarded.call("ping", (c) => c.ping()))
+      assert.strictEqual(first instanceof ApiError && first.kind, "Failed")
+      assert.strictEqual(yield* guarded.breaker.state, "Closed")
+      yield* Effect.flip(guarded.call("ping", (c) => c.ping()))
+      assert.strictEqual(yield* guarded.breaker.state, "Open")
+      assert.deepStrictEqual((yield* guarded.breaker.snapshot).totals.failures, 3)
+      // Without the check the same calls leave it closed: only the calls count.
+      const unchecked = yield* GuardedClient.make(
+        options({ breaker: { ...breaker, name: "api_2" }, checkOnStart: false })
+      )
+      for (let i = 0; i < 2; i++) yield* Effect.flip(unchecked.call("ping", (c) => c.ping()))
+      assert.strictEqual(yield* unchecked.breaker.state, "Closed")
+    }).pipe(Effect.scoped))
+
   it.effect("opening retires the client; while open nothing connects; the idle probe makes a fresh one and closes", () =>
     Effect.gen(function*() {
       const { options, state } = dependency()

@@ -192,7 +192,12 @@ export const defaults = internalOptions.defaults
 export interface Options {
   /** The circuit's name, used as the `circuit` label: `kafka_producer`, `redis_client`, ... */
   readonly name: string
-  /** Consecutive counted failures that open the breaker (default 5). Exclusive with `policy`. */
+  /**
+   * Consecutive counted failures that open the breaker (default 5). Exclusive with `policy`.
+   * Every guarded call counts, the integrations' start-up check included (`@neural-hive/redis`,
+   * `mongodb`, `temporal` and `kafka` check the dependency once when their layer is built, through
+   * the breaker): with a dependency down from the start, `failMax: 5` opens at the fourth failed call.
+   */
   readonly failMax?: number | undefined
   /** How long the first opening lasts (default 30 seconds). Seed: `recoveryTimeoutSeconds`. */
   readonly recoveryTimeout?: Duration.Input | undefined

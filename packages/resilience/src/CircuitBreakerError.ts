@@ -40,6 +40,11 @@ export class CircuitBreakerError extends Data.TaggedError("CircuitBreakerError")
   /** With `reason: "Tripped"`: the call's own error. */
   readonly cause?: unknown
 }> {
+  /** `retryAfter` in milliseconds (`Infinity` while forced open), for code that does not use `Duration`. */
+  get retryAfterMillis(): number {
+    return Duration.toMillis(this.retryAfter)
+  }
+
   override get message(): string {
     return this.reason === "Tripped"
       ? `circuit "${this.circuit}" opened on this call's failure; retry after ${Duration.format(this.retryAfter)}`

@@ -258,7 +258,7 @@ export const make = (options: BreakerOptions): PromiseBreaker => makeIn(options,
 
 /**
  * A set of Promise breakers with unique names, closed together; its
- * `registry` is the Effect `CircuitBreaker.Registry` service holding them, so
+ * `registry` is the Effect `Registry.Registry` service holding them, so
  * `@neural-hive/observability`'s metrics and health routes can be given it.
  *
  * @since 0.1.0
@@ -271,7 +271,7 @@ export interface PromiseRegistry extends AsyncDisposable, Disposable {
   readonly get: (name: string) => PromiseBreaker | undefined
   /** Every open breaker of the registry, in creation order. */
   readonly breakers: () => ReadonlyArray<PromiseBreaker>
-  /** The `CircuitBreaker.Registry` service of these breakers, for Effect code (`Layer.succeed(Registry, registry.registry)`). */
+  /** The `Registry.Registry` service of these breakers, for Effect code (`Layer.succeed(Registry.Registry, registry.registry)`). */
   readonly registry: Registry["Service"]
   /** Closes every breaker; idempotent. */
   readonly close: () => Promise<void>

@@ -13,7 +13,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
-import type { KafkaErrorReason } from "@neural-hive/kafka"
 import { CircuitBreakerError } from "@neural-hive/resilience"
 import { Effect, Exit } from "effect"
 import { Kafka, logLevel } from "kafkajs"
@@ -178,7 +177,7 @@ const waitUntilServing = Effect.promise(async () => {
 })
 
 /** failMax sends fail with a counted KafkaError of one of `reasons`; the last one opens the breaker. */
-const failUntilOpen = (scenario: string, reasons: ReadonlyArray<KafkaErrorReason>) =>
+const failUntilOpen = (scenario: string, reasons: ReadonlyArray<KafkaProducer.KafkaErrorReason>) =>
   Effect.gen(function*() {
     const { breaker } = yield* service
     for (let i = 1; i <= FAIL_MAX; i++) {

@@ -6,7 +6,7 @@
  * sockets, counted).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { classify, fromCause, isBrokerFailure, isFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Duration, Effect, Layer, Logger, Option, Redacted, References, Schema } from "effect"
 import * as net from "node:net"
@@ -65,14 +65,13 @@ describe("classify: kafkajs errors", () => {
   it("protocol errors that say the cluster is unhealthy count, bare and wrapped by the retrier", () => {
     for (const [type, reason] of Object.entries(countedTypes)) {
       for (const error of [protocolError(type), retriesExceeded(protocolError(type), 2)]) {
-        const verdict = classify(error)
+        const verdict = KafkaProducer.classify(error)
         assert.deepStrictEqual([type, verdict.reason, verdict.brokerFailure], [type, reason, true])
         assert.strictEqual(verdict.protocolError, type)
-        assert.isTrue(isFailure(error), type)
-        assert.isTrue(isBrokerFailure(error), `${type}: the deprecated name classifies alike`)
+        assert.isTrue(KafkaProducer.isFailure(error), type)
       }
     }
-    assert.strictEqual(classify(retriesExceeded(protocolError("LEADER_NOT_AVAILABLE"), 2)).retries, 2)
+    assert.strictEqual(KafkaProducer.classify(retriesExceeded(protocolError("LEADER_NOT_AVAILABLE"), 2)).retries, 2)
   })
 
   it("caller errors from the broker never count, whatever kafkajs wraps them in", () => {
@@ -84,12 +83,12 @@ describe("classify: kafkajs errors", () => {
         new KafkaJSNonRetriableError(protocolError(type), { cause: protocolError(type) })
       ]
       for (const error of wrapped) {
-        const verdict = classify(error)
+        const verdict = KafkaProducer.classify(error)
         assert.deepStrictEqual([type, verdict.reason, verdict.brokerFailure], [type, reason, false])
-        assert.isFalse(isFailure(error), type)
+        assert.isFalse(KafkaProducer.isFailure(error), type)
       }
     }
-    assert.isFalse(classify(protocolError("MESSAGE_TOO_LARGE")).retriable)
+    assert.isFalse(KafkaProducer.classify(protocolError("MESSAGE_TOO_LARGE")).retriable)
   })
 
   it("every protocol error kafkajs knows counts, except the ones known to be the caller's", () => {
@@ -109,7 +108,7 @@ describe("classify: kafkajs errors", () => {
     ])
     assert.isAbove(protocol.errorCodes.length, 80)
     for (const entry of protocol.errorCodes) {
-      const verdict = classify(protocol.createErrorFromCode(entry.code))
+      const verdict = KafkaProducer.classify(protocol.createErrorFromCode(entry.code))
       assert.strictEqual(verdict.brokerFailure, !callers.has(entry.type), entry.type)
       assert.strictEqual(verdict.protocolError, entry.type)
       // unlisted types: "Broker" when Kafka calls them retriable, "Unknown" otherwise; both count
@@ -118,7 +117,7 @@ describe("classify: kafkajs errors", () => {
       }
     }
     // a code kafkajs does not know: when in doubt, count
-    const unknown = classify(protocol.createErrorFromCode(9999))
+    const unknown = KafkaProducer.classify(protocol.createErrorFromCode(9999))
     assert.isTrue(unknown.brokerFailure)
     assert.isFalse(unknown.retriable)
   })
@@ -137,15 +136,15 @@ describe("classify: kafkajs errors", () => {
     ]
     for (const [error, reason] of cases) {
       for (const shown of [error, retriesExceeded(error, 1), new KafkaJSNonRetriableError(error, { cause: error })]) {
-        const verdict = classify(shown)
+        const verdict = KafkaProducer.classify(shown)
         assert.deepStrictEqual([error.name, verdict.reason, verdict.brokerFailure], [error.name, reason, true])
       }
     }
-    const timeout = classify(retriesExceeded(new KafkaJSRequestTimeoutError("timed out"), 3))
+    const timeout = KafkaProducer.classify(retriesExceeded(new KafkaJSRequestTimeoutError("timed out"), 3))
     assert.strictEqual(timeout.retries, 3)
     assert.isTrue(timeout.retriable)
     // a socket error that reaches us unwrapped
-    assert.isTrue(isBrokerFailure(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })))
+    assert.isTrue(KafkaProducer.isFailure(Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" })))
   })
 
   it("kafkajs's own argument checks do not count; SASL failures and unknown errors do", () => {
@@ -158,20 +157,22 @@ describe("classify: kafkajs errors", () => {
       [new TypeError("Cannot read properties of undefined"), "Unknown", true]
     ]
     for (const [error, reason, counts] of cases) {
-      const verdict = classify(error)
+      const verdict = KafkaProducer.classify(error)
       assert.deepStrictEqual([error.message, verdict.reason, verdict.brokerFailure], [error.message, reason, counts])
-      assert.strictEqual(isFailure(error), counts, error.message)
+      assert.strictEqual(KafkaProducer.isFailure(error), counts, error.message)
     }
-    assert.isTrue(isFailure("a string"))
-    assert.isTrue(isFailure(undefined))
+    assert.isTrue(KafkaProducer.isFailure("a string"))
+    assert.isTrue(KafkaProducer.isFailure(undefined))
   })
 
   it("a KafkaError carries its verdict; a breaker rejection is never a broker failure", () => {
-    const counted = fromCause(retriesExceeded(new KafkaJSRequestTimeoutError("Request Produce timed out"), 1))
+    const counted = KafkaProducer.fromCause(
+      retriesExceeded(new KafkaJSRequestTimeoutError("Request Produce timed out"), 1)
+    )
     assert.strictEqual(counted.reason, "Timeout")
     assert.strictEqual(counted.retries, 1)
-    assert.isTrue(isBrokerFailure(counted))
-    assert.deepStrictEqual(classify(counted), {
+    assert.isTrue(KafkaProducer.isFailure(counted))
+    assert.deepStrictEqual(KafkaProducer.classify(counted), {
       reason: "Timeout",
       brokerFailure: true,
       retriable: true,
@@ -184,7 +185,7 @@ describe("classify: kafkajs errors", () => {
       reason: "Open",
       retryAfter: Duration.seconds(1)
     })
-    assert.isFalse(isFailure(rejection))
+    assert.isFalse(KafkaProducer.isFailure(rejection))
   })
 
   it("fromCause keeps the original cause and removes secrets from the message", () => {
@@ -192,7 +193,7 @@ describe("classify: kafkajs errors", () => {
       "Connection error: sasl://app:hunter2-pw@kafka:9093 refused, password=hunter2-pw"
     )
     const thrown = retriesExceeded(cause)
-    const error = fromCause(thrown, ["hunter2-pw"])
+    const error = KafkaProducer.fromCause(thrown, ["hunter2-pw"])
     assert.instanceOf(error, KafkaError)
     assert.strictEqual(error._tag, "KafkaError")
     assert.strictEqual(error.cause, thrown)
@@ -301,7 +302,7 @@ describe("KafkaProducer: checks before the breaker", () => {
             if (!(error instanceof KafkaError)) return
             assert.strictEqual(error.reason, reason)
             assert.isFalse(error.brokerFailure)
-            assert.isFalse(isBrokerFailure(error))
+            assert.isFalse(KafkaProducer.isFailure(error))
           }
           const circularError = yield* Effect.flip(producer.send(bad[1]![0]))
           assert.match(circularError.message, /topic "tickets", message 0: the value cannot be JSON-encoded/)

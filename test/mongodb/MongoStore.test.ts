@@ -79,7 +79,6 @@ describe("MongoStore classification", () => {
       assert.strictEqual(error.operation, "insertOne")
       assert.strictEqual(error.collection, "tickets")
       assert.strictEqual(MongoStore.isFailure(error), counts)
-      assert.strictEqual(MongoStore.isServerFailure(error), counts, "the deprecated name classifies alike")
     })
   }
 

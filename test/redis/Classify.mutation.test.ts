@@ -9,7 +9,7 @@ import { ReplyError } from "ioredis"
 
 const classify = (cause: unknown) => {
   const error = RedisCache.toRedisError("GET", cause)
-  return { reason: error.reason, counts: RedisCache.isServerFailure(error), error }
+  return { reason: error.reason, counts: RedisCache.isFailure(error), error }
 }
 
 describe("RedisCache classification", () => {
@@ -60,7 +60,7 @@ describe("RedisCache classification", () => {
   })
 
   it("anything that is not a RedisError counts", () => {
-    assert.isTrue(RedisCache.isServerFailure(new Error("something new")))
-    assert.isTrue(RedisCache.isServerFailure(undefined))
+    assert.isTrue(RedisCache.isFailure(new Error("something new")))
+    assert.isTrue(RedisCache.isFailure(undefined))
   })
 })

@@ -77,7 +77,6 @@ describe("RedisCache classification", () => {
       assert.strictEqual(error.reason, reason)
       assert.strictEqual(error.command, "GET")
       assert.strictEqual(RedisCache.isFailure(error), counts)
-      assert.strictEqual(RedisCache.isServerFailure(error), counts, "the deprecated name classifies alike")
     })
   }
 

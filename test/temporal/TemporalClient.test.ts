@@ -91,7 +91,6 @@ describe("TemporalClient classification", () => {
       assert.strictEqual(error.workflowId, "w-1")
       assert.strictEqual(error.cause, cause)
       assert.strictEqual(TemporalClient.isFailure(error), counts)
-      assert.strictEqual(TemporalClient.isServerFailure(error), counts, "the deprecated name classifies alike")
     })
   }
 

@@ -11,7 +11,7 @@
  * 10,000 entries or 16 MiB) and evicts the least recently used beyond that, so
  * an old plan may be forgotten; lookups by key or `_id` are O(1).
  */
-import { isFailure as isKafkaFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
 import { CircuitBreaker, type CircuitBreakerTimeoutError, withBreaker } from "@neural-hive/resilience"
@@ -113,7 +113,7 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
     KafkaProducer.KafkaProducer,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "kafka", isKafkaFailure, faults)
+      const breaker = yield* breakerFor(settings, "kafka", KafkaProducer.isFailure, faults)
       // Every topic's messages in one bounded store, keyed by topic and offset; offsets keep growing.
       const log = new BoundedStore<string, unknown>(limits)
       const nextOffsets = new BoundedStore<string, number>({ capacity: 1_000, maxBytes: Infinity })

@@ -138,10 +138,10 @@ export class KafkaError extends Data.TaggedError("KafkaError")<{
  *
  * ```ts
  * import kafkajs from "kafkajs" // a default import: kafkajs's error classes are not ESM named exports
- * import { isFailure } from "@neural-hive/kafka"
+ * import { KafkaProducer } from "@neural-hive/kafka"
  *
- * isFailure(new kafkajs.KafkaJSConnectionError("Connection error: connect ECONNREFUSED")) // true
- * isFailure(new Error("something new")) // true
+ * KafkaProducer.isFailure(new kafkajs.KafkaJSConnectionError("Connection error: connect ECONNREFUSED")) // true
+ * KafkaProducer.isFailure(new Error("something new")) // true
  * ```
  *
  * @since 0.2.0
@@ -152,13 +152,6 @@ export const isFailure = (error: unknown): boolean => {
   if (isRejection(error)) return false
   return classify(error).brokerFailure
 }
-
-/**
- * @deprecated Use `isFailure` (the same classifier, named as in every integration).
- * @since 0.1.0
- * @category classification
- */
-export const isBrokerFailure: (error: unknown) => boolean = isFailure
 
 /**
  * Classifies a failure of a kafkajs call (see the table in the module docs).

@@ -70,15 +70,26 @@ export {
   /**
    * @since 0.1.0
    */
-  isBrokerFailure,
+  fromCause,
   /**
-   * @since 0.2.0
+   * @since 0.1.0
    */
   isFailure,
   /**
    * @since 0.1.0
    */
   KafkaError
+} from "./KafkaError.ts"
+
+export type {
+  /**
+   * @since 0.1.0
+   */
+  Classification as KafkaErrorClassification,
+  /**
+   * @since 0.1.0
+   */
+  Reason as KafkaErrorReason
 } from "./KafkaError.ts"
 
 // -----------------------------------------------------------------------------

@@ -17,32 +17,5 @@ export {
   /**
    * @since 0.1.0
    */
-  classify,
-  /**
-   * @since 0.1.0
-   */
-  fromCause,
-  /**
-   * @since 0.1.0
-   */
-  isBrokerFailure,
-  /**
-   * @since 0.2.0
-   */
-  isFailure,
-  /**
-   * @since 0.1.0
-   */
   KafkaError
-} from "./KafkaError.ts"
-
-export type {
-  /**
-   * @since 0.1.0
-   */
-  Classification as KafkaErrorClassification,
-  /**
-   * @since 0.1.0
-   */
-  Reason as KafkaErrorReason
 } from "./KafkaError.ts"

@@ -156,13 +156,6 @@ const CALLER_ERRORS: ReadonlySet<MongoStoreErrorReason> = new Set(["DuplicateKey
 export const isFailure = (error: unknown): boolean =>
   !(error instanceof MongoStoreError && CALLER_ERRORS.has(error.reason))
 
-/**
- * @deprecated Use `isFailure` (the same classifier, named as in every integration).
- * @since 0.1.0
- * @category errors
- */
-export const isServerFailure: (error: unknown) => boolean = isFailure
-
 const DUPLICATE_KEY = new Set([11000, 11001, 12582])
 const BAD_QUERY = new Set([2, 9, 14, 40, 52, 73])
 const NOT_PRIMARY = new Set([10107, 13435, 13436, 10058, 189, 11602, 91, 11600, 134])

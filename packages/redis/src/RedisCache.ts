@@ -127,13 +127,6 @@ export const toRedisError = (command: string, cause: unknown): RedisError => {
  */
 export const isFailure = (error: unknown): boolean => !(error instanceof RedisError && error.reason === "Reply")
 
-/**
- * @deprecated Use `isFailure` (the same classifier, named as in every integration).
- * @since 0.1.0
- * @category errors
- */
-export const isServerFailure: (error: unknown) => boolean = isFailure
-
 // -----------------------------------------------------------------------------
 // service
 // -----------------------------------------------------------------------------

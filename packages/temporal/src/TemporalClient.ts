@@ -162,13 +162,6 @@ const CALLER_ERRORS: ReadonlySet<TemporalErrorReason> = new Set([
 export const isFailure = (error: unknown): boolean =>
   !(error instanceof TemporalError && CALLER_ERRORS.has(error.reason))
 
-/**
- * @deprecated Use `isFailure` (the same classifier, named as in every integration).
- * @since 0.1.0
- * @category errors
- */
-export const isServerFailure: (error: unknown) => boolean = isFailure
-
 // gRPC says UNAVAILABLE both when it never reached a server and when a server answered it;
 // these details are grpc-js's own words for the first case.
 const NO_CONNECTION =

@@ -5,7 +5,7 @@
  * integration classifies errors built from the user's own copy of its client library.
  */
 import { Fleet } from "@neural-hive/fleet"
-import { isBrokerFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { Http, Metrics, Observability, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
 import { Outbox } from "@neural-hive/outbox"
@@ -79,7 +79,10 @@ const program = Effect.gen(function*() {
   assert.ok(Option.isNone(yield* cache.get("plan:p1")))
 
   // Each integration classifies the user's own driver errors: one copy of each client library.
-  assert.equal(isBrokerFailure(new kafkajs.KafkaJSConnectionError("Connection error: connect ECONNREFUSED")), true)
+  assert.equal(
+    KafkaProducer.isFailure(new kafkajs.KafkaJSConnectionError("Connection error: connect ECONNREFUSED")),
+    true
+  )
   assert.equal(
     MongoStore.toMongoStoreError("insertOne", new MongoServerError({ message: "E11000", code: 11000 })).reason,
     "DuplicateKey"

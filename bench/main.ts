@@ -87,7 +87,19 @@ export const main = async (): Promise<void> => {
   const scaling: Scaling = { breakers, service, serviceSettings, paths }
   const durationSeconds = (performance.now() - started) / 1000
 
-  console.log(consoleReport(results, scaling))
+  const report = consoleReport(results, scaling)
+  console.log(report)
+  // A measuring tool that prints a figure it did not observe has failed (docs/performance.md, "How to read").
+  const unobserved = report.split("\n").filter((line) => /\bNaN\b|\bn\/a\b|undefined/.test(line))
+  if (results.length === 0 && breakers.length === 0 && service.length === 0 && paths.length === 0) {
+    unobserved.push("nothing was measured")
+  }
+  // A paths child reports to its parent through BENCH_JSON; the parent's report is the one checked.
+  if (unobserved.length > 0 && !child) {
+    log(`bench: FAILED: figures not observed:\n  ${unobserved.join("\n  ")}`)
+    process.exitCode = 1
+    return
+  }
   const json = process.env["BENCH_JSON"]
   if (json !== undefined && json !== "") {
     writeFileSync(
@@ -140,6 +152,16 @@ export const main = async (): Promise<void> => {
     ].filter((s) => s !== "").join(" ")
   }
   if (out !== "-") {
+    // Figures from a busy machine are noise: they are printed above, never published.
+    const busy = Math.max(loadAtStart, os.loadavg()[0]!) > os.availableParallelism()
+    if (busy && process.env["BENCH_ALLOW_BUSY"] !== "1") {
+      log(
+        `bench: not writing ${out}: load average ${loadAtStart.toFixed(1)} / ${os.loadavg()[0]!.toFixed(1)} ` +
+          `is above the ${os.availableParallelism()} cores; rerun on a quiet machine (BENCH_ALLOW_BUSY=1 overrides)`
+      )
+      process.exitCode = 1
+      return
+    }
     const path = new URL(out, `file://${root}`)
     writeFileSync(path, markdown(results, scaling, env))
     log(`wrote ${fileURLToPath(path)}`)

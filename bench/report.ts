@@ -714,6 +714,11 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
       "self-time frames of the profile (usage at the top of the file).",
     "",
     "`bench/run.ts` re-executes itself with `node --expose-gc` when `gc()` is not exposed.",
+    "",
+    "A run that prints a figure it did not observe (NaN, n/a) exits 1 and writes nothing; a run on a busy " +
+      "machine (load average above the number of cores, at the start or the end) prints its figures but does " +
+      "not write this file and exits 1 (`BENCH_ALLOW_BUSY=1` overrides). `.ci/run` runs " +
+      "`BENCH_QUICK=1 BENCH_OUT=- npm run bench`, so a bench that stops measuring fails CI.",
     ""
   )
 

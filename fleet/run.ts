@@ -199,8 +199,9 @@ interface Outage {
   readonly probes: number
   readonly rounds: number
   readonly probesAfterRestore: number
-  /** Median latency of the plans that failed on dead Kafka (502): how long a call took to fail. */
-  readonly failLatency: number
+  /** Plans sent while Kafka was down, and how many of them were accepted (202: queued in the outbox). */
+  readonly sentDuring: number
+  readonly acceptedDuring: number
 }
 
 interface ModeResult {
@@ -270,8 +271,16 @@ const runMode = async (
       const killAt = Date.now()
       await rig.kafkaProxy.refuse(KAFKA_FAULT)
       rig.kafkaProxy.cut()
-      // Polled every 50 ms: scraping /metrics more often loads the replicas it measures.
-      const refused = await until(async () => (await kafkaStates()).every((s) => s.state !== 0), 20_000, 50)
+      // Polled every 50 ms: scraping /metrics more often loads the replicas it measures. The failures counted
+      // by the poll that first sees a replica OPEN split the calls into before and after the first trip.
+      let atFirstTrip: number | undefined
+      const refused = await until(async () => {
+        const states = await kafkaStates()
+        if (atFirstTrip === undefined && states.some((s) => s.state !== 0)) {
+          atFirstTrip = states.reduce((n, s) => n + s.failures, 0)
+        }
+        return states.every((s) => s.state !== 0)
+      }, 20_000, 50)
       const after = await failures()
       if (!refused) log(`${mode}: outage ${i + 1}: not every replica opened`)
       await sleep(OUTAGE_MS)
@@ -294,23 +303,21 @@ const runMode = async (
       const rounds = probes.filter((t, j) => j === 0 || t - probes[j - 1]! > 700).length
       const outage: Outage = {
         reached: after - before,
-        afterTrip: answers.filter((a) => a.at >= first && a.at < restoreAt && a.status === 502).length,
+        afterTrip: atFirstTrip === undefined ? NaN : after - atFirstTrip,
         spreads,
         allOpenMs: Math.max(...firstOpen) - first,
         probes: probes.length,
         rounds,
         probesAfterRestore: probes.filter((t) => t >= restoreAt).length,
-        failLatency: percentile(
-          answers.filter((a) => a.at >= killAt && a.at < restoreAt && a.status === 502).map((a) => a.latency),
-          50
-        )
+        sentDuring: answers.filter((a) => a.at >= killAt && a.at < restoreAt).length,
+        acceptedDuring: answers.filter((a) => a.at >= killAt && a.at < restoreAt && a.status === 202).length
       }
       outages.push(outage)
       log(
-        `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka (${outage.afterTrip} sent after the ` +
-          `first trip), all open in ${outage.allOpenMs} ms, ` +
+        `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka (${outage.afterTrip} after the ` +
+          `first trip was seen), all open in ${outage.allOpenMs} ms, ` +
           `${outage.probes} probes in ${outage.rounds} rounds (${outage.probesAfterRestore} after restore), ` +
-          `failing plans took ${outage.failLatency.toFixed(0)} ms (p50)`
+          `${outage.acceptedDuring} / ${outage.sentDuring} plans accepted meanwhile`
       )
     }
     let redis: ModeResult["redis"]
@@ -440,7 +447,7 @@ const table = (
     `| calls that reached dead Kafka before every replica refused, per outage: mean (max) | fleet <= failMax + N - 1 = ${
       FAIL_MAX + N - 1
     }; local N x failMax = ${N * FAIL_MAX} | ${results.map((r) => cell(r, (o) => o.reached, 1)).join(" | ")} |`,
-    `| plans sent after the first trip that still reached dead Kafka, per outage: mean (max) | fleet <= N - 1 = ${
+    `| calls that reached dead Kafka after the first replica was seen OPEN (50 ms polls), per outage: mean (max) | fleet <= N - 1 = ${
       N - 1
     } | ${results.map((r) => cell(r, (o) => o.afterTrip, 1)).join(" | ")} |`,
     `| first trip to each other replica OPEN, ms: p50 / p99 | p99 <= 100 | ${
@@ -450,8 +457,10 @@ const table = (
       percentile(inProcess, 50).toFixed(1)
     } / ${percentile(inProcess, 99).toFixed(1)} | |`,
     `| first trip to all OPEN, ms: mean (max) | | ${results.map((r) => cell(r, (o) => o.allOpenMs)).join(" | ")} |`,
-    `| a plan failing on dead Kafka took, ms: p50 per outage, mean (max) | | ${
-      results.map((r) => cell(r, (o) => o.failLatency)).join(" | ")
+    `| plans accepted (202, queued in the outbox) while Kafka was down / sent | all | ${
+      results.map((r) =>
+        `${r.outages.reduce((n, o) => n + o.acceptedDuring, 0)} / ${r.outages.reduce((n, o) => n + o.sentDuring, 0)}`
+      ).join(" | ")
     } |`,
     `| probes that reached Kafka per probe round: mean | = permits = 1 | ${
       results.map((r) => {
@@ -480,6 +489,44 @@ const table = (
     } (no fleet layer) | ${bench.fleet.toFixed(0)} (fleet layer on) | |`
   )
   return rows.join("\n")
+}
+
+/**
+ * What the run failed to observe: a measure that is NaN or infinite (a log line or a metric that never
+ * came), no probe in an outage (every outage outlasts the open period), no plan sent during one. A run
+ * with any of these prints them and exits 1, and writes nothing into docs/fleet.md.
+ */
+export const unobserved = (
+  results: ReadonlyArray<ModeResult>,
+  bench: { local: number; fleet: number },
+  inProcess: ReadonlyArray<number>
+): ReadonlyArray<string> => {
+  const problems: Array<string> = []
+  const finite = (what: string, value: number) => {
+    if (!Number.isFinite(value)) problems.push(`${what} is ${value}`)
+  }
+  if (results.length === 0) problems.push("no mode ran (FLEET_MODES)")
+  for (const r of results) {
+    if (r.outages.length === 0) problems.push(`${r.mode}: no outage measured`)
+    r.outages.forEach((o, i) => {
+      const at = `${r.mode}, outage ${i + 1}`
+      for (const key of ["reached", "afterTrip", "allOpenMs", "probes", "rounds", "probesAfterRestore"] as const) {
+        finite(`${at}: ${key}`, o[key])
+      }
+      for (const spread of o.spreads) finite(`${at}: a trip spread`, spread)
+      if (o.probes === 0) problems.push(`${at}: no probe was seen in the replicas' logs`)
+      if (o.sentDuring === 0) problems.push(`${at}: no plan was sent while Kafka was down`)
+      if (o.reached <= 0) problems.push(`${at}: no call reached dead Kafka (the breakers' failure counts did not move)`)
+    })
+    if (r.redis !== undefined) {
+      for (const key of ["fallbackMs", "rejoinMs", "p99"] as const) finite(`${r.mode}: Redis ${key}`, r.redis[key])
+      if (r.redis.sent === 0) problems.push(`${r.mode}: no plan was sent while Redis was down`)
+    }
+  }
+  finite("closed-path cost without the fleet layer", bench.local)
+  finite("closed-path cost with the fleet layer", bench.fleet)
+  if (inProcess.length === 0) problems.push("no in-process trip was adopted")
+  return problems
 }
 
 const write = (file: string, body: string) => {
@@ -525,7 +572,9 @@ const main = async () => {
     const loadBefore = os.loadavg()[0]!
     const rig: Rig = { redis, kafka, kafkaProxy, settingsFile }
     const results: Array<ModeResult> = []
-    const modes = (process.env["FLEET_MODES"] ?? "local,fleet,fleet+counts").split(",")
+    const modes = (process.env["FLEET_MODES"] ?? "local,fleet,fleet+counts").split(",").map((m) => m.trim())
+    const unknown = modes.filter((m) => !["local", "fleet", "fleet+counts"].includes(m))
+    if (unknown.length > 0) throw new Error(`FLEET_MODES: unknown mode ${unknown.join(", ")} (local, fleet, fleet+counts)`)
     for (const mode of ["local", "fleet", "fleet+counts"] as const) {
       if (modes.includes(mode)) results.push(await runMode(rig, mode, log))
     }
@@ -538,7 +587,22 @@ const main = async () => {
       table(results, bench, inProcess)
     ].join("\n")
     console.log(`\n${body}\n`)
+    const problems = unobserved(results, bench, inProcess)
+    if (problems.length > 0) {
+      console.error(`fleet: FAILED: measures not observed:\n  ${problems.join("\n  ")}`)
+      process.exitCode = 1
+      return
+    }
     const out = process.env["FLEET_OUT"]
+    const busy = Math.max(loadBefore, os.loadavg()[0]!) > os.availableParallelism()
+    if (out !== "-" && busy && process.env["FLEET_ALLOW_BUSY"] !== "1") {
+      console.error(
+        `fleet: not writing ${out ?? "docs/fleet.md"}: the load average was above the ${os.availableParallelism()} ` +
+          "cores, so the timings are noise; rerun on a quiet machine (FLEET_ALLOW_BUSY=1 overrides)"
+      )
+      process.exitCode = 1
+      return
+    }
     if (out !== "-") write(out ?? path.join(root, "docs/fleet.md"), body)
   } finally {
     await kafkaProxy?.close()

@@ -49,7 +49,7 @@ import {
   within
 } from "./model.ts"
 import { readKafka, readMongo, readWorkflows } from "./readback.ts"
-import { summary, toMarkdown, writeReport } from "./report.ts"
+import { observedInvariant, summary, toMarkdown, writeReport } from "./report.ts"
 import { type Rig, startRig, stopRig } from "./rig.ts"
 import { captureLogs, type LogCapture, type Service, startService } from "./service.ts"
 
@@ -373,14 +373,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       logs: { lines: logs.lines, errorLines: logs.errorLines, defects: logs.defects.length },
       invariants
     }
-    const markdown = toMarkdown(report, {
+    const context = {
       command: options.command ?? "npm run chaos",
       loadAtStart,
       healthErrors: sampler.sampled.healthErrors,
       errorSamples: logs.errorSamples,
       maxInFlight
-    })
-    const full: ChaosReport = { ...report, markdown }
+    }
+    // (m): the report itself, once rendered, shows only figures that were observed.
+    const observed = observedInvariant("m", toMarkdown(report, context))
+    const checked = { ...report, ok: report.ok && observed.ok, invariants: [...report.invariants, observed] }
+    const markdown = toMarkdown(checked, context)
+    const full: ChaosReport = { ...checked, markdown }
     log(summary(full))
     if (options.writeReport !== undefined && options.writeReport !== false) {
       log(`chaos: wrote ${writeReport(markdown, options.writeReport)}`)

@@ -287,6 +287,8 @@ How each is checked:
   load stopped (the service still up).
 - (k) \`/health\` sampled every ${HEALTH_EVERY_MS} ms.
 - (l) each injection and lift ran without error (a restart counts once the server answers).
+- (m) the report shows only figures that were observed: a figure that is not a number, missing or
+  infinite anywhere in it fails the run (the crash scenario's (e7) says the same of its section).
 
 A SIGKILL of the service process itself is the crash scenario's, below (its own rig, the service in
 its own process).
@@ -308,4 +310,31 @@ ${extra.healthErrors > 0 ? `\n/health did not answer ${extra.healthErrors} sampl
       }\n\`\`\`\n`
       : ""
   }`
+}
+
+/**
+ * The lines of a report that show a figure that was not observed (NaN, undefined, Infinity): a
+ * measuring tool that prints one has failed (docs/reliability.md). The harness turns a non-empty
+ * answer into a failed invariant, so the run exits 1 and `npm test`'s short run fails.
+ */
+export const unobservedFigures = (markdown: string): ReadonlyArray<string> => {
+  const found: Array<string> = []
+  // Quoted log lines (code fences) are the service's words, not figures of the run.
+  let quoted = false
+  for (const line of markdown.split("\n")) {
+    if (line.trimStart().startsWith("```")) quoted = !quoted
+    else if (!quoted && /\b(NaN|undefined|-?Infinity)\b/.test(line)) found.push(line.trim())
+  }
+  return found
+}
+
+/** The invariant `unobservedFigures` decides, appended to a run's invariants. */
+export const observedInvariant = (id: string, markdown: string) => {
+  const missing = unobservedFigures(markdown)
+  return {
+    id,
+    name: "every figure of the report was observed (each one a finite number)",
+    ok: missing.length === 0,
+    detail: missing.length === 0 ? "all observed" : missing.slice(0, 3).join(" / ").slice(0, 400)
+  }
 }

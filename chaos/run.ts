@@ -9,7 +9,7 @@
  *
  * Then the crash scenario (chaos/crash.ts): the service's own process, under the same load,
  * SIGKILLed twice (with a backlog while Kafka is out, then mid-drain) and started again; the
- * invariants (e1)-(e6) are checked the same way and written to docs/reliability.md too.
+ * invariants (e1)-(e7) are checked the same way and written to docs/reliability.md too.
  *
  * `npm run chaos -- --find-rate`: no faults; raises the rate step by step and prints the
  * highest the rig sustains on this machine, then runs the schedule at half of it.

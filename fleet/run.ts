@@ -274,13 +274,17 @@ const runMode = async (
       // Polled every 50 ms: scraping /metrics more often loads the replicas it measures. The failures counted
       // by the poll that first sees a replica OPEN split the calls into before and after the first trip.
       let atFirstTrip: number | undefined
-      const refused = await until(async () => {
-        const states = await kafkaStates()
-        if (atFirstTrip === undefined && states.some((s) => s.state !== 0)) {
-          atFirstTrip = states.reduce((n, s) => n + s.failures, 0)
-        }
-        return states.every((s) => s.state !== 0)
-      }, 20_000, 50)
+      const refused = await until(
+        async () => {
+          const states = await kafkaStates()
+          if (atFirstTrip === undefined && states.some((s) => s.state !== 0)) {
+            atFirstTrip = states.reduce((n, s) => n + s.failures, 0)
+          }
+          return states.every((s) => s.state !== 0)
+        },
+        20_000,
+        50
+      )
       const after = await failures()
       if (!refused) log(`${mode}: outage ${i + 1}: not every replica opened`)
       await sleep(OUTAGE_MS)
@@ -441,6 +445,9 @@ const table = (
   }
   const spreads = (r: ModeResult) => r.outages.flatMap((o) => o.spreads)
   const fleet = results.find((r) => r.mode === "fleet")
+  // One cell per mode that ran: `text` under the fleet mode (or, measured in process, under the first).
+  const only = (mode: "fleet" | "first", text: string) =>
+    results.map((r, i) => (mode === "first" ? i === 0 : r.mode === mode) ? text : "").join(" | ")
   const rows = [
     `| measure | goal | ${results.map((r) => r.mode).join(" | ")} |`,
     `|---|---|${results.map(() => "---").join("|")}|`,
@@ -453,9 +460,9 @@ const table = (
     `| first trip to each other replica OPEN, ms: p50 / p99 | p99 <= 100 | ${
       results.map((r) => `${percentile(spreads(r), 50)} / ${percentile(spreads(r), 99)}`).join(" | ")
     } |`,
-    `| trip to adoption, in process (2 replicas, ${inProcess.length} trips), ms: p50 / p99 | p99 <= 100 | | ${
-      percentile(inProcess, 50).toFixed(1)
-    } / ${percentile(inProcess, 99).toFixed(1)} | |`,
+    `| trip to adoption, in process (2 replicas, ${inProcess.length} trips), ms: p50 / p99 | p99 <= 100 | ${
+      only("first", `${percentile(inProcess, 50).toFixed(1)} / ${percentile(inProcess, 99).toFixed(1)}`)
+    } |`,
     `| first trip to all OPEN, ms: mean (max) | | ${results.map((r) => cell(r, (o) => o.allOpenMs)).join(" | ")} |`,
     `| plans accepted (202, queued in the outbox) while Kafka was down / sent | all | ${
       results.map((r) =>
@@ -476,17 +483,21 @@ const table = (
   if (fleet?.redis !== undefined) {
     const r = fleet.redis
     rows.push(
-      `| Redis killed mid-run: calls blocked (non-202 or > 1 s) / sent meanwhile | 0 | | ${r.blocked} / ${r.sent} | |`,
-      `| Redis killed: time to fall back (last replica), ms | <= heartbeat + timeout = ${
-        HEARTBEAT_MS + TIMEOUT_MS
-      } | | ${r.fallbackMs} | |`,
-      `| Redis restarted: time to rejoin after it answered (last replica), ms | | | ${r.rejoinMs} | |`
+      `| Redis killed mid-run: calls blocked (non-202 or > 1 s) / sent meanwhile | 0 | ${
+        only("fleet", `${r.blocked} / ${r.sent}`)
+      } |`,
+      `| Redis killed: time to fall back (last replica), ms | <= heartbeat + timeout = ${HEARTBEAT_MS + TIMEOUT_MS} | ${
+        only("fleet", String(r.fallbackMs))
+      } |`,
+      `| Redis restarted: time to rejoin after it answered (last replica), ms | | ${
+        only("fleet", String(r.rejoinMs))
+      } |`
     )
   }
   rows.push(
-    `| closed-path cost per call, ns (in process, median of 9 x 200k) | unchanged within noise | ${
-      bench.local.toFixed(0)
-    } (no fleet layer) | ${bench.fleet.toFixed(0)} (fleet layer on) | |`
+    `| closed-path cost per call, ns (in process, median of 9 x 200k): no fleet layer / fleet layer on | unchanged within noise | ${
+      only("first", `${bench.local.toFixed(0)} / ${bench.fleet.toFixed(0)}`)
+    } |`
   )
   return rows.join("\n")
 }
@@ -574,7 +585,9 @@ const main = async () => {
     const results: Array<ModeResult> = []
     const modes = (process.env["FLEET_MODES"] ?? "local,fleet,fleet+counts").split(",").map((m) => m.trim())
     const unknown = modes.filter((m) => !["local", "fleet", "fleet+counts"].includes(m))
-    if (unknown.length > 0) throw new Error(`FLEET_MODES: unknown mode ${unknown.join(", ")} (local, fleet, fleet+counts)`)
+    if (unknown.length > 0) {
+      throw new Error(`FLEET_MODES: unknown mode ${unknown.join(", ")} (local, fleet, fleet+counts)`)
+    }
     for (const mode of ["local", "fleet", "fleet+counts"] as const) {
       if (modes.includes(mode)) results.push(await runMode(rig, mode, log))
     }

@@ -29,6 +29,7 @@ import {
   leftoversOf,
   memoryLimit,
   parseMetrics,
+  retriesOf,
   type Series,
   ticketsOf
 } from "./invariants.ts"
@@ -181,7 +182,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       random,
       idPrefix: `c${seed.toString(36)}`,
       maxInFlight,
-      clientTimeoutMs: bound.ms + 15_000
+      clientTimeoutMs: bound.ms + 15_000,
+      retryShare: options.retryShare ?? 0.1
     })
     cleanups.push(load.stop)
     await warmUp(service, load)
@@ -241,7 +243,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const notAccepted = outcomes.filter((o) => o.kind !== "accepted")
     const { counts: kafka, differing: kafkaDiffering } = await readKafka(rig.kafkaProxy.address, 90_000)
     const mongo = await readMongo(`mongodb://127.0.0.1:${rig.mongodb.port}/`)
-    const workflows = await readWorkflows(rig.temporal.endpoint, notAccepted.map((o) => `plan-${o.id}`), 120_000)
+    // The plans not accepted, and the accepted plans a retry could have undone.
+    const retriedAccepted = outcomes.filter((o) => o.kind === "accepted" && o.retried !== undefined)
+    const workflows = await readWorkflows(
+      rig.temporal.endpoint,
+      [...notAccepted, ...retriedAccepted].map((o) => `plan-${o.id}`),
+      120_000
+    )
 
     // --- the verdict --------------------------------------------------------------------------
     const kafkaLifts = faults.records.filter((f) => f.server === "kafka" && f.liftDoneAtMs !== undefined)
@@ -295,7 +303,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       circuits,
       memory,
       sampled: sampler.sampled,
-      faults: { records: faults.records, done: faultsDone }
+      faults: { records: faults.records, done: faultsDone },
+      retries: retriesOf(outcomes, workflows)
     })
 
     // --- the report ---------------------------------------------------------------------------
@@ -332,7 +341,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         rejected: rejected.length,
         failed: countOf(outcomes, "failed"),
         violations: countOf(outcomes, "violation"),
-        notSent: load.counts().notSent
+        notSent: load.counts().notSent,
+        retried: outcomes.filter((o) => o.retried !== undefined).length,
+        retriedAccepted: retriedAccepted.length
       },
       perSecond: {
         total: loadOutcomes.length / totalSeconds,

@@ -96,7 +96,32 @@ export const ticketsOf = (
  * that found an earlier attempt's workflow: it is never terminated by another attempt (docs/outbox.md).
  */
 export const outcomeUnknown = (o: Outcome): boolean =>
-  o.kind === "failed" || o.steps.includes("termination failed") || o.steps.includes("kept: started by an earlier")
+  o.kind === "failed" || o.steps.includes("termination failed") || o.steps.includes("kept: started by an earlier") ||
+  o.retried?.attempts.some((a) => a.kind === "aborted" || a.kind === "failed") === true
+
+/**
+ * (m) the plans the client sent twice (`retryShare`): no retry undid an accepted plan. An accepted plan's
+ * workflow is never TERMINATED and its ticket is never gone ((a) checks the ticket); every attempt that
+ * was answered was answered 202, 503 or 502 with a typed report.
+ */
+export const retriesOf = (outcomes: ReadonlyArray<Outcome>, workflows: ReadonlyMap<string, string>) => {
+  const retried = outcomes.filter((o) => o.retried !== undefined)
+  const accepted = retried.filter((o) => o.kind === "accepted")
+  const terminated = accepted.filter((o) => workflows.get(`plan-${o.id}`) === "TERMINATED")
+  const unchecked = accepted.filter((o) => !workflows.has(`plan-${o.id}`))
+  const attempts = retried.flatMap((o) => o.retried!.attempts)
+  return {
+    plans: retried.length,
+    concurrent: retried.filter((o) => o.retried!.how === "concurrent").length,
+    afterTimeout: retried.filter((o) => o.retried!.how === "after-timeout").length,
+    accepted: accepted.length,
+    mixed: retried.filter((o) => new Set(o.retried!.attempts.map((a) => a.kind)).size > 1).length,
+    terminated: terminated.map((o) => `${o.id} (${o.retried!.attempts.map((a) => a.status).join("/")})`),
+    unchecked: unchecked.length,
+    attemptViolations: attempts.filter((a) => a.kind === "violation").length,
+    aborted: attempts.filter((a) => a.kind === "aborted").length
+  }
+}
 
 /** (c) what each plan that was not accepted left: its ticket, its message, its workflow's status. */
 export const leftoversOf = (
@@ -175,6 +200,7 @@ export interface VerdictInputs {
   readonly memory: { readonly baseline: number; readonly final: number; readonly limit: number }
   readonly sampled: Sampled
   readonly faults: { readonly records: ReadonlyArray<FaultRecord>; readonly done: boolean }
+  readonly retries: ReturnType<typeof retriesOf>
 }
 
 export const memoryLimit = (baseline: number): number =>
@@ -246,10 +272,12 @@ export const invariantsOf = (i: VerdictInputs): Array<Invariant> => {
     {
       id: "e",
       name: "every plan was answered 202, or 502/503 with a typed step report",
-      ok: violations.length === 0 && i.unanswered === 0,
+      ok: violations.length === 0 && i.unanswered === 0 && i.retries.attemptViolations === 0,
       detail: `${rejected.length} refused (503), ${failed.length} failed (502), ${violations.length} violations${
         violations.length > 0 ? `: ${violations.slice(0, 3).map((v) => `${v.id} ${v.violation}`).join(" | ")}` : ""
-      }${i.unanswered > 0 ? `, ${i.unanswered} never settled` : ""}`
+      }${
+        i.unanswered > 0 ? `, ${i.unanswered} never settled` : ""
+      }; ${i.retries.attemptViolations} violations among the retried plans' attempts`
     },
     {
       id: "f",
@@ -309,6 +337,17 @@ export const invariantsOf = (i: VerdictInputs): Array<Invariant> => {
         `at most ${sampled.maxNotClosedFailFast} fail-fast breakers not CLOSED at once (${sampled.maxOpenFailFast} OPEN at once; ${sampled.maxNotClosed} counting Redis), first at ${
           seconds(sampled.firstOverlapAt)
         }: ${sampled.overlapCircuits.join(", ")}; ~${seconds(sampled.overlapMs)} with two or more`
+    },
+    {
+      id: "n",
+      name:
+        "no retry undid an accepted plan: the client sent some plans twice (concurrently, or after giving up on the first attempt), and no accepted plan's workflow was terminated",
+      ok: i.retries.terminated.length === 0 && i.retries.unchecked === 0 &&
+        (i.retries.plans > 0 || i.outcomes.length < 20),
+      detail:
+        `${i.retries.plans} plans sent twice (${i.retries.concurrent} concurrently, ${i.retries.afterTimeout} after the client gave up on the first attempt; ${i.retries.aborted} attempts given up), ${i.retries.accepted} of them accepted, ${i.retries.mixed} with attempts answered differently; accepted workflows terminated: ${i.retries.terminated.length}${
+          list(i.retries.terminated, 3)
+        }${i.retries.unchecked > 0 ? `; ${i.retries.unchecked} accepted workflows not read back` : ""}`
     },
     {
       id: "l",

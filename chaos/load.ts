@@ -24,6 +24,15 @@ export interface Outcome {
   readonly queued: boolean
   /** For plans not accepted: each step's status and detail or reason, e.g. `workflow=skipped(terminated: ...)`. */
   readonly steps: string
+  /**
+   * A plan the client sent more than once (`LoadOptions.retryShare`): how, and every attempt's answer
+   * (`aborted`: the client gave up on it, so its outcome is unknown to the client). The plan's own fields
+   * combine them: accepted when any attempt was, otherwise the last answered attempt's.
+   */
+  readonly retried?: {
+    readonly how: "concurrent" | "after-timeout"
+    readonly attempts: ReadonlyArray<{ readonly status: number; readonly kind: Kind | "aborted" }>
+  } | undefined
 }
 
 type Step = {
@@ -116,6 +125,31 @@ export interface LoadOptions {
   readonly maxInFlight: number
   /** The caller gives up on an answer after this long (a violation). */
   readonly clientTimeoutMs: number
+  /**
+   * The share of plans the client sends twice with the same id and body (default 0): half of them
+   * concurrently (the second 0-150 ms after the first), half after giving up on the first attempt (the
+   * client aborts it after 50-400 ms, as a client with a short timeout does, and sends it again).
+   */
+  readonly retryShare?: number | undefined
+}
+
+/** One plan's attempts combined: accepted if any attempt was; otherwise the last attempt that was answered. */
+export const combineAttempts = (
+  how: "concurrent" | "after-timeout",
+  attempts: ReadonlyArray<Outcome & { readonly aborted?: boolean }>
+): Outcome => {
+  const answered = attempts.filter((a) => a.aborted !== true)
+  const chosen = answered.find((a) => a.kind === "accepted") ?? answered.at(-1) ?? attempts.at(-1)!
+  return {
+    ...chosen,
+    sentAtMs: Math.min(...attempts.map((a) => a.sentAtMs)),
+    latencyMs: Math.max(...attempts.map((a) => a.sentAtMs + a.latencyMs)) -
+      Math.min(...attempts.map((a) => a.sentAtMs)),
+    retried: {
+      how,
+      attempts: attempts.map((a) => ({ status: a.status, kind: a.aborted === true ? "aborted" : a.kind }))
+    }
+  }
 }
 
 export const makeLoad = (options: LoadOptions): Load => {
@@ -131,15 +165,26 @@ export const makeLoad = (options: LoadOptions): Load => {
 
   const bodies = new Map<string, string>()
 
-  /** One POST of `body`; a request that got no HTTP answer (refused, reset, timed out) is a `violation` with status 0. */
-  const post = async (id: string, body: string, sentAtMs: number): Promise<Outcome> => {
+  /**
+   * One POST of `body`; a request that got no HTTP answer (refused, reset, timed out) is a `violation` with
+   * status 0, unless the client gave up on purpose (`giveUpMs`): then it is marked `aborted`.
+   */
+  const post = async (
+    id: string,
+    body: string,
+    sentAtMs: number,
+    giveUpMs?: number
+  ): Promise<Outcome & { readonly aborted?: boolean }> => {
     const started = performance.now()
+    const giveUp = giveUpMs === undefined ? undefined : AbortSignal.timeout(giveUpMs)
     try {
       const response = await fetch(`${options.service.base}/plans`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body,
-        signal: AbortSignal.timeout(options.clientTimeoutMs)
+        signal: giveUp === undefined
+          ? AbortSignal.timeout(options.clientTimeoutMs)
+          : AbortSignal.any([giveUp, AbortSignal.timeout(options.clientTimeoutMs)])
       })
       const text = await response.text()
       return {
@@ -151,7 +196,9 @@ export const makeLoad = (options: LoadOptions): Load => {
       }
     } catch (error) {
       const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : ""
+      const aborted = giveUp?.aborted === true
       return {
+        ...(aborted ? { aborted } : {}),
         id,
         sentAtMs,
         status: 0,
@@ -173,7 +220,21 @@ export const makeLoad = (options: LoadOptions): Load => {
     sent.add(id)
     bodies.set(id, body)
     inFlight++
-    const request = post(id, body, performance.now() - t0).then((outcome) => {
+    const at = () => performance.now() - t0
+    const retrying = options.retryShare !== undefined && options.random() < options.retryShare
+    const how = options.random() < 0.5 ? "concurrent" : "after-timeout"
+    const attempts = !retrying
+      ? post(id, body, at()).then((outcome) => outcome)
+      : how === "concurrent"
+      ? Promise.all([
+        post(id, body, at()),
+        sleep(Math.floor(options.random() * 150)).then(() => post(id, body, at()))
+      ]).then((both) => combineAttempts(how, both))
+      : post(id, body, at(), 50 + Math.floor(options.random() * 350)).then(async (first) =>
+        // Answered in time: the client has no reason to send it again.
+        first.aborted === true ? combineAttempts(how, [first, await post(id, body, at())]) : first
+      )
+    const request = attempts.then((outcome) => {
       outcomes.push(outcome)
     }).finally(() => {
       inFlight--

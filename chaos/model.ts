@@ -22,6 +22,8 @@ export interface ChaosOptions {
   readonly command?: string | undefined
   /** The no-fault rate measurement the default rate came from, shown in the report. */
   readonly rateFinding?: RateFinding | undefined
+  /** The share of plans the client sends twice with the same id (default 0.1; see `LoadOptions.retryShare`). */
+  readonly retryShare?: number | undefined
 }
 
 export interface Invariant {
@@ -118,6 +120,9 @@ export interface ChaosReport {
     readonly violations: number
     /** Ticks not sent because `maxInFlight` requests were still running. */
     readonly notSent: number
+    /** Plans the client sent twice (`ChaosOptions.retryShare`), and how many of those were accepted. */
+    readonly retried: number
+    readonly retriedAccepted: number
   }
   readonly perSecond: { readonly total: number; readonly accepted: number; readonly minWindow: number }
   readonly latency: {

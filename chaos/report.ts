@@ -17,7 +17,7 @@ export const summary = (report: ChaosReport): string =>
     `  requests/s held: ${round(report.perSecond.total)} total, ${
       round(report.perSecond.accepted)
     } accepted (target ${report.rate}; slowest 5 s window ${round(report.perSecond.minWindow)}/s)`,
-    `  plans: ${report.requests.sent} sent, ${report.requests.accepted} accepted (${report.requests.queued} with the ticket queued), ${report.requests.rejected} refused fast (503), ${report.requests.failed} failed (502), ${report.requests.violations} violations, ${report.requests.notSent} not sent (in-flight cap)`,
+    `  plans: ${report.requests.sent} sent, ${report.requests.accepted} accepted (${report.requests.queued} with the ticket queued), ${report.requests.rejected} refused fast (503), ${report.requests.failed} failed (502), ${report.requests.violations} violations, ${report.requests.notSent} not sent (in-flight cap); ${report.requests.retried} sent twice by the client, ${report.requests.retriedAccepted} of them accepted`,
     `  faults injected: ${report.faults.length} (${report.faults.map((f) => `${f.server} ${f.inject}`).join("; ")})`,
     `  breaker trips: ${report.circuits.map((c) => `${c.circuit} ${c.trips}`).join(", ")}`,
     `  tickets lost: ${report.tickets.lost}; duplicated in MongoDB ${report.tickets.duplicatedInMongo}; Kafka duplicates ${report.tickets.duplicatedInKafka} keys (${report.tickets.extraKafkaMessages} extra messages, at-least-once)`,
@@ -187,6 +187,7 @@ from \`/health\`). Every breaker was CLOSED again at ${seconds(report.allClosedA
   } accepted/s |
 | plans | ${report.requests.sent} sent: ${report.requests.accepted} accepted (202, ${report.requests.queued} with the ticket queued for the relay), ${report.requests.rejected} refused fast (503), ${report.requests.failed} failed with a typed error (502), ${report.requests.violations} anything else |
 | not sent (in-flight cap reached) | ${report.requests.notSent} |
+| sent twice by the client (same id and body), of them accepted | ${report.requests.retried}, ${report.requests.retriedAccepted} |
 | faults injected | ${report.faults.length} (on all four servers; see the schedule) |
 | breaker trips | ${report.circuits.map((c) => `${c.circuit} ${c.trips}`).join(", ")} |
 | 503 latency | p50 ${Math.round(report.latency.rejectedP50)} ms, p99 ${Math.round(report.latency.rejectedP99)} ms |
@@ -287,6 +288,12 @@ How each is checked:
   load stopped (the service still up).
 - (k) \`/health\` sampled every ${HEALTH_EVERY_MS} ms.
 - (l) each injection and lift ran without error (a restart counts once the server answers).
+- (n) a tenth of the plans is sent twice with the same id and body, as clients retry: half concurrently
+  (the second 0-150 ms after the first), half after the client gave up on the first attempt (it aborts
+  it after 50-400 ms, whatever the service is doing, and sends it again). A plan counts as accepted when
+  any attempt was; every accepted plan's workflow is read back from Temporal and must not be TERMINATED
+  (a retry must never undo what an earlier attempt made), and its ticket is checked by (a). A plan whose
+  first attempt was given up has an unknown outcome for (c).
 - (m) the report shows only figures that were observed: a figure that is not a number, missing or
   infinite anywhere in it fails the run (the crash scenario's (e7) says the same of its section).
 

@@ -35,6 +35,10 @@ describe("chaos under load (short)", () => {
       expect(report.circuits.find((c) => c.circuit === "kafka_producer")?.trips).toBeGreaterThan(0)
       // (c) plans not accepted left no ticket and no RUNNING workflow
       check("c")
+      // (n) plans sent twice (concurrently, or after the client gave up): no accepted plan's workflow terminated
+      check("n")
+      expect(report.requests.retried).toBeGreaterThan(0)
+      expect(report.requests.retriedAccepted).toBeGreaterThan(0)
       expect(report.leftovers.checked).toBe(report.requests.rejected + report.requests.failed)
       expect(report.leftovers.checked).toBeGreaterThan(0)
       // (d) the outbox drained after Kafka came back, and before shutdown

@@ -16,7 +16,9 @@ const serverFree = [
   ...unitTests,
   "test/observability/{Dashboard,Http,HttpMetrics,Logging,Metrics,Observability,Otel,Tracing,TransitionLog}.test.ts",
   "test/fleet/{App,Remote}.test.ts",
-  "test/examples/{AppConfig,Embedded,OrchestratorConfig,hardening,secrets}.test.ts"
+  "test/examples/{AppConfig,Embedded,OrchestratorConfig,hardening,secrets}.test.ts",
+  // Its dependencies are dead ports it makes itself.
+  "test/integration/exit.test.ts"
 ]
 
 /**

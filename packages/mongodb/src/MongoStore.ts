@@ -76,6 +76,7 @@ import {
   type UpdateResult,
   type WithId
 } from "mongodb"
+import * as Sockets from "./internal/sockets.ts"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -359,6 +360,12 @@ export const clientOptions = (options: Options): MongoClientOptions => ({
   ...options.clientOptions
 })
 
+// A client and the sockets it opened (internal/sockets.ts).
+interface Session {
+  readonly client: MongoClient
+  readonly sockets: Sockets.Sockets
+}
+
 /**
  * Makes the service: a `MongoClient` for the life of the scope and a
  * `mongodb_client` breaker (registered in the `CircuitBreaker.Registry` if one
@@ -379,7 +386,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const operationTimeout = timeouts.operationTimeout
   const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
   const settings = clientOptions(options)
-  const guarded = yield* GuardedClient.make({
+  // Counts each client's sockets (see internal/sockets.ts) for as long as the store lives.
+  yield* Effect.acquireRelease(Effect.sync(Sockets.subscribe), () => Effect.sync(Sockets.unsubscribe))
+  const guarded = yield* GuardedClient.make<Session, MongoStoreError>({
     breaker: {
       name: "mongodb_client",
       failMax: 5,
@@ -391,9 +400,12 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       isFailure,
       ...options.breaker
     },
-    connect: () => new MongoClient(url, settings),
+    connect: () => ({ client: new MongoClient(url, settings), sockets: new Set() }),
     // Bounded: `close` ends server sessions first, which waits for the server when it still looks reachable.
-    close: (client) => client.close(),
+    close: (session) => Sockets.run(session.sockets, () => session.client.close()),
+    // Then destroy what `close` left open: a connection handshake with a server that never answers would
+    // hold the process until `connectTimeout`.
+    abandon: (session) => Sockets.destroy(session.sockets),
     deadline: operationTimeout,
     onError: toMongoStoreError,
     onTimeout: (operation, collection) =>
@@ -410,7 +422,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
           ? { "db.system": "mongodb" }
           : { "db.system": "mongodb", "db.collection.name": collection }
     },
-    probe: options.probe === false ? false : (client) => client.db("admin").command({ ping: 1 })
+    probe: options.probe === false
+      ? false
+      : (session) => Sockets.run(session.sockets, () => session.client.db("admin").command({ ping: 1 }))
   })
 
   const call = <A>(
@@ -418,7 +432,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     collection: string | undefined,
     f: (db: Db, signal: AbortSignal) => Promise<A>
   ): MongoStoreResult<A> =>
-    guarded.call(operation, (client, signal) => f(client.db(options.database), signal), collection)
+    guarded.call(
+      operation,
+      (session, signal) => Sockets.run(session.sockets, () => f(session.client.db(options.database), signal)),
+      collection
+    )
 
   return MongoStore.of({
     insertOne: (collection, document, insertOptions) =>

@@ -197,6 +197,12 @@ export interface ClientOptions {
   readonly connectTimeout: number
   /** The reconnection backoff in milliseconds, or `null` to stop reconnecting. */
   readonly retryStrategy: (times: number) => number | null
+  /**
+   * Milliseconds `disconnect()` lets the socket close by itself before destroying it: 0, at once. ioredis's
+   * default (2 s) is a timer that holds the process after the layer closed: the socket of a server that
+   * never answers does not close, and ioredis 5 also arms the timer on a socket that already closed.
+   */
+  readonly disconnectTimeout: 0
   /** Prepended to every key. */
   readonly keyPrefix?: string
 }
@@ -219,6 +225,7 @@ export const clientOptions = (options: Options, reconnect: () => boolean = () =>
     commandTimeout: Duration.toMillis(options.commandTimeout ?? 1000),
     connectTimeout: Duration.toMillis(options.connectTimeout ?? 2000),
     retryStrategy: (times) => reconnect() ? Math.min(50 * 2 ** Math.min(times, 10), maxReconnectDelay) : null,
+    disconnectTimeout: 0,
     ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix })
   }
 }
@@ -309,7 +316,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     // QUIT only a connected client: on one that never connected ioredis would connect to send it.
     close: (client) => client.status === "ready" ? client.quit() : Promise.resolve(),
     closeTimeout: "1 second",
-    abandon: (client) => client.disconnect(),
+    // Then, whatever QUIT did, drop the socket and any reconnect timer (`disconnectTimeout: 0`: nothing waits on
+    // a server that never answers). A client that already ended has nothing left to drop.
+    abandon: (client) => {
+      if (client.status !== "end") client.disconnect()
+    },
     deadline,
     onError: (command, cause) => toRedisError(command === "connect" ? "CONNECT" : command, cause),
     onTimeout: (command) => new RedisError({ reason: "Timeout", command, message: `no answer within ${deadline} ms` }),

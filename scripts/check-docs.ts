@@ -138,7 +138,8 @@ const main = (): number => {
       console.log(line)
     }
   }
-  const summary = `${checked.size} TypeScript blocks${jsdoc ? " of JSDoc" : ""} compiled, ${signatures} signature(s) shown ` +
+  const summary =
+    `${checked.size} TypeScript blocks${jsdoc ? " of JSDoc" : ""} compiled, ${signatures} signature(s) shown ` +
     `uncompiled, ${errors} error(s)`
   if (result.status !== 0) {
     console.error(`docs: FAILED: ${summary}. Make each block a module that compiles as written (docs/testing.md).`)

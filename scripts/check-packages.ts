@@ -85,7 +85,10 @@ export const checkDependencyTable = (): ReadonlyArray<string> => {
       problems.push(`docs/packaging.md's dependency table has no row for ${pkg.name}`)
       continue
     }
-    const columns = [["peer dependencies", pkg.peerDependencies ?? {}], ["dependencies", pkg.dependencies ?? {}]] as const
+    const columns = [["peer dependencies", pkg.peerDependencies ?? {}], [
+      "dependencies",
+      pkg.dependencies ?? {}
+    ]] as const
     columns.forEach(([column, declared], i) => {
       const listed = parseCell(row[i] ?? "")
       for (const [name, range] of Object.entries(declared)) {
@@ -100,7 +103,9 @@ export const checkDependencyTable = (): ReadonlyArray<string> => {
       }
     })
   }
-  for (const name of rows.keys()) problems.push(`docs/packaging.md's dependency table has a row for ${name}, no package`)
+  for (const name of rows.keys()) {
+    problems.push(`docs/packaging.md's dependency table has a row for ${name}, no package`)
+  }
   return problems.map((problem) => `docs/packaging.md dependency table: ${problem}`)
 }
 

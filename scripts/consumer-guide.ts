@@ -9,8 +9,8 @@
 import { spawn } from "node:child_process"
 import { mkdirSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
-import { extractBlocks } from "./doc-blocks.ts"
 import { type Compiler, type Runner } from "./consumer.ts"
+import { extractBlocks } from "./doc-blocks.ts"
 import { capture, CommandError, root } from "./lib.ts"
 
 export const GUIDE = path.join(root, "docs", "library-getting-started.md")
@@ -122,13 +122,20 @@ export const runGuide = async (dir: string, runner: Runner, timeoutMs = 30_000):
   let output = ""
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()))
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()))
-  const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? "?")))
+  const exited = new Promise<number | string>((resolve) => {
+    child.on("exit", (code, signal) => resolve(code ?? signal ?? "?"))
+    child.on("error", (error) => {
+      output += `${error.message}\n`
+      resolve(error.message)
+    })
+  })
   const deadline = Date.now() + timeoutMs
   const expected = CIRCUITS.map((circuit) => `circuit_breaker_state{service="${SERVICE}",circuit="${circuit}"} 1`)
   let last = ""
   let states: string | undefined
   let url: string | undefined
-  while (states === undefined && Date.now() < deadline && child.exitCode === null) {
+  const ended = () => child.exitCode !== null || child.signalCode !== null || child.pid === undefined
+  while (states === undefined && Date.now() < deadline && !ended()) {
     url ??= /metrics on (http:\/\/localhost:\d+\/metrics)/.exec(output)?.[1]
     if (url !== undefined) {
       last = await fetch(url).then((response) => response.text(), (error: unknown) => String(error))
@@ -137,7 +144,7 @@ export const runGuide = async (dir: string, runner: Runner, timeoutMs = 30_000):
     }
     if (states === undefined) await sleep(250)
   }
-  const running = child.exitCode === null
+  const running = !ended()
   // Ctrl-C, as a reader stops it: NodeRuntime.runMain interrupts the program and closes its layers.
   child.kill("SIGINT")
   const code = await Promise.race([exited, sleep(10_000).then(() => "still running")])

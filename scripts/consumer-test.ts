@@ -20,6 +20,7 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { runGuide, testGuide, typecheckGuide, writeGuide } from "./consumer-guide.ts"
 import {
   checkOneCopy,
   compilers,
@@ -34,7 +35,6 @@ import {
   TYPESCRIPT_7_ALIAS,
   writePrograms
 } from "./consumer.ts"
-import { runGuide, testGuide, typecheckGuide, writeGuide } from "./consumer-guide.ts"
 import { CommandError, lowest, readJson, root, run } from "./lib.ts"
 
 const started = Date.now()

@@ -55,9 +55,13 @@ const parseAnnotation = (file: string, line: number, text: string): Annotation =
     )
   }
   if (!KINDS.has(kind) || rest.length > 0) {
-    throw new AnnotationError(`${file}:${line}: unknown annotation "doc-check: ${text}" (run, test or file, then a path)`)
+    throw new AnnotationError(
+      `${file}:${line}: unknown annotation "doc-check: ${text}" (run, test or file, then a path)`
+    )
   }
-  if (kind === "file" && path === undefined) throw new AnnotationError(`${file}:${line}: "doc-check: file" needs a path`)
+  if (kind === "file" && path === undefined) {
+    throw new AnnotationError(`${file}:${line}: "doc-check: file" needs a path`)
+  }
   if (path !== undefined && !PATH.test(path)) {
     throw new AnnotationError(`${file}:${line}: "${path}" is not a relative path to a .ts, .mts or .json file`)
   }

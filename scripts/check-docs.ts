@@ -66,7 +66,7 @@ const main = (): number => {
       blocks = jsdoc ? extractJsdocBlocks(file) : extractBlocks(file)
     } catch (error) {
       if (!(error instanceof AnnotationError)) throw error
-      problems.push(error.message)
+      problems.push(error.message.replace(`${root}${path.sep}`, ""))
       continue
     }
     for (const block of blocks) {

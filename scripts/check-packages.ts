@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { publint } from "publint"
 import { formatMessage } from "publint/utils"
-import { capture, CommandError, packAll, type Packed, readJson, root, run } from "./lib.ts"
+import { capture, CommandError, packageDirs, packageJson, packAll, type Packed, readJson, root, run } from "./lib.ts"
 
 const say = (line: string) => console.log(`packages: ${line}`)
 
@@ -77,7 +77,74 @@ const lint = async (packed: Packed): Promise<ReadonlyArray<string>> => {
   return messages.filter((m) => m.type !== "suggestion").map((m) => `publint: ${m.code}`)
 }
 
+/** docs/packaging.md's dependency table: one row per package, `name` range items in its two cells. */
+const TABLE_HEADER = "| package | peer dependencies | dependencies |"
+
+const parseCell = (cell: string): ReadonlyMap<string, string> => {
+  const items = new Map<string, string>()
+  if (cell.trim() === "–") return items
+  for (const item of cell.replace(/\\\|/g, "|").split(/,\s*/)) {
+    const match = /^`([^`]+)`\s*(.*)$/.exec(item.trim())
+    if (match === null) throw new CommandError(`docs/packaging.md: "${item}" is not \`name\` range`)
+    items.set(match[1] ?? "", (match[2] ?? "").trim())
+  }
+  return items
+}
+
+/**
+ * The table lists every peer and dependency of every package with the range its package.json
+ * declares (our own packages by name only), and nothing else.
+ */
+export const checkDependencyTable = (): ReadonlyArray<string> => {
+  const lines = readFileSync(path.join(root, "docs", "packaging.md"), "utf8").split("\n")
+  const start = lines.indexOf(TABLE_HEADER)
+  if (start === -1) return [`docs/packaging.md has no line "${TABLE_HEADER}"`]
+  const rows = new Map<string, ReadonlyArray<string>>()
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith("|")) break
+    const [name = "", ...cells] = line.slice(1, -1).split(/(?<!\\)\|/).map((cell) => cell.trim())
+    rows.set(name.replace(/`/g, ""), cells)
+  }
+  const problems: Array<string> = []
+  for (const dir of packageDirs) {
+    const pkg = packageJson(dir)
+    const row = rows.get(pkg.name)
+    rows.delete(pkg.name)
+    if (row === undefined) {
+      problems.push(`docs/packaging.md's dependency table has no row for ${pkg.name}`)
+      continue
+    }
+    const columns = [["peer dependencies", pkg.peerDependencies ?? {}], [
+      "dependencies",
+      pkg.dependencies ?? {}
+    ]] as const
+    columns.forEach(([column, declared], i) => {
+      const listed = parseCell(row[i] ?? "")
+      for (const [name, range] of Object.entries(declared)) {
+        const expected = name.startsWith("@neural-hive/") ? "" : range
+        if (!listed.has(name)) problems.push(`${pkg.name}: ${column} lacks \`${name}\` ${expected}`)
+        else if (listed.get(name) !== expected) {
+          problems.push(`${pkg.name}: ${column} lists \`${name}\` ${listed.get(name)}, package.json ${expected}`)
+        }
+      }
+      for (const name of listed.keys()) {
+        if (!(name in declared)) problems.push(`${pkg.name}: ${column} lists \`${name}\`, which package.json does not`)
+      }
+    })
+  }
+  for (const name of rows.keys()) {
+    problems.push(`docs/packaging.md's dependency table has a row for ${name}, no package`)
+  }
+  return problems.map((problem) => `docs/packaging.md dependency table: ${problem}`)
+}
+
 const main = async (): Promise<void> => {
+  const table = checkDependencyTable()
+  if (process.argv.includes("--table")) {
+    if (table.length > 0) throw new CommandError(table.join("\n"))
+    say("docs/packaging.md's dependency table matches every package.json")
+    return
+  }
   say("npm run build")
   run("npm", ["run", "build", "--silent"])
   const work = mkdtempSync(path.join(os.tmpdir(), "nh-pack-"))
@@ -118,6 +185,8 @@ const main = async (): Promise<void> => {
   } finally {
     rmSync(work, { recursive: true, force: true })
   }
+  failures.push(...table)
+  if (table.length === 0) say("docs/packaging.md's dependency table matches every package.json")
   if (failures.length > 0) throw new CommandError(failures.join("\n"))
 }
 

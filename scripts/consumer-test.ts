@@ -5,7 +5,9 @@
  * `node` on Node 24 and Node 22. Two projects: "tested" installs the versions this repository tests
  * with (every package, transitive ones included, at its version in the root package-lock.json),
  * "lowest" the lowest version of every declared peer range (a family released in lockstep, effect
- * and @effect/*, moves together). Fails on a second copy of effect or of any peer.
+ * and @effect/*, moves together). Fails on a second copy of effect or of any peer. In "tested" it
+ * also tries docs/library-getting-started.md from an empty folder (scripts/consumer-guide.ts): the
+ * guide's files type-checked, its service run until /metrics shows both breakers, its test run.
  *
  * Hermetic: each project installs with `npm ci` from a lockfile committed under
  * test/consumer/scenarios/<name>/, so nothing here resolves a version range. `--relock` is the one
@@ -18,6 +20,7 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { runGuide, testGuide, typecheckGuide, writeGuide } from "./consumer-guide.ts"
 import {
   checkOneCopy,
   compilers,
@@ -76,7 +79,11 @@ const manifest = (scenario: Scenario, tarballs: ReadonlyArray<Tarball>): Manifes
       "@types/node": rootVersion("@types/node"),
       typescript: rootVersion("typescript"),
       // TypeScript 7, which users get as `latest`, at the version the repository's own check uses
-      [TYPESCRIPT_7_ALIAS]: `npm:typescript@${rootVersion(TYPESCRIPT_7_ALIAS)}`
+      [TYPESCRIPT_7_ALIAS]: `npm:typescript@${rootVersion(TYPESCRIPT_7_ALIAS)}`,
+      // the test runner of docs/library-getting-started.md, tried in "tested" only
+      ...(scenario === "tested"
+        ? { vitest: rootVersion("vitest"), "@effect/vitest": rootVersion("@effect/vitest") }
+        : {})
     }
   }
 }
@@ -161,12 +168,12 @@ const relock = (work: string, tarballs: ReadonlyArray<Tarball>): void => {
 }
 
 /** Installs one scenario from its committed lockfile, then checks, compiles and runs the programs. */
-const scenario = (
+const scenario = async (
   work: string,
   name: Scenario,
   tarballs: ReadonlyArray<Tarball>,
   runners: ReturnType<typeof nodes>
-): void => {
+): Promise<void> => {
   const dir = path.join(work, name)
   const source = committed(name)
   if (!existsSync(path.join(source, "package-lock.json"))) {
@@ -209,9 +216,26 @@ const scenario = (
       }
     }
   }
+  if (name === "tested") await guide(dir, pkg, runners)
 }
 
-const main = (): void => {
+/** docs/library-getting-started.md from an empty folder: the reader's project is a folder of the scratch project. */
+const guide = async (dir: string, pkg: Manifest, runners: ReturnType<typeof nodes>): Promise<void> => {
+  const guideStarted = Date.now()
+  const guideDir = path.join(dir, "guide")
+  const available = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.devDependencies)])
+  say(`[guide] ${writeGuide(guideDir, available)}`)
+  for (const compiler of compilers(dir)) say(`[guide] tsc: ${typecheckGuide(guideDir, compiler)}`)
+  for (const runner of runners) {
+    const states = await runGuide(guideDir, runner)
+    say(`[guide] ${runner.label} src/main.ts: /metrics shows both breakers open, then it stopped on SIGINT`)
+    process.stdout.write(states.split("\n").map((line) => `    ${line}`).join("\n") + "\n")
+  }
+  say(`[guide] ${testGuide(guideDir, dir, runners[0]!)}`)
+  say(`[guide] tried in ${((Date.now() - guideStarted) / 1000).toFixed(0)} s`)
+}
+
+const main = async (): Promise<void> => {
   const relocking = process.argv.includes("--relock")
   const work = mkdtempSync(path.join(os.tmpdir(), "nh-consumer-"))
   if (!path.relative(root, work).startsWith("..")) throw new CommandError(`${work} is inside the repository`)
@@ -223,7 +247,7 @@ const main = (): void => {
       relock(work, tarballs)
     } else {
       const runners = nodes(say)
-      for (const name of scenarios) scenario(work, name, tarballs, runners)
+      for (const name of scenarios) await scenario(work, name, tarballs, runners)
     }
     say(`${relocking ? "relocked" : "passed"} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
   } finally {
@@ -232,9 +256,7 @@ const main = (): void => {
   }
 }
 
-try {
-  main()
-} catch (error) {
+await main().catch((error: unknown) => {
   console.error(`consumer: FAILED: ${error instanceof Error ? error.message : String(error)}`)
   process.exitCode = 1
-}
+})

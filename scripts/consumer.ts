@@ -136,7 +136,7 @@ const tsconfig = {
 /** The README blocks marked `<!-- doc-check: run -->`: complete programs a user can paste. */
 const readmePrograms = (): ReadonlyArray<{ readonly name: string; readonly code: string }> =>
   extractBlocks(path.join(root, "README.md"))
-    .filter((block) => block.annotation === "run")
+    .filter((block) => block.annotation?.kind === "run")
     .map((block) => ({ name: `readme-${block.line}`, code: block.code }))
 
 /** Writes the tsconfig and the programs (test/consumer/app/main.ts, the README's) into `dir`; returns their names. */

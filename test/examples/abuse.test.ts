@@ -18,8 +18,8 @@ import * as net from "node:net"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { startService } from "../observability/service.ts"
 import { scrape } from "../observability/scrape.ts"
+import { startService } from "../observability/service.ts"
 import { freePort } from "../services/servers.ts"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../support/example.ts"
 
@@ -49,29 +49,32 @@ const port = Effect.map(HttpServer.HttpServer, (server) => "port" in server.addr
 
 /** One request on a fresh connection, `Host` as given (fetch would not let a test choose it). */
 const request = (method: string, target: string, headers: Record<string, string>) =>
-  Effect.flatMap(port, (port) =>
-    Effect.promise(() =>
-      new Promise<{ status: number; head: string }>((resolve, reject) => {
-        const socket = net.connect({ host: "127.0.0.1", port }, () =>
-          socket.write(
-            `${method} ${target} HTTP/1.1\r\n${
-              Object.entries({ "content-type": "application/json", "content-length": "0", ...headers })
-                .map(([k, v]) => `${k}: ${v}\r\n`).join("")
-            }connection: close\r\n\r\n`
-          ))
-        let answer = ""
-        socket.on("data", (chunk: Buffer) => {
-          answer += chunk.toString("latin1")
-          // The head is enough (an event stream never ends).
-          if (answer.includes("\r\n\r\n")) socket.destroy()
+  Effect.flatMap(
+    port,
+    (port) =>
+      Effect.promise(() =>
+        new Promise<{ status: number; head: string }>((resolve, reject) => {
+          const socket = net.connect({ host: "127.0.0.1", port }, () =>
+            socket.write(
+              `${method} ${target} HTTP/1.1\r\n${
+                Object.entries({ "content-type": "application/json", "content-length": "0", ...headers })
+                  .map(([k, v]) => `${k}: ${v}\r\n`).join("")
+              }connection: close\r\n\r\n`
+            ))
+          let answer = ""
+          socket.on("data", (chunk: Buffer) => {
+            answer += chunk.toString("latin1")
+            // The head is enough (an event stream never ends).
+            if (answer.includes("\r\n\r\n")) socket.destroy()
+          })
+          socket.on("error", reject)
+          socket.on("close", () => {
+            const head = answer.slice(0, answer.indexOf("\r\n\r\n")).toLowerCase()
+            resolve({ status: Number(/^http\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head })
+          })
         })
-        socket.on("error", reject)
-        socket.on("close", () => {
-          const head = answer.slice(0, answer.indexOf("\r\n\r\n")).toLowerCase()
-          resolve({ status: Number(/^http\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0), head })
-        })
-      })
-    ))
+      )
+  )
 
 const local = { host: "127.0.0.1" }
 const bearer = (token: string) => ({ ...local, authorization: `Bearer ${token}` })
@@ -157,7 +160,10 @@ describe("the fault switch on the network", () => {
       for (const host of ["127.0.0.1", "localhost", "::1", "127.0.0.2"]) {
         assert.strictEqual((yield* read({ FAULT_SWITCH: "on", HTTP_HOST: host })).faultSwitch, true, host)
       }
-      assert.strictEqual((yield* read({ FAULT_SWITCH: "on", HTTP_HOST: "0.0.0.0", ADMIN_TOKEN: TOKEN })).host, "0.0.0.0")
+      assert.strictEqual(
+        (yield* read({ FAULT_SWITCH: "on", HTTP_HOST: "0.0.0.0", ADMIN_TOKEN: TOKEN })).host,
+        "0.0.0.0"
+      )
       assert.deepStrictEqual(
         (yield* read({ HTTP_ALLOWED_HOSTS: "board.example.com, 10.0.0.7" })).allowedHosts,
         ["board.example.com", "10.0.0.7"]
@@ -167,10 +173,12 @@ describe("the fault switch on the network", () => {
   it.effect("browser routes answer 421 to a foreign Host (DNS rebinding); probes and /metrics answer any Host", () =>
     Effect.gen(function*() {
       const rebound = { host: "attacker.example:8000" }
-      for (const [method, path] of [["GET", "/"], ["GET", "/status"], ["GET", "/events"], ["GET", "/faults"], [
-        "POST",
-        "/faults/kafka/down"
-      ], ["POST", "/admin/breakers/kafka_producer/reset"]] as const) {
+      for (
+        const [method, path] of [["GET", "/"], ["GET", "/status"], ["GET", "/events"], ["GET", "/faults"], [
+          "POST",
+          "/faults/kafka/down"
+        ], ["POST", "/admin/breakers/kafka_producer/reset"]] as const
+      ) {
         const reply = yield* request(method, path, { ...rebound, authorization: `Bearer ${TOKEN}` })
         assert.strictEqual(reply.status, 421, `${method} ${path}`)
       }
@@ -208,23 +216,29 @@ describe("bad connection URLs", () => {
       }
     }))
 
-  it.live("the program prints the variable, not a driver's stack, for a URL only the driver refuses", () =>
-    Effect.gen(function*() {
-      const run = yield* Effect.promise(() =>
-        runExample({ MONGODB_URL: `mongodb+srv://u:${SECRET}@cluster.example:27017/db` })
-      )
-      assert.notStrictEqual(run.code, 0)
-      assert.include(run.output, "MONGODB_URL")
-      assert.notInclude(run.output, SECRET)
-      assert.notInclude(run.output, "MongoStoreError")
-    }), 60_000)
+  it.live(
+    "the program prints the variable, not a driver's stack, for a URL only the driver refuses",
+    () =>
+      Effect.gen(function*() {
+        const run = yield* Effect.promise(() =>
+          runExample({ MONGODB_URL: `mongodb+srv://u:${SECRET}@cluster.example:27017/db` })
+        )
+        assert.notStrictEqual(run.code, 0)
+        assert.include(run.output, "MONGODB_URL")
+        assert.notInclude(run.output, SECRET)
+        assert.notInclude(run.output, "MongoStoreError")
+      }),
+    60_000
+  )
 })
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /** Reports the child's peak RSS on exit: the test reads it from stderr. */
 const PEAK = `--import=data:text/javascript,${
-  encodeURIComponent(`process.on("exit", () => process.stderr.write("peak-rss-kb=" + process.resourceUsage().maxRSS + "\\n"))`)
+  encodeURIComponent(
+    `process.on("exit", () => process.stderr.write("peak-rss-kb=" + process.resourceUsage().maxRSS + "\\n"))`
+  )
 }`
 
 const runExample = async (env: Record<string, string>) => {
@@ -252,36 +266,40 @@ const runExample = async (env: Record<string, string>) => {
 }
 
 describe("a config file full of mistakes", () => {
-  it.live("a ~1 MB YAML with thousands of problems: a few KB of output and a bounded peak RSS", () =>
-    Effect.gen(function*() {
-      const dir = mkdtempSync(path.join(tmpdir(), "nh-abuse-"))
-      try {
-        const file = path.join(dir, "bad.yaml")
-        const lines = ["circuitBreaker:"]
-        let size = 0
-        for (let i = 0; size < 1000 * 1024; i++) {
-          const line = `  c${i}: { failMax: -1, recoveryTimeoutSeconds: x${"y".repeat(60)}, failureMode: bogus }`
-          lines.push(line)
-          size += line.length + 1
-        }
-        writeFileSync(file, `${lines.join("\n")}\n`)
-        const run = yield* Effect.promise(() => runExample({ RESILIENCE_CONFIG: file }))
-        assert.notStrictEqual(run.code, 0)
-        assert.include(run.output, "invalid circuit breaker configuration")
-        assert.match(run.output, /\.\.\. and \d+ more problems/)
-        assert.isBelow(run.output.length, 16 * 1024, "the error output is bounded")
-        assert.isBelow(run.peakMb, 400, `peak RSS ${run.peakMb} MB`)
+  it.live(
+    "a ~1 MB YAML with thousands of problems: a few KB of output and a bounded peak RSS",
+    () =>
+      Effect.gen(function*() {
+        const dir = mkdtempSync(path.join(tmpdir(), "nh-abuse-"))
+        try {
+          const file = path.join(dir, "bad.yaml")
+          const lines = ["circuitBreaker:"]
+          let size = 0
+          for (let i = 0; size < 1000 * 1024; i++) {
+            const line = `  c${i}: { failMax: -1, recoveryTimeoutSeconds: x${"y".repeat(60)}, failureMode: bogus }`
+            lines.push(line)
+            size += line.length + 1
+          }
+          writeFileSync(file, `${lines.join("\n")}\n`)
+          const run = yield* Effect.promise(() => runExample({ RESILIENCE_CONFIG: file }))
+          assert.notStrictEqual(run.code, 0)
+          assert.include(run.output, "invalid circuit breaker configuration")
+          assert.match(run.output, /\.\.\. and \d+ more problems/)
+          assert.isBelow(run.output.length, 16 * 1024, "the error output is bounded")
+          assert.isBelow(run.peakMb, 400, `peak RSS ${run.peakMb} MB`)
 
-        // Over the limit: refused before parsing, naming the limit.
-        writeFileSync(file, `circuitBreaker:\n${"  # padding\n".repeat(200_000)}`)
-        const big = yield* Effect.promise(() => runExample({ RESILIENCE_CONFIG: file }))
-        assert.notStrictEqual(big.code, 0)
-        assert.include(big.output, "at most 1048576 bytes")
-        assert.isBelow(big.output.length, 4 * 1024)
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
-      }
-    }), 120_000)
+          // Over the limit: refused before parsing, naming the limit.
+          writeFileSync(file, `circuitBreaker:\n${"  # padding\n".repeat(200_000)}`)
+          const big = yield* Effect.promise(() => runExample({ RESILIENCE_CONFIG: file }))
+          assert.notStrictEqual(big.code, 0)
+          assert.include(big.output, "at most 1048576 bytes")
+          assert.isBelow(big.output.length, 4 * 1024)
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+      }),
+    120_000
+  )
 })
 
 describe("shutdown with an open board", () => {

@@ -158,13 +158,19 @@ describe("Board", () => {
               fetch(`${url}/events`, { method: "HEAD", signal: AbortSignal.timeout(10_000) }))
           )
           for (const answer of answers) {
-            if (answer.status !== 200) throw new Error(`HEAD /events: ${answer.status}`)
-            if (answer.headers.get("content-type") !== "text/event-stream") throw new Error("HEAD: not a stream")
+            if (answer.status !== 200) {
+              throw new Error(`HEAD /events: ${answer.status}`)
+            }
+            if (answer.headers.get("content-type") !== "text/event-stream") {
+              throw new Error("HEAD: not a stream")
+            }
           }
         }
       })
       const controller = new AbortController()
-      const response = yield* Effect.promise(() => fetch(`${url}/events`, { signal: controller.signal }))
+      const response = yield* Effect.promise(() =>
+        fetch(`${url}/events`, { signal: controller.signal })
+      )
       assert.strictEqual(response.status, 200)
       const chunk = yield* Effect.promise(() => response.body!.getReader().read())
       assert.match(new TextDecoder().decode(chunk.value), /^event: snapshot\n/)

@@ -438,7 +438,9 @@ export const checkAdminToken = (
     : /^[0-9]+$/.test(text)
     ? "the token is digits only, expected letters too (a number can be guessed); e.g. `openssl rand -hex 32`"
     : undefined
-  return problem === undefined ? Effect.void : Effect.fail(new HttpOptionsError({ option, message: `${option}: ${problem}` }))
+  return problem === undefined
+    ? Effect.void
+    : Effect.fail(new HttpOptionsError({ option, message: `${option}: ${problem}` }))
 }
 
 /**

@@ -214,6 +214,15 @@ describe("bad connection URLs", () => {
         assert.include(message, `${name}:`, value)
         assert.notInclude(message, SECRET, value)
       }
+      // What the driver accepts still passes: a seed list, an SRV name, options.
+      for (
+        const url of [
+          `mongodb+srv://u:${SECRET}@cluster.example.com/db?retryWrites=true`,
+          `mongodb://u:${SECRET}@m1:27017,m2:27017/db?replicaSet=rs0&tls=true`
+        ]
+      ) {
+        assert.strictEqual(Redacted.value((yield* read({ MONGODB_URL: url })).mongodbUrl!), url)
+      }
     }))
 
   it.live(

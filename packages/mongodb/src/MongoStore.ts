@@ -255,8 +255,8 @@ export const toMongoStoreError = (operation: string, cause: unknown, collection?
 export const urlProblem = (url: string | Redacted.Redacted<string>): string | undefined => {
   try {
     // The constructor parses the string and its options only; connecting waits for the first operation.
-    new MongoClient(Redacted.isRedacted(url) ? Redacted.value(url) : url)
-    return undefined
+    const client = new MongoClient(Redacted.isRedacted(url) ? Redacted.value(url) : url)
+    return client.options.hosts.length > 0 || client.options.srvHost !== undefined ? undefined : "no host"
   } catch (cause) {
     return redact(cause instanceof Error ? cause.message : String(cause))
   }

@@ -186,7 +186,13 @@ const showNumber = (n: number) =>
 const plain = (value: unknown, depth = 0): unknown => {
   if (depth > 4) return "..."
   if (value instanceof Map) {
-    return Object.fromEntries([...value].slice(0, 20).map(([k, v]) => [String(k), plain(v, depth + 1)]))
+    // The first 20 entries only: a problem's value may be a mapping of the whole file, never copied whole.
+    const entries: Array<[string, unknown]> = []
+    for (const [k, v] of value) {
+      if (entries.length === 20) break
+      entries.push([String(k), plain(v, depth + 1)])
+    }
+    return Object.fromEntries(entries)
   }
   if (Array.isArray(value)) return value.slice(0, 20).map((v) => plain(v, depth + 1))
   if (typeof value === "number" && !Number.isFinite(value)) return showNumber(value)

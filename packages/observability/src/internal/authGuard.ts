@@ -106,7 +106,15 @@ export const make = (options: Options): Effect.Effect<Guard, never, PrometheusRe
       return bucket
     }
 
-    const summary = Effect.suspend(() => {
+    /** Forgets the addresses whose budget is whole again: they cost nothing to recreate. */
+    const sweep = (now: number) => {
+      for (const [address, bucket] of buckets) {
+        if (bucket.tokens + Math.floor((now - bucket.at) / refillMillis) >= burst) buckets.delete(address)
+      }
+    }
+
+    const summary = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      sweep(now)
       if (period.unauthorized === 0 && period.throttled === 0) return Effect.void
       const line = Effect.logWarning("http_auth_denied_summary").pipe(
         Effect.annotateLogs({
@@ -127,12 +135,11 @@ export const make = (options: Options): Effect.Effect<Guard, never, PrometheusRe
     const check: Guard["check"] = (request, { authorized, event, path, route }) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const address = Option.getOrElse(request.remoteAddress, () => "unknown")
-        // Forget addresses whose bucket is full again: they cost nothing to recreate.
         const bucket = bucketOf(address, now)
         if (bucket.tokens === 0) {
           counter.inc({ service: options.service, route, reason: "throttled" })
           period.throttled++
-          period.clients.add(address)
+          if (period.clients.size < maxClients) period.clients.add(address)
           const retryAfter = Math.max(1, Math.ceil((bucket.at + refillMillis - now) / 1000))
           return Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "too many failed attempts" }, {
             status: 429,
@@ -147,7 +154,7 @@ export const make = (options: Options): Effect.Effect<Guard, never, PrometheusRe
         bucket.tokens--
         counter.inc({ service: options.service, route, reason: "unauthorized" })
         period.unauthorized++
-        period.clients.add(address)
+        if (period.clients.size < maxClients) period.clients.add(address)
         if (now - minute.start >= 60_000) {
           minute.start = now
           minute.logged = 0

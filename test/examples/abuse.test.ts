@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import * as AppConfig from "@neural-hive/example-orchestrator-dynamic/AppConfig"
 import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
-import { Metrics } from "@neural-hive/observability"
+import { Metrics, Otel } from "@neural-hive/observability"
 import { ConfigProvider, Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { TestClock, TestConsole } from "effect/testing"
@@ -213,6 +213,24 @@ describe("bad connection URLs", () => {
         const message = yield* failure({ [name]: value })
         assert.include(message, `${name}:`, value)
         assert.notInclude(message, SECRET, value)
+      }
+      // The OTLP endpoint, read by `Otel.config` (the example's main.ts provides `Otel.layerConfig`).
+      for (
+        const endpoint of [`http://u:${SECRET}@collector:99999`, `collector:${SECRET}@4318`, "ftp://collector:4318"]
+      ) {
+        const error = yield* Effect.flip(
+          Effect.gen(function*() {
+            return yield* Otel.config
+          }).pipe(
+            Effect.provideService(
+              ConfigProvider.ConfigProvider,
+              ConfigProvider.fromEnv({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint } })
+            )
+          )
+        )
+        const message = `${error.message}\n${String(error.cause)}`
+        assert.include(message, "OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        assert.notInclude(message, SECRET, endpoint)
       }
       // What the driver accepts still passes: a seed list, an SRV name, options.
       for (

@@ -338,7 +338,10 @@ circuitBreaker:
 describe("ResilienceConfig: a file full of mistakes (issue 27)", () => {
   it.effect("the message shows the first 20 problems and counts the rest; every problem stays in `problems`", () =>
     Effect.gen(function*() {
-      const circuits = Array.from({ length: 500 }, (_, i) => `  c${i}: { failMax: -1, failureMode: ${"x".repeat(500)} }`)
+      const circuits = Array.from(
+        { length: 500 },
+        (_, i) => `  c${i}: { failMax: -1, failureMode: ${"x".repeat(500)} }`
+      )
       const error = yield* Effect.flip(ResilienceConfig.parse(`circuitBreaker:\n${circuits.join("\n")}\n`))
       assert.strictEqual(error.problems.length, 1000)
       const lines = error.message.split("\n")

@@ -474,7 +474,8 @@ export const makeAuthGuard = (
 
 /**
  * The endpoints as an HTTP app, to mount in a server of your own. Fails when
- * an admin token is shorter than 16 characters.
+ * an admin token is easy to guess (`checkAdminToken`). With `admin`, the
+ * token guard (`admin.guard`, else one made here) runs in the scope.
  *
  * @since 0.1.0
  * @category constructors

@@ -132,6 +132,10 @@ describe("Helm chart", () => {
       expect(vars.get(name)?.value, name).toBeUndefined()
     }
     expect(vars.get("HTTP_HOST")?.value).toBe("0.0.0.0")
+    // In-cluster admin calls use the Service's name: it must pass the Host check of the browser routes.
+    const allowed = vars.get("HTTP_ALLOWED_HOSTS")?.value?.split(",") ?? []
+    expect(allowed).toContain(one(manifests, "Service").metadata.name)
+    expect(allowed).toContain(`${one(manifests, "Service").metadata.name}.default.svc.cluster.local`)
     expect(vars.has("FLEET_REDIS_URL")).toBe(false)
     expect(vars.has("OTEL_EXPORTER_OTLP_ENDPOINT")).toBe(false)
     expect(one(manifests, "PodDisruptionBudget").spec.maxUnavailable).toBe(1)

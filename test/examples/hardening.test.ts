@@ -101,7 +101,13 @@ describe("the fault switch", () => {
       assert.strictEqual(defaults.faultSwitch, false)
       assert.strictEqual(defaults.host, "127.0.0.1")
       assert.deepStrictEqual(defaults.readinessBreakers, [])
-      const on = yield* read({ FAULT_SWITCH: "on", HTTP_HOST: "0.0.0.0", READINESS_BREAKERS: "a, b" })
+      // On every interface, only behind a token (issue 27; test/examples/abuse.test.ts).
+      const on = yield* read({
+        FAULT_SWITCH: "on",
+        HTTP_HOST: "0.0.0.0",
+        ADMIN_TOKEN: TOKEN,
+        READINESS_BREAKERS: "a, b"
+      })
       assert.strictEqual(on.faultSwitch, true)
       assert.strictEqual(on.host, "0.0.0.0")
       assert.deepStrictEqual(on.readinessBreakers, ["a", "b"])

@@ -7,7 +7,7 @@ import { HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock, TestConsole } from "effect/testing"
 import * as NodeHttp from "node:http"
 import * as net from "node:net"
-import { parse } from "./scrape.ts"
+import { parse, scrape } from "./scrape.ts"
 
 class ConnectionRefused extends Data.TaggedError("ConnectionRefused")<{ readonly message: string }> {}
 
@@ -343,24 +343,40 @@ describe("Http: manual control (admin routes)", () => {
       }
     }).pipe(Effect.provide(AdminLayer)))
 
-  it.effect("denials are logged at most 10 a minute; the rest are counted in one line when the minute ends", () =>
+  it.effect("10 failures, then 429 without comparing the token; at most 10 denial lines a minute, a summary every 10 s", () =>
     Effect.gen(function*() {
       yield* seedBreakers
+      const statuses: Array<number> = []
       for (let i = 0; i < 25; i++) {
-        assert.strictEqual(
-          (yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer("guess"))).status,
-          401
-        )
+        statuses.push((yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer("guess"))).status)
       }
+      assert.deepStrictEqual(statuses, [...Array(10).fill(401), ...Array(15).fill(429)])
+      // Over budget, the right token is refused too, with a Retry-After.
+      const throttled = yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer(token))
+      assert.strictEqual(throttled.status, 429)
+      assert.strictEqual(throttled.headers["retry-after"], "6")
       const lines = Effect.map(TestConsole.logLines, (lines) => lines.map((line) => JSON.parse(line as string)))
-      const denied = (yield* lines).filter((l) => l.message === "circuit_breaker_manual_control_denied")
-      assert.strictEqual(denied.length, 10)
-      yield* TestClock.adjust("61 seconds")
-      yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer("guess"))
-      const after = yield* lines
-      const summary = after.filter((l) => l.message === "circuit_breaker_manual_control_denied_suppressed")
-      assert.deepStrictEqual(summary.map((l) => l.annotations.suppressed), [15])
-      assert.strictEqual(after.filter((l) => l.message === "circuit_breaker_manual_control_denied").length, 11)
+      assert.strictEqual(
+        (yield* lines).filter((l) => l.message === "circuit_breaker_manual_control_denied").length,
+        10
+      )
+      yield* TestClock.adjust("10 seconds")
+      const summary = (yield* lines).filter((l) => l.message === "http_auth_denied_summary")
+      assert.deepStrictEqual(
+        summary.map((l) => [l.annotations.unauthorized, l.annotations.throttled, l.annotations.clients]),
+        [[10, 16, 1]]
+      )
+      const metrics = yield* scrape(yield* Metrics.PrometheusRegistry)
+      const denied = (reason: string) =>
+        metrics.samples.find((s) =>
+          s.name === "http_auth_denied_total" && s.labels["route"] === "/admin/breakers/{name}/{action}" &&
+          s.labels["reason"] === reason
+        )?.value
+      assert.strictEqual(denied("unauthorized"), 10)
+      assert.strictEqual(denied("throttled"), 16)
+      // The budget refills one attempt every 6 seconds: the token works again.
+      yield* TestClock.adjust("6 seconds")
+      assert.strictEqual((yield* request("/admin/breakers/kafka_producer/reset", "POST", bearer(token))).status, 200)
     }).pipe(Effect.provide(AdminLayer)))
 
   it.effect("a token shorter than 16 characters is refused when the server is built", () =>
@@ -376,6 +392,22 @@ describe("Http: manual control (admin routes)", () => {
       assert.strictEqual(error._tag, "HttpOptionsError")
       assert.include(error.message, "at least 16")
       assert.notInclude(error.message, "fifteen-chars!!")
+    }))
+
+  it.effect("a long but repetitive or digits-only token is refused too; a random hex token passes", () =>
+    Effect.gen(function*() {
+      for (
+        const [weak, reason] of [["x".repeat(40), "different characters"], ["abcabcabcabcabcabc", "different"], [
+          "2026120612345678",
+          "digits only"
+        ]] as const
+      ) {
+        const error = yield* Effect.flip(Http.checkAdminToken(Redacted.make(weak), "ADMIN_TOKEN"))
+        assert.include(error.message, "ADMIN_TOKEN")
+        assert.include(error.message, reason)
+        assert.notInclude(error.message, weak)
+      }
+      yield* Http.checkAdminToken(Redacted.make("9f86d081884c7d659a2feaa0c55ad015"))
     }))
 })
 

@@ -2,7 +2,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
-import { Effect, Layer } from "effect"
+import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { scrape } from "./scrape.ts"
@@ -146,4 +146,53 @@ describe("Board", () => {
       assert.isAbove(update.data.retryAfterMillis, 29_000)
       controller.abort()
     }).pipe(Effect.provide(BoardServer)))
+
+  // Issue 27: a HEAD has no body, so the stream that gives the place back never ran; 64 HEADs filled the board.
+  it.live("1,000 HEAD /events leave the board working: a GET afterwards streams", () =>
+    Effect.gen(function*() {
+      const url = yield* baseUrl
+      yield* Effect.promise(async () => {
+        for (let batch = 0; batch < 50; batch++) {
+          const answers = await Promise.all(
+            Array.from({ length: 20 }, () =>
+              fetch(`${url}/events`, { method: "HEAD", signal: AbortSignal.timeout(10_000) }))
+          )
+          for (const answer of answers) {
+            if (answer.status !== 200) {
+              throw new Error(`HEAD /events: ${answer.status}`)
+            }
+            if (answer.headers.get("content-type") !== "text/event-stream") {
+              throw new Error("HEAD: not a stream")
+            }
+          }
+        }
+      })
+      const controller = new AbortController()
+      const response = yield* Effect.promise(() =>
+        fetch(`${url}/events`, { signal: controller.signal })
+      )
+      assert.strictEqual(response.status, 200)
+      const chunk = yield* Effect.promise(() => response.body!.getReader().read())
+      assert.match(new TextDecoder().decode(chunk.value), /^event: snapshot\n/)
+      controller.abort()
+    }).pipe(Effect.provide(BoardServer)), 60_000)
+
+  it.live("close ends the open event streams at once, and later ones are answered 503", () =>
+    Effect.gen(function*() {
+      const board = yield* Board.make({ service: "orchestrator-dynamic" })
+      const request = HttpServerRequest.fromWeb(new Request("http://localhost/events"))
+      const response = yield* board.handle(request)!
+      assert.strictEqual(response.status, 200)
+      assert.strictEqual(response.body._tag, "Stream")
+      const body = response.body._tag === "Stream" ? response.body.stream : Stream.empty
+      const started = yield* Deferred.make<void>()
+      const reading = yield* Effect.forkChild(
+        Stream.runForEach(body, () => Effect.asVoid(Deferred.succeed(started, undefined)))
+      )
+      // The snapshot came: the stream is open, and would stay open (keep-alives) without close.
+      yield* Deferred.await(started)
+      yield* board.close
+      yield* Fiber.join(reading).pipe(Effect.timeout("2 seconds"))
+      assert.strictEqual((yield* board.handle(request)!).status, 503)
+    }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerRegistry)))
 })

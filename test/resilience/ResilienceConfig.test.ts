@@ -334,3 +334,20 @@ circuitBreaker:
     )
   })
 })
+
+describe("ResilienceConfig: a file full of mistakes (issue 27)", () => {
+  it.effect("the message shows the first 20 problems and counts the rest; every problem stays in `problems`", () =>
+    Effect.gen(function*() {
+      const circuits = Array.from(
+        { length: 500 },
+        (_, i) => `  c${i}: { failMax: -1, failureMode: ${"x".repeat(500)} }`
+      )
+      const error = yield* Effect.flip(ResilienceConfig.parse(`circuitBreaker:\n${circuits.join("\n")}\n`))
+      assert.strictEqual(error.problems.length, 1000)
+      const lines = error.message.split("\n")
+      assert.strictEqual(lines.filter((line) => line.startsWith("  - ")).length, ResilienceConfig.maxShownProblems)
+      assert.strictEqual(lines.at(-1), "  ... and 980 more problems")
+      // Each value is cut short: 20 lines of a few hundred characters at most, whatever the input.
+      assert.isBelow(error.message.length, 20 * 300)
+    }))
+})

@@ -69,6 +69,7 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
   return HttpApp.layer({
     port: config.port,
     host: config.host,
+    allowedHosts: config.allowedHosts,
     service: config.service,
     admin: config.adminToken,
     // Off unless asked for (FAULT_SWITCH=on), and then only for what runs embedded.

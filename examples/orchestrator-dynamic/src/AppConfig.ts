@@ -10,8 +10,9 @@
  * | `RESILIENCE_CONFIG` | `config/resilience.yaml` of this example | the breaker file (its `circuitBreaker` key; a Helm values file loads as is) |
  * | `SERVICE_NAME` | `orchestrator-dynamic` | the `service` label of metrics, logs and /health |
  * | `HTTP_HOST` / `HTTP_PORT` | `127.0.0.1` / `8000` | where /plans, /health, /live, /ready, /metrics listen (`0.0.0.0`: every interface, e.g. in a container) |
- * | `ADMIN_TOKEN` | none (admin routes off) | bearer token (16+ characters) of the manual-control routes and the fault switch |
- * | `FAULT_SWITCH` | `off` | `on` serves `/faults` for the embedded dependencies |
+ * | `HTTP_ALLOWED_HOSTS` | none | more names (comma-separated) the browser routes (`/`, `/events`, `/faults`, `/admin`) accept in `Host`, besides the loopback names and `HTTP_HOST` |
+ * | `ADMIN_TOKEN` | none (admin routes off) | bearer token (16+ characters, 8+ different ones, not digits only) of the manual-control routes and the fault switch |
+ * | `FAULT_SWITCH` | `off` | `on` serves `/faults` for the embedded dependencies; refused with an `HTTP_HOST` other than loopback unless `ADMIN_TOKEN` is set |
  * | `READINESS_BREAKERS` | none | breakers that must be CLOSED for `/ready` (only ones private to the replica) |
  * | `KAFKA_BROKERS` | embedded | `host:port,host:port` (no credentials: they are not read from here) |
  * | `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` | embedded / `default` | `host:port` (no scheme, no credentials) |
@@ -22,6 +23,8 @@
  * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
  * | `FLEET_SHARE_COUNTS` | `false` | trip on the replicas' consecutive failures added up (see docs/fleet.md) |
  */
+import { MongoStore } from "@neural-hive/mongodb"
+import { Http } from "@neural-hive/observability"
 import { redact } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
 import { hostname } from "node:os"
@@ -34,6 +37,8 @@ export interface AppConfig {
   readonly host: string
   readonly port: number
   readonly adminToken: Redacted.Redacted<string> | undefined
+  /** `HTTP_ALLOWED_HOSTS`; none when absent. */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
   readonly kafkaBrokers: ReadonlyArray<string> | undefined
   readonly temporalAddress: string | undefined
   readonly temporalNamespace: string
@@ -74,9 +79,15 @@ const hostPort = (name: string, entry: string) =>
 
 /**
  * A connection URL checked here, so a typo is a config error naming the variable rather than a
- * client's stack; `parsed` when the client reads it with `new URL` (ioredis), not for MongoDB's host lists.
+ * client's stack; `parsed` when the client reads it with `new URL` (ioredis), not for MongoDB's host lists;
+ * `driver` for a client's own check (its message has no password).
  */
-const connectionUrl = (name: string, schemes: ReadonlyArray<string>, parsed: boolean) =>
+const connectionUrl = (
+  name: string,
+  schemes: ReadonlyArray<string>,
+  parsed: boolean,
+  driver?: (url: string) => string | undefined
+) =>
   Config.Redacted(name).pipe(
     Config.mapEffect((secret) => {
       const text = Redacted.value(secret).trim()
@@ -96,6 +107,10 @@ const connectionUrl = (name: string, schemes: ReadonlyArray<string>, parsed: boo
         : schemes.includes(scheme)
         ? `a ${scheme}:// URL that does not parse`
         : `a ${scheme}:// URL`
+      const refused = valid ? driver?.(text) : undefined
+      if (refused !== undefined) {
+        return invalid(`${name}: got a ${scheme}:// URL the client refuses (value not shown): ${refused}`)
+      }
       return valid ? Effect.succeed(Redacted.make(text)) : invalid(
         `${name}: got ${got} (value not shown, it may hold a password), expected a URL ${
           schemes.map((s) => `${s}://`).join(" or ")
@@ -129,7 +144,7 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
 
 /** Opt-in: the fleet is on when `FLEET_REDIS_URL` is set. */
 const fleet = Config.all({
-  redisUrl: optional(Config.Redacted("FLEET_REDIS_URL")),
+  redisUrl: optional(connectionUrl("FLEET_REDIS_URL", ["redis", "rediss"], true)),
   group: optional(Config.String("FLEET_GROUP")),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
   pod: Config.withDefault(Config.String("POD_NAME"), hostname()),
@@ -140,12 +155,39 @@ const fleet = Config.all({
   )
 )
 
+/** `ADMIN_TOKEN`, refused at start-up when easy to guess (`Http.checkAdminToken`: 16+ characters, 8+ different). */
+const adminToken = optional(Config.Redacted("ADMIN_TOKEN")).pipe(
+  Config.mapEffect((token) =>
+    token === undefined
+      ? Effect.succeed(undefined)
+      : Http.checkAdminToken(token, "ADMIN_TOKEN").pipe(
+        Effect.as(token),
+        Effect.catch((error) => invalid(error.message))
+      )
+  )
+)
+
+const LOOPBACK = /^(localhost|127(\.[0-9]{1,3}){3}|::1|\[::1\])$/i
+
+/** A fault switch anyone on the network can reach and flip is refused: it needs a token there. */
+const checkFaultSwitch = (config: AppConfig): Effect.Effect<AppConfig, Config.ConfigError> =>
+  config.faultSwitch === true && config.adminToken === undefined && !LOOPBACK.test(config.host)
+    ? invalid(
+      `FAULT_SWITCH=on with HTTP_HOST=${
+        JSON.stringify(config.host)
+      } and no ADMIN_TOKEN: any host could flip the fault switch; set ADMIN_TOKEN, or HTTP_HOST=127.0.0.1`
+    )
+    : Effect.succeed(config)
+
 export const config: Config.Config<AppConfig> = Config.all({
   resilienceConfig: Config.withDefault(Config.String("RESILIENCE_CONFIG"), defaultConfigFile),
   service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
   host: Config.withDefault(Config.String("HTTP_HOST"), "127.0.0.1"),
   port: Config.withDefault(Config.Port("HTTP_PORT"), 8000),
-  adminToken: optional(Config.Redacted("ADMIN_TOKEN")),
+  adminToken,
+  allowedHosts: Config.withDefault(Config.String("HTTP_ALLOWED_HOSTS"), "").pipe(
+    Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+  ),
   kafkaBrokers: optional(
     Config.String("KAFKA_BROKERS").pipe(Config.mapEffect((s) => {
       const brokers = s.split(",").map((b) => b.trim()).filter((b) => b !== "")
@@ -163,7 +205,7 @@ export const config: Config.Config<AppConfig> = Config.all({
   ),
   temporalNamespace: Config.withDefault(Config.String("TEMPORAL_NAMESPACE"), "default"),
   redisUrl: optional(connectionUrl("REDIS_URL", ["redis", "rediss"], true)),
-  mongodbUrl: optional(connectionUrl("MONGODB_URL", ["mongodb", "mongodb+srv"], false)),
+  mongodbUrl: optional(connectionUrl("MONGODB_URL", ["mongodb", "mongodb+srv"], false, MongoStore.urlProblem)),
   faults,
   faultSwitch: Config.withDefault(Config.Literals(["on", "off"], "FAULT_SWITCH"), "off").pipe(
     Config.map((value) => value === "on")
@@ -172,4 +214,4 @@ export const config: Config.Config<AppConfig> = Config.all({
     Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
   ),
   fleet
-})
+}).pipe(Config.mapEffect(checkFaultSwitch))

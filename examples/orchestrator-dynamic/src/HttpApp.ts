@@ -15,6 +15,15 @@
  *   `/metrics`, and the admin routes when an admin token is configured;
  * - `GET /` (or `/status`): the live breaker board, fed by `/events` (`Board`).
  *
+ * The routes a browser uses (`/`, `/status`, `/events`, `/faults*`, `/admin*`)
+ * answer 421 unless the `Host` header names this service: a loopback name, the
+ * bound host, or one of `allowedHosts` (`HTTP_ALLOWED_HOSTS`), so a DNS-rebound
+ * page cannot reach them. `/plans`, `/health`, `/live`, `/ready` and `/metrics`
+ * answer any `Host` (probes and Prometheus use the pod's IP). A client that
+ * failed the admin token 10 times is answered 429 (`Http.makeAuthGuard`, one
+ * budget for the admin routes and the fault switch). At shutdown the board's
+ * event streams end first, so an open board does not hold the server.
+ *
  * Every path is checked once, before routing (`Http.requestPath`): one with
  * `..`, `.`, `//` or a backslash, plain or percent-encoded, is a 400.
  */
@@ -82,6 +91,16 @@ export interface Options {
   /** Off unless given (`FAULT_SWITCH=on`). */
   readonly faultSwitch?: FaultSwitch | undefined
   readonly readiness?: Http.Readiness | undefined
+  /** The address the server is bound to: a name the browser routes accept, unless a wildcard (`0.0.0.0`). */
+  readonly host?: string | undefined
+  /** More names the browser routes accept in `Host` (`HTTP_ALLOWED_HOSTS`), e.g. an ingress's host name. */
+  readonly allowedHosts?: ReadonlyArray<string> | undefined
+}
+
+interface Built {
+  readonly app: App
+  /** Ends the board's open event streams. */
+  readonly closeStreams: Effect.Effect<void>
 }
 
 export const makeApp = (
@@ -90,13 +109,24 @@ export const makeApp = (
   App,
   Http.HttpOptionsError,
   CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
+> => Effect.map(build(options), (built) => built.app)
+
+const build = (
+  options: Options
+): Effect.Effect<
+  Built,
+  Http.HttpOptionsError,
+  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
 > =>
   Effect.gen(function*() {
     if (options.admin !== undefined) yield* Http.checkAdminToken(options.admin, "ADMIN_TOKEN")
     const relay = yield* Outbox.OutboxRelay
+    // One budget of failed token attempts per client for the admin routes and the fault switch.
+    const guard = yield* Http.makeAuthGuard({ service: options.service })
+    const hostAllowed = Http.hostFilter({ host: options.host, allowed: options.allowedHosts })
     const observability = yield* Http.makeApp({
       service: options.service,
-      ...(options.admin === undefined ? {} : { admin: { token: options.admin } }),
+      ...(options.admin === undefined ? {} : { admin: { token: options.admin, guard } }),
       ...(options.readiness === undefined ? {} : { readiness: options.readiness }),
       // The tickets stored but not yet published (a Kafka outage queues them).
       healthDetails: Effect.map(relay.stats, (stats) => ({
@@ -113,6 +143,7 @@ export const makeApp = (
     const faults = options.faultSwitch === undefined ? Option.none() : yield* Effect.serviceOption(Faults)
     const embedded = new Set(options.faultSwitch?.embedded ?? [])
     const authorized = options.admin === undefined ? () => true : Http.bearerAuthorization(options.admin)
+    const misdirected = json({ error: "the Host header does not name this service (see HTTP_ALLOWED_HOSTS)" }, 421)
 
     const plans = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function*() {
@@ -136,9 +167,15 @@ export const makeApp = (
 
     const faultSwitch = (request: HttpServerRequest.HttpServerRequest, path: string, switch_: Faults["Service"]) =>
       Effect.gen(function*() {
-        // 401 first: without the token nothing about the switch is told.
-        if (!authorized(request.headers["authorization"])) {
-          return json({ error: "unauthorized" }, 401, { "www-authenticate": "Bearer" })
+        // 429 or 401 first: without the token nothing about the switch is told.
+        if (options.admin !== undefined) {
+          const denied = yield* guard.check(request, {
+            route: path === "/faults" ? "/faults" : "/faults/{dependency}/{mode}",
+            event: "fault_switch_denied",
+            path,
+            authorized
+          })
+          if (denied !== undefined) return denied
         }
         if (path === "/faults") {
           if (request.method !== "GET" && request.method !== "HEAD") {
@@ -158,9 +195,10 @@ export const makeApp = (
         return json({ faults: switch_.all() })
       })
 
-    return HttpServerRequest.HttpServerRequest.use((request) => {
+    const app: App = HttpServerRequest.HttpServerRequest.use((request) => {
       const path = Http.requestPath(request)
       if (path === undefined) return observability
+      if (isBrowserRoute(path) && !hostAllowed(request.headers["host"])) return Effect.succeed(misdirected)
       const boardResponse = board.handle(request, path)
       if (boardResponse !== undefined) return boardResponse
       if (path === "/plans") return plans(request)
@@ -169,7 +207,13 @@ export const makeApp = (
       }
       return observability
     })
+    return { app, closeStreams: board.close }
   })
+
+/** The routes a browser uses, checked against DNS rebinding; the probes and `/metrics` are not. */
+const isBrowserRoute = (path: string) =>
+  Board.paths.includes(path) || path === "/faults" || path.startsWith("/faults/") || path === "/admin" ||
+  path.startsWith("/admin/")
 
 const tooLarge = () => json({ error: `the body is over ${MAX_BODY_BYTES} bytes` }, 413)
 
@@ -184,7 +228,13 @@ export const layer = (
   HttpServerError.ServeError | Http.HttpOptionsError,
   CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
 > =>
-  Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
+  Layer.unwrap(Effect.gen(function*() {
+    const { app, closeStreams } = yield* build(options)
+    const served = HttpServer.serve(yield* HttpMetrics.instrument(app))
+    // Built after the server, so released before it: the board's event streams end before the server waits
+    // (up to 20 s) for its connections to close, and an open board does not hold SIGTERM.
+    return Layer.effectDiscard(Effect.addFinalizer(() => closeStreams)).pipe(Layer.provideMerge(served))
+  }))
     .pipe(
       Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {
         port: options.port,

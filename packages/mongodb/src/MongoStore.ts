@@ -228,6 +228,34 @@ export const toMongoStoreError = (operation: string, cause: unknown, collection?
   })
 }
 
+/**
+ * Why the driver refuses a connection string (its message, passwords
+ * removed), or `undefined` when it parses. Nothing is connected or resolved: a
+ * configuration can check its URL at start-up and name its variable, rather
+ * than the layer failing later with the driver's error.
+ *
+ * **Example** (Checking a URL before starting)
+ *
+ * ```ts
+ * import { MongoStore } from "@neural-hive/mongodb"
+ *
+ * MongoStore.urlProblem("mongodb://localhost:27017/db") // undefined
+ * MongoStore.urlProblem("mongodb+srv://u:secret@cluster.example:27017/db") // "mongodb+srv URI cannot have port number"
+ * ```
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const urlProblem = (url: string | Redacted.Redacted<string>): string | undefined => {
+  try {
+    // The constructor parses the string and its options only; connecting waits for the first operation.
+    const client = new MongoClient(Redacted.isRedacted(url) ? Redacted.value(url) : url)
+    return client.options.hosts.length > 0 || client.options.srvHost !== undefined ? undefined : "no host"
+  } catch (cause) {
+    return redact(cause instanceof Error ? cause.message : String(cause))
+  }
+}
+
 // -----------------------------------------------------------------------------
 // service
 // -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@
  * |---|---|
  * | `GET /` and `GET /status` | the page: no external assets, a strict Content-Security-Policy (hashes of its one script and one style) |
  * | `GET /events` | `text/event-stream`: a `snapshot` event with every breaker, then one `breaker` event per change |
+ * | `HEAD /events` | the stream's headers only, without taking one of the `maxClients` places |
  *
  * The page shows a card per circuit: its state in colour, failure mode,
  * failures, trips, the time until the next probe counting down, and the last
@@ -34,6 +35,7 @@
  */
 import { CircuitBreaker } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -96,6 +98,12 @@ export interface Board {
   ) => Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined
   /** The cards as they are now. */
   readonly cards: Effect.Effect<ReadonlyArray<Card>>
+  /**
+   * Ends every open event stream at once, and answers later ones 503. Run it when the server starts
+   * to shut down: an open stream otherwise holds the server's graceful shutdown for its whole
+   * timeout. Closing the board's scope does it too.
+   */
+  readonly close: Effect.Effect<void>
 }
 
 /**
@@ -129,6 +137,9 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
     const last = new Map<string, Card["lastTransition"]>()
     const lastSent = new Map<string, number>()
     let clients = 0
+    const closed = yield* Deferred.make<void>()
+    const close = Effect.asVoid(Deferred.succeed(closed, undefined))
+    yield* Effect.addFinalizer(() => close)
 
     const card = (snapshot: CircuitBreaker.Snapshot): Card => ({
       name: snapshot.name,
@@ -179,7 +190,17 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
 
     const cards = Effect.map(registry.snapshots, (snapshots) => snapshots.map(card))
 
+    const streamHeaders = {
+      contentType: "text/event-stream",
+      headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
+    }
+
     const events = Effect.suspend(() => {
+      if (Deferred.isDoneUnsafe(closed)) {
+        return Effect.succeed(
+          HttpServerResponse.text("shutting down\n", { status: 503, headers: { "retry-after": "5" } })
+        )
+      }
       if (clients >= maxClients) {
         return Effect.succeed(
           HttpServerResponse.text("too many board clients\n", { status: 503, headers: { "retry-after": "5" } })
@@ -194,13 +215,20 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
       })).pipe(
         Stream.merge(Stream.map(Stream.tick("15 seconds"), () => ": keep-alive\n\n")),
         Stream.encodeText,
+        // Shutdown ends the stream at once, rather than the server waiting for the browser to leave.
+        Stream.interruptWhen(Deferred.await(closed)),
         Stream.ensuring(Effect.sync(() => clients--))
       )
-      return Effect.succeed(HttpServerResponse.stream(body, {
-        contentType: "text/event-stream",
-        headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
-      }))
+      return Effect.succeed(HttpServerResponse.stream(body, streamHeaders))
     })
+
+    // A HEAD has no body: the stream would never run, so its place would never be given back.
+    const eventsHead = Effect.succeed(
+      HttpServerResponse.empty({
+        status: 200,
+        headers: { ...streamHeaders.headers, "content-type": streamHeaders.contentType }
+      })
+    )
 
     const page = HttpServerResponse.html(renderPage(service)).pipe(
       HttpServerResponse.setHeaders({
@@ -222,10 +250,11 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
           })
         )
       }
-      return route === "/events" ? events : Effect.succeed(page)
+      if (route !== "/events") return Effect.succeed(page)
+      return request.method === "HEAD" ? eventsHead : events
     }
 
-    return { handle, cards }
+    return { handle, cards, close }
   })
 
 // -----------------------------------------------------------------------------

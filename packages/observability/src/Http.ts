@@ -50,9 +50,11 @@ import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import type * as NodeHttp from "node:http"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import * as internalAdmin from "./internal/admin.ts"
+import * as internalAuthGuard from "./internal/authGuard.ts"
 import { GuardedServer } from "./internal/guardedServer.ts"
 import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
 import { PrometheusRegistry } from "./Metrics.ts"
@@ -77,6 +79,15 @@ export const DEFAULT_PORT = 8000
  * @category constants
  */
 export const MIN_ADMIN_TOKEN_LENGTH = 16
+
+/**
+ * The fewest different characters an admin token may have: `aaaaaaaaaaaaaaaa` or
+ * `abababababababab` is long enough but easily guessed.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const MIN_ADMIN_TOKEN_DISTINCT = 8
 
 /**
  * @since 0.1.0
@@ -156,10 +167,20 @@ export interface Options {
   readonly service?: string | undefined
   /**
    * Manual control over HTTP, off unless given: `POST /admin/breakers/{name}/{force-open|disable|reset}`
-   * with `Authorization: Bearer <token>` (at least 16 characters). Every request to these routes is logged,
-   * denials at most 10 a minute.
+   * with `Authorization: Bearer <token>` (at least 16 characters, 8 different ones, not only digits). Every
+   * request to these routes is logged, denials one by one at most 10 a minute and all of them in a summary
+   * every 10 seconds; a client with 10 failed attempts is answered 429 until its budget refills (`makeAuthGuard`).
    */
-  readonly admin?: { readonly token: Redacted.Redacted<string> } | undefined
+  readonly admin?:
+    | {
+      readonly token: Redacted.Redacted<string>
+      /**
+       * The guard judging the tokens (default: one made with `makeAuthGuard`). Share one guard between the
+       * admin routes and token routes of your own, so a client's failed attempts add up across them.
+       */
+      readonly guard?: AuthGuard | undefined
+    }
+    | undefined
   /** The readiness policy of `/ready` (default: ready once listening). */
   readonly readiness?: Readiness | undefined
   /**
@@ -192,6 +213,27 @@ export interface Options {
  * @category models
  */
 export type AdminAction = "force-open" | "disable" | "reset"
+
+/**
+ * Judges requests to bearer-token routes (see `makeAuthGuard`): `check`
+ * answers `undefined` to let the request through, or the 429 or 401 to send.
+ * `route` is the metric's label (a route template, never the raw path), `event`
+ * the log line of a denial, `path` the logged path.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface AuthGuard {
+  readonly check: (
+    request: HttpServerRequest.HttpServerRequest,
+    options: {
+      readonly route: string
+      readonly event: string
+      readonly path: string
+      readonly authorized: (authorization: string | undefined) => boolean
+    }
+  ) => Effect.Effect<HttpServerResponse.HttpServerResponse | undefined>
+}
 
 // -----------------------------------------------------------------------------
 // errors
@@ -332,6 +374,38 @@ export const requestPath = (request: HttpServerRequest.HttpServerRequest): strin
 }
 
 /**
+ * The loopback names a `Host` header may always carry: a browser on this
+ * machine reaches the service by them.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const loopbackHosts: ReadonlyArray<string> = ["localhost", "127.0.0.1", "[::1]"]
+
+/**
+ * A check of a request's `Host` header (its name, port left out, case and a
+ * final dot ignored) against this service's names: `loopbackHosts`, the bound
+ * `host` unless it is a wildcard (`0.0.0.0`, `::`), and `allowed`. Serve the
+ * routes a browser uses only when it holds: a page on another site that
+ * rebinds its DNS name to 127.0.0.1 still sends its own name in `Host`. A
+ * request without `Host` fails it.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const hostFilter = (options: {
+  readonly host?: string | undefined
+  readonly allowed?: ReadonlyArray<string> | undefined
+}): (host: string | undefined) => boolean => {
+  const names = new Set(
+    [...loopbackHosts, ...(options.host === undefined ? [] : [options.host]), ...(options.allowed ?? [])]
+      .map(configuredName)
+      .filter((name) => name !== "" && !WILDCARD_HOSTS.has(name))
+  )
+  return (host) => host !== undefined && names.has(headerName(host))
+}
+
+/**
  * A check of an `Authorization: Bearer <token>` header against `token`, in time
  * that says nothing about the token (both sides hashed, `timingSafeEqual`).
  *
@@ -343,7 +417,10 @@ export const bearerAuthorization: (
 ) => (authorization: string | undefined) => boolean = internalAdmin.bearerAuthorization
 
 /**
- * Fails with `HttpOptionsError` when the admin token is shorter than `MIN_ADMIN_TOKEN_LENGTH`.
+ * Fails with `HttpOptionsError` (naming `option`, never showing the token)
+ * when the admin token is easy to guess: shorter than `MIN_ADMIN_TOKEN_LENGTH`,
+ * with fewer than `MIN_ADMIN_TOKEN_DISTINCT` different characters, or made of
+ * digits only. `openssl rand -hex 32` gives a token that passes.
  *
  * @since 0.1.0
  * @category constructors
@@ -351,21 +428,54 @@ export const bearerAuthorization: (
 export const checkAdminToken = (
   token: Redacted.Redacted<string>,
   option = "admin.token"
-): Effect.Effect<void, HttpOptionsError> =>
-  Redacted.value(token).length >= MIN_ADMIN_TOKEN_LENGTH
+): Effect.Effect<void, HttpOptionsError> => {
+  const text = Redacted.value(token)
+  const distinct = new Set(text).size
+  const problem = text.length < MIN_ADMIN_TOKEN_LENGTH
+    ? `the token has ${text.length} characters, expected at least ${MIN_ADMIN_TOKEN_LENGTH} (a short token can be guessed)`
+    : distinct < MIN_ADMIN_TOKEN_DISTINCT
+    ? `the token has ${distinct} different characters, expected at least ${MIN_ADMIN_TOKEN_DISTINCT} (a repetitive token can be guessed)`
+    : /^[0-9]+$/.test(text)
+    ? "the token is digits only, expected letters too (a number can be guessed); e.g. `openssl rand -hex 32`"
+    : undefined
+  return problem === undefined
     ? Effect.void
-    : Effect.fail(
-      new HttpOptionsError({
-        option,
-        message: `${option}: the token has ${
-          Redacted.value(token).length
-        } characters, expected at least ${MIN_ADMIN_TOKEN_LENGTH} (a short token can be guessed)`
-      })
-    )
+    : Effect.fail(new HttpOptionsError({ option, message: `${option}: ${problem}` }))
+}
+
+/**
+ * A guard for bearer-token routes: per remote address, a budget of failed
+ * attempts (`burst`, default 10) that refills one every `refill` (default 6
+ * seconds); a client out of it is answered 429 with `Retry-After`, its token
+ * not even compared. Every denial counts in `http_auth_denied_total{service,
+ * route, reason}` (`unauthorized` or `throttled`); denials are logged one by
+ * one at most 10 a minute, and summed up every `summaryInterval` (default 10
+ * seconds, on the `Clock`) in an `http_auth_denied_summary` line with
+ * `unauthorized`, `throttled` and `clients` when there were any. At most
+ * `maxClients` (default 10,000) addresses are tracked; beyond, the oldest is
+ * forgotten. The summary runs until the scope closes.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeAuthGuard = (
+  options?: {
+    readonly service?: string | undefined
+    readonly burst?: number | undefined
+    readonly refill?: Duration.Input | undefined
+    readonly summaryInterval?: Duration.Input | undefined
+    readonly maxClients?: number | undefined
+  }
+): Effect.Effect<AuthGuard, never, PrometheusRegistry | Scope.Scope> =>
+  Effect.gen(function*() {
+    const service = options?.service ?? (yield* ServiceName)
+    return yield* internalAuthGuard.make({ ...options, service })
+  })
 
 /**
  * The endpoints as an HTTP app, to mount in a server of your own. Fails when
- * an admin token is shorter than 16 characters.
+ * an admin token is easy to guess (`checkAdminToken`). With `admin`, the
+ * token guard (`admin.guard`, else one made here) runs in the scope.
  *
  * @since 0.1.0
  * @category constructors
@@ -375,7 +485,7 @@ export const makeApp: (
 ) => Effect.Effect<
   Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>,
   HttpOptionsError,
-  CircuitBreaker.Registry | PrometheusRegistry
+  CircuitBreaker.Registry | PrometheusRegistry | Scope.Scope
 > = Effect.fnUntraced(function*(
   options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge" | "healthDetails">
 ) {
@@ -440,7 +550,11 @@ export const makeApp: (
     ]
   ])
 
-  const admin = options?.admin === undefined ? undefined : internalAdmin.make(breakers, options.admin.token)
+  const admin = options?.admin === undefined ? undefined : internalAdmin.make(
+    breakers,
+    options.admin.token,
+    options.admin.guard ?? (yield* internalAuthGuard.make({ service }))
+  )
 
   return HttpServerRequest.HttpServerRequest.use((request) => {
     const path = requestPath(request)
@@ -502,6 +616,25 @@ export const layerConfig = (
 // -----------------------------------------------------------------------------
 
 const noStore = internalAdmin.noStore
+
+const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]"])
+
+/** A configured name as compared: lower case, no final dot, an IPv6 address in brackets. */
+const configuredName = (text: string): string => {
+  const name = text.trim().toLowerCase().replace(/\.$/, "")
+  return name.includes(":") && !name.startsWith("[") ? `[${name}]` : name
+}
+
+/** The name of a `Host` header as compared: lower case, no final dot, the port left out. */
+const headerName = (header: string): string => {
+  const text = header.trim().toLowerCase()
+  const name = text.startsWith("[")
+    ? text.slice(0, text.indexOf("]") + 1)
+    : text.indexOf(":") === text.lastIndexOf(":") && text.includes(":")
+    ? text.slice(0, text.indexOf(":"))
+    : text
+  return name.replace(/\.$/, "")
+}
 
 const badPath = HttpServerResponse.jsonUnsafe(
   { error: "the path is not canonical (no '.', '..', '//', backslash, or encoded '.', '/', '\\')" },

@@ -156,13 +156,28 @@ export class ResilienceConfigError extends Data.TaggedError("ResilienceConfigErr
   readonly source: string
   readonly problems: ReadonlyArray<Problem>
 }> {
+  /**
+   * The first `maxShownProblems` problems, one a line, each value cut short, and how many more there
+   * are: a file full of mistakes gives a message of a few kilobytes, not one line per mistake.
+   */
   override get message(): string {
-    return `invalid circuit breaker configuration (${this.source}):\n` +
-      this.problems.map((p) => `  - ${p.key}: got ${show(p.value)}, expected ${p.expected}`).join("\n")
+    const shown = this.problems.slice(0, maxShownProblems)
+    const more = this.problems.length - shown.length
+    return `invalid circuit breaker configuration (${clip(this.source)}):\n` +
+      shown.map((p) => `  - ${clip(p.key)}: got ${show(p.value)}, expected ${clip(p.expected, 200)}`).join("\n") +
+      (more > 0 ? `\n  ... and ${more} more problem${more === 1 ? "" : "s"}` : "")
   }
 }
 
-const clip = (text: string) => text.length > 80 ? `${text.slice(0, 80)}...` : text
+/**
+ * The problems a `ResilienceConfigError` message shows; the rest are counted.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export const maxShownProblems = 20
+
+const clip = (text: string, max = 80) => text.length > max ? `${text.slice(0, max)}...` : text
 
 /** YAML's own spelling for the numbers JSON cannot show. */
 const showNumber = (n: number) =>
@@ -171,7 +186,13 @@ const showNumber = (n: number) =>
 const plain = (value: unknown, depth = 0): unknown => {
   if (depth > 4) return "..."
   if (value instanceof Map) {
-    return Object.fromEntries([...value].slice(0, 20).map(([k, v]) => [String(k), plain(v, depth + 1)]))
+    // The first 20 entries only: a problem's value may be a mapping of the whole file, never copied whole.
+    const entries: Array<[string, unknown]> = []
+    for (const [k, v] of value) {
+      if (entries.length === 20) break
+      entries.push([String(k), plain(v, depth + 1)])
+    }
+    return Object.fromEntries(entries)
   }
   if (Array.isArray(value)) return value.slice(0, 20).map((v) => plain(v, depth + 1))
   if (typeof value === "number" && !Number.isFinite(value)) return showNumber(value)

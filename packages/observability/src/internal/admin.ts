@@ -6,7 +6,6 @@
  * @internal
  */
 import type { CircuitBreaker } from "@neural-hive/resilience"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -14,21 +13,17 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { createHash, timingSafeEqual } from "node:crypto"
 import type { AdminAction } from "../Http.ts"
+import type { Guard } from "./authGuard.ts"
+import { truncate } from "./authGuard.ts"
 import { modeLabel, stateLabel } from "./labels.ts"
 
 /** Answers about breakers are never cached by a proxy. */
 export const noStore = { "cache-control": "no-store" }
 
+/** The `route` label of the admin routes (`HttpMetrics.defaultRoutes`). */
+const ADMIN_ROUTE = "/admin/breakers/{name}/{action}"
+
 const ADMIN_PATH = /^\/admin\/breakers\/([A-Za-z0-9_.:-]{1,64})\/(force-open|disable|reset)$/
-
-/** Logged header values are cut here: a client chooses them. */
-const MAX_LOGGED_CHARS = 128
-
-/** Denials logged per minute; the rest are counted in one line when the minute ends. */
-const DENIALS_LOGGED_PER_MINUTE = 10
-
-const truncate = (text: string): string =>
-  text.length <= MAX_LOGGED_CHARS ? text : `${text.slice(0, MAX_LOGGED_CHARS)}...(${text.length} chars)`
 
 const digest = (text: string) => createHash("sha256").update(text).digest()
 
@@ -55,56 +50,15 @@ const refused = (
     HttpServerResponse.jsonUnsafe(body, { status, headers: { ...noStore, ...headers } })
   )
 
-/** The `/admin/...` routes behind the bearer token. */
-export const make = (breakers: CircuitBreaker.Registry["Service"], token: Redacted.Redacted<string>) => {
+/** The `/admin/...` routes behind the bearer token, judged by `guard` (throttled, counted, logged). */
+export const make = (breakers: CircuitBreaker.Registry["Service"], token: Redacted.Redacted<string>, guard: Guard) => {
   const authorized = bearerAuthorization(token)
-  const denials = { windowStart: Number.NEGATIVE_INFINITY, logged: 0, suppressed: 0 }
 
-  const logDenied = (who: Record<string, string>) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      let summary: Effect.Effect<void> = Effect.void
-      if (now - denials.windowStart >= 60_000) {
-        if (denials.suppressed > 0) {
-          summary = Effect.logWarning("circuit_breaker_manual_control_denied_suppressed").pipe(
-            Effect.annotateLogs({ suppressed: denials.suppressed })
-          )
-        }
-        denials.windowStart = now
-        denials.logged = 0
-        denials.suppressed = 0
-      }
-      if (denials.logged >= DENIALS_LOGGED_PER_MINUTE) {
-        denials.suppressed++
-        return summary
-      }
-      denials.logged++
-      return Effect.andThen(
-        summary,
-        Effect.logWarning("circuit_breaker_manual_control_denied").pipe(Effect.annotateLogs(who))
-      )
-    })
-
-  return (
+  const control = (
     request: HttpServerRequest.HttpServerRequest,
-    path: string
+    match: RegExpExecArray | null,
+    who: Record<string, string>
   ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-    const match = ADMIN_PATH.exec(path)
-    const who: Record<string, string> = {
-      method: truncate(request.method),
-      path: truncate(path),
-      remote_address: truncate(Option.getOrElse(request.remoteAddress, () => "unknown")),
-      user_agent: truncate(request.headers["user-agent"] ?? "unknown")
-    }
-    // 401 before anything else, so an outsider learns nothing about which routes exist.
-    if (!authorized(request.headers["authorization"])) {
-      return Effect.as(
-        logDenied(who),
-        HttpServerResponse.jsonUnsafe({ error: "unauthorized" }, {
-          status: 401,
-          headers: { "www-authenticate": "Bearer", ...noStore }
-        })
-      )
-    }
     if (request.method !== "POST") return refused(who, 405, { error: "method not allowed" }, { allow: "POST" })
     if (match === null) return refused(who, 404, { error: "not found" })
     const circuit = match[1]!
@@ -129,5 +83,23 @@ export const make = (breakers: CircuitBreaker.Registry["Service"], token: Redact
         { headers: noStore }
       )
     })
+  }
+
+  return (
+    request: HttpServerRequest.HttpServerRequest,
+    path: string
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+    const match = ADMIN_PATH.exec(path)
+    const who: Record<string, string> = {
+      method: truncate(request.method),
+      path: truncate(path),
+      remote_address: truncate(Option.getOrElse(request.remoteAddress, () => "unknown")),
+      user_agent: truncate(request.headers["user-agent"] ?? "unknown")
+    }
+    return Effect.flatMap(
+      // 429 or 401 before anything else, so an outsider learns nothing about which routes exist.
+      guard.check(request, { route: ADMIN_ROUTE, event: "circuit_breaker_manual_control_denied", path, authorized }),
+      (denied) => denied === undefined ? control(request, match, who) : Effect.succeed(denied)
+    )
   }
 }

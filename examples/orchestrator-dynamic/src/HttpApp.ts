@@ -13,6 +13,8 @@
  *   only for dependencies that run embedded (409 for a real one);
  * - everything of `@neural-hive/observability`: `/health`, `/live`, `/ready`,
  *   `/metrics`, and the admin routes when an admin token is configured;
+ * - with an admin token, `POST /admin/outbox/{ticketId}/requeue` and
+ *   `POST /admin/outbox/requeue-dead`: dead tickets back to pending (`OutboxAdmin`);
  * - `GET /` (or `/status`): the live breaker board, fed by `/events` (`Board`).
  *
  * Every path is checked once, before routing (`Http.requestPath`): one with
@@ -22,7 +24,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import { Outbox } from "@neural-hive/outbox"
 import type { CircuitBreaker } from "@neural-hive/resilience"
-import { ByteSize, Effect, Layer, Option, type Redacted, type Scope } from "effect"
+import { ByteSize, Clock, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
   HttpIncomingMessage,
   HttpServer,
@@ -32,6 +34,7 @@ import {
 } from "effect/http"
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
+import * as OutboxAdmin from "./OutboxAdmin.ts"
 import type * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 const MAX_BODY_BYTES = 64 * 1024
@@ -98,12 +101,18 @@ export const makeApp = (
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin } }),
       ...(options.readiness === undefined ? {} : { readiness: options.readiness }),
-      // The tickets stored but not yet published (a Kafka outage queues them).
-      healthDetails: Effect.map(relay.stats, (stats) => ({
+      // The tickets stored but not yet published (a Kafka outage queues them), and those Kafka refused (dead).
+      healthDetails: Effect.map(Effect.zip(relay.stats, Clock.currentTimeMillis), ([stats, now]) => ({
         outbox: {
           pending: stats.pending,
           oldestPendingSeconds: Math.round(stats.oldestPendingMillis / 100) / 10,
-          published: stats.published
+          published: stats.published,
+          dead: stats.dead,
+          oldestDead: stats.oldestDead === undefined ? null : {
+            id: stats.oldestDead.id,
+            reason: stats.oldestDead.reason,
+            deadSeconds: Math.round(Outbox.oldestDeadMillis(stats, now) / 100) / 10
+          }
         }
       }))
     })
@@ -113,6 +122,7 @@ export const makeApp = (
     const faults = options.faultSwitch === undefined ? Option.none() : yield* Effect.serviceOption(Faults)
     const embedded = new Set(options.faultSwitch?.embedded ?? [])
     const authorized = options.admin === undefined ? () => true : Http.bearerAuthorization(options.admin)
+    const outboxAdmin = options.admin === undefined ? undefined : OutboxAdmin.make(relay, options.admin)
 
     const plans = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function*() {
@@ -164,6 +174,7 @@ export const makeApp = (
       const boardResponse = board.handle(request, path)
       if (boardResponse !== undefined) return boardResponse
       if (path === "/plans") return plans(request)
+      if (outboxAdmin !== undefined && OutboxAdmin.isOutboxAdminPath(path)) return outboxAdmin(request, path)
       if (Option.isSome(faults) && (path === "/faults" || path.startsWith("/faults/"))) {
         return faultSwitch(request, path, faults.value)
       }

@@ -271,7 +271,11 @@ describe("Orchestrator Dynamic, embedded", () => {
         assert.strictEqual((yield* post("/admin/outbox/ticket-nope/requeue")).status, 404)
         const requeued = yield* post("/admin/outbox/ticket-dead-1/requeue")
         assert.strictEqual(requeued.status, 200, requeued.text)
-        assert.deepStrictEqual(JSON.parse(requeued.text), { id: "ticket-dead-1", outcome: "requeued", state: "pending" })
+        assert.deepStrictEqual(JSON.parse(requeued.text), {
+          id: "ticket-dead-1",
+          outcome: "requeued",
+          state: "pending"
+        })
         const after = yield* outboxUntil((outbox) => outbox.dead === 0 && outbox.published === 2)
         assert.isNull(after.oldestDead)
         const again = yield* post("/admin/outbox/ticket-dead-1/requeue")

@@ -38,24 +38,27 @@ const fakeStore = (docs: Array<Doc>) => {
       for (const doc of hits) setFields(doc, change.$set)
       return { acknowledged: true, matchedCount: hits.length, modifiedCount: hits.length } as any
     })
-  return MongoStore.MongoStore.of({
-    find: (_collection, filter, options) =>
-      Effect.sync(() => {
-        const [[field, direction]] = Object.entries(options.sort as Doc) as any
-        return docs.filter((doc) => matches(doc, filter as Doc))
-          .sort((a, b) => direction * ((at(a, field) as number) - (at(b, field) as number)))
-          .slice(0, options.limit)
-          .map((doc) => structuredClone(doc)) as any
-      }),
-    findOne: (_collection, filter) =>
-      Effect.sync(() => {
-        const doc = docs.find((d) => matches(d, filter as Doc))
-        return doc === undefined ? { _tag: "None" } : { _tag: "Some", value: structuredClone(doc) }
-      }) as any,
-    countDocuments: (_collection, filter) => Effect.sync(() => docs.filter((doc) => matches(doc, filter as Doc)).length),
-    updateMany: (_collection, filter, change) => update(filter as Doc, change as Doc, true),
-    updateOne: (_collection, filter, change) => update(filter as Doc, change as Doc, false)
-  } as Partial<MongoStore.MongoStore["Service"]> as MongoStore.MongoStore["Service"])
+  return MongoStore.MongoStore.of(
+    {
+      find: (_collection, filter, options) =>
+        Effect.sync(() => {
+          const [[field, direction]] = Object.entries(options.sort as Doc) as any
+          return docs.filter((doc) => matches(doc, filter as Doc))
+            .sort((a, b) => direction * ((at(a, field) as number) - (at(b, field) as number)))
+            .slice(0, options.limit)
+            .map((doc) => structuredClone(doc)) as any
+        }),
+      findOne: (_collection, filter) =>
+        Effect.sync(() => {
+          const doc = docs.find((d) => matches(d, filter as Doc))
+          return doc === undefined ? { _tag: "None" } : { _tag: "Some", value: structuredClone(doc) }
+        }) as any,
+      countDocuments: (_collection, filter) =>
+        Effect.sync(() => docs.filter((doc) => matches(doc, filter as Doc)).length),
+      updateMany: (_collection, filter, change) => update(filter as Doc, change as Doc, true),
+      updateOne: (_collection, filter, change) => update(filter as Doc, change as Doc, false)
+    } as Partial<MongoStore.MongoStore["Service"]> as MongoStore.MongoStore["Service"]
+  )
 }
 
 const refusal = (reason: KafkaError["reason"], protocolError: string | undefined, brokerFailure: boolean) =>
@@ -195,13 +198,17 @@ describe("Outbox relay: a document Kafka refuses never blocks the others", () =>
       })))
 
   it.effect("a batch over the size limit (every document fine alone) is published in halves, nothing dead", () =>
-    withRelay(100, (keys) => keys.length > 30 ? refusal("MessageTooLarge", "RECORD_LIST_TOO_LARGE", false) : undefined, (relay, rig) =>
-      Effect.gen(function*() {
-        yield* relay.drain
-        assert.strictEqual(rig.topic.length, 100)
-        assert.strictEqual((yield* relay.stats).dead, 0)
-        assert.deepStrictEqual(rig.topic, rig.docs.map((d) => d["_id"]))
-      })))
+    withRelay(
+      100,
+      (keys) => keys.length > 30 ? refusal("MessageTooLarge", "RECORD_LIST_TOO_LARGE", false) : undefined,
+      (relay, rig) =>
+        Effect.gen(function*() {
+          yield* relay.drain
+          assert.strictEqual(rig.topic.length, 100)
+          assert.strictEqual((yield* relay.stats).dead, 0)
+          assert.deepStrictEqual(rig.topic, rig.docs.map((d) => d["_id"]))
+        })
+    ))
 
   for (
     const [title, error] of [
@@ -260,29 +267,33 @@ describe("Outbox relay: a document Kafka refuses never blocks the others", () =>
 
   it.effect("requeue: dead back to pending and published after the fix; the same request again is AlreadyPending; 'not dead' and 'not found' are typed", () => {
     let fixed = false
-    return withRelay(3, (keys) => !fixed && keys.includes("t-001") ? tooLarge() : undefined, (relay, rig) =>
-      Effect.gen(function*() {
-        yield* relay.drain
-        assert.strictEqual(stateOf(rig, "t-001").state, "dead")
-        const published = yield* refused(relay.requeue("t-000"))
-        assert.strictEqual(published.reason, "NotDead")
-        assert.strictEqual(published.state, "published")
-        const missing = yield* refused(relay.requeue("t-404"))
-        assert.strictEqual(missing.reason, "NotFound")
+    return withRelay(
+      3,
+      (keys) => !fixed && keys.includes("t-001") ? tooLarge() : undefined,
+      (relay, rig) =>
+        Effect.gen(function*() {
+          yield* relay.drain
+          assert.strictEqual(stateOf(rig, "t-001").state, "dead")
+          const published = yield* refused(relay.requeue("t-000"))
+          assert.strictEqual(published.reason, "NotDead")
+          assert.strictEqual(published.state, "published")
+          const missing = yield* refused(relay.requeue("t-404"))
+          assert.strictEqual(missing.reason, "NotFound")
 
-        yield* TestClock.setTime(7_000)
-        assert.strictEqual(yield* relay.requeue("t-001"), "Requeued")
-        assert.strictEqual(stateOf(rig, "t-001").state, "pending")
-        assert.strictEqual(stateOf(rig, "t-001").requeuedAt, 7_000)
-        assert.strictEqual(yield* relay.requeue("t-001"), "AlreadyPending")
+          yield* TestClock.setTime(7_000)
+          assert.strictEqual(yield* relay.requeue("t-001"), "Requeued")
+          assert.strictEqual(stateOf(rig, "t-001").state, "pending")
+          assert.strictEqual(stateOf(rig, "t-001").requeuedAt, 7_000)
+          assert.strictEqual(yield* relay.requeue("t-001"), "AlreadyPending")
 
-        fixed = true
-        yield* relay.drain
-        assert.strictEqual(stateOf(rig, "t-001").state, "published")
-        assert.deepStrictEqual(rig.topic, ["t-000", "t-002", "t-001"])
-        assert.strictEqual((yield* relay.stats).dead, 0)
-        assert.strictEqual((yield* refused(relay.requeue("t-001"))).reason, "NotDead")
-      }))
+          fixed = true
+          yield* relay.drain
+          assert.strictEqual(stateOf(rig, "t-001").state, "published")
+          assert.deepStrictEqual(rig.topic, ["t-000", "t-002", "t-001"])
+          assert.strictEqual((yield* relay.stats).dead, 0)
+          assert.strictEqual((yield* refused(relay.requeue("t-001"))).reason, "NotDead")
+        })
+    )
   })
 
   it.effect("requeueAllDead: every dead document back to pending", () =>

@@ -34,8 +34,8 @@ import {
 } from "effect/http"
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
-import * as OutboxAdmin from "./OutboxAdmin.ts"
 import type * as OrchestratorConfig from "./OrchestratorConfig.ts"
+import * as OutboxAdmin from "./OutboxAdmin.ts"
 
 const MAX_BODY_BYTES = 64 * 1024
 

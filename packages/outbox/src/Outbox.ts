@@ -205,7 +205,9 @@ export class OutboxRelay extends Context.Service<OutboxRelay, {
   /** The same, synchronously (for metrics collected at scrape time). */
   readonly statsUnsafe: () => Stats
   /** Puts a dead document back to pending (after the cause is fixed) and wakes the relay. */
-  readonly requeue: (id: unknown) => Effect.Effect<RequeueOutcome, OutboxRequeueError | MongoStore.MongoStoreError | CircuitBreakerError>
+  readonly requeue: (
+    id: unknown
+  ) => Effect.Effect<RequeueOutcome, OutboxRequeueError | MongoStore.MongoStoreError | CircuitBreakerError>
   /** Puts every dead document back to pending and wakes the relay; how many. */
   readonly requeueAllDead: Effect.Effect<number, MongoStore.MongoStoreError | CircuitBreakerError>
 }>()("@neural-hive/outbox/OutboxRelay") {}
@@ -400,7 +402,9 @@ export const make: (
    * the same way (oldest half first), down to one document, which is then marked dead. `false` when the
    * round must stop (a failure the breaker handles, or its rejection): what was not sent stays pending.
    */
-  const publish = (batch: ReadonlyArray<Encoded>): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
+  const publish = (
+    batch: ReadonlyArray<Encoded>
+  ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
     Effect.gen(function*() {
       const sent = yield* Effect.exit(
         producer.send({ topic, messages: batch.map((entry) => entry.message) })

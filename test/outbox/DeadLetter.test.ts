@@ -44,7 +44,7 @@ const fakeStore = (docs: Array<Doc>) => {
         Effect.sync(() => {
           const [[field, direction]] = Object.entries(options.sort as Doc) as any
           return docs.filter((doc) => matches(doc, filter as Doc))
-            .sort((a, b) => direction * ((at(a, field) as number) - (at(b, field) as number)))
+            .toSorted((a, b) => direction * ((at(a, field) as number) - (at(b, field) as number)))
             .slice(0, options.limit)
             .map((doc) => structuredClone(doc)) as any
         }),

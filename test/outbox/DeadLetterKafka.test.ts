@@ -123,7 +123,7 @@ describe("Outbox relay: a ticket Kafka refuses (real Kafka and MongoDB)", () => 
 
           const keys = yield* readBack(topic, 29)
           assert.deepStrictEqual(
-            [...new Set(keys)].sort(),
+            [...new Set(keys)].toSorted(),
             Array.from({ length: 30 }, (_, i) => `t-${String(i).padStart(2, "0")}`).filter((k) => k !== POISON)
           )
 

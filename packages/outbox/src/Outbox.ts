@@ -343,7 +343,7 @@ export const make: (
   const pendingFilter = { [STATE]: "pending" }
   const deadFilter = { [STATE]: "dead" }
 
-  /** Counts the backlog and its oldest entry, and the dead documents and the oldest of them (indexed reads). */
+  /** Counts the backlog and its oldest entry, and the dead documents and the oldest of them (two reads each, one when none). */
   const measure = Effect.gen(function*() {
     const oldest = yield* store.find<Marked<Record<string, unknown>>>(collection, pendingFilter, {
       limit: 1,

@@ -5,7 +5,7 @@
  * published in the same drain. An outage (what `kafka_producer` counts) never splits nor dead-letters.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { isFailure, KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { Outbox } from "@neural-hive/outbox"
 import { CircuitBreaker } from "@neural-hive/resilience"
@@ -86,7 +86,7 @@ const fakeProducer = Effect.fnUntraced(function*(
     name: "kafka_producer",
     failMax: 3,
     recoveryTimeout: "30 seconds",
-    isFailure
+    isFailure: KafkaProducer.isFailure
   })
   const send = (record: { readonly messages: ReadonlyArray<{ readonly key?: unknown }> }) =>
     breaker.protect(Effect.suspend(() => {

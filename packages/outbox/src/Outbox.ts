@@ -82,7 +82,7 @@ export interface Mark {
  * Where a document is: waiting, in Kafka, or refused by Kafka as its own fault
  * (`dead`: the relay skips it until `requeue`).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type State = "pending" | "published" | "dead"
@@ -93,7 +93,7 @@ export type State = "pending" | "published" | "dead"
  * broker answered with one, and the error's message, redacted and cut to
  * 500 characters.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface DeadReason {
@@ -159,7 +159,7 @@ export interface Stats {
  * The dead document dead the longest: its `_id` (as a string), when it died
  * (Clock milliseconds) and the reason's class (never the message).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface OldestDead {
@@ -173,7 +173,7 @@ export interface OldestDead {
  * earlier requeue already put it back and it is not published yet: the same
  * request again changes nothing).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type RequeueOutcome = "Requeued" | "AlreadyPending"
@@ -182,7 +182,7 @@ export type RequeueOutcome = "Requeued" | "AlreadyPending"
  * `requeue` could not: no document has that `_id` (`NotFound`), or it is not
  * dead (`NotDead`, with its `state`).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export class OutboxRequeueError extends Data.TaggedError("OutboxRequeueError")<{
@@ -271,7 +271,7 @@ const POISON_PROTOCOL_ERRORS: ReadonlySet<string> = new Set([
  * `UNSUPPORTED_COMPRESSION_TYPE`, `POLICY_VIOLATION`): those leave the
  * documents pending and show in `failedSends`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category classification
  */
 export const isPoison = (error: unknown): boolean => {
@@ -581,7 +581,7 @@ export const oldestPending = (stats: Stats): Duration.Duration => Duration.milli
 /**
  * How long the oldest dead document has been dead at `now` (Clock milliseconds), 0 when none.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category getters
  */
 export const oldestDeadMillis = (stats: Stats, now: number): number =>

@@ -7,10 +7,12 @@ import { assert, describe, it } from "@effect/vitest"
 import * as App from "@neural-hive/example-orchestrator-dynamic/App"
 import type { AppConfig } from "@neural-hive/example-orchestrator-dynamic/AppConfig"
 import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import { MongoStore } from "@neural-hive/mongodb"
 import { Tracing } from "@neural-hive/observability"
+import { Outbox } from "@neural-hive/outbox"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Client, Connection } from "@temporalio/client"
-import { Effect, Layer, Logger, Redacted } from "effect"
+import { Clock, Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
 import { Kafka, logLevel } from "kafkajs"
@@ -80,6 +82,8 @@ interface OutboxHealth {
   readonly pending: number
   readonly published: number
   readonly oldestPendingSeconds: number
+  readonly dead: number
+  readonly oldestDead: { readonly id: string; readonly reason: string; readonly deadSeconds: number } | null
 }
 
 /** Waits (real time, bounded) until /health's outbox section passes `check`. */
@@ -230,9 +234,59 @@ describe("Orchestrator Dynamic, embedded", () => {
       assert.strictEqual(huge.status, 413)
       assert.strictEqual((yield* http("/plans")).status, 405)
       assert.strictEqual((yield* fault("/faults/rabbit/down")).status, 404)
+      // Without an admin token there are no admin routes.
+      assert.strictEqual((yield* http("/admin/outbox/ticket-x/requeue", { method: "POST" })).status, 404)
       // The server keeps serving after all that.
       assert.strictEqual((yield* plan("still-fine")).status, 202)
     }).pipe(Effect.provide(boot(baseConfig))), 30_000)
+
+  it.live(
+    "a dead ticket shows in /health and /metrics; the admin route requeues it (401, 405, 404, 409 as documented) and it is published",
+    () => {
+      const token = "an-admin-token-of-32-characters!"
+      const admin = { authorization: `Bearer ${token}` }
+      const post = (path: string, headers: Record<string, string> = admin) => http(path, { method: "POST", headers })
+      return Effect.gen(function*() {
+        assert.strictEqual((yield* plan("dead-1")).status, 202)
+        yield* outboxUntil((outbox) => outbox.published === 1)
+        // As the relay marks a ticket Kafka refused (the real refusal: test/outbox/DeadLetterKafka.test.ts).
+        const store = yield* MongoStore.MongoStore
+        const now = yield* Clock.currentTimeMillis
+        yield* store.updateOne("tickets", { _id: "ticket-dead-1" } as never, {
+          $set: {
+            "outbox.state": "dead",
+            "outbox.deadAt": now,
+            "outbox.error": { reason: "MessageTooLarge", message: "too large" }
+          }
+        })
+        yield* (yield* Outbox.OutboxRelay).notify
+        const dead = yield* outboxUntil((outbox) => outbox.dead === 1)
+        assert.strictEqual(dead.oldestDead?.id, "ticket-dead-1")
+        assert.strictEqual(dead.oldestDead?.reason, "MessageTooLarge")
+        const metrics = (yield* http("/metrics")).text
+        assert.match(metrics, /^outbox_dead\{service="orchestrator-dynamic"\} 1$/m)
+
+        assert.strictEqual((yield* post("/admin/outbox/ticket-dead-1/requeue", {})).status, 401)
+        assert.strictEqual((yield* http("/admin/outbox/ticket-dead-1/requeue", { headers: admin })).status, 405)
+        assert.strictEqual((yield* post("/admin/outbox/ticket-nope/requeue")).status, 404)
+        const requeued = yield* post("/admin/outbox/ticket-dead-1/requeue")
+        assert.strictEqual(requeued.status, 200, requeued.text)
+        assert.deepStrictEqual(JSON.parse(requeued.text), {
+          id: "ticket-dead-1",
+          outcome: "requeued",
+          state: "pending"
+        })
+        const after = yield* outboxUntil((outbox) => outbox.dead === 0 && outbox.published === 2)
+        assert.isNull(after.oldestDead)
+        const again = yield* post("/admin/outbox/ticket-dead-1/requeue")
+        assert.strictEqual(again.status, 409)
+        assert.strictEqual(JSON.parse(again.text).state, "published")
+        const all = yield* post("/admin/outbox/requeue-dead")
+        assert.deepStrictEqual([all.status, JSON.parse(all.text)], [200, { requeued: 0 }])
+      }).pipe(Effect.provide(boot({ ...baseConfig, adminToken: Redacted.make(token) })))
+    },
+    30_000
+  )
 
   it.effect("a bad config file stops the program with one message per problem", () =>
     Effect.gen(function*() {

@@ -77,6 +77,8 @@ describe("HttpMetrics", () => {
       recorder.record("BREW", "/plans", 418, 0.001)
       assert.strictEqual(recorder.route("/admin/breakers/x/reset"), "/admin/breakers/{name}/{action}")
       assert.strictEqual(recorder.route("/admin/breakers/x/reset/more"), "other")
+      assert.strictEqual(recorder.route("/admin/outbox/ticket-p-1/requeue"), "/admin/outbox/{id}/requeue")
+      assert.strictEqual(recorder.route("/admin/outbox/requeue-dead"), "/admin/outbox/requeue-dead")
       const metrics = yield* scrape(yield* Metrics.PrometheusRegistry)
       assert.isDefined(metrics.samples.find((s) => s.labels["method"] === "_OTHER" && s.labels["route"] === "/plans"))
     }).pipe(Effect.provide(WithMetrics)))

@@ -13,6 +13,8 @@
  *   only for dependencies that run embedded (409 for a real one);
  * - everything of `@neural-hive/observability`: `/health`, `/live`, `/ready`,
  *   `/metrics`, and the admin routes when an admin token is configured;
+ * - with an admin token, `POST /admin/outbox/{ticketId}/requeue` and
+ *   `POST /admin/outbox/requeue-dead`: dead tickets back to pending (`OutboxAdmin`);
  * - `GET /` (or `/status`): the live breaker board, fed by `/events` (`Board`).
  *
  * The routes a browser uses (`/`, `/status`, `/events`, `/faults*`, `/admin*`)
@@ -31,7 +33,7 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import { Outbox } from "@neural-hive/outbox"
 import type { CircuitBreaker } from "@neural-hive/resilience"
-import { ByteSize, Effect, Layer, Option, type Redacted, type Scope } from "effect"
+import { ByteSize, Clock, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
   HttpIncomingMessage,
   HttpServer,
@@ -42,6 +44,7 @@ import {
 import { type FaultMode, faultModes, Faults } from "./Embedded.ts"
 import { decodePlan, Orchestrator, type PlanReport } from "./Orchestrator.ts"
 import type * as OrchestratorConfig from "./OrchestratorConfig.ts"
+import * as OutboxAdmin from "./OutboxAdmin.ts"
 
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -128,12 +131,18 @@ const build = (
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin, guard } }),
       ...(options.readiness === undefined ? {} : { readiness: options.readiness }),
-      // The tickets stored but not yet published (a Kafka outage queues them).
-      healthDetails: Effect.map(relay.stats, (stats) => ({
+      // The tickets stored but not yet published (a Kafka outage queues them), and those Kafka refused (dead).
+      healthDetails: Effect.map(Effect.zip(relay.stats, Clock.currentTimeMillis), ([stats, now]) => ({
         outbox: {
           pending: stats.pending,
           oldestPendingSeconds: Math.round(stats.oldestPendingMillis / 100) / 10,
-          published: stats.published
+          published: stats.published,
+          dead: stats.dead,
+          oldestDead: stats.oldestDead === undefined ? null : {
+            id: stats.oldestDead.id,
+            reason: stats.oldestDead.reason,
+            deadSeconds: Math.round(Outbox.oldestDeadMillis(stats, now) / 100) / 10
+          }
         }
       }))
     })
@@ -144,6 +153,7 @@ const build = (
     const embedded = new Set(options.faultSwitch?.embedded ?? [])
     const authorized = options.admin === undefined ? () => true : Http.bearerAuthorization(options.admin)
     const misdirected = json({ error: "the Host header does not name this service (see HTTP_ALLOWED_HOSTS)" }, 421)
+    const outboxAdmin = options.admin === undefined ? undefined : OutboxAdmin.make(relay, options.admin, guard)
 
     const plans = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function*() {
@@ -202,6 +212,7 @@ const build = (
       const boardResponse = board.handle(request, path)
       if (boardResponse !== undefined) return boardResponse
       if (path === "/plans") return plans(request)
+      if (outboxAdmin !== undefined && OutboxAdmin.isOutboxAdminPath(path)) return outboxAdmin(request, path)
       if (Option.isSome(faults) && (path === "/faults" || path.startsWith("/faults/"))) {
         return faultSwitch(request, path, faults.value)
       }

@@ -92,7 +92,9 @@ export const defaultRoutes: ReadonlyArray<string> = [
   "/metrics",
   "/faults",
   "/faults/{dependency}/{mode}",
-  "/admin/breakers/{name}/{action}"
+  "/admin/breakers/{name}/{action}",
+  "/admin/outbox/{id}/requeue",
+  "/admin/outbox/requeue-dead"
 ]
 
 /**

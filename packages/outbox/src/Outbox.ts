@@ -14,6 +14,12 @@
  *   turns CLOSED the relay drains the backlog. It also sweeps on start and every
  *   `sweepInterval`, so documents left pending by a crash are published after a
  *   restart.
+ * - No head-of-line blocking: a send Kafka refuses as the caller's fault (a
+ *   message too large, an invalid record: see `isPoison`) is split in halves, down
+ *   to one document; a single document still refused is marked `dead` with the
+ *   reason, and the relay goes on with the rest in the same round. An outage (a
+ *   timeout, a broker down) never splits nor dead-letters: the breaker handles it.
+ *   `requeue` puts a dead document back to pending once the cause is fixed.
  * - At least once: a document is marked published only after Kafka acknowledged
  *   it. A crash (or an unknown send outcome, a timeout) between the two publishes
  *   it again, with the same key: consumers deduplicate by key (or the topic is
@@ -38,15 +44,17 @@
  *
  * @since 0.1.0
  */
-import { KafkaProducer } from "@neural-hive/kafka"
+import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError, redact } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
@@ -58,10 +66,40 @@ import * as Semaphore from "effect/Semaphore"
  * @category models
  */
 export interface Mark {
-  readonly state: "pending" | "published"
+  readonly state: State
   /** When the document was written (Clock milliseconds): the backlog's age comes from it. */
   readonly enqueuedAt: number
   readonly publishedAt?: number | undefined
+  /** When the relay last moved it to `dead` (kept after a requeue, for the record). */
+  readonly deadAt?: number | undefined
+  /** Why Kafka refused it, the last time it was moved to `dead`. */
+  readonly error?: DeadReason | undefined
+  /** When `requeue` last put it back to pending. */
+  readonly requeuedAt?: number | undefined
+}
+
+/**
+ * Where a document is: waiting, in Kafka, or refused by Kafka as its own fault
+ * (`dead`: the relay skips it until `requeue`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type State = "pending" | "published" | "dead"
+
+/**
+ * Why a document is `dead`: the `KafkaError` reason (or `Encode` when the
+ * `key` or `encode` option threw on it), Kafka's protocol error type when the
+ * broker answered with one, and the error's message, redacted and cut to
+ * 500 characters.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DeadReason {
+  readonly reason: string
+  readonly protocolError?: string | undefined
+  readonly message: string
 }
 
 /**
@@ -109,7 +147,50 @@ export interface Stats {
   readonly failedSends: number
   /** The last send failure's message, or undefined. */
   readonly lastError: string | undefined
+  /** Documents moved to `dead` by this relay since it started. */
+  readonly deadLettered: number
+  /** Dead documents seen by the last sweep (in the collection, whoever moved them). */
+  readonly dead: number
+  /** The dead document dead the longest, as of the last sweep, or undefined when none. */
+  readonly oldestDead: OldestDead | undefined
 }
+
+/**
+ * The dead document dead the longest: its `_id` (as a string), when it died
+ * (Clock milliseconds) and the reason's class (never the message).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OldestDead {
+  readonly id: string
+  readonly deadAt: number
+  readonly reason: string
+}
+
+/**
+ * What `requeue` did: `Requeued` (dead, now pending) or `AlreadyPending` (an
+ * earlier requeue already put it back and it is not published yet: the same
+ * request again changes nothing).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RequeueOutcome = "Requeued" | "AlreadyPending"
+
+/**
+ * `requeue` could not: no document has that `_id` (`NotFound`), or it is not
+ * dead (`NotDead`, with its `state`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class OutboxRequeueError extends Data.TaggedError("OutboxRequeueError")<{
+  readonly reason: "NotFound" | "NotDead"
+  readonly id: string
+  readonly state?: State | undefined
+  readonly message: string
+}> {}
 
 /**
  * @since 0.1.0
@@ -123,6 +204,12 @@ export class OutboxRelay extends Context.Service<OutboxRelay, {
   readonly stats: Effect.Effect<Stats>
   /** The same, synchronously (for metrics collected at scrape time). */
   readonly statsUnsafe: () => Stats
+  /** Puts a dead document back to pending (after the cause is fixed) and wakes the relay. */
+  readonly requeue: (
+    id: unknown
+  ) => Effect.Effect<RequeueOutcome, OutboxRequeueError | MongoStore.MongoStoreError | CircuitBreakerError>
+  /** Puts every dead document back to pending and wakes the relay; how many. */
+  readonly requeueAllDead: Effect.Effect<number, MongoStore.MongoStoreError | CircuitBreakerError>
 }>()("@neural-hive/outbox/OutboxRelay") {}
 
 /**
@@ -153,6 +240,52 @@ const defaultEncode = (document: Record<string, unknown>): string => {
 
 const errorMessage = (error: unknown): string =>
   error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+
+const MAX_REASON_CHARS = 500
+
+const deadMessage = (text: string): string => {
+  const clean = redact(text)
+  return clean.length <= MAX_REASON_CHARS ? clean : `${clean.slice(0, MAX_REASON_CHARS)}...(${clean.length} chars)`
+}
+
+/** Kafka's answers that are about the records of the request, never about the broker nor the producer's settings. */
+const POISON_PROTOCOL_ERRORS: ReadonlySet<string> = new Set([
+  "MESSAGE_TOO_LARGE",
+  "RECORD_LIST_TOO_LARGE",
+  "INVALID_RECORD",
+  "CORRUPT_MESSAGE",
+  "INVALID_TIMESTAMP"
+])
+
+/**
+ * Whether a send failure is about the documents sent, so a smaller send may
+ * succeed: the relay then splits the batch, and marks `dead` a single document
+ * still refused. True for `MessageTooLarge` (`MESSAGE_TOO_LARGE`,
+ * `RECORD_LIST_TOO_LARGE`), `Serialization` (a value that cannot be encoded),
+ * and `InvalidRecord` when Kafka named the record (`INVALID_RECORD`,
+ * `CORRUPT_MESSAGE`, `INVALID_TIMESTAMP`) or kafkajs refused the message
+ * before sending. False for everything else: what `kafka_producer` counts (a
+ * timeout, a broker or the network down), and the caller's faults that every
+ * document would meet alike (`InvalidTopic`, `Closed`, an `InvalidRecord` about
+ * the producer's settings such as `INVALID_REQUIRED_ACKS` or
+ * `UNSUPPORTED_COMPRESSION_TYPE`, `POLICY_VIOLATION`): those leave the
+ * documents pending and show in `failedSends`.
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const isPoison = (error: unknown): boolean => {
+  if (!(error instanceof KafkaError)) return false
+  switch (error.reason) {
+    case "MessageTooLarge":
+    case "Serialization":
+      return true
+    case "InvalidRecord":
+      return error.protocolError === undefined || POISON_PROTOCOL_ERRORS.has(error.protocolError)
+    default:
+      return false
+  }
+}
 
 /**
  * Starts a relay that lives as long as the scope. Fails only on bad options.
@@ -194,6 +327,9 @@ export const make: (
   let pendingSeen = 0
   let oldestEnqueuedAt: number | undefined
   let lastError: string | undefined
+  let deadLettered = 0
+  let deadSeen = 0
+  let oldestDead: OldestDead | undefined
 
   // HALF_OPEN: one document is the trial; CLOSED: publish what queued up while Kafka was out.
   yield* breaker.listen({
@@ -202,9 +338,12 @@ export const make: (
     }
   })
 
-  const pendingFilter = { [`${FIELD}.state`]: "pending" }
+  const STATE = `${FIELD}.state`
+  // Filters on `_id` are cast: the driver types `_id` as an ObjectId unless the schema says otherwise.
+  const pendingFilter = { [STATE]: "pending" }
+  const deadFilter = { [STATE]: "dead" }
 
-  /** Counts the backlog and its oldest entry (two indexed reads). */
+  /** Counts the backlog and its oldest entry, and the dead documents and the oldest of them (two reads each, one when none). */
   const measure = Effect.gen(function*() {
     const oldest = yield* store.find<Marked<Record<string, unknown>>>(collection, pendingFilter, {
       limit: 1,
@@ -213,9 +352,94 @@ export const make: (
     })
     oldestEnqueuedAt = oldest[0]?.outbox.enqueuedAt
     pendingSeen = oldest.length === 0 ? 0 : yield* store.countDocuments(collection, pendingFilter)
+    const dead = yield* store.find<Marked<Record<string, unknown>>>(collection, deadFilter, {
+      limit: 1,
+      sort: { [`${FIELD}.deadAt`]: 1 },
+      projection: { [`${FIELD}.deadAt`]: 1, [`${FIELD}.error.reason`]: 1 }
+    })
+    const first = dead[0]
+    oldestDead = first === undefined ? undefined : {
+      id: String(first["_id"]),
+      deadAt: first.outbox.deadAt ?? 0,
+      reason: first.outbox.error?.reason ?? "Unknown"
+    }
+    deadSeen = first === undefined ? 0 : yield* store.countDocuments(collection, deadFilter)
   })
 
-  /** One round: a batch read, one send, one update. `false` when there is nothing more to do now. */
+  /** Marks documents `dead` with the reason; only those still pending (a requeue or another relay may have moved them). */
+  const markDead = (ids: ReadonlyArray<unknown>, why: DeadReason) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const error: DeadReason = why.protocolError === undefined
+        ? { reason: why.reason, message: deadMessage(why.message) }
+        : { reason: why.reason, protocolError: why.protocolError, message: deadMessage(why.message) }
+      const result = yield* store.updateMany(
+        collection,
+        { _id: { $in: ids }, ...pendingFilter } as never,
+        { $set: { [STATE]: "dead", [`${FIELD}.deadAt`]: now, [`${FIELD}.error`]: error } }
+      )
+      deadLettered += result.modifiedCount
+      lastError = `${why.reason}: ${error.message}`
+      yield* Effect.logWarning("outbox_ticket_dead").pipe(
+        Effect.annotateLogs({
+          collection,
+          topic,
+          ids: ids.map(String).join(","),
+          reason: error.reason,
+          protocol_error: error.protocolError ?? "",
+          message: error.message
+        })
+      )
+    })
+
+  interface Encoded {
+    readonly id: unknown
+    readonly message: { readonly key: string; readonly value: string }
+  }
+
+  /**
+   * Sends `batch` and marks it published; when Kafka refuses it as the documents' fault, sends each half
+   * the same way (oldest half first), down to one document, which is then marked dead. `false` when the
+   * round must stop (a failure the breaker handles, or its rejection): what was not sent stays pending.
+   */
+  const publish = (
+    batch: ReadonlyArray<Encoded>
+  ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
+    Effect.gen(function*() {
+      const sent = yield* Effect.exit(
+        producer.send({ topic, messages: batch.map((entry) => entry.message) })
+          .pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
+      )
+      if (Exit.isSuccess(sent)) {
+        const now = yield* Clock.currentTimeMillis
+        yield* store.updateMany(
+          collection,
+          { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
+          { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
+        )
+        published += batch.length
+        return true
+      }
+      const error = sent.cause.reasons.find((reason) => reason._tag === "Fail")
+      // Refused by the breaker (another caller took the HALF_OPEN permit): nothing was sent, wait.
+      if (error !== undefined && error.error instanceof CircuitBreakerError) return false
+      failedSends++
+      lastError = error === undefined ? "interrupted or defect" : errorMessage(error.error)
+      if (error === undefined || !isPoison(error.error)) return false
+      const refusal = error.error as KafkaError
+      if (batch.length === 1) {
+        yield* markDead([batch[0]!.id], {
+          reason: refusal.reason,
+          protocolError: refusal.protocolError,
+          message: refusal.message
+        })
+        return true
+      }
+      const half = Math.ceil(batch.length / 2)
+      return (yield* publish(batch.slice(0, half))) && (yield* publish(batch.slice(half)))
+    })
+
+  /** One round: a batch read, its send (split while Kafka refuses documents), its marks. `false` when there is nothing more to do now. */
   const round: Effect.Effect<boolean> = Effect.gen(function*() {
     const state = yield* breaker.state
     if (state === "Open") return false
@@ -224,27 +448,18 @@ export const make: (
       sort: { [`${FIELD}.enqueuedAt`]: 1 }
     })
     if (batch.length === 0) return false
-    const sent = yield* Effect.exit(
-      producer.send({ topic, messages: batch.map((document) => ({ key: key(document), value: encode(document) })) })
-        .pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
-    )
-    if (Exit.isFailure(sent)) {
-      const error = sent.cause.reasons.find((reason) => reason._tag === "Fail")
-      // Refused by the breaker (another caller took the HALF_OPEN permit): nothing was sent, wait.
-      if (error !== undefined && error.error instanceof CircuitBreakerError) return false
-      failedSends++
-      lastError = error === undefined ? "interrupted or defect" : errorMessage(error.error)
-      return false
+    const encoded: Array<Encoded> = []
+    for (const document of batch) {
+      const id = document["_id"]
+      try {
+        encoded.push({ id, message: { key: key(document), value: encode(document) } })
+      } catch (cause) {
+        // The `key` or `encode` option threw on this document: no send can carry it.
+        yield* markDead([id], { reason: "Encode", message: errorMessage(cause) })
+      }
     }
-    const now = yield* Clock.currentTimeMillis
-    const ids = batch.map((document) => document["_id"])
-    yield* store.updateMany(
-      collection,
-      { _id: { $in: ids }, ...pendingFilter },
-      { $set: { [`${FIELD}.state`]: "published", [`${FIELD}.publishedAt`]: now } }
-    )
-    published += batch.length
-    return batch.length === batchSize || state === "HalfOpen"
+    const goOn = encoded.length === 0 || (yield* publish(encoded))
+    return goOn && (batch.length === batchSize || state === "HalfOpen")
   }).pipe(
     // A MongoDB failure (its breaker counts it) ends this round; the next wake or sweep tries again.
     Effect.catch((error) =>
@@ -281,13 +496,68 @@ export const make: (
       : Math.max(0, clock.currentTimeMillisUnsafe() - oldestEnqueuedAt),
     published,
     failedSends,
-    lastError
+    lastError,
+    deadLettered,
+    dead: deadSeen,
+    oldestDead
   })
+  const notify = Effect.asVoid(Queue.offer(wake, undefined))
+
+  const requeue = (id: unknown) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const moved = yield* store.updateOne(
+        collection,
+        { _id: id, ...deadFilter } as never,
+        { $set: { [STATE]: "pending", [`${FIELD}.requeuedAt`]: now } }
+      )
+      if (moved.matchedCount > 0) {
+        yield* Effect.logWarning("outbox_ticket_requeued").pipe(Effect.annotateLogs({ collection, id: String(id) }))
+        yield* notify
+        return "Requeued" as const
+      }
+      const found = yield* store.findOne<Marked<Record<string, unknown>>>(collection, { _id: id } as never, {
+        projection: { [FIELD]: 1 }
+      })
+      if (Option.isNone(found)) {
+        return yield* new OutboxRequeueError({
+          reason: "NotFound",
+          id: String(id),
+          message: `no document ${String(id)} in ${collection}`
+        })
+      }
+      const mark = found.value.outbox as Mark | undefined
+      // The same request again (a retry after a lost answer): it is back to pending and not published yet.
+      if (mark?.state === "pending" && mark.requeuedAt !== undefined) return "AlreadyPending" as const
+      return yield* new OutboxRequeueError({
+        reason: "NotDead",
+        id: String(id),
+        state: mark?.state,
+        message: `document ${String(id)} is ${mark?.state ?? "not in the outbox"}, not dead`
+      })
+    })
+
+  const requeueAllDead = Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const moved = yield* store.updateMany(
+      collection,
+      deadFilter,
+      { $set: { [STATE]: "pending", [`${FIELD}.requeuedAt`]: now } }
+    )
+    yield* Effect.logWarning("outbox_dead_requeued").pipe(
+      Effect.annotateLogs({ collection, count: moved.modifiedCount })
+    )
+    if (moved.modifiedCount > 0) yield* notify
+    return moved.modifiedCount
+  })
+
   return OutboxRelay.of({
-    notify: Effect.asVoid(Queue.offer(wake, undefined)),
+    notify,
     drain,
     stats: Effect.sync(statsUnsafe),
-    statsUnsafe
+    statsUnsafe,
+    requeue,
+    requeueAllDead
   })
 })
 
@@ -307,3 +577,12 @@ export const layer = (
  * @category getters
  */
 export const oldestPending = (stats: Stats): Duration.Duration => Duration.millis(stats.oldestPendingMillis)
+
+/**
+ * How long the oldest dead document has been dead at `now` (Clock milliseconds), 0 when none.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const oldestDeadMillis = (stats: Stats, now: number): number =>
+  stats.oldestDead === undefined ? 0 : Math.max(0, now - stats.oldestDead.deadAt)

@@ -4,7 +4,9 @@
  * - `outbox_pending` (gauge): documents waiting to be published;
  * - `outbox_oldest_pending_seconds` (gauge): age of the oldest of them (0 when none);
  * - `outbox_published_total` (counter): documents published since start;
- * - `outbox_failed_sends_total` (counter): sends that failed (counted by `kafka_producer`).
+ * - `outbox_failed_sends_total` (counter): sends that failed (an outage, or a refusal of the documents);
+ * - `outbox_dead` (gauge): documents Kafka refused as their own fault, left aside until requeued;
+ * - `outbox_dead_total` (counter): documents moved to `dead` by this relay since start.
  *
  * Read from the relay when Prometheus scrapes, so they are exact at that moment.
  * The alert rules are in `alerts/outbox.rules.yml`.
@@ -25,7 +27,9 @@ export const names = {
   pending: "outbox_pending",
   oldestPendingSeconds: "outbox_oldest_pending_seconds",
   published: "outbox_published_total",
-  failedSends: "outbox_failed_sends_total"
+  failedSends: "outbox_failed_sends_total",
+  dead: "outbox_dead",
+  deadTotal: "outbox_dead_total"
 } as const
 
 /**
@@ -74,6 +78,12 @@ export const layer: Layer.Layer<never, never, OutboxRelay | Metrics.PrometheusRe
     )
     counter(names.published, "Outbox documents published to Kafka", () => relay.statsUnsafe().published)
     counter(names.failedSends, "Outbox sends that failed", () => relay.statsUnsafe().failedSends)
+    gauge(
+      names.dead,
+      "Outbox documents Kafka refused as their own fault, left aside until requeued",
+      () => relay.statsUnsafe().dead
+    )
+    counter(names.deadTotal, "Outbox documents moved to dead", () => relay.statsUnsafe().deadLettered)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         for (const name of Object.values(names)) registry.removeSingleMetric(name)

@@ -10,7 +10,7 @@
  * Env: `PROFILE_CALLS` (default 10,000,000), `PROFILE_TOP` (default 25).
  */
 import { Metrics, TransitionLog } from "@neural-hive/observability"
-import { CircuitBreaker, Facade, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Facade, Registry, withBreaker } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -141,7 +141,7 @@ const loop = async (path: string, calls: number): Promise<void> => {
         Effect.gen(function*() {
           const context = yield* Layer.build(
             Layer.mergeAll(Metrics.layer({ service: "profile" }), TransitionLog.layerJson({ service: "profile" })).pipe(
-              Layer.provideMerge(CircuitBreaker.layerRegistry)
+              Layer.provideMerge(Registry.layer)
             )
           )
           return yield* CircuitBreaker.make({ name: "observed" }).pipe(Effect.provideContext(context))

@@ -758,7 +758,7 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     )
     for (const table of growth) push(`### ${table.title}`, "", markdownTable(table), "")
     push(
-      "- Breakers: each breaker is made with `CircuitBreaker.make` in one `CircuitBreaker.Registry` with " +
+      "- Breakers: each breaker is made with `CircuitBreaker.make` in one `Registry.Registry` with " +
         "`Metrics.layer` (duration histogram on) attached, and called once; heap is `heapUsed` after two `gc()` " +
         "before and after, divided by the count (one breaker is within noise of the process's own growth). A " +
         "scrape is `registry.metrics()`, the body `/metrics` serves, timed as wall time, median of several.",

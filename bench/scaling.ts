@@ -6,7 +6,7 @@
  * measurements, not millions of short calls.
  */
 import { Metrics } from "@neural-hive/observability"
-import { CircuitBreaker as Ours, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker as Ours, Registry, withBreaker } from "@neural-hive/resilience"
 import autocannon from "autocannon"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -50,14 +50,14 @@ const settledHeap = async (): Promise<number> => {
 const scrapes = (count: number) => Math.max(5, Math.min(21, Math.round(200_000 / count)))
 
 /**
- * `count` breakers made in one `CircuitBreaker.Registry` with `Metrics.layer`
+ * `count` breakers made in one `Registry.Registry` with `Metrics.layer`
  * attached (the duration histogram on, its default), each called once; then
  * the registry is scraped several times.
  */
 export const breakersRow = async (count: number): Promise<BreakersRow> => {
   const scope = Scope.makeUnsafe()
   const context = Effect.runSync(
-    Layer.build(Metrics.layer({ service: "bench" }).pipe(Layer.provideMerge(Ours.layerRegistry))).pipe(
+    Layer.build(Metrics.layer({ service: "bench" }).pipe(Layer.provideMerge(Registry.layer))).pipe(
       Scope.provide(scope)
     )
   )

@@ -4,7 +4,7 @@
  * it measures.
  */
 import { Metrics, TransitionLog } from "@neural-hive/observability"
-import { CircuitBreaker as Ours, Facade, TripPolicy, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker as Ours, Facade, Registry, TripPolicy, withBreaker } from "@neural-hive/resilience"
 import { circuitBreaker as cockatielBreaker, ConsecutiveBreaker, handleAll } from "cockatiel"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -64,7 +64,7 @@ export const BREAKERS = 10_000
 export const OBSERVABILITY_VARIANT = "the real layers of `@neural-hive/observability`: `Metrics.layer` (prom-client; " +
   "counters and the state gauge are read from the breaker's totals at scrape time, the call-duration histogram, " +
   "on by default, is observed on every call) and `TransitionLog.layerJson` (one JSON line per transition), over " +
-  "`CircuitBreaker.layerRegistry`, so the breaker is wired the way an application wires it. No scrape runs during " +
+  "`Registry.layer`, so the breaker is wired the way an application wires it. No scrape runs during " +
   "the measurement."
 
 // -----------------------------------------------------------------------------
@@ -333,7 +333,7 @@ const memoryCase = (
 
 /**
  * A breaker wired the way an application wires it: made with a
- * `CircuitBreaker.Registry` in context, next to `Metrics.layer` (prom-client
+ * `Registry.Registry` in context, next to `Metrics.layer` (prom-client
  * metrics, with the per-call duration histogram on, its default) and
  * `TransitionLog.layerJson` (one JSON log line per transition).
  */
@@ -344,7 +344,7 @@ const observed = async (name: string, histogram: boolean): Promise<Ours.CircuitB
         Layer.mergeAll(
           Metrics.layer({ service: "bench", histogram }),
           TransitionLog.layerJson({ service: "bench" })
-        ).pipe(Layer.provideMerge(Ours.layerRegistry))
+        ).pipe(Layer.provideMerge(Registry.layer))
       )
       const breaker = yield* Ours.make({ name }).pipe(Effect.provideContext(context))
       return [breaker, Context.get(context, Metrics.PrometheusRegistry)] as const

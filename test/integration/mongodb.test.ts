@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { TransitionLog } from "@neural-hive/observability"
-import { CircuitBreaker, type CircuitBreakerError } from "@neural-hive/resilience"
+import { type CircuitBreakerError, Registry } from "@neural-hive/resilience"
 import { Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References } from "effect"
 import { MongoClient } from "mongodb"
 import { randomUUID } from "node:crypto"
@@ -507,7 +507,7 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       assert.deepStrictEqual(outcomes.slice(FAIL_MAX - 2), ["Network", "CircuitBreakerError"])
       // The transition log line is written by a forked fiber: waited for (bounded), not slept on.
       yield* eventually(Effect.sync(() => logs.some((line) => line.includes("circuit_breaker_open"))), Boolean)
-      const registry = yield* CircuitBreaker.Registry
+      const registry = yield* Registry.Registry
       const snapshot = yield* breaker.snapshot
       assert.include(snapshot.lastError ?? "", "nh-user:***@", "the message was kept, only the password removed")
       const exposed = [
@@ -527,7 +527,7 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       Effect.provide(
         Layer.fresh(storeLayer({ url: Redacted.make(url) })).pipe(
           Layer.provideMerge(TransitionLog.layer()),
-          Layer.provideMerge(CircuitBreaker.layerRegistry),
+          Layer.provideMerge(Registry.layer),
           Layer.provideMerge(Logger.layer([capture])),
           Layer.provideMerge(Layer.succeed(References.MinimumLogLevel, "Debug"))
         )

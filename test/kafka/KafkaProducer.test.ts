@@ -7,7 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
-import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
+import { CircuitBreakerError, CircuitBreakerOptionsError, Registry } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Duration, Effect, Layer, Logger, Option, Redacted, References, Schema } from "effect"
 import * as net from "node:net"
 import { afterEach } from "vitest"
@@ -589,12 +589,12 @@ describe("KafkaProducer: options, config, logs", () => {
         logLevel: Config.succeed("None" as const),
         breaker: Config.succeed({ failMax: 2 })
       }).pipe(
-        Layer.provideMerge(CircuitBreaker.layerRegistry),
+        Layer.provideMerge(Registry.layer),
         Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env: { KAFKA_BROKERS: server.address } })))
       )
       yield* Effect.gen(function*() {
         const producer = yield* KafkaProducer.KafkaProducer
-        const registry = yield* CircuitBreaker.Registry
+        const registry = yield* Registry.Registry
         const registered = yield* registry.get("kafka_producer")
         assert.isTrue(Option.isSome(registered) && registered.value === producer.breaker)
         const error = yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "x" }] }))

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { HttpMetrics, Metrics } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -98,7 +98,7 @@ const exported = Effect.gen(function*() {
   Effect.provide(
     Layer.merge(HttpMetrics.layer(), Metrics.layerDefaultMetrics()).pipe(
       Layer.provideMerge(Metrics.layer()),
-      Layer.provideMerge(CircuitBreaker.layerRegistry)
+      Layer.provideMerge(Registry.layer)
     )
   )
 )

@@ -1,7 +1,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Http, Metrics } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Data, Effect, Layer, Logger, Redacted } from "effect"
 import { HttpServer, HttpServerResponse } from "effect/http"
 import { TestClock, TestConsole } from "effect/testing"
@@ -47,7 +47,7 @@ const json = (reply: Reply): Http.Health => {
 
 const TestLayer = Http.layer({ host: "127.0.0.1", port: 0 }).pipe(
   Layer.provideMerge(Metrics.layer()),
-  Layer.provideMerge(CircuitBreaker.layerRegistry)
+  Layer.provideMerge(Registry.layer)
 )
 
 const seedBreakers = Effect.gen(function*() {
@@ -216,7 +216,7 @@ describe("Http: listening", () => {
           Effect.provide(
             Http.layer({ host: "127.0.0.1" }).pipe(
               Layer.provide(Metrics.layer()),
-              Layer.provide(CircuitBreaker.layerRegistry)
+              Layer.provide(Registry.layer)
             )
           )
         )
@@ -239,7 +239,7 @@ describe("Http: listening", () => {
         port: Config.Int("HTTP_PORT").pipe(Config.withDefault(Http.DEFAULT_PORT))
       }).pipe(
         Layer.provideMerge(Metrics.layer()),
-        Layer.provideMerge(CircuitBreaker.layerRegistry),
+        Layer.provideMerge(Registry.layer),
         Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ HTTP_PORT: "0" })))
       )
     )))
@@ -250,7 +250,7 @@ describe("Http: manual control (admin routes)", () => {
   const AdminLayer = Http.layer({ host: "127.0.0.1", port: 0, admin: { token: Redacted.make(token) } }).pipe(
     Layer.provide(Logger.layer([Logger.consoleJson])),
     Layer.provideMerge(Metrics.layer()),
-    Layer.provideMerge(CircuitBreaker.layerRegistry)
+    Layer.provideMerge(Registry.layer)
   )
   const bearer = (value: string) => ({ authorization: `Bearer ${value}` })
 
@@ -385,7 +385,7 @@ describe("Http: manual control (admin routes)", () => {
         Layer.build(
           Http.layer({ host: "127.0.0.1", port: 0, admin: { token: Redacted.make("fifteen-chars!!") } }).pipe(
             Layer.provide(Metrics.layer()),
-            Layer.provide(CircuitBreaker.layerRegistry)
+            Layer.provide(Registry.layer)
           )
         ).pipe(Effect.scoped)
       )
@@ -421,7 +421,7 @@ describe("Http: /ready and canonical paths", () => {
       assert.strictEqual(reply.status, 200)
       assert.deepStrictEqual(JSON.parse(reply.body), { status: "ready", notReady: [] })
       assert.strictEqual((yield* request("/ready", "POST")).status, 405)
-      const snapshots = yield* Effect.map(CircuitBreaker.Registry, (r) => r.snapshots).pipe(Effect.flatten)
+      const snapshots = yield* Effect.map(Registry.Registry, (r) => r.snapshots).pipe(Effect.flatten)
       assert.deepStrictEqual(Http.ready({ breakers: ["kafka_producer", "redis_client", "missing"] }, snapshots), {
         status: "not_ready",
         notReady: ["kafka_producer", "missing"]
@@ -440,7 +440,7 @@ describe("Http: /ready and canonical paths", () => {
     }).pipe(Effect.provide(
       Http.layer({ host: "127.0.0.1", port: 0, readiness: { breakers: ["kafka_producer"] } }).pipe(
         Layer.provideMerge(Metrics.layer()),
-        Layer.provideMerge(CircuitBreaker.layerRegistry)
+        Layer.provideMerge(Registry.layer)
       )
     )))
 
@@ -487,7 +487,7 @@ describe("Http: slow and abusive clients", () => {
     headersTimeout: "300 millis",
     requestTimeout: "600 millis"
   })
-    .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(CircuitBreaker.layerRegistry))
+    .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(Registry.layer))
 
   /** A raw TCP client that sends `data` and collects what the server answers until it closes. */
   const rawClient = (port: number, data: string) =>
@@ -546,7 +546,7 @@ describe("Http: slow and abusive clients", () => {
   )
 
   const PipelineLayer = Http.layer({ host: "127.0.0.1", port: 0, writeStallTimeout: "300 millis" })
-    .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(CircuitBreaker.layerRegistry))
+    .pipe(Layer.provideMerge(Metrics.layer()), Layer.provideMerge(Registry.layer))
 
   it.live("a few pipelined requests are answered in order", () =>
     Effect.gen(function*() {

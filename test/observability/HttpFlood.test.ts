@@ -6,7 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Http, Metrics } from "@neural-hive/observability"
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import * as net from "node:net"
@@ -27,7 +27,7 @@ const ROUTES = ["/metrics", "/health", "/live", "/nowhere", "/metrics?x=1"]
 
 const FloodLayer = Http.layer({ host: "127.0.0.1", port: 0, writeStallTimeout: "1 second" }).pipe(
   Layer.provideMerge(Metrics.layer()),
-  Layer.provideMerge(CircuitBreaker.layerRegistry)
+  Layer.provideMerge(Registry.layer)
 )
 
 const portOf = Effect.map(HttpServer.HttpServer, (server) => "port" in server.address ? server.address.port : 0)

@@ -1,7 +1,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { assert, describe, it } from "@effect/vitest"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Deferred, Effect, Fiber, Layer, Stream } from "effect"
 import { HttpServer } from "effect/http"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
@@ -22,7 +22,7 @@ const fetchText = (path: string, init?: RequestInit) =>
 const WithMetrics = Http.layer({ host: "127.0.0.1", port: 0 }).pipe(
   Layer.provideMerge(Layer.merge(HttpMetrics.layer(), Metrics.layerDefaultMetrics())),
   Layer.provideMerge(Metrics.layer()),
-  Layer.provideMerge(CircuitBreaker.layerRegistry)
+  Layer.provideMerge(Registry.layer)
 )
 
 describe("HttpMetrics", () => {
@@ -94,7 +94,7 @@ const BoardServer = Layer.unwrap(Effect.gen(function*() {
   )
 })).pipe(
   Layer.provideMerge(NodeHttpServer.layer(() => Http.makeNodeServer(), { host: "127.0.0.1", port: 0 })),
-  Layer.provideMerge(CircuitBreaker.layerRegistry)
+  Layer.provideMerge(Registry.layer)
 )
 
 describe("Board", () => {
@@ -196,5 +196,5 @@ describe("Board", () => {
       yield* board.close
       yield* Fiber.join(reading).pipe(Effect.timeout("2 seconds"))
       assert.strictEqual((yield* board.handle(request)!).status, 503)
-    }).pipe(Effect.scoped, Effect.provide(CircuitBreaker.layerRegistry)))
+    }).pipe(Effect.scoped, Effect.provide(Registry.layer)))
 })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Metrics, ServiceName } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as Prometheus from "prom-client"
@@ -18,8 +18,7 @@ const call = <A, E>(breaker: CircuitBreaker.CircuitBreaker, effect: Effect.Effec
 const failTimes = (breaker: CircuitBreaker.CircuitBreaker, times: number) =>
   Effect.repeat(call(breaker, boom), { times: times - 1 })
 
-const layer = (options?: Metrics.Options) =>
-  Metrics.layer(options).pipe(Layer.provideMerge(CircuitBreaker.layerRegistry))
+const layer = (options?: Metrics.Options) => Metrics.layer(options).pipe(Layer.provideMerge(Registry.layer))
 
 const STATE = { Closed: 0, Open: 1, HalfOpen: 2 } as const
 
@@ -44,7 +43,7 @@ const assertExact = (breaker: CircuitBreaker.CircuitBreaker, service = "orchestr
 
 const serviceLabelIs = (
   expected: string,
-  provided: Layer.Layer<Metrics.PrometheusRegistry | CircuitBreaker.Registry>
+  provided: Layer.Layer<Metrics.PrometheusRegistry | Registry.Registry>
 ) =>
   Effect.gen(function*() {
     yield* CircuitBreaker.make({ name: "kafka_producer" })
@@ -265,7 +264,7 @@ describe("Metrics: the duration histogram", () => {
       assert.strictEqual(m.get("circuit_breaker_calls_total", labels), 2)
       assert.strictEqual(m.get("circuit_breaker_call_duration_seconds_count", labels), 1)
       assert.strictEqual(m.get("circuit_breaker_call_duration_seconds_sum", labels), 1)
-    }).pipe(Effect.provide(CircuitBreaker.layerRegistry)))
+    }).pipe(Effect.provide(Registry.layer)))
 
   it.effect("histogram: false leaves it out (no per-call cost)", () =>
     Effect.gen(function*() {

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Metrics, Observability } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import { TestConsole } from "effect/testing"
@@ -29,7 +29,7 @@ describe("Observability.layer", () => {
       assert.strictEqual(body.service, "billing")
     }).pipe(Effect.provide(
       Observability.layer({ service: "billing", http: { host: "127.0.0.1", port: 0 } }).pipe(
-        Layer.provideMerge(CircuitBreaker.layerRegistry),
+        Layer.provideMerge(Registry.layer),
         Layer.provideMerge(TestConsole.layer)
       )
     )))

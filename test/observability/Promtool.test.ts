@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Metrics } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -65,7 +65,7 @@ describe("promtool: metrics exposition", () => {
       const run = promtool(["check", "metrics"], { input: text })
       assert.strictEqual(run.status, 0, run.output)
       assert.strictEqual(run.output.trim(), "", run.output)
-    }).pipe(Effect.provide(Metrics.layer().pipe(Layer.provideMerge(CircuitBreaker.layerRegistry)))))
+    }).pipe(Effect.provide(Metrics.layer().pipe(Layer.provideMerge(Registry.layer)))))
 })
 
 // Grafana's variables, replaced by plain values so promtool can parse the queries.

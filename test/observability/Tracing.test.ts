@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Tracing } from "@neural-hive/observability"
-import { CircuitBreaker, CircuitBreakerError, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, Registry, withBreaker } from "@neural-hive/resilience"
 import { SpanStatusCode } from "@opentelemetry/api"
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { Effect, Fiber, Layer, Option } from "effect"
@@ -206,5 +206,5 @@ describe("Tracing.layer", () => {
       assert.strictEqual(rejectionEvents(rejected).length, 1)
       assert.deepStrictEqual(attributesOf(span(spans, "cache.hung")).result, "ignored")
       assert.isUndefined(span(spans, "cache.after").attributes["circuit_breaker.name"])
-    }).pipe(Effect.provide(CircuitBreaker.layerRegistry)))
+    }).pipe(Effect.provide(Registry.layer)))
 })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ServiceName, TransitionLog } from "@neural-hive/observability"
-import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
 import { Data, Effect, Layer, Logger } from "effect"
 import { TestClock, TestConsole } from "effect/testing"
 
@@ -41,8 +41,8 @@ const lines = Effect.map(TestConsole.logLines, (output) =>
     }
   }))
 
-const layer = (logs: Layer.Layer<never, never, CircuitBreaker.Registry>) =>
-  logs.pipe(Layer.provideMerge(CircuitBreaker.layerRegistry), Layer.provideMerge(TestConsole.layer))
+const layer = (logs: Layer.Layer<never, never, Registry.Registry>) =>
+  logs.pipe(Layer.provideMerge(Registry.layer), Layer.provideMerge(TestConsole.layer))
 
 describe("TransitionLog", () => {
   it.effect("one JSON line per transition, in order, at the Clock instant, with the seed's messages", () =>

@@ -426,7 +426,7 @@ describe("CircuitBreaker: options are validated", () => {
 describe("CircuitBreaker: registry", () => {
   it.effect("knows every breaker, replays them to late subscribers, refuses duplicate names, forgets closed scopes", () =>
     Effect.gen(function*() {
-      const registry = yield* CircuitBreaker.Registry
+      const registry = yield* Registry.Registry
       yield* CircuitBreaker.make({ name: "kafka_producer" })
       const seen: Array<string> = []
       yield* registry.onRegister((b) => {
@@ -439,7 +439,7 @@ describe("CircuitBreaker: registry", () => {
       const duplicate = yield* Effect.flip(CircuitBreaker.make({ name: "kafka_producer" }))
       assert.strictEqual(duplicate.option, "name")
       assert.isTrue(Option.isSome(yield* registry.get("kafka_producer")))
-    }).pipe(Effect.provide(CircuitBreaker.layerRegistry)))
+    }).pipe(Effect.provide(Registry.layer)))
 })
 
 describe("CircuitBreaker.layer: a breaker declared as a service", () => {

@@ -448,9 +448,7 @@ describe("CircuitBreaker: the combinators in both forms", () => {
       assert.strictEqual(yield* breaker.state, "Open")
     }))
 
-  it("custom is the identity on a policy (deprecated)", () => {
-    const policy = TripPolicy.consecutive(2)
-    assert.strictEqual(CircuitBreaker.custom(policy), policy)
+  it("CircuitBreaker's policy constructors are TripPolicy's", () => {
     assert.strictEqual(CircuitBreaker.consecutive, TripPolicy.consecutive)
   })
 })

@@ -48,12 +48,10 @@ describe("TripPolicy.failureRate", () => {
 })
 
 describe("TripPolicy.failureRateOverTime", () => {
-  it("accepts the window as a duration, keeps windowMillis working", () => {
+  it("accepts the window as a duration or milliseconds", () => {
     expect(TripPolicy.failureRateOverTime({ threshold: 0.5, window: "1 minute", minimumCalls: 1 }).windowMillis)
       .toBe(60_000)
-    expect(TripPolicy.failureRateOverTime({ threshold: 0.5, windowMillis: 500, minimumCalls: 1 }).windowMillis).toBe(
-      500
-    )
+    expect(TripPolicy.failureRateOverTime({ threshold: 0.5, window: 500, minimumCalls: 1 }).windowMillis).toBe(500)
   })
 
   it("decides on every outcome inside the window; buckets older than the window are forgotten", () => {
@@ -105,9 +103,7 @@ describe("TripPolicy values", () => {
     })
   })
 
-  it("window wins over the deprecated windowMillis; a window that is not a duration is NaN", () => {
-    const policy = TripPolicy.failureRateOverTime({ threshold: 1, window: 2_000, windowMillis: 5_000, minimumCalls: 1 })
-    expect(policy.windowMillis).toBe(2_000)
+  it("a window that is not a duration is NaN (the breaker refuses such a policy)", () => {
     expect(TripPolicy.failureRateOverTime({ threshold: 1, window: "soon" as never, minimumCalls: 1 }).windowMillis)
       .toBeNaN()
   })

@@ -237,7 +237,7 @@ const rejected: ReadonlyArray<readonly [string, CircuitBreaker.Options, string, 
   ],
   [
     "failureRateOverTime without a window",
-    { name: "c", policy: TripPolicy.failureRateOverTime({ threshold: 0.5, minimumCalls: 1 }) },
+    { name: "c", policy: TripPolicy.failureRateOverTime({ threshold: 0.5, minimumCalls: 1 } as never) },
     "policy.window",
     "NaN",
     WINDOW

@@ -32,7 +32,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import { Outbox } from "@neural-hive/outbox"
-import type { CircuitBreaker } from "@neural-hive/resilience"
+import { Registry } from "@neural-hive/resilience"
 import { ByteSize, Clock, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import {
   HttpIncomingMessage,
@@ -111,7 +111,7 @@ export const makeApp = (
 ): Effect.Effect<
   App,
   Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
+  Registry.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
 > => Effect.map(build(options), (built) => built.app)
 
 const build = (
@@ -119,7 +119,7 @@ const build = (
 ): Effect.Effect<
   Built,
   Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
+  Registry.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
 > =>
   Effect.gen(function*() {
     if (options.admin !== undefined) yield* Http.checkAdminToken(options.admin, "ADMIN_TOKEN")
@@ -237,7 +237,7 @@ export const layer = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   HttpServerError.ServeError | Http.HttpOptionsError,
-  CircuitBreaker.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
+  Registry.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
 > =>
   Layer.unwrap(Effect.gen(function*() {
     const { app, closeStreams } = yield* build(options)

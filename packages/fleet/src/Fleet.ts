@@ -67,16 +67,6 @@ import * as Scripts from "./internal/scripts.ts"
 // errors
 // -----------------------------------------------------------------------------
 
-/**
- * Bad fleet options fail with the `CircuitBreakerOptionsError` of every package
- * (circuit `"fleet"`), naming the option, the value and what is allowed.
- *
- * @deprecated Use `CircuitBreakerOptionsError` from `@neural-hive/resilience`.
- * @since 0.1.0
- * @category errors
- */
-export type FleetOptionsError = CircuitBreakerOptionsError
-
 // -----------------------------------------------------------------------------
 // models
 // -----------------------------------------------------------------------------

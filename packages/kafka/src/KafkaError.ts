@@ -144,7 +144,7 @@ export class KafkaError extends Data.TaggedError("KafkaError")<{
  * KafkaProducer.isFailure(new Error("something new")) // true
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category classification
  */
 export const isFailure = (error: unknown): boolean => {

@@ -433,7 +433,7 @@ const layers = GuardedClient.layers(KafkaProducer, make)
 
 /**
  * Provides `KafkaProducer`. The breaker registers in a
- * `CircuitBreaker.Registry` when one is in the context (so metrics and
+ * `Registry.Registry` when one is in the context (so metrics and
  * `/health` see it).
  *
  * **Example**

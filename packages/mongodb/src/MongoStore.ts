@@ -151,7 +151,7 @@ const CALLER_ERRORS: ReadonlySet<MongoStoreErrorReason> = new Set(["DuplicateKey
  * MongoStore.isFailure(new Error("something new")) // true
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const isFailure = (error: unknown): boolean =>
@@ -243,7 +243,7 @@ export const toMongoStoreError = (operation: string, cause: unknown, collection?
  * MongoStore.urlProblem("mongodb+srv://u:secret@cluster.example:27017/db") // "mongodb+srv URI cannot have port number"
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const urlProblem = (url: string | Redacted.Redacted<string>): string | undefined => {
@@ -396,7 +396,7 @@ interface Session {
 
 /**
  * Makes the service: a `MongoClient` for the life of the scope and a
- * `mongodb_client` breaker (registered in the `CircuitBreaker.Registry` if one
+ * `mongodb_client` breaker (registered in the `Registry.Registry` if one
  * is provided). Starts even when MongoDB is down (the driver connects on the
  * first call; the start check pings it once, counting a failure); fails with
  * `MongoStoreError { reason: "BadQuery" }` for a URL the driver cannot parse.

@@ -33,7 +33,7 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -125,9 +125,9 @@ export const paths: ReadonlyArray<string> = ["/", "/status", "/events"]
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBreaker.Registry | Scope.Scope> = Effect
+export const make: (options?: Options) => Effect.Effect<Board, never, Registry.Registry | Scope.Scope> = Effect
   .fnUntraced(function*(options?: Options) {
-    const registry = yield* CircuitBreaker.Registry
+    const registry = yield* Registry.Registry
     const service = options?.service ?? (yield* ServiceName)
     const maxClients = options?.maxClients ?? 64
     const scope = yield* Effect.scope

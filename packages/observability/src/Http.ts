@@ -26,19 +26,19 @@
  *
  * ```ts
  * import { Layer } from "effect"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  * import { Http, Metrics } from "@neural-hive/observability"
  *
  * const Server = Http.layer({ port: 8000 }).pipe(
  *   Layer.provideMerge(Metrics.layer()),
- *   Layer.provideMerge(CircuitBreaker.layerRegistry)
+ *   Layer.provideMerge(Registry.layer)
  * )
  * ```
  *
  * @since 0.1.0
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Data from "effect/Data"
@@ -84,7 +84,7 @@ export const MIN_ADMIN_TOKEN_LENGTH = 16
  * The fewest different characters an admin token may have: `aaaaaaaaaaaaaaaa` or
  * `abababababababab` is long enough but easily guessed.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constants
  */
 export const MIN_ADMIN_TOKEN_DISTINCT = 8
@@ -220,7 +220,7 @@ export type AdminAction = "force-open" | "disable" | "reset"
  * `route` is the metric's label (a route template, never the raw path), `event`
  * the log line of a denial, `path` the logged path.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface AuthGuard {
@@ -377,7 +377,7 @@ export const requestPath = (request: HttpServerRequest.HttpServerRequest): strin
  * The loopback names a `Host` header may always carry: a browser on this
  * machine reaches the service by them.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constants
  */
 export const loopbackHosts: ReadonlyArray<string> = ["localhost", "127.0.0.1", "[::1]"]
@@ -390,7 +390,7 @@ export const loopbackHosts: ReadonlyArray<string> = ["localhost", "127.0.0.1", "
  * rebinds its DNS name to 127.0.0.1 still sends its own name in `Host`. A
  * request without `Host` fails it.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const hostFilter = (options: {
@@ -455,7 +455,7 @@ export const checkAdminToken = (
  * `maxClients` (default 10,000) addresses are tracked; beyond, the oldest is
  * forgotten. The summary runs until the scope closes.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const makeAuthGuard = (
@@ -485,11 +485,11 @@ export const makeApp: (
 ) => Effect.Effect<
   Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>,
   HttpOptionsError,
-  CircuitBreaker.Registry | PrometheusRegistry | Scope.Scope
+  Registry.Registry | PrometheusRegistry | Scope.Scope
 > = Effect.fnUntraced(function*(
   options?: Pick<Options, "service" | "admin" | "readiness" | "metricsMaxAge" | "healthDetails">
 ) {
-  const breakers = yield* CircuitBreaker.Registry
+  const breakers = yield* Registry.Registry
   const registry = yield* PrometheusRegistry
   const service = options?.service ?? (yield* ServiceName)
   const readiness = options?.readiness ?? {}
@@ -586,7 +586,7 @@ export const layer = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   HttpServerError.ServeError | HttpOptionsError,
-  CircuitBreaker.Registry | PrometheusRegistry
+  Registry.Registry | PrometheusRegistry
 > =>
   Layer.unwrap(Effect.map(Effect.flatMap(makeApp(options), HttpMetrics.instrument), (app) => HttpServer.serve(app)))
     .pipe(
@@ -608,7 +608,7 @@ export const layerConfig = (
 ): Layer.Layer<
   HttpServer.HttpServer,
   HttpServerError.ServeError | HttpOptionsError | Config.ConfigError,
-  CircuitBreaker.Registry | PrometheusRegistry
+  Registry.Registry | PrometheusRegistry
 > => Layer.unwrap(Effect.map(Config.unwrap(options), layer))
 
 // -----------------------------------------------------------------------------

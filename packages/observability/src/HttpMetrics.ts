@@ -21,13 +21,13 @@
  * import { Effect, Layer } from "effect"
  * import { HttpServer, HttpServerResponse } from "effect/http"
  * import { HttpMetrics, Metrics } from "@neural-hive/observability"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  *
  * const app = Effect.succeed(HttpServerResponse.text("ok"))
  * const Served = Layer.unwrap(Effect.map(HttpMetrics.instrument(app), (measured) => HttpServer.serve(measured))).pipe(
  *   Layer.provide(HttpMetrics.layer()),
  *   Layer.provide(Metrics.layer()),
- *   Layer.provide(CircuitBreaker.layerRegistry)
+ *   Layer.provide(Registry.layer)
  * )
  * ```
  *

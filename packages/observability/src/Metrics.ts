@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (prom-client) for every breaker of a `CircuitBreaker.Registry`.
+ * Prometheus metrics (prom-client) for every breaker of a `Registry.Registry`.
  *
  * Almost nothing runs on the call path. The breaker already keeps cumulative
  * totals; the gauge and the counters read them when Prometheus scrapes
@@ -24,7 +24,7 @@
  *
  * ```ts
  * import { Effect, Layer } from "effect"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  * import { Metrics } from "@neural-hive/observability"
  *
  * const program = Effect.gen(function*() {
@@ -34,14 +34,14 @@
  * })
  *
  * const MainLayer = Metrics.layer({ service: "orchestrator-dynamic" }).pipe(
- *   Layer.provideMerge(CircuitBreaker.layerRegistry)
+ *   Layer.provideMerge(Registry.layer)
  * )
  * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(MainLayer)))
  * ```
  *
  * @since 0.1.0
  */
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry as Breakers } from "@neural-hive/resilience"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -157,7 +157,7 @@ interface Wired {
 
 /**
  * Registers the breaker metrics in a prom-client registry and wires every
- * breaker of the `CircuitBreaker.Registry` to them, including breakers made
+ * breaker of the `Registry.Registry` to them, including breakers made
  * later. The metrics leave the prom-client registry when the scope closes.
  * Registering twice in one prom-client registry is a defect (prom-client
  * refuses duplicate metric names).
@@ -165,9 +165,9 @@ interface Wired {
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: Options) => Effect.Effect<Registry, never, CircuitBreaker.Registry | Scope.Scope> = Effect
+export const make: (options?: Options) => Effect.Effect<Registry, never, Breakers.Registry | Scope.Scope> = Effect
   .fnUntraced(function*(options?: Options) {
-    const breakers = yield* CircuitBreaker.Registry
+    const breakers = yield* Breakers.Registry
     const service = options?.service ?? (yield* ServiceName)
     const registry: Registry = options?.registry ?? new Prometheus.Registry()
     const scope = yield* Effect.scope
@@ -338,12 +338,12 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Circuit
 
 /**
  * Provides the `PrometheusRegistry` holding the breaker metrics, wired to
- * every breaker of the `CircuitBreaker.Registry`.
+ * every breaker of the `Registry.Registry`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<PrometheusRegistry, never, CircuitBreaker.Registry> =>
+export const layer = (options?: Options): Layer.Layer<PrometheusRegistry, never, Breakers.Registry> =>
   Layer.effect(PrometheusRegistry, make(options))
 
 // -----------------------------------------------------------------------------

@@ -1,22 +1,22 @@
 /**
  * Everything at once: metrics, transition logs and the HTTP endpoints for
- * every breaker of the `CircuitBreaker.Registry`.
+ * every breaker of the `Registry.Registry`.
  *
  * **Example** (The Orchestrator Dynamic service: metrics, JSON logs and port 8000)
  *
  * ```ts
  * import { Layer } from "effect"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  * import { Observability } from "@neural-hive/observability"
  *
  * const MainLayer = Observability.layer({ service: "orchestrator-dynamic" }).pipe(
- *   Layer.provideMerge(CircuitBreaker.layerRegistry)
+ *   Layer.provideMerge(Registry.layer)
  * )
  * ```
  *
  * @since 0.1.0
  */
-import type { CircuitBreaker } from "@neural-hive/resilience"
+import type { Registry } from "@neural-hive/resilience"
 import type * as HttpServer from "effect/http/HttpServer"
 import type * as HttpServerError from "effect/http/HttpServerError"
 import * as Layer from "effect/Layer"
@@ -49,7 +49,7 @@ export const layer = (
 ): Layer.Layer<
   Metrics.PrometheusRegistry | HttpServer.HttpServer,
   HttpServerError.ServeError | Http.HttpOptionsError,
-  CircuitBreaker.Registry
+  Registry.Registry
 > => {
   const service = options?.service === undefined ? {} : { service: options.service }
   const logs = options?.logs === "current" ? TransitionLog.layer(service) : TransitionLog.layerJson(service)

@@ -25,7 +25,7 @@
  *
  * ```ts
  * import { Effect } from "effect"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  * import { Tracing } from "@neural-hive/observability"
  *
  * const program = Effect.gen(function*() {
@@ -37,7 +37,7 @@
  * @since 0.1.0
  */
 import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import { CircuitBreaker, CircuitBreakerError, CircuitBreakerTimeoutError } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, CircuitBreakerTimeoutError, Registry } from "@neural-hive/resilience"
 import * as Resources from "@opentelemetry/resources"
 import { BasicTracerProvider, type Sampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions"
@@ -144,18 +144,18 @@ export const tracedOption: {
  *
  * ```ts
  * import { Layer } from "effect"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  * import { Tracing } from "@neural-hive/observability"
  *
- * const TracingLive = Tracing.layer.pipe(Layer.provideMerge(CircuitBreaker.layerRegistry))
+ * const TracingLive = Tracing.layer.pipe(Layer.provideMerge(Registry.layer))
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<never, never, CircuitBreaker.Registry> = Layer.effectDiscard(
+export const layer: Layer.Layer<never, never, Registry.Registry> = Layer.effectDiscard(
   Effect.gen(function*() {
-    const registry = yield* CircuitBreaker.Registry
+    const registry = yield* Registry.Registry
     yield* registry.listenEach((breaker) => ({
       annotate: (outcome, state, exit) => record(breaker.name, outcome, state, exit)
     }))

@@ -19,17 +19,17 @@
  *
  * ```ts
  * import { Layer } from "effect"
- * import { CircuitBreaker } from "@neural-hive/resilience"
+ * import { CircuitBreaker, Registry } from "@neural-hive/resilience"
  * import { TransitionLog } from "@neural-hive/observability"
  *
  * const Logs = TransitionLog.layerJson({ service: "orchestrator-dynamic" }).pipe(
- *   Layer.provideMerge(CircuitBreaker.layerRegistry)
+ *   Layer.provideMerge(Registry.layer)
  * )
  * ```
  *
  * @since 0.1.0
  */
-import { CircuitBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Registry } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
@@ -113,9 +113,9 @@ export const LOGGER = "circuit_breaker"
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: Options) => Effect.Effect<void, never, CircuitBreaker.Registry | Scope.Scope> = Effect
+export const make: (options?: Options) => Effect.Effect<void, never, Registry.Registry | Scope.Scope> = Effect
   .fnUntraced(function*(options?: Options) {
-    const breakers = yield* CircuitBreaker.Registry
+    const breakers = yield* Registry.Registry
     const service = options?.service ?? (yield* ServiceName)
     // The loggers, console and clock of the layer's context; the breaker's callback is synchronous, and a
     // fiber forked for a synchronous log effect completes before runForkWith returns, so lines keep their order.
@@ -133,7 +133,7 @@ export const make: (options?: Options) => Effect.Effect<void, never, CircuitBrea
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<never, never, CircuitBreaker.Registry> =>
+export const layer = (options?: Options): Layer.Layer<never, never, Registry.Registry> =>
   Layer.effectDiscard(make(options))
 
 /**
@@ -143,7 +143,7 @@ export const layer = (options?: Options): Layer.Layer<never, never, CircuitBreak
  * @since 0.1.0
  * @category layers
  */
-export const layerJson = (options?: Options): Layer.Layer<never, never, CircuitBreaker.Registry> =>
+export const layerJson = (options?: Options): Layer.Layer<never, never, Registry.Registry> =>
   layer(options).pipe(Layer.provide(Logging.layer()))
 
 // -----------------------------------------------------------------------------

@@ -122,7 +122,7 @@ export const toRedisError = (command: string, cause: unknown): RedisError => {
  * RedisCache.isFailure(new Error("something new")) // true
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const isFailure = (error: unknown): boolean => !(error instanceof RedisError && error.reason === "Reply")
@@ -179,7 +179,7 @@ export interface Options {
  * on ioredis 5 or 6 (ioredis 6's own `RedisOptions` type is refused by its constructor under
  * `exactOptionalPropertyTypes`, this one is not).
  *
- * @since 0.1.1
+ * @since 0.1.0
  * @category models
  */
 export interface ClientOptions {
@@ -269,7 +269,7 @@ const ready = (client: Redis, signal: AbortSignal): Promise<void> => {
 
 /**
  * Makes the service: an ioredis client and a `redis_client` breaker
- * (registered in the `CircuitBreaker.Registry` if one is provided) for the
+ * (registered in the `Registry.Registry` if one is provided) for the
  * life of the scope. Starts even when Redis is down; when the breaker opens
  * the client is closed (nothing reconnects while open) and the first call or
  * probe afterwards connects a fresh one.

@@ -64,7 +64,7 @@ export {
    */
   CircuitBreakerOptionsError,
   /**
-   * @since 0.2.0
+   * @since 0.1.0
    * @category errors
    */
   CircuitBreakerTimeoutError,
@@ -130,16 +130,6 @@ export type CallOutcome = Machine.Outcome | "rejected"
 export type FailureMode = "fail-fast" | "fail-open"
 
 /**
- * A trip policy: `consecutive`, `failureRate`, `failureRateOverTime` or any
- * `TripPolicy` of your own.
- *
- * @deprecated since 0.2.0: the same type as `TripPolicy.TripPolicy`.
- * @since 0.1.0
- * @category models
- */
-export type Policy = TripPolicy
-
-/**
  * Open after `failMax` consecutive counted failures (the default, with `failMax` 5).
  * The same function as `TripPolicy.consecutive`.
  *
@@ -169,18 +159,9 @@ export const failureRate = TripPolicies.failureRate
 export const failureRateOverTime = TripPolicies.failureRateOverTime
 
 /**
- * A policy of your own: any `TripPolicy` can be passed as `policy` directly.
- *
- * @deprecated since 0.2.0: pass the `TripPolicy` itself.
- * @since 0.1.0
- * @category policies
- */
-export const custom = (policy: TripPolicy): TripPolicy => policy
-
-/**
  * Every default of a breaker, in one table (durations in milliseconds).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constants
  */
 export const defaults = internalOptions.defaults
@@ -421,7 +402,7 @@ export interface Unsafe {
  * remaining time as the `openings`-th opening in a row; HALF_OPEN now (this
  * replica won the probe); CLOSED; forced open; disabled.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category models
  */
 export type RemoteDecision =
@@ -433,7 +414,7 @@ export type RemoteDecision =
 
 /**
  * Makes a breaker that lives as long as the scope. When a
- * `CircuitBreaker.Registry` is in the context the breaker registers itself in it
+ * `Registry.Registry` is in the context the breaker registers itself in it
  * (a name already registered fails). Bad options fail with
  * `CircuitBreakerOptionsError` naming the option, the value and what is allowed.
  *
@@ -486,7 +467,7 @@ export const make: (options: Options) => Effect.Effect<CircuitBreaker, CircuitBr
  * const program = publish.pipe(Effect.provide(KafkaBreakerLive))
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layer = <I>(
@@ -549,34 +530,6 @@ export const withBreakerOption: {
   <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, isFailure?: (error: E) => boolean) =>
     Effect.option(breaker.protect(self, isFailure))
 )
-
-/**
- * @deprecated since 0.2.0: `Registry.Registry`.
- * @since 0.1.0
- * @category registry
- */
-export const Registry = Registries.Registry
-
-/**
- * @deprecated since 0.2.0: `Registry.Registry`.
- * @since 0.1.0
- * @category registry
- */
-export type Registry = Registries.Registry
-
-/**
- * @deprecated since 0.2.0: `Registry.make`.
- * @since 0.1.0
- * @category registry
- */
-export const makeRegistry = Registries.make
-
-/**
- * @deprecated since 0.2.0: `Registry.layer`.
- * @since 0.1.0
- * @category registry
- */
-export const layerRegistry = Registries.layer
 
 /**
  * Milliseconds of a duration option (`fallback` when absent), or

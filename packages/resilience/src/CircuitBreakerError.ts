@@ -7,7 +7,7 @@
  * not called" (answer 503 with `retryAfter`), while a timeout is a failure of a
  * call that did run (answer 502).
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -64,7 +64,7 @@ Object.defineProperty(CircuitBreakerError.prototype, "stack", {
  * The call ran past the breaker's `callTimeout` and was interrupted. It counts
  * as a failure of the dependency, whatever the classifier says.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export class CircuitBreakerTimeoutError extends Data.TaggedError("CircuitBreakerTimeoutError")<{

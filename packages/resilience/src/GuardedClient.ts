@@ -36,7 +36,7 @@
  * }).pipe(Effect.scoped)
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
@@ -48,7 +48,7 @@ import type * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Options<Client, E> {
@@ -86,7 +86,7 @@ export interface Options<Client, E> {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface GuardedClient<Client, E> {
@@ -117,7 +117,7 @@ export interface GuardedClient<Client, E> {
  * }) // Effect<{ commandTimeout: 300, connectTimeout: 2000 }, CircuitBreakerOptionsError>
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category validation
  */
 export const durations = <K extends string>(
@@ -139,7 +139,7 @@ export const durations = <K extends string>(
  * parse), and with `CircuitBreakerOptionsError` on bad breaker options; a
  * dependency that is down never fails it (the start check shows in the breaker).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const make: <Client, E>(
@@ -247,7 +247,7 @@ export const make: <Client, E>(
  * const { layer, layerConfig } = GuardedClient.layers(Api, make)
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layers = <I, S, Options, E>(

@@ -91,7 +91,7 @@ export interface Settings {
 /**
  * CLOSED: calls run and the trip policy counts them.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Closed {
@@ -106,7 +106,7 @@ export interface Closed {
 /**
  * OPEN: calls are rejected until `until`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Open {
@@ -123,7 +123,7 @@ export interface Open {
 /**
  * HALF_OPEN: up to `permits` probes run.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface HalfOpen {
@@ -141,7 +141,7 @@ export interface HalfOpen {
 /**
  * The state of a breaker, one immutable value per state.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export type Phase = Closed | Open | HalfOpen
@@ -150,7 +150,7 @@ export type Phase = Closed | Open | HalfOpen
  * Where the machine keeps its phase. An Effect `Ref` keeps its value in such a
  * cell (`Ref.ref`), so the breaker's Ref is handed over as it is.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Cell<A> {
@@ -207,7 +207,7 @@ const noHooks: Hooks = { onTransition: () => {}, onOpen: () => {} }
 /**
  * The phase a new breaker starts in.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const initialPhase = (now: number, mode: Mode = "Normal"): Phase =>
@@ -234,13 +234,13 @@ export const make = (
 /**
  * The current state.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category getters
  */
 export const state = (m: Machine): State => m.phase.current._tag
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category getters
  */
 export const mode = (m: Machine): Mode => m.phase.current.mode
@@ -444,7 +444,7 @@ export const reset = (m: Machine, now: number): boolean => {
  * OPEN breaker only has its period and openings aligned (no transition); a
  * forced-open or disabled breaker is left alone. Returns whether anything changed.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category remote
  */
 export const adoptOpen = (m: Machine, remainingMillis: number, openings: number, now: number): boolean => {
@@ -466,7 +466,7 @@ export const adoptOpen = (m: Machine, remainingMillis: number, openings: number,
  * Ends an OPEN breaker's period now, whatever is left of it: this replica won
  * the fleet's probe lease. Returns whether it moved to HALF_OPEN.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category remote
  */
 export const adoptHalfOpen = (m: Machine, now: number): boolean => {
@@ -481,7 +481,7 @@ export const adoptHalfOpen = (m: Machine, now: number): boolean => {
  * CLOSED and `Normal`, counts forgotten. A breaker already CLOSED and `Normal`
  * is left alone (its own count stays). Returns whether anything changed.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category remote
  */
 export const adoptClosed = (m: Machine, now: number): boolean => {
@@ -494,7 +494,7 @@ export const adoptClosed = (m: Machine, now: number): boolean => {
 /**
  * Adopts a force-open or a disable decided elsewhere. Returns whether anything changed.
  *
- * @since 0.3.0
+ * @since 0.1.0
  * @category remote
  */
 export const adoptMode = (m: Machine, mode: "ForcedOpen" | "Disabled", now: number): boolean => {

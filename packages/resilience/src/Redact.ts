@@ -62,7 +62,7 @@ const copy = (value: unknown, seen: WeakMap<object, unknown>, depth: number): un
  * copied; the original is left as it was). Use it on any error that reaches a
  * log or an answer.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category redaction
  */
 export const redactError = <E>(error: E): E => copy(error, new WeakMap(), 0) as E
@@ -71,7 +71,7 @@ export const redactError = <E>(error: E): E => copy(error, new WeakMap(), 0) as 
  * A `Cause` whose failures and defects went through `redactError`, e.g. before
  * the runtime prints why the program stopped.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category redaction
  */
 export const redactCause = <E>(cause: Cause.Cause<E>): Cause.Cause<E> =>

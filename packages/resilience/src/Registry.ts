@@ -16,7 +16,7 @@
  * }).pipe(Effect.scoped, Effect.provide(Registry.layer))
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -28,7 +28,7 @@ import type { CircuitBreaker, Listener, Snapshot } from "./CircuitBreaker.ts"
 import { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category registry
  */
 export class Registry extends Context.Service<Registry, {
@@ -55,7 +55,7 @@ export class Registry extends Context.Service<Registry, {
 /**
  * A new, empty registry.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category constructors
  */
 export const make: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
@@ -126,7 +126,7 @@ export const make: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
 /**
  * Provides a new `Registry`.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<Registry> = Layer.effect(Registry, make)

@@ -36,7 +36,7 @@ import * as Yaml from "./internal/yaml.ts"
 /**
  * One circuit's breaker settings, in configuration units (seconds).
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface CircuitSettings {
@@ -92,7 +92,7 @@ export const defaults: CircuitSettings = {
 /**
  * How an application's YAML is laid out, mapped onto circuits by name.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Format {
@@ -109,7 +109,7 @@ export interface Format {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface ParseOptions extends Format {
@@ -119,15 +119,6 @@ export interface ParseOptions extends Format {
   /** The largest input accepted (default 1 MiB). */
   readonly maxBytes?: number | undefined
 }
-
-/**
- * @deprecated Since 0.2.0 the settings are per circuit: use `CircuitSettings`
- * (`timeoutSeconds` is `maxOpenSeconds` there; the Orchestrator Dynamic
- * example keeps the old key in its format).
- * @since 0.1.0
- * @category models
- */
-export type DependencySettings = CircuitSettings
 
 // -----------------------------------------------------------------------------
 // errors
@@ -172,7 +163,7 @@ export class ResilienceConfigError extends Data.TaggedError("ResilienceConfigErr
 /**
  * The problems a `ResilienceConfigError` message shows; the rest are counted.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const maxShownProblems = 20

@@ -46,7 +46,7 @@ export interface TripPolicy {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface Consecutive extends TripPolicy {
@@ -104,7 +104,7 @@ export interface FailureRateOptions {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface FailureRate extends TripPolicy {
@@ -168,13 +168,7 @@ export interface FailureRateOverTimeOptions {
   /** Failure ratio in (0, 1] at which the breaker opens. */
   readonly threshold: number
   /** The sliding window (a `Duration.Input`: "1 minute", milliseconds, ...). */
-  readonly window?: Duration.Input | undefined
-  /**
-   * The sliding window, in milliseconds.
-   *
-   * @deprecated since 0.2.0: use `window`.
-   */
-  readonly windowMillis?: number | undefined
+  readonly window: Duration.Input
   /** No decision before this many calls fell inside the window. */
   readonly minimumCalls: number
   /** How many buckets divide the window (default 10); more is finer and larger. */
@@ -182,7 +176,7 @@ export interface FailureRateOverTimeOptions {
 }
 
 /**
- * @since 0.2.0
+ * @since 0.1.0
  * @category models
  */
 export interface FailureRateOverTime extends TripPolicy {
@@ -206,7 +200,7 @@ export interface FailureRateOverTime extends TripPolicy {
  */
 export const failureRateOverTime = (options: FailureRateOverTimeOptions): FailureRateOverTime => {
   const { minimumCalls, threshold } = options
-  const windowMillis = options.window !== undefined ? toMillis(options.window) : options.windowMillis ?? NaN
+  const windowMillis = toMillis(options.window)
   const bucketCount = options.buckets ?? 10
   const bucketMillis = windowMillis / bucketCount
   return {

@@ -33,7 +33,7 @@ export {
    */
   CircuitBreakerOptionsError,
   /**
-   * @since 0.2.0
+   * @since 0.1.0
    */
   CircuitBreakerTimeoutError
 } from "./CircuitBreakerError.ts"
@@ -41,7 +41,7 @@ export {
 /**
  * The registry of a program's breakers.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export * as Registry from "./Registry.ts"
 
@@ -75,7 +75,7 @@ export { redact, redactCause, redactError } from "./Redact.ts"
  * The skeleton the client integrations share: a client behind a breaker, retired while it is open,
  * with a deadline, a span and an idle probe.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 export * as GuardedClient from "./GuardedClient.ts"
 

@@ -156,7 +156,7 @@ const CALLER_ERRORS: ReadonlySet<TemporalErrorReason> = new Set([
  * TemporalClient.isFailure(new Error("something new")) // true
  * ```
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @category errors
  */
 export const isFailure = (error: unknown): boolean =>
@@ -430,7 +430,7 @@ const healthCheck = async (session: Session, signal: AbortSignal): Promise<void>
 
 /**
  * Makes the service: a lazy gRPC connection for the life of the scope and a
- * `temporal_client` breaker (registered in the `CircuitBreaker.Registry` if one
+ * `temporal_client` breaker (registered in the `Registry.Registry` if one
  * is provided). Starts even when Temporal is down (the start check counts it);
  * fails with `TemporalError { reason: "InvalidArgument" }` for an address the
  * SDK rejects.

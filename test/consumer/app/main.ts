@@ -15,6 +15,7 @@ import {
   CircuitBreakerError,
   Facade,
   redact,
+  Registry,
   ResilienceConfig,
   withBreaker,
   withBreakerOption
@@ -69,7 +70,7 @@ const program = Effect.gen(function*() {
   assert.match(text, /circuit_breaker_trips_total\{service="consumer",circuit="kafka_producer"\} 1/)
 
   // /health as JSON: a fail-fast breaker open makes the service unavailable.
-  const registry = yield* CircuitBreaker.Registry
+  const registry = yield* Registry.Registry
   const health = Http.health("consumer", yield* registry.snapshots)
   assert.equal(health.status, "unavailable")
   assert.equal(Http.statusCode(health), 503)
@@ -124,7 +125,7 @@ const MainLayer = Layer.mergeAll(
   Metrics.layer({ service: "consumer" }),
   TransitionLog.layer(),
   Tracing.layer
-).pipe(Layer.provideMerge(CircuitBreaker.layerRegistry), Layer.provide(ServiceName.layer("consumer")))
+).pipe(Layer.provideMerge(Registry.layer), Layer.provide(ServiceName.layer("consumer")))
 
 // Observability.layer (metrics, logs, HTTP on a port) type-checks here; the run above needs no port.
 void Observability.layer

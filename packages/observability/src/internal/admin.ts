@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import type { CircuitBreaker } from "@neural-hive/resilience"
+import { Registry } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -51,7 +51,7 @@ const refused = (
   )
 
 /** The `/admin/...` routes behind the bearer token, judged by `guard` (throttled, counted, logged). */
-export const make = (breakers: CircuitBreaker.Registry["Service"], token: Redacted.Redacted<string>, guard: Guard) => {
+export const make = (breakers: Registry.Registry["Service"], token: Redacted.Redacted<string>, guard: Guard) => {
   const authorized = bearerAuthorization(token)
 
   const control = (

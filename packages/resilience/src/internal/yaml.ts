@@ -2,7 +2,7 @@
  * Bounded YAML reading for the configuration: a size limit, regular files
  * only, a linear duplicate-key check and problems that name the real line.
  *
- * @since 0.2.0
+ * @since 0.1.0
  * @internal
  */
 import * as Effect from "effect/Effect"

@@ -180,7 +180,12 @@ const waitLive = async (url: string, child: ChildProcess): Promise<void> => {
 /** Starts the example as `npm start` does (embedded dependencies), with every breaker on or disabled. */
 const startService = async (breakers: "on" | "disabled") => {
   const port = await freePort()
-  const env: Record<string, string | undefined> = { ...process.env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port) }
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(port),
+    DRAIN_SECONDS: "0"
+  }
   for (const dependency of dependencies) {
     env[`CIRCUIT_BREAKER_${dependency}_ENABLED`] = breakers === "on" ? "true" : "false"
   }

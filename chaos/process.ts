@@ -56,7 +56,9 @@ const environment = (rig: Rig, port: number, configFile: string): NodeJS.Process
     KAFKA_BROKERS: rig.kafkaProxy.address,
     TEMPORAL_ADDRESS: rig.temporalProxy.address,
     REDIS_URL: `redis://127.0.0.1:${rig.redisProxy.port}`,
-    MONGODB_URL: `mongodb://127.0.0.1:${rig.mongodbProxy.port}/${DATABASE}`
+    MONGODB_URL: `mongodb://127.0.0.1:${rig.mongodbProxy.port}/${DATABASE}`,
+    // The harness stops it itself; no load balancer to drain for.
+    DRAIN_SECONDS: "0"
   }
 }
 

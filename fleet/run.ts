@@ -104,7 +104,14 @@ class Replica {
     this.pod = pod
     this.port = port
     this.child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
-      env: { ...process.env, ...env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), POD_NAME: pod },
+      env: {
+        ...process.env,
+        ...env,
+        HTTP_HOST: "127.0.0.1",
+        HTTP_PORT: String(port),
+        POD_NAME: pod,
+        DRAIN_SECONDS: "0"
+      },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let rest = ""

@@ -139,6 +139,11 @@ describe("Helm chart", () => {
     expect(vars.has("FLEET_REDIS_URL")).toBe(false)
     expect(vars.has("OTEL_EXPORTER_OTLP_ENDPOINT")).toBe(false)
     expect(one(manifests, "PodDisruptionBudget").spec.maxUnavailable).toBe(1)
+    // Shutdown: preStop sleep, then the service drains for readiness period x failureThreshold (5 x 2 s),
+    // all inside the grace period.
+    expect(c.lifecycle.preStop.sleep.seconds).toBe(2)
+    expect(vars.get("DRAIN_SECONDS")?.value).toBe("10")
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(2 + 10 + 15)
     expect(one(manifests, "ServiceMonitor").spec.endpoints[0]).toMatchObject({ port: "http", path: "/metrics" })
     const service = one(manifests, "Service")
     expect(service.spec.selector).toEqual(deployment.spec.selector.matchLabels)
@@ -204,6 +209,19 @@ describe("Helm chart", () => {
     const dashboard = render().find((m) => m.kind === "ConfigMap" && m.data?.["circuit-breakers.json"] !== undefined)!
     expect(dashboard.metadata.labels?.["grafana_dashboard"]).toBe("1")
     expect(JSON.parse(dashboard.data!["circuit-breakers.json"]!).uid).toBe("neural-hive-circuit-breakers")
+  })
+})
+
+describe("Helm chart: shutdown", () => {
+  it("an explicit drain is used as given; a grace period shorter than preStop + drain + 15 s is refused", () => {
+    const set = (...pairs: ReadonlyArray<string>) =>
+      helm("template", "od", chart, ...pairs.flatMap((p) => ["--set", p]))
+    const given = set("shutdown.drainSeconds=20", "terminationGracePeriodSeconds=40")
+    expect(given.status, given.output).toBe(0)
+    expect(given.stdout).toMatch(/name: DRAIN_SECONDS\n\s+value: "20"/)
+    const short = set("shutdown.drainSeconds=20", "terminationGracePeriodSeconds=30")
+    expect(short.status).not.toBe(0)
+    expect(short.output).toContain("terminationGracePeriodSeconds 30 is shorter than preStop + drain + 15 s = 37")
   })
 })
 

@@ -21,6 +21,29 @@ const failure = (env: Record<string, string>) =>
   Effect.flip(read(env)).pipe(Effect.map((error) => `${error.message}\n${String(error.cause)}`))
 
 describe("AppConfig", () => {
+  it.effect("READINESS_BREAKERS names only this service's breakers; a typo is an error with a suggestion", () =>
+    Effect.gen(function*() {
+      const ok = yield* read({ READINESS_BREAKERS: " redis_client , kafka_producer" })
+      assert.deepStrictEqual(ok.readinessBreakers, ["redis_client", "kafka_producer"])
+      const typo = yield* failure({ READINESS_BREAKERS: "kafka,mongodb_clinet" })
+      assert.include(typo, "READINESS_BREAKERS: unknown breaker")
+      assert.include(typo, `"kafka" (did you mean "kafka_producer"?)`)
+      assert.include(typo, `"mongodb_clinet" (did you mean "mongodb_client"?)`)
+      assert.include(typo, "kafka_producer, temporal_client, redis_client, mongodb_client")
+      const nothingClose = yield* failure({ READINESS_BREAKERS: "zzz" })
+      assert.include(nothingClose, `unknown breaker "zzz";`)
+    }))
+
+  it.effect("DRAIN_SECONDS: 5 s by default, 0 to 300 seconds, anything else names the variable", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* read({})).drainMillis, 5_000)
+      assert.strictEqual((yield* read({ DRAIN_SECONDS: "0" })).drainMillis, 0)
+      assert.strictEqual((yield* read({ DRAIN_SECONDS: "2.5" })).drainMillis, 2_500)
+      for (const bad of ["-1", "301", "soon"]) {
+        assert.include(yield* failure({ DRAIN_SECONDS: bad }), "DRAIN_SECONDS: got", bad)
+      }
+    }))
+
   it.effect("valid endpoints are read as given (URLs stay Redacted)", () =>
     Effect.gen(function*() {
       const config = yield* read({

@@ -276,6 +276,7 @@ const runExample = async (env: Record<string, string>) => {
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(await freePort()),
       NODE_OPTIONS: PEAK,
+      DRAIN_SECONDS: "0",
       ...env
     },
     stdio: ["ignore", "pipe", "pipe"]

@@ -15,8 +15,8 @@ export interface Service {
   readonly url: string
   /** Every stdout line so far, parsed (a line that is not JSON is kept as `{ raw }`). */
   readonly lines: () => ReadonlyArray<Record<string, unknown>>
-  /** SIGTERM, then the exit code (or signal) once the process is gone. */
-  readonly stop: () => Promise<number | string>
+  /** SIGTERM (or `signal`), then the exit code (or signal) once the process is gone. */
+  readonly stop: (signal?: "SIGTERM" | "SIGINT") => Promise<number | string>
 }
 
 /** The admin token of the tests: long enough for the service's check (16 characters or more). */
@@ -32,6 +32,8 @@ export const startService = async (env: Record<string, string>, timeoutMs = 60_0
       HTTP_HOST: "127.0.0.1",
       HTTP_PORT: String(port),
       ADMIN_TOKEN,
+      // No drain at SIGTERM unless a test asks (test/examples/drain.test.ts): stop() should not wait 5 s.
+      DRAIN_SECONDS: "0",
       ...env
     },
     stdio: ["ignore", "pipe", "pipe"]
@@ -73,8 +75,8 @@ export const startService = async (env: Record<string, string>, timeoutMs = 60_0
   return {
     url: `http://127.0.0.1:${port}`,
     lines: () => lines,
-    stop: async () => {
-      if (child.exitCode === null) child.kill("SIGTERM")
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode === null) child.kill(signal)
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)
       const result = await exited
       clearTimeout(timer)

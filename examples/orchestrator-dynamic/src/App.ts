@@ -15,6 +15,7 @@ import * as Embedded from "./Embedded.ts"
 import * as HttpApp from "./HttpApp.ts"
 import { defaultSettings, Orchestrator } from "./Orchestrator.ts"
 import * as OrchestratorConfig from "./OrchestratorConfig.ts"
+import * as Shutdown from "./Shutdown.ts"
 
 /** The four dependencies: real clients where an endpoint is configured, in memory otherwise. */
 export const dependencies = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
@@ -74,7 +75,9 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     admin: config.adminToken,
     // Off unless asked for (FAULT_SWITCH=on), and then only for what runs embedded.
     faultSwitch: config.faultSwitch === true ? { embedded: embeddedDependencies(config) } : undefined,
-    readiness: { breakers: config.readinessBreakers ?? [] } satisfies Http.Readiness
+    readiness: { breakers: config.readinessBreakers ?? [] } satisfies Http.Readiness,
+    // SIGTERM drains (DRAIN_SECONDS); a Ctrl-C at a terminal does not wait.
+    drain: { millis: config.drainMillis ?? 0, skip: () => Shutdown.stopSignal() === "SIGINT" }
   }).pipe(
     Layer.provide(Orchestrator.layer()),
     // The backlog in /metrics (outbox_pending, outbox_oldest_pending_seconds, ...).

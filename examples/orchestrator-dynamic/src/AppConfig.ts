@@ -13,7 +13,8 @@
  * | `HTTP_ALLOWED_HOSTS` | none | more names (comma-separated) the browser routes (`/`, `/events`, `/faults`, `/admin`) accept in `Host`, besides the loopback names and `HTTP_HOST` |
  * | `ADMIN_TOKEN` | none (admin routes off) | bearer token (16+ characters, 8+ different ones, not digits only) of the manual-control routes and the fault switch |
  * | `FAULT_SWITCH` | `off` | `on` serves `/faults` for the embedded dependencies; refused with an `HTTP_HOST` other than loopback unless `ADMIN_TOKEN` is set |
- * | `READINESS_BREAKERS` | none | breakers that must be CLOSED for `/ready` (only ones private to the replica) |
+ * | `READINESS_BREAKERS` | none | breakers that must be CLOSED for `/ready` (only ones private to the replica); an unknown name stops the start |
+ * | `DRAIN_SECONDS` | `5` | at SIGTERM, how long `/ready` answers 503 while every route still serves, before the server closes (0: none; Ctrl-C never waits) |
  * | `KAFKA_BROKERS` | embedded | `host:port,host:port` (no credentials: they are not read from here) |
  * | `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` | embedded / `default` | `host:port` (no scheme, no credentials) |
  * | `REDIS_URL` | embedded | `redis://[:password@]host:port` (secret) |
@@ -49,6 +50,8 @@ export interface AppConfig {
   readonly faultSwitch?: boolean | undefined
   /** `READINESS_BREAKERS`; none when absent. */
   readonly readinessBreakers?: ReadonlyArray<string> | undefined
+  /** `DRAIN_SECONDS` in milliseconds (default 5 s): how long SIGTERM keeps serving with `/ready` at 503. */
+  readonly drainMillis?: number | undefined
   readonly fleet?:
     | {
       readonly redisUrl: Redacted.Redacted<string>
@@ -169,6 +172,55 @@ const adminToken = optional(Config.Redacted("ADMIN_TOKEN")).pipe(
 
 const LOOPBACK = /^(localhost|127(\.[0-9]{1,3}){3}|::1|\[::1\])$/i
 
+/** The breakers of this service, the only names `READINESS_BREAKERS` may hold. */
+export const CIRCUITS = ["kafka_producer", "temporal_client", "redis_client", "mongodb_client"] as const
+
+/** The closest known name (edit distance at most 3, or a known name it starts or ends), for "did you mean". */
+const closest = (name: string, known: ReadonlyArray<string>): string | undefined => {
+  const distance = (a: string, b: string) => {
+    let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+    for (let i = 1; i <= a.length; i++) {
+      const next = [i]
+      for (let j = 1; j <= b.length; j++) {
+        next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+      }
+      row = next
+    }
+    return row[b.length]!
+  }
+  const affix = known.find((k) => k.startsWith(name.split("_")[0]!) || k.endsWith(name))
+  const [best] = known.map((k) => [k, distance(name, k)] as const).sort((x, y) => x[1] - y[1])
+  return best !== undefined && best[1] <= 3 ? best[0] : affix
+}
+
+/** `READINESS_BREAKERS` names only breakers this service has: a typo would keep `/ready` at 503 forever. */
+const readinessBreakers = Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
+  Config.mapEffect((text) => {
+    const names = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+    const unknown = names.filter((name) => !(CIRCUITS as ReadonlyArray<string>).includes(name))
+    if (unknown.length === 0) return Effect.succeed(names)
+    const hint = (name: string) => {
+      const guess = closest(name, CIRCUITS)
+      return `${JSON.stringify(name.slice(0, 64))}${guess === undefined ? "" : ` (did you mean "${guess}"?)`}`
+    }
+    return invalid(
+      `READINESS_BREAKERS: unknown breaker ${unknown.slice(0, 5).map(hint).join(", ")}; this service's breakers are ${
+        CIRCUITS.join(", ")
+      }`
+    )
+  })
+)
+
+/** `DRAIN_SECONDS`: 0 to 300 seconds, fractions allowed. */
+const drainMillis = Config.withDefault(Config.String("DRAIN_SECONDS"), "5").pipe(
+  Config.mapEffect((text) => {
+    const seconds = Number(text.trim())
+    return text.trim() !== "" && Number.isFinite(seconds) && seconds >= 0 && seconds <= 300
+      ? Effect.succeed(Math.round(seconds * 1000))
+      : invalid(`DRAIN_SECONDS: got ${JSON.stringify(text.slice(0, 64))}, expected a number of seconds from 0 to 300`)
+  })
+)
+
 /** A fault switch anyone on the network can reach and flip is refused: it needs a token there. */
 const checkFaultSwitch = (config: AppConfig): Effect.Effect<AppConfig, Config.ConfigError> =>
   config.faultSwitch === true && config.adminToken === undefined && !LOOPBACK.test(config.host)
@@ -210,8 +262,7 @@ export const config: Config.Config<AppConfig> = Config.all({
   faultSwitch: Config.withDefault(Config.Literals(["on", "off"], "FAULT_SWITCH"), "off").pipe(
     Config.map((value) => value === "on")
   ),
-  readinessBreakers: Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
-    Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
-  ),
+  readinessBreakers,
+  drainMillis,
   fleet
 }).pipe(Config.mapEffect(checkFaultSwitch))

@@ -98,6 +98,14 @@ export interface Options {
   readonly host?: string | undefined
   /** More names the browser routes accept in `Host` (`HTTP_ALLOWED_HOSTS`), e.g. an ingress's host name. */
   readonly allowedHosts?: ReadonlyArray<string> | undefined
+  /**
+   * The drain at shutdown (`DRAIN_SECONDS`): once the layer starts closing, `/ready` answers 503 and
+   * every route goes on serving for `millis`, so a load balancer stops sending before the server closes.
+   * `skip` says when not to wait (the example: a Ctrl-C). Default: no drain.
+   */
+  readonly drain?: { readonly millis: number; readonly skip?: (() => boolean) | undefined } | undefined
+  /** Whether the replica is draining; set by the layer (`drain`), read by `/ready`. */
+  readonly draining?: { on: boolean } | undefined
 }
 
 interface Built {
@@ -130,7 +138,7 @@ const build = (
     const observability = yield* Http.makeApp({
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin, guard } }),
-      ...(options.readiness === undefined ? {} : { readiness: options.readiness }),
+      readiness: { ...options.readiness, draining: () => options.draining?.on === true },
       // The tickets stored but not yet published (a Kafka outage queues them), and those Kafka refused (dead).
       healthDetails: Effect.map(Effect.zip(relay.stats, Clock.currentTimeMillis), ([stats, now]) => ({
         outbox: {
@@ -221,6 +229,19 @@ const build = (
     return { app, closeStreams: board.close }
   })
 
+/** At shutdown: `/ready` turns 503 at once, then the routes go on serving for the drain period. */
+const drain = (options: Options, draining: { on: boolean }) =>
+  Effect.suspend(() => {
+    draining.on = true
+    const millis = options.drain?.millis ?? 0
+    if (millis <= 0 || options.drain?.skip?.() === true) return Effect.void
+    return Effect.logInfo("service_draining").pipe(
+      Effect.annotateLogs({ drain_seconds: millis / 1000 }),
+      Effect.andThen(Effect.sleep(millis)),
+      Effect.andThen(Effect.logInfo("service_drained"))
+    )
+  })
+
 /** The routes a browser uses, checked against DNS rebinding; the probes and `/metrics` are not. */
 const isBrowserRoute = (path: string) =>
   Board.paths.includes(path) || path === "/faults" || path.startsWith("/faults/") || path === "/admin" ||
@@ -240,11 +261,14 @@ export const layer = (
   Registry.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay
 > =>
   Layer.unwrap(Effect.gen(function*() {
-    const { app, closeStreams } = yield* build(options)
+    const draining = { on: false }
+    const { app, closeStreams } = yield* build({ ...options, draining })
     const served = HttpServer.serve(yield* HttpMetrics.instrument(app))
-    // Built after the server, so released before it: the board's event streams end before the server waits
-    // (up to 20 s) for its connections to close, and an open board does not hold SIGTERM.
-    return Layer.effectDiscard(Effect.addFinalizer(() => closeStreams)).pipe(Layer.provideMerge(served))
+    // Built after the server, so released before it, in this order: the drain (/ready at 503 while every
+    // route still serves), then the board's event streams end, then the server waits for its connections.
+    return Layer.effectDiscard(
+      Effect.addFinalizer(() => closeStreams).pipe(Effect.andThen(Effect.addFinalizer(() => drain(options, draining))))
+    ).pipe(Layer.provideMerge(served))
   }))
     .pipe(
       Layer.provideMerge(NodeHttpServer.layerServer(() => Http.makeNodeServer(), {

@@ -21,6 +21,7 @@ import { redactCause } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import * as App from "./App.ts"
+import * as Shutdown from "./Shutdown.ts"
 
 /** One line once the port is bound: the URL is the one really listened on (port 0 included). */
 const listening = Layer.effectDiscard(Effect.gen(function*() {
@@ -49,6 +50,8 @@ const program = Effect.gen(function*() {
   )
 })
 
+// Before the runtime's own listeners: the drain must know whether SIGTERM or a Ctrl-C is stopping it.
+Shutdown.watchSignals()
 NodeRuntime.runMain(program.pipe(
   // The runtime prints why the program stopped, cause chain included: no password may reach it.
   Effect.catchCause((cause) => Effect.failCause(redactCause(cause))),

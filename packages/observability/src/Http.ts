@@ -141,6 +141,12 @@ export interface Readiness {
    * balancer at once. A named breaker that does not exist counts as not ready.
    */
   readonly breakers?: ReadonlyArray<string> | undefined
+  /**
+   * True once the replica is shutting down: `/ready` answers 503 `draining`
+   * while every other route still serves, so the load balancer stops sending
+   * before the server closes (see the example's `DRAIN_SECONDS`).
+   */
+  readonly draining?: (() => boolean) | undefined
 }
 
 /**
@@ -150,7 +156,7 @@ export interface Readiness {
  * @category models
  */
 export interface Ready {
-  readonly status: "ready" | "not_ready"
+  readonly status: "ready" | "not_ready" | "draining"
   readonly notReady: ReadonlyArray<string>
 }
 
@@ -334,6 +340,7 @@ export const statusCode = (report: Health): 200 | 503 => report.status === "unav
  * @category constructors
  */
 export const ready = (policy: Readiness, snapshots: ReadonlyArray<CircuitBreaker.Snapshot>): Ready => {
+  if (policy.draining?.() === true) return { status: "draining", notReady: [] }
   const closed = new Set(snapshots.filter((s) => s.state === "Closed").map((s) => s.name))
   const notReady = (policy.breakers ?? []).filter((name) => !closed.has(name))
   return { status: notReady.length === 0 ? "ready" : "not_ready", notReady }

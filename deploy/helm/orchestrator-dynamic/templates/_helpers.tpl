@@ -31,3 +31,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       key: {{ .key }}
       optional: true
 {{- end -}}
+
+{{/* How long the service keeps serving after SIGTERM with /ready at 503 (DRAIN_SECONDS). */}}
+{{- define "od.drainSeconds" -}}
+{{- if ne (toString .Values.shutdown.drainSeconds) "" -}}
+{{- .Values.shutdown.drainSeconds -}}
+{{- else -}}
+{{- mul .Values.probes.readiness.periodSeconds .Values.probes.readiness.failureThreshold -}}
+{{- end -}}
+{{- end -}}

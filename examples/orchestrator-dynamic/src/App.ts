@@ -100,7 +100,9 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
       )
     ),
     Layer.provideMerge(Metrics.layer({ service: config.service })),
-    Layer.provideMerge(Registry.layer)
+    Layer.provideMerge(Registry.layer),
+    // The `service` of every signal a layer names by the ServiceName reference (the fleet's gauge, logs).
+    Layer.provide(ServiceName.layer(config.service))
   )
 }
 

@@ -16,11 +16,12 @@
  * flushed on SIGTERM. Ctrl-C closes every client and the server cleanly.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Logging, Otel } from "@neural-hive/observability"
+import { Logging, Otel, ServiceName } from "@neural-hive/observability"
 import { redactCause } from "@neural-hive/resilience"
 import { Effect, Layer } from "effect"
 import { HttpServer } from "effect/http"
 import * as App from "./App.ts"
+import type * as AppConfig from "./AppConfig.ts"
 import * as Shutdown from "./Shutdown.ts"
 
 /** One line once the port is bound: the URL is the one really listened on (port 0 included). */
@@ -33,29 +34,40 @@ const listening = Layer.effectDiscard(Effect.gen(function*() {
 
 const program = Effect.gen(function*() {
   const { config, layer } = yield* App.fromEnvironment
-  yield* Effect.logInfo("orchestrator_starting").pipe(
-    Effect.annotateLogs({
-      service: config.service,
-      host: config.host,
-      port: config.port,
-      fault_switch: config.faultSwitch === true ? "on" : "off",
-      kafka: config.kafkaBrokers === undefined ? "embedded" : "real",
-      temporal: config.temporalAddress === undefined ? "embedded" : "real",
-      redis: config.redisUrl === undefined ? "embedded" : "real",
-      mongodb: config.mongodbUrl === undefined ? "embedded" : "real"
-    })
-  )
-  return yield* Layer.launch(listening.pipe(Layer.provideMerge(layer))).pipe(
-    Effect.ensuring(Effect.logInfo("service_stopped").pipe(Effect.annotateLogs({ service: config.service })))
+  return yield* run(config, layer).pipe(
+    // SERVICE_NAME names every signal: the logs' `logger`, the trace resource (unless OTEL_SERVICE_NAME
+    // says otherwise) and every metric's `service` label, the fleet's included. Otel outermost: released
+    // last, so the spans of the requests in flight at SIGTERM are flushed too.
+    Effect.provide(Otel.layerConfig),
+    Effect.provide(Logging.layer()),
+    Effect.provide(ServiceName.layer(config.service))
   )
 })
+
+const run = (config: AppConfig.AppConfig, layer: Layer.Layer<HttpServer.HttpServer, unknown>) =>
+  Effect.gen(function*() {
+    yield* Effect.logInfo("orchestrator_starting").pipe(
+      Effect.annotateLogs({
+        service: config.service,
+        host: config.host,
+        port: config.port,
+        fault_switch: config.faultSwitch === true ? "on" : "off",
+        kafka: config.kafkaBrokers === undefined ? "embedded" : "real",
+        temporal: config.temporalAddress === undefined ? "embedded" : "real",
+        redis: config.redisUrl === undefined ? "embedded" : "real",
+        mongodb: config.mongodbUrl === undefined ? "embedded" : "real"
+      })
+    )
+    return yield* Layer.launch(listening.pipe(Layer.provideMerge(layer))).pipe(
+      Effect.ensuring(Effect.logInfo("service_stopped").pipe(Effect.annotateLogs({ service: config.service })))
+    )
+  })
 
 // Before the runtime's own listeners: the drain must know whether SIGTERM or a Ctrl-C is stopping it.
 Shutdown.watchSignals()
 NodeRuntime.runMain(program.pipe(
   // The runtime prints why the program stopped, cause chain included: no password may reach it.
   Effect.catchCause((cause) => Effect.failCause(redactCause(cause))),
-  // Otel outermost: released last, so the spans of the requests in flight at SIGTERM are flushed too.
-  Effect.provide(Otel.layerConfig),
+  // Before SERVICE_NAME is read (a bad config), lines are named by the default service name.
   Effect.provide(Logging.layer())
 ))

@@ -62,7 +62,8 @@ export const fleet = (config: AppConfig.AppConfig): Layer.Layer<never, CircuitBr
       redis: config.fleet.redisUrl,
       group: config.fleet.group,
       pod: config.fleet.pod,
-      shareCounts: config.fleet.shareCounts
+      shareCounts: config.fleet.shareCounts,
+      circuits: config.fleet.circuits
     })
 
 /** Everything: the HTTP server with its routes, the service, the dependencies and the observability. */

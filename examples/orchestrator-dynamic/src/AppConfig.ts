@@ -23,6 +23,7 @@
  * | `FLEET_REDIS_URL` | none (fleet off) | Redis through which the replicas' breakers act as one (secret) |
  * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
  * | `FLEET_SHARE_COUNTS` | `false` | trip on the replicas' consecutive failures added up (see docs/fleet.md) |
+ * | `FLEET_CIRCUITS` | all four breakers | the breakers the replicas share; one left out stays local to each pod |
  */
 import { MongoStore } from "@neural-hive/mongodb"
 import { Http } from "@neural-hive/observability"
@@ -58,6 +59,8 @@ export interface AppConfig {
       readonly group: string
       readonly pod: string
       readonly shareCounts: boolean
+      /** `FLEET_CIRCUITS`: the breakers the replicas share (default: all four). */
+      readonly circuits: ReadonlyArray<string>
     }
     | undefined
 }
@@ -146,32 +149,6 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
 )
 
 /** Opt-in: the fleet is on when `FLEET_REDIS_URL` is set. */
-const fleet = Config.all({
-  redisUrl: optional(connectionUrl("FLEET_REDIS_URL", ["redis", "rediss"], true)),
-  group: optional(Config.String("FLEET_GROUP")),
-  service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
-  pod: Config.withDefault(Config.String("POD_NAME"), hostname()),
-  shareCounts: Config.withDefault(Config.Boolean("FLEET_SHARE_COUNTS"), false)
-}).pipe(
-  Config.map(({ group, pod, redisUrl, service, shareCounts }) =>
-    redisUrl === undefined ? undefined : { redisUrl, group: group ?? service, pod, shareCounts }
-  )
-)
-
-/** `ADMIN_TOKEN`, refused at start-up when easy to guess (`Http.checkAdminToken`: 16+ characters, 8+ different). */
-const adminToken = optional(Config.Redacted("ADMIN_TOKEN")).pipe(
-  Config.mapEffect((token) =>
-    token === undefined
-      ? Effect.succeed(undefined)
-      : Http.checkAdminToken(token, "ADMIN_TOKEN").pipe(
-        Effect.as(token),
-        Effect.catch((error) => invalid(error.message))
-      )
-  )
-)
-
-const LOOPBACK = /^(localhost|127(\.[0-9]{1,3}){3}|::1|\[::1\])$/i
-
 /** The breakers of this service, the only names `READINESS_BREAKERS` may hold. */
 export const CIRCUITS = ["kafka_producer", "temporal_client", "redis_client", "mongodb_client"] as const
 
@@ -193,23 +170,55 @@ const closest = (name: string, known: ReadonlyArray<string>): string | undefined
   return best !== undefined && best[1] <= 3 ? best[0] : affix
 }
 
-/** `READINESS_BREAKERS` names only breakers this service has: a typo would keep `/ready` at 503 forever. */
-const readinessBreakers = Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
-  Config.mapEffect((text) => {
-    const names = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
-    const unknown = names.filter((name) => !(CIRCUITS as ReadonlyArray<string>).includes(name))
-    if (unknown.length === 0) return Effect.succeed(names)
-    const hint = (name: string) => {
-      const guess = closest(name, CIRCUITS)
-      return `${JSON.stringify(name.slice(0, 64))}${guess === undefined ? "" : ` (did you mean "${guess}"?)`}`
-    }
-    return invalid(
-      `READINESS_BREAKERS: unknown breaker ${unknown.slice(0, 5).map(hint).join(", ")}; this service's breakers are ${
-        CIRCUITS.join(", ")
-      }`
-    )
-  })
+/** A comma-separated list of this service's breakers (`READINESS_BREAKERS`, `FLEET_CIRCUITS`): a typo is an error. */
+const breakerNames = (variable: string, fallback: string) =>
+  Config.withDefault(Config.String(variable), fallback).pipe(
+    Config.mapEffect((text) => {
+      const names = text.split(",").map((s) => s.trim()).filter((s) => s !== "")
+      const unknown = names.filter((name) => !(CIRCUITS as ReadonlyArray<string>).includes(name))
+      if (unknown.length === 0) return Effect.succeed(names)
+      const hint = (name: string) => {
+        const guess = closest(name, CIRCUITS)
+        return `${JSON.stringify(name.slice(0, 64))}${guess === undefined ? "" : ` (did you mean "${guess}"?)`}`
+      }
+      return invalid(
+        `${variable}: unknown breaker ${unknown.slice(0, 5).map(hint).join(", ")}; this service's breakers are ${
+          CIRCUITS.join(", ")
+        }`
+      )
+    })
+  )
+
+/** `READINESS_BREAKERS`: a typo would keep `/ready` at 503 forever. */
+const readinessBreakers = breakerNames("READINESS_BREAKERS", "")
+
+const fleet = Config.all({
+  redisUrl: optional(connectionUrl("FLEET_REDIS_URL", ["redis", "rediss"], true)),
+  group: optional(Config.String("FLEET_GROUP")),
+  service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic"),
+  pod: Config.withDefault(Config.String("POD_NAME"), hostname()),
+  shareCounts: Config.withDefault(Config.Boolean("FLEET_SHARE_COUNTS"), false),
+  // Every dependency of this service is one all replicas share; leave out one private to a pod.
+  circuits: breakerNames("FLEET_CIRCUITS", CIRCUITS.join(","))
+}).pipe(
+  Config.map(({ circuits, group, pod, redisUrl, service, shareCounts }) =>
+    redisUrl === undefined ? undefined : { redisUrl, group: group ?? service, pod, shareCounts, circuits }
+  )
 )
+
+/** `ADMIN_TOKEN`, refused at start-up when easy to guess (`Http.checkAdminToken`: 16+ characters, 8+ different). */
+const adminToken = optional(Config.Redacted("ADMIN_TOKEN")).pipe(
+  Config.mapEffect((token) =>
+    token === undefined
+      ? Effect.succeed(undefined)
+      : Http.checkAdminToken(token, "ADMIN_TOKEN").pipe(
+        Effect.as(token),
+        Effect.catch((error) => invalid(error.message))
+      )
+  )
+)
+
+const LOOPBACK = /^(localhost|127(\.[0-9]{1,3}){3}|::1|\[::1\])$/i
 
 /** `DRAIN_SECONDS`: 0 to 300 seconds, fractions allowed. */
 const drainMillis = Config.withDefault(Config.String("DRAIN_SECONDS"), "5").pipe(

@@ -111,6 +111,13 @@ export interface Options {
   readonly countInterval?: CircuitBreaker.Options["recoveryTimeout"]
   /** The label that carries `pod` on every metric of the Prometheus registry (default `pod`; `false`: none). */
   readonly podLabel?: string | false | undefined
+  /**
+   * The circuits the replicas share (default: every breaker of the registry). List the dependencies
+   * every replica reaches alike; leave out one private to a pod (a sidecar, a local socket), so that
+   * one pod's failure does not open that breaker on every replica, nor fail their `/ready` when it
+   * is a readiness breaker. A circuit not listed stays a local breaker.
+   */
+  readonly circuits?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -159,7 +166,8 @@ export const make: (
   options: Options
 ) => Effect.Effect<Fleet["Service"], CircuitBreakerOptionsError, Registry.Registry | Scope.Scope> = Effect.fnUntraced(
   function*(options: Options) {
-    const { countInterval, group, heartbeat, hold, lease, pod, timeout, url } = yield* internalOptions.validate(options)
+    const { circuits: shared, countInterval, group, heartbeat, hold, lease, pod, timeout, url } = yield* internalOptions
+      .validate(options)
     const prefix = `${options.keyPrefix ?? "nh:fleet"}:${group}`
     const channel = prefix
     const registry = yield* Registry.Registry
@@ -495,6 +503,8 @@ export const make: (
     )
 
     yield* registry.onRegister((breaker) => {
+      // A circuit the fleet does not share stays local: no listener, no Redis key, no adoption.
+      if (shared !== undefined && !shared.has(breaker.name)) return
       const c = Circuit.make(breaker, prefix)
       circuits.set(breaker.name, c)
       // One scope per breaker, closed when it leaves the registry or the fleet stops.

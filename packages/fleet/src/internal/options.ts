@@ -21,6 +21,7 @@ export interface Input {
   readonly lease?: CircuitBreaker.Options["recoveryTimeout"]
   readonly hold?: CircuitBreaker.Options["recoveryTimeout"]
   readonly countInterval?: CircuitBreaker.Options["recoveryTimeout"]
+  readonly circuits?: ReadonlyArray<string> | undefined
 }
 
 /** The checked options, durations in milliseconds. */
@@ -33,11 +34,14 @@ export interface Settings {
   readonly lease: number
   readonly hold: number
   readonly countInterval: number
+  /** The circuits the fleet shares; `undefined`: every breaker of the registry. */
+  readonly circuits: ReadonlySet<string> | undefined
 }
 
 const circuit = "fleet"
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/
 const NAME_EXPECTED = "1-64 characters of letters, digits, _ . : -"
+const CIRCUIT_NAME = /^[a-z0-9_]{1,64}$/
 
 const bad = (option: string, value: unknown, expected: string) =>
   new CircuitBreakerOptionsError({ circuit, option, value, expected })
@@ -64,8 +68,15 @@ export const validate = (options: Input): Effect.Effect<Settings, CircuitBreaker
     if (typeof url !== "string" || !/^rediss?:\/\/[^\s]+$/.test(url)) {
       return yield* bad("redis", shownUrl(url), "a redis://[:password@]host:port[/db] URL")
     }
+    const circuits = options.circuits
+    if (circuits !== undefined) {
+      if (!Array.isArray(circuits)) return yield* bad("circuits", circuits, "an array of breaker names")
+      const wrong = circuits.find((name) => typeof name !== "string" || !CIRCUIT_NAME.test(name))
+      if (wrong !== undefined) return yield* bad("circuits", wrong, "breaker names: [a-z0-9_], 1-64 characters")
+    }
     return {
       url,
+      circuits: circuits === undefined ? undefined : new Set(circuits),
       group: options.group,
       pod,
       heartbeat: yield* duration("heartbeat", options.heartbeat, 500),

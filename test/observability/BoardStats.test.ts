@@ -8,7 +8,15 @@ import { Board } from "@neural-hive/observability"
 import { CircuitBreaker, withBreaker } from "@neural-hive/resilience"
 import { Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
-import { BUCKET_MILLIS, BUCKETS, CircuitHistory, quantile } from "../../packages/observability/src/internal/boardStats.ts"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import type * as BoardStatsModule from "../../packages/observability/src/internal/boardStats.js"
+
+// Imported by path, typed by its declarations (`.js`): tsc refuses a `.ts` import across its projects (TS2878).
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const { BUCKET_MILLIS, BUCKETS, CircuitHistory, quantile }: typeof BoardStatsModule = await import(
+  path.join(root, "packages/observability/src/internal/boardStats.ts")
+)
 
 const T0 = 1_000 * BUCKET_MILLIS
 

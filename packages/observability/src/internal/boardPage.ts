@@ -22,7 +22,7 @@ h1{font-size:1.3rem;margin:0}h2{font-size:1.05rem;margin:1.2rem 0 .5rem}
 .panel{border:1px solid var(--line);border-radius:.5rem;padding:.5rem 1rem;font-size:.9rem}
 .panel[hidden]{display:none}.panel.warn{border-color:var(--open)}
 #cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(19rem,1fr));gap:1rem}
-.card{border:1px solid var(--line);border-left:.6rem solid var(--muted);border-radius:.5rem;padding:.8rem 1rem}
+.card{contain:content;border:1px solid var(--line);border-left:.6rem solid var(--muted);border-radius:.5rem;padding:.8rem 1rem}
 .card.closed{border-left-color:var(--closed)}.card.open{border-left-color:var(--open)}.card.half_open{border-left-color:var(--half)}
 .name{font-weight:600;font-family:ui-monospace,monospace}
 .state{display:inline-block;margin:.4rem .5rem .4rem 0;padding:.1rem .6rem;border-radius:1rem;color:#fff;font-weight:700;background:var(--muted)}
@@ -127,7 +127,7 @@ function show(c) {
   entry.card = c;
   entry.deadline = c.state === "open" && c.retryAfterMillis !== null ? now + c.retryAfterMillis : null;
   entry.since = now - c.inStateMillis;
-  entry.el.className = "card " + c.state; entry.el.dataset.state = c.state;
+  if (entry.el.dataset.state !== c.state) { entry.el.className = "card " + c.state; entry.el.dataset.state = c.state; }
   set(f.state, label[c.state] || c.state);
   set(f.failureMode, c.failureMode); set(f.mode, c.mode.replace("_", " "));
   set(f.failures, String(c.failures)); set(f.trips, String(c.trips));
@@ -208,7 +208,7 @@ function showFleetPanel(v) {
 }
 function addTransition(t) {
   const tr = document.createElement("tr");
-  tr.dataset.circuit = t.circuit; tr.dataset.reason = t.reason; tr.dataset.by = t.by;
+  tr.dataset.entry = t.circuit; tr.dataset.reason = t.reason; tr.dataset.by = t.by;
   const cells = [new Date(t.at).toLocaleTimeString(), t.circuit, label[t.from] + " \\u2192 " + label[t.to], t.reason.replace("_", " "), t.by];
   for (let i = 0; i < cells.length; i++) {
     const td = document.createElement("td"); td.textContent = cells[i];

@@ -103,6 +103,9 @@ const trip = (r: Replica, call: Effect.Effect<string, Error>) =>
     assert.strictEqual(yield* r.breaker.state, "Open")
   })
 
+/** Each replica's view of kafka_producer, as `pod:state`. */
+const pods = (v: Fleet.ReplicaViews) => v.replicas.map((r) => `${r.pod}:${r.circuits["kafka_producer"]}`)
+
 const makeBad = (options: Partial<Fleet.Options>) =>
   Fleet.make({ redis: "redis://127.0.0.1:1", group: "g", pod: "p", ...options }).pipe(
     Effect.provide(Registry.layer),
@@ -372,7 +375,6 @@ describe("Fleet", () => {
       const group = newGroup()
       const replicas = yield* Effect.forEach(["a", "b"], (pod) => replica(server.endpoint, group, pod))
       const [a] = replicas as [Replica, Replica]
-      const pods = (v: Fleet.ReplicaViews) => v.replicas.map((r) => `${r.pod}:${r.circuits["kafka_producer"]}`)
       yield* Effect.scoped(Effect.gen(function*() {
         yield* replica(server.endpoint, group, "c")
         const views = yield* eventually(a.fleet.views, (v) => v.replicas.length === 3, 3000)

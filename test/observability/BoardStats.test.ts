@@ -65,7 +65,7 @@ describe("board history (CircuitHistory)", () => {
   })
 
   it("quantile interpolates inside a bucket and caps the open-ended one at the last bound", () => {
-    const counts = new Array(14).fill(0)
+    const counts = new Float64Array(14)
     assert.isNull(quantile(counts, 0.5))
     counts[3] = 10 // (5, 10] ms
     assert.strictEqual(quantile(counts, 0.5), 7.5)

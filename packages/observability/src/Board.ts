@@ -274,23 +274,7 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
     })
 
     const cards = Effect.map(registry.snapshots, (snapshots) => snapshots.map(card))
-    const stats = Effect.gen(function*() {
-      const at = now()
-      const circuits: Record<string, CircuitStats> = {}
-      for (const [name, history] of histories) {
-        const summary = history.summary(at)
-        if (summary !== undefined) circuits[name] = summary
-      }
-      const [backlog, fleet] = yield* Effect.all([read(options?.backlog), read(options?.fleet)], {
-        concurrency: 2
-      })
-      const result: Stats = { at: new Date(at).toISOString(), bucketMillis: BUCKET_MILLIS, circuits }
-      return {
-        ...result,
-        ...(backlog === undefined ? {} : { backlog }),
-        ...(fleet === undefined ? {} : { fleet })
-      }
-    })
+    const stats = collect(histories, now, options)
     const clients = { open: 0 }
     // One stats event a second for every open page, computed once; nothing is computed while no page is open.
     yield* Effect.forkIn(
@@ -310,26 +294,11 @@ export const make: (options?: Options) => Effect.Effect<Board, never, CircuitBre
       ([c, s]) => event("snapshot", c) + event("timeline", timeline.entries()) + event("stats", s)
     )
     const events = eventStream(updates, first, clients, options?.maxClients ?? 64)
-    const page = HttpServerResponse.html(renderPage(service)).pipe(
-      HttpServerResponse.setHeaders({
-        "content-security-policy": csp,
-        "cache-control": "no-store",
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer"
-      })
-    )
-
+    const page = pageResponse(service)
     const handle = (request: HttpServerRequest.HttpServerRequest, path?: string) => {
       const route = path ?? pathOf(request.url)
       if (!paths.includes(route)) return undefined
-      if (request.method !== "GET" && request.method !== "HEAD") {
-        return Effect.succeed(
-          HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, {
-            status: 405,
-            headers: { allow: "GET, HEAD" }
-          })
-        )
-      }
+      if (request.method !== "GET" && request.method !== "HEAD") return Effect.succeed(methodNotAllowed())
       return route === "/events" ? events : Effect.succeed(page)
     }
 
@@ -346,6 +315,41 @@ const pathOf = (url: string): string => {
   const end = url.search(/[?#]/)
   return end === -1 ? url : url.slice(0, end)
 }
+
+const methodNotAllowed = () =>
+  HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, { status: 405, headers: { allow: "GET, HEAD" } })
+
+const pageResponse = (service: string) =>
+  HttpServerResponse.html(renderPage(service)).pipe(
+    HttpServerResponse.setHeaders({
+      "content-security-policy": csp,
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer"
+    })
+  )
+
+/** The `stats` event's content at the Clock's now. */
+const collect = (
+  histories: ReadonlyMap<string, CircuitHistory>,
+  now: () => number,
+  options: Options | undefined
+): Effect.Effect<Stats> =>
+  Effect.gen(function*() {
+    const at = now()
+    const circuits: Record<string, CircuitStats> = {}
+    for (const [name, history] of histories) {
+      const summary = history.summary(at)
+      if (summary !== undefined) circuits[name] = summary
+    }
+    const [backlog, fleet] = yield* Effect.all([read(options?.backlog), read(options?.fleet)], { concurrency: 2 })
+    const result: Stats = { at: new Date(at).toISOString(), bucketMillis: BUCKET_MILLIS, circuits }
+    return {
+      ...result,
+      ...(backlog === undefined ? {} : { backlog }),
+      ...(fleet === undefined ? {} : { fleet })
+    }
+  })
 
 /** A source's answer; `null` when it failed or did not answer within a second; `undefined` without a source. */
 const read = <A>(source: Effect.Effect<A, unknown> | undefined): Effect.Effect<A | null | undefined> =>

@@ -103,6 +103,9 @@ const trip = (r: Replica, call: Effect.Effect<string, Error>) =>
     assert.strictEqual(yield* r.breaker.state, "Open")
   })
 
+/** Each replica's view of kafka_producer, as `pod:state`. */
+const pods = (v: Fleet.ReplicaViews) => v.replicas.map((r) => `${r.pod}:${r.circuits["kafka_producer"]}`)
+
 const makeBad = (options: Partial<Fleet.Options>) =>
   Fleet.make({ redis: "redis://127.0.0.1:1", group: "g", pod: "p", ...options }).pipe(
     Effect.provide(Registry.layer),
@@ -365,6 +368,34 @@ describe("Fleet", () => {
       }
       assert.isAtMost(dep.state.reached, FAIL_MAX + shared.length - 1)
       assert.isBelow(dep.state.reached, FAIL_MAX * shared.length)
+    }))
+
+  it.live("views: every replica publishes its circuits' states with its heartbeat; the lease holder shows; a gone replica expires", () =>
+    Effect.gen(function*() {
+      const group = newGroup()
+      const replicas = yield* Effect.forEach(["a", "b"], (pod) => replica(server.endpoint, group, pod))
+      const [a] = replicas as [Replica, Replica]
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* replica(server.endpoint, group, "c")
+        const views = yield* eventually(a.fleet.views, (v) => v.replicas.length === 3, 3000)
+        assert.deepStrictEqual(pods(views), ["a:closed", "b:closed", "c:closed"])
+        assert.deepStrictEqual([views.group, views.pod, views.connected], [group, "a", true])
+        for (const r of views.replicas) assert.isAtMost(r.ageMillis, 2000)
+        assert.deepStrictEqual(views.leases, {})
+        // The probe lease's holder is the pod before `:epoch`.
+        yield* Effect.promise(() => admin.set(`nh:fleet:${group}:kafka_producer:lease`, "b:42", "PX", 5000))
+        const leased = yield* a.fleet.views
+        assert.deepStrictEqual(leased.leases, { kafka_producer: "b" })
+        const dep = dependency()
+        dep.state.up = false
+        yield* trip(a, dep.call)
+        // Every replica's own report follows the fleet's decision within a heartbeat or so.
+        yield* eventually(a.fleet.views, (v) => pods(v).join() === "a:open,b:open,c:open", 3000)
+      }))
+      // c stopped: its report expires (3 heartbeats + timeout, at least 2 s) and it leaves the set.
+      const after = yield* eventually(a.fleet.views, (v) => v.replicas.length === 2, 5000)
+      assert.deepStrictEqual(after.replicas.map((r) => r.pod), ["a", "b"])
+      assert.notInclude(yield* Effect.promise(() => admin.smembers(`nh:fleet:${group}:replicas`)), "c")
     }))
 
   it.live("with no fleet layer nothing is shared", () =>

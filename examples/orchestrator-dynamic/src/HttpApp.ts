@@ -30,6 +30,7 @@
  * `..`, `.`, `//` or a backslash, plain or percent-encoded, is a 400.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import { Fleet } from "@neural-hive/fleet"
 import { Board, Http, HttpMetrics, Metrics } from "@neural-hive/observability"
 import { Outbox } from "@neural-hive/outbox"
 import { Registry } from "@neural-hive/resilience"
@@ -155,8 +156,14 @@ const build = (
       }))
     })
     const orchestrator = yield* Orchestrator
-    // The live board: GET / (or /status) and its event stream /events.
-    const board = yield* Board.make({ service: options.service })
+    // The live board: GET / (or /status) and its event stream /events, with the outbox's backlog and, when the
+    // fleet is on (FLEET_REDIS_URL), every replica's view of each circuit.
+    const fleet = yield* Effect.serviceOption(Fleet.Fleet)
+    const board = yield* Board.make({
+      service: options.service,
+      backlog: relay.stats,
+      fleet: Option.isSome(fleet) ? fleet.value.views : undefined
+    })
     const faults = options.faultSwitch === undefined ? Option.none() : yield* Effect.serviceOption(Faults)
     const embedded = new Set(options.faultSwitch?.embedded ?? [])
     const authorized = options.admin === undefined ? () => true : Http.bearerAuthorization(options.admin)

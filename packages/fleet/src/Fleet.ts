@@ -62,6 +62,7 @@ import * as Circuit from "./internal/circuit.ts"
 import * as Connections from "./internal/connections.ts"
 import * as internalOptions from "./internal/options.ts"
 import * as Scripts from "./internal/scripts.ts"
+import * as Views from "./internal/views.ts"
 
 // -----------------------------------------------------------------------------
 // errors
@@ -135,6 +136,24 @@ export interface Status {
 }
 
 /**
+ * Each replica's own view of its circuits, as published with its heartbeat:
+ * the shape `Board.make`'s `fleet` option reads, so an operator sees replicas
+ * that disagree and who holds each probe lease.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReplicaViews {
+  readonly group: string
+  readonly pod: string
+  readonly connected: boolean
+  /** Every replica whose last report has not expired (this one first), with its state of each circuit. */
+  readonly replicas: ReadonlyArray<Views.Replica>
+  /** The replica holding each circuit's probe lease, for circuits whose lease is held now. */
+  readonly leases: Readonly<Record<string, string>>
+}
+
+/**
  * @since 0.1.0
  * @category services
  */
@@ -142,6 +161,8 @@ export class Fleet extends Context.Service<Fleet, {
   readonly group: string
   readonly pod: string
   readonly status: Effect.Effect<Status>
+  /** Reads every replica's view from Redis (two round trips); only this replica's while Redis is away. */
+  readonly views: Effect.Effect<ReplicaViews>
 }>()("@neural-hive/fleet/Fleet") {}
 
 /**
@@ -481,7 +502,18 @@ export const make: (
       connected ? Effect.forEach(Array.from(circuits.values()), report, { discard: true }) : Effect.void
     ).pipe(Effect.andThen(Effect.sleep(countInterval)), Effect.forever)
 
+    // Each replica's view of its circuits rides on the heartbeat (off the call path), for the board's fleet view.
+    const viewTtl = Math.max(3 * heartbeat + timeout, 2000)
+    const publishView: Effect.Effect<void> = Effect.suspend(() =>
+      connected
+        ? command("VIEW", () => Views.publish(client, prefix, pod, viewTtl, localStates())).pipe(Effect.ignore)
+        : Effect.void
+    )
+    const localStates = () =>
+      Object.fromEntries(Array.from(circuits, ([name, c]) => [name, Views.stateLabels[c.breaker.unsafe.state()]]))
+
     const heartbeatLoop: Effect.Effect<void> = Effect.flatMap(healthy, (up) => setConnected(up)).pipe(
+      Effect.andThen(publishView),
       Effect.andThen(Effect.sleep(heartbeat)),
       Effect.forever
     )
@@ -524,7 +556,23 @@ export const make: (
       connected,
       epochs: Object.fromEntries(Array.from(circuits, ([name, c]) => [name, c.epoch]))
     }))
-    return Fleet.of({ group, pod, status })
+    const own = () => ({ pod, ageMillis: 0, circuits: localStates() })
+    const views = Effect.suspend(() => {
+      const alone: ReplicaViews = { group, pod, connected, replicas: [own()], leases: {} }
+      if (!connected) return Effect.succeed(alone)
+      const names = Array.from(circuits.keys())
+      return command("VIEWS", () => Views.read(client, prefix, names)).pipe(
+        Effect.map(({ leases, replicas }): ReplicaViews => ({
+          group,
+          pod,
+          connected,
+          replicas: [own(), ...replicas.filter((r) => r.pod !== pod)],
+          leases
+        })),
+        Effect.catch(() => Effect.succeed(alone))
+      )
+    })
+    return Fleet.of({ group, pod, status, views })
   }
 )
 

@@ -5,14 +5,24 @@
  * | route | answer |
  * |---|---|
  * | `GET /` and `GET /status` | the page: no external assets, a strict Content-Security-Policy (hashes of its one script and one style) |
- * | `GET /events` | `text/event-stream`: a `snapshot` event with every breaker, then one `breaker` event per change |
+ * | `GET /events` | `text/event-stream`: a `snapshot` event with every breaker, a `timeline` event with the last transitions and a `stats` event; then one `breaker` and one `transition` event per change, and a `stats` event a second |
  * | `HEAD /events` | the stream's headers only, without taking one of the `maxClients` places |
  *
- * The page shows a card per circuit: its state in colour, failure mode,
- * failures, trips, the time until the next probe counting down, and the last
- * transition with its reason. It is fed by the registry's transitions (and by
- * counted failures, at most four updates a second per circuit): the browser
- * never polls. It is read-only; the force-open and reset buttons appear only
+ * The page is an operations view in the manner of Hystrix's dashboard. Per
+ * circuit: its state in colour and for how long, calls per second and error %
+ * over the last five minutes as a sparkline, latency p50 and p99 over the last
+ * minute, calls by outcome (success, failure, rejected, timeout, ignored),
+ * failure mode, failures, trips, the time until the next probe counting down,
+ * and the last transition with its reason. Below the cards, a timeline of the
+ * last transitions with who caused them (`trip`, `probe`, `admin`,
+ * `remote`). With `backlog`, a panel with the outbox's pending documents and
+ * the age of the oldest; with `fleet`, each replica's state of each circuit
+ * and who holds its probe lease, so replicas that disagree show.
+ *
+ * The history is kept by the process (`internal/boardStats.ts`): per circuit a
+ * ring of 5-second buckets fed by the breakers' `onCall` listener (two counter
+ * increments per call, no allocation). The `stats` event is computed once a
+ * second while a page is open, for every page at once. The browser never polls. It is read-only; the force-open and reset buttons appear only
  * once an admin token is typed, and call the admin routes of `Http` with it
  * (the token stays in the page's memory).
  *
@@ -43,8 +53,16 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
-import { type ModeLabel, modeLabel, reasonLabel, type StateLabel, stateLabel } from "./internal/labels.ts"
+import { csp, renderPage } from "./internal/boardPage.ts"
+import {
+  BUCKET_MILLIS,
+  CircuitHistory,
+  type CircuitStats,
+  Timeline,
+  type TimelineEntry,
+  timelineEntry
+} from "./internal/boardStats.ts"
+import { type ModeLabel, modeLabel, type StateLabel, stateLabel } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
 // -----------------------------------------------------------------------------
@@ -66,6 +84,8 @@ export interface Card {
   readonly trips: number
   /** Milliseconds until an OPEN breaker admits a probe; 0 when not OPEN; `null` while forced open. */
   readonly retryAfterMillis: number | null
+  /** Milliseconds the breaker has been in its state. */
+  readonly inStateMillis: number
   readonly lastTransition: {
     readonly from: StateLabel
     readonly to: StateLabel
@@ -76,6 +96,68 @@ export interface Card {
 }
 
 /**
+ * An outbox's backlog: the shape of `@neural-hive/outbox`'s `OutboxRelay.stats`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Backlog {
+  /** Documents stored and not yet published. */
+  readonly pending: number
+  /** The age of the oldest of them, in milliseconds (0 when none). */
+  readonly oldestPendingMillis: number
+}
+
+/**
+ * What the replicas of a fleet report: the shape of `@neural-hive/fleet`'s
+ * `Fleet.views`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface FleetView {
+  readonly group: string
+  /** This replica. */
+  readonly pod: string
+  /** Whether this replica shares its breakers through the fleet now. */
+  readonly connected: boolean
+  /** Every replica that reported lately, each with its own state of each circuit. */
+  readonly replicas: ReadonlyArray<{
+    readonly pod: string
+    /** How long ago it reported, in milliseconds. */
+    readonly ageMillis: number
+    readonly circuits: Readonly<Record<string, StateLabel>>
+  }>
+  /** The replica holding each circuit's probe lease, for circuits whose lease is held. */
+  readonly leases: Readonly<Record<string, string>>
+}
+
+/**
+ * The `stats` event: the recent history of every circuit that had calls in
+ * the last five minutes (the others are absent), the backlog and the fleet.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  /** ISO 8601, UTC. */
+  readonly at: string
+  /** The width of one point of the sparklines. */
+  readonly bucketMillis: number
+  readonly circuits: Readonly<Record<string, CircuitStats>>
+  /** Absent without a `backlog` source; `null` when it did not answer within a second. */
+  readonly backlog?: Backlog | null
+  /** Absent without a `fleet` source; `null` when it did not answer within a second. */
+  readonly fleet?: FleetView | null
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type { CircuitStats, TimelineEntry }
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -84,6 +166,12 @@ export interface Options {
   readonly service?: string | undefined
   /** Event streams open at once; more are answered 503 (default 64). */
   readonly maxClients?: number | undefined
+  /** The outbox's backlog, read once a second while a page is open (e.g. `OutboxRelay.stats`). */
+  readonly backlog?: Effect.Effect<Backlog, unknown> | undefined
+  /** The fleet's per-replica views, read once a second while a page is open (e.g. `Fleet.views`). */
+  readonly fleet?: Effect.Effect<FleetView, unknown> | undefined
+  /** Transitions kept for the timeline (default 100). */
+  readonly timelineSize?: number | undefined
 }
 
 /**
@@ -98,6 +186,10 @@ export interface Board {
   ) => Effect.Effect<HttpServerResponse.HttpServerResponse> | undefined
   /** The cards as they are now. */
   readonly cards: Effect.Effect<ReadonlyArray<Card>>
+  /** The `stats` event's content as it is now. */
+  readonly stats: Effect.Effect<Stats>
+  /** The last transitions, oldest first. */
+  readonly timeline: Effect.Effect<ReadonlyArray<TimelineEntry>>
   /**
    * Ends every open event stream at once, and answers later ones 503. Run it when the server starts
    * to shut down: an open stream otherwise holds the server's graceful shutdown for its whole
@@ -129,14 +221,16 @@ export const make: (options?: Options) => Effect.Effect<Board, never, Registry.R
   .fnUntraced(function*(options?: Options) {
     const registry = yield* Registry.Registry
     const service = options?.service ?? (yield* ServiceName)
-    const maxClients = options?.maxClients ?? 64
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
     // Sliding: a reader that cannot keep up loses old updates, never blocks a breaker.
     const updates = yield* PubSub.sliding<string>(256)
     const last = new Map<string, Card["lastTransition"]>()
     const lastSent = new Map<string, number>()
-    let clients = 0
+    const histories = new Map<string, CircuitHistory>()
+    const timeline = new Timeline(options?.timelineSize ?? 100)
+    const now = () => clock.currentTimeMillisUnsafe()
+    // Shutdown ends every open event stream at once (`close`), rather than the server waiting for browsers.
     const closed = yield* Deferred.make<void>()
     const close = Effect.asVoid(Deferred.succeed(closed, undefined))
     yield* Effect.addFinalizer(() => close)
@@ -149,6 +243,7 @@ export const make: (options?: Options) => Effect.Effect<Board, never, Registry.R
       failures: snapshot.failures,
       trips: snapshot.totals.trips,
       retryAfterMillis: Number.isFinite(snapshot.retryAfterMillis) ? snapshot.retryAfterMillis : null,
+      inStateMillis: Math.max(0, now() - snapshot.since),
       lastTransition: last.get(snapshot.name) ?? null
     })
 
@@ -158,24 +253,25 @@ export const make: (options?: Options) => Effect.Effect<Board, never, Registry.R
 
     yield* registry.onRegister((breaker) => {
       const listening = Scope.forkUnsafe(scope)
+      const history = new CircuitHistory()
+      histories.set(breaker.name, history)
       Effect.runSync(
         Scope.provide(listening)(breaker.listen({
           onTransition: (transition) => {
-            last.set(breaker.name, {
-              from: stateLabel[transition.from],
-              to: stateLabel[transition.to],
-              reason: reasonLabel[transition.reason],
-              at: new Date(transition.at).toISOString()
-            })
+            const entry = timelineEntry(transition)
+            timeline.push(entry)
+            last.set(breaker.name, { from: entry.from, to: entry.to, reason: entry.reason, at: entry.at })
             lastSent.set(breaker.name, transition.at)
             publish(breaker)
+            PubSub.publishUnsafe(updates, event("transition", entry))
           },
-          onCall: (outcome) => {
+          onCall: (outcome, durationMillis) => {
+            const at = now()
+            history.record(outcome, durationMillis, at)
             if (outcome !== "failure" && outcome !== "slow") return
             // At most one failure update per circuit every 250 ms: the count is news, the flood is not.
-            const now = clock.currentTimeMillisUnsafe()
-            if (now - (lastSent.get(breaker.name) ?? -Infinity) < 250) return
-            lastSent.set(breaker.name, now)
+            if (at - (lastSent.get(breaker.name) ?? -Infinity) < 250) return
+            lastSent.set(breaker.name, at)
             publish(breaker)
           }
         }))
@@ -184,77 +280,43 @@ export const make: (options?: Options) => Effect.Effect<Board, never, Registry.R
       return () => {
         last.delete(breaker.name)
         lastSent.delete(breaker.name)
+        histories.delete(breaker.name)
         Effect.runSync(Scope.close(listening, Exit.void))
       }
     })
 
     const cards = Effect.map(registry.snapshots, (snapshots) => snapshots.map(card))
-
-    const streamHeaders = {
-      contentType: "text/event-stream",
-      headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
-    }
-
-    const events = Effect.suspend(() => {
-      if (Deferred.isDoneUnsafe(closed)) {
-        return Effect.succeed(
-          HttpServerResponse.text("shutting down\n", { status: 503, headers: { "retry-after": "5" } })
-        )
-      }
-      if (clients >= maxClients) {
-        return Effect.succeed(
-          HttpServerResponse.text("too many board clients\n", { status: 503, headers: { "retry-after": "5" } })
-        )
-      }
-      clients++
-      const body = Stream.unwrap(Effect.gen(function*() {
-        // Subscribe before the snapshot, so no change falls between them.
-        const subscription = yield* PubSub.subscribe(updates)
-        const first = event("snapshot", yield* cards)
-        return Stream.concat(Stream.succeed(first), Stream.fromSubscription(subscription))
-      })).pipe(
-        Stream.merge(Stream.map(Stream.tick("15 seconds"), () => ": keep-alive\n\n")),
-        Stream.encodeText,
-        // Shutdown ends the stream at once, rather than the server waiting for the browser to leave.
-        Stream.interruptWhen(Deferred.await(closed)),
-        Stream.ensuring(Effect.sync(() => clients--))
-      )
-      return Effect.succeed(HttpServerResponse.stream(body, streamHeaders))
-    })
-
-    // A HEAD has no body: the stream would never run, so its place would never be given back.
-    const eventsHead = Effect.succeed(
-      HttpServerResponse.empty({
-        status: 200,
-        headers: { ...streamHeaders.headers, "content-type": streamHeaders.contentType }
-      })
+    const stats = collect(histories, now, options)
+    const clients = { open: 0 }
+    // One stats event a second for every open page, computed once; nothing is computed while no page is open.
+    yield* Effect.forkIn(
+      Effect.sleep(1000).pipe(
+        Effect.andThen(Effect.suspend(() =>
+          clients.open === 0 ? Effect.void : Effect.map(stats, (s) => {
+            PubSub.publishUnsafe(updates, event("stats", s))
+          })
+        )),
+        Effect.forever
+      ),
+      scope
     )
 
-    const page = HttpServerResponse.html(renderPage(service)).pipe(
-      HttpServerResponse.setHeaders({
-        "content-security-policy": csp,
-        "cache-control": "no-store",
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer"
-      })
+    const first = Effect.map(
+      Effect.all([cards, stats]),
+      ([c, s]) => event("snapshot", c) + event("timeline", timeline.entries()) + event("stats", s)
     )
-
+    const events = eventStream(updates, first, clients, options?.maxClients ?? 64, closed)
+    const page = pageResponse(service)
     const handle = (request: HttpServerRequest.HttpServerRequest, path?: string) => {
       const route = path ?? pathOf(request.url)
       if (!paths.includes(route)) return undefined
-      if (request.method !== "GET" && request.method !== "HEAD") {
-        return Effect.succeed(
-          HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, {
-            status: 405,
-            headers: { allow: "GET, HEAD" }
-          })
-        )
-      }
+      if (request.method !== "GET" && request.method !== "HEAD") return Effect.succeed(methodNotAllowed())
       if (route !== "/events") return Effect.succeed(page)
-      return request.method === "HEAD" ? eventsHead : events
+      // A HEAD has no body: the stream would never run, so its place would never be given back.
+      return request.method === "HEAD" ? Effect.succeed(eventsHead) : events
     }
 
-    return { handle, cards, close }
+    return { handle, cards, stats, timeline: Effect.sync(() => timeline.entries()), close }
   })
 
 // -----------------------------------------------------------------------------
@@ -268,129 +330,86 @@ const pathOf = (url: string): string => {
   return end === -1 ? url : url.slice(0, end)
 }
 
-const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
+const methodNotAllowed = () =>
+  HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, { status: 405, headers: { allow: "GET, HEAD" } })
 
-const style = `
-:root{color-scheme:light dark;--closed:#1a7f37;--open:#cf222e;--half:#bf8700;--muted:#6e7781}
-body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:1.5rem;background:Canvas;color:CanvasText}
-header{display:flex;flex-wrap:wrap;gap:1rem;align-items:center;justify-content:space-between;margin-bottom:1rem}
-h1{font-size:1.3rem;margin:0}
-#conn{font-size:.85rem;color:var(--muted)}
-#cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:1rem}
-.card{border:1px solid color-mix(in srgb,CanvasText 20%,transparent);border-left:.6rem solid var(--muted);border-radius:.5rem;padding:.8rem 1rem}
-.card.closed{border-left-color:var(--closed)}.card.open{border-left-color:var(--open)}.card.half_open{border-left-color:var(--half)}
-.name{font-weight:600;font-family:ui-monospace,monospace}
-.state{display:inline-block;margin:.4rem 0;padding:.1rem .6rem;border-radius:1rem;color:#fff;font-weight:700;background:var(--muted)}
-.closed .state{background:var(--closed)}.open .state{background:var(--open)}.half_open .state{background:var(--half)}
-dl{display:grid;grid-template-columns:auto 1fr;gap:.15rem .8rem;margin:.4rem 0;font-size:.9rem}
-dt{color:var(--muted)}dd{margin:0}
-.admin{display:none;gap:.5rem;margin-top:.5rem}.admin-on .admin{display:flex}
-button{font:inherit;padding:.2rem .7rem;cursor:pointer}
-#msg{font-size:.85rem;color:var(--muted);min-height:1.2em}
-`
+const pageResponse = (service: string) =>
+  HttpServerResponse.html(renderPage(service)).pipe(
+    HttpServerResponse.setHeaders({
+      "content-security-policy": csp,
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer"
+    })
+  )
 
-const script = `
-"use strict";
-const cards = new Map(), root = document.getElementById("cards"), conn = document.getElementById("conn");
-const msg = document.getElementById("msg"), tokenInput = document.getElementById("token");
-let token = "";
-const label = { closed: "CLOSED", open: "OPEN", half_open: "HALF_OPEN" };
-function row(dl, term, id) {
-  const dt = document.createElement("dt"); dt.textContent = term;
-  const dd = document.createElement("dd"); dd.dataset.field = id;
-  dl.append(dt, dd);
-}
-function build(name) {
-  const el = document.createElement("section"); el.className = "card"; el.dataset.circuit = name;
-  const title = document.createElement("div"); title.className = "name"; title.textContent = name;
-  const state = document.createElement("div"); state.className = "state"; state.dataset.field = "state";
-  const dl = document.createElement("dl");
-  row(dl, "failure mode", "failureMode"); row(dl, "mode", "mode"); row(dl, "failures", "failures");
-  row(dl, "trips", "trips"); row(dl, "next probe", "probe"); row(dl, "last transition", "transition");
-  const admin = document.createElement("div"); admin.className = "admin";
-  for (const [action, text] of [["force-open", "Force open"], ["reset", "Reset"]]) {
-    const b = document.createElement("button"); b.type = "button"; b.textContent = text;
-    b.dataset.action = action; b.addEventListener("click", () => act(name, action)); admin.append(b);
-  }
-  el.append(title, state, dl, admin);
-  const names = [...cards.keys(), name].sort();
-  const next = cards.get(names[names.indexOf(name) + 1]);
-  root.insertBefore(el, next ? next.el : null);
-  return el;
-}
-function show(c) {
-  let entry = cards.get(c.name);
-  if (!entry) { entry = { el: build(c.name) }; cards.set(c.name, entry); }
-  entry.card = c;
-  entry.deadline = c.state === "open" && c.retryAfterMillis !== null ? performance.now() + c.retryAfterMillis : null;
-  const el = entry.el, f = (k) => el.querySelector('[data-field="' + k + '"]');
-  el.className = "card " + c.state; el.dataset.state = c.state;
-  f("state").textContent = label[c.state] || c.state;
-  f("failureMode").textContent = c.failureMode; f("mode").textContent = c.mode.replace("_", " ");
-  f("failures").textContent = String(c.failures); f("trips").textContent = String(c.trips);
-  const t = c.lastTransition;
-  f("transition").textContent = t ? label[t.from] + " \\u2192 " + label[t.to] + " (" + t.reason.replace("_", " ") + ") at " + new Date(t.at).toLocaleTimeString() : "none yet";
-  tick1(entry);
-}
-function tick1(entry) {
-  const c = entry.card, probe = entry.el.querySelector('[data-field="probe"]');
-  if (c.state === "open" && c.retryAfterMillis === null) probe.textContent = "held open by an operator";
-  else if (entry.deadline === null) probe.textContent = c.state === "half_open" ? "probing now" : "\\u2014";
-  else probe.textContent = "in " + Math.max(0, Math.ceil((entry.deadline - performance.now()) / 1000)) + " s";
-}
-setInterval(() => { for (const entry of cards.values()) tick1(entry); }, 250);
-async function act(name, action) {
-  msg.textContent = action + " " + name + "\\u2026";
-  try {
-    const r = await fetch("admin/breakers/" + encodeURIComponent(name) + "/" + action, {
-      method: "POST", headers: { authorization: "Bearer " + token, "content-type": "application/json" }, body: "{}"
-    });
-    msg.textContent = r.ok ? action + " " + name + ": done" : action + " " + name + ": refused (" + r.status + ")";
-  } catch (e) { msg.textContent = action + " " + name + ": " + e.message; }
-}
-tokenInput.addEventListener("input", () => {
-  token = tokenInput.value.trim();
-  document.body.classList.toggle("admin-on", token !== "");
-});
-const source = new EventSource("events");
-source.addEventListener("open", () => { conn.textContent = "live"; });
-source.addEventListener("error", () => { conn.textContent = "reconnecting\\u2026"; });
-source.addEventListener("snapshot", (e) => { for (const c of JSON.parse(e.data)) show(c); });
-source.addEventListener("breaker", (e) => show(JSON.parse(e.data)));
-`
+/** The `stats` event's content at the Clock's now. */
+const collect = (
+  histories: ReadonlyMap<string, CircuitHistory>,
+  now: () => number,
+  options: Options | undefined
+): Effect.Effect<Stats> =>
+  Effect.gen(function*() {
+    const at = now()
+    const circuits: Record<string, CircuitStats> = {}
+    for (const [name, history] of histories) {
+      const summary = history.summary(at)
+      if (summary !== undefined) circuits[name] = summary
+    }
+    const [backlog, fleet] = yield* Effect.all([read(options?.backlog), read(options?.fleet)], { concurrency: 2 })
+    const result: Stats = { at: new Date(at).toISOString(), bucketMillis: BUCKET_MILLIS, circuits }
+    return {
+      ...result,
+      ...(backlog === undefined ? {} : { backlog }),
+      ...(fleet === undefined ? {} : { fleet })
+    }
+  })
 
-const hash = (text: string) => `'sha256-${createHash("sha256").update(text).digest("base64")}'`
+/** A source's answer; `null` when it failed or did not answer within a second; `undefined` without a source. */
+const read = <A>(source: Effect.Effect<A, unknown> | undefined): Effect.Effect<A | null | undefined> =>
+  source === undefined ? Effect.succeed(undefined) : source.pipe(
+    Effect.timeoutOrElse({ duration: 1000, orElse: () => Effect.succeed(null) }),
+    Effect.catchCause(() => Effect.succeed(null))
+  )
 
-/** Only this page's own script and style run; it talks to its own origin only, and nothing may frame it. */
-const csp = [
-  "default-src 'none'",
-  `script-src ${hash(script)}`,
-  `style-src ${hash(style)}`,
-  "connect-src 'self'",
-  "img-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'"
-].join("; ")
+/** The `/events` answer: `first`, then every update, for at most `maxClients` streams at once. */
+const streamHeaders = { "cache-control": "no-store", "x-accel-buffering": "no" }
 
-const renderPage = (service: string) =>
-  `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(service)}: circuit breakers</title>
-<style>${style}</style>
-</head>
-<body>
-<header>
-<h1>${escapeHtml(service)}: circuit breakers <span id="conn">connecting\u2026</span></h1>
-<label>Admin token <input id="token" type="password" autocomplete="off" placeholder="to force open or reset"></label>
-</header>
-<main id="cards"></main>
-<p id="msg" role="status"></p>
-<script>${script}</script>
-</body>
-</html>
-`
+/** The headers of the event stream, for a HEAD: no stream, no place taken. */
+const eventsHead = HttpServerResponse.empty({
+  status: 200,
+  headers: { ...streamHeaders, "content-type": "text/event-stream" }
+})
+
+const eventStream = (
+  updates: PubSub.PubSub<string>,
+  first: Effect.Effect<string>,
+  clients: { open: number },
+  maxClients: number,
+  closed: Deferred.Deferred<void>
+) =>
+  Effect.suspend(() => {
+    if (Deferred.isDoneUnsafe(closed)) {
+      return Effect.succeed(
+        HttpServerResponse.text("shutting down\n", { status: 503, headers: { "retry-after": "5" } })
+      )
+    }
+    if (clients.open >= maxClients) {
+      return Effect.succeed(
+        HttpServerResponse.text("too many board clients\n", { status: 503, headers: { "retry-after": "5" } })
+      )
+    }
+    clients.open++
+    const body = Stream.unwrap(Effect.gen(function*() {
+      // Subscribe before the snapshot, so no change falls between them.
+      const subscription = yield* PubSub.subscribe(updates)
+      return Stream.concat(Stream.fromEffect(first), Stream.fromSubscription(subscription))
+    })).pipe(
+      Stream.merge(Stream.map(Stream.tick("15 seconds"), () => ": keep-alive\n\n")),
+      Stream.encodeText,
+      // Shutdown ends the stream at once, rather than the server waiting for the browser to leave.
+      Stream.interruptWhen(Deferred.await(closed)),
+      Stream.ensuring(Effect.sync(() => clients.open--))
+    )
+    return Effect.succeed(HttpServerResponse.stream(body, { contentType: "text/event-stream", headers: streamHeaders }))
+  })

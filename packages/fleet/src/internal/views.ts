@@ -1,0 +1,61 @@
+/**
+ * Each replica's view of its circuits: published with the heartbeat (a key
+ * per replica with a time to live, and a set of the replicas), read by the
+ * board once a second while a page is open. Off the call path.
+ *
+ * @internal
+ */
+import type { Redis } from "ioredis"
+
+/** One replica's report. */
+export interface Replica {
+  readonly pod: string
+  readonly ageMillis: number
+  readonly circuits: Readonly<Record<string, "closed" | "open" | "half_open">>
+}
+
+/** Writes this replica's report, expiring after `ttl` milliseconds unless renewed. */
+export const publish = (
+  client: Redis,
+  prefix: string,
+  pod: string,
+  ttl: number,
+  circuits: Replica["circuits"]
+) =>
+  client.multi()
+    .set(`${prefix}:replica:${pod}`, JSON.stringify({ ttl, circuits }), "PX", ttl)
+    .sadd(`${prefix}:replicas`, pod)
+    .exec()
+
+export const stateLabels = { Closed: "closed", Open: "open", HalfOpen: "half_open" } as const
+
+/** The replicas' reports (dropping members whose report expired) and the probe leases' holders. */
+export const read = async (client: Redis, prefix: string, names: ReadonlyArray<string>) => {
+  const pods = await client.smembers(`${prefix}:replicas`)
+  const batch = client.pipeline()
+  for (const member of pods) batch.get(`${prefix}:replica:${member}`).pttl(`${prefix}:replica:${member}`)
+  for (const name of names) batch.get(`${prefix}:${name}:lease`)
+  const replies = (await batch.exec()) ?? []
+  const replicas: Array<Replica> = []
+  const gone: Array<string> = []
+  pods.forEach((member, i) => {
+    const text = replies[2 * i]?.[1]
+    const ttl = Number(replies[2 * i + 1]?.[1])
+    if (typeof text !== "string") return gone.push(member)
+    try {
+      const report = JSON.parse(text) as { readonly ttl: number; readonly circuits: Replica["circuits"] }
+      replicas.push({ pod: member, ageMillis: Math.max(0, report.ttl - ttl), circuits: report.circuits })
+    } catch {
+      gone.push(member)
+    }
+  })
+  if (gone.length > 0) await client.srem(`${prefix}:replicas`, ...gone)
+  const leases: Record<string, string> = {}
+  names.forEach((name, i) => {
+    const holder = replies[2 * pods.length + i]?.[1]
+    // The holder is `pod:epoch`.
+    if (typeof holder === "string") leases[name] = holder.slice(0, holder.lastIndexOf(":"))
+  })
+  replicas.sort((a, b) => a.pod.localeCompare(b.pod))
+  return { replicas, leases }
+}

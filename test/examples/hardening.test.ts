@@ -106,11 +106,11 @@ describe("the fault switch", () => {
         FAULT_SWITCH: "on",
         HTTP_HOST: "0.0.0.0",
         ADMIN_TOKEN: TOKEN,
-        READINESS_BREAKERS: "a, b"
+        READINESS_BREAKERS: "redis_client, mongodb_client"
       })
       assert.strictEqual(on.faultSwitch, true)
       assert.strictEqual(on.host, "0.0.0.0")
-      assert.deepStrictEqual(on.readinessBreakers, ["a", "b"])
+      assert.deepStrictEqual(on.readinessBreakers, ["redis_client", "mongodb_client"])
       const bad = yield* Effect.flip(read({ FAULT_SWITCH: "yes" }))
       assert.include(String(bad), "FAULT_SWITCH")
     }))

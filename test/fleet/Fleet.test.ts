@@ -370,6 +370,47 @@ describe("Fleet", () => {
       assert.isBelow(dep.state.reached, FAIL_MAX * shared.length)
     }))
 
+  it.live("circuits: only the listed breakers are shared; one left out stays local to each replica", () =>
+    Effect.gen(function*() {
+      const group = newGroup()
+      const twoBreakers = (pod: string) =>
+        Effect.gen(function*() {
+          const registry = yield* Registry.make
+          const fleet = yield* Fleet.make({
+            redis: server.endpoint,
+            group,
+            pod,
+            heartbeat: 100,
+            timeout: 300,
+            circuits: ["kafka_producer"]
+          }).pipe(Effect.provideService(Registry.Registry, registry))
+          const make = (name: string) =>
+            CircuitBreaker.make({ name, failMax: FAIL_MAX, recoveryTimeout: 60_000 }).pipe(
+              Effect.provideService(Registry.Registry, registry)
+            )
+          const kafka = yield* make("kafka_producer")
+          const sidecar = yield* make("sidecar_cache")
+          yield* eventually(fleet.status, (st) => st.connected, 5000)
+          return { pod, fleet, kafka, sidecar }
+        })
+      const a = yield* twoBreakers("a")
+      const b = yield* twoBreakers("b")
+      assert.deepStrictEqual(Object.keys((yield* a.fleet.status).epochs), ["kafka_producer"])
+      const dep = dependency()
+      dep.state.up = false
+      // The pod-private breaker trips on a alone: b's stays closed, through many heartbeats.
+      for (let i = 0; i < FAIL_MAX; i++) yield* Effect.exit(dep.call.pipe(withBreaker(a.sidecar)))
+      assert.strictEqual(yield* a.sidecar.state, "Open")
+      yield* Effect.sleep(1000)
+      assert.strictEqual(yield* b.sidecar.state, "Closed")
+      // The shared one trips on a and opens b too.
+      for (let i = 0; i < FAIL_MAX; i++) yield* Effect.exit(dep.call.pipe(withBreaker(a.kafka)))
+      yield* eventually(b.kafka.state, (state) => state === "Open", 3000)
+      // A circuit name that cannot be a breaker's is refused before any connection.
+      const bad = yield* makeBad({ circuits: ["Kafka Producer"] })
+      assert.strictEqual(bad.option, "circuits")
+    }))
+
   it.live("views: every replica publishes its circuits' states with its heartbeat; the lease holder shows; a gone replica expires", () =>
     Effect.gen(function*() {
       const group = newGroup()

@@ -5,6 +5,8 @@
 #   - FerretDB 1.x (MongoDB wire protocol, SQLite backend) built from the Go module proxy
 #   - Jaeger v1 all-in-one (OTLP in, query API out) and helm v3, built from the Go module proxy
 #   - Debian's chromium, for the browser test of the breaker board (driven by playwright-core)
+#   - Podman and the container base the image test builds on (.ci/image-base.sh: a Debian minbase rootfs,
+#     the pinned Node 24 and an exact npm; cached as image-base-<key>)
 #
 # Downloads go to a cache OUTSIDE the clone:
 #   ${NH_CACHE_DIR:-$HOME/.cache/neural-hive}/<server>-<key>/
@@ -163,6 +165,9 @@ go_tool() {
 
 go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$jaeger_dir"
 go_tool helm helm.sh/helm/v3/cmd/helm "$helm_dir"
+
+# ---------------------------------------------------------------- the container image's base (Podman)
+bash "$root/.ci/image-base.sh"
 
 # ---------------------------------------------------------------- report
 print_paths | tee "$cache/paths.env"

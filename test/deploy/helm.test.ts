@@ -228,7 +228,9 @@ describe("Helm chart: shutdown", () => {
 describe("Dockerfile", () => {
   it("is multi-stage on Node 24 slim, installs production dependencies only, and runs as a non-root user", () => {
     const text = fs.readFileSync(path.join(root, "Dockerfile"), "utf8")
-    expect(text.match(/^FROM node:24-slim/gm)).toHaveLength(2)
+    expect(text).toMatch(/^ARG NODE_IMAGE=node:24-slim$/m)
+    expect(text.match(/^FROM \$\{NODE_IMAGE\}/gm)).toHaveLength(2)
+    expect(text).toMatch(/^HEALTHCHECK /m)
     expect(text).toContain("--omit=dev")
     expect(text).toMatch(/^USER 10001:10001$/m)
     // The image has no build: @neural-hive/* load from their sources, as with npm start (test/examples/launch.test.ts).

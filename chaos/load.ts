@@ -213,6 +213,8 @@ export const makeLoad = (options: LoadOptions): Load => {
     }
   }
 
+  const at = () => performance.now() - t0
+
   const submit = (): Promise<void> => {
     const id = `${options.idPrefix}-${String(++sequence).padStart(6, "0")}`
     const steps = STEP_NAMES.slice(0, 1 + Math.floor(options.random() * STEP_NAMES.length))
@@ -220,7 +222,6 @@ export const makeLoad = (options: LoadOptions): Load => {
     sent.add(id)
     bodies.set(id, body)
     inFlight++
-    const at = () => performance.now() - t0
     const retrying = options.retryShare !== undefined && options.random() < options.retryShare
     const how = options.random() < 0.5 ? "concurrent" : "after-timeout"
     const attempts = !retrying

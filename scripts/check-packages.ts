@@ -54,9 +54,10 @@ const checkSince = (packed: Packed): ReadonlyArray<string> => {
   return problems
 }
 
+const versionParts = (v: string) => v.split(".").map((part) => Number.parseInt(part, 10))
+
 const compareVersions = (a: string, b: string): number => {
-  const parse = (v: string) => v.split(".").map((part) => Number.parseInt(part, 10))
-  const [x, y] = [parse(a), parse(b)]
+  const [x, y] = [versionParts(a), versionParts(b)]
   for (let i = 0; i < 3; i++) {
     const d = (x[i] ?? 0) - (y[i] ?? 0)
     if (d !== 0) return Number.isNaN(d) ? 1 : d

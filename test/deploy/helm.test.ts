@@ -212,10 +212,10 @@ describe("Helm chart", () => {
   })
 })
 
+const set = (...pairs: ReadonlyArray<string>) => helm("template", "od", chart, ...pairs.flatMap((p) => ["--set", p]))
+
 describe("Helm chart: shutdown", () => {
   it("an explicit drain is used as given; a grace period shorter than preStop + drain + 15 s is refused", () => {
-    const set = (...pairs: ReadonlyArray<string>) =>
-      helm("template", "od", chart, ...pairs.flatMap((p) => ["--set", p]))
     const given = set("shutdown.drainSeconds=20", "terminationGracePeriodSeconds=40")
     expect(given.status, given.output).toBe(0)
     expect(given.stdout).toMatch(/name: DRAIN_SECONDS\n\s+value: "20"/)

@@ -14,19 +14,19 @@ describe("drain at shutdown", () => {
   it("SIGTERM under load: /ready 503 at once, every request served, exit within the drain plus 5 s", async () => {
     const DRAIN_MS = 2_000
     const service = await startService({ DRAIN_SECONDS: String(DRAIN_MS / 1000) })
-    let inRotation = true
-    let running = true
+    // What the "load balancer" believes, and whether the test still polls (read in loops, set in callbacks).
+    const lb = { inRotation: true, running: true }
     let terminatedAt: number | undefined
     let notReadyAt: number | undefined
     const answers: Array<{ readonly at: number; readonly status: number | string }> = []
     const pending = new Set<Promise<void>>()
     const poller = (async () => {
-      while (running) {
+      while (lb.running) {
         const status = await fetch(`${service.url}/ready`, { signal: AbortSignal.timeout(2_000) })
           .then(async (r) => ({ code: r.status, body: await r.text() }))
           .catch(() => ({ code: 0, body: "" }))
-        if (status.code !== 200 && inRotation) {
-          inRotation = false
+        if (status.code !== 200 && lb.inRotation) {
+          lb.inRotation = false
           notReadyAt = performance.now()
           assert.include(status.body, "draining")
         }
@@ -53,7 +53,7 @@ describe("drain at shutdown", () => {
     // 50 plans/s for a second, then SIGTERM, and on until the "load balancer" takes the replica out.
     const loadStart = performance.now()
     let exited: Promise<number | string> | undefined
-    while (inRotation) {
+    while (lb.inRotation) {
       send()
       await sleep(20)
       if (exited === undefined && performance.now() - loadStart > 1_000) {
@@ -61,10 +61,10 @@ describe("drain at shutdown", () => {
         exited = service.stop("SIGTERM")
       }
     }
-    await Promise.all([...pending])
+    await Promise.all(pending)
     const code = await exited!
     const exitedAt = performance.now()
-    running = false
+    lb.running = false
     await poller
 
     const failed = answers.filter((a) => a.status !== 202)

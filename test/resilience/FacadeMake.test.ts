@@ -159,20 +159,20 @@ describe("Facade.makeRegistry", () => {
   })
 })
 
-describe("a facade breaker's timers never hold the process", () => {
-  const run = (code: string): { readonly lag: number; readonly out: string } => {
-    const child = spawnSync(EXAMPLE_NODE, [SOURCE_CONDITION, "--input-type=module", "-e", code], {
-      encoding: "utf8",
-      timeout: 30_000
-    })
-    const exitedAt = Date.now()
-    expect(child.status, child.stderr).toBe(0)
-    const last = Number(/last line at (\d+)/.exec(child.stdout)?.[1])
-    return { lag: exitedAt - last, out: child.stdout }
-  }
+const runChild = (code: string): { readonly lag: number; readonly out: string } => {
+  const child = spawnSync(EXAMPLE_NODE, [SOURCE_CONDITION, "--input-type=module", "-e", code], {
+    encoding: "utf8",
+    timeout: 30_000
+  })
+  const exitedAt = Date.now()
+  expect(child.status, child.stderr).toBe(0)
+  const last = Number(/last line at (\d+)/.exec(child.stdout)?.[1])
+  return { lag: exitedAt - last, out: child.stdout }
+}
 
+describe("a facade breaker's timers never hold the process", () => {
   it("an OPEN breaker with a one-minute period, never closed, lets the process exit at once", () => {
-    const { lag, out } = run(`
+    const { lag, out } = runChild(`
       import { Facade } from "@neural-hive/resilience"
       const breaker = Facade.make({ name: "left_open", failMax: 1, recoveryTimeout: "60 seconds", probe: () => Promise.resolve() })
       await breaker.execute(() => Promise.reject(new Error("down"))).catch(() => undefined)

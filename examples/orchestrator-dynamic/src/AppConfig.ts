@@ -148,25 +148,26 @@ const faults = Config.withDefault(Config.String("EMBEDDED_FAULTS"), "").pipe(
   })
 )
 
-/** Opt-in: the fleet is on when `FLEET_REDIS_URL` is set. */
 /** The breakers of this service, the only names `READINESS_BREAKERS` may hold. */
 export const CIRCUITS = ["kafka_producer", "temporal_client", "redis_client", "mongodb_client"] as const
 
+/** Levenshtein distance: insertions, deletions and substitutions. */
+const editDistance = (a: string, b: string) => {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    row = next
+  }
+  return row[b.length]!
+}
+
 /** The closest known name (edit distance at most 3, or a known name it starts or ends), for "did you mean". */
 const closest = (name: string, known: ReadonlyArray<string>): string | undefined => {
-  const distance = (a: string, b: string) => {
-    let row = Array.from({ length: b.length + 1 }, (_, j) => j)
-    for (let i = 1; i <= a.length; i++) {
-      const next = [i]
-      for (let j = 1; j <= b.length; j++) {
-        next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-      }
-      row = next
-    }
-    return row[b.length]!
-  }
   const affix = known.find((k) => k.startsWith(name.split("_")[0]!) || k.endsWith(name))
-  const [best] = known.map((k) => [k, distance(name, k)] as const).sort((x, y) => x[1] - y[1])
+  const [best] = known.map((k) => [k, editDistance(name, k)] as const).toSorted((x, y) => x[1] - y[1])
   return best !== undefined && best[1] <= 3 ? best[0] : affix
 }
 
@@ -192,6 +193,7 @@ const breakerNames = (variable: string, fallback: string) =>
 /** `READINESS_BREAKERS`: a typo would keep `/ready` at 503 forever. */
 const readinessBreakers = breakerNames("READINESS_BREAKERS", "")
 
+/** Opt-in: the fleet is on when `FLEET_REDIS_URL` is set. */
 const fleet = Config.all({
   redisUrl: optional(connectionUrl("FLEET_REDIS_URL", ["redis", "rediss"], true)),
   group: optional(Config.String("FLEET_GROUP")),

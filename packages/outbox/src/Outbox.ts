@@ -287,6 +287,9 @@ export const isPoison = (error: unknown): boolean => {
   }
 }
 
+const bad = (option: string, value: unknown, expected: string) =>
+  new CircuitBreakerOptionsError({ circuit: "outbox", option, value, expected })
+
 /**
  * Starts a relay that lives as long as the scope. Fails only on bad options.
  *
@@ -300,8 +303,6 @@ export const make: (
   CircuitBreakerOptionsError,
   MongoStore.MongoStore | KafkaProducer.KafkaProducer | Scope.Scope
 > = Effect.fnUntraced(function*(options: Options) {
-  const bad = (option: string, value: unknown, expected: string) =>
-    new CircuitBreakerOptionsError({ circuit: "outbox", option, value, expected })
   if (typeof options?.collection !== "string" || options.collection === "") {
     return yield* bad("collection", options?.collection, "a collection name")
   }

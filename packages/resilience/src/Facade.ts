@@ -318,6 +318,9 @@ export const makeRegistry = (): PromiseRegistry => {
   }
 }
 
+/** A manual control of the breaker as a plain function. */
+const sync = <A>(effect: Effect.Effect<A>) => () => Effect.runSync(effect)
+
 const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefined): PromiseBreaker => {
   const scope = Scope.makeUnsafe()
   const probe = options.probe
@@ -338,7 +341,6 @@ const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefin
   const { unsafe } = breaker
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => closing ??= Effect.runPromise(Scope.close(scope, Exit.void))
-  const sync = <A>(effect: Effect.Effect<A>) => () => Effect.runSync(effect)
   return {
     name: breaker.name,
     breaker,

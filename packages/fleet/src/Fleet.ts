@@ -136,6 +136,18 @@ export interface Status {
 }
 
 /**
+ * One replica's last report: its pod, how old the report is, and its state of each circuit.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReplicaView {
+  readonly pod: string
+  readonly ageMillis: number
+  readonly circuits: Readonly<Record<string, "closed" | "open" | "half_open">>
+}
+
+/**
  * Each replica's own view of its circuits, as published with its heartbeat:
  * the shape `Board.make`'s `fleet` option reads, so an operator sees replicas
  * that disagree and who holds each probe lease.
@@ -148,7 +160,7 @@ export interface ReplicaViews {
   readonly pod: string
   readonly connected: boolean
   /** Every replica whose last report has not expired (this one first), with its state of each circuit. */
-  readonly replicas: ReadonlyArray<Views.Replica>
+  readonly replicas: ReadonlyArray<ReplicaView>
   /** The replica holding each circuit's probe lease, for circuits whose lease is held now. */
   readonly leases: Readonly<Record<string, string>>
 }

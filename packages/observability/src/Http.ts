@@ -230,6 +230,7 @@ export type AdminAction = "force-open" | "disable" | "reset"
  * @category models
  */
 export interface AuthGuard {
+  /** `undefined` lets the request through; otherwise the 429 (over budget) or 401 (wrong token) to send. */
   readonly check: (
     request: HttpServerRequest.HttpServerRequest,
     options: {

@@ -6,13 +6,10 @@
  * @internal
  */
 import type { Redis } from "ioredis"
+import type { ReplicaView } from "../Fleet.ts"
 
-/** One replica's report. */
-export interface Replica {
-  readonly pod: string
-  readonly ageMillis: number
-  readonly circuits: Readonly<Record<string, "closed" | "open" | "half_open">>
-}
+/** One replica's report (`Fleet.ReplicaView`). */
+export type Replica = ReplicaView
 
 /** Writes this replica's report, expiring after `ttl` milliseconds unless renewed. */
 export const publish = (

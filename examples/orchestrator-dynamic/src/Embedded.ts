@@ -14,7 +14,12 @@
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreaker, type CircuitBreakerTimeoutError, withBreaker } from "@neural-hive/resilience"
+import {
+  CircuitBreaker,
+  CircuitBreakerOptionsError,
+  type CircuitBreakerTimeoutError,
+  withBreaker
+} from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
@@ -144,6 +149,15 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
             down,
             Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
           ).pipe(guard(breaker, kafkaTimeout)),
+        transactional: (transactionalId) =>
+          Effect.fail(
+            new CircuitBreakerOptionsError({
+              circuit: "kafka_producer",
+              option: "transactionalId",
+              value: transactionalId,
+              expected: "a real Kafka cluster: the embedded stand-in has no transactions (OUTBOX_DELIVERY=at-least-once)"
+            })
+          ),
         breaker
       })
     })

@@ -42,8 +42,8 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, GuardedClient } from "@neural-hive/resilience"
-import type { CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerOptionsError, GuardedClient } from "@neural-hive/resilience"
+import type { CircuitBreakerError } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -229,9 +229,90 @@ export class KafkaProducer extends Context.Service<KafkaProducer, {
   readonly send: (record: ProducerRecord) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
   /** Sends messages to several topics in one call. */
   readonly sendBatch: (batch: ProducerBatch) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
+  /**
+   * A transactional producer on the same cluster and behind the same breaker (see
+   * `TransactionalProducer`), closed with the scope. Fails only on a bad `transactionalId`.
+   */
+  readonly transactional: (
+    transactionalId: string,
+    options?: TransactionalOptions
+  ) => Effect.Effect<TransactionalProducer, CircuitBreakerOptionsError, Scope.Scope>
   /** The `kafka_producer` breaker (state, snapshot, manual control). */
   readonly breaker: CircuitBreaker.CircuitBreaker
 }>()("@neural-hive/kafka/KafkaProducer") {}
+
+/**
+ * A consumer-group offset committed in the same transaction as a send, with `metadata` (at most a few
+ * KiB: Kafka's `offset.metadata.max.bytes`, 4096 by default). Read it back with
+ * `TransactionalProducer.committedMetadata`: it is there if and only if the transaction committed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransactionProgress {
+  readonly groupId: string
+  readonly topic: string
+  /** Default 0. */
+  readonly partition?: number | undefined
+  readonly metadata: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransactionalOptions {
+  /**
+   * How long the broker lets a transaction stay open before aborting it (a producer that died mid-send,
+   * and no new instance came): `read_committed` readers wait behind it that long. Default 60 seconds.
+   */
+  readonly transactionTimeout?: Duration.Input | undefined
+}
+
+/**
+ * A kafkajs transactional producer (`idempotent`, one request in flight) whose every call goes
+ * through the `kafka_producer` breaker, classified like `send` (a timeout counts).
+ *
+ * - `send`: the messages and, optionally, a consumer-group offset (`TransactionProgress`) in one
+ *   transaction, committed before it returns: one call, one breaker outcome. A failure before the
+ *   commit aborts the transaction (the messages are invisible to `read_committed` readers). A failure
+ *   of the commit itself, or a call that timed out, leaves the outcome unknown: the next call first
+ *   makes a new producer, as `reset` does.
+ * - `reset`: makes a new kafkajs producer with the same `transactionalId`; its `initTransactions`
+ *   fences every older instance (their next call fails with `PRODUCER_FENCED` or
+ *   `INVALID_PRODUCER_EPOCH`) and settles the transaction they left open (committed if its commit
+ *   reached the coordinator, aborted otherwise). After it, `committedMetadata` tells what committed.
+ * - `committedMetadata`: the metadata of a group's committed offset, through a short-lived admin
+ *   connection; `undefined` when the group has none.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransactionalProducer {
+  readonly transactionalId: string
+  readonly send: (
+    batch: ProducerBatch,
+    progress?: TransactionProgress
+  ) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
+  readonly reset: Effect.Effect<void, KafkaError | CircuitBreakerError>
+  readonly committedMetadata: (
+    groupId: string,
+    topic: string,
+    partition?: number
+  ) => Effect.Effect<string | undefined, KafkaError | CircuitBreakerError>
+}
+
+/**
+ * Whether a failure says another producer with the same `transactionalId` took over (this one is
+ * fenced: nothing it sends can commit any more).
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const isFenced = (error: unknown): boolean =>
+  error instanceof KafkaError &&
+  (error.protocolError === "PRODUCER_FENCED" || error.protocolError === "INVALID_PRODUCER_EPOCH" ||
+    /\bfenced\b/i.test(error.message))
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -390,6 +471,21 @@ export const make: (
         catch: (cause) => fromCause(cause, secrets)
       }).pipe(Effect.onExit(notReadyAfter))
 
+    // sendTimeout is the breaker's callTimeout: a call that ran past it is a counted KafkaError Timeout.
+    const guarded = <A>(effect: Effect.Effect<A, KafkaError>): Effect.Effect<A, KafkaError | CircuitBreakerError> =>
+      breaker.protect(effect).pipe(
+        Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+          Effect.fail(
+            new KafkaError({
+              reason: "Timeout",
+              message: e.message,
+              brokerFailure: true,
+              retriable: true,
+              retries: 0
+            })
+          ))
+      )
+
     const sendBatch = (batch: ProducerBatch): Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError> =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(closedError())
@@ -397,18 +493,7 @@ export const make: (
         if (prepared instanceof KafkaError) return Effect.fail(prepared)
         if (prepared.length === 0) return Effect.succeed([])
         // One client span per send: the breaker (with Tracing.layer) annotates it with its name, state and result.
-        return breaker.protect(publish(prepared)).pipe(
-          // sendTimeout is the breaker's callTimeout: a send that ran past it is a counted KafkaError Timeout.
-          Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
-            Effect.fail(
-              new KafkaError({
-                reason: "Timeout",
-                message: e.message,
-                brokerFailure: true,
-                retriable: true,
-                retries: 0
-              })
-            )),
+        return guarded(publish(prepared)).pipe(
           Effect.withSpan("KafkaProducer.send", {
             kind: "producer",
             attributes: {
@@ -419,11 +504,135 @@ export const make: (
         )
       })
 
+    const transactional = (
+      transactionalId: string,
+      txOptions?: TransactionalOptions
+    ): Effect.Effect<TransactionalProducer, CircuitBreakerOptionsError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const circuit = options.breaker?.name ?? "kafka_producer"
+        if (
+          typeof transactionalId !== "string" || transactionalId.trim() === "" || transactionalId.length > 200 ||
+          /[\u0000-\u001f]/.test(transactionalId)
+        ) {
+          return yield* new CircuitBreakerOptionsError({
+            circuit,
+            option: "transactionalId",
+            value: transactionalId,
+            expected: "a non-empty string of at most 200 characters without control characters, stable per relay"
+          })
+        }
+        const transactionTimeoutMillis = yield* CircuitBreaker.durationOption(
+          circuit,
+          "transactionTimeout",
+          txOptions?.transactionTimeout,
+          60_000
+        )
+        // The kafkajs producer in use; `stale` when the last call's outcome is not known (or it never
+        // connected): the next call makes a new one first, whose initTransactions settles the old one's.
+        let current: KafkaJS.Producer | undefined
+        let stale = true
+        const retire = (producer: KafkaJS.Producer | undefined) => {
+          if (producer !== undefined) void producer.disconnect().catch(() => undefined)
+        }
+        const fresh = async (): Promise<KafkaJS.Producer> => {
+          retire(current)
+          current = undefined
+          const producer = kafka.producer({
+            createPartitioner: Partitioners.DefaultPartitioner,
+            allowAutoTopicCreation: settings.allowAutoTopicCreation,
+            transactionalId,
+            transactionTimeout: transactionTimeoutMillis,
+            idempotent: true,
+            maxInFlightRequests: 1,
+            retry: { retries: Math.max(1, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
+          })
+          current = producer
+          await producer.connect()
+          stale = false
+          return producer
+        }
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(async () => {
+            const producer = current
+            current = undefined
+            await producer?.disconnect().catch(() => undefined)
+          }).pipe(Effect.timeoutOrElse({ duration: settings.disconnectTimeoutMillis, orElse: () => Effect.void }))
+        )
+        const attempt = <A>(run: () => Promise<A>): Effect.Effect<A, KafkaError> =>
+          Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }).pipe(
+            // Interrupted (the breaker's callTimeout): the promise runs on, its outcome unknown.
+            Effect.onInterrupt(() => Effect.sync(() => void (stale = true)))
+          )
+
+        const send = (batch: ProducerBatch, progress?: TransactionProgress) =>
+          Effect.suspend(() => {
+            if (closed) return Effect.fail(closedError())
+            const prepared = prepare(batch)
+            if (prepared instanceof KafkaError) return Effect.fail(prepared)
+            return guarded(attempt(async () => {
+              const producer = stale || current === undefined ? await fresh() : current
+              const transaction = await producer.transaction()
+              let committing = false
+              try {
+                const metadata = await transaction.sendBatch({
+                  topicMessages: prepared,
+                  acks: -1,
+                  timeout: settings.ackTimeoutMillis,
+                  compression: settings.compression
+                })
+                if (progress !== undefined) {
+                  // kafkajs sends each partition's `metadata` (TxnOffsetCommit), its types omit it.
+                  const partition = { partition: progress.partition ?? 0, offset: "0", metadata: progress.metadata }
+                  await transaction.sendOffsets({
+                    consumerGroupId: progress.groupId,
+                    topics: [{ topic: progress.topic, partitions: [partition] }]
+                  })
+                }
+                committing = true
+                await transaction.commit()
+                return metadata
+              } catch (error) {
+                if (committing) stale = true
+                else await transaction.abort().catch(() => void (stale = true))
+                throw error
+              }
+            })).pipe(
+              Effect.withSpan("KafkaProducer.transaction", {
+                kind: "producer",
+                attributes: {
+                  "messaging.system": "kafka",
+                  "messaging.batch.topics": prepared.map((t) => t.topic).join(",")
+                }
+              })
+            )
+          })
+
+        const reset = Effect.suspend(() =>
+          closed ? Effect.fail(closedError()) : guarded(attempt(() => fresh().then(() => undefined)))
+        ).pipe(Effect.withSpan("KafkaProducer.initTransactions", { attributes: { "messaging.system": "kafka" } }))
+
+        const committedMetadata = (groupId: string, topic: string, partition = 0) =>
+          guarded(attempt(async () => {
+            const admin = kafka.admin()
+            try {
+              await admin.connect()
+              const offsets = await admin.fetchOffsets({ groupId, topics: [topic] })
+              const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
+              return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
+            } finally {
+              await admin.disconnect().catch(() => undefined)
+            }
+          }))
+
+        return { transactionalId, send, reset, committedMetadata } satisfies TransactionalProducer
+      })
+
     if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(breaker.protect(connect)))
 
     return KafkaProducer.of({
       send: (record) => sendBatch({ topicMessages: [record] }),
       sendBatch,
+      transactional,
       breaker
     })
   }

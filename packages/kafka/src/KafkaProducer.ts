@@ -548,6 +548,10 @@ export const make: (
           })
           current = producer
           await producer.connect()
+          // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
+          // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
+          const transaction = await producer.transaction()
+          await transaction.abort()
           stale = false
           return producer
         }

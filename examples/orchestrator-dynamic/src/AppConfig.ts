@@ -22,6 +22,8 @@
  * | `FLEET_REDIS_URL` | none (fleet off) | Redis through which the replicas' breakers act as one (secret) |
  * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
  * | `FLEET_SHARE_COUNTS` | `false` | trip on the replicas' consecutive failures added up (see docs/fleet.md) |
+ * | `OUTBOX_DELIVERY` | `at-least-once` | `exactly-once`: the outbox relay publishes in Kafka transactions, each ticket once to `read_committed` readers (needs `KAFKA_BROKERS`; see docs/outbox.md) |
+ * | `OUTBOX_TRANSACTIONAL_ID` | `POD_NAME`, else `SERVICE_NAME` | the relay's transactional id with `exactly-once`: stable across the replica's restarts, different per live replica |
  */
 import { MongoStore } from "@neural-hive/mongodb"
 import { Http } from "@neural-hive/observability"
@@ -49,6 +51,8 @@ export interface AppConfig {
   readonly faultSwitch?: boolean | undefined
   /** `READINESS_BREAKERS`; none when absent. */
   readonly readinessBreakers?: ReadonlyArray<string> | undefined
+  /** The outbox relay's delivery; at-least-once when absent. */
+  readonly outbox?: { readonly delivery: "at-least-once" | "exactly-once"; readonly transactionalId: string } | undefined
   readonly fleet?:
     | {
       readonly redisUrl: Redacted.Redacted<string>
@@ -155,6 +159,19 @@ const fleet = Config.all({
   )
 )
 
+/** `OUTBOX_DELIVERY` and the transactional id (`OUTBOX_TRANSACTIONAL_ID`, else `POD_NAME`, else `SERVICE_NAME`). */
+const outbox = Config.all({
+  delivery: Config.withDefault(Config.Literals(["at-least-once", "exactly-once"], "OUTBOX_DELIVERY"), "at-least-once"),
+  transactionalId: optional(Config.String("OUTBOX_TRANSACTIONAL_ID")),
+  pod: optional(Config.String("POD_NAME")),
+  service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic")
+}).pipe(
+  Config.map(({ delivery, pod, service, transactionalId }) => ({
+    delivery,
+    transactionalId: transactionalId ?? pod ?? service
+  }))
+)
+
 /** `ADMIN_TOKEN`, refused at start-up when easy to guess (`Http.checkAdminToken`: 16+ characters, 8+ different). */
 const adminToken = optional(Config.Redacted("ADMIN_TOKEN")).pipe(
   Config.mapEffect((token) =>
@@ -171,7 +188,9 @@ const LOOPBACK = /^(localhost|127(\.[0-9]{1,3}){3}|::1|\[::1\])$/i
 
 /** A fault switch anyone on the network can reach and flip is refused: it needs a token there. */
 const checkFaultSwitch = (config: AppConfig): Effect.Effect<AppConfig, Config.ConfigError> =>
-  config.faultSwitch === true && config.adminToken === undefined && !LOOPBACK.test(config.host)
+  config.outbox?.delivery === "exactly-once" && config.kafkaBrokers === undefined
+    ? invalid("OUTBOX_DELIVERY=exactly-once needs a real Kafka (KAFKA_BROKERS): the embedded one has no transactions")
+    : config.faultSwitch === true && config.adminToken === undefined && !LOOPBACK.test(config.host)
     ? invalid(
       `FAULT_SWITCH=on with HTTP_HOST=${
         JSON.stringify(config.host)
@@ -213,5 +232,6 @@ export const config: Config.Config<AppConfig> = Config.all({
   readinessBreakers: Config.withDefault(Config.String("READINESS_BREAKERS"), "").pipe(
     Config.map((text) => text.split(",").map((s) => s.trim()).filter((s) => s !== ""))
   ),
+  outbox,
   fleet
 }).pipe(Config.mapEffect(checkFaultSwitch))

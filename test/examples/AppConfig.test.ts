@@ -40,7 +40,10 @@ describe("AppConfig", () => {
 
   it.effect("OUTBOX_DELIVERY: at-least-once by default; exactly-once takes its id from OUTBOX_TRANSACTIONAL_ID, POD_NAME, SERVICE_NAME", () =>
     Effect.gen(function*() {
-      assert.deepStrictEqual((yield* read({})).outbox, { delivery: "at-least-once", transactionalId: "orchestrator-dynamic" })
+      assert.deepStrictEqual((yield* read({})).outbox, {
+        delivery: "at-least-once",
+        transactionalId: "orchestrator-dynamic"
+      })
       const kafka = { KAFKA_BROKERS: "kafka:9092", OUTBOX_DELIVERY: "exactly-once" }
       assert.deepStrictEqual((yield* read({ ...kafka, SERVICE_NAME: "svc" })).outbox?.transactionalId, "svc")
       assert.deepStrictEqual((yield* read({ ...kafka, POD_NAME: "svc-0" })).outbox?.transactionalId, "svc-0")

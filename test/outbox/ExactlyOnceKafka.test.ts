@@ -98,7 +98,14 @@ const producerLayer = (clientId: string) =>
 const mongoLayer = MongoStore.layer({ url: `${inject("mongodbUrl")}outbox` })
 
 const relayLayer = (clientId: string, collection: string, topic: string, transactionalId: string) =>
-  Outbox.layer({ collection, topic, batchSize: 10, sweepInterval: "1 second", delivery: "exactly-once", transactionalId })
+  Outbox.layer({
+    collection,
+    topic,
+    batchSize: 10,
+    sweepInterval: "1 second",
+    delivery: "exactly-once",
+    transactionalId
+  })
     .pipe(Layer.provideMerge(producerLayer(clientId)), Layer.provideMerge(mongoLayer))
 
 const write = (collection: string, from: number, count: number) =>
@@ -124,39 +131,43 @@ const onceEach = (counts: Map<string, number>, expected: number) => {
 }
 
 describe("Outbox relay, exactly once (real Kafka and MongoDB)", () => {
-  it.live("a send whose outcome is unknown (Kafka slowed past sendTimeout, connections cut): each ticket once to read_committed", () => {
-    const suffix = unique()
-    const topic = `outbox-eos-cut-${suffix}`
-    const collection = `tickets_eos_cut_${suffix}`
-    return Effect.gen(function*() {
-      yield* createTopic(topic)
-      const relay = yield* Outbox.OutboxRelay
-      yield* write(collection, 0, 10)
-      yield* relay.notify
-      yield* eventually(relay.stats, (s) => s.published === 10, 30_000)
+  it.live(
+    "a send whose outcome is unknown (Kafka slowed past sendTimeout, connections cut): each ticket once to read_committed",
+    () => {
+      const suffix = unique()
+      const topic = `outbox-eos-cut-${suffix}`
+      const collection = `tickets_eos_cut_${suffix}`
+      return Effect.gen(function*() {
+        yield* createTopic(topic)
+        const relay = yield* Outbox.OutboxRelay
+        yield* write(collection, 0, 10)
+        yield* relay.notify
+        yield* eventually(relay.stats, (s) => s.published === 10, 30_000)
 
-      // Every chunk 2 s late: the transaction (several round trips) runs past the 3 s sendTimeout.
-      yield* Effect.promise(() => proxy.delay(2_000))
-      yield* write(collection, 10, 10)
-      yield* relay.notify
-      yield* eventually(relay.stats, (s) => s.failedSends >= 1, 30_000)
-      // Then the connections drop mid-transaction, and Kafka is fast again.
-      proxy.cut()
-      yield* Effect.promise(() => proxy.pass())
-      yield* write(collection, 20, 10)
-      yield* relay.notify
-      yield* eventually(relay.stats, (s) => s.published === 30 && s.pending === 0, 60_000)
-      assert.strictEqual(yield* published(collection), 30)
-      onceEach(yield* readBack(topic, 30, "read_committed"), 30)
-      const uncommitted = yield* readBack(topic, 30, "read_uncommitted")
-      // What an aborted transaction left in the log is there for read_uncommitted readers only.
-      assert.isAtLeast([...uncommitted.values()].reduce((a, b) => a + b, 0), 30)
-    }).pipe(
-      Effect.provide(relayLayer("outbox-eos-cut", collection, topic, `relay-cut-${suffix}`)),
-      Effect.ensuring(Effect.promise(() => proxy.pass())),
-      Effect.scoped
-    )
-  }, 180_000)
+        // Every chunk 2 s late: the transaction (several round trips) runs past the 3 s sendTimeout.
+        yield* Effect.promise(() => proxy.delay(2_000))
+        yield* write(collection, 10, 10)
+        yield* relay.notify
+        yield* eventually(relay.stats, (s) => s.failedSends >= 1, 30_000)
+        // Then the connections drop mid-transaction, and Kafka is fast again.
+        proxy.cut()
+        yield* Effect.promise(() => proxy.pass())
+        yield* write(collection, 20, 10)
+        yield* relay.notify
+        yield* eventually(relay.stats, (s) => s.published === 30 && s.pending === 0, 60_000)
+        assert.strictEqual(yield* published(collection), 30)
+        onceEach(yield* readBack(topic, 30, "read_committed"), 30)
+        const uncommitted = yield* readBack(topic, 30, "read_uncommitted")
+        // What an aborted transaction left in the log is there for read_uncommitted readers only.
+        assert.isAtLeast([...uncommitted.values()].reduce((a, b) => a + b, 0), 30)
+      }).pipe(
+        Effect.provide(relayLayer("outbox-eos-cut", collection, topic, `relay-cut-${suffix}`)),
+        Effect.ensuring(Effect.promise(() => proxy.pass())),
+        Effect.scoped
+      )
+    },
+    180_000
+  )
 
   it.live("a second relay with the same transactionalId fences the first, which stops", () => {
     const suffix = unique()
@@ -189,36 +200,40 @@ describe("Outbox relay, exactly once (real Kafka and MongoDB)", () => {
     }).pipe(Effect.scoped)
   }, 180_000)
 
-  it.live("a crash between Kafka's commit and the MongoDB mark: the next relay marks it from the progress record, never resends", () => {
-    const suffix = unique()
-    const topic = `outbox-eos-crash-${suffix}`
-    const collection = `tickets_eos_crash_${suffix}`
-    const transactionalId = `relay-crash-${suffix}`
-    return Effect.gen(function*() {
-      yield* createTopic(topic)
-      yield* write(collection, 0, 3).pipe(Effect.provide(mongoLayer))
-      // The relay's first half, by hand: the attempt id on the documents, the batch and the progress record
-      // committed in one transaction; then the process "dies" (the scope closes) before the mark.
-      yield* Effect.gen(function*() {
-        const store = yield* MongoStore.MongoStore
-        const producer = yield* KafkaProducer.KafkaProducer
-        const tx = yield* producer.transactional(transactionalId)
-        yield* store.updateMany(collection, { _id: { $in: ["t-0", "t-1"] } } as never, {
-          $set: { "outbox.attempt": "attempt-before-the-crash" }
-        })
-        yield* tx.send(
-          { topicMessages: [{ topic, messages: [{ key: "t-0", value: "p-0" }, { key: "t-1", value: "p-1" }] }] },
-          { groupId: Outbox.progressGroup(transactionalId), topic, metadata: "attempt-before-the-crash" }
-        )
-      }).pipe(Effect.provide(Layer.merge(producerLayer("outbox-eos-dead"), mongoLayer)), Effect.scoped)
+  it.live(
+    "a crash between Kafka's commit and the MongoDB mark: the next relay marks it from the progress record, never resends",
+    () => {
+      const suffix = unique()
+      const topic = `outbox-eos-crash-${suffix}`
+      const collection = `tickets_eos_crash_${suffix}`
+      const transactionalId = `relay-crash-${suffix}`
+      return Effect.gen(function*() {
+        yield* createTopic(topic)
+        yield* write(collection, 0, 3).pipe(Effect.provide(mongoLayer))
+        // The relay's first half, by hand: the attempt id on the documents, the batch and the progress record
+        // committed in one transaction; then the process "dies" (the scope closes) before the mark.
+        yield* Effect.gen(function*() {
+          const store = yield* MongoStore.MongoStore
+          const producer = yield* KafkaProducer.KafkaProducer
+          const tx = yield* producer.transactional(transactionalId)
+          yield* store.updateMany(collection, { _id: { $in: ["t-0", "t-1"] } } as never, {
+            $set: { "outbox.attempt": "attempt-before-the-crash" }
+          })
+          yield* tx.send(
+            { topicMessages: [{ topic, messages: [{ key: "t-0", value: "p-0" }, { key: "t-1", value: "p-1" }] }] },
+            { groupId: Outbox.progressGroup(transactionalId), topic, metadata: "attempt-before-the-crash" }
+          )
+        }).pipe(Effect.provide(Layer.merge(producerLayer("outbox-eos-dead"), mongoLayer)), Effect.scoped)
 
-      yield* Effect.gen(function*() {
-        const relay = yield* Outbox.OutboxRelay
-        yield* relay.drain
-        yield* eventually(relay.stats, (s) => s.published === 3 && s.pending === 0, 30_000)
-        assert.strictEqual(yield* published(collection), 3)
-      }).pipe(Effect.provide(relayLayer("outbox-eos-next", collection, topic, transactionalId)), Effect.scoped)
-      onceEach(yield* readBack(topic, 3, "read_committed"), 3)
-    })
-  }, 180_000)
+        yield* Effect.gen(function*() {
+          const relay = yield* Outbox.OutboxRelay
+          yield* relay.drain
+          yield* eventually(relay.stats, (s) => s.published === 3 && s.pending === 0, 30_000)
+          assert.strictEqual(yield* published(collection), 3)
+        }).pipe(Effect.provide(relayLayer("outbox-eos-next", collection, topic, transactionalId)), Effect.scoped)
+        onceEach(yield* readBack(topic, 3, "read_committed"), 3)
+      })
+    },
+    180_000
+  )
 })

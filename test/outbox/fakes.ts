@@ -52,4 +52,3 @@ export const fakeStore = (docs: Array<Doc>): MongoStore.MongoStore["Service"] =>
     } as Partial<MongoStore.MongoStore["Service"]> as MongoStore.MongoStore["Service"]
   )
 }
-

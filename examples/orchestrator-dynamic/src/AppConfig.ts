@@ -52,7 +52,9 @@ export interface AppConfig {
   /** `READINESS_BREAKERS`; none when absent. */
   readonly readinessBreakers?: ReadonlyArray<string> | undefined
   /** The outbox relay's delivery; at-least-once when absent. */
-  readonly outbox?: { readonly delivery: "at-least-once" | "exactly-once"; readonly transactionalId: string } | undefined
+  readonly outbox?:
+    | { readonly delivery: "at-least-once" | "exactly-once"; readonly transactionalId: string }
+    | undefined
   readonly fleet?:
     | {
       readonly redisUrl: Redacted.Redacted<string>

@@ -155,7 +155,8 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
               circuit: "kafka_producer",
               option: "transactionalId",
               value: transactionalId,
-              expected: "a real Kafka cluster: the embedded stand-in has no transactions (OUTBOX_DELIVERY=at-least-once)"
+              expected:
+                "a real Kafka cluster: the embedded stand-in has no transactions (OUTBOX_DELIVERY=at-least-once)"
             })
           ),
         breaker

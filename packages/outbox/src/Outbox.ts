@@ -483,7 +483,11 @@ export const make: (
           { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
           { $set: { [ATTEMPT]: attempt } }
         )
-        send = transactional.send({ topicMessages: [{ topic, messages }] }, { groupId: group, topic, metadata: attempt })
+        send = transactional.send({ topicMessages: [{ topic, messages }] }, {
+          groupId: group,
+          topic,
+          metadata: attempt
+        })
       }
       const sent = yield* Effect.exit(
         send.pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))

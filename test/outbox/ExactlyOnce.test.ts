@@ -32,6 +32,8 @@ interface Cluster {
 
 const readCommitted = (cluster: Cluster) => cluster.log.filter((r) => r.committed).map((r) => r.key)
 
+const keysOf = (messages: ReadonlyArray<{ readonly key?: unknown }>) => messages.map((m) => String(m.key))
+
 const fakeProducer = Effect.fnUntraced(function*(cluster: Cluster) {
   const breaker = yield* CircuitBreaker.make({
     name: "kafka_producer",
@@ -39,7 +41,6 @@ const fakeProducer = Effect.fnUntraced(function*(cluster: Cluster) {
     recoveryTimeout: "30 seconds",
     isFailure: KafkaProducer.isFailure
   })
-  const keysOf = (messages: ReadonlyArray<{ readonly key?: unknown }>) => messages.map((m) => String(m.key))
   const send = (record: KafkaProducer.ProducerRecord) =>
     breaker.protect(Effect.suspend(() => {
       cluster.calls.push("send")

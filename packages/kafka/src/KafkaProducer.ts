@@ -512,7 +512,7 @@ export const make: (
         const circuit = options.breaker?.name ?? "kafka_producer"
         if (
           typeof transactionalId !== "string" || transactionalId.trim() === "" || transactionalId.length > 200 ||
-          /[\u0000-\u001f]/.test(transactionalId)
+          [...transactionalId].some((c) => c.charCodeAt(0) < 0x20)
         ) {
           return yield* new CircuitBreakerOptionsError({
             circuit,
@@ -528,38 +528,21 @@ export const make: (
           60_000
         )
         // The kafkajs producer in use; `stale` when the last call's outcome is not known (or it never
-        // connected): the next call makes a new one first, whose initTransactions settles the old one's.
+        // connected): the next call makes a new one first, whose InitProducerId settles the old one's.
         let current: KafkaJS.Producer | undefined
         let stale = true
-        const retire = (producer: KafkaJS.Producer | undefined) => {
-          if (producer !== undefined) void producer.disconnect().catch(() => undefined)
-        }
-        const fresh = async (): Promise<KafkaJS.Producer> => {
-          retire(current)
-          current = undefined
-          const producer = kafka.producer({
-            createPartitioner: Partitioners.DefaultPartitioner,
-            allowAutoTopicCreation: settings.allowAutoTopicCreation,
-            transactionalId,
-            transactionTimeout: transactionTimeoutMillis,
-            idempotent: true,
-            maxInFlightRequests: 1,
-            retry: { retries: Math.max(1, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
-          })
-          current = producer
-          await producer.connect()
-          // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
-          // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
-          const transaction = await producer.transaction()
-          await transaction.abort()
-          stale = false
-          return producer
-        }
+        // The progress reads' admin connection, kept between reads (two requests a read instead of four).
+        let admin: KafkaJS.Admin | undefined
         yield* Effect.addFinalizer(() =>
           Effect.promise(async () => {
             const producer = current
+            const reader = admin
             current = undefined
-            await producer?.disconnect().catch(() => undefined)
+            admin = undefined
+            await Promise.all([
+              producer?.disconnect().catch(() => undefined),
+              reader?.disconnect().catch(() => undefined)
+            ])
           }).pipe(Effect.timeoutOrElse({ duration: settings.disconnectTimeoutMillis, orElse: () => Effect.void }))
         )
         const attempt = <A>(run: () => Promise<A>): Effect.Effect<A, KafkaError> =>
@@ -567,40 +550,87 @@ export const make: (
             // Interrupted (the breaker's callTimeout): the promise runs on, its outcome unknown.
             Effect.onInterrupt(() => Effect.sync(() => void (stale = true)))
           )
+        // Each Kafka step is one breaker call, bounded by its callTimeout: a transaction is several.
+        const step = <A>(run: () => Promise<A>) => guarded(attempt(run))
+
+        /** A new producer, connected (two steps: the connection, then InitProducerId), unless the current one is fine. */
+        const ready: Effect.Effect<KafkaJS.Producer, KafkaError | CircuitBreakerError> = Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError())
+          if (!stale && current !== undefined) return Effect.succeed(current)
+          return Effect.gen(function*() {
+            retire(current)
+            const producer = kafka.producer({
+              createPartitioner: Partitioners.DefaultPartitioner,
+              allowAutoTopicCreation: settings.allowAutoTopicCreation,
+              transactionalId,
+              transactionTimeout: transactionTimeoutMillis,
+              // The transaction's own sends are idempotent whatever this says; true would add a second
+              // (non-transactional) InitProducerId to connect.
+              idempotent: false,
+              maxInFlightRequests: 1,
+              retry: { retries: Math.max(1, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
+            })
+            current = producer
+            yield* step(() => producer.connect())
+            // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
+            // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
+            yield* step(async () => {
+              const transaction = await producer.transaction()
+              await transaction.abort()
+            })
+            stale = false
+            return producer
+          })
+        })
 
         const send = (batch: ProducerBatch, progress?: TransactionProgress) =>
           Effect.suspend(() => {
             if (closed) return Effect.fail(closedError())
             const prepared = prepare(batch)
             if (prepared instanceof KafkaError) return Effect.fail(prepared)
-            return guarded(attempt(async () => {
-              const producer = stale || current === undefined ? await fresh() : current
-              const transaction = await producer.transaction()
-              let committing = false
-              try {
-                const metadata = await transaction.sendBatch({
-                  topicMessages: prepared,
-                  acks: -1,
-                  timeout: settings.ackTimeoutMillis,
-                  compression: settings.compression
+            return Effect.gen(function*() {
+              const producer = yield* ready
+              let transaction: KafkaJS.Transaction | undefined
+              const sent = yield* Effect.exit(Effect.gen(function*() {
+                const metadata = yield* step(async () => {
+                  transaction = await producer.transaction()
+                  return transaction.sendBatch({
+                    topicMessages: prepared,
+                    acks: -1,
+                    timeout: settings.ackTimeoutMillis,
+                    compression: settings.compression
+                  })
                 })
                 if (progress !== undefined) {
                   // kafkajs sends each partition's `metadata` (TxnOffsetCommit), its types omit it.
                   const partition = { partition: progress.partition ?? 0, offset: "0", metadata: progress.metadata }
-                  await transaction.sendOffsets({
-                    consumerGroupId: progress.groupId,
-                    topics: [{ topic: progress.topic, partitions: [partition] }]
-                  })
+                  yield* step(() =>
+                    transaction!.sendOffsets({
+                      consumerGroupId: progress.groupId,
+                      topics: [{ topic: progress.topic, partitions: [partition] }]
+                    })
+                  )
                 }
-                committing = true
-                await transaction.commit()
                 return metadata
-              } catch (error) {
-                if (committing) stale = true
-                else await transaction.abort().catch(() => void (stale = true))
-                throw error
+              }))
+              if (sent._tag === "Failure") {
+                // Not committed: abort (through the breaker too); if that fails, the next call's InitProducerId does.
+                // No transaction began (the breaker refused the first step): nothing to undo.
+                const open = transaction
+                if (open === undefined) return yield* sent
+                if (!open.isActive()) stale = true
+                else {
+                  const aborted = yield* Effect.exit(step(() => open.abort()))
+                  if (aborted._tag === "Failure") stale = true
+                }
+                return yield* sent
               }
-            })).pipe(
+              // A commit that fails or times out leaves the outcome unknown: the next call starts afresh.
+              yield* step(() => transaction!.commit()).pipe(
+                Effect.tapError(() => Effect.sync(() => void (stale = true)))
+              )
+              return sent.value
+            }).pipe(
               Effect.withSpan("KafkaProducer.transaction", {
                 kind: "producer",
                 attributes: {
@@ -611,22 +641,26 @@ export const make: (
             )
           })
 
-        const reset = Effect.suspend(() =>
-          closed ? Effect.fail(closedError()) : guarded(attempt(() => fresh().then(() => undefined)))
-        ).pipe(Effect.withSpan("KafkaProducer.initTransactions", { attributes: { "messaging.system": "kafka" } }))
+        const reset = Effect.suspend(() => {
+          stale = true
+          return Effect.asVoid(ready)
+        }).pipe(Effect.withSpan("KafkaProducer.initTransactions", { attributes: { "messaging.system": "kafka" } }))
 
         const committedMetadata = (groupId: string, topic: string, partition = 0) =>
-          guarded(attempt(async () => {
-            const admin = kafka.admin()
+          step(async () => {
+            const reader = admin ?? kafka.admin()
+            admin = reader
             try {
-              await admin.connect()
-              const offsets = await admin.fetchOffsets({ groupId, topics: [topic] })
+              await reader.connect()
+              const offsets = await reader.fetchOffsets({ groupId, topics: [topic] })
               const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
               return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
-            } finally {
-              await admin.disconnect().catch(() => undefined)
+            } catch (error) {
+              if (admin === reader) admin = undefined
+              void reader.disconnect().catch(() => undefined)
+              throw error
             }
-          }))
+          })
 
         return { transactionalId, send, reset, committedMetadata } satisfies TransactionalProducer
       })
@@ -728,6 +762,11 @@ export const config: Config.Config<Options> = Config.all({
 
 function optional<A>(self: Config.Config<A>): Config.Config<A | undefined> {
   return Config.withDefault(self, undefined)
+}
+
+/** A transactional producer replaced by a new one: disconnected in the background, its outcome unneeded. */
+const retire = (producer: KafkaJS.Producer | undefined) => {
+  if (producer !== undefined) void producer.disconnect().catch(() => undefined)
 }
 
 const closedError = () =>

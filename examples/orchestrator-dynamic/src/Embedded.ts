@@ -369,9 +369,11 @@ type Doc = Record<string, unknown>
 const at = (doc: Doc, path: string): unknown =>
   path.split(".").reduce<unknown>((value, key) => (value as Doc | undefined)?.[key], doc)
 
-/** Equality per field, or `{ $in: [...] }`: what the example's queries use. */
+/** Equality per field, `{ $in: [...] }` or `{ $exists: boolean }`: what the example's queries use. */
 const matches = (doc: Doc, filter: Doc): boolean =>
   Object.entries(filter).every(([key, value]) => {
+    const exists = (value as { readonly $exists?: unknown } | null)?.$exists
+    if (typeof exists === "boolean") return (at(doc, key) !== undefined) === exists
     const actual = JSON.stringify(at(doc, key))
     const within = (value as { readonly $in?: ReadonlyArray<unknown> } | null)?.$in
     return Array.isArray(within)

@@ -143,6 +143,18 @@ export const pending = <D extends object>(document: D, now: number): Marked<D> =
 })
 
 /**
+ * A filter for the pending documents no exactly-once relay has started to send (it claims a batch,
+ * with its attempt id, before the send): a writer taking back a pending document it wrote (a
+ * compensation after an insert whose outcome was unknown) adds it to its own filter, so it never
+ * deletes a document a relay may be committing. With the at-least-once relay nothing is claimed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const unclaimed: { readonly "outbox.state": "pending"; readonly "outbox.attempt": { readonly $exists: false } } =
+  { "outbox.state": "pending", "outbox.attempt": { $exists: false } }
+
+/**
  * The relay's counters at one moment.
  *
  * @since 0.1.0
@@ -470,19 +482,36 @@ export const make: (
    * round must stop (a failure the breaker handles, or its rejection): what was not sent stays pending.
    */
   const publish = (
-    batch: ReadonlyArray<Encoded>
+    read: ReadonlyArray<Encoded>
   ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
     Effect.gen(function*() {
-      const messages = batch.map((entry) => entry.message)
-      let send: Effect.Effect<unknown, KafkaError | CircuitBreakerError> = producer.send({ topic, messages })
+      let batch = read
+      let send: Effect.Effect<unknown, KafkaError | CircuitBreakerError> = producer.send({
+        topic,
+        messages: batch.map((entry) => entry.message)
+      })
       if (transactional !== undefined) {
         // The attempt id names this send's documents: the progress record committed with them carries it.
+        // It also claims them: a writer that takes back a pending document of its own (the example's
+        // compensation) leaves a claimed one alone (`unclaimed`).
         const attempt = crypto.randomUUID()
-        yield* store.updateMany(
+        const claimed = yield* store.updateMany(
           collection,
           { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
           { $set: { [ATTEMPT]: attempt } }
         )
+        if (claimed.modifiedCount < batch.length) {
+          // Some changed since the read (deleted, or no longer pending): only those claimed are sent.
+          const still = yield* store.find<Marked<Record<string, unknown>>>(collection, { [ATTEMPT]: attempt }, {
+            limit: batch.length,
+            sort: { [`${FIELD}.enqueuedAt`]: 1 },
+            projection: { _id: 1 }
+          })
+          const ids = new Set(still.map((document) => String(document["_id"])))
+          batch = batch.filter((entry) => ids.has(String(entry.id)))
+          if (batch.length === 0) return true
+        }
+        const messages = batch.map((entry) => entry.message)
         send = transactional.send({ topicMessages: [{ topic, messages }] }, {
           groupId: group,
           topic,

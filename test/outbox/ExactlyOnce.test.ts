@@ -89,14 +89,15 @@ const withRelay = <A>(
   docs: Array<Doc>,
   cluster: Cluster,
   options: Partial<Outbox.Options>,
-  body: (relay: Outbox.OutboxRelay["Service"]) => Effect.Effect<A, unknown>
+  body: (relay: Outbox.OutboxRelay["Service"]) => Effect.Effect<A, unknown>,
+  store: MongoStore.MongoStore["Service"] = fakeStore(docs)
 ) =>
   Effect.gen(function*() {
     yield* TestClock.setTime(5_000)
     const producer = yield* fakeProducer(cluster)
     const relay = yield* Outbox.make({ collection: "tickets", topic: "tickets", sweepInterval: "1 hour", ...options })
       .pipe(
-        Effect.provideService(MongoStore.MongoStore, fakeStore(docs)),
+        Effect.provideService(MongoStore.MongoStore, store),
         Effect.provideService(KafkaProducer.KafkaProducer, producer)
       )
     return yield* body(relay)
@@ -201,6 +202,36 @@ describe("Outbox relay: exactly once to read_committed readers", () => {
           assert.strictEqual(docs.filter((d) => d["outbox"].state === "published").length, 4)
           assert.strictEqual(docs[0]!["outbox"].publishedAt, 5_000)
         }))
+    }))
+
+  it.effect("MongoDB fails the mark after Kafka's commit: settled from the progress record, not sent again", () =>
+    Effect.gen(function*() {
+      const docs = tickets(3)
+      const kafka = cluster()
+      const store = fakeStore(docs)
+      let failures = 1
+      // The first "published" mark fails (MongoDB out), as a crash between commit and mark would.
+      const flaky = MongoStore.MongoStore.of({
+        ...store,
+        updateMany: (collection, filter, change) =>
+          (change as any).$set?.["outbox.state"] === "published" && failures-- > 0
+            ? Effect.fail(
+              new MongoStore.MongoStoreError({
+                reason: "Network",
+                operation: "updateMany",
+                message: "connection reset"
+              })
+            )
+            : store.updateMany(collection, filter, change)
+      })
+      yield* withRelay(docs, kafka, { ...EXACTLY_ONCE, batchSize: 3 }, (relay) =>
+        Effect.gen(function*() {
+          yield* relay.drain
+          yield* relay.drain
+          assert.deepStrictEqual(readCommitted(kafka), ["t-0", "t-1", "t-2"])
+          assert.strictEqual(docs.filter((d) => d["outbox"].state === "published").length, 3)
+          assert.deepStrictEqual(kafka.calls, ["reset", "progress", "transaction", "reset", "progress"])
+        }), flaky)
     }))
 
   it.effect("fenced by a newer relay with the same transactionalId: it stops sending", () =>

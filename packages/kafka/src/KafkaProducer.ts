@@ -568,7 +568,10 @@ export const make: (
               // (non-transactional) InitProducerId to connect.
               idempotent: false,
               maxInFlightRequests: 1,
-              retry: { retries: Math.max(1, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
+              // Safe inside a transaction (its sends are idempotent), and InitProducerId needs a few while the
+              // coordinator settles an older instance's transaction (CONCURRENT_TRANSACTIONS); the breaker's
+              // callTimeout bounds them.
+              retry: { retries: Math.max(5, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
             })
             current = producer
             yield* step(() => producer.connect())

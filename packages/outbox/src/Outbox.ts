@@ -523,11 +523,15 @@ export const make: (
       )
       if (Exit.isSuccess(sent)) {
         const now = yield* Clock.currentTimeMillis
+        // Exactly once: a mark that fails (MongoDB out) leaves a committed batch pending, as a crash would:
+        // the next round settles from the progress record first instead of sending it again.
+        if (transactional !== undefined) settled = false
         yield* store.updateMany(
           collection,
           { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
           { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
         )
+        if (transactional !== undefined) settled = true
         published += batch.length
         return true
       }

@@ -177,7 +177,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // --- boot --------------------------------------------------------------------------------
     log(`chaos: seed ${seed}, ${rate} plans/s for ${durationMs / 1000} s; starting Redis, Kafka, Temporal, MongoDB`)
     const logs = captureLogs()
-    const { rig, service } = await boot(parts, settings, logs, log)
+    const { rig, service } = await boot(parts, settings, logs, log, options.delivery ?? "at-least-once")
     const load = makeLoad({
       service,
       random,

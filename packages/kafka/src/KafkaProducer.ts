@@ -650,19 +650,20 @@ export const make: (
         }).pipe(Effect.withSpan("KafkaProducer.initTransactions", { attributes: { "messaging.system": "kafka" } }))
 
         const committedMetadata = (groupId: string, topic: string, partition = 0) =>
-          step(async () => {
+          Effect.gen(function*() {
+            // Two steps, each within the callTimeout on a slow link: the connection (kept), then the read.
             const reader = admin ?? kafka.admin()
             admin = reader
-            try {
-              await reader.connect()
-              const offsets = await reader.fetchOffsets({ groupId, topics: [topic] })
-              const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
-              return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
-            } catch (error) {
-              if (admin === reader) admin = undefined
-              void reader.disconnect().catch(() => undefined)
-              throw error
-            }
+            const dropOnFailure = <A>(effect: Effect.Effect<A, KafkaError | CircuitBreakerError>) =>
+              Effect.tapError(effect, () =>
+                Effect.sync(() => {
+                  if (admin === reader) admin = undefined
+                  void reader.disconnect().catch(() => undefined)
+                }))
+            yield* step(() => reader.connect()).pipe(dropOnFailure)
+            const offsets = yield* step(() => reader.fetchOffsets({ groupId, topics: [topic] })).pipe(dropOnFailure)
+            const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
+            return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
           })
 
         return { transactionalId, send, reset, committedMetadata } satisfies TransactionalProducer

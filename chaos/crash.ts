@@ -94,6 +94,7 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
   const log = options.log ?? ((line: string) => console.log(line))
   const seed = (options.seed ?? Date.now()) >>> 0
   const { durationMs, rate } = options
+  const delivery = options.delivery ?? "at-least-once"
   if (!(durationMs >= 20_000) || !(rate > 0 && rate <= 500)) {
     throw new Error(`runCrash: durationMs >= 20000 and 0 < rate <= 500 expected, got ${durationMs}, ${rate}`)
   }
@@ -104,7 +105,7 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
   try {
     log(`crash: seed ${seed}, ${rate} plans/s for ${durationMs / 1000} s; starting Redis, Kafka, Temporal, MongoDB`)
     const rig = await startRig(rigParts)
-    service = await serviceProcess(rig, { delivery: options.delivery ?? "at-least-once" })
+    service = await serviceProcess(rig, { delivery })
     const bootMs = await service.start(120_000)
     log(`crash: service process up on port ${service.port} in ${seconds(bootMs)}`)
     mongo = new MongoClient(`mongodb://127.0.0.1:${rig.mongodb.port}/`, {
@@ -154,6 +155,8 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
     log(`crash: Kafka back (slow, +${SLOW_KAFKA_MS} ms each way) at ${seconds(liftedAt)}, ${pendingAtLift} pending`)
     // The relay's first publication (its HALF_OPEN trial) shows as one pending ticket fewer; the drain follows.
     let before = pendingAtLift
+    // Exactly once recovers first (a new transactional producer, the older transaction settled, the progress read:
+    // a dozen round trips on this slow link) before its first transaction: it gets twice as long.
     const drainSeen = await until(
       async () => {
         const pending = await pendingInMongo()
@@ -161,10 +164,23 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
         before = pending
         return published
       },
-      Math.max(10_000, 0.3 * durationMs),
+      Math.max(10_000, 0.3 * durationMs) * (delivery === "exactly-once" ? 2 : 1),
       20
     )
-    await killAndRestart("mid-drain, Kafka slow", "slow")
+    const firstPublicationMs = drainSeen ? now() - liftedAt : undefined
+    log(
+      `crash: first publication ${
+        firstPublicationMs === undefined ? "never seen" : `${seconds(firstPublicationMs)} after Kafka's return`
+      }`
+    )
+    await killAndRestart(
+      `mid-drain, Kafka slow${
+        firstPublicationMs === undefined
+          ? ""
+          : `, first publication ${seconds(firstPublicationMs)} after Kafka's return`
+      }`,
+      "slow"
+    )
     await rig.kafkaProxy.pass()
 
     await at(1)
@@ -200,7 +216,6 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
     // --- what the servers hold ----------------------------------------------------------------------
     const kafka = await readKafka(rig.kafkaProxy.address, 90_000, "read_committed")
     const uncommitted = duplicatesOf(await readKafka(rig.kafkaProxy.address, 90_000, "read_uncommitted"))
-    const delivery = options.delivery ?? "at-least-once"
     const stored = await readMongo(`mongodb://127.0.0.1:${rig.mongodb.port}/`)
     const workflows = await readWorkflows(rig.temporal.endpoint, outcomes.map((o) => `plan-${o.id}`), 180_000)
 

@@ -155,8 +155,6 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
     log(`crash: Kafka back (slow, +${SLOW_KAFKA_MS} ms each way) at ${seconds(liftedAt)}, ${pendingAtLift} pending`)
     // The relay's first publication (its HALF_OPEN trial) shows as one pending ticket fewer; the drain follows.
     let before = pendingAtLift
-    // Exactly once recovers first (a new transactional producer, the older transaction settled, the progress read:
-    // a dozen round trips on this slow link) before its first transaction: it gets twice as long.
     const drainSeen = await until(
       async () => {
         const pending = await pendingInMongo()
@@ -164,7 +162,7 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
         before = pending
         return published
       },
-      Math.max(10_000, 0.3 * durationMs) * (delivery === "exactly-once" ? 2 : 1),
+      Math.max(10_000, 0.3 * durationMs),
       20
     )
     const firstPublicationMs = drainSeen ? now() - liftedAt : undefined

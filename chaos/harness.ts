@@ -49,7 +49,7 @@ import {
   SETTINGS_YAML,
   within
 } from "./model.ts"
-import { readKafka, readMongo, readWorkflows } from "./readback.ts"
+import { duplicatesOf, readKafka, readMongo, readWorkflows } from "./readback.ts"
 import { observedInvariant, summary, toMarkdown, writeReport } from "./report.ts"
 import { type Rig, startRig, stopRig } from "./rig.ts"
 import { captureLogs, type LogCapture, type Service, startService } from "./service.ts"
@@ -106,12 +106,13 @@ const boot = async (
   parts: { rig: Partial<Rig>; service: Service | undefined },
   settings: OrchestratorConfig.Settings,
   logs: LogCapture,
-  log: (line: string) => void
+  log: (line: string) => void,
+  delivery: "at-least-once" | "exactly-once" = "at-least-once"
 ): Promise<{ rig: Rig; service: Service }> => {
   const bootStarted = performance.now()
   const rig = await startRig(parts.rig)
   log(`chaos: servers up in ${((performance.now() - bootStarted) / 1000).toFixed(1)} s`)
-  parts.service = await startService(rig, settings, logs)
+  parts.service = await startService(rig, settings, logs, delivery)
   return { rig, service: parts.service }
 }
 
@@ -176,7 +177,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // --- boot --------------------------------------------------------------------------------
     log(`chaos: seed ${seed}, ${rate} plans/s for ${durationMs / 1000} s; starting Redis, Kafka, Temporal, MongoDB`)
     const logs = captureLogs()
-    const { rig, service } = await boot(parts, settings, logs, log)
+    const { rig, service } = await boot(parts, settings, logs, log, options.delivery ?? "at-least-once")
     const load = makeLoad({
       service,
       random,
@@ -241,7 +242,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // --- what the servers hold ----------------------------------------------------------------
     const outcomes = load.outcomes
     const notAccepted = outcomes.filter((o) => o.kind !== "accepted")
-    const { counts: kafka, differing: kafkaDiffering } = await readKafka(rig.kafkaProxy.address, 90_000)
+    const { counts: kafka, differing: kafkaDiffering } = await readKafka(
+      rig.kafkaProxy.address,
+      90_000,
+      "read_committed"
+    )
+    const readUncommitted = duplicatesOf(await readKafka(rig.kafkaProxy.address, 90_000, "read_uncommitted"))
     const mongo = await readMongo(`mongodb://127.0.0.1:${rig.mongodb.port}/`)
     // The plans not accepted, and the accepted plans a retry could have undone.
     const retriedAccepted = outcomes.filter((o) => o.kind === "accepted" && o.retried !== undefined)
@@ -291,6 +297,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       mongo,
       kafkaKeys: kafka.size,
       kafkaDiffering,
+      delivery: options.delivery ?? "at-least-once",
       leftovers,
       backlog,
       latency: { maxMs: slowest?.latencyMs ?? 0, slowest, bound },
@@ -325,6 +332,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const totalSeconds = loadMs / 1000
     const report: Omit<ChaosReport, "markdown"> = {
       ok: invariants.every((i) => i.ok),
+      delivery: options.delivery ?? "at-least-once",
       seed,
       startedAt: startedAt.toISOString(),
       durationMs,
@@ -375,6 +383,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         duplicatedInMongo: tickets.duplicatedInMongo.length,
         duplicatedInKafka: tickets.duplicatedInKafka.length,
         extraKafkaMessages: tickets.extraKafkaMessages,
+        readUncommitted,
         inKafka: kafka.size,
         inMongo: mongo.counts.size
       },

@@ -183,6 +183,8 @@ export interface VerdictInputs {
   readonly kafkaKeys: number
   /** Kafka keys whose messages do not all carry the same bytes. */
   readonly kafkaDiffering: ReadonlyArray<string>
+  /** The outbox's delivery: with exactly-once, a key a `read_committed` reader sees twice fails (a). */
+  readonly delivery?: "at-least-once" | "exactly-once" | undefined
   readonly leftovers: ReturnType<typeof leftoversOf>
   readonly backlog: BacklogReport
   readonly latency: {
@@ -226,14 +228,19 @@ export const invariantsOf = (i: VerdictInputs): Array<Invariant> => {
       name:
         "every accepted plan's ticket is in Kafka (0 lost; a key sent twice carries the same bytes) and in MongoDB exactly once",
       ok: tickets.lostIds.length === 0 && tickets.duplicatedInMongo.length === 0 && i.mongo.badIds === 0 &&
-        tickets.strangers === 0 && i.kafkaDiffering.length === 0,
+        tickets.strangers === 0 && i.kafkaDiffering.length === 0 &&
+        (i.delivery !== "exactly-once" || tickets.duplicatedInKafka.length === 0),
       detail:
         `${tickets.accepted.length} accepted; lost ${tickets.lostIds.length}${
           list(tickets.lostIds)
         }; duplicated in MongoDB ${tickets.duplicatedInMongo.length}${list(tickets.duplicatedInMongo)}; ` +
         `duplicated in Kafka ${tickets.duplicatedInKafka.length} keys, ${tickets.extraKafkaMessages} extra messages${
           list(tickets.duplicatedInKafka, 3)
-        } (at-least-once: reported, not failed), ${i.kafkaDiffering.length} with different bytes${
+        } (${
+          i.delivery === "exactly-once"
+            ? "exactly-once, read_committed: must be 0"
+            : "at-least-once: reported, not failed"
+        }), ${i.kafkaDiffering.length} with different bytes${
           list(i.kafkaDiffering, 3)
         }; Kafka holds ${i.kafkaKeys} keys, MongoDB ${i.mongo.counts.size} tickets (${i.mongo.badIds} with a wrong _id, ${tickets.strangers} not sent by this run)`
     },

@@ -24,6 +24,8 @@ export interface ChaosOptions {
   readonly rateFinding?: RateFinding | undefined
   /** The share of plans the client sends twice with the same id (default 0.1; see `LoadOptions.retryShare`). */
   readonly retryShare?: number | undefined
+  /** The outbox relay's delivery (`Outbox.Options.delivery`). Default at-least-once. */
+  readonly delivery?: "at-least-once" | "exactly-once" | undefined
 }
 
 export interface Invariant {
@@ -100,6 +102,7 @@ export interface BacklogReport {
 
 export interface ChaosReport {
   readonly ok: boolean
+  readonly delivery: "at-least-once" | "exactly-once"
   readonly seed: number
   readonly startedAt: string
   readonly durationMs: number
@@ -150,9 +153,14 @@ export interface ChaosReport {
     readonly lostIds: ReadonlyArray<string>
     /** Accepted plans whose ticket is in MongoDB more than once (must be 0). */
     readonly duplicatedInMongo: number
-    /** Accepted plans whose key is in Kafka more than once (at-least-once: reported, not failed). */
+    /**
+     * Accepted plans whose key a `read_committed` reader sees in Kafka more than once (at-least-once:
+     * reported, not failed; exactly-once: must be 0).
+     */
     readonly duplicatedInKafka: number
     readonly extraKafkaMessages: number
+    /** The same for a `read_uncommitted` reader (it also sees what aborted transactions wrote). */
+    readonly readUncommitted: { readonly duplicatedKeys: number; readonly extraMessages: number }
     readonly inKafka: number
     readonly inMongo: number
   }

@@ -41,16 +41,24 @@ export interface ServiceProcess extends Service {
 }
 
 /** The environment `AppConfig.config` reads: the rig's proxies, the chaos breaker settings, nothing embedded. */
-const environment = (rig: Rig, port: number, configFile: string): NodeJS.ProcessEnv => {
+const environment = (
+  rig: Rig,
+  port: number,
+  configFile: string,
+  delivery: "at-least-once" | "exactly-once"
+): NodeJS.ProcessEnv => {
   const env: NodeJS.ProcessEnv = {}
   // Only what a process needs from ours (PATH, HOME...): no OTEL_*, FLEET_* or NODE_OPTIONS leaks in.
   for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(OTEL_|FLEET_|NODE_OPTIONS$|EMBEDDED_FAULTS$|FAULT_SWITCH$|ADMIN_TOKEN$)/.test(key)) env[key] = value
+    if (!/^(OTEL_|FLEET_|OUTBOX_|NODE_OPTIONS$|EMBEDDED_FAULTS$|FAULT_SWITCH$|ADMIN_TOKEN$)/.test(key)) env[key] = value
   }
   return {
     ...env,
     RESILIENCE_CONFIG: configFile,
     SERVICE_NAME: "orchestrator-dynamic",
+    // The same replica across its restarts: the restarted relay fences the killed one's transactions.
+    POD_NAME: "orchestrator-dynamic-0",
+    OUTBOX_DELIVERY: delivery,
     HTTP_HOST: "127.0.0.1",
     HTTP_PORT: String(port),
     KAFKA_BROKERS: rig.kafkaProxy.address,
@@ -63,7 +71,10 @@ const environment = (rig: Rig, port: number, configFile: string): NodeJS.Process
 }
 
 /** A service process handle (not started yet): `start()` boots it. */
-export const serviceProcess = async (rig: Rig): Promise<ServiceProcess> => {
+export const serviceProcess = async (
+  rig: Rig,
+  options: { readonly delivery?: "at-least-once" | "exactly-once" | undefined } = {}
+): Promise<ServiceProcess> => {
   const port = await freePort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-chaos-service-"))
   const configFile = path.join(dir, "resilience.yaml")
@@ -107,7 +118,7 @@ export const serviceProcess = async (rig: Rig): Promise<ServiceProcess> => {
     const started = performance.now()
     stopping = false
     const spawned = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
-      env: environment(rig, port, configFile),
+      env: environment(rig, port, configFile, options.delivery ?? "at-least-once"),
       stdio: ["ignore", "pipe", "pipe"]
     })
     child = spawned

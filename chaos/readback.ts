@@ -17,9 +17,15 @@ export interface KafkaKeys {
 
 /**
  * Every key in the topic, counted, and whether each key's messages carry the same value: a fresh consumer group
- * from the beginning, until the end offsets seen first.
+ * from the beginning, until the end offsets seen first. `read_committed` (the default, kafkajs's) skips what
+ * aborted transactions wrote; `read_uncommitted` counts it too. A batch's last offset counts the transaction
+ * markers, so the end is reached in both.
  */
-export const readKafka = async (broker: string, deadlineMs: number): Promise<KafkaKeys> => {
+export const readKafka = async (
+  broker: string,
+  deadlineMs: number,
+  isolation: "read_committed" | "read_uncommitted" = "read_committed"
+): Promise<KafkaKeys> => {
   const kafka = new Kafka({
     clientId: "chaos-readback",
     brokers: [broker],
@@ -42,20 +48,25 @@ export const readKafka = async (broker: string, deadlineMs: number): Promise<Kaf
   const differing = new Set<string>()
   if ([...ends.values()].every((high) => high === 0)) return { counts, differing: [] }
   const reached = new Map<number, number>()
-  const consumer = kafka.consumer({ groupId: `chaos-readback-${process.pid}-${Date.now()}` })
+  const consumer = kafka.consumer({
+    groupId: `chaos-readback-${isolation}-${process.pid}-${Date.now()}`,
+    readUncommitted: isolation === "read_uncommitted"
+  })
   try {
     await within(consumer.connect(), 30_000, "kafka consumer connect")
     await within(consumer.subscribe({ topic: TOPIC, fromBeginning: true }), 30_000, "kafka subscribe")
     await consumer.run({
       autoCommit: false,
-      eachMessage: async ({ message, partition }) => {
-        const key = message.key === null ? "(null)" : message.key.toString()
-        counts.set(key, (counts.get(key) ?? 0) + 1)
-        const value = message.value === null ? "(null)" : message.value.toString("base64")
-        const first = values.get(key)
-        if (first === undefined) values.set(key, value)
-        else if (first !== value) differing.add(key)
-        reached.set(partition, Number(message.offset) + 1)
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          const key = message.key === null ? "(null)" : message.key.toString()
+          counts.set(key, (counts.get(key) ?? 0) + 1)
+          const value = message.value === null ? "(null)" : message.value.toString("base64")
+          const first = values.get(key)
+          if (first === undefined) values.set(key, value)
+          else if (first !== value) differing.add(key)
+        }
+        reached.set(batch.partition, Number(batch.lastOffset()) + 1)
       }
     })
     const done = await until(
@@ -72,6 +83,19 @@ export const readKafka = async (broker: string, deadlineMs: number): Promise<Kaf
     await within(consumer.disconnect(), 15_000, "kafka consumer disconnect").catch(() => undefined)
   }
   return { counts, differing: [...differing] }
+}
+
+/** Keys seen more than once, and the messages beyond the first of each. */
+export const duplicatesOf = (kafka: KafkaKeys): { readonly duplicatedKeys: number; readonly extraMessages: number } => {
+  let duplicatedKeys = 0
+  let extraMessages = 0
+  for (const n of kafka.counts.values()) {
+    if (n > 1) {
+      duplicatedKeys++
+      extraMessages += n - 1
+    }
+  }
+  return { duplicatedKeys, extraMessages }
 }
 
 export interface MongoTickets {

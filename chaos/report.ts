@@ -20,7 +20,7 @@ export const summary = (report: ChaosReport): string =>
     `  plans: ${report.requests.sent} sent, ${report.requests.accepted} accepted (${report.requests.queued} with the ticket queued), ${report.requests.rejected} refused fast (503), ${report.requests.failed} failed (502), ${report.requests.violations} violations, ${report.requests.notSent} not sent (in-flight cap); ${report.requests.retried} sent twice by the client, ${report.requests.retriedAccepted} of them accepted`,
     `  faults injected: ${report.faults.length} (${report.faults.map((f) => `${f.server} ${f.inject}`).join("; ")})`,
     `  breaker trips: ${report.circuits.map((c) => `${c.circuit} ${c.trips}`).join(", ")}`,
-    `  tickets lost: ${report.tickets.lost}; duplicated in MongoDB ${report.tickets.duplicatedInMongo}; Kafka duplicates ${report.tickets.duplicatedInKafka} keys (${report.tickets.extraKafkaMessages} extra messages, at-least-once)`,
+    `  tickets lost: ${report.tickets.lost}; duplicated in MongoDB ${report.tickets.duplicatedInMongo}; Kafka duplicates (outbox ${report.delivery}) read_committed ${report.tickets.duplicatedInKafka} keys (${report.tickets.extraKafkaMessages} extra messages), read_uncommitted ${report.tickets.readUncommitted.duplicatedKeys} keys (${report.tickets.readUncommitted.extraMessages} extra)`,
     `  outbox: at most ${report.backlog.maxPending} pending; drained ${
       report.backlog.drains.map((d) => seconds(d.drainedAfterMs)).join(", ")
     } after each Kafka lift (bound ${seconds(report.backlog.boundMs)})`,
@@ -195,7 +195,10 @@ from \`/health\`). Every breaker was CLOSED again at ${seconds(report.allClosedA
     Math.round(report.latency.max)
   } ms (bound ${report.latencyBoundMs} ms) |
 | **tickets lost** | **${tickets.lost}** (accepted but missing in Kafka or MongoDB) |
-| duplicates | MongoDB ${tickets.duplicatedInMongo} (must be 0); Kafka ${tickets.duplicatedInKafka} keys with more than one message, ${tickets.extraKafkaMessages} extra messages (reported, not failed: see below) |
+| outbox delivery | ${report.delivery} |
+| duplicates | MongoDB ${tickets.duplicatedInMongo} (must be 0); Kafka, as a \`read_committed\` reader sees it: ${tickets.duplicatedInKafka} keys with more than one message, ${tickets.extraKafkaMessages} extra messages (${
+    report.delivery === "exactly-once" ? "must be 0" : "reported, not failed: see below"
+  }); as a \`read_uncommitted\` reader: ${tickets.readUncommitted.duplicatedKeys} keys, ${tickets.readUncommitted.extraMessages} extra messages |
 | tickets read back | Kafka ${tickets.inKafka} keys, MongoDB ${tickets.inMongo} documents |
 | outbox backlog | at most ${backlog.maxPending} pending (at ${seconds(backlog.maxPendingAtMs)}); empty ${
     backlog.drains.map((d) =>
@@ -222,11 +225,20 @@ Plans not accepted, by the step that stopped them:
 |---|---|
 ${stopped.join("\n")}
 
-Delivery to Kafka is at-least-once: the relay marks a ticket published after Kafka acknowledged it, so a
+${
+    report.delivery === "exactly-once"
+      ? `Delivery to Kafka is exactly once to \`read_committed\` readers (\`OUTBOX_DELIVERY=exactly-once\`): the relay
+sends each batch in a Kafka transaction with a progress record, and settles from that record on start and
+after any send whose outcome was unknown, so a committed batch is never sent again and an aborted one is
+invisible to \`read_committed\` readers. So the run requires 0 tickets lost, 0 duplicated in MongoDB and 0
+Kafka duplicates seen by a \`read_committed\` reader; a \`read_uncommitted\` reader's count (aborted
+transactions included) is shown beside it.`
+      : `Delivery to Kafka is at-least-once: the relay marks a ticket published after Kafka acknowledged it, so a
 send whose outcome was unknown (a timeout while the broker was slow, a crash between the send and the
 mark) is sent again, under the same key \`ticket-<id>\`. A consumer deduplicates by that key. So the run
 requires 0 tickets lost and 0 duplicated in MongoDB (the ticket's \`_id\` makes a second insert a
-duplicate-key error), and reports the Kafka duplicates without failing on them.
+duplicate-key error), and reports the Kafka duplicates without failing on them.`
+  }
 
 What a plan whose outcome was unknown leaves is reported, not failed. A 502 means a call failed in a way
 that may still have had its effect: a Temporal start that timed out may have started the workflow (the

@@ -23,6 +23,7 @@
  * - `CHAOS_RATE`: plans per second (default: half of `SUSTAINED_RATE`)
  * - `CHAOS_SEED`: repeat a run's plans and fault jitter
  * - `CHAOS_OUT`: where to write the report (default docs/reliability.md; `-` for nowhere)
+ * - `CHAOS_DELIVERY`: the outbox relay's delivery, `at-least-once` (default) or `exactly-once`
  */
 
 /** The highest no-fault rate `--find-rate` measured on the project's 2-core machine (docs/reliability.md, "Rate"). */
@@ -59,6 +60,12 @@ const out = process.env["CHAOS_OUT"]
 const durationMs = number("CHAOS_DURATION_MS", 150_000)
 const crashDurationMs = number("CHAOS_CRASH_DURATION_MS", 60_000)
 const seed = process.env["CHAOS_SEED"] === undefined ? undefined : number("CHAOS_SEED", 1)
+const deliveryText = process.env["CHAOS_DELIVERY"] ?? "at-least-once"
+if (deliveryText !== "at-least-once" && deliveryText !== "exactly-once") {
+  console.error(`CHAOS_DELIVERY: got ${JSON.stringify(deliveryText)}, expected at-least-once or exactly-once`)
+  process.exit(2)
+}
+const delivery: "at-least-once" | "exactly-once" = deliveryText
 try {
   const rateFinding = args.includes("--find-rate") ? await findRate({ rates: FIND_RATES }) : undefined
   if (rateFinding !== undefined) {
@@ -66,7 +73,7 @@ try {
   }
   const rate = number("CHAOS_RATE", Math.max(1, (rateFinding?.sustained ?? SUSTAINED_RATE) / 2))
   const command = [
-    ...["CHAOS_DURATION_MS", "CHAOS_CRASH_DURATION_MS", "CHAOS_RATE", "CHAOS_SEED"].flatMap((name) =>
+    ...["CHAOS_DURATION_MS", "CHAOS_CRASH_DURATION_MS", "CHAOS_RATE", "CHAOS_SEED", "CHAOS_DELIVERY"].flatMap((name) =>
       process.env[name] === undefined ? [] : [`${name}=${process.env[name]}`]
     ),
     "npm run chaos",
@@ -79,9 +86,10 @@ try {
     seed,
     rateFinding,
     writeReport: out === "-" ? false : out ?? true,
-    command: commandLine
+    command: commandLine,
+    delivery
   })
-  const crash = await runCrash({ durationMs: crashDurationMs, rate, seed })
+  const crash = await runCrash({ durationMs: crashDurationMs, rate, seed, delivery })
   if (out !== "-") console.log(`chaos: wrote ${writeCrashSection(crashMarkdown(crash, commandLine), out ?? true)}`)
   process.exitCode = (report?.ok ?? true) && crash.ok ? 0 : 1
 } catch (error) {

@@ -75,7 +75,8 @@ export interface Service {
 export const startService = async (
   rig: Rig,
   settings: OrchestratorConfig.Settings,
-  logs: LogCapture
+  logs: LogCapture,
+  delivery: "at-least-once" | "exactly-once" = "at-least-once"
 ): Promise<Service> => {
   const config: AppConfig = {
     resilienceConfig: "(chaos settings)",
@@ -88,7 +89,8 @@ export const startService = async (
     temporalNamespace: "default",
     redisUrl: Redacted.make(`redis://127.0.0.1:${rig.redisProxy.port}`),
     mongodbUrl: Redacted.make(`mongodb://127.0.0.1:${rig.mongodbProxy.port}/${DATABASE}`),
-    faults: {}
+    faults: {},
+    outbox: { delivery, transactionalId: "orchestrator-dynamic-0" }
   }
   const scope = Effect.runSync(Scope.make())
   let open = true

@@ -61,6 +61,23 @@ describe("AppConfig", () => {
       assert.strictEqual(none.kafkaBrokers, undefined)
     }))
 
+  it.effect("OUTBOX_DELIVERY: at-least-once by default; exactly-once takes its id from OUTBOX_TRANSACTIONAL_ID, POD_NAME, SERVICE_NAME", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual((yield* read({})).outbox, {
+        delivery: "at-least-once",
+        transactionalId: "orchestrator-dynamic"
+      })
+      const kafka = { KAFKA_BROKERS: "kafka:9092", OUTBOX_DELIVERY: "exactly-once" }
+      assert.deepStrictEqual((yield* read({ ...kafka, SERVICE_NAME: "svc" })).outbox?.transactionalId, "svc")
+      assert.deepStrictEqual((yield* read({ ...kafka, POD_NAME: "svc-0" })).outbox?.transactionalId, "svc-0")
+      assert.deepStrictEqual(
+        (yield* read({ ...kafka, POD_NAME: "svc-0", OUTBOX_TRANSACTIONAL_ID: "relay-a" })).outbox,
+        { delivery: "exactly-once", transactionalId: "relay-a" }
+      )
+      assert.include(yield* failure({ OUTBOX_DELIVERY: "exactly-twice" }), "OUTBOX_DELIVERY")
+      assert.include(yield* failure({ OUTBOX_DELIVERY: "exactly-once" }), "needs a real Kafka (KAFKA_BROKERS)")
+    }))
+
   it.effect("a bad REDIS_URL or MONGODB_URL is a config error naming the variable, the value not shown", () =>
     Effect.gen(function*() {
       const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [

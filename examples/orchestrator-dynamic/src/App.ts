@@ -85,7 +85,14 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     Layer.provideMerge(OutboxMetrics.layer.pipe(Layer.provide(ServiceName.layer(config.service)))),
     // Publishes the stored tickets to Kafka through kafka_producer: a Kafka outage queues, never refuses.
     Layer.provideMerge(
-      Outbox.layer({ collection: defaultSettings.ticketsCollection, topic: defaultSettings.ticketsTopic })
+      Outbox.layer({
+        collection: defaultSettings.ticketsCollection,
+        topic: defaultSettings.ticketsTopic,
+        // OUTBOX_DELIVERY=exactly-once: Kafka transactions, each ticket once to read_committed readers.
+        ...(config.outbox?.delivery === "exactly-once"
+          ? { delivery: "exactly-once", transactionalId: config.outbox.transactionalId }
+          : {})
+      })
     ),
     Layer.provideMerge(dependencies(config, settings)),
     Layer.provideMerge(Embedded.Faults.layer(config.faults)),

@@ -24,6 +24,8 @@
  * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
  * | `FLEET_SHARE_COUNTS` | `false` | trip on the replicas' consecutive failures added up (see docs/fleet.md) |
  * | `FLEET_CIRCUITS` | all four breakers | the breakers the replicas share; one left out stays local to each pod |
+ * | `OUTBOX_DELIVERY` | `at-least-once` | `exactly-once`: the outbox relay publishes in Kafka transactions, each ticket once to `read_committed` readers (needs `KAFKA_BROKERS`; see docs/outbox.md) |
+ * | `OUTBOX_TRANSACTIONAL_ID` | `POD_NAME`, else `SERVICE_NAME` | the relay's transactional id with `exactly-once`: stable across the replica's restarts, different per live replica |
  */
 import { MongoStore } from "@neural-hive/mongodb"
 import { Http } from "@neural-hive/observability"
@@ -53,6 +55,10 @@ export interface AppConfig {
   readonly readinessBreakers?: ReadonlyArray<string> | undefined
   /** `DRAIN_SECONDS` in milliseconds (default 5 s): how long SIGTERM keeps serving with `/ready` at 503. */
   readonly drainMillis?: number | undefined
+  /** The outbox relay's delivery; at-least-once when absent. */
+  readonly outbox?:
+    | { readonly delivery: "at-least-once" | "exactly-once"; readonly transactionalId: string }
+    | undefined
   readonly fleet?:
     | {
       readonly redisUrl: Redacted.Redacted<string>
@@ -208,6 +214,19 @@ const fleet = Config.all({
   )
 )
 
+/** `OUTBOX_DELIVERY` and the transactional id (`OUTBOX_TRANSACTIONAL_ID`, else `POD_NAME`, else `SERVICE_NAME`). */
+const outbox = Config.all({
+  delivery: Config.withDefault(Config.Literals(["at-least-once", "exactly-once"], "OUTBOX_DELIVERY"), "at-least-once"),
+  transactionalId: optional(Config.String("OUTBOX_TRANSACTIONAL_ID")),
+  pod: optional(Config.String("POD_NAME")),
+  service: Config.withDefault(Config.String("SERVICE_NAME"), "orchestrator-dynamic")
+}).pipe(
+  Config.map(({ delivery, pod, service, transactionalId }) => ({
+    delivery,
+    transactionalId: transactionalId ?? pod ?? service
+  }))
+)
+
 /** `ADMIN_TOKEN`, refused at start-up when easy to guess (`Http.checkAdminToken`: 16+ characters, 8+ different). */
 const adminToken = optional(Config.Redacted("ADMIN_TOKEN")).pipe(
   Config.mapEffect((token) =>
@@ -234,7 +253,9 @@ const drainMillis = Config.withDefault(Config.String("DRAIN_SECONDS"), "5").pipe
 
 /** A fault switch anyone on the network can reach and flip is refused: it needs a token there. */
 const checkFaultSwitch = (config: AppConfig): Effect.Effect<AppConfig, Config.ConfigError> =>
-  config.faultSwitch === true && config.adminToken === undefined && !LOOPBACK.test(config.host)
+  config.outbox?.delivery === "exactly-once" && config.kafkaBrokers === undefined
+    ? invalid("OUTBOX_DELIVERY=exactly-once needs a real Kafka (KAFKA_BROKERS): the embedded one has no transactions")
+    : config.faultSwitch === true && config.adminToken === undefined && !LOOPBACK.test(config.host)
     ? invalid(
       `FAULT_SWITCH=on with HTTP_HOST=${
         JSON.stringify(config.host)
@@ -275,5 +296,6 @@ export const config: Config.Config<AppConfig> = Config.all({
   ),
   readinessBreakers,
   drainMillis,
+  outbox,
   fleet
 }).pipe(Config.mapEffect(checkFaultSwitch))

@@ -14,7 +14,12 @@
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreaker, type CircuitBreakerTimeoutError, withBreaker } from "@neural-hive/resilience"
+import {
+  CircuitBreaker,
+  CircuitBreakerOptionsError,
+  type CircuitBreakerTimeoutError,
+  withBreaker
+} from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
@@ -144,6 +149,16 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
             down,
             Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
           ).pipe(guard(breaker, kafkaTimeout)),
+        transactional: (transactionalId) =>
+          Effect.fail(
+            new CircuitBreakerOptionsError({
+              circuit: "kafka_producer",
+              option: "transactionalId",
+              value: transactionalId,
+              expected:
+                "a real Kafka cluster: the embedded stand-in has no transactions (OUTBOX_DELIVERY=at-least-once)"
+            })
+          ),
         breaker
       })
     })
@@ -354,9 +369,11 @@ type Doc = Record<string, unknown>
 const at = (doc: Doc, path: string): unknown =>
   path.split(".").reduce<unknown>((value, key) => (value as Doc | undefined)?.[key], doc)
 
-/** Equality per field, or `{ $in: [...] }`: what the example's queries use. */
+/** Equality per field, `{ $in: [...] }` or `{ $exists: boolean }`: what the example's queries use. */
 const matches = (doc: Doc, filter: Doc): boolean =>
   Object.entries(filter).every(([key, value]) => {
+    const exists = (value as { readonly $exists?: unknown } | null)?.$exists
+    if (typeof exists === "boolean") return (at(doc, key) !== undefined) === exists
     const actual = JSON.stringify(at(doc, key))
     const within = (value as { readonly $in?: ReadonlyArray<unknown> } | null)?.$in
     return Array.isArray(within)

@@ -380,12 +380,13 @@ export class Orchestrator extends Context.Service<Orchestrator, {
                   Effect.catchTag("CircuitBreakerError", fromBreaker)
                 )
                 // An insert that failed with an unknown outcome may have stored the ticket: this attempt takes
-                // back its own ticket only (its attempt id, still pending), then looks for another attempt's.
+                // back its own ticket only (its attempt id, still pending and not claimed by an exactly-once
+                // relay about to commit it), then looks for another attempt's.
                 : Effect.gen(function*() {
                   const failure = yield* logFailed("persistence", plan.id, e)
                   const deleted = yield* Effect.result(store.deleteOne(
                     settings.ticketsCollection,
-                    { _id: ticketId, attempt, "outbox.state": "pending" } as never
+                    { _id: ticketId, attempt, ...Outbox.unclaimed } as never
                   ))
                   if (deleted._tag === "Failure") return failure
                   return yield* storedPlan(failure).pipe(Effect.orElseSucceed(() => failure))

@@ -42,8 +42,8 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, GuardedClient } from "@neural-hive/resilience"
-import type { CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerOptionsError, GuardedClient } from "@neural-hive/resilience"
+import type { CircuitBreakerError } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -229,9 +229,90 @@ export class KafkaProducer extends Context.Service<KafkaProducer, {
   readonly send: (record: ProducerRecord) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
   /** Sends messages to several topics in one call. */
   readonly sendBatch: (batch: ProducerBatch) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
+  /**
+   * A transactional producer on the same cluster and behind the same breaker (see
+   * `TransactionalProducer`), closed with the scope. Fails only on a bad `transactionalId`.
+   */
+  readonly transactional: (
+    transactionalId: string,
+    options?: TransactionalOptions
+  ) => Effect.Effect<TransactionalProducer, CircuitBreakerOptionsError, Scope.Scope>
   /** The `kafka_producer` breaker (state, snapshot, manual control). */
   readonly breaker: CircuitBreaker.CircuitBreaker
 }>()("@neural-hive/kafka/KafkaProducer") {}
+
+/**
+ * A consumer-group offset committed in the same transaction as a send, with `metadata` (at most a few
+ * KiB: Kafka's `offset.metadata.max.bytes`, 4096 by default). Read it back with
+ * `TransactionalProducer.committedMetadata`: it is there if and only if the transaction committed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransactionProgress {
+  readonly groupId: string
+  readonly topic: string
+  /** Default 0. */
+  readonly partition?: number | undefined
+  readonly metadata: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransactionalOptions {
+  /**
+   * How long the broker lets a transaction stay open before aborting it (a producer that died mid-send,
+   * and no new instance came): `read_committed` readers wait behind it that long. Default 60 seconds.
+   */
+  readonly transactionTimeout?: Duration.Input | undefined
+}
+
+/**
+ * A kafkajs transactional producer (`idempotent`, one request in flight) whose every call goes
+ * through the `kafka_producer` breaker, classified like `send` (a timeout counts).
+ *
+ * - `send`: the messages and, optionally, a consumer-group offset (`TransactionProgress`) in one
+ *   transaction, committed before it returns: one call, one breaker outcome. A failure before the
+ *   commit aborts the transaction (the messages are invisible to `read_committed` readers). A failure
+ *   of the commit itself, or a call that timed out, leaves the outcome unknown: the next call first
+ *   makes a new producer, as `reset` does.
+ * - `reset`: makes a new kafkajs producer with the same `transactionalId`; its `initTransactions`
+ *   fences every older instance (their next call fails with `PRODUCER_FENCED` or
+ *   `INVALID_PRODUCER_EPOCH`) and settles the transaction they left open (committed if its commit
+ *   reached the coordinator, aborted otherwise). After it, `committedMetadata` tells what committed.
+ * - `committedMetadata`: the metadata of a group's committed offset, through a short-lived admin
+ *   connection; `undefined` when the group has none.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TransactionalProducer {
+  readonly transactionalId: string
+  readonly send: (
+    batch: ProducerBatch,
+    progress?: TransactionProgress
+  ) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
+  readonly reset: Effect.Effect<void, KafkaError | CircuitBreakerError>
+  readonly committedMetadata: (
+    groupId: string,
+    topic: string,
+    partition?: number
+  ) => Effect.Effect<string | undefined, KafkaError | CircuitBreakerError>
+}
+
+/**
+ * Whether a failure says another producer with the same `transactionalId` took over (this one is
+ * fenced: nothing it sends can commit any more).
+ *
+ * @since 0.1.0
+ * @category classification
+ */
+export const isFenced = (error: unknown): boolean =>
+  error instanceof KafkaError &&
+  (error.protocolError === "PRODUCER_FENCED" || error.protocolError === "INVALID_PRODUCER_EPOCH" ||
+    /\bfenced\b/i.test(error.message))
 
 // -----------------------------------------------------------------------------
 // constructors
@@ -390,6 +471,21 @@ export const make: (
         catch: (cause) => fromCause(cause, secrets)
       }).pipe(Effect.onExit(notReadyAfter))
 
+    // sendTimeout is the breaker's callTimeout: a call that ran past it is a counted KafkaError Timeout.
+    const guarded = <A>(effect: Effect.Effect<A, KafkaError>): Effect.Effect<A, KafkaError | CircuitBreakerError> =>
+      breaker.protect(effect).pipe(
+        Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
+          Effect.fail(
+            new KafkaError({
+              reason: "Timeout",
+              message: e.message,
+              brokerFailure: true,
+              retriable: true,
+              retries: 0
+            })
+          ))
+      )
+
     const sendBatch = (batch: ProducerBatch): Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError> =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(closedError())
@@ -397,18 +493,7 @@ export const make: (
         if (prepared instanceof KafkaError) return Effect.fail(prepared)
         if (prepared.length === 0) return Effect.succeed([])
         // One client span per send: the breaker (with Tracing.layer) annotates it with its name, state and result.
-        return breaker.protect(publish(prepared)).pipe(
-          // sendTimeout is the breaker's callTimeout: a send that ran past it is a counted KafkaError Timeout.
-          Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
-            Effect.fail(
-              new KafkaError({
-                reason: "Timeout",
-                message: e.message,
-                brokerFailure: true,
-                retriable: true,
-                retries: 0
-              })
-            )),
+        return guarded(publish(prepared)).pipe(
           Effect.withSpan("KafkaProducer.send", {
             kind: "producer",
             attributes: {
@@ -419,11 +504,177 @@ export const make: (
         )
       })
 
+    const transactional = (
+      transactionalId: string,
+      txOptions?: TransactionalOptions
+    ): Effect.Effect<TransactionalProducer, CircuitBreakerOptionsError, Scope.Scope> =>
+      Effect.gen(function*() {
+        const circuit = options.breaker?.name ?? "kafka_producer"
+        if (
+          typeof transactionalId !== "string" || transactionalId.trim() === "" || transactionalId.length > 200 ||
+          [...transactionalId].some((c) => c.charCodeAt(0) < 0x20)
+        ) {
+          return yield* new CircuitBreakerOptionsError({
+            circuit,
+            option: "transactionalId",
+            value: transactionalId,
+            expected: "a non-empty string of at most 200 characters without control characters, stable per relay"
+          })
+        }
+        const transactionTimeoutMillis = yield* CircuitBreaker.durationOption(
+          circuit,
+          "transactionTimeout",
+          txOptions?.transactionTimeout,
+          60_000
+        )
+        // The kafkajs producer in use; `stale` when the last call's outcome is not known (or it never
+        // connected): the next call makes a new one first, whose InitProducerId settles the old one's.
+        let current: KafkaJS.Producer | undefined
+        let stale = true
+        // The progress reads' admin connection, kept between reads (two requests a read instead of four).
+        let admin: KafkaJS.Admin | undefined
+        yield* Effect.addFinalizer(() =>
+          Effect.promise(async () => {
+            const producer = current
+            const reader = admin
+            current = undefined
+            admin = undefined
+            await Promise.all([
+              producer?.disconnect().catch(() => undefined),
+              reader?.disconnect().catch(() => undefined)
+            ])
+          }).pipe(Effect.timeoutOrElse({ duration: settings.disconnectTimeoutMillis, orElse: () => Effect.void }))
+        )
+        const attempt = <A>(run: () => Promise<A>): Effect.Effect<A, KafkaError> =>
+          Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }).pipe(
+            // Interrupted (the breaker's callTimeout): the promise runs on, its outcome unknown.
+            Effect.onInterrupt(() => Effect.sync(() => void (stale = true)))
+          )
+        // Each Kafka step is one breaker call, bounded by its callTimeout: a transaction is several.
+        const step = <A>(run: () => Promise<A>) => guarded(attempt(run))
+
+        /** A new producer, connected (two steps: the connection, then InitProducerId), unless the current one is fine. */
+        const ready: Effect.Effect<KafkaJS.Producer, KafkaError | CircuitBreakerError> = Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError())
+          if (!stale && current !== undefined) return Effect.succeed(current)
+          return Effect.gen(function*() {
+            retire(current)
+            const producer = kafka.producer({
+              createPartitioner: Partitioners.DefaultPartitioner,
+              allowAutoTopicCreation: settings.allowAutoTopicCreation,
+              transactionalId,
+              transactionTimeout: transactionTimeoutMillis,
+              // The transaction's own sends are idempotent whatever this says; true would add a second
+              // (non-transactional) InitProducerId to connect.
+              idempotent: false,
+              maxInFlightRequests: 1,
+              // Safe inside a transaction (its sends are idempotent), and InitProducerId needs a few while the
+              // coordinator settles an older instance's transaction (CONCURRENT_TRANSACTIONS); the breaker's
+              // callTimeout bounds them.
+              retry: { retries: Math.max(5, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
+            })
+            current = producer
+            yield* step(() => producer.connect())
+            // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
+            // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
+            yield* step(async () => {
+              const transaction = await producer.transaction()
+              await transaction.abort()
+            })
+            stale = false
+            return producer
+          })
+        })
+
+        const send = (batch: ProducerBatch, progress?: TransactionProgress) =>
+          Effect.suspend(() => {
+            if (closed) return Effect.fail(closedError())
+            const prepared = prepare(batch)
+            if (prepared instanceof KafkaError) return Effect.fail(prepared)
+            return Effect.gen(function*() {
+              const producer = yield* ready
+              let transaction: KafkaJS.Transaction | undefined
+              const sent = yield* Effect.exit(Effect.gen(function*() {
+                const metadata = yield* step(async () => {
+                  transaction = await producer.transaction()
+                  return transaction.sendBatch({
+                    topicMessages: prepared,
+                    acks: -1,
+                    timeout: settings.ackTimeoutMillis,
+                    compression: settings.compression
+                  })
+                })
+                if (progress !== undefined) {
+                  // kafkajs sends each partition's `metadata` (TxnOffsetCommit), its types omit it.
+                  const partition = { partition: progress.partition ?? 0, offset: "0", metadata: progress.metadata }
+                  yield* step(() =>
+                    transaction!.sendOffsets({
+                      consumerGroupId: progress.groupId,
+                      topics: [{ topic: progress.topic, partitions: [partition] }]
+                    })
+                  )
+                }
+                return metadata
+              }))
+              if (sent._tag === "Failure") {
+                // Not committed: abort (through the breaker too); if that fails, the next call's InitProducerId does.
+                // No transaction began (the breaker refused the first step): nothing to undo.
+                const open = transaction
+                if (open === undefined) return yield* sent
+                if (!open.isActive()) stale = true
+                else {
+                  const aborted = yield* Effect.exit(step(() => open.abort()))
+                  if (aborted._tag === "Failure") stale = true
+                }
+                return yield* sent
+              }
+              // A commit that fails or times out leaves the outcome unknown: the next call starts afresh.
+              yield* step(() => transaction!.commit()).pipe(
+                Effect.tapError(() => Effect.sync(() => void (stale = true)))
+              )
+              return sent.value
+            }).pipe(
+              Effect.withSpan("KafkaProducer.transaction", {
+                kind: "producer",
+                attributes: {
+                  "messaging.system": "kafka",
+                  "messaging.batch.topics": prepared.map((t) => t.topic).join(",")
+                }
+              })
+            )
+          })
+
+        const reset = Effect.suspend(() => {
+          stale = true
+          return Effect.asVoid(ready)
+        }).pipe(Effect.withSpan("KafkaProducer.initTransactions", { attributes: { "messaging.system": "kafka" } }))
+
+        const committedMetadata = (groupId: string, topic: string, partition = 0) =>
+          Effect.gen(function*() {
+            // Two steps, each within the callTimeout on a slow link: the connection (kept), then the read.
+            const reader = admin ?? kafka.admin()
+            admin = reader
+            const dropOnFailure = <A>(effect: Effect.Effect<A, KafkaError | CircuitBreakerError>) =>
+              Effect.tapError(effect, () =>
+                Effect.sync(() => {
+                  if (admin === reader) admin = undefined
+                  void reader.disconnect().catch(() => undefined)
+                }))
+            yield* step(() => reader.connect()).pipe(dropOnFailure)
+            const offsets = yield* step(() => reader.fetchOffsets({ groupId, topics: [topic] })).pipe(dropOnFailure)
+            const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
+            return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
+          })
+
+        return { transactionalId, send, reset, committedMetadata } satisfies TransactionalProducer
+      })
+
     if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(breaker.protect(connect)))
 
     return KafkaProducer.of({
       send: (record) => sendBatch({ topicMessages: [record] }),
       sendBatch,
+      transactional,
       breaker
     })
   }
@@ -515,6 +766,11 @@ export const config: Config.Config<Options> = Config.all({
 
 function optional<A>(self: Config.Config<A>): Config.Config<A | undefined> {
   return Config.withDefault(self, undefined)
+}
+
+/** A transactional producer replaced by a new one: disconnected in the background, its outcome unneeded. */
+const retire = (producer: KafkaJS.Producer | undefined) => {
+  if (producer !== undefined) void producer.disconnect().catch(() => undefined)
 }
 
 const closedError = () =>

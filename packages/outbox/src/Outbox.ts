@@ -20,11 +20,23 @@
  *   reason, and the relay goes on with the rest in the same round. An outage (a
  *   timeout, a broker down) never splits nor dead-letters: the breaker handles it.
  *   `requeue` puts a dead document back to pending once the cause is fixed.
- * - At least once: a document is marked published only after Kafka acknowledged
- *   it. A crash (or an unknown send outcome, a timeout) between the two publishes
- *   it again, with the same key: consumers deduplicate by key (or the topic is
- *   compacted). With the idempotent producer, retries inside one send never
- *   duplicate.
+ * - At least once (`delivery: "at-least-once"`, the default): a document is
+ *   marked published only after Kafka acknowledged it. A crash (or an unknown send
+ *   outcome, a timeout) between the two publishes it again, with the same key:
+ *   consumers deduplicate by key (or the topic is compacted). With the idempotent
+ *   producer, retries inside one send never duplicate.
+ * - Exactly once to `read_committed` readers (`delivery: "exactly-once"` with a
+ *   `transactionalId` stable per relay): each batch is sent in a Kafka
+ *   transaction together with a progress record, the consumer-group offset of
+ *   group `outbox-progress.<transactionalId>` whose metadata is the batch's
+ *   attempt id (written on the batch's documents, `outbox.attempt`, before the
+ *   send). Batch k+1 is read only once batch k is marked published, so only the
+ *   last committed batch can be left unmarked. On start, and after any send whose
+ *   outcome is unknown, the relay first makes a new transactional producer (which
+ *   fences the previous instance and settles its open transaction), reads the
+ *   progress record, and marks that attempt's documents published: a committed
+ *   batch is never sent twice, an aborted one is invisible to `read_committed`
+ *   readers. A relay fenced by a newer one with the same `transactionalId` stops.
  *
  * **Example** (Queue, then publish)
  *
@@ -131,6 +143,18 @@ export const pending = <D extends object>(document: D, now: number): Marked<D> =
 })
 
 /**
+ * A filter for the pending documents no exactly-once relay has started to send (it claims a batch,
+ * with its attempt id, before the send): a writer taking back a pending document it wrote (a
+ * compensation after an insert whose outcome was unknown) adds it to its own filter, so it never
+ * deletes a document a relay may be committing. With the at-least-once relay nothing is claimed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const unclaimed: { readonly "outbox.state": "pending"; readonly "outbox.attempt": { readonly $exists: false } } =
+  { "outbox.state": "pending", "outbox.attempt": { $exists: false } }
+
+/**
  * The relay's counters at one moment.
  *
  * @since 0.1.0
@@ -229,7 +253,36 @@ export interface Options {
   readonly batchSize?: number | undefined
   /** How often the relay sweeps without being asked (default 5 seconds). */
   readonly sweepInterval?: Duration.Input | undefined
+  /**
+   * `"at-least-once"` (default): plain sends, a crash or an unknown outcome resends. `"exactly-once"`:
+   * Kafka transactions with a progress record, so a `read_committed` reader sees each document once
+   * (needs `transactionalId`).
+   */
+  readonly delivery?: Delivery | undefined
+  /**
+   * With `delivery: "exactly-once"` only: the relay's transactional id, the same across its restarts
+   * (a StatefulSet pod's name) and different from every other live relay's. A new relay with the same
+   * id fences the old one.
+   */
+  readonly transactionalId?: string | undefined
 }
+
+/**
+ * How the relay delivers: see `Options.delivery`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Delivery = "at-least-once" | "exactly-once"
+
+/**
+ * The consumer group whose committed offset on the relay's topic (partition 0) is the progress record
+ * of the relay with this `transactionalId`: its metadata is the last committed batch's attempt id.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const progressGroup = (transactionalId: string): string => `outbox-progress.${transactionalId}`
 
 const defaultKey = (document: Record<string, unknown>): string => String(document["_id"])
 
@@ -314,6 +367,21 @@ export const make: (
     return yield* bad("batchSize", options.batchSize, "an integer between 1 and 10000")
   }
   const sweepMillis = yield* CircuitBreaker.durationOption("outbox", "sweepInterval", options.sweepInterval, 5_000)
+  const delivery = options.delivery ?? "at-least-once"
+  if (delivery !== "at-least-once" && delivery !== "exactly-once") {
+    return yield* bad("delivery", options.delivery, "\"at-least-once\" or \"exactly-once\"")
+  }
+  if (delivery === "exactly-once") {
+    if (typeof options.transactionalId !== "string" || options.transactionalId.trim() === "") {
+      return yield* bad(
+        "transactionalId",
+        options.transactionalId,
+        "a transactional id stable per relay (e.g. the pod's name) with delivery \"exactly-once\""
+      )
+    }
+  } else if (options.transactionalId !== undefined) {
+    return yield* bad("transactionalId", options.transactionalId, "no transactionalId with delivery \"at-least-once\"")
+  }
   const { collection, topic } = options
   const key = options.key ?? defaultKey
   const encode = options.encode ?? defaultEncode
@@ -321,6 +389,16 @@ export const make: (
   const store = yield* MongoStore.MongoStore
   const producer = yield* KafkaProducer.KafkaProducer
   const breaker = producer.breaker
+  const transactionalId = options.transactionalId ?? ""
+  const transactional = delivery === "exactly-once"
+    ? yield* producer.transactional(transactionalId).pipe(
+      Effect.mapError((e) => bad("transactionalId", transactionalId, e.expected))
+    )
+    : undefined
+  const group = progressGroup(transactionalId)
+  // Exactly once: false until the progress record was read after the last start or unknown outcome.
+  let settled = false
+  let fenced = false
   const wake = yield* Queue.sliding<void>(1)
   const oneAtATime = yield* Semaphore.make(1)
   let published = 0
@@ -340,6 +418,7 @@ export const make: (
   })
 
   const STATE = `${FIELD}.state`
+  const ATTEMPT = `${FIELD}.attempt`
   // Filters on `_id` are cast: the driver types `_id` as an ObjectId unless the schema says otherwise.
   const pendingFilter = { [STATE]: "pending" }
   const deadFilter = { [STATE]: "dead" }
@@ -404,20 +483,56 @@ export const make: (
    * round must stop (a failure the breaker handles, or its rejection): what was not sent stays pending.
    */
   const publish = (
-    batch: ReadonlyArray<Encoded>
+    read: ReadonlyArray<Encoded>
   ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
     Effect.gen(function*() {
+      let batch = read
+      let send: Effect.Effect<unknown, KafkaError | CircuitBreakerError> = producer.send({
+        topic,
+        messages: batch.map((entry) => entry.message)
+      })
+      if (transactional !== undefined) {
+        // The attempt id names this send's documents: the progress record committed with them carries it.
+        // It also claims them: a writer that takes back a pending document of its own (the example's
+        // compensation) leaves a claimed one alone (`unclaimed`).
+        const attempt = crypto.randomUUID()
+        const claimed = yield* store.updateMany(
+          collection,
+          { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
+          { $set: { [ATTEMPT]: attempt } }
+        )
+        if (claimed.modifiedCount < batch.length) {
+          // Some changed since the read (deleted, or no longer pending): only those claimed are sent.
+          const still = yield* store.find<Marked<Record<string, unknown>>>(collection, { [ATTEMPT]: attempt }, {
+            limit: batch.length,
+            sort: { [`${FIELD}.enqueuedAt`]: 1 },
+            projection: { _id: 1 }
+          })
+          const ids = new Set(still.map((document) => String(document["_id"])))
+          batch = batch.filter((entry) => ids.has(String(entry.id)))
+          if (batch.length === 0) return true
+        }
+        const messages = batch.map((entry) => entry.message)
+        send = transactional.send({ topicMessages: [{ topic, messages }] }, {
+          groupId: group,
+          topic,
+          metadata: attempt
+        })
+      }
       const sent = yield* Effect.exit(
-        producer.send({ topic, messages: batch.map((entry) => entry.message) })
-          .pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
+        send.pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
       )
       if (Exit.isSuccess(sent)) {
         const now = yield* Clock.currentTimeMillis
+        // Exactly once: a mark that fails (MongoDB out) leaves a committed batch pending, as a crash would:
+        // the next round settles from the progress record first instead of sending it again.
+        if (transactional !== undefined) settled = false
         yield* store.updateMany(
           collection,
           { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
           { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
         )
+        if (transactional !== undefined) settled = true
         published += batch.length
         return true
       }
@@ -426,7 +541,18 @@ export const make: (
       if (error !== undefined && error.error instanceof CircuitBreakerError) return false
       failedSends++
       lastError = error === undefined ? "interrupted or defect" : errorMessage(error.error)
-      if (error === undefined || !isPoison(error.error)) return false
+      if (transactional !== undefined && error !== undefined && KafkaProducer.isFenced(error.error)) {
+        fenced = true
+        yield* Effect.logError("outbox_relay_fenced").pipe(
+          Effect.annotateLogs({ collection, topic, transactional_id: transactionalId, message: lastError })
+        )
+        return false
+      }
+      // A poison refusal aborted the transaction; anything else may have committed: settle before the next send.
+      if (error === undefined || !isPoison(error.error)) {
+        settled = false
+        return false
+      }
       const refusal = error.error as KafkaError
       if (batch.length === 1) {
         yield* markDead([batch[0]!.id], {
@@ -440,10 +566,50 @@ export const make: (
       return (yield* publish(batch.slice(0, half))) && (yield* publish(batch.slice(half)))
     })
 
+  /**
+   * Exactly once, on start and after an unknown outcome: a new transactional producer (fencing the
+   * previous one, settling its open transaction), then the documents of the last committed batch,
+   * named by the progress record, marked published. Both Kafka calls go through the breaker.
+   */
+  const settle = (tx: KafkaProducer.TransactionalProducer) =>
+    Effect.gen(function*() {
+      yield* tx.reset
+      const attempt = yield* tx.committedMetadata(group, topic)
+      let recovered = 0
+      if (attempt !== undefined && attempt !== "") {
+        const now = yield* Clock.currentTimeMillis
+        const result = yield* store.updateMany(
+          collection,
+          { [ATTEMPT]: attempt, ...pendingFilter },
+          { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
+        )
+        recovered = result.modifiedCount
+        published += recovered
+      }
+      settled = true
+      yield* Effect.logInfo("outbox_relay_settled").pipe(
+        Effect.annotateLogs({ collection, topic, transactional_id: transactionalId, recovered })
+      )
+    }).pipe(Effect.withSpan("OutboxRelay.settle"))
+
   /** One round: a batch read, its send (split while Kafka refuses documents), its marks. `false` when there is nothing more to do now. */
   const round: Effect.Effect<boolean> = Effect.gen(function*() {
+    if (fenced) return false
     const state = yield* breaker.state
     if (state === "Open") return false
+    if (transactional !== undefined && !settled) {
+      const done = yield* Effect.exit(settle(transactional))
+      if (Exit.isFailure(done)) {
+        const error = done.cause.reasons.find((reason) => reason._tag === "Fail")
+        if (error !== undefined && !(error.error instanceof CircuitBreakerError)) {
+          lastError = errorMessage(error.error)
+          if (error.error instanceof KafkaError) failedSends++
+        }
+        return false
+      }
+      // The breaker may have moved: read its state again.
+      return true
+    }
     const batch = yield* store.find<Marked<Record<string, unknown>>>(collection, pendingFilter, {
       limit: state === "HalfOpen" ? 1 : batchSize,
       sort: { [`${FIELD}.enqueuedAt`]: 1 }

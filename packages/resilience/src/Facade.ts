@@ -341,6 +341,15 @@ const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefin
   const { unsafe } = breaker
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => closing ??= Effect.runPromise(Scope.close(scope, Exit.void))
+  // The open subscriptions of `listen`, ended with the breaker (one finalizer, however many come and go).
+  const subscriptions = new Set<Scope.Closeable>()
+  Effect.runSync(Scope.addFinalizer(
+    scope,
+    Effect.sync(() => {
+      for (const subscription of subscriptions) Effect.runSync(Scope.close(subscription, Exit.void))
+      subscriptions.clear()
+    })
+  ))
   return {
     name: breaker.name,
     breaker,
@@ -353,10 +362,10 @@ const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefin
       if (closing !== undefined) return () => {}
       const subscription = Scope.makeUnsafe()
       Effect.runSync(breaker.listen(listener).pipe(Scope.provide(subscription)))
-      const end = () => Effect.runSync(Scope.close(subscription, Exit.void))
-      // Closing the breaker ends every subscription.
-      Effect.runSync(Scope.addFinalizer(scope, Effect.sync(end)))
-      return end
+      subscriptions.add(subscription)
+      return () => {
+        if (subscriptions.delete(subscription)) Effect.runSync(Scope.close(subscription, Exit.void))
+      }
     },
     forceOpen: sync(breaker.forceOpen),
     disable: sync(breaker.disable),

@@ -290,11 +290,17 @@ export interface TransactionalOptions {
  */
 export interface TransactionalProducer {
   readonly transactionalId: string
+  /**
+   * Sends `batch` in one Kafka transaction and commits it, with `progress` (a consumer-group offset
+   * and its metadata) committed in the same transaction; aborts it when a step fails.
+   */
   readonly send: (
     batch: ProducerBatch,
     progress?: TransactionProgress
   ) => Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError>
+  /** A new producer session: fences an older instance with the same `transactionalId` and settles its open transaction. */
   readonly reset: Effect.Effect<void, KafkaError | CircuitBreakerError>
+  /** The metadata of `groupId`'s committed offset on `topic`'s `partition` (default 0), if any: the progress record. */
   readonly committedMetadata: (
     groupId: string,
     topic: string,

@@ -8,12 +8,12 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
+import type { AuthGuard } from "../Http.ts"
 import { PrometheusRegistry } from "../Metrics.ts"
 
 /** The counter of denied requests, by route template and reason (`unauthorized`, `throttled`). */
@@ -40,22 +40,8 @@ export interface Options {
   readonly maxClients?: number | undefined
 }
 
-export interface Guard {
-  /**
-   * Judges a request to a token route: `undefined` lets it through; otherwise the answer, 429 (with
-   * `Retry-After`, the token not even compared) for a client out of failed attempts, or 401.
-   * `route` is the metric's label (a template), `event` the log line of a denial.
-   */
-  readonly check: (
-    request: HttpServerRequest.HttpServerRequest,
-    options: {
-      readonly route: string
-      readonly event: string
-      readonly path: string
-      readonly authorized: (authorization: string | undefined) => boolean
-    }
-  ) => Effect.Effect<HttpServerResponse.HttpServerResponse | undefined>
-}
+/** The guard as `Http.AuthGuard` declares it (one declaration: the public one). */
+export type Guard = AuthGuard
 
 interface Bucket {
   tokens: number

@@ -39,7 +39,6 @@
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { CircuitBreaker, Registry } from "@neural-hive/resilience"
-import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -55,8 +54,9 @@ import type * as NodeHttp from "node:http"
 import * as HttpMetrics from "./HttpMetrics.ts"
 import * as internalAdmin from "./internal/admin.ts"
 import * as internalAuthGuard from "./internal/authGuard.ts"
-import { GuardedServer } from "./internal/guardedServer.ts"
+import { make as makeGuardedServer } from "./internal/guardedServer.ts"
 import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
+import * as internalRoutes from "./internal/routes.ts"
 import { PrometheusRegistry } from "./Metrics.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -277,25 +277,7 @@ export class HttpOptionsError extends Data.TaggedError("HttpOptionsError")<{
  */
 export const makeNodeServer = (
   options?: Pick<Options, "headersTimeout" | "requestTimeout" | "maxPipelinedRequests" | "writeStallTimeout">
-): NodeHttp.Server => {
-  const requestTimeout = Duration.toMillis(Duration.fromInputUnsafe(options?.requestTimeout ?? "10 seconds"))
-  const headersTimeout = Math.min(
-    requestTimeout,
-    Duration.toMillis(Duration.fromInputUnsafe(options?.headersTimeout ?? "5 seconds"))
-  )
-  const server = new GuardedServer({
-    headersTimeout,
-    requestTimeout,
-    keepAliveTimeout: 5_000,
-    // Check the timeouts often enough that a small one is honoured (Node's default checks every 30 s).
-    connectionsCheckingInterval: Math.max(50, Math.min(1_000, headersTimeout / 4))
-  }, {
-    maxPipelinedRequests: Math.max(0, Math.floor(options?.maxPipelinedRequests ?? 16)),
-    writeStallMillis: Duration.toMillis(Duration.fromInputUnsafe(options?.writeStallTimeout ?? "10 seconds"))
-  })
-  server.maxRequestsPerSocket = 1_000
-  return server
-}
+): NodeHttp.Server => makeGuardedServer(options ?? {})
 
 /**
  * The `/health` report of a set of breaker snapshots, sorted by name.
@@ -503,26 +485,10 @@ export const makeApp: (
   const readiness = options?.readiness ?? {}
   if (options?.admin !== undefined) yield* checkAdminToken(options.admin.token)
 
-  // One rendering serves every scrape for `metricsMaxAge`, and every scrape while it runs: repeated or concurrent
-  // scrapes (a flood) cost at most one rendering a second, while Prometheus, scraping every 15 s or so, sees fresh data.
-  const maxAge = Duration.toMillis(Duration.fromInputUnsafe(options?.metricsMaxAge ?? "1 second"))
-  let rendering: { readonly at: number; readonly text: Promise<string>; settled: boolean } | undefined
-  const exposition = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    if (rendering === undefined || (rendering.settled && now - rendering.at >= maxAge)) {
-      const current = { at: now, text: registry.metrics(), settled: false }
-      const settle = () => {
-        current.settled = true
-      }
-      // A failed rendering is not kept: the next scrape tries again.
-      current.text.then(settle, () => {
-        settle()
-        if (rendering === current) rendering = undefined
-      })
-      rendering = current
-    }
-    const text = rendering.text
-    return Effect.tryPromise(() => text)
-  })
+  const exposition = internalRoutes.cachedExposition(
+    registry,
+    Duration.toMillis(Duration.fromInputUnsafe(options?.metricsMaxAge ?? "1 second"))
+  )
 
   const routes = new Map<string, Effect.Effect<HttpServerResponse.HttpServerResponse>>([
     [
@@ -564,21 +530,9 @@ export const makeApp: (
     options.admin.guard ?? (yield* internalAuthGuard.make({ service }))
   )
 
-  return HttpServerRequest.HttpServerRequest.use((request) => {
-    const path = requestPath(request)
-    if (path === undefined) return Effect.succeed(badPath)
-    if (admin !== undefined && (path === "/admin" || path.startsWith("/admin/"))) return admin(request, path)
-    const route = routes.get(path)
-    if (route === undefined) {
-      return Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "not found" }, { status: 404 }))
-    }
-    if (request.method !== "GET" && request.method !== "HEAD") {
-      return Effect.succeed(
-        HttpServerResponse.jsonUnsafe({ error: "method not allowed" }, { status: 405, headers: { allow: "GET, HEAD" } })
-      )
-    }
-    return route
-  })
+  return HttpServerRequest.HttpServerRequest.use((request) =>
+    internalRoutes.dispatch(request, requestPath(request), routes, admin)
+  )
 })
 
 /**
@@ -624,27 +578,4 @@ export const layerConfig = (
 // -----------------------------------------------------------------------------
 
 const noStore = internalAdmin.noStore
-
-const WILDCARD_HOSTS = new Set(["0.0.0.0", "[::]"])
-
-/** A configured name as compared: lower case, no final dot, an IPv6 address in brackets. */
-const configuredName = (text: string): string => {
-  const name = text.trim().toLowerCase().replace(/\.$/, "")
-  return name.includes(":") && !name.startsWith("[") ? `[${name}]` : name
-}
-
-/** The name of a `Host` header as compared: lower case, no final dot, the port left out. */
-const headerName = (header: string): string => {
-  const text = header.trim().toLowerCase()
-  const name = text.startsWith("[")
-    ? text.slice(0, text.indexOf("]") + 1)
-    : text.indexOf(":") === text.lastIndexOf(":") && text.includes(":")
-    ? text.slice(0, text.indexOf(":"))
-    : text
-  return name.replace(/\.$/, "")
-}
-
-const badPath = HttpServerResponse.jsonUnsafe(
-  { error: "the path is not canonical (no '.', '..', '//', backslash, or encoded '.', '/', '\\')" },
-  { status: 400 }
-)
+const { configuredName, headerName, WILDCARD_HOSTS } = internalRoutes

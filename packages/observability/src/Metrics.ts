@@ -194,145 +194,10 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Breaker
       queueMicrotask(() => {
         fresh = false
       })
-      for (const [breaker, w] of wired) {
-        // snapshot() first moves an elapsed OPEN breaker to HALF_OPEN, so the transition is counted before the gauge is read.
-        const { state, totals } = breaker.unsafe.snapshot()
-        stateGauge.set(w.labels, stateValue[state])
-        const seen = w.seen
-        add(failures, w.labels, totals.failures - seen.failures)
-        add(trips, w.labels, totals.trips - seen.trips)
-        add(calls, w.resultLabels.success, totals.successes - seen.successes)
-        add(calls, w.resultLabels.failure, totals.failures - totals.slow - (seen.failures - seen.slow))
-        add(calls, w.resultLabels.slow, totals.slow - seen.slow)
-        add(calls, w.resultLabels.ignored, totals.ignored - seen.ignored)
-        add(calls, w.resultLabels.rejected, totals.rejected - seen.rejected)
-        seen.successes = totals.successes
-        seen.failures = totals.failures
-        seen.slow = totals.slow
-        seen.ignored = totals.ignored
-        seen.rejected = totals.rejected
-        seen.trips = totals.trips
-      }
+      for (const [breaker, w] of wired) catchUp(instruments, breaker, w)
     }
-
-    const register = <M>(name: string, make: (name: string) => M): M => {
-      const metric = make(name)
-      owned.push({ name, metric })
-      return metric
-    }
-    const registers = [registry]
-    const labelNames = ["service", "circuit"] as const
-
-    const stateGauge = register(names.state, (name) =>
-      new Prometheus.Gauge({
-        name,
-        help: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN",
-        labelNames,
-        registers,
-        collect: refresh
-      }))
-    const failures = register(names.failures, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Calls the circuit breaker counted as failures (slow calls included)",
-        labelNames,
-        registers,
-        collect: refresh
-      }))
-    const trips = register(names.trips, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Times the circuit breaker opened",
-        labelNames,
-        registers,
-        collect: refresh
-      }))
-    const calls = register(names.calls, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Calls through the circuit breaker by result: success, failure, slow, ignored, rejected",
-        labelNames: ["service", "circuit", "result"] as const,
-        registers,
-        collect: refresh
-      }))
-    const transitions = register(names.transitions, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Circuit breaker state transitions by from and to state (closed, open, half_open)",
-        labelNames: ["service", "circuit", "from", "to"] as const,
-        registers,
-        collect: refresh
-      }))
-    const duration = options?.histogram === false ?
-      undefined :
-      register(names.duration, (name) => {
-        const histogram = new Histogram({
-          name,
-          help: "Duration of the calls the circuit breaker let through, in seconds, by result",
-          buckets: options?.buckets ?? defaultBuckets
-        })
-        registry.registerMetric(histogram as unknown as Prometheus.Metric)
-        return histogram
-      })
-
-    const forget = (breaker: CircuitBreaker.CircuitBreaker, w: Wired) => {
-      wired.delete(breaker)
-      // A breaker that is gone has no state; its counters stay, as counters do.
-      stateGauge.remove(w.labels)
-      for (const series of w.series) duration?.remove(series)
-      Effect.runSync(Scope.close(w.scope, Exit.void))
-    }
-
-    const wire = (breaker: CircuitBreaker.CircuitBreaker) => {
-      if (wired.has(breaker)) return
-      const labels: Labels = { service, circuit: breaker.name }
-      const resultLabels = {} as Record<Result, Labels & { readonly result: Result }>
-      for (const result of results) resultLabels[result] = { service, circuit: breaker.name, result }
-      const w: Wired = {
-        labels,
-        resultLabels,
-        series: [],
-        seen: { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 },
-        scope: Scope.forkUnsafe(scope)
-      }
-      wired.set(breaker, w)
-      // Every series exists from the start, so rate() and the alerts see zeros before the first failure.
-      failures.inc(labels, 0)
-      trips.inc(labels, 0)
-      for (const result of results) calls.inc(resultLabels[result], 0)
-      // One series per result, made now: observing then is a few array writes per call.
-      const observers = duration === undefined ? undefined : {
-        success: duration.add(resultLabels.success),
-        failure: duration.add(resultLabels.failure),
-        slow: duration.add(resultLabels.slow),
-        ignored: duration.add(resultLabels.ignored)
-      }
-      if (observers !== undefined) w.series.push(...Object.values(observers))
-      // Listen before the first snapshot: reading it may move an elapsed OPEN breaker, and that move must be counted.
-      Effect.runSync(
-        Scope.provide(w.scope)(breaker.listen({
-          onTransition: (transition) =>
-            transitions.inc({
-              service,
-              circuit: breaker.name,
-              from: stateLabel[transition.from],
-              to: stateLabel[transition.to]
-            }),
-          onCall: observers === undefined ? undefined : (outcome, durationMillis) => {
-            // A rejection ran nothing; a call admitted before this listener was not timed (NaN).
-            if (outcome === "rejected" || Number.isNaN(durationMillis)) return
-            observers[outcome].observe(durationMillis / 1000)
-          }
-        }))
-      )
-      stateGauge.set(labels, stateValue[breaker.unsafe.state()])
-      // Runs when the breaker leaves the registry: its state series goes at once.
-      return () => {
-        if (wired.get(breaker) === w) forget(breaker, w)
-      }
-    }
-
-    yield* breakers.onRegister(wire)
+    const instruments = registerInstruments(registry, options, refresh, owned)
+    yield* breakers.onRegister((breaker) => wire({ service, scope, wired, instruments }, breaker))
     return registry
   })
 
@@ -349,6 +214,174 @@ export const layer = (options?: Options): Layer.Layer<PrometheusRegistry, never,
 // -----------------------------------------------------------------------------
 // internals
 // -----------------------------------------------------------------------------
+
+/** The breaker metrics, registered in one prom-client registry. */
+interface Instruments {
+  readonly stateGauge: Prometheus.Gauge<"service" | "circuit">
+  readonly failures: Prometheus.Counter<"service" | "circuit">
+  readonly trips: Prometheus.Counter<"service" | "circuit">
+  readonly calls: Prometheus.Counter<"service" | "circuit" | "result">
+  readonly transitions: Prometheus.Counter<"service" | "circuit" | "from" | "to">
+  readonly duration: Histogram | undefined
+}
+
+/** Registers the metrics in `registry`, each remembered in `owned` (removed with the scope); `refresh` runs at scrape time. */
+const registerInstruments = (
+  registry: Registry,
+  options: Options | undefined,
+  refresh: () => void,
+  owned: Array<{ readonly name: string; readonly metric: unknown }>
+): Instruments => {
+  const register = <M>(name: string, make: (name: string) => M): M => {
+    const metric = make(name)
+    owned.push({ name, metric })
+    return metric
+  }
+  const registers = [registry]
+  const labelNames = ["service", "circuit"] as const
+  const collect = refresh
+  return {
+    stateGauge: register(names.state, (name) =>
+      new Prometheus.Gauge({
+        name,
+        help: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN",
+        labelNames,
+        registers,
+        collect
+      })),
+    failures: register(names.failures, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Calls the circuit breaker counted as failures (slow calls included)",
+        labelNames,
+        registers,
+        collect
+      })),
+    trips: register(
+      names.trips,
+      (name) =>
+        new Prometheus.Counter({ name, help: "Times the circuit breaker opened", labelNames, registers, collect })
+    ),
+    calls: register(names.calls, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Calls through the circuit breaker by result: success, failure, slow, ignored, rejected",
+        labelNames: ["service", "circuit", "result"] as const,
+        registers,
+        collect
+      })),
+    transitions: register(names.transitions, (name) =>
+      new Prometheus.Counter({
+        name,
+        help: "Circuit breaker state transitions by from and to state (closed, open, half_open)",
+        labelNames: ["service", "circuit", "from", "to"] as const,
+        registers,
+        collect
+      })),
+    duration: options?.histogram === false ?
+      undefined :
+      register(names.duration, (name) => {
+        const histogram = new Histogram({
+          name,
+          help: "Duration of the calls the circuit breaker let through, in seconds, by result",
+          buckets: options?.buckets ?? defaultBuckets
+        })
+        registry.registerMetric(histogram as unknown as Prometheus.Metric)
+        return histogram
+      })
+  }
+}
+
+/** At scrape time: sets one breaker's state gauge and adds to its counters what its totals gained since the last scrape. */
+const catchUp = (m: Instruments, breaker: CircuitBreaker.CircuitBreaker, w: Wired): void => {
+  // snapshot() first moves an elapsed OPEN breaker to HALF_OPEN, so the transition is counted before the gauge is read.
+  const { state, totals } = breaker.unsafe.snapshot()
+  m.stateGauge.set(w.labels, stateValue[state])
+  const seen = w.seen
+  add(m.failures, w.labels, totals.failures - seen.failures)
+  add(m.trips, w.labels, totals.trips - seen.trips)
+  add(m.calls, w.resultLabels.success, totals.successes - seen.successes)
+  add(m.calls, w.resultLabels.failure, totals.failures - totals.slow - (seen.failures - seen.slow))
+  add(m.calls, w.resultLabels.slow, totals.slow - seen.slow)
+  add(m.calls, w.resultLabels.ignored, totals.ignored - seen.ignored)
+  add(m.calls, w.resultLabels.rejected, totals.rejected - seen.rejected)
+  seen.successes = totals.successes
+  seen.failures = totals.failures
+  seen.slow = totals.slow
+  seen.ignored = totals.ignored
+  seen.rejected = totals.rejected
+  seen.trips = totals.trips
+}
+
+/** What wiring a breaker needs: the label, the scope its listener lives in, the wired breakers, the metrics. */
+interface Wiring {
+  readonly service: string
+  readonly scope: Scope.Scope
+  readonly wired: Map<CircuitBreaker.CircuitBreaker, Wired>
+  readonly instruments: Instruments
+}
+
+/**
+ * Wires a breaker that joined the registry: its series (at zero), its duration series and its listener. Returns what
+ * runs when it leaves the registry: its state series goes at once.
+ */
+const wire = (ctx: Wiring, breaker: CircuitBreaker.CircuitBreaker): (() => void) | undefined => {
+  const { calls, duration, failures, stateGauge, transitions, trips } = ctx.instruments
+  const service = ctx.service
+  if (ctx.wired.has(breaker)) return
+  const labels: Labels = { service, circuit: breaker.name }
+  const resultLabels = {} as Record<Result, Labels & { readonly result: Result }>
+  for (const result of results) resultLabels[result] = { service, circuit: breaker.name, result }
+  const w: Wired = {
+    labels,
+    resultLabels,
+    series: [],
+    seen: { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 },
+    scope: Scope.forkUnsafe(ctx.scope)
+  }
+  ctx.wired.set(breaker, w)
+  // Every series exists from the start, so rate() and the alerts see zeros before the first failure.
+  failures.inc(labels, 0)
+  trips.inc(labels, 0)
+  for (const result of results) calls.inc(resultLabels[result], 0)
+  // One series per result, made now: observing then is a few array writes per call.
+  const observers = duration === undefined ? undefined : {
+    success: duration.add(resultLabels.success),
+    failure: duration.add(resultLabels.failure),
+    slow: duration.add(resultLabels.slow),
+    ignored: duration.add(resultLabels.ignored)
+  }
+  if (observers !== undefined) w.series.push(...Object.values(observers))
+  // Listen before the first snapshot: reading it may move an elapsed OPEN breaker, and that move must be counted.
+  Effect.runSync(
+    Scope.provide(w.scope)(breaker.listen({
+      onTransition: (transition) =>
+        transitions.inc({
+          service,
+          circuit: breaker.name,
+          from: stateLabel[transition.from],
+          to: stateLabel[transition.to]
+        }),
+      onCall: observers === undefined ? undefined : (outcome, durationMillis) => {
+        // A rejection ran nothing; a call admitted before this listener was not timed (NaN).
+        if (outcome === "rejected" || Number.isNaN(durationMillis)) return
+        observers[outcome].observe(durationMillis / 1000)
+      }
+    }))
+  )
+  stateGauge.set(labels, stateValue[breaker.unsafe.state()])
+  return () => {
+    if (ctx.wired.get(breaker) === w) forget(ctx, breaker, w)
+  }
+}
+
+/** A breaker that left the registry: its state series and duration series go; its counters stay, as counters do. */
+const forget = (ctx: Wiring, breaker: CircuitBreaker.CircuitBreaker, w: Wired) => {
+  ctx.wired.delete(breaker)
+  ctx.instruments.stateGauge.remove(w.labels)
+  for (const series of w.series) ctx.instruments.duration?.remove(series)
+  Effect.runSync(Scope.close(w.scope, Exit.void))
+}
 
 const add = <T extends string>(counter: Prometheus.Counter<T>, labels: Prometheus.LabelValues<T>, delta: number) => {
   // A negative delta cannot happen with cumulative totals; skip rather than let prom-client throw.

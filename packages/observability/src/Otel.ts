@@ -138,42 +138,13 @@ export const parse = (
   readonly _tag: "Error"
   readonly message: string
 } => {
-  const get = (name: string): string | undefined => {
-    const value = env[name]?.trim()
-    return value === undefined || value === "" ? undefined : value
-  }
+  const get = lookup(env)
   const off = { _tag: "Ok" as const, settings: Option.none<Settings>() }
-
-  if (get("OTEL_SDK_DISABLED")?.toLowerCase() === "true") return off
-  const exporters = get("OTEL_TRACES_EXPORTER")
-  if (exporters !== undefined) {
-    const names = exporters.split(",").map((s) => s.trim().toLowerCase())
-    if (names.includes("none")) return off
-    if (!names.includes("otlp")) {
-      return fail(`OTEL_TRACES_EXPORTER: got ${JSON.stringify(exporters)}, expected otlp or none`)
-    }
-  }
-
-  const tracesEndpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-  const baseEndpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
-  if (tracesEndpoint === undefined && baseEndpoint === undefined) return off
-  const [variable, raw] = tracesEndpoint !== undefined
-    ? ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", tracesEndpoint]
-    : ["OTEL_EXPORTER_OTLP_ENDPOINT", baseEndpoint!]
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    return fail(`${variable}: not a URL (expected http://host:4318 or https://...)`)
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    return fail(`${variable}: got a ${url.protocol} URL, expected http: or https:`)
-  }
-  if (url.username !== "" || url.password !== "") {
-    // Credentials in the URL would end up in error messages: they belong in OTEL_EXPORTER_OTLP_HEADERS.
-    return fail(`${variable}: the URL holds credentials; put them in OTEL_EXPORTER_OTLP_HEADERS`)
-  }
-  const tracesUrl = tracesEndpoint !== undefined ? url.href : `${url.href.replace(/\/+$/, "")}/v1/traces`
+  const enabled = exportEnabled(get)
+  if (enabled !== true) return enabled === false ? off : fail(enabled)
+  const url = tracesUrl(get)
+  if (url === undefined) return off
+  if (url._tag === "Error") return url
 
   const protocolRaw = get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") ?? get("OTEL_EXPORTER_OTLP_PROTOCOL") ??
     "http/protobuf"
@@ -203,42 +174,20 @@ export const parse = (
   if (!Number.isFinite(samplerRatio) || samplerRatio < 0 || samplerRatio > 1) {
     return fail(`OTEL_TRACES_SAMPLER_ARG: got ${JSON.stringify(ratioRaw)}, expected a number from 0 to 1`)
   }
-
-  const int = (name: string, fallback: number, min: number): number | string => {
-    const value = get(name)
-    if (value === undefined) return fallback
-    const n = Number(value)
-    return Number.isSafeInteger(n) && n >= min
-      ? n
-      : `${name}: got ${JSON.stringify(value)}, expected a whole number of at least ${min}`
-  }
-  const maxQueueSize = int("OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1)
-  const maxExportBatchSize = int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1)
-  const scheduledDelayMillis = int("OTEL_BSP_SCHEDULE_DELAY", 5000, 0)
-  const exportTimeoutMillis = int("OTEL_BSP_EXPORT_TIMEOUT", 30000, 1)
-  for (const value of [maxQueueSize, maxExportBatchSize, scheduledDelayMillis, exportTimeoutMillis]) {
-    if (typeof value === "string") return fail(value)
-  }
-  if ((maxExportBatchSize as number) > (maxQueueSize as number)) {
-    return fail(
-      `OTEL_BSP_MAX_EXPORT_BATCH_SIZE: ${maxExportBatchSize} is over OTEL_BSP_MAX_QUEUE_SIZE (${maxQueueSize})`
-    )
-  }
+  const batch = batchProcessor(get)
+  if (typeof batch === "string") return fail(batch)
 
   return {
     _tag: "Ok",
     settings: Option.some({
-      url: tracesUrl,
+      url: url.href,
       protocol: protocolRaw as Protocol,
       headers: Redacted.make(headers),
       serviceName: get("OTEL_SERVICE_NAME"),
       resourceAttributes,
       sampler: sampler as SamplerName,
       samplerRatio,
-      maxQueueSize: maxQueueSize as number,
-      maxExportBatchSize: maxExportBatchSize as number,
-      scheduledDelayMillis: scheduledDelayMillis as number,
-      exportTimeoutMillis: exportTimeoutMillis as number
+      ...batch
     })
   }
 }
@@ -380,4 +329,80 @@ const keyValues = (
     }
   }
   return result
+}
+
+/** The variables of `env`, trimmed; an empty one counts as unset. */
+const lookup = (env: Readonly<Record<string, string | undefined>>) => (name: string): string | undefined => {
+  const value = env[name]?.trim()
+  return value === undefined || value === "" ? undefined : value
+}
+
+/** Whether traces are exported at all: `true`, `false` (switched off), or the message naming the wrong variable. */
+const exportEnabled = (get: (name: string) => string | undefined): boolean | string => {
+  if (get("OTEL_SDK_DISABLED")?.toLowerCase() === "true") return false
+  const exporters = get("OTEL_TRACES_EXPORTER")
+  if (exporters === undefined) return true
+  const names = exporters.split(",").map((s) => s.trim().toLowerCase())
+  if (names.includes("none")) return false
+  return names.includes("otlp") ? true : `OTEL_TRACES_EXPORTER: got ${JSON.stringify(exporters)}, expected otlp or none`
+}
+
+/** The traces endpoint (its own variable, else the base one with `/v1/traces`); `undefined` when neither is set. */
+const tracesUrl = (
+  get: (name: string) => string | undefined
+):
+  | { readonly _tag: "Url"; readonly href: string }
+  | { readonly _tag: "Error"; readonly message: string }
+  | undefined =>
+{
+  const tracesEndpoint = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+  const baseEndpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT")
+  if (tracesEndpoint === undefined && baseEndpoint === undefined) return undefined
+  const [variable, raw] = tracesEndpoint !== undefined
+    ? ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", tracesEndpoint]
+    : ["OTEL_EXPORTER_OTLP_ENDPOINT", baseEndpoint!]
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    return fail(`${variable}: not a URL (expected http://host:4318 or https://...)`)
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    return fail(`${variable}: got a ${url.protocol} URL, expected http: or https:`)
+  }
+  if (url.username !== "" || url.password !== "") {
+    // Credentials in the URL would end up in error messages: they belong in OTEL_EXPORTER_OTLP_HEADERS.
+    return fail(`${variable}: the URL holds credentials; put them in OTEL_EXPORTER_OTLP_HEADERS`)
+  }
+  return { _tag: "Url", href: tracesEndpoint !== undefined ? url.href : `${url.href.replace(/\/+$/, "")}/v1/traces` }
+}
+
+/** The batch span processor's settings (`OTEL_BSP_*`), or the message naming the wrong variable. */
+const batchProcessor = (
+  get: (name: string) => string | undefined
+): Pick<Settings, "maxQueueSize" | "maxExportBatchSize" | "scheduledDelayMillis" | "exportTimeoutMillis"> | string => {
+  const int = (name: string, fallback: number, min: number): number | string => {
+    const value = get(name)
+    if (value === undefined) return fallback
+    const n = Number(value)
+    return Number.isSafeInteger(n) && n >= min
+      ? n
+      : `${name}: got ${JSON.stringify(value)}, expected a whole number of at least ${min}`
+  }
+  const maxQueueSize = int("OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1)
+  const maxExportBatchSize = int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1)
+  const scheduledDelayMillis = int("OTEL_BSP_SCHEDULE_DELAY", 5000, 0)
+  const exportTimeoutMillis = int("OTEL_BSP_EXPORT_TIMEOUT", 30000, 1)
+  for (const value of [maxQueueSize, maxExportBatchSize, scheduledDelayMillis, exportTimeoutMillis]) {
+    if (typeof value === "string") return value
+  }
+  if ((maxExportBatchSize as number) > (maxQueueSize as number)) {
+    return `OTEL_BSP_MAX_EXPORT_BATCH_SIZE: ${maxExportBatchSize} is over OTEL_BSP_MAX_QUEUE_SIZE (${maxQueueSize})`
+  }
+  return {
+    maxQueueSize: maxQueueSize as number,
+    maxExportBatchSize: maxExportBatchSize as number,
+    scheduledDelayMillis: scheduledDelayMillis as number,
+    exportTimeoutMillis: exportTimeoutMillis as number
+  }
 }

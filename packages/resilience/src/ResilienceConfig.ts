@@ -313,10 +313,37 @@ export const decode = (
     ? [options.section]
     : options.section
   const known = options.circuits ?? {}
-  const knownNames = Object.keys(known)
-  const closed = options.closed === true
+  const keys = keyNames(options)
+  const prefix = sectionPath.length === 0 ? "" : `${sectionPath.join(".")}.`
+  const fromFile = circuitsInFile(document, sectionPath, options, problems)
+  const names = [...new Set([...Object.keys(known), ...fromFile.keys()])]
+  const envPrefix = options.envPrefix === undefined ? "CIRCUIT_BREAKER_" : options.envPrefix
+  const overrides = envPrefix === null ? new Map() : envOverrides(env, envPrefix, names, keys, problems)
+  const settings = names.map((circuit) =>
+    [
+      circuit,
+      circuitSettings(
+        `${prefix}${circuit}`,
+        Object.hasOwn(known, circuit) ? known[circuit]! : undefined,
+        fromFile.get(circuit),
+        overrides.get(circuit) ?? [],
+        keys,
+        problems
+      )
+    ] as const
+  )
+  // fromEntries defines own properties, so a circuit named like a prototype member stays data.
+  return problems.length > 0 ? problems : Object.fromEntries(settings)
+}
 
-  // The input key of each setting, and back.
+/** The input key of each setting in a format, and back; `offered` lists them for messages. */
+interface KeyNames {
+  readonly inputName: ReadonlyMap<keyof CircuitSettings, string>
+  readonly settingOf: ReadonlyMap<string, keyof CircuitSettings>
+  readonly offered: string
+}
+
+const keyNames = (options: Format): KeyNames => {
   const inputName = new Map<keyof CircuitSettings, string>()
   const settingOf = new Map<string, keyof CircuitSettings>()
   for (const key of settingKeys) {
@@ -325,8 +352,19 @@ export const decode = (
     inputName.set(key, name)
     settingOf.set(name, key)
   }
-  const offered = [...settingOf.keys()].join(", ")
+  return { inputName, settingOf, offered: [...settingOf.keys()].join(", ") }
+}
 
+/** The circuits of the file's section, by name: walks down to the section and checks each circuit's name. */
+const circuitsInFile = (
+  document: unknown,
+  sectionPath: ReadonlyArray<string>,
+  options: Format,
+  problems: Array<Problem>
+): ReadonlyMap<string, unknown> => {
+  const known = options.circuits ?? {}
+  const knownNames = Object.keys(known)
+  const closed = options.closed === true
   // Walk down to the section; every other key of a larger file (a Helm values file) is not ours.
   let section: unknown = document
   for (let i = 0; i < sectionPath.length && !isAbsent(section); i++) {
@@ -348,116 +386,126 @@ export const decode = (
       value: section,
       expected: closed ? `a mapping of ${knownNames.join(", ")}` : "a mapping of circuit names to their settings"
     })
-  } else {
-    for (const [name, value] of circuitsOf) {
-      if (closed && !Object.hasOwn(known, name)) {
-        problems.push({ key: `${prefix}${name}`, value, expected: `one of ${knownNames.join(", ")}` })
-      } else if (!closed && (!NAME.test(name) || name in Object.prototype)) {
-        problems.push({
-          key: `${prefix}${name}`,
-          value: name,
-          expected: "a circuit name of 1-64 letters, digits, _ . : - starting with a letter or _ (and not an " +
-            "Object.prototype member such as constructor)"
-        })
-      } else {
-        fromFile.set(name, value)
-      }
-    }
+    return fromFile
   }
-  const names = [...new Set([...knownNames, ...fromFile.keys()])]
-
-  // Every override variable this configuration has, so any other one with the prefix is a misspelling.
-  const envPrefix = options.envPrefix === undefined ? "CIRCUIT_BREAKER_" : options.envPrefix
-  const variables = new Map<string, { readonly circuit: string; readonly key: keyof CircuitSettings }>()
-  if (envPrefix !== null) {
-    for (const circuit of names) {
-      for (const [key, name] of inputName) {
-        variables.set(`${envPrefix}${envPart(circuit)}_${envPart(name)}`, { circuit, key })
-      }
-    }
-  }
-  const overrides = new Map<string, Array<readonly [keyof CircuitSettings, string, string]>>()
-  if (envPrefix !== null) {
-    for (const variable of Object.keys(env).toSorted()) {
-      const text = env[variable]
-      if (!variable.startsWith(envPrefix) || text === undefined) continue
-      const target = variables.get(variable)
-      if (target !== undefined) {
-        const list = overrides.get(target.circuit) ?? []
-        list.push([target.key, variable, text])
-        overrides.set(target.circuit, list)
-        continue
-      }
-      const close = [...variables.keys()].find((v) => squash(v) === squash(variable))
+  for (const [name, value] of circuitsOf) {
+    if (closed && !Object.hasOwn(known, name)) {
+      problems.push({ key: `${prefix}${name}`, value, expected: `one of ${knownNames.join(", ")}` })
+    } else if (!closed && (!NAME.test(name) || name in Object.prototype)) {
       problems.push({
-        key: variable,
-        value: text,
-        expected: close !== undefined
-          ? `a known variable: did you mean ${close}?`
-          : `a known variable ${envPrefix}<CIRCUIT>_<KEY>, with a circuit of ${
-            names.map(envPart).join(", ") || "(none declared)"
-          } and a key of ${[...inputName.values()].map(envPart).join(", ")}`
+        key: `${prefix}${name}`,
+        value: name,
+        expected: "a circuit name of 1-64 letters, digits, _ . : - starting with a letter or _ (and not an " +
+          "Object.prototype member such as constructor)"
       })
+    } else {
+      fromFile.set(name, value)
     }
   }
+  return fromFile
+}
 
-  const settings: Array<readonly [string, CircuitSettings]> = []
+/** An override read from the environment: the setting, the variable's name, its text. */
+type Override = readonly [keyof CircuitSettings, string, string]
+
+/** The override variables by circuit; any other variable with the prefix is a problem (a misspelling, named). */
+const envOverrides = (
+  env: Readonly<Record<string, string | undefined>>,
+  envPrefix: string,
+  names: ReadonlyArray<string>,
+  keys: KeyNames,
+  problems: Array<Problem>
+): ReadonlyMap<string, ReadonlyArray<Override>> => {
+  // Every override variable this configuration has, so any other one with the prefix is a misspelling.
+  const variables = new Map<string, { readonly circuit: string; readonly key: keyof CircuitSettings }>()
   for (const circuit of names) {
-    const values: Record<string, unknown> = { ...defaults, ...(Object.hasOwn(known, circuit) ? known[circuit] : {}) }
-    const given = new Set<keyof CircuitSettings>(
-      Object.keys(Object.hasOwn(known, circuit) ? known[circuit]! : {}) as Array<keyof CircuitSettings>
-    )
-    const path = `${prefix}${circuit}`
-    const raw = fromFile.get(circuit)
-    const entries = isAbsent(raw) ? [] : entriesOf(raw)
-    if (entries === undefined) {
-      problems.push({ key: path, value: raw, expected: `a mapping of ${offered}` })
-    } else {
-      for (const [name, value] of entries) {
-        const key = settingOf.get(name)
-        if (key === undefined) {
-          problems.push({ key: `${path}.${name}`, value, expected: `one of ${offered}` })
-        } else if (accepts(kinds[key], value)) {
-          values[key] = value
-          given.add(key)
-        } else {
-          problems.push({ key: `${path}.${name}`, value, expected: expectedOf(kinds[key], false) })
-        }
-      }
+    for (const [key, name] of keys.inputName) {
+      variables.set(`${envPrefix}${envPart(circuit)}_${envPart(name)}`, { circuit, key })
     }
-    for (const [key, variable, text] of overrides.get(circuit) ?? []) {
-      const value = fromText(kinds[key], text)
-      if (value !== undefined && accepts(kinds[key], value)) {
+  }
+  const overrides = new Map<string, Array<Override>>()
+  for (const variable of Object.keys(env).toSorted()) {
+    const text = env[variable]
+    if (!variable.startsWith(envPrefix) || text === undefined) continue
+    const target = variables.get(variable)
+    if (target !== undefined) {
+      const list = overrides.get(target.circuit) ?? []
+      list.push([target.key, variable, text])
+      overrides.set(target.circuit, list)
+      continue
+    }
+    const close = [...variables.keys()].find((v) => squash(v) === squash(variable))
+    problems.push({
+      key: variable,
+      value: text,
+      expected: close !== undefined
+        ? `a known variable: did you mean ${close}?`
+        : `a known variable ${envPrefix}<CIRCUIT>_<KEY>, with a circuit of ${
+          names.map(envPart).join(", ") || "(none declared)"
+        } and a key of ${[...keys.inputName.values()].map(envPart).join(", ")}`
+    })
+  }
+  return overrides
+}
+
+/** One circuit's settings: defaults, then the known circuit's own, the file's, the environment's; then cross-checks. */
+const circuitSettings = (
+  path: string,
+  own: Partial<CircuitSettings> | undefined,
+  raw: unknown,
+  overrides: ReadonlyArray<Override>,
+  keys: KeyNames,
+  problems: Array<Problem>
+): CircuitSettings => {
+  const values: Record<string, unknown> = { ...defaults, ...own }
+  const given = new Set<keyof CircuitSettings>(Object.keys(own ?? {}) as Array<keyof CircuitSettings>)
+  const entries = isAbsent(raw) ? [] : entriesOf(raw)
+  if (entries === undefined) {
+    problems.push({ key: path, value: raw, expected: `a mapping of ${keys.offered}` })
+  } else {
+    for (const [name, value] of entries) {
+      const key = keys.settingOf.get(name)
+      if (key === undefined) {
+        problems.push({ key: `${path}.${name}`, value, expected: `one of ${keys.offered}` })
+      } else if (accepts(kinds[key], value)) {
         values[key] = value
         given.add(key)
       } else {
-        problems.push({ key: variable, value: text, expected: expectedOf(kinds[key], true) })
+        problems.push({ key: `${path}.${name}`, value, expected: expectedOf(kinds[key], false) })
       }
     }
-    if (!given.has("successThreshold")) values.successThreshold = values.halfOpenPermits
-    const s = values as unknown as CircuitSettings
-    if (s.maxOpenSeconds < s.recoveryTimeoutSeconds) {
-      problems.push({
-        key: `${path}.${inputName.get("maxOpenSeconds") ?? "maxOpenSeconds"}`,
-        value: s.maxOpenSeconds,
-        expected: `a number of seconds >= ${
-          inputName.get("recoveryTimeoutSeconds") ?? "recoveryTimeoutSeconds"
-        } (${s.recoveryTimeoutSeconds}) and at most ${MAX_SECONDS} (7 days): it caps the open period`
-      })
-    }
-    if (s.successThreshold > s.halfOpenPermits) {
-      problems.push({
-        key: `${path}.${inputName.get("successThreshold") ?? "successThreshold"}`,
-        value: s.successThreshold,
-        expected: `an integer between 1 and ${
-          inputName.get("halfOpenPermits") ?? "halfOpenPermits"
-        } (${s.halfOpenPermits})`
-      })
-    }
-    settings.push([circuit, s])
   }
-  // fromEntries defines own properties, so a circuit named like a prototype member stays data.
-  return problems.length > 0 ? problems : Object.fromEntries(settings)
+  for (const [key, variable, text] of overrides) {
+    const value = fromText(kinds[key], text)
+    if (value !== undefined && accepts(kinds[key], value)) {
+      values[key] = value
+      given.add(key)
+    } else {
+      problems.push({ key: variable, value: text, expected: expectedOf(kinds[key], true) })
+    }
+  }
+  if (!given.has("successThreshold")) values.successThreshold = values.halfOpenPermits
+  const s = values as unknown as CircuitSettings
+  const inputName = keys.inputName
+  if (s.maxOpenSeconds < s.recoveryTimeoutSeconds) {
+    problems.push({
+      key: `${path}.${inputName.get("maxOpenSeconds") ?? "maxOpenSeconds"}`,
+      value: s.maxOpenSeconds,
+      expected: `a number of seconds >= ${
+        inputName.get("recoveryTimeoutSeconds") ?? "recoveryTimeoutSeconds"
+      } (${s.recoveryTimeoutSeconds}) and at most ${MAX_SECONDS} (7 days): it caps the open period`
+    })
+  }
+  if (s.successThreshold > s.halfOpenPermits) {
+    problems.push({
+      key: `${path}.${inputName.get("successThreshold") ?? "successThreshold"}`,
+      value: s.successThreshold,
+      expected: `an integer between 1 and ${
+        inputName.get("halfOpenPermits") ?? "halfOpenPermits"
+      } (${s.halfOpenPermits})`
+    })
+  }
+  return s
 }
 
 /**

@@ -15,6 +15,7 @@
  *
  * @internal
  */
+import * as Duration from "effect/Duration"
 import * as NodeHttp from "node:http"
 import type * as Net from "node:net"
 
@@ -159,4 +160,30 @@ export class GuardedServer extends NodeHttp.Server {
     timer.unref()
     return timer
   }
+}
+
+/** The server `Http.makeNodeServer` documents: its timeouts, pipelining and write-stall limits from the options. */
+export const make = (options: {
+  readonly headersTimeout?: Duration.Input | undefined
+  readonly requestTimeout?: Duration.Input | undefined
+  readonly maxPipelinedRequests?: number | undefined
+  readonly writeStallTimeout?: Duration.Input | undefined
+}): NodeHttp.Server => {
+  const requestTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.requestTimeout ?? "10 seconds"))
+  const headersTimeout = Math.min(
+    requestTimeout,
+    Duration.toMillis(Duration.fromInputUnsafe(options.headersTimeout ?? "5 seconds"))
+  )
+  const server = new GuardedServer({
+    headersTimeout,
+    requestTimeout,
+    keepAliveTimeout: 5_000,
+    // Check the timeouts often enough that a small one is honoured (Node's default checks every 30 s).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, headersTimeout / 4))
+  }, {
+    maxPipelinedRequests: Math.max(0, Math.floor(options.maxPipelinedRequests ?? 16)),
+    writeStallMillis: Duration.toMillis(Duration.fromInputUnsafe(options.writeStallTimeout ?? "10 seconds"))
+  })
+  server.maxRequestsPerSocket = 1_000
+  return server
 }

@@ -5,8 +5,10 @@
  *
  * @internal
  */
+import * as Effect from "effect/Effect"
 import type { Redis } from "ioredis"
-import type { ReplicaView } from "../Fleet.ts"
+import type { ReplicaView, ReplicaViews } from "../Fleet.ts"
+import { command, type Replica as Member } from "./replica.ts"
 
 /** One replica's report (`Fleet.ReplicaView`). */
 export type Replica = ReplicaView
@@ -56,3 +58,27 @@ export const read = async (client: Redis, prefix: string, names: ReadonlyArray<s
   replicas.sort((a, b) => a.pod.localeCompare(b.pod))
   return { replicas, leases }
 }
+
+/** This replica's state of each circuit. */
+export const localStates = (r: Member): Replica["circuits"] =>
+  Object.fromEntries(Array.from(r.circuits, ([name, c]) => [name, stateLabels[c.breaker.unsafe.state()]]))
+
+/** Every replica's view (this one first), read from Redis; only this replica's while Redis is away. */
+export const replicaViews = (r: Member): Effect.Effect<ReplicaViews> =>
+  Effect.suspend(() => {
+    const { connected, group, pod } = r
+    const own = { pod, ageMillis: 0, circuits: localStates(r) }
+    const alone: ReplicaViews = { group, pod, connected, replicas: [own], leases: {} }
+    if (!connected) return Effect.succeed(alone)
+    const names = Array.from(r.circuits.keys())
+    return command(r, "VIEWS", () => read(r.client, r.prefix, names)).pipe(
+      Effect.map(({ leases, replicas }): ReplicaViews => ({
+        group,
+        pod,
+        connected,
+        replicas: [{ pod, ageMillis: 0, circuits: localStates(r) }, ...replicas.filter((x) => x.pod !== pod)],
+        leases
+      })),
+      Effect.catch(() => Effect.succeed(alone))
+    )
+  })

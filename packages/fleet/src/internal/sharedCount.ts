@@ -1,0 +1,53 @@
+/**
+ * The shared consecutive count (`Fleet.Options.shareCounts`): each replica
+ * reads its breakers' consecutive counts off the call path and reports
+ * changes; the `count` script trips the fleet when the sum reaches `failMax`.
+ *
+ * @internal
+ */
+import { Machine, type TripPolicy } from "@neural-hive/resilience"
+import * as Effect from "effect/Effect"
+import { adoptReply } from "./adopt.ts"
+import type * as Circuit from "./circuit.ts"
+import { command, type Replica } from "./replica.ts"
+import * as Scripts from "./scripts.ts"
+
+/** Reports one circuit's consecutive count when it changed (a CLOSED breaker with the consecutive policy only). */
+const report = (r: Replica, c: Circuit.Circuit): Effect.Effect<void> => {
+  const policy = c.breaker.unsafe.settings().policy
+  const phase = c.breaker.unsafe.phase()
+  if (policy._tag !== "Consecutive" || phase._tag !== "Closed" || phase.mode !== "Normal") {
+    c.reported = 0
+    return Effect.void
+  }
+  const failures = c.breaker.unsafe.snapshot().failures
+  if (failures === c.reported) return Effect.void
+  c.reported = failures
+  const threshold = (policy as TripPolicy.Consecutive).failMax
+  const duration = Machine.openDuration(c.breaker.unsafe.settings(), 1)
+  return command(
+    r,
+    "COUNT",
+    () =>
+      r.client.eval(
+        Scripts.count,
+        3,
+        c.stateKey,
+        c.leaseKey,
+        c.countsKey,
+        r.channel,
+        r.pod,
+        failures,
+        threshold,
+        duration,
+        c.breaker.name,
+        Math.max(10 * r.countInterval, 1000)
+      )
+  ).pipe(Effect.flatMap(adoptReply(r)), Effect.ignore)
+}
+
+/** Every `countInterval` while connected: reports each circuit's count. */
+export const countLoop = (r: Replica): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    r.connected ? Effect.forEach(Array.from(r.circuits.values()), (c) => report(r, c), { discard: true }) : Effect.void
+  ).pipe(Effect.andThen(Effect.sleep(r.countInterval)), Effect.forever)

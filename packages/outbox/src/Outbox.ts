@@ -56,20 +56,24 @@
  *
  * @since 0.1.0
  */
-import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
+import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { CircuitBreaker, CircuitBreakerError, CircuitBreakerOptionsError, redact } from "@neural-hive/resilience"
+import type { CircuitBreakerError, CircuitBreakerOptionsError } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import { measure } from "./internal/backlog.ts"
+import * as internalOptions from "./internal/options.ts"
+import * as Poison from "./internal/poison.ts"
+import * as Relay from "./internal/relay.ts"
+import { round } from "./internal/sendRound.ts"
 
 /**
  * The mark a document carries in the outbox: where it is in its publication.
@@ -128,7 +132,7 @@ export type Marked<D> = D & { readonly outbox: Mark }
  * @since 0.1.0
  * @category constants
  */
-export const FIELD = "outbox"
+export const FIELD: typeof Relay.FIELD = Relay.FIELD
 
 /**
  * `document` with a pending mark: write the result in one `insertOne` (or
@@ -284,32 +288,6 @@ export type Delivery = "at-least-once" | "exactly-once"
  */
 export const progressGroup = (transactionalId: string): string => `outbox-progress.${transactionalId}`
 
-const defaultKey = (document: Record<string, unknown>): string => String(document["_id"])
-
-const defaultEncode = (document: Record<string, unknown>): string => {
-  const { outbox: _, ...rest } = document
-  return JSON.stringify(rest)
-}
-
-const errorMessage = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-
-const MAX_REASON_CHARS = 500
-
-const deadMessage = (text: string): string => {
-  const clean = redact(text)
-  return clean.length <= MAX_REASON_CHARS ? clean : `${clean.slice(0, MAX_REASON_CHARS)}...(${clean.length} chars)`
-}
-
-/** Kafka's answers that are about the records of the request, never about the broker nor the producer's settings. */
-const POISON_PROTOCOL_ERRORS: ReadonlySet<string> = new Set([
-  "MESSAGE_TOO_LARGE",
-  "RECORD_LIST_TOO_LARGE",
-  "INVALID_RECORD",
-  "CORRUPT_MESSAGE",
-  "INVALID_TIMESTAMP"
-])
-
 /**
  * Whether a send failure is about the documents sent, so a smaller send may
  * succeed: the relay then splits the batch, and marks `dead` a single document
@@ -327,21 +305,7 @@ const POISON_PROTOCOL_ERRORS: ReadonlySet<string> = new Set([
  * @since 0.1.0
  * @category classification
  */
-export const isPoison = (error: unknown): boolean => {
-  if (!(error instanceof KafkaError)) return false
-  switch (error.reason) {
-    case "MessageTooLarge":
-    case "Serialization":
-      return true
-    case "InvalidRecord":
-      return error.protocolError === undefined || POISON_PROTOCOL_ERRORS.has(error.protocolError)
-    default:
-      return false
-  }
-}
-
-const bad = (option: string, value: unknown, expected: string) =>
-  new CircuitBreakerOptionsError({ circuit: "outbox", option, value, expected })
+export const isPoison: (error: unknown) => boolean = Poison.isPoison
 
 /**
  * Starts a relay that lives as long as the scope. Fails only on bad options.
@@ -356,377 +320,129 @@ export const make: (
   CircuitBreakerOptionsError,
   MongoStore.MongoStore | KafkaProducer.KafkaProducer | Scope.Scope
 > = Effect.fnUntraced(function*(options: Options) {
-  if (typeof options?.collection !== "string" || options.collection === "") {
-    return yield* bad("collection", options?.collection, "a collection name")
-  }
-  if (typeof options.topic !== "string" || options.topic === "") {
-    return yield* bad("topic", options.topic, "a topic name")
-  }
-  const batchSize = options.batchSize ?? 100
-  if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
-    return yield* bad("batchSize", options.batchSize, "an integer between 1 and 10000")
-  }
-  const sweepMillis = yield* CircuitBreaker.durationOption("outbox", "sweepInterval", options.sweepInterval, 5_000)
-  const delivery = options.delivery ?? "at-least-once"
-  if (delivery !== "at-least-once" && delivery !== "exactly-once") {
-    return yield* bad("delivery", options.delivery, "\"at-least-once\" or \"exactly-once\"")
-  }
-  if (delivery === "exactly-once") {
-    if (typeof options.transactionalId !== "string" || options.transactionalId.trim() === "") {
-      return yield* bad(
-        "transactionalId",
-        options.transactionalId,
-        "a transactional id stable per relay (e.g. the pod's name) with delivery \"exactly-once\""
-      )
-    }
-  } else if (options.transactionalId !== undefined) {
-    return yield* bad("transactionalId", options.transactionalId, "no transactionalId with delivery \"at-least-once\"")
-  }
-  const { collection, topic } = options
-  const key = options.key ?? defaultKey
-  const encode = options.encode ?? defaultEncode
-
+  const settings = yield* internalOptions.validate(options)
+  const { collection, topic, transactionalId } = settings
   const store = yield* MongoStore.MongoStore
   const producer = yield* KafkaProducer.KafkaProducer
-  const breaker = producer.breaker
-  const transactionalId = options.transactionalId ?? ""
-  const transactional = delivery === "exactly-once"
+  const transactional = settings.delivery === "exactly-once"
     ? yield* producer.transactional(transactionalId).pipe(
-      Effect.mapError((e) => bad("transactionalId", transactionalId, e.expected))
+      Effect.mapError((e) => internalOptions.bad("transactionalId", transactionalId, e.expected))
     )
     : undefined
-  const group = progressGroup(transactionalId)
-  // Exactly once: false until the progress record was read after the last start or unknown outcome.
-  let settled = false
-  let fenced = false
+  const r: Relay.Relay = {
+    collection,
+    topic,
+    batchSize: settings.batchSize,
+    key: settings.key,
+    encode: settings.encode,
+    store,
+    producer,
+    transactional,
+    transactionalId,
+    group: progressGroup(transactionalId),
+    settled: false,
+    fenced: false,
+    published: 0,
+    failedSends: 0,
+    lastError: undefined,
+    deadLettered: 0,
+    pendingSeen: 0,
+    oldestEnqueuedAt: undefined,
+    deadSeen: 0,
+    oldestDead: undefined
+  }
   const wake = yield* Queue.sliding<void>(1)
   const oneAtATime = yield* Semaphore.make(1)
-  let published = 0
-  let failedSends = 0
-  let pendingSeen = 0
-  let oldestEnqueuedAt: number | undefined
-  let lastError: string | undefined
-  let deadLettered = 0
-  let deadSeen = 0
-  let oldestDead: OldestDead | undefined
 
   // HALF_OPEN: one document is the trial; CLOSED: publish what queued up while Kafka was out.
-  yield* breaker.listen({
+  yield* producer.breaker.listen({
     onTransition: (transition) => {
       if (transition.to !== "Open") Queue.offerUnsafe(wake, undefined)
     }
   })
 
-  const STATE = `${FIELD}.state`
-  const ATTEMPT = `${FIELD}.attempt`
-  // Filters on `_id` are cast: the driver types `_id` as an ObjectId unless the schema says otherwise.
-  const pendingFilter = { [STATE]: "pending" }
-  const deadFilter = { [STATE]: "dead" }
-
-  /** Counts the backlog and its oldest entry, and the dead documents and the oldest of them (two reads each, one when none). */
-  const measure = Effect.gen(function*() {
-    const oldest = yield* store.find<Marked<Record<string, unknown>>>(collection, pendingFilter, {
-      limit: 1,
-      sort: { [`${FIELD}.enqueuedAt`]: 1 },
-      projection: { [`${FIELD}.enqueuedAt`]: 1 }
-    })
-    oldestEnqueuedAt = oldest[0]?.outbox.enqueuedAt
-    pendingSeen = oldest.length === 0 ? 0 : yield* store.countDocuments(collection, pendingFilter)
-    const dead = yield* store.find<Marked<Record<string, unknown>>>(collection, deadFilter, {
-      limit: 1,
-      sort: { [`${FIELD}.deadAt`]: 1 },
-      projection: { [`${FIELD}.deadAt`]: 1, [`${FIELD}.error.reason`]: 1 }
-    })
-    const first = dead[0]
-    oldestDead = first === undefined ? undefined : {
-      id: String(first["_id"]),
-      deadAt: first.outbox.deadAt ?? 0,
-      reason: first.outbox.error?.reason ?? "Unknown"
-    }
-    deadSeen = first === undefined ? 0 : yield* store.countDocuments(collection, deadFilter)
-  })
-
-  /** Marks documents `dead` with the reason; only those still pending (a requeue or another relay may have moved them). */
-  const markDead = (ids: ReadonlyArray<unknown>, why: DeadReason) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const error: DeadReason = why.protocolError === undefined
-        ? { reason: why.reason, message: deadMessage(why.message) }
-        : { reason: why.reason, protocolError: why.protocolError, message: deadMessage(why.message) }
-      const result = yield* store.updateMany(
-        collection,
-        { _id: { $in: ids }, ...pendingFilter } as never,
-        { $set: { [STATE]: "dead", [`${FIELD}.deadAt`]: now, [`${FIELD}.error`]: error } }
-      )
-      deadLettered += result.modifiedCount
-      lastError = `${why.reason}: ${error.message}`
-      yield* Effect.logWarning("outbox_ticket_dead").pipe(
-        Effect.annotateLogs({
-          collection,
-          topic,
-          ids: ids.map(String).join(","),
-          reason: error.reason,
-          protocol_error: error.protocolError ?? "",
-          message: error.message
-        })
-      )
-    })
-
-  interface Encoded {
-    readonly id: unknown
-    readonly message: { readonly key: string; readonly value: string }
-  }
-
-  /**
-   * Sends `batch` and marks it published; when Kafka refuses it as the documents' fault, sends each half
-   * the same way (oldest half first), down to one document, which is then marked dead. `false` when the
-   * round must stop (a failure the breaker handles, or its rejection): what was not sent stays pending.
-   */
-  const publish = (
-    read: ReadonlyArray<Encoded>
-  ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
-    Effect.gen(function*() {
-      let batch = read
-      let send: Effect.Effect<unknown, KafkaError | CircuitBreakerError> = producer.send({
-        topic,
-        messages: batch.map((entry) => entry.message)
-      })
-      if (transactional !== undefined) {
-        // The attempt id names this send's documents: the progress record committed with them carries it.
-        // It also claims them: a writer that takes back a pending document of its own (the example's
-        // compensation) leaves a claimed one alone (`unclaimed`).
-        const attempt = crypto.randomUUID()
-        const claimed = yield* store.updateMany(
-          collection,
-          { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
-          { $set: { [ATTEMPT]: attempt } }
-        )
-        if (claimed.modifiedCount < batch.length) {
-          // Some changed since the read (deleted, or no longer pending): only those claimed are sent.
-          const still = yield* store.find<Marked<Record<string, unknown>>>(collection, { [ATTEMPT]: attempt }, {
-            limit: batch.length,
-            sort: { [`${FIELD}.enqueuedAt`]: 1 },
-            projection: { _id: 1 }
-          })
-          const ids = new Set(still.map((document) => String(document["_id"])))
-          batch = batch.filter((entry) => ids.has(String(entry.id)))
-          if (batch.length === 0) return true
-        }
-        const messages = batch.map((entry) => entry.message)
-        send = transactional.send({ topicMessages: [{ topic, messages }] }, {
-          groupId: group,
-          topic,
-          metadata: attempt
-        })
-      }
-      const sent = yield* Effect.exit(
-        send.pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
-      )
-      if (Exit.isSuccess(sent)) {
-        const now = yield* Clock.currentTimeMillis
-        // Exactly once: a mark that fails (MongoDB out) leaves a committed batch pending, as a crash would:
-        // the next round settles from the progress record first instead of sending it again.
-        if (transactional !== undefined) settled = false
-        yield* store.updateMany(
-          collection,
-          { _id: { $in: batch.map((entry) => entry.id) }, ...pendingFilter } as never,
-          { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
-        )
-        if (transactional !== undefined) settled = true
-        published += batch.length
-        return true
-      }
-      const error = sent.cause.reasons.find((reason) => reason._tag === "Fail")
-      // Refused by the breaker (another caller took the HALF_OPEN permit): nothing was sent, wait.
-      if (error !== undefined && error.error instanceof CircuitBreakerError) return false
-      failedSends++
-      lastError = error === undefined ? "interrupted or defect" : errorMessage(error.error)
-      if (transactional !== undefined && error !== undefined && KafkaProducer.isFenced(error.error)) {
-        fenced = true
-        yield* Effect.logError("outbox_relay_fenced").pipe(
-          Effect.annotateLogs({ collection, topic, transactional_id: transactionalId, message: lastError })
-        )
-        return false
-      }
-      // A poison refusal aborted the transaction; anything else may have committed: settle before the next send.
-      if (error === undefined || !isPoison(error.error)) {
-        settled = false
-        return false
-      }
-      const refusal = error.error as KafkaError
-      if (batch.length === 1) {
-        yield* markDead([batch[0]!.id], {
-          reason: refusal.reason,
-          protocolError: refusal.protocolError,
-          message: refusal.message
-        })
-        return true
-      }
-      const half = Math.ceil(batch.length / 2)
-      return (yield* publish(batch.slice(0, half))) && (yield* publish(batch.slice(half)))
-    })
-
-  /**
-   * Exactly once, on start and after an unknown outcome: a new transactional producer (fencing the
-   * previous one, settling its open transaction), then the documents of the last committed batch,
-   * named by the progress record, marked published. Both Kafka calls go through the breaker.
-   */
-  const settle = (tx: KafkaProducer.TransactionalProducer) =>
-    Effect.gen(function*() {
-      yield* tx.reset
-      const attempt = yield* tx.committedMetadata(group, topic)
-      let recovered = 0
-      if (attempt !== undefined && attempt !== "") {
-        const now = yield* Clock.currentTimeMillis
-        const result = yield* store.updateMany(
-          collection,
-          { [ATTEMPT]: attempt, ...pendingFilter },
-          { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
-        )
-        recovered = result.modifiedCount
-        published += recovered
-      }
-      settled = true
-      yield* Effect.logInfo("outbox_relay_settled").pipe(
-        Effect.annotateLogs({ collection, topic, transactional_id: transactionalId, recovered })
-      )
-    }).pipe(Effect.withSpan("OutboxRelay.settle"))
-
-  /** One round: a batch read, its send (split while Kafka refuses documents), its marks. `false` when there is nothing more to do now. */
-  const round: Effect.Effect<boolean> = Effect.gen(function*() {
-    if (fenced) return false
-    const state = yield* breaker.state
-    if (state === "Open") return false
-    if (transactional !== undefined && !settled) {
-      const done = yield* Effect.exit(settle(transactional))
-      if (Exit.isFailure(done)) {
-        const error = done.cause.reasons.find((reason) => reason._tag === "Fail")
-        if (error !== undefined && !(error.error instanceof CircuitBreakerError)) {
-          lastError = errorMessage(error.error)
-          if (error.error instanceof KafkaError) failedSends++
-        }
-        return false
-      }
-      // The breaker may have moved: read its state again.
-      return true
-    }
-    const batch = yield* store.find<Marked<Record<string, unknown>>>(collection, pendingFilter, {
-      limit: state === "HalfOpen" ? 1 : batchSize,
-      sort: { [`${FIELD}.enqueuedAt`]: 1 }
-    })
-    if (batch.length === 0) return false
-    const encoded: Array<Encoded> = []
-    for (const document of batch) {
-      const id = document["_id"]
-      try {
-        encoded.push({ id, message: { key: key(document), value: encode(document) } })
-      } catch (cause) {
-        // The `key` or `encode` option threw on this document: no send can carry it.
-        yield* markDead([id], { reason: "Encode", message: errorMessage(cause) })
-      }
-    }
-    const goOn = encoded.length === 0 || (yield* publish(encoded))
-    return goOn && (batch.length === batchSize || state === "HalfOpen")
-  }).pipe(
-    // A MongoDB failure (its breaker counts it) ends this round; the next wake or sweep tries again.
-    Effect.catch((error) =>
-      Effect.sync(() => {
-        lastError = errorMessage(error)
-        return false
-      })
-    )
-  )
-
   const drain: Effect.Effect<number> = oneAtATime.withPermits(1)(
     Effect.gen(function*() {
-      const before = published
-      while (yield* round) {
+      const before = r.published
+      while (yield* round(r)) {
         // more to publish: go on while the breaker stays CLOSED
       }
-      yield* Effect.ignore(measure)
-      return published - before
+      yield* Effect.ignore(measure(r))
+      return r.published - before
     })
   )
 
   // Sweeps on start, on every wake-up, and every sweepInterval.
   yield* Effect.forkScoped(
     Effect.forever(
-      Effect.andThen(drain, Effect.raceFirst(Queue.take(wake), Effect.sleep(sweepMillis)))
+      Effect.andThen(drain, Effect.raceFirst(Queue.take(wake), Effect.sleep(settings.sweepMillis)))
     )
   )
 
   const clock = yield* Clock.Clock
-  const statsUnsafe = (): Stats => ({
-    pending: pendingSeen,
-    oldestPendingMillis: oldestEnqueuedAt === undefined
-      ? 0
-      : Math.max(0, clock.currentTimeMillisUnsafe() - oldestEnqueuedAt),
-    published,
-    failedSends,
-    lastError,
-    deadLettered,
-    dead: deadSeen,
-    oldestDead
-  })
+  const statsUnsafe = (): Stats => Relay.statsAt(r, clock.currentTimeMillisUnsafe())
   const notify = Effect.asVoid(Queue.offer(wake, undefined))
-
-  const requeue = (id: unknown) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const moved = yield* store.updateOne(
-        collection,
-        { _id: id, ...deadFilter } as never,
-        { $set: { [STATE]: "pending", [`${FIELD}.requeuedAt`]: now } }
-      )
-      if (moved.matchedCount > 0) {
-        yield* Effect.logWarning("outbox_ticket_requeued").pipe(Effect.annotateLogs({ collection, id: String(id) }))
-        yield* notify
-        return "Requeued" as const
-      }
-      const found = yield* store.findOne<Marked<Record<string, unknown>>>(collection, { _id: id } as never, {
-        projection: { [FIELD]: 1 }
-      })
-      if (Option.isNone(found)) {
-        return yield* new OutboxRequeueError({
-          reason: "NotFound",
-          id: String(id),
-          message: `no document ${String(id)} in ${collection}`
-        })
-      }
-      const mark = found.value.outbox as Mark | undefined
-      // The same request again (a retry after a lost answer): it is back to pending and not published yet.
-      if (mark?.state === "pending" && mark.requeuedAt !== undefined) return "AlreadyPending" as const
-      return yield* new OutboxRequeueError({
-        reason: "NotDead",
-        id: String(id),
-        state: mark?.state,
-        message: `document ${String(id)} is ${mark?.state ?? "not in the outbox"}, not dead`
-      })
-    })
-
-  const requeueAllDead = Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const moved = yield* store.updateMany(
-      collection,
-      deadFilter,
-      { $set: { [STATE]: "pending", [`${FIELD}.requeuedAt`]: now } }
-    )
-    yield* Effect.logWarning("outbox_dead_requeued").pipe(
-      Effect.annotateLogs({ collection, count: moved.modifiedCount })
-    )
-    if (moved.modifiedCount > 0) yield* notify
-    return moved.modifiedCount
-  })
-
   return OutboxRelay.of({
     notify,
     drain,
     stats: Effect.sync(statsUnsafe),
     statsUnsafe,
-    requeue,
-    requeueAllDead
+    requeue: (id) => requeue(r, notify, id),
+    requeueAllDead: requeueAllDead(r, notify)
   })
 })
+
+/** Puts one dead document back to pending; the same request again (a retry after a lost answer) is `AlreadyPending`. */
+const requeue = (r: Relay.Relay, notify: Effect.Effect<void>, id: unknown) =>
+  Effect.gen(function*() {
+    const { collection, store } = r
+    const now = yield* Clock.currentTimeMillis
+    const moved = yield* store.updateOne(
+      collection,
+      { _id: id, ...Relay.deadFilter } as never,
+      { $set: { [Relay.STATE]: "pending", [`${FIELD}.requeuedAt`]: now } }
+    )
+    if (moved.matchedCount > 0) {
+      yield* Effect.logWarning("outbox_ticket_requeued").pipe(Effect.annotateLogs({ collection, id: String(id) }))
+      yield* notify
+      return "Requeued" as const
+    }
+    const found = yield* store.findOne<Relay.Document>(collection, { _id: id } as never, {
+      projection: { [FIELD]: 1 }
+    })
+    if (Option.isNone(found)) {
+      return yield* new OutboxRequeueError({
+        reason: "NotFound",
+        id: String(id),
+        message: `no document ${String(id)} in ${collection}`
+      })
+    }
+    const mark = found.value.outbox as Mark | undefined
+    // The same request again (a retry after a lost answer): it is back to pending and not published yet.
+    if (mark?.state === "pending" && mark.requeuedAt !== undefined) return "AlreadyPending" as const
+    return yield* new OutboxRequeueError({
+      reason: "NotDead",
+      id: String(id),
+      state: mark?.state,
+      message: `document ${String(id)} is ${mark?.state ?? "not in the outbox"}, not dead`
+    })
+  })
+
+/** Puts every dead document back to pending; how many. */
+const requeueAllDead = (r: Relay.Relay, notify: Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const moved = yield* r.store.updateMany(
+      r.collection,
+      Relay.deadFilter,
+      { $set: { [Relay.STATE]: "pending", [`${FIELD}.requeuedAt`]: now } }
+    )
+    yield* Effect.logWarning("outbox_dead_requeued").pipe(
+      Effect.annotateLogs({ collection: r.collection, count: moved.modifiedCount })
+    )
+    if (moved.modifiedCount > 0) yield* notify
+    return moved.modifiedCount
+  })
 
 /**
  * @since 0.1.0

@@ -132,7 +132,7 @@ export type Marked<D> = D & { readonly outbox: Mark }
  * @since 0.1.0
  * @category constants
  */
-export const FIELD: typeof Relay.FIELD = Relay.FIELD
+export const FIELD: "outbox" = Relay.FIELD
 
 /**
  * `document` with a pending mark: write the result in one `insertOne` (or

@@ -3,8 +3,8 @@
  *
  * No Docker: Redis comes from Debian's `redis-server`, Kafka and Temporal are JVM
  * servers whose jars `.ci/provision.sh` fetched from Maven Central, MongoDB is
- * FerretDB 1.x (SQLite backend) that `.ci/provision.sh` built with Go. See
- * docs/testing.md.
+ * FerretDB 1.x (SQLite backend) that `.ci/provision.sh` built with Go; Jaeger, etcd and
+ * kube-apiserver are Go builds of it too. See docs/testing.md.
  *
  * Every server gets a free port (listen on port 0), a fresh temporary directory
  * (`server.log` and `data/`), readiness polling against a deadline with a real
@@ -35,7 +35,8 @@ export interface ServerHandle {
   /**
    * What a client connects to:
    * redis `redis://127.0.0.1:PORT`, kafka `127.0.0.1:PORT` (the advertised port, see `KafkaOptions`),
-   * temporal `127.0.0.1:PORT`, mongodb `mongodb://127.0.0.1:PORT/`.
+   * temporal `127.0.0.1:PORT`, mongodb `mongodb://127.0.0.1:PORT/`, etcd `http://127.0.0.1:PORT`,
+   * kube-apiserver `https://127.0.0.1:PORT`.
    */
   readonly endpoint: string
   /** Temporary directory of this instance: `server.log` and `data/`. */

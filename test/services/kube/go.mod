@@ -155,8 +155,10 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-// k8s.io/kubernetes replaces its staging modules with ./staging directories; outside its repository
-// each must be the published module of the same release (v0.34.4).
+// The rig's kube-apiserver and kubectl (.ci/provision.sh builds them; docs/testing.md).
+// k8s.io/kubernetes replaces its staging modules with ./staging directories, which exist only in its
+// repository; here each is the published module of the same release (v0.34.4). One line per
+// "=> ./staging" line of k8s.io/kubernetes@v1.34.4's go.mod, then go mod tidy.
 replace (
 	k8s.io/api => k8s.io/api v0.34.4
 	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.34.4

@@ -4,6 +4,8 @@
 #   - Apache Kafka (KRaft) jars and Temporal test-server jars from Maven Central
 #   - FerretDB 1.x (MongoDB wire protocol, SQLite backend) built from the Go module proxy
 #   - Jaeger v1 all-in-one (OTLP in, query API out) and helm v3, built from the Go module proxy
+#   - etcd 3.6 and Kubernetes 1.34 (kube-apiserver, kubectl), built from the Go module proxy, with the
+#     prometheus-operator CRDs (ServiceMonitor, PrometheusRule) from the same proxy: the chart's server-side dry run
 #   - Debian's chromium, for the browser test of the breaker board (driven by playwright-core)
 #   - Podman and the container base the image test builds on (.ci/image-base.sh: a Debian minbase rootfs,
 #     the pinned Node 24 and an exact npm; cached as image-base-<key>)
@@ -17,6 +19,8 @@
 #   ferretdb : test/services/ferretdb/go.mod test/services/ferretdb/go.sum test/services/ferretdb/main.go
 #   jaeger   : test/services/jaeger/go.mod test/services/jaeger/go.sum
 #   helm     : test/services/helm/go.mod test/services/helm/go.sum
+#   etcd     : test/services/etcd/go.mod test/services/etcd/go.sum
+#   kube     : test/services/kube/go.mod test/services/kube/go.sum test/services/kube/prometheus-operator-crds.txt
 # A directory counts as complete only when it holds the marker file `.complete`; it is
 # built under a temporary name and renamed, so an interrupted run leaves nothing half-done.
 # Idempotent: a second run only checks and prints (a few seconds).
@@ -46,6 +50,8 @@ temporal_dir="$cache/temporal-$(key "$svc/poms/temporal/pom.xml" "$svc/launchers
 ferretdb_dir="$cache/ferretdb-$(key "$svc/ferretdb/go.mod" "$svc/ferretdb/go.sum" "$svc/ferretdb/main.go")"
 jaeger_dir="$cache/jaeger-$(key "$svc/jaeger/go.mod" "$svc/jaeger/go.sum")"
 helm_dir="$cache/helm-$(key "$svc/helm/go.mod" "$svc/helm/go.sum")"
+etcd_dir="$cache/etcd-$(key "$svc/etcd/go.mod" "$svc/etcd/go.sum")"
+kube_dir="$cache/kube-$(key "$svc/kube/go.mod" "$svc/kube/go.sum" "$svc/kube/prometheus-operator-crds.txt")"
 
 print_paths() {
   echo "NH_CACHE_DIR=$cache"
@@ -56,6 +62,8 @@ print_paths() {
   echo "NH_PROMTOOL=$(command -v promtool || echo missing)"
   echo "NH_JAEGER_DIR=$jaeger_dir"
   echo "NH_HELM_DIR=$helm_dir"
+  echo "NH_ETCD_DIR=$etcd_dir"
+  echo "NH_KUBE_DIR=$kube_dir"
   echo "NH_CHROMIUM=$(command -v chromium || echo missing)"
 }
 
@@ -141,7 +149,26 @@ else
   finish "$tmp" "$ferretdb_dir"
 fi
 
-# ---------------------------------------------------------------- Jaeger and helm (Go module proxy)
+# ---------------------------------------------------------------- Go tools: Jaeger, helm, etcd, Kubernetes (Go module proxy)
+go_bin() {
+  local bin
+  bin=$(command -v go || true)
+  [[ -z "$bin" && -x /usr/local/go/bin/go ]] && bin=/usr/local/go/bin/go
+  [[ -n "$bin" ]] || die "$1: Go is required to build it (go not found)"
+  echo "$bin"
+}
+
+# go_build NAME PACKAGE OUT [LDFLAGS]: builds PACKAGE of the tool module test/services/NAME (its go.mod and
+# go.sum pin every module: nothing is resolved) into the file OUT
+go_build() {
+  local name=$1 package=$2 out=$3 ldflags=${4:-}
+  local go
+  go=$(go_bin "$name")
+  say "$name: building $package with $("$go" env GOVERSION) (first time: a few minutes)"
+  (cd "$svc/$name" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
+    "$go" build -trimpath ${ldflags:+-ldflags="$ldflags"} -o "$out" "$package") || die "$name: go build of $package failed"
+}
+
 # go_tool NAME PACKAGE DIR: builds the tool module test/services/NAME (its go.mod pins PACKAGE) into DIR/bin/NAME
 go_tool() {
   local name=$1 package=$2 dir=$3
@@ -149,22 +176,52 @@ go_tool() {
     say "$name: cached"
     return
   fi
-  local go_bin
-  go_bin=$(command -v go || true)
-  [[ -z "$go_bin" && -x /usr/local/go/bin/go ]] && go_bin=/usr/local/go/bin/go
-  [[ -n "$go_bin" ]] || die "$name: Go is required to build $package (go not found)"
   rm -rf "$dir"
   local tmp="$dir.partial.$$"
   rm -rf "$tmp"
   mkdir -p "$tmp/bin"
-  say "$name: building $package with $("$go_bin" env GOVERSION) (first time: a few minutes)"
-  (cd "$svc/$name" && GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly \
-    "$go_bin" build -trimpath -o "$tmp/bin/$name" "$package") || die "$name: go build failed"
+  go_build "$name" "$package" "$tmp/bin/$name"
   finish "$tmp" "$dir"
 }
 
 go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$jaeger_dir"
 go_tool helm helm.sh/helm/v3/cmd/helm "$helm_dir"
+go_tool etcd go.etcd.io/etcd/server/v3 "$etcd_dir"
+
+# Kubernetes: kube-apiserver and kubectl of k8s.io/kubernetes (test/services/kube/go.mod replaces its ./staging
+# modules with their published versions), stamped with their release (helm's kubeVersion checks read it), and
+# the CRDs of test/services/kube/prometheus-operator-crds.txt in crds/. First time: about 6 min, 1.8 GB of RAM.
+if [[ -f "$kube_dir/.complete" ]]; then
+  say "kube: cached"
+else
+  rm -rf "$kube_dir"
+  tmp="$kube_dir.partial.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin" "$tmp/crds"
+  k8s_version=$(cd "$svc/kube" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly "$(go_bin kube)" list -m -f '{{.Version}}' k8s.io/kubernetes) ||
+    die "kube: test/services/kube/go.mod does not require k8s.io/kubernetes"
+  [[ "$k8s_version" =~ ^v([0-9]+)\.([0-9]+)\.[0-9]+$ ]] || die "kube: k8s.io/kubernetes $k8s_version is not a release version"
+  k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version"
+  k8s_ldflags+=" -X k8s.io/component-base/version.gitMajor=${BASH_REMATCH[1]} -X k8s.io/component-base/version.gitMinor=${BASH_REMATCH[2]}"
+  go_build kube k8s.io/kubernetes/cmd/kube-apiserver "$tmp/bin/kube-apiserver" "$k8s_ldflags"
+  go_build kube k8s.io/kubernetes/cmd/kubectl "$tmp/bin/kubectl" "$k8s_ldflags"
+  pin="$svc/kube/prometheus-operator-crds.txt"
+  crd_module=$(awk '$1 == "module" { print $2 }' "$pin")
+  crd_version=$(awk '$1 == "version" { print $2 }' "$pin")
+  crd_sum=$(awk '$1 == "sum" { print $2 }' "$pin")
+  say "kube: downloading $crd_module@$crd_version (CRDs)"
+  # Outside any module (so no go.mod is touched); the download is checked against the checksum database.
+  crd_json=$(cd "$tmp" && GOTOOLCHAIN=local GOFLAGS= GO111MODULE=on "$(go_bin kube)" mod download -json "$crd_module@$crd_version") ||
+    die "kube: could not download $crd_module@$crd_version: $crd_json"
+  got_sum=$(sed -n 's/^\t"Sum": "\(.*\)",$/\1/p' <<<"$crd_json")
+  [[ "$got_sum" == "$crd_sum" ]] || die "kube: $crd_module@$crd_version has sum '$got_sum', the pin says '$crd_sum'"
+  crd_dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<<"$crd_json")
+  for file in $(awk '$1 == "file" { print $2 }' "$pin"); do
+    [[ -f "$crd_dir/$file" ]] || die "kube: $crd_module@$crd_version has no $file"
+    cp "$crd_dir/$file" "$tmp/crds/" && chmod u+w "$tmp/crds/$(basename "$file")"
+  done
+  finish "$tmp" "$kube_dir"
+fi
 
 # ---------------------------------------------------------------- the container image's base (Podman)
 bash "$root/.ci/image-base.sh"

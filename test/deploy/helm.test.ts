@@ -7,45 +7,13 @@
  */
 import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import { Effect } from "effect"
-import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import * as Yaml from "yaml"
 import { promtool } from "../observability/promtool.ts"
-import { rigPaths } from "../services/servers.ts"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const chart = path.join(root, "deploy", "helm", "orchestrator-dynamic")
-
-const helmPath = (): string => {
-  const given = process.env["HELM"]
-  if (given !== undefined && given !== "") return given
-  const built = path.join(rigPaths().helmDir, "bin", "helm")
-  if (!fs.existsSync(built)) throw new Error(`helm is not provisioned at ${built}: run bash .ci/provision.sh`)
-  return built
-}
-
-const helm = (...args: ReadonlyArray<string>) => {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), "nh-helm-"))
-  // A private HOME: helm writes its cache and config there, never into the user's.
-  const result = spawnSync(helmPath(), args, {
-    encoding: "utf8",
-    timeout: 60_000,
-    env: {
-      PATH: process.env["PATH"] ?? "",
-      HOME: home,
-      HELM_CACHE_HOME: home,
-      HELM_CONFIG_HOME: home,
-      HELM_DATA_HOME: home
-    }
-  })
-  fs.rmSync(home, { recursive: true, force: true })
-  if (result.error !== undefined) throw result.error
-  return { status: result.status, output: `${result.stdout}${result.stderr}`, stdout: result.stdout }
-}
+import { chart, helm, root } from "./tools.ts"
 
 interface Manifest {
   readonly kind: string

@@ -65,6 +65,8 @@ describe("shared servers (globalSetup)", () => {
     expect(env.get("NH_FERRETDB_DIR")).toBe(paths.ferretdbDir)
     expect(env.get("NH_JAEGER_DIR")).toBe(paths.jaegerDir)
     expect(env.get("NH_HELM_DIR")).toBe(paths.helmDir)
+    expect(env.get("NH_ETCD_DIR")).toBe(paths.etcdDir)
+    expect(env.get("NH_KUBE_DIR")).toBe(paths.kubeDir)
   })
 
   it("Redis answers through ioredis, with persistence off", async () => {

@@ -3,8 +3,8 @@
  *
  * No Docker: Redis comes from Debian's `redis-server`, Kafka and Temporal are JVM
  * servers whose jars `.ci/provision.sh` fetched from Maven Central, MongoDB is
- * FerretDB 1.x (SQLite backend) that `.ci/provision.sh` built with Go. See
- * docs/testing.md.
+ * FerretDB 1.x (SQLite backend) that `.ci/provision.sh` built with Go; Jaeger, etcd and
+ * kube-apiserver are Go builds of it too. See docs/testing.md.
  *
  * Every server gets a free port (listen on port 0), a fresh temporary directory
  * (`server.log` and `data/`), readiness polling against a deadline with a real
@@ -15,8 +15,9 @@
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { createHash, randomBytes } from "node:crypto"
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
+import * as https from "node:https"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -25,7 +26,7 @@ import { fileURLToPath } from "node:url"
 /** Every server and proxy of the rig binds this address only. */
 export const HOST = "127.0.0.1"
 
-export type ServerName = "redis" | "kafka" | "temporal" | "mongodb" | "jaeger"
+export type ServerName = "redis" | "kafka" | "temporal" | "mongodb" | "jaeger" | "etcd" | "kube-apiserver"
 
 export interface ServerHandle {
   readonly name: ServerName
@@ -34,7 +35,8 @@ export interface ServerHandle {
   /**
    * What a client connects to:
    * redis `redis://127.0.0.1:PORT`, kafka `127.0.0.1:PORT` (the advertised port, see `KafkaOptions`),
-   * temporal `127.0.0.1:PORT`, mongodb `mongodb://127.0.0.1:PORT/`.
+   * temporal `127.0.0.1:PORT`, mongodb `mongodb://127.0.0.1:PORT/`, etcd `http://127.0.0.1:PORT`,
+   * kube-apiserver `https://127.0.0.1:PORT`.
    */
   readonly endpoint: string
   /** Temporary directory of this instance: `server.log` and `data/`. */
@@ -82,6 +84,10 @@ export interface RigPaths {
   readonly jaegerDir: string
   /** `bin/helm` is the helm build. */
   readonly helmDir: string
+  /** `bin/etcd` is the etcd build (the kube-apiserver's store). */
+  readonly etcdDir: string
+  /** `bin/kube-apiserver` and `bin/kubectl` are the Kubernetes builds; `crds/` holds the prometheus-operator CRDs. */
+  readonly kubeDir: string
 }
 
 /** First 16 hex digits of sha256 over the files' bytes, concatenated (as `.ci/provision.sh` does). */
@@ -106,7 +112,12 @@ export function rigPaths(): RigPaths {
       `ferretdb-${cacheKey(["ferretdb/go.mod", "ferretdb/go.sum", "ferretdb/main.go"])}`
     ),
     jaegerDir: path.join(cacheDir, `jaeger-${cacheKey(["jaeger/go.mod", "jaeger/go.sum"])}`),
-    helmDir: path.join(cacheDir, `helm-${cacheKey(["helm/go.mod", "helm/go.sum"])}`)
+    helmDir: path.join(cacheDir, `helm-${cacheKey(["helm/go.mod", "helm/go.sum"])}`),
+    etcdDir: path.join(cacheDir, `etcd-${cacheKey(["etcd/go.mod", "etcd/go.sum"])}`),
+    kubeDir: path.join(
+      cacheDir,
+      `kube-${cacheKey(["kube/go.mod", "kube/go.sum", "kube/prometheus-operator-crds.txt"])}`
+    )
   }
 }
 
@@ -846,6 +857,159 @@ exporters:
   })
 }
 
+// ---------------------------------------------------------------------------------------------
+// etcd and kube-apiserver
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * etcd 3.6, single member, client and peer URLs on 127.0.0.1, no fsync (a test store: a crash may lose
+ * the last writes). `endpoint` is the client URL, `http://127.0.0.1:PORT`.
+ */
+export async function startEtcd(options: StartOptions = {}): Promise<ServerHandle> {
+  const binary = path.join(provisioned(rigPaths().etcdDir, "etcd"), "bin", "etcd")
+  const [port, peerPort] = [await freePort(), await freePort()]
+  if (port === peerPort) throw new Error("etcd: port collision, retry")
+  const dir = makeDir("etcd")
+  const client = `http://${HOST}:${port}`
+  const peer = `http://${HOST}:${peerPort}`
+  return startManaged({
+    name: "etcd",
+    port,
+    endpoint: client,
+    command: binary,
+    args: [
+      "--name=rig",
+      `--data-dir=${path.join(dir, "data", "etcd")}`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=rig=${peer}`,
+      "--unsafe-no-fsync",
+      "--log-level=warn"
+    ],
+    // 200 once the member has a leader (itself).
+    probe: httpOkProbe("/health"),
+    startTimeoutMs: options.startTimeoutMs ?? 30_000,
+    stopGraceMs: 5_000
+  }, dir)
+}
+
+export interface KubeApiserverHandle extends ServerHandle {
+  /** `https://127.0.0.1:PORT` (also `endpoint`), serving a self-signed certificate the `kubeconfig` trusts. */
+  readonly url: string
+  /** A kubeconfig file for kubectl: this server, its certificate authority, and a `system:masters` token. */
+  readonly kubeconfig: string
+  /** The prometheus-operator CRD files `.ci/provision.sh` fetched (ServiceMonitor, PrometheusRule). */
+  readonly crds: ReadonlyArray<string>
+  /** The kubectl of the same Kubernetes release. */
+  readonly kubectl: string
+  /** The server's private etcd, stopped with it. */
+  readonly etcd: ServerHandle
+}
+
+/** HTTPS GET `path` on 127.0.0.1:port with a bearer token answers 200 (the certificate is not checked: a probe). */
+const httpsOkProbe = (pathname: string, token: string) => (port: number, timeoutMs: number): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const request = https.get({
+      host: HOST,
+      port,
+      path: pathname,
+      headers: { authorization: `Bearer ${token}` },
+      rejectUnauthorized: false,
+      timeout: timeoutMs
+    }, (response) => {
+      response.resume()
+      if (response.statusCode === 200) resolve()
+      else reject(new Error(`${pathname} answered ${response.statusCode}`))
+    })
+    request.once("timeout", () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)))
+    request.once("error", reject)
+  })
+
+/**
+ * Kubernetes' kube-apiserver (the release of test/services/kube/go.mod) on 127.0.0.1 over a private etcd:
+ * no controller manager, scheduler or kubelet, so objects are stored and validated but nothing runs them:
+ * for server-side dry runs of manifests. Authentication by a random token of the `system:masters` group
+ * (in the kubeconfig), RBAC authorization, a service-account key pair made at start, the ServiceAccount
+ * admission plugin off (no token controller creates the default service accounts). Namespaces other than
+ * the built-in ones must be created. Ready when `/readyz` answers 200 (RBAC and CRD bootstrap done).
+ */
+export async function startKubeApiserver(options: StartOptions = {}): Promise<KubeApiserverHandle> {
+  const kubeDir = provisioned(rigPaths().kubeDir, "Kubernetes (kube-apiserver, kubectl)")
+  const etcd = await startEtcd(options)
+  try {
+    const port = await freePort()
+    const dir = makeDir("kube-apiserver")
+    const token = randomBytes(24).toString("hex")
+    const tokens = path.join(dir, "tokens.csv")
+    fs.writeFileSync(tokens, `${token},rig-admin,rig-admin,"system:masters"\n`, { mode: 0o600 })
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 })
+    const signingKey = path.join(dir, "service-account.key")
+    const verifyKey = path.join(dir, "service-account.pub")
+    fs.writeFileSync(signingKey, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 })
+    fs.writeFileSync(verifyKey, publicKey.export({ type: "spki", format: "pem" }))
+    const certDir = path.join(dir, "certs")
+    const url = `https://${HOST}:${port}`
+    const server = await startManaged({
+      name: "kube-apiserver",
+      port,
+      endpoint: url,
+      command: path.join(kubeDir, "bin", "kube-apiserver"),
+      args: [
+        `--etcd-servers=${etcd.endpoint}`,
+        `--bind-address=${HOST}`,
+        `--advertise-address=${HOST}`,
+        `--secure-port=${port}`,
+        `--cert-dir=${certDir}`,
+        `--token-auth-file=${tokens}`,
+        "--authorization-mode=RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${verifyKey}`,
+        `--service-account-signing-key-file=${signingKey}`,
+        "--service-cluster-ip-range=10.96.0.0/16",
+        "--disable-admission-plugins=ServiceAccount",
+        "--profiling=false"
+      ],
+      probe: httpsOkProbe("/readyz", token),
+      startTimeoutMs: options.startTimeoutMs ?? 60_000,
+      stopGraceMs: 10_000
+    }, dir)
+    // The self-signed serving certificate (for 127.0.0.1), followed by the certificate of the CA that signed it.
+    const kubeconfig = path.join(dir, "kubeconfig")
+    fs.writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [{
+          name: "rig",
+          cluster: { server: url, "certificate-authority": path.join(certDir, "apiserver.crt") }
+        }],
+        users: [{ name: "rig-admin", user: { token } }],
+        contexts: [{ name: "rig", context: { cluster: "rig", user: "rig-admin" } }],
+        "current-context": "rig"
+      }),
+      { mode: 0o600 }
+    )
+    const crdDir = path.join(kubeDir, "crds")
+    const stopServer = server.stop.bind(server)
+    return Object.assign(server, {
+      url,
+      kubeconfig,
+      crds: fs.readdirSync(crdDir).filter((f) => f.endsWith(".yaml")).toSorted().map((f) => path.join(crdDir, f)),
+      kubectl: path.join(kubeDir, "bin", "kubectl"),
+      etcd,
+      stop: async () => {
+        await stopServer().finally(() => etcd.stop())
+      }
+    })
+  } catch (error) {
+    await etcd.stop()
+    throw error
+  }
+}
+
 /** Starts the named server with its defaults. */
 export function startServer(name: ServerName, options: StartOptions = {}): Promise<ServerHandle> {
   switch (name) {
@@ -859,5 +1023,9 @@ export function startServer(name: ServerName, options: StartOptions = {}): Promi
       return startMongo(options)
     case "jaeger":
       return startJaeger(options)
+    case "etcd":
+      return startEtcd(options)
+    case "kube-apiserver":
+      return startKubeApiserver(options)
   }
 }

@@ -271,7 +271,9 @@ describe("Helm chart: credentials", () => {
 
   it("off by default: no SASL, TLS or CA variable and no CA volume; a CA key without tls.caSecret is refused", () => {
     const vars = env(render())
-    for (const name of ["KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD", "KAFKA_SSL", "KAFKA_SSL_CA_FILE", "TEMPORAL_TLS"]) {
+    for (
+      const name of ["KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD", "KAFKA_SSL", "KAFKA_SSL_CA_FILE", "TEMPORAL_TLS"]
+    ) {
       expect(vars.has(name), name).toBe(false)
     }
     expect(container(render()).volumeMounts.map((m: any) => m.name)).not.toContain("ca")

@@ -152,32 +152,52 @@ describe("AppConfig", () => {
 
       const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
         [{ KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: SECRET }, "KAFKA_SASL_* is set but KAFKA_BROKERS is not"],
-        [{ KAFKA_BROKERS: "k:9092", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_MECHANISM: "plain" }, "KAFKA_SASL_PASSWORD: missing"],
-        [{ KAFKA_BROKERS: "k:9092", KAFKA_SASL_PASSWORD: SECRET, KAFKA_SASL_MECHANISM: "plain" }, "KAFKA_SASL_USERNAME: missing"],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_MECHANISM: "plain" },
+          "KAFKA_SASL_PASSWORD: missing"
+        ],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SASL_PASSWORD: SECRET, KAFKA_SASL_MECHANISM: "plain" },
+          "KAFKA_SASL_USERNAME: missing"
+        ],
         [
           { KAFKA_BROKERS: "k:9092", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: SECRET },
           "KAFKA_SASL_MECHANISM: got nothing, expected plain, scram-sha-256, scram-sha-512"
         ],
         [
-          { KAFKA_BROKERS: "k:9092", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: SECRET, KAFKA_SASL_MECHANISM: "GSSAPI" },
+          {
+            KAFKA_BROKERS: "k:9092",
+            KAFKA_SASL_USERNAME: "u",
+            KAFKA_SASL_PASSWORD: SECRET,
+            KAFKA_SASL_MECHANISM: "GSSAPI"
+          },
           `KAFKA_SASL_MECHANISM: got "GSSAPI"`
         ],
         [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL: "maybe" }, "KAFKA_SSL"],
         [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL_CA_FILE: ca }, "KAFKA_SSL_CA_FILE is set but KAFKA_SSL is not true"],
-        [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: `${dir}/missing.pem` }, "KAFKA_SSL_CA_FILE: cannot read"],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: `${dir}/missing.pem` },
+          "KAFKA_SSL_CA_FILE: cannot read"
+        ],
         [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: dir }, "KAFKA_SSL_CA_FILE: cannot read"],
         [{ REDIS_URL: `redis://:${SECRET}@r:6379`, REDIS_TLS_CA_FILE: ca }, "REDIS_URL is not a rediss:// URL"],
         [{ REDIS_TLS_CA_FILE: ca }, "REDIS_TLS_CA_FILE is set but REDIS_URL is not"],
         [{ MONGODB_TLS_CA_FILE: ca }, "MONGODB_TLS_CA_FILE is set but MONGODB_URL is not"],
         [{ TEMPORAL_API_KEY: SECRET }, "TEMPORAL_TLS / TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not"],
-        [{ TEMPORAL_ADDRESS: "t:7233", TEMPORAL_API_KEY: SECRET, TEMPORAL_TLS: "false" }, "TEMPORAL_API_KEY with TEMPORAL_TLS=false"],
+        [
+          { TEMPORAL_ADDRESS: "t:7233", TEMPORAL_API_KEY: SECRET, TEMPORAL_TLS: "false" },
+          "TEMPORAL_API_KEY with TEMPORAL_TLS=false"
+        ],
         [{ TEMPORAL_ADDRESS: "t:7233", TEMPORAL_TLS_CA_FILE: ca, TEMPORAL_TLS: "false" }, "TEMPORAL_TLS=false"]
       ]
       const notPem = path.join(dir, "key.pem")
       writeFileSync(notPem, `password=${SECRET}\n`)
       const all = [
         ...cases,
-        [{ TEMPORAL_ADDRESS: "t:7233", TEMPORAL_TLS: "true", TEMPORAL_TLS_CA_FILE: notPem }, "holds no PEM certificate"] as const
+        [
+          { TEMPORAL_ADDRESS: "t:7233", TEMPORAL_TLS: "true", TEMPORAL_TLS_CA_FILE: notPem },
+          "holds no PEM certificate"
+        ] as const
       ]
       for (const [env, expected] of all) {
         const message = yield* failure(env)

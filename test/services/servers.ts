@@ -229,8 +229,10 @@ function probe(
 // --- protocol probes -------------------------------------------------------------------------
 
 /** Redis: PING -> +PONG; with credentials, AUTH first (its +OK, then +PONG). */
+/** A RESP bulk string. */
+const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`
+
 const redisProbe = (auth?: RedisOptions["auth"]) => (port: number, timeoutMs: number): Promise<void> => {
-  const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`
   const login = auth === undefined
     ? ""
     : `*3\r\n${bulk("AUTH")}${bulk(auth.username)}${bulk(auth.password)}`
@@ -654,7 +656,9 @@ export async function startKafka(options: KafkaOptions = {}): Promise<ServerHand
     }`,
     "controller.listener.names": "CONTROLLER",
     "inter.broker.listener.name": "PLAINTEXT",
-    "listener.security.protocol.map": `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${more((l) => `${l.name}:${l.protocol}`)}`,
+    "listener.security.protocol.map": `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${
+      more((l) => `${l.name}:${l.protocol}`)
+    }`,
     "log.dirs": path.join(dir, "data", "kafka-logs"),
     "num.partitions": "1",
     "auto.create.topics.enable": "true",

@@ -32,7 +32,7 @@ const openssl = (cwd: string, args: ReadonlyArray<string>): void => {
     execFileSync(process.env["NH_OPENSSL"] || "openssl", args, { cwd, stdio: ["ignore", "pipe", "pipe"] })
   } catch (error) {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? ""
-    throw new Error(`openssl ${args.join(" ")} failed: ${(error as Error).message}\n${stderr}`)
+    throw new Error(`openssl ${args.join(" ")} failed: ${(error as Error).message}\n${stderr}`, { cause: error })
   }
 }
 

@@ -30,7 +30,9 @@ export const dependencies = (config: AppConfig.AppConfig, settings: Orchestrator
       // The relay's producer: kafkajs's retry inside a send never writes a ticket twice.
       idempotent: true,
       breaker: breaker("kafka"),
-      ...(credentials.kafkaSsl === undefined ? {} : { ssl: credentials.kafkaSsl.ca === undefined ? true : credentials.kafkaSsl }),
+      ...(credentials.kafkaSsl === undefined
+        ? {}
+        : { ssl: credentials.kafkaSsl.ca === undefined ? true : credentials.kafkaSsl }),
       ...(credentials.kafkaSasl === undefined ? {} : { sasl: credentials.kafkaSasl })
     })
   const temporal = config.temporalAddress === undefined

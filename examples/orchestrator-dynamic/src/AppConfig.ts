@@ -306,6 +306,10 @@ const caFile = (variable: string) =>
 
 const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const
 
+/** A variable set for a dependency that is not: an error rather than a setting silently ignored. */
+const needs = (variable: string, set: boolean, dependency: string, isSet: boolean) =>
+  set && !isSet ? `${variable} is set but ${dependency} is not: it would be ignored` : undefined
+
 /** Credentials and TLS; each variable needs the dependency it is for, and a partial set is an error naming what is missing. */
 const credentials = Config.all({
   kafkaBrokers: optional(Config.String("KAFKA_BROKERS")),
@@ -324,8 +328,6 @@ const credentials = Config.all({
   temporalServerName: optional(Config.String("TEMPORAL_TLS_SERVER_NAME")),
   temporalApiKey: optional(Config.Redacted("TEMPORAL_API_KEY"))
 }).pipe(Config.mapEffect((c): Effect.Effect<Credentials | undefined, Config.ConfigError> => {
-  const needs = (variable: string, set: boolean, dependency: string, isSet: boolean) =>
-    set && !isSet ? `${variable} is set but ${dependency} is not: it would be ignored` : undefined
   const sasl = c.saslUsername !== undefined || c.saslPassword !== undefined || c.saslMechanism !== undefined
   const problem = needs("KAFKA_SASL_*", sasl, "KAFKA_BROKERS", c.kafkaBrokers !== undefined) ??
     needs("KAFKA_SSL", c.kafkaSsl === true, "KAFKA_BROKERS", c.kafkaBrokers !== undefined) ??

@@ -119,22 +119,26 @@ describe("Kafka credentials (example service, KAFKA_* variables)", () => {
     }
   }, 90_000)
 
-  it("a wrong SCRAM password: the start check opens kafka_producer with an Authentication error, redacted; the service keeps serving", async () => {
-    const service = await start(scramEnv(WRONG_PASSWORD, pki.caFile))
-    try {
-      await until("kafka_producer", () => breaker(service, "kafka_producer"), (b) => b.state === "open")
-      const open = openLine(service, "kafka_producer")
-      console.log(`[credentials] kafka wrong password: ${JSON.stringify(open?.["last_error"])}`)
-      assert.match(String(open?.["last_error"]), /SASL|authentication|Authentication/i)
-      // Not a crash loop: the process serves, and a plan is still accepted (its ticket waits in the outbox).
-      assert.strictEqual((await fetch(`${service.url}/live`)).status, 200)
-      const plan = await submitPlan(service, "cred-wrong-1")
-      assert.include([200, 201, 202], plan.status, plan.text)
-      await assertNoSecret(service, [WRONG_PASSWORD, SCRAM_PASSWORD])
-    } finally {
-      assert.include([0, 130], await service.stop())
-    }
-  }, 90_000)
+  it(
+    "a wrong SCRAM password: the start check opens kafka_producer with an Authentication error, redacted; the service keeps serving",
+    async () => {
+      const service = await start(scramEnv(WRONG_PASSWORD, pki.caFile))
+      try {
+        await until("kafka_producer", () => breaker(service, "kafka_producer"), (b) => b.state === "open")
+        const open = openLine(service, "kafka_producer")
+        console.log(`[credentials] kafka wrong password: ${JSON.stringify(open?.["last_error"])}`)
+        assert.match(String(open?.["last_error"]), /SASL|authentication|Authentication/i)
+        // Not a crash loop: the process serves, and a plan is still accepted (its ticket waits in the outbox).
+        assert.strictEqual((await fetch(`${service.url}/live`)).status, 200)
+        const plan = await submitPlan(service, "cred-wrong-1")
+        assert.include([200, 201, 202], plan.status, plan.text)
+        await assertNoSecret(service, [WRONG_PASSWORD, SCRAM_PASSWORD])
+      } finally {
+        assert.include([0, 130], await service.stop())
+      }
+    },
+    90_000
+  )
 
   it("a CA the broker's certificate does not end in: the TLS handshake fails, kafka_producer opens", async () => {
     const service = await start(scramEnv(SCRAM_PASSWORD, pki.otherCaFile))

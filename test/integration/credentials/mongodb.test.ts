@@ -46,44 +46,47 @@ describe("MongoDB TLS (example service, MONGODB_URL and MONGODB_TLS_CA_FILE)", (
       assert.strictEqual(store.failures, 0)
       // Stored through TLS: read back over the plaintext port.
       const client = new MongoClient(`${mongo.endpoint}?directConnection=true`)
-      const count = await client.db("orchestrator").collection("tickets").countDocuments().finally(() =>
-        client.close()
-      )
+      const count = await client.db("orchestrator").collection("tickets").countDocuments().finally(() => client.close())
       assert.isAbove(count, 0)
     } finally {
       assert.include([0, 130], await service.stop())
     }
   }, 60_000)
 
-  it("a CA FerretDB's certificate does not end in: the handshake fails, mongodb_client opens, no password shown", async () => {
-    const service = await start({
-      MONGODB_URL: `mongodb://nh:${SECRET}@127.0.0.1:${tlsPort}/orchestrator`,
-      MONGODB_TLS_CA_FILE: pki.otherCaFile
-    })
-    try {
-      await until("mongodb_client", () => breaker(service, "mongodb_client"), (b) => b.state === "open")
-      const lastError = String(openLine(service, "mongodb_client")?.["last_error"])
-      console.log(`[credentials] mongodb untrusted CA: ${JSON.stringify(lastError)}`)
-      assert.match(lastError, /certificate|self.signed|verify|ServerSelection|TLS/i)
-      await assertNoSecret(service, [SECRET])
-    } finally {
-      assert.include([0, 130], await service.stop())
-    }
-  }, 60_000)
+  it(
+    "a CA FerretDB's certificate does not end in: the handshake fails, mongodb_client opens, no password shown",
+    async () => {
+      const service = await start({
+        MONGODB_URL: `mongodb://nh:${SECRET}@127.0.0.1:${tlsPort}/orchestrator`,
+        MONGODB_TLS_CA_FILE: pki.otherCaFile
+      })
+      try {
+        await until("mongodb_client", () => breaker(service, "mongodb_client"), (b) => b.state === "open")
+        const lastError = String(openLine(service, "mongodb_client")?.["last_error"])
+        console.log(`[credentials] mongodb untrusted CA: ${JSON.stringify(lastError)}`)
+        assert.match(lastError, /certificate|self.signed|verify|ServerSelection|TLS/i)
+        await assertNoSecret(service, [SECRET])
+      } finally {
+        assert.include([0, 130], await service.stop())
+      }
+    },
+    60_000
+  )
 })
 
-describe("MongoDB TLS (MongoStore layer, the driver's URL options)", () => {
-  const ping = (url: string) =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        const store = yield* MongoStore.MongoStore
-        return yield* store.use("ping", (db) => db.command({ ping: 1 })).pipe(
-          Effect.map(() => "ok"),
-          Effect.catch((error) => Effect.succeed(error.message))
-        )
-      }).pipe(Effect.provide(MongoStore.layer({ url: Redacted.make(url), probe: false })))
-    )
+/** `ping` through the package's layer: "ok", or the error's message. */
+const ping = (url: string) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const store = yield* MongoStore.MongoStore
+      return yield* store.use("ping", (db) => db.command({ ping: 1 })).pipe(
+        Effect.map(() => "ok"),
+        Effect.catch((error) => Effect.succeed(error.message))
+      )
+    }).pipe(Effect.provide(MongoStore.layer({ url: Redacted.make(url), probe: false })))
+  )
 
+describe("MongoDB TLS (MongoStore layer, the driver's URL options)", () => {
   it("?tls=true&tlsCAFile= reaches the TLS port; plaintext to it does not", async () => {
     assert.strictEqual(
       await ping(`mongodb://127.0.0.1:${tlsPort}/orchestrator?tls=true&tlsCAFile=${encodeURIComponent(pki.caFile)}`),

@@ -52,7 +52,9 @@ beforeAll(async () => {
     ],
     auth: { username: ACL_USER, password: ACL_PASSWORD }
   })
-  console.log(`[credentials] redis with requirepass, ACL user and TLS up in ${Math.round(performance.now() - started)} ms`)
+  console.log(
+    `[credentials] redis with requirepass, ACL user and TLS up in ${Math.round(performance.now() - started)} ms`
+  )
 }, 60_000)
 
 afterAll(async () => {
@@ -81,21 +83,25 @@ describe("Redis credentials (example service, REDIS_URL and REDIS_TLS_CA_FILE)",
     }
   }, 60_000)
 
-  it("a wrong password: the start check opens redis_client with WRONGPASS, redacted; the service keeps serving", async () => {
-    const service = await start({ REDIS_URL: tlsUrl(WRONG_PASSWORD), REDIS_TLS_CA_FILE: pki.caFile })
-    try {
-      await until("redis_client", () => breaker(service, "redis_client"), (b) => b.state === "open")
-      const lastError = String(openLine(service, "redis_client")?.["last_error"])
-      console.log(`[credentials] redis wrong password: ${JSON.stringify(lastError)}`)
-      assert.match(lastError, /WRONGPASS/)
-      assert.strictEqual((await fetch(`${service.url}/live`)).status, 200)
-      const plan = await submitPlan(service, "cred-redis-2")
-      assert.include([200, 201, 202], plan.status, plan.text)
-      await assertNoSecret(service, [WRONG_PASSWORD, ACL_PASSWORD])
-    } finally {
-      assert.include([0, 130], await service.stop())
-    }
-  }, 60_000)
+  it(
+    "a wrong password: the start check opens redis_client with WRONGPASS, redacted; the service keeps serving",
+    async () => {
+      const service = await start({ REDIS_URL: tlsUrl(WRONG_PASSWORD), REDIS_TLS_CA_FILE: pki.caFile })
+      try {
+        await until("redis_client", () => breaker(service, "redis_client"), (b) => b.state === "open")
+        const lastError = String(openLine(service, "redis_client")?.["last_error"])
+        console.log(`[credentials] redis wrong password: ${JSON.stringify(lastError)}`)
+        assert.match(lastError, /WRONGPASS/)
+        assert.strictEqual((await fetch(`${service.url}/live`)).status, 200)
+        const plan = await submitPlan(service, "cred-redis-2")
+        assert.include([200, 201, 202], plan.status, plan.text)
+        await assertNoSecret(service, [WRONG_PASSWORD, ACL_PASSWORD])
+      } finally {
+        assert.include([0, 130], await service.stop())
+      }
+    },
+    60_000
+  )
 
   it("a CA Redis's certificate does not end in: the handshake fails, redis_client opens", async () => {
     const service = await start({ REDIS_URL: tlsUrl(ACL_PASSWORD), REDIS_TLS_CA_FILE: pki.otherCaFile })
@@ -111,18 +117,19 @@ describe("Redis credentials (example service, REDIS_URL and REDIS_TLS_CA_FILE)",
   }, 60_000)
 })
 
-describe("Redis credentials (RedisCache layer)", () => {
-  const ping = (options: RedisCache.Options) =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        const cache = yield* RedisCache.RedisCache
-        return yield* cache.use("PING", (client) => client.ping()).pipe(
-          Effect.map((reply) => ({ reply, error: undefined })),
-          Effect.catch((error) => Effect.succeed({ reply: undefined, error }))
-        )
-      }).pipe(Effect.provide(RedisCache.layer({ probe: false, ...options })))
-    )
+/** PING through the package's layer: the reply, or the typed error. */
+const ping = (options: RedisCache.Options) =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const cache = yield* RedisCache.RedisCache
+      return yield* cache.use("PING", (client) => client.ping()).pipe(
+        Effect.map((reply) => ({ reply, error: undefined })),
+        Effect.catch((error) => Effect.succeed({ reply: undefined, error }))
+      )
+    }).pipe(Effect.provide(RedisCache.layer({ probe: false, ...options })))
+  )
 
+describe("Redis credentials (RedisCache layer)", () => {
   it("requirepass: redis://:password@ logs in as the default user; a wrong one is an Authentication error", async () => {
     const ok = await ping({ url: Redacted.make(`redis://:${DEFAULT_PASSWORD}@127.0.0.1:${redis.port}`) })
     assert.strictEqual(ok.reply, "PONG")

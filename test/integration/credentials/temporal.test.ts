@@ -63,21 +63,25 @@ describe("Temporal TLS and API key (example service, TEMPORAL_* variables)", () 
     }
   }, 60_000)
 
-  it("a wrong key: UNAUTHENTICATED at the start check opens temporal_client, redacted; the service keeps serving", async () => {
-    const before = proxy.counts()
-    const service = await start(env(WRONG_KEY, pki.caFile))
-    try {
-      await until("temporal_client", () => breaker(service, "temporal_client"), (b) => b.state === "open")
-      const lastError = String(openLine(service, "temporal_client")?.["last_error"])
-      console.log(`[credentials] temporal wrong key: ${JSON.stringify(lastError)}`)
-      assert.match(lastError, /UNAUTHENTICATED|invalid API key/i)
-      assert.isAbove(proxy.counts().refused, before.refused)
-      assert.strictEqual((await fetch(`${service.url}/live`)).status, 200)
-      await assertNoSecret(service, [WRONG_KEY, API_KEY])
-    } finally {
-      assert.include([0, 130], await service.stop())
-    }
-  }, 60_000)
+  it(
+    "a wrong key: UNAUTHENTICATED at the start check opens temporal_client, redacted; the service keeps serving",
+    async () => {
+      const before = proxy.counts()
+      const service = await start(env(WRONG_KEY, pki.caFile))
+      try {
+        await until("temporal_client", () => breaker(service, "temporal_client"), (b) => b.state === "open")
+        const lastError = String(openLine(service, "temporal_client")?.["last_error"])
+        console.log(`[credentials] temporal wrong key: ${JSON.stringify(lastError)}`)
+        assert.match(lastError, /UNAUTHENTICATED|invalid API key/i)
+        assert.isAbove(proxy.counts().refused, before.refused)
+        assert.strictEqual((await fetch(`${service.url}/live`)).status, 200)
+        await assertNoSecret(service, [WRONG_KEY, API_KEY])
+      } finally {
+        assert.include([0, 130], await service.stop())
+      }
+    },
+    60_000
+  )
 
   it("a CA the proxy's certificate does not end in: the handshake fails, temporal_client opens", async () => {
     const service = await start(env(API_KEY, pki.otherCaFile))

@@ -20,7 +20,9 @@ export const resolveTls = (
   ssl: boolean | Tls | undefined
 ): TlsSettings | readonly [option: string, value: unknown, expected: string] => {
   if (ssl === undefined || typeof ssl === "boolean") return ssl ?? false
-  if (typeof ssl !== "object" || ssl === null) return ["ssl", ssl, "true, false or { ca, servername, rejectUnauthorized }"]
+  if (typeof ssl !== "object" || ssl === null) {
+    return ["ssl", ssl, "true, false or { ca, servername, rejectUnauthorized }"]
+  }
   const { ca, rejectUnauthorized, servername } = ssl
   const cas = ca === undefined ? [] : typeof ca === "string" ? [ca] : Array.isArray(ca) ? ca : [ca]
   const bad = cas.find((entry) => typeof entry !== "string" || !PEM.test(entry))

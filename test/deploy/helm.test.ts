@@ -193,6 +193,67 @@ describe("Helm chart: shutdown", () => {
   })
 })
 
+describe("Helm chart: credentials", () => {
+  it("secrets come from the Secret (secretKeyRef), CA files from a Secret volume, nothing secret in a ConfigMap", () => {
+    const run = set(
+      "kafka.sasl.mechanism=scram-sha-512",
+      "kafka.sasl.username=orchestrator",
+      "kafka.ssl=true",
+      "temporal.tlsServerName=temporal.internal",
+      "tls.caSecret=od-ca",
+      "tls.kafkaCaKey=kafka-ca.pem",
+      "tls.redisCaKey=redis-ca.pem",
+      "tls.mongodbCaKey=mongodb-ca.pem",
+      "tls.temporalCaKey=temporal-ca.pem"
+    )
+    expect(run.status, run.output).toBe(0)
+    const manifests = Yaml.parseAllDocuments(run.stdout).map((doc) => doc.toJS() as Manifest).filter((m) => m !== null)
+    const vars = env(manifests)
+    for (const name of ["KAFKA_SASL_PASSWORD", "TEMPORAL_API_KEY"]) {
+      expect(vars.get(name)?.valueFrom?.secretKeyRef, name).toEqual({
+        name: "orchestrator-dynamic-secrets",
+        key: name,
+        optional: true
+      })
+      expect(vars.get(name)?.value, name).toBeUndefined()
+    }
+    expect(vars.get("KAFKA_SASL_MECHANISM")?.value).toBe("scram-sha-512")
+    expect(vars.get("KAFKA_SASL_USERNAME")?.value).toBe("orchestrator")
+    expect(vars.get("KAFKA_SSL")?.value).toBe("true")
+    expect(vars.get("TEMPORAL_TLS_SERVER_NAME")?.value).toBe("temporal.internal")
+    expect(vars.get("KAFKA_SSL_CA_FILE")?.value).toBe("/etc/orchestrator-dynamic-ca/kafka-ca.pem")
+    expect(vars.get("REDIS_TLS_CA_FILE")?.value).toBe("/etc/orchestrator-dynamic-ca/redis-ca.pem")
+    expect(vars.get("MONGODB_TLS_CA_FILE")?.value).toBe("/etc/orchestrator-dynamic-ca/mongodb-ca.pem")
+    expect(vars.get("TEMPORAL_TLS_CA_FILE")?.value).toBe("/etc/orchestrator-dynamic-ca/temporal-ca.pem")
+    const pod = one(manifests, "Deployment").spec.template.spec
+    expect(pod.volumes.find((v: any) => v.name === "ca")?.secret?.secretName).toBe("od-ca")
+    expect(container(manifests).volumeMounts.find((m: any) => m.name === "ca")).toMatchObject({
+      mountPath: "/etc/orchestrator-dynamic-ca",
+      readOnly: true
+    })
+    // No credential setting reaches a ConfigMap.
+    for (const map of manifests.filter((m) => m.kind === "ConfigMap")) {
+      expect(JSON.stringify(map.data ?? {})).not.toMatch(/SASL|API_KEY|orchestrator-dynamic-ca/)
+    }
+  })
+
+  it("off by default: no SASL, TLS or CA variable and no CA volume; a CA key without tls.caSecret is refused", () => {
+    const vars = env(render())
+    for (
+      const name of ["KAFKA_SASL_MECHANISM", "KAFKA_SASL_PASSWORD", "KAFKA_SSL", "KAFKA_SSL_CA_FILE", "TEMPORAL_TLS"]
+    ) {
+      expect(vars.has(name), name).toBe(false)
+    }
+    expect(container(render()).volumeMounts.map((m: any) => m.name)).not.toContain("ca")
+    const orphan = set("tls.redisCaKey=redis-ca.pem")
+    expect(orphan.status).not.toBe(0)
+    expect(orphan.output).toContain("REDIS_TLS_CA_FILE: tls.caSecret names no Secret")
+    const noUser = set("kafka.sasl.mechanism=plain")
+    expect(noUser.status).not.toBe(0)
+    expect(noUser.output).toContain("kafka.sasl.username is required")
+  })
+})
+
 describe("Dockerfile", () => {
   it("is multi-stage on Node 24 slim, installs production dependencies only, and runs as a non-root user", () => {
     const text = fs.readFileSync(path.join(root, "Dockerfile"), "utf8")

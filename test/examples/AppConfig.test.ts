@@ -8,6 +8,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as AppConfig from "@neural-hive/example-orchestrator-dynamic/AppConfig"
 import { ConfigProvider, Effect, Redacted } from "effect"
 import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../support/example.ts"
 
 const SECRET = "pw-S3cret"
@@ -113,6 +116,122 @@ describe("AppConfig", () => {
         assert.notInclude(message, SECRET)
       }
     }))
+
+  it.effect("credentials: KAFKA_SASL_*, KAFKA_SSL*, *_TLS_CA_FILE, TEMPORAL_TLS*, TEMPORAL_API_KEY are read, secrets Redacted", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(path.join(tmpdir(), "nh-appconfig-"))
+      const ca = path.join(dir, "ca.pem")
+      writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+      const config = yield* read({
+        KAFKA_BROKERS: "kafka:9093",
+        KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+        KAFKA_SASL_USERNAME: "orchestrator",
+        KAFKA_SASL_PASSWORD: SECRET,
+        KAFKA_SSL: "true",
+        KAFKA_SSL_CA_FILE: ca,
+        REDIS_URL: `rediss://app:${SECRET}@redis:6380`,
+        REDIS_TLS_CA_FILE: ca,
+        MONGODB_URL: `mongodb://app:${SECRET}@m1:27017/orchestrator`,
+        MONGODB_TLS_CA_FILE: ca,
+        TEMPORAL_ADDRESS: "temporal:7233",
+        TEMPORAL_TLS_SERVER_NAME: "temporal.internal",
+        TEMPORAL_API_KEY: SECRET
+      })
+      const credentials = config.credentials!
+      assert.strictEqual(credentials.kafkaSasl?.mechanism, "scram-sha-512")
+      assert.strictEqual(credentials.kafkaSasl?.username, "orchestrator")
+      assert.strictEqual(Redacted.value(credentials.kafkaSasl!.password), SECRET)
+      assert.include(credentials.kafkaSsl?.ca, "BEGIN CERTIFICATE")
+      assert.include(credentials.redisTlsCa, "BEGIN CERTIFICATE")
+      assert.strictEqual(credentials.mongodbTlsCaFile, ca)
+      // An API key turns TLS on by itself.
+      assert.deepStrictEqual(credentials.temporalTls, { serverName: "temporal.internal" })
+      assert.strictEqual(Redacted.value(credentials.temporalApiKey!), SECRET)
+      assert.notInclude(JSON.stringify(config) + String(config.credentials), SECRET)
+      assert.strictEqual((yield* read({})).credentials, undefined)
+
+      const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+        [{ KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: SECRET }, "KAFKA_SASL_* is set but KAFKA_BROKERS is not"],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_MECHANISM: "plain" },
+          "KAFKA_SASL_PASSWORD: missing"
+        ],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SASL_PASSWORD: SECRET, KAFKA_SASL_MECHANISM: "plain" },
+          "KAFKA_SASL_USERNAME: missing"
+        ],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SASL_USERNAME: "u", KAFKA_SASL_PASSWORD: SECRET },
+          "KAFKA_SASL_MECHANISM: got nothing, expected plain, scram-sha-256, scram-sha-512"
+        ],
+        [
+          {
+            KAFKA_BROKERS: "k:9092",
+            KAFKA_SASL_USERNAME: "u",
+            KAFKA_SASL_PASSWORD: SECRET,
+            KAFKA_SASL_MECHANISM: "GSSAPI"
+          },
+          `KAFKA_SASL_MECHANISM: got "GSSAPI"`
+        ],
+        [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL: "maybe" }, "KAFKA_SSL"],
+        [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL_CA_FILE: ca }, "KAFKA_SSL_CA_FILE is set but KAFKA_SSL is not true"],
+        [
+          { KAFKA_BROKERS: "k:9092", KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: `${dir}/missing.pem` },
+          "KAFKA_SSL_CA_FILE: cannot read"
+        ],
+        [{ KAFKA_BROKERS: "k:9092", KAFKA_SSL: "true", KAFKA_SSL_CA_FILE: dir }, "KAFKA_SSL_CA_FILE: cannot read"],
+        [{ REDIS_URL: `redis://:${SECRET}@r:6379`, REDIS_TLS_CA_FILE: ca }, "REDIS_URL is not a rediss:// URL"],
+        [{ REDIS_TLS_CA_FILE: ca }, "REDIS_TLS_CA_FILE is set but REDIS_URL is not"],
+        [{ MONGODB_TLS_CA_FILE: ca }, "MONGODB_TLS_CA_FILE is set but MONGODB_URL is not"],
+        [{ TEMPORAL_API_KEY: SECRET }, "TEMPORAL_TLS / TEMPORAL_API_KEY is set but TEMPORAL_ADDRESS is not"],
+        [
+          { TEMPORAL_ADDRESS: "t:7233", TEMPORAL_API_KEY: SECRET, TEMPORAL_TLS: "false" },
+          "TEMPORAL_API_KEY with TEMPORAL_TLS=false"
+        ],
+        [{ TEMPORAL_ADDRESS: "t:7233", TEMPORAL_TLS_CA_FILE: ca, TEMPORAL_TLS: "false" }, "TEMPORAL_TLS=false"]
+      ]
+      const notPem = path.join(dir, "key.pem")
+      writeFileSync(notPem, `password=${SECRET}\n`)
+      const all = [
+        ...cases,
+        [
+          { TEMPORAL_ADDRESS: "t:7233", TEMPORAL_TLS: "true", TEMPORAL_TLS_CA_FILE: notPem },
+          "holds no PEM certificate"
+        ] as const
+      ]
+      for (const [env, expected] of all) {
+        const message = yield* failure(env)
+        assert.include(message, expected, JSON.stringify(env))
+        assert.notInclude(message, SECRET)
+      }
+      rmSync(dir, { recursive: true, force: true })
+    }))
+
+  it(
+    "a credential mistake stops the program naming the variable; the password is not in its output",
+    () => {
+      const run = spawnSync(EXAMPLE_NODE, EXAMPLE_ARGS, {
+        env: {
+          PATH: process.env.PATH ?? "",
+          KAFKA_BROKERS: "127.0.0.1:9092",
+          KAFKA_SASL_USERNAME: "orchestrator",
+          KAFKA_SASL_PASSWORD: SECRET,
+          KAFKA_SASL_MECHANISM: "scram-sha-1024",
+          TEMPORAL_ADDRESS: "127.0.0.1:7233",
+          TEMPORAL_API_KEY: SECRET,
+          HTTP_HOST: "127.0.0.1",
+          HTTP_PORT: "1"
+        },
+        encoding: "utf8",
+        timeout: 30_000
+      })
+      const output = `${run.stdout}${run.stderr}`
+      assert.notStrictEqual(run.status, 0, output)
+      assert.include(output, "KAFKA_SASL_MECHANISM: got")
+      assert.notInclude(output, SECRET)
+    },
+    60_000
+  )
 
   it(
     "the program stops on the inputs that leaked, printing the variable and no password",

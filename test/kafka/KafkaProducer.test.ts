@@ -528,7 +528,11 @@ describe("KafkaProducer: options, config, logs", () => {
         [{ requestTimeout: -1 }, /option requestTimeout is -1/],
         [{ retries: -1 }, /option retries is -1/],
         [{ idempotent: true, retries: 0 }, /option retries is 0, expected at least 1 with idempotent/],
-        [{ idempotent: true, acks: 1 }, /option acks is 1, expected -1 with idempotent/]
+        [{ idempotent: true, acks: 1 }, /option acks is 1, expected -1 with idempotent/],
+        // A CA file's path instead of its content is the usual mistake: named, the value's size only.
+        [{ ssl: { ca: "/etc/kafka/ca.pem" } }, /option ssl.ca is "a string of 17 characters", expected PEM/],
+        [{ ssl: { servername: "" } }, /option ssl.servername/],
+        [{ ssl: "yes" as unknown as boolean }, /option ssl is "yes"/]
       ]
       for (const [options, message] of cases) {
         const error = yield* buildError(producerLayer(["127.0.0.1:9"], options))

@@ -15,6 +15,8 @@ export interface Service {
   readonly url: string
   /** Every stdout line so far, parsed (a line that is not JSON is kept as `{ raw }`). */
   readonly lines: () => ReadonlyArray<Record<string, unknown>>
+  /** The last 8 KB of stderr (the runtime's report of why the program stopped). */
+  readonly stderr: () => string
   /** SIGTERM (or `signal`), then the exit code (or signal) once the process is gone. */
   readonly stop: (signal?: "SIGTERM" | "SIGINT") => Promise<number | string>
 }
@@ -75,6 +77,7 @@ export const startService = async (env: Record<string, string>, timeoutMs = 60_0
   return {
     url: `http://127.0.0.1:${port}`,
     lines: () => lines,
+    stderr: () => stderr,
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null) child.kill(signal)
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000)

@@ -239,13 +239,21 @@ function probe(
 
 // --- protocol probes -------------------------------------------------------------------------
 
-/** Redis: PING -> +PONG */
-const redisProbe = (port: number, timeoutMs: number): Promise<void> =>
-  probe(port, Buffer.from("PING\r\n"), (b) => {
+/** Redis: PING -> +PONG; with credentials, AUTH first (its +OK, then +PONG). */
+/** A RESP bulk string. */
+const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`
+
+const redisProbe = (auth?: RedisOptions["auth"]) => (port: number, timeoutMs: number): Promise<void> => {
+  const login = auth === undefined
+    ? ""
+    : `*3\r\n${bulk("AUTH")}${bulk(auth.username)}${bulk(auth.password)}`
+  return probe(port, Buffer.from(`${login}PING\r\n`), (b) => {
     const text = b.toString("latin1")
-    if (!text.includes("\r\n")) return undefined
-    return text.startsWith("+PONG")
+    const expected = auth === undefined ? "+PONG\r\n" : "+OK\r\n+PONG\r\n"
+    if (text.length < expected.length) return text.startsWith("-") && text.includes("\r\n") ? false : undefined
+    return text.startsWith(expected)
   }, timeoutMs)
+}
 
 /**
  * Kafka: a Metadata v4 request for all topics; ready once the broker answers and lists itself
@@ -566,8 +574,15 @@ async function startManaged(spec: Spec, dir: string): Promise<ServerHandle> {
 // Redis
 // ---------------------------------------------------------------------------------------------
 
+export interface RedisOptions extends StartOptions {
+  /** More `redis-server` arguments (e.g. `--tls-port`, `--user`, `--requirepass`). */
+  readonly args?: ReadonlyArray<string>
+  /** The user the readiness probe logs in as, when the default user needs a password or is off. */
+  readonly auth?: { readonly username: string; readonly password: string }
+}
+
 /** Redis 7 (Debian `redis-server`), no persistence: a restart comes back empty. */
-export async function startRedis(options: StartOptions = {}): Promise<ServerHandle> {
+export async function startRedis(options: RedisOptions = {}): Promise<ServerHandle> {
   const port = await freePort()
   const dir = makeDir("redis")
   return startManaged({
@@ -589,9 +604,10 @@ export async function startRedis(options: StartOptions = {}): Promise<ServerHand
       "--daemonize",
       "no",
       "--logfile",
-      ""
+      "",
+      ...(options.args ?? [])
     ],
-    probe: redisProbe,
+    probe: redisProbe(options.auth),
     startTimeoutMs: options.startTimeoutMs ?? 15_000,
     stopGraceMs: 5_000
   }, dir)
@@ -612,6 +628,14 @@ export interface KafkaOptions extends StartOptions {
   readonly advertisedPort?: number
   /** Extra or overriding `server.properties` entries. */
   readonly properties?: Readonly<Record<string, string>>
+  /**
+   * More listeners on 127.0.0.1 (besides PLAINTEXT, which the readiness probe and the broker itself use), e.g.
+   * `{ name: "SASL_SSL", protocol: "SASL_SSL", port }`; their settings go in `properties`
+   * (`listener.name.<name>.*`). Each is advertised on its own port.
+   */
+  readonly listeners?: ReadonlyArray<{ readonly name: string; readonly protocol: string; readonly port: number }>
+  /** More `kafka-storage format` arguments, e.g. `--add-scram SCRAM-SHA-512=[name=alice,password=...]`. */
+  readonly formatArgs?: ReadonlyArray<string>
 }
 
 /** A Kafka cluster id: 16 random bytes, base64url without padding (not starting with "-"). */
@@ -629,15 +653,23 @@ export async function startKafka(options: KafkaOptions = {}): Promise<ServerHand
   let controllerPort = await freePort()
   while (controllerPort === port) controllerPort = await freePort()
   const dir = makeDir("kafka")
+  const extra = options.listeners ?? []
+  const more = (f: (l: (typeof extra)[number]) => string) => extra.map((l) => `,${f(l)}`).join("")
   const properties: Record<string, string> = {
     "process.roles": "broker,controller",
     "node.id": "1",
     "controller.quorum.voters": `1@${HOST}:${controllerPort}`,
-    "listeners": `PLAINTEXT://${HOST}:${port},CONTROLLER://${HOST}:${controllerPort}`,
-    "advertised.listeners": `PLAINTEXT://${HOST}:${options.advertisedPort ?? port}`,
+    "listeners": `PLAINTEXT://${HOST}:${port},CONTROLLER://${HOST}:${controllerPort}${
+      more((l) => `${l.name}://${HOST}:${l.port}`)
+    }`,
+    "advertised.listeners": `PLAINTEXT://${HOST}:${options.advertisedPort ?? port}${
+      more((l) => `${l.name}://${HOST}:${l.port}`)
+    }`,
     "controller.listener.names": "CONTROLLER",
     "inter.broker.listener.name": "PLAINTEXT",
-    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "listener.security.protocol.map": `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${
+      more((l) => `${l.name}:${l.protocol}`)
+    }`,
     "log.dirs": path.join(dir, "data", "kafka-logs"),
     "num.partitions": "1",
     "auto.create.topics.enable": "true",
@@ -673,7 +705,17 @@ export async function startKafka(options: KafkaOptions = {}): Promise<ServerHand
   const timeoutMs = options.startTimeoutMs ?? 90_000
   await runToCompletion(
     javaCommand(),
-    [...jvm, "kafka.tools.StorageTool", "format", "-t", kafkaClusterId(), "-c", propertiesFile, "--ignore-formatted"],
+    [
+      ...jvm,
+      "kafka.tools.StorageTool",
+      "format",
+      "-t",
+      kafkaClusterId(),
+      "-c",
+      propertiesFile,
+      "--ignore-formatted",
+      ...(options.formatArgs ?? [])
+    ],
     path.join(dir, "data"),
     logFile,
     timeoutMs
@@ -733,7 +775,12 @@ export async function startTemporal(options: StartOptions = {}): Promise<ServerH
  * FerretDB 1.x with its SQLite backend: speaks the MongoDB wire protocol (reports MongoDB 7.0,
  * wire version 21). Data survives `restart()`. No transactions, no change streams.
  */
-export async function startMongo(options: StartOptions = {}): Promise<ServerHandle> {
+export interface MongoOptions extends StartOptions {
+  /** A TLS listener too (FerretDB's `-listen-tls`), on this port with this certificate and key (PEM files). */
+  readonly tls?: { readonly port: number; readonly certFile: string; readonly keyFile: string }
+}
+
+export async function startMongo(options: MongoOptions = {}): Promise<ServerHandle> {
   const binary = path.join(provisioned(rigPaths().ferretdbDir, "FerretDB"), "bin", "nh-ferretdb")
   const port = await freePort()
   const dir = makeDir("mongodb")
@@ -742,7 +789,22 @@ export async function startMongo(options: StartOptions = {}): Promise<ServerHand
     port,
     endpoint: `mongodb://${HOST}:${port}/`,
     command: binary,
-    args: ["-listen", `${HOST}:${port}`, "-dir", path.join(dir, "data", "sqlite"), "-log-level", "warn"],
+    args: [
+      "-listen",
+      `${HOST}:${port}`,
+      "-dir",
+      path.join(dir, "data", "sqlite"),
+      "-log-level",
+      "warn",
+      ...(options.tls === undefined ? [] : [
+        "-listen-tls",
+        `${HOST}:${options.tls.port}`,
+        "-listen-tls-cert-file",
+        options.tls.certFile,
+        "-listen-tls-key-file",
+        options.tls.keyFile
+      ])
+    ],
     probe: mongoProbe,
     startTimeoutMs: options.startTimeoutMs ?? 30_000,
     stopGraceMs: 5_000

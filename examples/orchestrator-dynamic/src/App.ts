@@ -21,6 +21,7 @@ import * as Shutdown from "./Shutdown.ts"
 export const dependencies = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
   const breaker = (dependency: OrchestratorConfig.Dependency) =>
     OrchestratorConfig.toBreakerOptions(dependency, settings[dependency])
+  const credentials = config.credentials ?? {}
   const kafka = config.kafkaBrokers === undefined
     ? Embedded.kafka(settings)
     : KafkaProducer.layer({
@@ -28,21 +29,46 @@ export const dependencies = (config: AppConfig.AppConfig, settings: Orchestrator
       clientId: config.service,
       // The relay's producer: kafkajs's retry inside a send never writes a ticket twice.
       idempotent: true,
-      breaker: breaker("kafka")
+      breaker: breaker("kafka"),
+      ...(credentials.kafkaSsl === undefined
+        ? {}
+        : { ssl: credentials.kafkaSsl.ca === undefined ? true : credentials.kafkaSsl }),
+      ...(credentials.kafkaSasl === undefined ? {} : { sasl: credentials.kafkaSasl })
     })
   const temporal = config.temporalAddress === undefined
     ? Embedded.temporal(settings)
     : TemporalClient.layer({
       address: config.temporalAddress,
       namespace: config.temporalNamespace,
-      breaker: breaker("temporal")
+      breaker: breaker("temporal"),
+      ...(credentials.temporalTls === undefined ? {} : {
+        tls: {
+          ...(credentials.temporalTls.ca === undefined
+            ? {}
+            : { serverRootCACertificate: Buffer.from(credentials.temporalTls.ca) }),
+          ...(credentials.temporalTls.serverName === undefined
+            ? {}
+            : { serverNameOverride: credentials.temporalTls.serverName })
+        }
+      }),
+      ...(credentials.temporalApiKey === undefined ? {} : { apiKey: credentials.temporalApiKey })
     })
   const redis = config.redisUrl === undefined
     ? Embedded.redis(settings)
-    : RedisCache.layer({ url: config.redisUrl, breaker: breaker("redis") })
+    : RedisCache.layer({
+      url: config.redisUrl,
+      breaker: breaker("redis"),
+      ...(credentials.redisTlsCa === undefined ? {} : { tls: { ca: credentials.redisTlsCa } })
+    })
   const mongodb = config.mongodbUrl === undefined
     ? Embedded.mongodb(settings)
-    : MongoStore.layer({ url: config.mongodbUrl, breaker: breaker("mongodb") })
+    : MongoStore.layer({
+      url: config.mongodbUrl,
+      breaker: breaker("mongodb"),
+      ...(credentials.mongodbTlsCaFile === undefined
+        ? {}
+        : { clientOptions: { tls: true, tlsCAFile: credentials.mongodbTlsCaFile } })
+    })
   return Layer.mergeAll(kafka, temporal, redis, mongodb)
 }
 

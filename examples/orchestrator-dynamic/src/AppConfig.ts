@@ -16,9 +16,18 @@
  * | `READINESS_BREAKERS` | none | breakers that must be CLOSED for `/ready` (only ones private to the replica); an unknown name stops the start |
  * | `DRAIN_SECONDS` | `5` | at SIGTERM, how long `/ready` answers 503 while every route still serves, before the server closes (0: none; Ctrl-C never waits) |
  * | `KAFKA_BROKERS` | embedded | `host:port,host:port` (no credentials: they are not read from here) |
+ * | `KAFKA_SASL_MECHANISM` | none | `plain`, `scram-sha-256` or `scram-sha-512`; required with `KAFKA_SASL_USERNAME` |
+ * | `KAFKA_SASL_USERNAME` / `KAFKA_SASL_PASSWORD` | none (no SASL) | the SASL user and its password (secret); both or neither |
+ * | `KAFKA_SSL` | `false` | `true`: TLS to the brokers (a `SSL` or `SASL_SSL` listener) |
+ * | `KAFKA_SSL_CA_FILE` | the system's CAs | PEM file of the CA the brokers' certificates end in (needs `KAFKA_SSL=true`) |
  * | `TEMPORAL_ADDRESS` / `TEMPORAL_NAMESPACE` | embedded / `default` | `host:port` (no scheme, no credentials) |
- * | `REDIS_URL` | embedded | `redis://[:password@]host:port` (secret) |
- * | `MONGODB_URL` | embedded | `mongodb://[user:password@]host:port/db` (secret) |
+ * | `TEMPORAL_TLS` | `true` with `TEMPORAL_API_KEY`, else `false` | `true`: TLS to the frontend |
+ * | `TEMPORAL_TLS_CA_FILE` / `TEMPORAL_TLS_SERVER_NAME` | the system's CAs / the address's host | the frontend's CA (PEM file) and the name its certificate holds (need TLS) |
+ * | `TEMPORAL_API_KEY` | none | sent as `authorization: Bearer <key>` on every call (secret; refused without TLS) |
+ * | `REDIS_URL` | embedded | `redis://[user:password@]host:port` (ACL user, or `:password@` for `requirepass`), `rediss://` for TLS (secret) |
+ * | `REDIS_TLS_CA_FILE` | the system's CAs | PEM file of the CA of Redis's certificate (needs a `rediss://` URL) |
+ * | `MONGODB_URL` | embedded | `mongodb://[user:password@]host:port/db` (secret); `?tls=true` and the driver's other URL options work too |
+ * | `MONGODB_TLS_CA_FILE` | none (TLS as the URL says) | PEM file of the CA of MongoDB's certificate: turns TLS on |
  * | `EMBEDDED_FAULTS` | none | start embedded dependencies faulty: `kafka=down,redis=slow` |
  * | `FLEET_REDIS_URL` | none (fleet off) | Redis through which the replicas' breakers act as one (secret) |
  * | `FLEET_GROUP` / `POD_NAME` | `SERVICE_NAME` / the host name | the replicas that act as one / this replica |
@@ -31,6 +40,7 @@ import { MongoStore } from "@neural-hive/mongodb"
 import { Http } from "@neural-hive/observability"
 import { redact } from "@neural-hive/resilience"
 import { Config, ConfigProvider, Effect, Option, Redacted } from "effect"
+import { readFileSync } from "node:fs"
 import { hostname } from "node:os"
 import { fileURLToPath } from "node:url"
 import type { FaultMode } from "./Embedded.ts"
@@ -49,6 +59,8 @@ export interface AppConfig {
   readonly redisUrl: Redacted.Redacted<string> | undefined
   readonly mongodbUrl: Redacted.Redacted<string> | undefined
   readonly faults: Partial<Record<"kafka" | "temporal" | "redis" | "mongodb", FaultMode>>
+  /** Credentials and TLS of the real dependencies (`KAFKA_SASL_*`, `*_TLS*`, `TEMPORAL_API_KEY`); none when absent. */
+  readonly credentials?: Credentials | undefined
   /** `FAULT_SWITCH=on`; off when absent. */
   readonly faultSwitch?: boolean | undefined
   /** `READINESS_BREAKERS`; none when absent. */
@@ -69,6 +81,29 @@ export interface AppConfig {
       readonly circuits: ReadonlyArray<string>
     }
     | undefined
+}
+
+/**
+ * The dependencies' credentials and TLS settings. Secrets stay `Redacted`; CA files are read (and checked to
+ * hold a PEM certificate) when the config is, so a wrong path stops the start naming the variable.
+ */
+export interface Credentials {
+  readonly kafkaSasl?:
+    | {
+      readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
+      readonly username: string
+      readonly password: Redacted.Redacted<string>
+    }
+    | undefined
+  /** `KAFKA_SSL=true`: TLS, with the CA of `KAFKA_SSL_CA_FILE` when set. */
+  readonly kafkaSsl?: { readonly ca?: string | undefined } | undefined
+  /** `REDIS_TLS_CA_FILE`'s certificates. */
+  readonly redisTlsCa?: string | undefined
+  /** `MONGODB_TLS_CA_FILE`: its path (the driver reads it), checked here. */
+  readonly mongodbTlsCaFile?: string | undefined
+  /** TLS to Temporal, with its CA and server name when set. */
+  readonly temporalTls?: { readonly ca?: string | undefined; readonly serverName?: string | undefined } | undefined
+  readonly temporalApiKey?: Redacted.Redacted<string> | undefined
 }
 
 const defaultConfigFile = fileURLToPath(new URL("../config/resilience.yaml", import.meta.url))
@@ -251,6 +286,114 @@ const drainMillis = Config.withDefault(Config.String("DRAIN_SECONDS"), "5").pipe
   })
 )
 
+/** A PEM file's certificates; an unreadable file or one with no certificate is an error naming the variable. */
+const caFile = (variable: string) =>
+  optional(Config.String(variable)).pipe(
+    Config.mapEffect((file) => {
+      if (file === undefined || file.trim() === "") return Effect.succeed(undefined)
+      const where = JSON.stringify(file.trim().slice(0, 256))
+      let text: string
+      try {
+        text = readFileSync(file.trim(), "utf8")
+      } catch (error) {
+        return invalid(`${variable}: cannot read ${where} (${(error as NodeJS.ErrnoException).code ?? "error"})`)
+      }
+      return /-----BEGIN CERTIFICATE-----/.test(text)
+        ? Effect.succeed({ file: file.trim(), pem: text })
+        : invalid(`${variable}: ${where} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`)
+    })
+  )
+
+const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const
+
+/** A variable set for a dependency that is not: an error rather than a setting silently ignored. */
+const needs = (variable: string, set: boolean, dependency: string, isSet: boolean) =>
+  set && !isSet ? `${variable} is set but ${dependency} is not: it would be ignored` : undefined
+
+/** Credentials and TLS; each variable needs the dependency it is for, and a partial set is an error naming what is missing. */
+const credentials = Config.all({
+  kafkaBrokers: optional(Config.String("KAFKA_BROKERS")),
+  saslMechanism: optional(Config.String("KAFKA_SASL_MECHANISM")),
+  saslUsername: optional(Config.String("KAFKA_SASL_USERNAME")),
+  saslPassword: optional(Config.Redacted("KAFKA_SASL_PASSWORD")),
+  kafkaSsl: optional(Config.Boolean("KAFKA_SSL")),
+  kafkaCa: caFile("KAFKA_SSL_CA_FILE"),
+  redisUrl: optional(Config.Redacted("REDIS_URL")),
+  redisCa: caFile("REDIS_TLS_CA_FILE"),
+  mongodbUrl: optional(Config.Redacted("MONGODB_URL")),
+  mongodbCa: caFile("MONGODB_TLS_CA_FILE"),
+  temporalAddress: optional(Config.String("TEMPORAL_ADDRESS")),
+  temporalTls: optional(Config.Boolean("TEMPORAL_TLS")),
+  temporalCa: caFile("TEMPORAL_TLS_CA_FILE"),
+  temporalServerName: optional(Config.String("TEMPORAL_TLS_SERVER_NAME")),
+  temporalApiKey: optional(Config.Redacted("TEMPORAL_API_KEY"))
+}).pipe(Config.mapEffect((c): Effect.Effect<Credentials | undefined, Config.ConfigError> => {
+  const sasl = c.saslUsername !== undefined || c.saslPassword !== undefined || c.saslMechanism !== undefined
+  const problem = needs("KAFKA_SASL_*", sasl, "KAFKA_BROKERS", c.kafkaBrokers !== undefined) ??
+    needs("KAFKA_SSL", c.kafkaSsl === true, "KAFKA_BROKERS", c.kafkaBrokers !== undefined) ??
+    needs("REDIS_TLS_CA_FILE", c.redisCa !== undefined, "REDIS_URL", c.redisUrl !== undefined) ??
+    needs("MONGODB_TLS_CA_FILE", c.mongodbCa !== undefined, "MONGODB_URL", c.mongodbUrl !== undefined) ??
+    needs(
+      "TEMPORAL_TLS / TEMPORAL_API_KEY",
+      c.temporalTls === true || c.temporalApiKey !== undefined,
+      "TEMPORAL_ADDRESS",
+      c.temporalAddress !== undefined
+    ) ??
+    (sasl && (c.saslUsername ?? "").trim() === ""
+      ? "KAFKA_SASL_USERNAME: missing or empty, needed with KAFKA_SASL_MECHANISM / KAFKA_SASL_PASSWORD"
+      : undefined) ??
+    (sasl && (c.saslPassword === undefined || Redacted.value(c.saslPassword) === "")
+      ? "KAFKA_SASL_PASSWORD: missing or empty, needed with KAFKA_SASL_USERNAME"
+      : undefined) ??
+    (sasl && !(SASL_MECHANISMS as ReadonlyArray<string | undefined>).includes(c.saslMechanism?.trim().toLowerCase())
+      ? `KAFKA_SASL_MECHANISM: got ${
+        c.saslMechanism === undefined ? "nothing" : JSON.stringify(c.saslMechanism.slice(0, 64))
+      }, expected ${SASL_MECHANISMS.join(", ")} (the broker listener's sasl.enabled.mechanisms)`
+      : undefined) ??
+    (c.kafkaCa !== undefined && c.kafkaSsl !== true
+      ? "KAFKA_SSL_CA_FILE is set but KAFKA_SSL is not true: set KAFKA_SSL=true for a SSL or SASL_SSL listener"
+      : undefined) ??
+    (c.redisCa !== undefined && !/^rediss:\/\//i.test(Redacted.value(c.redisUrl!).trim())
+      ? "REDIS_TLS_CA_FILE is set but REDIS_URL is not a rediss:// URL: TLS needs rediss://"
+      : undefined) ??
+    ((c.temporalCa !== undefined || c.temporalServerName !== undefined) && c.temporalTls === false
+      ? "TEMPORAL_TLS_CA_FILE / TEMPORAL_TLS_SERVER_NAME are set but TEMPORAL_TLS=false"
+      : undefined) ??
+    (c.temporalApiKey !== undefined && c.temporalTls === false
+      ? "TEMPORAL_API_KEY with TEMPORAL_TLS=false: the key would cross the network in clear; refused"
+      : undefined) ??
+    (c.temporalApiKey !== undefined && Redacted.value(c.temporalApiKey).trim() === ""
+      ? "TEMPORAL_API_KEY: empty"
+      : undefined)
+  if (problem !== undefined) return invalid(problem)
+  const temporalTls = c.temporalTls === true || c.temporalApiKey !== undefined || c.temporalCa !== undefined ||
+    c.temporalServerName !== undefined
+  const result: Credentials = {
+    ...(sasl
+      ? {
+        kafkaSasl: {
+          mechanism: c.saslMechanism!.trim().toLowerCase() as (typeof SASL_MECHANISMS)[number],
+          username: c.saslUsername!.trim(),
+          password: c.saslPassword!
+        }
+      }
+      : {}),
+    ...(c.kafkaSsl === true ? { kafkaSsl: c.kafkaCa === undefined ? {} : { ca: c.kafkaCa.pem } } : {}),
+    ...(c.redisCa === undefined ? {} : { redisTlsCa: c.redisCa.pem }),
+    ...(c.mongodbCa === undefined ? {} : { mongodbTlsCaFile: c.mongodbCa.file }),
+    ...(temporalTls
+      ? {
+        temporalTls: {
+          ...(c.temporalCa === undefined ? {} : { ca: c.temporalCa.pem }),
+          ...(c.temporalServerName === undefined ? {} : { serverName: c.temporalServerName.trim() })
+        }
+      }
+      : {}),
+    ...(c.temporalApiKey === undefined ? {} : { temporalApiKey: c.temporalApiKey })
+  }
+  return Effect.succeed(Object.keys(result).length === 0 ? undefined : result)
+}))
+
 /** A fault switch anyone on the network can reach and flip is refused: it needs a token there. */
 const checkFaultSwitch = (config: AppConfig): Effect.Effect<AppConfig, Config.ConfigError> =>
   config.outbox?.delivery === "exactly-once" && config.kafkaBrokers === undefined
@@ -291,6 +434,7 @@ export const config: Config.Config<AppConfig> = Config.all({
   redisUrl: optional(connectionUrl("REDIS_URL", ["redis", "rediss"], true)),
   mongodbUrl: optional(connectionUrl("MONGODB_URL", ["mongodb", "mongodb+srv"], false, MongoStore.urlProblem)),
   faults,
+  credentials,
   faultSwitch: Config.withDefault(Config.Literals(["on", "off"], "FAULT_SWITCH"), "off").pipe(
     Config.map((value) => value === "on")
   ),

@@ -55,7 +55,12 @@ const run = (config: AppConfig.AppConfig, layer: Layer.Layer<HttpServer.HttpServ
         kafka: config.kafkaBrokers === undefined ? "embedded" : "real",
         temporal: config.temporalAddress === undefined ? "embedded" : "real",
         redis: config.redisUrl === undefined ? "embedded" : "real",
-        mongodb: config.mongodbUrl === undefined ? "embedded" : "real"
+        mongodb: config.mongodbUrl === undefined ? "embedded" : "real",
+        // What secures each connection, never the secrets themselves.
+        kafka_sasl: config.credentials?.kafkaSasl?.mechanism ?? "none",
+        kafka_ssl: config.credentials?.kafkaSsl !== undefined,
+        temporal_tls: config.credentials?.temporalTls !== undefined,
+        temporal_api_key: config.credentials?.temporalApiKey !== undefined
       })
     )
     return yield* Layer.launch(listening.pipe(Layer.provideMerge(layer))).pipe(

@@ -165,6 +165,21 @@ export interface Sasl {
 }
 
 /**
+ * TLS settings of the broker connections (`ssl`), checked like every option.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tls {
+  /** PEM certificates the brokers' chain must end in (replaces the system's CAs); default: the system's. */
+  readonly ca?: string | ReadonlyArray<string> | undefined
+  /** The name the broker's certificate must hold (SNI and check); default: the broker's host. */
+  readonly servername?: string | undefined
+  /** `false` accepts any certificate: for tests only. Default true. */
+  readonly rejectUnauthorized?: boolean | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -200,7 +215,12 @@ export interface Options {
   readonly allowAutoTopicCreation?: boolean | undefined
   /** Default `"none"`. */
   readonly compression?: "none" | "gzip" | undefined
-  readonly ssl?: boolean | undefined
+  /**
+   * TLS to the brokers: `true` trusts the system's CAs, a `Tls` adds a private CA or a server name (e.g. a
+   * `SASL_SSL` listener signed by the cluster's own CA). Default false (plaintext).
+   */
+  readonly ssl?: boolean | Tls | undefined
+  /** SASL credentials (`SASL_PLAINTEXT`, or `SASL_SSL` with `ssl`). */
   readonly sasl?: Sasl | undefined
   /** Connect when the layer is built, in the background and through the breaker (the start check). Default true. */
   readonly eagerConnect?: boolean | undefined
@@ -354,7 +374,7 @@ export const make: (
       retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: 1_000 },
       logLevel: settings.logLevel,
       logCreator: makeLogCreator(runLog, secrets),
-      ...(settings.ssl ? { ssl: true } : {}),
+      ...(settings.ssl === false ? {} : { ssl: settings.ssl }),
       ...(options.sasl === undefined ? {} : {
         sasl: {
           mechanism: options.sasl.mechanism,

@@ -155,8 +155,13 @@ export class RedisCache extends Context.Service<RedisCache, {
  * @category models
  */
 export interface Options {
-  /** `redis://[:password@]host:port[/db]`; a password in it never reaches logs or errors. */
+  /**
+   * `redis://[user:password@]host:port[/db]` (an ACL user, or `:password@` for `requirepass`), `rediss://` for
+   * TLS with the system's CAs; a password in it never reaches logs or errors.
+   */
   readonly url: string | Redacted.Redacted<string>
+  /** TLS with a private CA or server name (implies TLS, whatever the URL's scheme). */
+  readonly tls?: Tls | undefined
   /** Breaker options; `name` defaults to `redis_client`, recovery 60 s as in the Orchestrator Dynamic config. */
   readonly breaker?: Partial<CircuitBreaker.Options> | undefined
   /** No answer within this fails the command (default 1 second). */
@@ -172,6 +177,21 @@ export interface Options {
    * period ends with no call to try it (default true). `false`: neither.
    */
   readonly probe?: boolean | undefined
+}
+
+/**
+ * TLS settings of the connection (`tls`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Tls {
+  /** PEM certificates the server's chain must end in (replaces the system's CAs); default: the system's. */
+  readonly ca?: string | undefined
+  /** The name the server's certificate must hold (SNI and check); default: the URL's host. */
+  readonly servername?: string | undefined
+  /** `false` accepts any certificate: for tests only. Default true. */
+  readonly rejectUnauthorized?: boolean | undefined
 }
 
 /**
@@ -205,6 +225,8 @@ export interface ClientOptions {
   readonly disconnectTimeout: 0
   /** Prepended to every key. */
   readonly keyPrefix?: string
+  /** TLS options of the socket (`tls.connect`), from `Options.tls`. */
+  readonly tls?: { readonly ca?: string; readonly servername?: string; readonly rejectUnauthorized?: boolean }
 }
 
 /**
@@ -226,9 +248,16 @@ export const clientOptions = (options: Options, reconnect: () => boolean = () =>
     connectTimeout: Duration.toMillis(options.connectTimeout ?? 2000),
     retryStrategy: (times) => reconnect() ? Math.min(50 * 2 ** Math.min(times, 10), maxReconnectDelay) : null,
     disconnectTimeout: 0,
-    ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix })
+    ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
+    ...(options.tls === undefined ? {} : { tls: tlsOptions(options.tls) })
   }
 }
+
+const tlsOptions = (tls: Tls): NonNullable<ClientOptions["tls"]> => ({
+  ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+  ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+  ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized })
+})
 
 // Before a command: a client that never connected ("wait") or gave up ("end") connects; one in the middle
 // of connecting is awaited (bounded by the call's deadline). One waiting to reconnect is not awaited: the

@@ -5,6 +5,9 @@
 // the module zip lacks the generated build/version/version.txt file.
 //
 // Usage: nh-ferretdb -listen 127.0.0.1:PORT -dir /path/to/data
+//
+// With -listen-tls ADDR (and -listen-tls-cert-file, -listen-tls-key-file) it also serves TLS on ADDR, as
+// `ferretdb --listen-tls` does; -listen-tls-ca-file makes it require client certificates signed by that CA.
 package main
 
 import (
@@ -24,6 +27,10 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on (loopback only)")
 	dir := flag.String("dir", "", "directory for the SQLite files (created if missing)")
 	level := flag.String("log-level", "warn", "log level: debug, info, warn, error")
+	listenTLS := flag.String("listen-tls", "", "TLS address to listen on too (loopback only); empty: no TLS listener")
+	tlsCert := flag.String("listen-tls-cert-file", "", "PEM certificate of the TLS listener")
+	tlsKey := flag.String("listen-tls-key-file", "", "PEM private key of the TLS listener")
+	tlsCA := flag.String("listen-tls-ca-file", "", "PEM CA of the client certificates the TLS listener requires (empty: none)")
 	flag.Parse()
 
 	if *dir == "" {
@@ -51,7 +58,13 @@ func main() {
 	defer stop()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener: ferretdb.ListenerConfig{
+			TCP:         *listen,
+			TLS:         *listenTLS,
+			TLSCertFile: *tlsCert,
+			TLSKeyFile:  *tlsKey,
+			TLSCAFile:   *tlsCA,
+		},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",

@@ -11,6 +11,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { CompressionTypes, logLevel as KafkaLogLevel } from "kafkajs"
 import type { Options } from "../KafkaProducer.ts"
+import { resolveTls, type TlsSettings } from "./tls.ts"
 
 /** The breaker's `callTimeout` when `sendTimeout` is not given. */
 export const DEFAULT_SEND_TIMEOUT = 10_000
@@ -28,7 +29,7 @@ export interface Settings {
   readonly idempotent: boolean
   readonly allowAutoTopicCreation: boolean
   readonly compression: CompressionTypes
-  readonly ssl: boolean
+  readonly ssl: TlsSettings
   readonly eagerConnect: boolean
   readonly logLevel: KafkaLogLevel
   readonly secrets: ReadonlyArray<string>
@@ -119,6 +120,8 @@ export const validate = (options: Options): Settings | CircuitBreakerOptionsErro
   }
   const level = options.logLevel ?? "Warn"
   if (!Object.hasOwn(LOG_LEVELS, level)) return invalid("logLevel", level, `"None", "Error", "Warn", "Info" or "Debug"`)
+  const ssl = resolveTls(options.ssl)
+  if (Array.isArray(ssl)) return invalid(...(ssl as [string, unknown, string]))
   const secrets: Array<string> = []
   if (options.sasl !== undefined) {
     const { mechanism, password, username } = options.sasl
@@ -148,7 +151,7 @@ export const validate = (options: Options): Settings | CircuitBreakerOptionsErro
     idempotent,
     allowAutoTopicCreation: options.allowAutoTopicCreation ?? true,
     compression: compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None,
-    ssl: options.ssl ?? false,
+    ssl: ssl as TlsSettings,
     eagerConnect: options.eagerConnect ?? true,
     logLevel: LOG_LEVELS[level],
     secrets

@@ -20,7 +20,7 @@ import * as os from "node:os"
 import { sleep, until } from "../test/support/time.ts"
 import { leftoversOf, ticketsOf } from "./invariants.ts"
 import { countOf, makeLoad, type Outcome, startSampler, warmUp } from "./load.ts"
-import { DATABASE, DRAIN_BOUND_MS, type Invariant, prng, seconds, TICKETS, within } from "./model.ts"
+import { DATABASE, DRAIN_BOUND_MS, type Invariant, prng, seconds, SETTINGS_YAML, TICKETS, within } from "./model.ts"
 import { type ServiceProcess, serviceProcess } from "./process.ts"
 import { duplicatesOf, readKafka, readMongo, readWorkflows } from "./readback.ts"
 import { CRASH_HEADING, observedInvariant } from "./report.ts"
@@ -89,6 +89,20 @@ export interface CrashReport {
 const RETRY_ATTEMPTS = 10
 /** Kafka's extra latency each way during the drain that SIGKILL #2 interrupts. */
 const SLOW_KAFKA_MS = 300
+/**
+ * The schedule's settings with Kafka's `callTimeout` at 5 s instead of 2.5 s, in both delivery modes. On the
+ * slow link (a 600 ms round trip) a step of an exactly-once transaction needs 3 to 6 round trips when its
+ * producer is new (AddPartitionsToTxn, the topic's metadata, Produce; FindCoordinator and a connection for the
+ * offsets): at 2.5 s every new producer's first send timed out, was aborted and made a new producer again, so
+ * nothing was published until Kafka was fast again (docs/outbox.md, "Sizing the call timeout").
+ */
+export const CRASH_SETTINGS_YAML = ((): string => {
+  const settings = SETTINGS_YAML.replace(/(kafka: +\{[^}]*callTimeoutSeconds: )2\.5/, "$15")
+  if (settings === SETTINGS_YAML) {
+    throw new Error("chaos: the crash settings found no Kafka callTimeoutSeconds: 2.5 to raise")
+  }
+  return settings
+})()
 
 export async function runCrash(options: CrashOptions): Promise<CrashReport> {
   const log = options.log ?? ((line: string) => console.log(line))
@@ -105,7 +119,7 @@ export async function runCrash(options: CrashOptions): Promise<CrashReport> {
   try {
     log(`crash: seed ${seed}, ${rate} plans/s for ${durationMs / 1000} s; starting Redis, Kafka, Temporal, MongoDB`)
     const rig = await startRig(rigParts)
-    service = await serviceProcess(rig, { delivery })
+    service = await serviceProcess(rig, { delivery, settings: CRASH_SETTINGS_YAML })
     const bootMs = await service.start(120_000)
     log(`crash: service process up on port ${service.port} in ${seconds(bootMs)}`)
     mongo = new MongoClient(`mongodb://127.0.0.1:${rig.mongodb.port}/`, {

@@ -73,12 +73,16 @@ const environment = (
 /** A service process handle (not started yet): `start()` boots it. */
 export const serviceProcess = async (
   rig: Rig,
-  options: { readonly delivery?: "at-least-once" | "exactly-once" | undefined } = {}
+  options: {
+    readonly delivery?: "at-least-once" | "exactly-once" | undefined
+    /** The breakers' settings file (docs/configuration.md); default the schedule's `SETTINGS_YAML`. */
+    readonly settings?: string | undefined
+  } = {}
 ): Promise<ServiceProcess> => {
   const port = await freePort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nh-chaos-service-"))
   const configFile = path.join(dir, "resilience.yaml")
-  fs.writeFileSync(configFile, SETTINGS_YAML)
+  fs.writeFileSync(configFile, options.settings ?? SETTINGS_YAML)
   const base = `http://127.0.0.1:${port}`
   const logs: ProcessLogs = { lines: 0, byEvent: new Map(), errorLines: 0, errorSamples: [], stray: [] }
   const unexpectedExits: Array<string> = []
@@ -87,6 +91,8 @@ export const serviceProcess = async (
   let lives = 0
   let stopping = false
 
+  // CHAOS_SERVICE_LOG: every line the service wrote, each life's prefixed by its number (for a failed run's post-mortem).
+  const transcript = process.env["CHAOS_SERVICE_LOG"]
   const onLine = (line: string) => {
     if (line.trim() === "") return
     let record: { event?: unknown; level?: unknown } | undefined
@@ -126,8 +132,16 @@ export const serviceProcess = async (
     // This process may end before the scenario's `finally` (Ctrl-C, a failed assertion): the service goes with it.
     const orphan = () => spawned.kill("SIGKILL")
     process.once("exit", orphan)
-    readline.createInterface({ input: spawned.stdout! }).on("line", onLine)
+    const life = lives
+    const keep = (line: string) => {
+      if (transcript !== undefined) fs.appendFileSync(transcript, `${life} ${line}\n`)
+    }
+    readline.createInterface({ input: spawned.stdout! }).on("line", (line) => {
+      keep(line)
+      onLine(line)
+    })
     readline.createInterface({ input: spawned.stderr! }).on("line", (line) => {
+      keep(`stderr: ${line}`)
       if (line.trim() !== "" && logs.stray.length < 20) logs.stray.push(`stderr: ${line.slice(0, 400)}`)
     })
     exited = new Promise((resolve) => {

@@ -24,6 +24,7 @@
  * - `CHAOS_SEED`: repeat a run's plans and fault jitter
  * - `CHAOS_OUT`: where to write the report (default docs/reliability.md; `-` for nowhere)
  * - `CHAOS_DELIVERY`: the outbox relay's delivery, `at-least-once` (default) or `exactly-once`
+ * - `CHAOS_SERVICE_LOG`: a file that receives every line the crash scenario's service process wrote (each life's prefixed by its number)
  */
 
 /** The highest no-fault rate `--find-rate` measured on the project's 2-core machine (docs/reliability.md, "Rate"). */

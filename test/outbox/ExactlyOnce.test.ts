@@ -28,6 +28,8 @@ interface Cluster {
   readonly calls: Array<string>
   /** The outcome of each send, in order (then "commit"). */
   readonly outcomes: Array<Outcome>
+  /** How many progress reads fail (a timeout) before one answers. */
+  progressFailures?: number
 }
 
 const readCommitted = (cluster: Cluster) => cluster.log.filter((r) => r.committed).map((r) => r.key)
@@ -77,9 +79,13 @@ const fakeProducer = Effect.fnUntraced(function*(cluster: Cluster) {
         })),
       reset: breaker.protect(Effect.sync(() => void cluster.calls.push("reset"))),
       committedMetadata: (groupId: string) =>
-        breaker.protect(Effect.sync(() => {
+        breaker.protect(Effect.suspend(() => {
           cluster.calls.push("progress")
-          return cluster.progress.get(groupId)
+          if ((cluster.progressFailures ?? 0) > 0) {
+            cluster.progressFailures!--
+            return Effect.fail(timeout())
+          }
+          return Effect.succeed(cluster.progress.get(groupId))
         }))
     } as any as KafkaProducer.TransactionalProducer)
   return KafkaProducer.KafkaProducer.of({ send, sendBatch: () => Effect.die("unused"), transactional, breaker } as any)
@@ -230,8 +236,40 @@ describe("Outbox relay: exactly once to read_committed readers", () => {
           yield* relay.drain
           assert.deepStrictEqual(readCommitted(kafka), ["t-0", "t-1", "t-2"])
           assert.strictEqual(docs.filter((d) => d["outbox"].state === "published").length, 3)
-          assert.deepStrictEqual(kafka.calls, ["reset", "progress", "transaction", "reset", "progress"])
+          // The producer committed: no new one is made (no fencing again), only the progress is read.
+          assert.deepStrictEqual(kafka.calls, ["reset", "progress", "transaction", "progress"])
         }), flaky)
+    }))
+
+  it.effect("a progress read that fails after the fencing is tried again alone: the fencing stands", () =>
+    Effect.gen(function*() {
+      const docs = tickets(2)
+      const kafka: Cluster = { ...cluster(), progressFailures: 2 }
+      yield* withRelay(docs, kafka, { ...EXACTLY_ONCE, batchSize: 2 }, (relay) =>
+        Effect.gen(function*() {
+          yield* relay.drain
+          yield* relay.notify
+          yield* relay.drain
+          yield* relay.notify
+          yield* relay.drain
+          // On a slow link a new producer per failed read made every read cold (issue 24's crash scenario).
+          assert.deepStrictEqual(kafka.calls, ["reset", "progress", "progress", "progress", "transaction"])
+          assert.deepStrictEqual(readCommitted(kafka), ["t-0", "t-1"])
+        }))
+    }))
+
+  it.effect("a send whose outcome is unknown makes the next round fence again before it reads the progress", () =>
+    Effect.gen(function*() {
+      const docs = tickets(2)
+      const kafka = cluster(["timeout"])
+      yield* withRelay(docs, kafka, { ...EXACTLY_ONCE, batchSize: 2 }, (relay) =>
+        Effect.gen(function*() {
+          yield* relay.drain
+          yield* relay.notify
+          yield* relay.drain
+          assert.deepStrictEqual(kafka.calls, ["reset", "progress", "transaction", "reset", "progress", "transaction"])
+          assert.deepStrictEqual(readCommitted(kafka), ["t-0", "t-1"])
+        }))
     }))
 
   it.effect("fenced by a newer relay with the same transactionalId: it stops sending", () =>

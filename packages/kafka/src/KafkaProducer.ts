@@ -294,7 +294,9 @@ export interface TransactionalOptions {
  * through the `kafka_producer` breaker, classified like `send` (a timeout counts).
  *
  * - `send`: the messages and, optionally, a consumer-group offset (`TransactionProgress`) in one
- *   transaction, committed before it returns: one call, one breaker outcome. A failure before the
+ *   transaction, committed before it returns. Each Kafka step (the messages, the offset, the commit) is
+ *   one breaker call bounded by the `callTimeout`, so a slow link needs a timeout that covers a step's
+ *   two or three round trips, not the transaction's. A failure before the
  *   commit aborts the transaction (the messages are invisible to `read_committed` readers). A failure
  *   of the commit itself, or a call that timed out, leaves the outcome unknown: the next call first
  *   makes a new producer, as `reset` does.
@@ -302,8 +304,9 @@ export interface TransactionalOptions {
  *   fences every older instance (their next call fails with `PRODUCER_FENCED` or
  *   `INVALID_PRODUCER_EPOCH`) and settles the transaction they left open (committed if its commit
  *   reached the coordinator, aborted otherwise). After it, `committedMetadata` tells what committed.
- * - `committedMetadata`: the metadata of a group's committed offset, through a short-lived admin
- *   connection; `undefined` when the group has none.
+ * - `committedMetadata`: the metadata of a group's committed offset; `undefined` when the group has
+ *   none. It reads through an admin connection that every new producer opens in the same step as its
+ *   own (one round of connection set-up after a restart instead of two) and keeps until it fails.
  *
  * @since 0.1.0
  * @category models
@@ -578,6 +581,34 @@ export const make: (
           )
         // Each Kafka step is one breaker call, bounded by its callTimeout: a transaction is several.
         const step = <A>(run: () => Promise<A>) => guarded(attempt(run))
+        // A step of the progress reads: on the admin connection, so its timeout leaves the producer as it was.
+        const readStep = <A>(run: () => Promise<A>) =>
+          guarded(Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }))
+        // Whether `admin` finished a connect: kafkajs's connect on a connected admin still costs a round trip.
+        let adminConnected = false
+        /**
+         * A step on the admin connection that failed: the connection is dropped and the next read makes a new
+         * one, except after a timeout. Then the request runs on and leaves the connections it made (to the
+         * group's coordinator too) warm, so the next read needs fewer round trips: on a link slow enough that
+         * a cold read does not fit in the `callTimeout`, dropping it would make every read cold.
+         */
+        const dropAdminOnFailure =
+          (reader: KafkaJS.Admin) => <A>(effect: Effect.Effect<A, KafkaError | CircuitBreakerError>) =>
+            Effect.tapError(effect, (error) =>
+              error instanceof KafkaError && error.reason === "Timeout"
+                ? Effect.void
+                : Effect.sync(() => {
+                  if (admin === reader) {
+                    admin = undefined
+                    adminConnected = false
+                  }
+                  void reader.disconnect().catch(() => undefined)
+                }))
+        /** The admin connection for progress reads, connected (no request when it already is). */
+        const connectAdmin = (reader: KafkaJS.Admin): Promise<void> =>
+          adminConnected && admin === reader ? Promise.resolve() : reader.connect().then(() => {
+            if (admin === reader) adminConnected = true
+          })
 
         /** A new producer, connected (two steps: the connection, then InitProducerId), unless the current one is fine. */
         const ready: Effect.Effect<KafkaJS.Producer, KafkaError | CircuitBreakerError> = Effect.suspend(() => {
@@ -600,7 +631,11 @@ export const make: (
               retry: { retries: Math.max(5, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
             })
             current = producer
-            yield* step(() => producer.connect())
+            // The progress reads' admin connects in the same step: after a restart or an unknown outcome the
+            // relay reads its progress next, and on a slow link one round of connection set-up is cheaper than two.
+            const reader = admin ?? kafka.admin()
+            admin = reader
+            yield* step(() => Promise.all([producer.connect(), connectAdmin(reader)])).pipe(dropAdminOnFailure(reader))
             // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
             // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
             yield* step(async () => {
@@ -680,14 +715,11 @@ export const make: (
             // Two steps, each within the callTimeout on a slow link: the connection (kept), then the read.
             const reader = admin ?? kafka.admin()
             admin = reader
-            const dropOnFailure = <A>(effect: Effect.Effect<A, KafkaError | CircuitBreakerError>) =>
-              Effect.tapError(effect, () =>
-                Effect.sync(() => {
-                  if (admin === reader) admin = undefined
-                  void reader.disconnect().catch(() => undefined)
-                }))
-            yield* step(() => reader.connect()).pipe(dropOnFailure)
-            const offsets = yield* step(() => reader.fetchOffsets({ groupId, topics: [topic] })).pipe(dropOnFailure)
+            // Connected already by `ready` (then no request is sent); a failure drops the connection.
+            yield* readStep(() => connectAdmin(reader)).pipe(dropAdminOnFailure(reader))
+            const offsets = yield* readStep(() => reader.fetchOffsets({ groupId, topics: [topic] })).pipe(
+              dropAdminOnFailure(reader)
+            )
             const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
             return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
           })

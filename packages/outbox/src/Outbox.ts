@@ -341,6 +341,7 @@ export const make: (
     transactionalId,
     group: progressGroup(transactionalId),
     settled: false,
+    unfenced: true,
     fenced: false,
     published: 0,
     failedSends: 0,

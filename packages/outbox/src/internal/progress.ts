@@ -14,7 +14,10 @@ import { ATTEMPT, FIELD, pendingFilter, type Relay, STATE } from "./relay.ts"
 /** Resets the producer and marks the last committed batch published. Both Kafka calls go through the breaker. */
 export const settle = (r: Relay, tx: KafkaProducer.TransactionalProducer) =>
   Effect.gen(function*() {
-    yield* tx.reset
+    if (r.unfenced) {
+      yield* tx.reset
+      r.unfenced = false
+    }
     const attempt = yield* tx.committedMetadata(r.group, r.topic)
     let recovered = 0
     if (attempt !== undefined && attempt !== "") {

@@ -42,6 +42,12 @@ export interface Relay {
   readonly group: string
   /** Exactly once: false until the progress record was read after the last start or unknown outcome. */
   settled: boolean
+  /**
+   * Exactly once: true until a new producer fenced the older ones after the last start or unknown outcome.
+   * A progress read that failed after a fencing is tried again alone (the fencing stands), as after a
+   * mark that failed (MongoDB out).
+   */
+  unfenced: boolean
   /** Fenced by a newer relay with the same `transactionalId`: it stops. */
   fenced: boolean
   published: number

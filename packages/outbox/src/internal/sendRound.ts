@@ -172,6 +172,7 @@ const afterFailedSend = (
     // A poison refusal aborted the transaction; anything else may have committed: settle before the next send.
     if (error === undefined || !isPoison(error.error)) {
       r.settled = false
+      r.unfenced = true
       return false
     }
     const refusal = error.error as KafkaError

@@ -515,6 +515,10 @@ export const make: (
           ))
       )
 
+    // A transactional relay's progress read: on its admin connection, so a timeout leaves the producer as it was.
+    const readStep = <A>(run: () => Promise<A>) =>
+      guarded(Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }))
+
     const sendBatch = (batch: ProducerBatch): Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError> =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(closedError())
@@ -581,9 +585,6 @@ export const make: (
           )
         // Each Kafka step is one breaker call, bounded by its callTimeout: a transaction is several.
         const step = <A>(run: () => Promise<A>) => guarded(attempt(run))
-        // A step of the progress reads: on the admin connection, so its timeout leaves the producer as it was.
-        const readStep = <A>(run: () => Promise<A>) =>
-          guarded(Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }))
         // Whether `admin` finished a connect: kafkajs's connect on a connected admin still costs a round trip.
         let adminConnected = false
         /**

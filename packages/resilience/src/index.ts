@@ -85,3 +85,10 @@ export * as GuardedClient from "./GuardedClient.ts"
  * @since 0.1.0
  */
 export * as ResilienceConfig from "./ResilienceConfig.ts"
+
+/**
+ * A concurrency limit per circuit: calls in flight, a bounded queue with a timeout, typed rejections.
+ *
+ * @since 0.1.0
+ */
+export * as Bulkhead from "./Bulkhead.ts"

@@ -92,3 +92,10 @@ export * as ResilienceConfig from "./ResilienceConfig.ts"
  * @since 0.1.0
  */
 export * as Bulkhead from "./Bulkhead.ts"
+
+/**
+ * Retries within a budget (at most a share of the calls over a window), never while the breaker is not CLOSED.
+ *
+ * @since 0.1.0
+ */
+export * as RetryBudget from "./RetryBudget.ts"

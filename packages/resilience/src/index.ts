@@ -99,3 +99,10 @@ export * as Bulkhead from "./Bulkhead.ts"
  * @since 0.1.0
  */
 export * as RetryBudget from "./RetryBudget.ts"
+
+/**
+ * Hedged calls for idempotent reads: a second attempt after a delay (fixed or the recent p95), the first success kept.
+ *
+ * @since 0.1.0
+ */
+export * as Hedge from "./Hedge.ts"

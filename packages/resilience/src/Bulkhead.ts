@@ -26,13 +26,13 @@
  *
  * @since 0.1.0
  */
-import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
+import { makeSlots } from "./internal/slots.ts"
+import * as Vegas from "./internal/vegas.ts"
 
 /**
  * @since 0.1.0
@@ -93,7 +93,8 @@ export class BulkheadRejectedError extends Data.TaggedError("BulkheadRejectedErr
  * @category models
  */
 export interface Stats {
-  readonly maxConcurrent: number
+  /** Calls in flight at most now: `maxConcurrent`, or an adaptive limit's current value. */
+  readonly limit: number
   readonly maxQueued: number
   readonly inFlight: number
   readonly queued: number
@@ -117,15 +118,7 @@ export interface Bulkhead {
   readonly stats: () => Stats
 }
 
-interface Waiter {
-  readonly slot: Deferred.Deferred<void>
-  /** A releasing call handed it its slot. */
-  granted: boolean
-}
-
 const DEFAULT_QUEUE_TIMEOUT = 1_000
-/** The weight of the newest call time in the mean used for `retryAfter`. */
-const SMOOTHING = 0.2
 
 const options = (o: Options): Effect.Effect<
   { readonly maxConcurrent: number; readonly maxQueued: number; readonly queueTimeout: Duration.Duration },
@@ -159,85 +152,85 @@ const options = (o: Options): Effect.Effect<
  */
 export const make = (o: Options): Effect.Effect<Bulkhead, CircuitBreakerOptionsError> =>
   Effect.map(options(o), ({ maxConcurrent, maxQueued, queueTimeout }) => {
-    const name = o.name
-    const waiters: Array<Waiter> = []
-    let inFlight = 0
-    let admitted = 0
-    let rejected = 0
-    let queueTimeouts = 0
-    // The mean call time (ms), for `retryAfter`; `queueTimeout` until a call has finished.
-    let meanMillis = Duration.toMillis(queueTimeout)
-
-    /** A slot is free: the oldest waiter gets it, or the count goes down. */
-    const release = () => {
-      const next = waiters.shift()
-      if (next === undefined) {
-        inFlight--
-        return
-      }
-      next.granted = true
-      Deferred.doneUnsafe(next.slot, Effect.void)
-    }
-
-    const reject = (reason: RejectionReason) => {
-      rejected++
-      if (reason === "QueueTimeout") queueTimeouts++
-      const rounds = Math.ceil((waiters.length + 1) / maxConcurrent)
-      return Effect.fail(
-        new BulkheadRejectedError({
-          circuit: name,
-          reason,
-          inFlight,
-          queued: waiters.length,
-          retryAfter: Duration.millis(Math.max(1, Math.round(meanMillis * rounds)))
-        })
-      )
-    }
-
-    /** Waits for a slot: `true` once it has one, `false` after `queueTimeout`. */
-    const wait = (restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>) =>
-      Effect.gen(function*() {
-        const waiter: Waiter = { slot: Deferred.makeUnsafe<void>(), granted: false }
-        waiters.push(waiter)
-        const waited = yield* Effect.exit(restore(Effect.timeoutOption(Deferred.await(waiter.slot), queueTimeout)))
-        // Granted at the instant it timed out or was interrupted: the slot is its own either way.
-        if (waited._tag === "Success" && (Option.isSome(waited.value) || waiter.granted)) return true
-        if (waiter.granted) release()
-        else waiters.splice(waiters.indexOf(waiter), 1)
-        if (waited._tag === "Failure") return yield* Effect.failCause(waited.cause)
-        return false
-      })
-
-    const run = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | BulkheadRejectedError, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.gen(function*() {
-          if (inFlight < maxConcurrent) inFlight++
-          else if (waiters.length >= maxQueued) return yield* reject("QueueFull")
-          else if (!(yield* wait(restore))) return yield* reject("QueueTimeout")
-          admitted++
-          const start = yield* Clock.currentTimeMillis
-          return yield* restore(effect).pipe(
-            Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) =>
-              Effect.sync(() => {
-                meanMillis += SMOOTHING * (Math.max(0, end - start) - meanMillis)
-                release()
-              })))
-          )
-        })
-      )
-
-    const stats = (): Stats => ({
-      maxConcurrent,
-      maxQueued,
-      inFlight,
-      queued: waiters.length,
-      admitted,
-      rejected,
-      queueTimeouts
-    })
-
-    return { name, run, stats }
+    const slots = makeSlots({ name: o.name, limit: () => maxConcurrent, maxQueued, queueTimeout })
+    return { name: o.name, ...slots }
   })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdaptiveOptions {
+  /** The circuit's name, as in metrics and errors. */
+  readonly name: string
+  /** The limit to start from. Default 20. */
+  readonly initialLimit?: number | undefined
+  /** The limit never goes below this. Default 1. */
+  readonly minLimit?: number | undefined
+  /** The limit never goes above this. Default 200. */
+  readonly maxLimit?: number | undefined
+  /** Calls waiting for a slot at most. Default 0 (no queue). */
+  readonly maxQueued?: number | undefined
+  /** How long a call may wait in the queue. Default 1 second. */
+  readonly queueTimeout?: Duration.Input | undefined
+  /**
+   * Which failures mean the dependency is overloaded (the limit drops by a tenth). Default: a timeout (an
+   * error tagged `CircuitBreakerTimeoutError`, or with `reason: "Timeout"` as the integrations' errors have).
+   */
+  readonly isDrop?: ((error: unknown) => boolean) | undefined
+}
+
+const isTimeout = (error: unknown): boolean =>
+  typeof error === "object" && error !== null &&
+  ((error as { _tag?: unknown })._tag === "CircuitBreakerTimeoutError" ||
+    (error as { reason?: unknown }).reason === "Timeout")
+
+/**
+ * Makes an adaptive bulkhead: the limit of calls in flight follows the dependency's latency (Vegas, as
+ * Netflix's concurrency-limits describes it). It grows while calls take about the least time seen,
+ * shrinks when they take longer (a queue forms at the dependency) and drops by a tenth on a timeout. Under
+ * a dependency that hangs no call finishes, so the limit stays where it was: calls in flight stay at
+ * about what the dependency served before it slowed. `stats().limit` is the limit now.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const adaptive = (o: AdaptiveOptions): Effect.Effect<Bulkhead, CircuitBreakerOptionsError> => {
+  const minLimit = o?.minLimit ?? 1
+  const maxLimit = o?.maxLimit ?? 200
+  const initialLimit = o?.initialLimit ?? Math.min(20, maxLimit)
+  const circuit = typeof o?.name === "string" ? o.name : "?"
+  const bad = (option: string, value: unknown, expected: string) =>
+    Effect.fail(new CircuitBreakerOptionsError({ circuit, option, value, expected }))
+  if (!Number.isSafeInteger(minLimit) || minLimit < 1) return bad("minLimit", o.minLimit, "an integer of at least 1")
+  if (!Number.isSafeInteger(maxLimit) || maxLimit < minLimit) {
+    return bad("maxLimit", o.maxLimit, `an integer of at least minLimit (${minLimit})`)
+  }
+  if (!Number.isSafeInteger(initialLimit) || initialLimit < minLimit || initialLimit > maxLimit) {
+    return bad("initialLimit", o.initialLimit, `an integer from minLimit (${minLimit}) to maxLimit (${maxLimit})`)
+  }
+  const isDrop = o.isDrop ?? isTimeout
+  return Effect.map(
+    options({ name: o.name, maxConcurrent: initialLimit, maxQueued: o.maxQueued, queueTimeout: o.queueTimeout }),
+    ({ maxQueued, queueTimeout }) => {
+      const settings = { minLimit, maxLimit, probeEvery: 1_000 }
+      let state = Vegas.initial(initialLimit)
+      const slots = makeSlots({
+        name: o.name,
+        limit: () => Math.floor(state.limit),
+        maxQueued,
+        queueTimeout,
+        onSample: ({ exit, inFlight, millis }) => {
+          const drop = exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Fail" && isDrop(r.error))
+          // An interrupted call (its caller gave up) says nothing about the dependency.
+          if (exit._tag === "Failure" && !drop && exit.cause.reasons.every((r) => r._tag === "Interrupt")) return
+          state = Vegas.update(settings, state, { millis, inFlight, drop })
+        }
+      })
+      return { name: o.name, ...slots }
+    }
+  )
+}
 
 /**
  * Runs an effect through a bulkhead (`bulkhead.run` as a pipeable combinator).

@@ -2,6 +2,7 @@
  * The fault schedule and its injection: what each fault does to a server or its proxy, when (in
  * fractions of the load's duration, with a small seeded jitter), and the timers that run it.
  */
+import * as Duration from "effect/Duration"
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
 import type { ServerName } from "../test/services/servers.ts"
 import type { FaultRecord } from "./model.ts"
@@ -28,7 +29,7 @@ export const schedule = (
   settings: OrchestratorConfig.Settings,
   cuts: { timer: NodeJS.Timeout | undefined }
 ): Array<FaultSpec> => {
-  const kafkaSlowMs = Math.round(settings.kafka.callTimeoutSeconds * 1000)
+  const kafkaSlowMs = Math.round(Duration.toMillis(settings.kafka.callTimeout))
   return [
     {
       server: "kafka",

@@ -115,6 +115,9 @@ describe("ResilienceConfig: trip policies by their schema", () => {
   })
 })
 
+/** What a policy declares it needs: the Clock, a count a fleet may share. */
+const needs = (policy: TripPolicy.TripPolicy) => [policy.usesClock, policy.shareableCount]
+
 describe("TripPolicy: a policy checks itself", () => {
   it("CircuitBreaker.make refuses a policy of one's own whose check reports a problem, naming it", () => {
     const mine: TripPolicy.TripPolicy = {
@@ -130,7 +133,6 @@ describe("TripPolicy: a policy checks itself", () => {
   })
 
   it("declares what it needs: the Clock, and a count a fleet may share", () => {
-    const needs = (policy: TripPolicy.TripPolicy) => [policy.usesClock, policy.shareableCount]
     assert.deepStrictEqual(needs(TripPolicy.consecutive(5)), [false, 5])
     assert.deepStrictEqual(needs(TripPolicy.failureRate({ threshold: 0.5, size: 10 })), [false, undefined])
     assert.deepStrictEqual(

@@ -60,7 +60,7 @@ export interface PolicyProblem {
  * @category models
  */
 export interface TripPolicy {
-  /** `Consecutive`, `FailureRate` and `FailureRateOverTime` are the built-in ones; give yours a tag of its own. */
+  /** The built-in policies' tags are their names (`Consecutive`, ...; see `registry`); give yours a tag of its own. */
   readonly _tag: string
   /** Whether the counter needs the current time (the breaker reads the Clock only then). */
   readonly usesClock: boolean

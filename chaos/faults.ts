@@ -2,8 +2,8 @@
  * The fault schedule and its injection: what each fault does to a server or its proxy, when (in
  * fractions of the load's duration, with a small seeded jitter), and the timers that run it.
  */
-import * as Duration from "effect/Duration"
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import * as Duration from "effect/Duration"
 import type { ServerName } from "../test/services/servers.ts"
 import type { FaultRecord } from "./model.ts"
 import type { Rig } from "./rig.ts"

@@ -2,8 +2,8 @@
  * What a chaos run is given and what it reports, the settings it runs with, and the
  * small pure helpers every phase shares (no I/O here).
  */
-import * as Duration from "effect/Duration"
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import * as Duration from "effect/Duration"
 import type { ServerName } from "../test/services/servers.ts"
 
 export interface ChaosOptions {

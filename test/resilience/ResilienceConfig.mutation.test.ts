@@ -58,7 +58,10 @@ describe("ResilienceConfig: the limits of each range, from the file", () => {
 
   it("durations are seconds up to 7 days; only slowCallSeconds may be 0", () => {
     const week = 7 * 24 * 3600
-    assert.deepStrictEqual(settingsOf(one({ recoveryTimeoutSeconds: week, maxOpenSeconds: week })).c!.maxOpenDuration, Duration.seconds(week))
+    assert.deepStrictEqual(
+      settingsOf(one({ recoveryTimeoutSeconds: week, maxOpenSeconds: week })).c!.maxOpenDuration,
+      Duration.seconds(week)
+    )
     assert.deepStrictEqual(settingsOf(one({ slowCallSeconds: 0 })).c!.slowCallThreshold, Duration.zero)
     assert.deepStrictEqual(settingsOf(one({ callTimeoutSeconds: 0.25 })).c!.callTimeout, Duration.millis(250))
     for (const value of [0, week + 1, -1, Infinity, "30"]) {

@@ -68,7 +68,9 @@ describe("ResilienceConfig (generic: circuits by name)", () => {
       const atRoot = yield* ResilienceConfig.parse("b: { failMax: 4 }", { section: [] })
       assert.strictEqual(failMax(atRoot.b), 4)
       // No section at all: no circuits beyond the ones the format declares, each with the defaults.
-      const none = yield* ResilienceConfig.parse("image: { tag: x }", { circuits: { c: { policy: TripPolicy.consecutive(9) } } })
+      const none = yield* ResilienceConfig.parse("image: { tag: x }", {
+        circuits: { c: { policy: TripPolicy.consecutive(9) } }
+      })
       assert.deepStrictEqual(none, { c: { ...ResilienceConfig.defaults, policy: TripPolicy.consecutive(9) } })
     }))
 

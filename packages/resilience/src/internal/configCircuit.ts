@@ -31,7 +31,11 @@ const policyKind: Kind = { _tag: "Choice", choices: registry.map((schema) => sch
 const policyKeys = [...new Set(registry.flatMap((schema) => Object.keys(schema.keys)))]
 
 const kindOf = (key: TripPolicy.ConfigKey): Kind =>
-  key._tag === "Integer" ? { _tag: "Integer", max: key.max } : key._tag === "Ratio" ? key : { _tag: "Seconds", zero: false }
+  key._tag === "Integer"
+    ? { _tag: "Integer", max: key.max }
+    : key._tag === "Ratio"
+    ? key
+    : { _tag: "Seconds", zero: false }
 
 /** The input key of each generic key in a format (`null`: not offered), and back. */
 export interface KeyNames {
@@ -157,7 +161,9 @@ const policyOf = (
   const schema = chosen === undefined ? schemaOf(base.policy) : registry.find((s) => s.name === chosen.ok)
   const policyName = keys.inputName.get("policy") ?? "policy"
   const options: Record<string, TripPolicy.ConfigValue> = {}
-  for (const [key, spec] of Object.entries(schema?.keys ?? {})) if (spec.default !== undefined) options[key] = spec.default
+  for (const [key, spec] of Object.entries(schema?.keys ?? {})) {
+    if (spec.default !== undefined) options[key] = spec.default
+  }
   // A bad `policy` was reported: its keys are not checked against a schema that was not chosen.
   let configured = named !== undefined
   let bad = named !== undefined && chosen === undefined

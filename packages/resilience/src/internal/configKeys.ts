@@ -27,9 +27,7 @@ export const expectedOf = (kind: Kind, fromEnv: boolean): string => {
     case "Boolean":
       return "true or false"
     case "Integer":
-      return `an integer between 1 and ${kind.max}${
-        fromEnv ? ", in decimal digits (no sign, 0x, 0b or exponent)" : ""
-      }`
+      return `an integer between 1 and ${kind.max}${fromEnv ? ", in decimal digits (no sign, 0x, 0b or exponent)" : ""}`
     case "Ratio":
       return `a number in (0, 1]${fromEnv ? ", in decimal digits like 0.5 (no sign, 0x, 0b or exponent)" : ""}`
     case "Seconds":

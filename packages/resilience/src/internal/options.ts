@@ -60,7 +60,6 @@ const checks = (bad: Bad) => ({
   }
 })
 
-
 /**
  * Milliseconds of a duration option (`fallback` when absent), or
  * `CircuitBreakerOptionsError` naming the option when it is not a finite

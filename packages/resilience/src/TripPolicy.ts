@@ -19,6 +19,7 @@ import type * as Duration from "effect/Duration"
 import { consecutiveSchema } from "./policies/Consecutive.ts"
 import { failureRateSchema } from "./policies/FailureRate.ts"
 import { failureRateOverTimeSchema } from "./policies/FailureRateOverTime.ts"
+import { failuresInWindowSchema } from "./policies/FailuresInWindow.ts"
 
 /**
  * The mutable counter a breaker keeps for its policy while CLOSED.
@@ -118,6 +119,7 @@ export interface Schema {
 export * from "./policies/Consecutive.ts"
 export * from "./policies/FailureRate.ts"
 export * from "./policies/FailureRateOverTime.ts"
+export * from "./policies/FailuresInWindow.ts"
 
 /**
  * Every policy the YAML configuration offers, by its `policy` name; the
@@ -130,5 +132,6 @@ export * from "./policies/FailureRateOverTime.ts"
 export const registry: ReadonlyArray<Schema> = [
   consecutiveSchema,
   failureRateSchema,
-  failureRateOverTimeSchema
+  failureRateOverTimeSchema,
+  failuresInWindowSchema
 ]

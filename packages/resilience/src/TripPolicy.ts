@@ -112,7 +112,9 @@ export interface Schema {
   readonly name: string
   /** The `_tag` of the policies it makes. */
   readonly tag: string
+  /** Its YAML keys, by name (`failures`, `windowSeconds`, ...). */
   readonly keys: Readonly<Record<string, ConfigKey>>
+  /** Builds the policy from its keys' values (the defaults filled in, seconds as `Duration`s). */
   readonly make: (values: Readonly<Record<string, ConfigValue>>) => TripPolicy
 }
 

@@ -3,6 +3,7 @@
  * fractions of the load's duration, with a small seeded jitter), and the timers that run it.
  */
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import * as Duration from "effect/Duration"
 import type { ServerName } from "../test/services/servers.ts"
 import type { FaultRecord } from "./model.ts"
 import type { Rig } from "./rig.ts"
@@ -28,7 +29,7 @@ export const schedule = (
   settings: OrchestratorConfig.Settings,
   cuts: { timer: NodeJS.Timeout | undefined }
 ): Array<FaultSpec> => {
-  const kafkaSlowMs = Math.round(settings.kafka.callTimeoutSeconds * 1000)
+  const kafkaSlowMs = Math.round(Duration.toMillis(settings.kafka.callTimeout))
   return [
     {
       server: "kafka",

@@ -3,6 +3,7 @@
  * small pure helpers every phase shares (no I/O here).
  */
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
+import * as Duration from "effect/Duration"
 import type { ServerName } from "../test/services/servers.ts"
 
 export interface ChaosOptions {
@@ -246,9 +247,9 @@ export const round = (n: number, digits = 1) => (Math.round(n * 10 ** digits) / 
  * and the Temporal terminate of the compensation) at its call timeout, plus a margin. Kafka is the relay's.
  */
 export const latencyBound = (settings: OrchestratorConfig.Settings): { ms: number; formula: string } => {
-  const r = millis(settings.redis.callTimeoutSeconds)
-  const t = millis(settings.temporal.callTimeoutSeconds)
-  const m = millis(settings.mongodb.callTimeoutSeconds)
+  const r = Math.round(Duration.toMillis(settings.redis.callTimeout))
+  const t = Math.round(Duration.toMillis(settings.temporal.callTimeout))
+  const m = Math.round(Duration.toMillis(settings.mongodb.callTimeout))
   const total = 2 * r + 2 * t + m + LATENCY_MARGIN_MS
   return {
     ms: total,

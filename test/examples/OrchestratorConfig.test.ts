@@ -5,8 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
-import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
-import { Effect } from "effect"
+import { RedisCache } from "@neural-hive/redis"
+import { CircuitBreaker, ResilienceConfig, TripPolicy } from "@neural-hive/resilience"
+import { Duration, Effect } from "effect"
 import { fileURLToPath } from "node:url"
 
 const configFile = (name: string) =>
@@ -24,6 +25,9 @@ circuitBreaker:
   mongodb:  { enabled: true, failMax: 5, timeoutSeconds: 60, recoveryTimeoutSeconds: 30 }
 `
 
+/** The consecutive policy's failMax of a dependency. */
+const failMax = (settings: ResilienceConfig.CircuitSettings) => (settings.policy as TripPolicy.Consecutive).failMax
+
 const problemsOf = (text: string, env: Record<string, string> = {}) =>
   Effect.flip(OrchestratorConfig.parse(text, { env })).pipe(
     Effect.map((e) => new Map(e.problems.map((p) => [p.key, p] as const)))
@@ -33,13 +37,13 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
   it.effect("reads the Python service's file: circuit names, timeoutSeconds as the cap, Redis fail-open", () =>
     Effect.gen(function*() {
       const settings = yield* OrchestratorConfig.parse(pythonYaml)
-      assert.strictEqual(settings.kafka.failMax, 5)
-      assert.strictEqual(settings.redis.recoveryTimeoutSeconds, 60)
-      assert.strictEqual(settings.mongodb.maxOpenSeconds, 60)
+      assert.strictEqual(failMax(settings.kafka), 5)
+      assert.deepStrictEqual(settings.redis.recoveryTimeout, Duration.seconds(60))
+      assert.deepStrictEqual(settings.mongodb.maxOpenDuration, Duration.seconds(60))
       const kafka = OrchestratorConfig.toBreakerOptions("kafka", settings.kafka)
       assert.strictEqual(kafka.name, "kafka_producer")
-      assert.strictEqual(kafka.recoveryTimeout, 30_000)
-      assert.strictEqual(kafka.maxOpenDuration, 60_000)
+      assert.deepStrictEqual(kafka.recoveryTimeout, Duration.seconds(30))
+      assert.deepStrictEqual(kafka.maxOpenDuration, Duration.seconds(60))
       // The outbox queues tickets while Kafka is out: an open kafka_producer degrades, it refuses nothing.
       assert.strictEqual(kafka.failureMode, "fail-open")
       const redis = OrchestratorConfig.toBreakerOptions("redis", settings.redis)
@@ -54,10 +58,12 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
       assert.deepStrictEqual(settings.kafka, { ...ResilienceConfig.defaults, failureMode: "fail-open" })
       assert.deepStrictEqual(settings.redis, {
         ...ResilienceConfig.defaults,
-        recoveryTimeoutSeconds: 60,
-        callTimeoutSeconds: 2,
+        // Written once, in @neural-hive/redis.
+        recoveryTimeout: RedisCache.breakerDefaults.recoveryTimeout,
+        callTimeout: Duration.seconds(2),
         failureMode: "fail-open"
       })
+      assert.deepStrictEqual(settings.redis.recoveryTimeout, Duration.seconds(60))
       for (const dependency of OrchestratorConfig.dependencies) {
         yield* CircuitBreaker.make(OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]))
       }
@@ -81,10 +87,10 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
           CIRCUIT_BREAKER_MONGODB_TIMEOUT_SECONDS: "120"
         }
       })
-      assert.strictEqual(settings.kafka.failMax, 10)
+      assert.strictEqual(failMax(settings.kafka), 10)
       assert.strictEqual(settings.redis.enabled, false)
-      assert.strictEqual(settings.temporal.recoveryTimeoutSeconds, 12.5)
-      assert.strictEqual(settings.mongodb.maxOpenSeconds, 120)
+      assert.deepStrictEqual(settings.temporal.recoveryTimeout, Duration.seconds(12.5))
+      assert.deepStrictEqual(settings.mongodb.maxOpenDuration, Duration.seconds(120))
 
       const problems = yield* problemsOf(pythonYaml, {
         CIRCUIT_BREAKER_KAFKA_FAILMAX: "10",

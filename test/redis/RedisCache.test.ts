@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MongoStore } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
+import { TripPolicy } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Effect } from "effect"
 import { ReplyError } from "ioredis"
@@ -22,6 +23,23 @@ describe("client duration options are validated before anything connects", () =>
         ]
       )
       assert.include(failures[0]!.message, "redis_client")
+    }))
+
+  it.effect("a policy in the breaker options is the policy: the client sets no failMax under it", () =>
+    Effect.gen(function*() {
+      // A policy the breaker refuses for its own parameter, so nothing connects: the error names the policy's
+      // option, where a client that set failMax under the caller's options was refused for failMax.
+      const breaker = { policy: TripPolicy.consecutive(0) }
+      const failures = [
+        yield* Effect.flip(RedisCache.make({ url: "redis://127.0.0.1:1", breaker })),
+        yield* Effect.flip(MongoStore.make({ url: "mongodb://127.0.0.1:1", breaker })),
+        yield* Effect.flip(TemporalClient.make({ address: "127.0.0.1:1", breaker }))
+      ]
+      assert.deepStrictEqual(failures.map((e) => "option" in e ? e.option : e._tag), [
+        "policy.failMax",
+        "policy.failMax",
+        "policy.failMax"
+      ])
     }))
 })
 

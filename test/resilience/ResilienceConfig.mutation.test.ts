@@ -5,13 +5,22 @@
  * unpinned (docs/testing.md, "Mutation testing").
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ResilienceConfig } from "@neural-hive/resilience"
-import { Effect } from "effect"
+import { ResilienceConfig, TripPolicy } from "@neural-hive/resilience"
+import { Duration, Effect } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
 type Problems = ReadonlyArray<ResilienceConfig.Problem>
+
+/** Every policy's keys as variable parts, in the registry's order (FAIL_MAX, THRESHOLD, ...). */
+const policyKeys = [...new Set(TripPolicy.registry.flatMap((schema) => Object.keys(schema.keys)))]
+  .map((key) => key.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase())
+  .join(", ")
+
+/** The consecutive policy's failMax of a circuit. */
+const failMax = (settings: ResilienceConfig.CircuitSettings | undefined) =>
+  (settings?.policy as TripPolicy.Consecutive | undefined)?.failMax
 
 /** `decode`'s problems, or a failed assertion when it accepted the document. */
 const problemsOf = (
@@ -41,7 +50,7 @@ const keys = (problems: Problems) => problems.map((p) => p.key)
 
 describe("ResilienceConfig: the limits of each range, from the file", () => {
   it("counts are integers from 1 to 1,000,000", () => {
-    for (const failMax of [1, 1_000_000]) assert.strictEqual(settingsOf(one({ failMax })).c!.failMax, failMax)
+    for (const n of [1, 1_000_000]) assert.strictEqual(failMax(settingsOf(one({ failMax: n })).c), n)
     for (const failMax of [0, 1_000_001, 1.5, "3", true]) {
       const [problem] = problemsOf(one({ failMax }))
       assert.deepStrictEqual(problem, {
@@ -54,9 +63,12 @@ describe("ResilienceConfig: the limits of each range, from the file", () => {
 
   it("durations are seconds up to 7 days; only slowCallSeconds may be 0", () => {
     const week = 7 * 24 * 3600
-    assert.strictEqual(settingsOf(one({ recoveryTimeoutSeconds: week, maxOpenSeconds: week })).c!.maxOpenSeconds, week)
-    assert.strictEqual(settingsOf(one({ slowCallSeconds: 0 })).c!.slowCallSeconds, 0)
-    assert.strictEqual(settingsOf(one({ callTimeoutSeconds: 0.25 })).c!.callTimeoutSeconds, 0.25)
+    assert.deepStrictEqual(
+      settingsOf(one({ recoveryTimeoutSeconds: week, maxOpenSeconds: week })).c!.maxOpenDuration,
+      Duration.seconds(week)
+    )
+    assert.deepStrictEqual(settingsOf(one({ slowCallSeconds: 0 })).c!.slowCallThreshold, Duration.zero)
+    assert.deepStrictEqual(settingsOf(one({ callTimeoutSeconds: 0.25 })).c!.callTimeout, Duration.millis(250))
     for (const value of [0, week + 1, -1, Infinity, "30"]) {
       const [problem] = problemsOf(one({ callTimeoutSeconds: value }))
       assert.deepStrictEqual(problem, {
@@ -80,7 +92,10 @@ describe("ResilienceConfig: the limits of each range, from the file", () => {
   })
 
   it("maxOpenSeconds may equal recoveryTimeoutSeconds, not go below it; names follow the format", () => {
-    assert.strictEqual(settingsOf(one({ recoveryTimeoutSeconds: 40, maxOpenSeconds: 40 })).c!.maxOpenSeconds, 40)
+    assert.deepStrictEqual(
+      settingsOf(one({ recoveryTimeoutSeconds: 40, maxOpenSeconds: 40 })).c!.maxOpenDuration,
+      Duration.seconds(40)
+    )
     const format = { names: { maxOpenSeconds: "timeoutSeconds", recoveryTimeoutSeconds: "recoverySeconds" } }
     const [problem] = problemsOf(one({ recoverySeconds: 40, timeoutSeconds: 39 }), {}, format)
     assert.deepStrictEqual(problem, {
@@ -123,9 +138,9 @@ describe("ResilienceConfig: values from the environment", () => {
       CIRCUIT_BREAKER_C_RECOVERY_TIMEOUT_SECONDS: "2.5",
       CIRCUIT_BREAKER_C_FAILURE_MODE: "fail-open"
     })
-    assert.deepStrictEqual([settings.c!.failMax, settings.c!.recoveryTimeoutSeconds, settings.c!.failureMode], [
+    assert.deepStrictEqual([failMax(settings.c), settings.c!.recoveryTimeout, settings.c!.failureMode], [
       7,
-      2.5,
+      Duration.seconds(2.5),
       "fail-open"
     ])
     assert.deepStrictEqual(
@@ -148,8 +163,9 @@ describe("ResilienceConfig: values from the environment", () => {
 
   it("a variable set to undefined is no variable; other prefixes are not ours", () => {
     assert.strictEqual(
-      settingsOf(declared, { CIRCUIT_BREAKER_C_FAIL_MAX: undefined, CIRCUIT_BREAKER_TYPO: undefined, OTHER: "1" }).c!
-        .failMax,
+      failMax(
+        settingsOf(declared, { CIRCUIT_BREAKER_C_FAIL_MAX: undefined, CIRCUIT_BREAKER_TYPO: undefined, OTHER: "1" }).c
+      ),
       5
     )
   })
@@ -158,9 +174,10 @@ describe("ResilienceConfig: values from the environment", () => {
     const [problem] = problemsOf(declared, { CIRCUIT_BREAKER_NOPE_X: "1" }, { names: { slowCallSeconds: null } })
     assert.strictEqual(
       problem?.expected,
-      "a known variable CIRCUIT_BREAKER_<CIRCUIT>_<KEY>, with a circuit of C and a key of ENABLED, FAIL_MAX, " +
+      "a known variable CIRCUIT_BREAKER_<CIRCUIT>_<KEY>, with a circuit of C and a key of ENABLED, " +
+        `${policyKeys}, ` +
         "RECOVERY_TIMEOUT_SECONDS, MAX_OPEN_SECONDS, HALF_OPEN_PERMITS, SUCCESS_THRESHOLD, CALL_TIMEOUT_SECONDS, " +
-        "FAILURE_MODE"
+        "FAILURE_MODE, POLICY"
     )
     const [none] = problemsOf({}, { CIRCUIT_BREAKER_X_FAIL_MAX: "1" })
     assert.match(none?.expected ?? "", /with a circuit of \(none declared\) and a key of ENABLED, FAIL_MAX/)
@@ -172,11 +189,11 @@ describe("ResilienceConfig: values from the environment", () => {
   })
 
   it("envPrefix: another prefix, or null for no overrides at all", () => {
-    assert.strictEqual(settingsOf(declared, { APP_CB_C_FAIL_MAX: "9" }, { envPrefix: "APP_CB_" }).c!.failMax, 9)
+    assert.strictEqual(failMax(settingsOf(declared, { APP_CB_C_FAIL_MAX: "9" }, { envPrefix: "APP_CB_" }).c), 9)
     const off = settingsOf(declared, { CIRCUIT_BREAKER_C_FAIL_MAX: "9", CIRCUIT_BREAKER_TYPO: "1" }, {
       envPrefix: null
     })
-    assert.strictEqual(off.c!.failMax, 5)
+    assert.strictEqual(failMax(off.c), 5)
   })
 })
 
@@ -222,7 +239,7 @@ describe("ResilienceConfig: where the circuits are", () => {
         key: "circuitBreaker.c",
         value: [1],
         expected: "a mapping of enabled, failMax, recoveryTimeoutSeconds, maxOpenSeconds, halfOpenPermits, " +
-          "successThreshold, callTimeoutSeconds"
+          "successThreshold, callTimeoutSeconds, policy"
       }
     ])
     const [unknown] = problemsOf(one({ slowCallSeconds: 1 }), {}, { names: { slowCallSeconds: null } })
@@ -287,10 +304,10 @@ describe("ResilienceConfig: sources and conversions", () => {
       ])
     }))
 
-  it("toBreakerOptions: seconds to milliseconds, probes, and a slow-call threshold only when set", () => {
+  it("toBreakerOptions: the settings' durations and policy as they are, probes, and a slow-call threshold only when set", () => {
     const settings = {
       ...ResilienceConfig.defaults,
-      recoveryTimeoutSeconds: 2,
+      recoveryTimeout: Duration.seconds(2),
       halfOpenPermits: 3,
       successThreshold: 2
     }
@@ -298,14 +315,14 @@ describe("ResilienceConfig: sources and conversions", () => {
     assert.deepStrictEqual(options, {
       name: "c",
       enabled: true,
-      failMax: 5,
-      recoveryTimeout: 2000,
-      maxOpenDuration: 60_000,
+      policy: TripPolicy.consecutive(5),
+      recoveryTimeout: Duration.seconds(2),
+      maxOpenDuration: Duration.seconds(60),
       halfOpen: { permits: 3, successThreshold: 2 },
-      callTimeout: 10_000,
+      callTimeout: Duration.seconds(10),
       failureMode: "fail-fast"
     })
-    const slow = ResilienceConfig.toBreakerOptions("c", { ...settings, slowCallSeconds: 0.5 })
-    assert.strictEqual(slow.slowCallThreshold, 500)
+    const slow = ResilienceConfig.toBreakerOptions("c", { ...settings, slowCallThreshold: Duration.millis(500) })
+    assert.deepStrictEqual(slow.slowCallThreshold, Duration.millis(500))
   })
 })

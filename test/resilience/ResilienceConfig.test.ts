@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
-import { Effect, Exit } from "effect"
+import { CircuitBreaker, ResilienceConfig, TripPolicy } from "@neural-hive/resilience"
+import { Duration, Effect, Exit } from "effect"
 import * as fc from "fast-check"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
@@ -9,6 +9,10 @@ import { join } from "node:path"
 
 const problemsOf = (text: string, options: ResilienceConfig.ParseOptions = {}) =>
   Effect.flip(ResilienceConfig.parse(text, options)).pipe(Effect.map((e) => e.problems))
+
+/** The consecutive policy's failMax of a circuit. */
+const failMax = (settings: ResilienceConfig.CircuitSettings | undefined) =>
+  (settings?.policy as TripPolicy.Consecutive | undefined)?.failMax
 
 const byKey = (problems: ReadonlyArray<ResilienceConfig.Problem>) => new Map(problems.map((p) => [p.key, p] as const))
 
@@ -40,18 +44,19 @@ describe("ResilienceConfig (generic: circuits by name)", () => {
       assert.deepStrictEqual(Object.keys(settings), ["payments_api", "search_cache"])
       assert.deepStrictEqual(settings.payments_api, {
         ...ResilienceConfig.defaults,
-        failMax: 3,
-        recoveryTimeoutSeconds: 10,
-        maxOpenSeconds: 120
+        policy: TripPolicy.consecutive(3),
+        recoveryTimeout: Duration.seconds(10),
+        maxOpenDuration: Duration.seconds(120)
       })
-      assert.strictEqual(settings.search_cache?.failMax, ResilienceConfig.defaults.failMax)
+      assert.strictEqual(failMax(settings.search_cache), failMax(ResilienceConfig.defaults))
       const options = ResilienceConfig.toBreakerOptions("search_cache", settings.search_cache!)
       assert.strictEqual(options.name, "search_cache")
       assert.strictEqual(options.failureMode, "fail-open")
-      assert.strictEqual(options.callTimeout, 500)
-      assert.strictEqual(
+      // Durations all the way down: the loader converted the seconds once.
+      assert.deepStrictEqual(options.callTimeout, Duration.millis(500))
+      assert.deepStrictEqual(
         ResilienceConfig.toBreakerOptions("payments_api", settings.payments_api!).maxOpenDuration,
-        120_000
+        Duration.seconds(120)
       )
     }))
 
@@ -59,12 +64,14 @@ describe("ResilienceConfig (generic: circuits by name)", () => {
     Effect.gen(function*() {
       const nested = `orchestrator:\n  resilience:\n    circuits: { a: { failMax: 2 } }\nother: [1, 2]\n`
       const settings = yield* ResilienceConfig.parse(nested, { section: ["orchestrator", "resilience", "circuits"] })
-      assert.strictEqual(settings.a?.failMax, 2)
+      assert.strictEqual(failMax(settings.a), 2)
       const atRoot = yield* ResilienceConfig.parse("b: { failMax: 4 }", { section: [] })
-      assert.strictEqual(atRoot.b?.failMax, 4)
+      assert.strictEqual(failMax(atRoot.b), 4)
       // No section at all: no circuits beyond the ones the format declares, each with the defaults.
-      const none = yield* ResilienceConfig.parse("image: { tag: x }", { circuits: { c: { failMax: 9 } } })
-      assert.deepStrictEqual(none, { c: { ...ResilienceConfig.defaults, failMax: 9 } })
+      const none = yield* ResilienceConfig.parse("image: { tag: x }", {
+        circuits: { c: { policy: TripPolicy.consecutive(9) } }
+      })
+      assert.deepStrictEqual(none, { c: { ...ResilienceConfig.defaults, policy: TripPolicy.consecutive(9) } })
     }))
 
   it.effect("environment variables override declared circuits, typed from text", () =>
@@ -78,8 +85,8 @@ describe("ResilienceConfig (generic: circuits by name)", () => {
           UNRELATED: "x"
         }
       })
-      assert.strictEqual(settings.payments_api?.failMax, 10)
-      assert.strictEqual(settings.payments_api?.maxOpenSeconds, 12.5)
+      assert.strictEqual(failMax(settings.payments_api), 10)
+      assert.deepStrictEqual(settings.payments_api?.maxOpenDuration, Duration.seconds(12.5))
       assert.strictEqual(settings.search_cache?.enabled, false)
       assert.strictEqual(settings.search_cache?.failureMode, "fail-fast")
     }))
@@ -183,8 +190,8 @@ circuitBreaker:
       const ok = yield* ResilienceConfig.parse("circuitBreaker: { k: {} }", {
         env: { CIRCUIT_BREAKER_K_FAIL_MAX: " 16 ", CIRCUIT_BREAKER_K_CALL_TIMEOUT_SECONDS: "2.5" }
       })
-      assert.strictEqual(ok.k?.failMax, 16)
-      assert.strictEqual(ok.k?.callTimeoutSeconds, 2.5)
+      assert.strictEqual(failMax(ok.k), 16)
+      assert.deepStrictEqual(ok.k?.callTimeout, Duration.seconds(2.5))
     }))
 
   it.effect("maxOpenSeconds below recoveryTimeoutSeconds is refused (it caps the open period)", () =>
@@ -221,7 +228,7 @@ circuitBreaker:
           Effect.gen(function*() {
             const started = performance.now()
             const settings = yield* ResilienceConfig.parse(text)
-            assert.strictEqual(settings.k?.failMax, 2)
+            assert.strictEqual(failMax(settings.k), 2)
             return performance.now() - started
           })
         yield* timed(document(1_000)) // warm-up
@@ -249,7 +256,7 @@ circuitBreaker:
       const dir = tempDir()
       const file = join(dir, "values.yaml")
       writeFileSync(file, helmValues)
-      assert.strictEqual((yield* ResilienceConfig.load(file)).payments_api?.failMax, 3)
+      assert.strictEqual(failMax((yield* ResilienceConfig.load(file)).payments_api), 3)
 
       const missing = yield* Effect.flip(ResilienceConfig.load(join(dir, "nope.yaml")))
       assert.include(missing.message, "nope.yaml")

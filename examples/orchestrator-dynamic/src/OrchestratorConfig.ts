@@ -14,13 +14,16 @@
  *
  * The mapping: `kafka` is the circuit `kafka_producer` (and so on), the
  * format's `timeoutSeconds` is the generic `maxOpenSeconds`, Redis is
- * fail-open and recovers after 60 s with a 2 s call timeout (it is only a
- * cache), every other value comes from `ResilienceConfig.defaults`. Variables
+ * fail-open and recovers after `RedisCache.breakerDefaults`' 60 s with a 2 s
+ * call timeout (it is only a cache), every other value comes from
+ * `ResilienceConfig.defaults`. Every circuit takes a trip policy and its keys
+ * (`policy: failuresInWindow`, `failures`, `windowSeconds`, ...). Variables
  * `CIRCUIT_BREAKER_<DEPENDENCY>_<KEY>` override a key
  * (`CIRCUIT_BREAKER_KAFKA_FAIL_MAX=10`); an unknown one is an error.
  */
+import { RedisCache } from "@neural-hive/redis"
 import { type CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
-import type { Effect } from "effect"
+import { Duration, type Effect } from "effect"
 
 export type Dependency = "kafka" | "temporal" | "redis" | "mongodb"
 
@@ -42,7 +45,11 @@ export const format: ResilienceConfig.Format = {
     // "degraded"), it does not refuse plans.
     kafka: { failureMode: "fail-open" },
     temporal: {},
-    redis: { recoveryTimeoutSeconds: 60, callTimeoutSeconds: 2, failureMode: "fail-open" },
+    redis: {
+      recoveryTimeout: RedisCache.breakerDefaults.recoveryTimeout,
+      callTimeout: Duration.seconds(2),
+      failureMode: RedisCache.breakerDefaults.failureMode
+    },
     mongodb: {}
   },
   closed: true,

@@ -419,7 +419,6 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const guarded = yield* GuardedClient.make<Session, MongoStoreError>({
     breaker: {
       name: "mongodb_client",
-      failMax: 5,
       recoveryTimeout: "30 seconds",
       maxOpenDuration: "60 seconds",
       // A backstop: each call already ends at operationTimeout with a Timeout.

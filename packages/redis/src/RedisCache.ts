@@ -162,7 +162,7 @@ export interface Options {
   readonly url: string | Redacted.Redacted<string>
   /** TLS with a private CA or server name (implies TLS, whatever the URL's scheme). */
   readonly tls?: Tls | undefined
-  /** Breaker options; `name` defaults to `redis_client`, recovery 60 s as in the Orchestrator Dynamic config. */
+  /** Breaker options over `breakerDefaults` (`name` defaults to `redis_client`). */
   readonly breaker?: Partial<CircuitBreaker.Options> | undefined
   /** No answer within this fails the command (default 1 second). */
   readonly commandTimeout?: Duration.Input | undefined
@@ -297,6 +297,21 @@ const ready = (client: Redis, signal: AbortSignal): Promise<void> => {
 }
 
 /**
+ * The breaker's defaults for a cache (over the breaker's own): a 60 s open
+ * period (a cache can wait longer than a store) and fail-open (a miss, not an
+ * error). The Orchestrator Dynamic example reads its Redis default from here.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const breakerDefaults = {
+  name: "redis_client",
+  recoveryTimeout: Duration.seconds(60),
+  maxOpenDuration: Duration.seconds(60),
+  failureMode: "fail-open"
+} as const satisfies Partial<CircuitBreaker.Options>
+
+/**
  * Makes the service: an ioredis client and a `redis_client` breaker
  * (registered in the `Registry.Registry` if one is provided) for the
  * life of the scope. Starts even when Redis is down; when the breaker opens
@@ -320,12 +335,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const context = yield* Effect.context<never>()
   const guarded = yield* GuardedClient.make({
     breaker: {
-      name: "redis_client",
-      failMax: 5,
-      recoveryTimeout: "60 seconds",
-      maxOpenDuration: "60 seconds",
+      ...breakerDefaults,
       callTimeout: deadline + 500,
-      failureMode: "fail-open",
       isFailure,
       ...options.breaker
     },

@@ -24,40 +24,63 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
+import { circuitSettings, type KeyNames, keyNames, offeredByDefault } from "./internal/configCircuit.ts"
 import { defaults as breakerDefaults } from "./internal/options.ts"
 import * as Yaml from "./internal/yaml.ts"
+import * as TripPolicy from "./TripPolicy.ts"
 
 // -----------------------------------------------------------------------------
 // models
 // -----------------------------------------------------------------------------
 
 /**
- * One circuit's breaker settings, in configuration units (seconds).
+ * One circuit's breaker settings, as the breaker takes them: the loader reads
+ * the YAML's seconds into `Duration`s and the policy's keys into the policy,
+ * once.
  *
  * @since 0.1.0
  * @category models
  */
 export interface CircuitSettings {
   readonly enabled: boolean
-  /** Consecutive failures that open the breaker. */
-  readonly failMax: number
-  /** The first open period (the breaker's `recoveryTimeout`). */
-  readonly recoveryTimeoutSeconds: number
-  /** The cap of the doubling open period (the breaker's `maxOpenDuration`). */
-  readonly maxOpenSeconds: number
+  /** The trip policy: `policy` and its keys (`failMax` for the default `consecutive`), by the policy's schema. */
+  readonly policy: TripPolicy.TripPolicy
+  /** The first open period (the breaker's `recoveryTimeout`; YAML `recoveryTimeoutSeconds`). */
+  readonly recoveryTimeout: Duration.Duration
+  /** The cap of the doubling open period (the breaker's `maxOpenDuration`; YAML `maxOpenSeconds`). */
+  readonly maxOpenDuration: Duration.Duration
   /** Probes admitted in HALF_OPEN. */
   readonly halfOpenPermits: number
   /** Successful probes that close the breaker (at most `halfOpenPermits`; default `halfOpenPermits`). */
   readonly successThreshold: number
-  /** Per-call timeout; a call running longer counts as a failure. */
-  readonly callTimeoutSeconds: number
-  /** A success slower than this counts as a failure; 0 turns it off. */
-  readonly slowCallSeconds: number
+  /** Per-call timeout; a call running longer counts as a failure (YAML `callTimeoutSeconds`). */
+  readonly callTimeout: Duration.Duration
+  /** A success slower than this counts as a failure; zero turns it off (YAML `slowCallSeconds`). */
+  readonly slowCallThreshold: Duration.Duration
   /** How callers see an open circuit: a `CircuitBreakerError` or a fallback (informs `/health`). */
   readonly failureMode: CircuitBreaker.FailureMode
 }
+
+/**
+ * A key of the YAML every circuit has, whatever its policy; a policy adds
+ * its own (its `TripPolicy.Schema`'s keys, e.g. `failMax`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Key =
+  | "enabled"
+  | "policy"
+  | "recoveryTimeoutSeconds"
+  | "maxOpenSeconds"
+  | "halfOpenPermits"
+  | "successThreshold"
+  | "callTimeoutSeconds"
+  | "slowCallSeconds"
+  | "failureMode"
 
 /**
  * The settings of every circuit, by the name it has in the file (or format).
@@ -77,15 +100,15 @@ export type Settings = Readonly<Record<string, CircuitSettings>>
  */
 export const defaults: CircuitSettings = {
   enabled: true,
-  failMax: breakerDefaults.failMax,
-  recoveryTimeoutSeconds: breakerDefaults.recoveryTimeoutMillis / 1000,
-  maxOpenSeconds: breakerDefaults.maxOpenDurationMillis / 1000,
+  policy: TripPolicy.consecutive(breakerDefaults.failMax),
+  recoveryTimeout: Duration.millis(breakerDefaults.recoveryTimeoutMillis),
+  maxOpenDuration: Duration.millis(breakerDefaults.maxOpenDurationMillis),
   halfOpenPermits: breakerDefaults.permits,
   // Follows halfOpenPermits unless given.
   successThreshold: breakerDefaults.permits,
-  callTimeoutSeconds: 10,
+  callTimeout: Duration.seconds(10),
   // Off.
-  slowCallSeconds: 0,
+  slowCallThreshold: Duration.zero,
   failureMode: "fail-fast"
 }
 
@@ -102,8 +125,11 @@ export interface Format {
   readonly circuits?: Readonly<Record<string, Partial<CircuitSettings>>> | undefined
   /** Only the circuits of `circuits` are allowed (any other is an unknown-key problem). */
   readonly closed?: boolean | undefined
-  /** A setting's key in this format (e.g. `{ maxOpenSeconds: "timeoutSeconds" }`), or `null` when it is not offered. */
-  readonly names?: Partial<Record<keyof CircuitSettings, string | null>> | undefined
+  /**
+   * A key's name in this format (e.g. `{ maxOpenSeconds: "timeoutSeconds" }`), or `null` when it is not
+   * offered; a policy's keys (`failMax`, `threshold`, ...) are renamed the same way.
+   */
+  readonly names?: Partial<Record<Key, string | null>> & Readonly<Record<string, string | null | undefined>> | undefined
   /** Prefix of the override variables (default `CIRCUIT_BREAKER_`); `null` turns overrides off. */
   readonly envPrefix?: string | null | undefined
 }
@@ -206,78 +232,7 @@ const show = (value: unknown): string => {
 // validation
 // -----------------------------------------------------------------------------
 
-const MAX_SECONDS = 7 * 24 * 3600
-const MAX_COUNT = 1_000_000
 const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
-
-type Kind =
-  | { readonly _tag: "Boolean" }
-  | { readonly _tag: "Integer" }
-  | { readonly _tag: "Seconds"; readonly zero: boolean }
-  | { readonly _tag: "Choice"; readonly choices: ReadonlyArray<string> }
-
-const kinds: { readonly [K in keyof CircuitSettings]: Kind } = {
-  enabled: { _tag: "Boolean" },
-  failMax: { _tag: "Integer" },
-  recoveryTimeoutSeconds: { _tag: "Seconds", zero: false },
-  maxOpenSeconds: { _tag: "Seconds", zero: false },
-  halfOpenPermits: { _tag: "Integer" },
-  successThreshold: { _tag: "Integer" },
-  callTimeoutSeconds: { _tag: "Seconds", zero: false },
-  slowCallSeconds: { _tag: "Seconds", zero: true },
-  failureMode: { _tag: "Choice", choices: ["fail-fast", "fail-open"] }
-}
-
-const settingKeys = Object.keys(kinds) as ReadonlyArray<keyof CircuitSettings>
-
-const expectedOf = (kind: Kind, fromEnv: boolean): string => {
-  switch (kind._tag) {
-    case "Boolean":
-      return "true or false"
-    case "Integer":
-      return `an integer between 1 and ${MAX_COUNT}${
-        fromEnv ? ", in decimal digits (no sign, 0x, 0b or exponent)" : ""
-      }`
-    case "Seconds":
-      return `a number of seconds ${kind.zero ? ">= 0" : "> 0"} and at most ${MAX_SECONDS} (7 days)${
-        fromEnv ? ", in decimal digits like 30 or 2.5 (no sign, 0x, 0b or exponent)" : ""
-      }`
-    case "Choice":
-      return `one of ${kind.choices.join(", ")}`
-  }
-}
-
-const DECIMAL_INTEGER = /^[0-9]+$/
-const DECIMAL = /^[0-9]+(\.[0-9]+)?$/
-
-/** An environment string as the value it stands for, or `undefined` when it is not written as allowed. */
-const fromText = (kind: Kind, raw: string): unknown => {
-  const text = raw.trim()
-  switch (kind._tag) {
-    case "Boolean":
-      return text === "true" ? true : text === "false" ? false : undefined
-    case "Integer":
-      return DECIMAL_INTEGER.test(text) ? Number(text) : undefined
-    case "Seconds":
-      return DECIMAL.test(text) ? Number(text) : undefined
-    case "Choice":
-      return text
-  }
-}
-
-const accepts = (kind: Kind, value: unknown): boolean => {
-  switch (kind._tag) {
-    case "Boolean":
-      return typeof value === "boolean"
-    case "Integer":
-      return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= MAX_COUNT
-    case "Seconds":
-      return typeof value === "number" && Number.isFinite(value) && value <= MAX_SECONDS &&
-        (kind.zero ? value >= 0 : value > 0)
-    case "Choice":
-      return typeof value === "string" && kind.choices.includes(value)
-  }
-}
 
 /** A mapping's entries, from a YAML `Map` or a plain object (own keys only: no prototype member is ever a key). */
 const entriesOf = (u: unknown): ReadonlyArray<readonly [string, unknown]> | undefined => {
@@ -313,7 +268,7 @@ export const decode = (
     ? [options.section]
     : options.section
   const known = options.circuits ?? {}
-  const keys = keyNames(options)
+  const keys = keyNames(options.names)
   const prefix = sectionPath.length === 0 ? "" : `${sectionPath.join(".")}.`
   const fromFile = circuitsInFile(document, sectionPath, options, problems)
   const names = [...new Set([...Object.keys(known), ...fromFile.keys()])]
@@ -322,7 +277,7 @@ export const decode = (
   const settings = names.map((circuit) =>
     [
       circuit,
-      circuitSettings(
+      circuitOf(
         `${prefix}${circuit}`,
         Object.hasOwn(known, circuit) ? known[circuit]! : undefined,
         fromFile.get(circuit),
@@ -334,25 +289,6 @@ export const decode = (
   )
   // fromEntries defines own properties, so a circuit named like a prototype member stays data.
   return problems.length > 0 ? problems : Object.fromEntries(settings)
-}
-
-/** The input key of each setting in a format, and back; `offered` lists them for messages. */
-interface KeyNames {
-  readonly inputName: ReadonlyMap<keyof CircuitSettings, string>
-  readonly settingOf: ReadonlyMap<string, keyof CircuitSettings>
-  readonly offered: string
-}
-
-const keyNames = (options: Format): KeyNames => {
-  const inputName = new Map<keyof CircuitSettings, string>()
-  const settingOf = new Map<string, keyof CircuitSettings>()
-  for (const key of settingKeys) {
-    const name = options.names?.[key] === undefined ? key : options.names[key]
-    if (name === null) continue
-    inputName.set(key, name)
-    settingOf.set(name, key)
-  }
-  return { inputName, settingOf, offered: [...settingOf.keys()].join(", ") }
 }
 
 /** The circuits of the file's section, by name: walks down to the section and checks each circuit's name. */
@@ -405,8 +341,8 @@ const circuitsInFile = (
   return fromFile
 }
 
-/** An override read from the environment: the setting, the variable's name, its text. */
-type Override = readonly [keyof CircuitSettings, string, string]
+/** An override read from the environment: the generic key, the variable's name, its text. */
+type Override = readonly [string, string, string]
 
 /** The override variables by circuit; any other variable with the prefix is a problem (a misspelling, named). */
 const envOverrides = (
@@ -417,7 +353,7 @@ const envOverrides = (
   problems: Array<Problem>
 ): ReadonlyMap<string, ReadonlyArray<Override>> => {
   // Every override variable this configuration has, so any other one with the prefix is a misspelling.
-  const variables = new Map<string, { readonly circuit: string; readonly key: keyof CircuitSettings }>()
+  const variables = new Map<string, { readonly circuit: string; readonly key: string }>()
   for (const circuit of names) {
     for (const [key, name] of keys.inputName) {
       variables.set(`${envPrefix}${envPart(circuit)}_${envPart(name)}`, { circuit, key })
@@ -448,8 +384,8 @@ const envOverrides = (
   return overrides
 }
 
-/** One circuit's settings: defaults, then the known circuit's own, the file's, the environment's; then cross-checks. */
-const circuitSettings = (
+/** One circuit's settings (see `internal/configCircuit.ts`), once its value is a mapping. */
+const circuitOf = (
   path: string,
   own: Partial<CircuitSettings> | undefined,
   raw: unknown,
@@ -457,55 +393,11 @@ const circuitSettings = (
   keys: KeyNames,
   problems: Array<Problem>
 ): CircuitSettings => {
-  const values: Record<string, unknown> = { ...defaults, ...own }
-  const given = new Set<keyof CircuitSettings>(Object.keys(own ?? {}) as Array<keyof CircuitSettings>)
   const entries = isAbsent(raw) ? [] : entriesOf(raw)
   if (entries === undefined) {
-    problems.push({ key: path, value: raw, expected: `a mapping of ${keys.offered}` })
-  } else {
-    for (const [name, value] of entries) {
-      const key = keys.settingOf.get(name)
-      if (key === undefined) {
-        problems.push({ key: `${path}.${name}`, value, expected: `one of ${keys.offered}` })
-      } else if (accepts(kinds[key], value)) {
-        values[key] = value
-        given.add(key)
-      } else {
-        problems.push({ key: `${path}.${name}`, value, expected: expectedOf(kinds[key], false) })
-      }
-    }
+    problems.push({ key: path, value: raw, expected: `a mapping of ${offeredByDefault(own, keys)}` })
   }
-  for (const [key, variable, text] of overrides) {
-    const value = fromText(kinds[key], text)
-    if (value !== undefined && accepts(kinds[key], value)) {
-      values[key] = value
-      given.add(key)
-    } else {
-      problems.push({ key: variable, value: text, expected: expectedOf(kinds[key], true) })
-    }
-  }
-  if (!given.has("successThreshold")) values.successThreshold = values.halfOpenPermits
-  const s = values as unknown as CircuitSettings
-  const inputName = keys.inputName
-  if (s.maxOpenSeconds < s.recoveryTimeoutSeconds) {
-    problems.push({
-      key: `${path}.${inputName.get("maxOpenSeconds") ?? "maxOpenSeconds"}`,
-      value: s.maxOpenSeconds,
-      expected: `a number of seconds >= ${
-        inputName.get("recoveryTimeoutSeconds") ?? "recoveryTimeoutSeconds"
-      } (${s.recoveryTimeoutSeconds}) and at most ${MAX_SECONDS} (7 days): it caps the open period`
-    })
-  }
-  if (s.successThreshold > s.halfOpenPermits) {
-    problems.push({
-      key: `${path}.${inputName.get("successThreshold") ?? "successThreshold"}`,
-      value: s.successThreshold,
-      expected: `an integer between 1 and ${
-        inputName.get("halfOpenPermits") ?? "halfOpenPermits"
-      } (${s.halfOpenPermits})`
-    })
-  }
-  return s
+  return circuitSettings(path, defaults, own, entries ?? [], overrides, keys, problems)
 }
 
 /**
@@ -562,11 +454,11 @@ export const load = (path: string, options: ParseOptions = {}): Effect.Effect<Se
 export const toBreakerOptions = (name: string, settings: CircuitSettings): CircuitBreaker.Options => ({
   name,
   enabled: settings.enabled,
-  failMax: settings.failMax,
-  recoveryTimeout: settings.recoveryTimeoutSeconds * 1000,
-  maxOpenDuration: settings.maxOpenSeconds * 1000,
+  policy: settings.policy,
+  recoveryTimeout: settings.recoveryTimeout,
+  maxOpenDuration: settings.maxOpenDuration,
   halfOpen: { permits: settings.halfOpenPermits, successThreshold: settings.successThreshold },
-  callTimeout: settings.callTimeoutSeconds * 1000,
-  ...(settings.slowCallSeconds > 0 ? { slowCallThreshold: settings.slowCallSeconds * 1000 } : {}),
+  callTimeout: settings.callTimeout,
+  ...(Duration.isZero(settings.slowCallThreshold) ? {} : { slowCallThreshold: settings.slowCallThreshold }),
   failureMode: settings.failureMode
 })

@@ -7,10 +7,19 @@
  * directly and cost no allocation per call. A policy of your own is any object
  * with a `_tag` of its own and a `counter()` function.
  *
+ * Each built-in policy is one module (`src/policies/`) that owns everything
+ * about it: its constructor, the checks of its parameters (`check`), what it
+ * needs (`usesClock`, `shareableCount`) and its YAML keys (its `Schema`).
+ * `registry` below is the one list a new policy is added to (ARCHITECTURE.md,
+ * "Adding a trip policy").
+ *
  * @since 0.1.0
  */
-import * as Duration from "effect/Duration"
-import * as Option from "effect/Option"
+import type * as Duration from "effect/Duration"
+import { consecutiveSchema } from "./policies/Consecutive.ts"
+import { failureRateSchema } from "./policies/FailureRate.ts"
+import { failureRateOverTimeSchema } from "./policies/FailureRateOverTime.ts"
+import { failuresInWindowSchema } from "./policies/FailuresInWindow.ts"
 
 /**
  * The mutable counter a breaker keeps for its policy while CLOSED.
@@ -33,233 +42,98 @@ export interface TripCounter {
 }
 
 /**
+ * One bad parameter of a policy, as `TripPolicy.check` reports it: the
+ * breaker turns it into a `CircuitBreakerOptionsError` for `policy.<option>`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PolicyProblem {
+  /** The constructor's option, e.g. `threshold` or `window`. */
+  readonly option: string
+  readonly value: unknown
+  /** What is allowed, e.g. `a number in (0, 1]`. */
+  readonly expected: string
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface TripPolicy {
-  /** `Consecutive`, `FailureRate` and `FailureRateOverTime` are the built-in ones; give yours a tag of its own. */
+  /** The built-in policies' tags are their names (`Consecutive`, ...; see `registry`); give yours a tag of its own. */
   readonly _tag: string
   /** Whether the counter needs the current time (the breaker reads the Clock only then). */
   readonly usesClock: boolean
+  /**
+   * Set when the policy's count is one a fleet of replicas may share: the
+   * replicas' `failures` add up, and the fleet opens every replica's breaker
+   * when the sum reaches this number (`@neural-hive/fleet`'s `shareCounts`).
+   */
+  readonly shareableCount?: number | undefined
   /** Makes the counter of one breaker. */
   counter(): TripCounter
+  /** The first bad parameter, if any: `CircuitBreaker.make` refuses a policy that reports one. */
+  check?(): PolicyProblem | undefined
 }
 
 /**
- * @since 0.1.0
- * @category models
- */
-export interface Consecutive extends TripPolicy {
-  readonly _tag: "Consecutive"
-  readonly failMax: number
-}
-
-/**
- * The Orchestrator Dynamic policy (pybreaker's): open after `failMax`
- * consecutive counted failures; a success starts the count again.
+ * How one YAML key of a policy is written: an integer, a ratio in (0, 1] or a
+ * number of seconds (read into a `Duration`). `option` is the constructor's
+ * option it feeds (so a problem `check` reports names the YAML key); a key
+ * without `default` is left to the constructor's own default.
  *
  * @since 0.1.0
- * @category constructors
- */
-export const consecutive = (failMax: number): Consecutive => ({
-  _tag: "Consecutive",
-  failMax,
-  usesClock: false,
-  counter: () => new ConsecutiveCounter(failMax)
-})
-
-// A class, not closures: one small object per breaker.
-class ConsecutiveCounter implements TripCounter {
-  readonly failMax: number
-  count = 0
-  constructor(failMax: number) {
-    this.failMax = failMax
-  }
-  success() {
-    this.count = 0
-    return false
-  }
-  failure() {
-    return ++this.count >= this.failMax
-  }
-  reset() {
-    this.count = 0
-  }
-  failures() {
-    return this.count
-  }
-}
-
-/**
- * @since 0.1.0
  * @category models
  */
-export interface FailureRateOptions {
-  /** Failure ratio in (0, 1] at which the breaker opens. */
-  readonly threshold: number
-  /** How many of the most recent calls are looked at. */
-  readonly size: number
-  /** No decision before this many calls were recorded (default: `size`). */
-  readonly minimumCalls?: number | undefined
-}
+export type ConfigKey =
+  | { readonly _tag: "Integer"; readonly option: string; readonly max: number; readonly default?: number }
+  | { readonly _tag: "Ratio"; readonly option: string; readonly default?: number }
+  | { readonly _tag: "Seconds"; readonly option: string; readonly default?: Duration.Duration }
 
 /**
- * @since 0.1.0
- * @category models
- */
-export interface FailureRate extends TripPolicy {
-  readonly _tag: "FailureRate"
-  readonly threshold: number
-  readonly size: number
-  readonly minimumCalls: number
-}
-
-/**
- * Open when the failure ratio over the last `size` calls reaches `threshold`,
- * once at least `minimumCalls` calls were recorded. The ratio is checked after
- * every recorded call, success or failure.
+ * The value of a `ConfigKey` once read: a number, or a `Duration` for seconds.
  *
  * @since 0.1.0
- * @category constructors
- */
-export const failureRate = (options: FailureRateOptions): FailureRate => {
-  const { size, threshold } = options
-  const minimumCalls = options.minimumCalls ?? size
-  return {
-    _tag: "FailureRate",
-    threshold,
-    size,
-    minimumCalls,
-    usesClock: false,
-    counter: () => {
-      // A ring of the last `size` outcomes (1 = failure); `recorded` saturates at `size`.
-      const ring = new Uint8Array(size)
-      let next = 0
-      let recorded = 0
-      let failed = 0
-      const push = (isFailure: 0 | 1) => {
-        if (recorded === size) failed -= ring[next]!
-        else recorded++
-        ring[next] = isFailure
-        failed += isFailure
-        next = next + 1 === size ? 0 : next + 1
-        return recorded >= minimumCalls && failed >= threshold * recorded
-      }
-      return {
-        success: () => push(0),
-        failure: () => push(1),
-        // The ring needs no clearing: once `recorded` is back to 0 a slot is written before it is read again.
-        reset: () => {
-          next = 0
-          recorded = 0
-          failed = 0
-        },
-        failures: () => failed
-      }
-    }
-  }
-}
-
-/**
- * @since 0.1.0
  * @category models
  */
-export interface FailureRateOverTimeOptions {
-  /** Failure ratio in (0, 1] at which the breaker opens. */
-  readonly threshold: number
-  /** The sliding window (a `Duration.Input`: "1 minute", milliseconds, ...). */
-  readonly window: Duration.Input
-  /** No decision before this many calls fell inside the window. */
-  readonly minimumCalls: number
-  /** How many buckets divide the window (default 10); more is finer and larger. */
-  readonly buckets?: number | undefined
-}
+export type ConfigValue = number | Duration.Duration
 
 /**
- * @since 0.1.0
- * @category models
- */
-export interface FailureRateOverTime extends TripPolicy {
-  readonly _tag: "FailureRateOverTime"
-  readonly threshold: number
-  /** The window in milliseconds (NaN when `window` is not a duration; the breaker refuses such a policy). */
-  readonly windowMillis: number
-  readonly minimumCalls: number
-  readonly buckets: number
-}
-
-/**
- * Open when the failure ratio over the last `window` reaches `threshold`,
- * once at least `minimumCalls` calls fell inside the window. The ratio is
- * checked after every recorded call, success or failure. The window slides
- * bucket by bucket, so it spans between `window * (1 - 1/buckets)` and
- * `window`; the work per call does not grow with the window.
+ * A policy's YAML schema: `policy: <name>` chooses it, `keys` are the keys it
+ * adds to a circuit's settings, `make` builds the policy from their values
+ * (each already checked against its key; `check` runs after).
  *
  * @since 0.1.0
- * @category constructors
+ * @category models
  */
-export const failureRateOverTime = (options: FailureRateOverTimeOptions): FailureRateOverTime => {
-  const { minimumCalls, threshold } = options
-  const windowMillis = toMillis(options.window)
-  const bucketCount = options.buckets ?? 10
-  const bucketMillis = windowMillis / bucketCount
-  return {
-    _tag: "FailureRateOverTime",
-    threshold,
-    windowMillis,
-    minimumCalls,
-    buckets: bucketCount,
-    usesClock: true,
-    counter: () => {
-      const calls = new Float64Array(bucketCount)
-      const fails = new Float64Array(bucketCount)
-      // The absolute index (floor(now / bucketMillis)) of the newest bucket in use.
-      let head = -1
-      let totalCalls = 0
-      let totalFails = 0
-      const advance = (now: number) => {
-        const index = Math.floor(now / bucketMillis)
-        if (index <= head) return
-        // Clear the buckets that the new head reuses (at most all of them).
-        for (let i = 0, stale = Math.min(index - head, bucketCount); i < stale; i++) {
-          const slot = (index - i) % bucketCount
-          totalCalls -= calls[slot]!
-          totalFails -= fails[slot]!
-          calls[slot] = 0
-          fails[slot] = 0
-        }
-        head = index
-      }
-      const reset = () => {
-        calls.fill(0)
-        fails.fill(0)
-        head = -1
-        totalCalls = 0
-        totalFails = 0
-      }
-      const record = (now: number, failed: 0 | 1) => {
-        advance(now)
-        const slot = head % bucketCount
-        calls[slot]!++
-        fails[slot]! += failed
-        totalCalls++
-        totalFails += failed
-        return totalCalls >= minimumCalls && totalFails >= threshold * totalCalls
-      }
-      return {
-        success: (now) => record(now, 0),
-        failure: (now) => record(now, 1),
-        reset,
-        failures: (now) => {
-          advance(now)
-          return totalFails
-        }
-      }
-    }
-  }
+export interface Schema {
+  /** The value of the `policy` key, e.g. `failuresInWindow`. */
+  readonly name: string
+  /** The `_tag` of the policies it makes. */
+  readonly tag: string
+  /** Its YAML keys, by name (`failures`, `windowSeconds`, ...). */
+  readonly keys: Readonly<Record<string, ConfigKey>>
+  /** Builds the policy from its keys' values (the defaults filled in, seconds as `Duration`s). */
+  readonly make: (values: Readonly<Record<string, ConfigValue>>) => TripPolicy
 }
 
-const toMillis = (input: Duration.Input): number => {
-  const decoded = Duration.fromInput(input)
-  return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
-}
+export * from "./policies/Consecutive.ts"
+export * from "./policies/FailureRate.ts"
+export * from "./policies/FailureRateOverTime.ts"
+export * from "./policies/FailuresInWindow.ts"
+
+/**
+ * Every policy the YAML configuration offers, by its `policy` name; the
+ * first one is the default. A new policy is one module plus its line here
+ * (and its `export *` above).
+ *
+ * @since 0.1.0
+ * @category registry
+ */
+export const registry: ReadonlyArray<Schema> = [
+  consecutiveSchema,
+  failureRateSchema,
+  failureRateOverTimeSchema,
+  failuresInWindowSchema
+]

@@ -449,7 +449,6 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const guarded = yield* GuardedClient.make<Session, TemporalError>({
     breaker: {
       name: "temporal_client",
-      failMax: 5,
       recoveryTimeout: "30 seconds",
       maxOpenDuration: "60 seconds",
       // A backstop: each call already ends at rpcTimeout with DeadlineExceeded.

@@ -1,29 +1,30 @@
 /**
- * The shared consecutive count (`Fleet.Options.shareCounts`): each replica
- * reads its breakers' consecutive counts off the call path and reports
- * changes; the `count` script trips the fleet when the sum reaches `failMax`.
+ * The shared count (`Fleet.Options.shareCounts`): each replica reads the
+ * count of each breaker whose policy offers one (`TripPolicy.shareableCount`:
+ * the consecutive policy's) off the call path and reports changes; the `count`
+ * script trips the fleet when the sum reaches the policy's `shareableCount`.
  *
  * @internal
  */
-import { Machine, type TripPolicy } from "@neural-hive/resilience"
+import { Machine } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import { adoptReply } from "./adopt.ts"
 import type * as Circuit from "./circuit.ts"
 import { command, type Replica } from "./replica.ts"
 import * as Scripts from "./scripts.ts"
 
-/** Reports one circuit's consecutive count when it changed (a CLOSED breaker with the consecutive policy only). */
+/** Reports one circuit's count when it changed (a CLOSED breaker whose policy has a `shareableCount` only). */
 const report = (r: Replica, c: Circuit.Circuit): Effect.Effect<void> => {
   const policy = c.breaker.unsafe.settings().policy
   const phase = c.breaker.unsafe.phase()
-  if (policy._tag !== "Consecutive" || phase._tag !== "Closed" || phase.mode !== "Normal") {
+  const threshold = policy.shareableCount
+  if (threshold === undefined || phase._tag !== "Closed" || phase.mode !== "Normal") {
     c.reported = 0
     return Effect.void
   }
   const failures = c.breaker.unsafe.snapshot().failures
   if (failures === c.reported) return Effect.void
   c.reported = failures
-  const threshold = (policy as TripPolicy.Consecutive).failMax
   const duration = Machine.openDuration(c.breaker.unsafe.settings(), 1)
   return command(
     r,

@@ -5,12 +5,12 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type { Options } from "../CircuitBreaker.ts"
 import { CircuitBreakerOptionsError } from "../CircuitBreakerError.ts"
 import type * as Machine from "../Machine.ts"
 import * as TripPolicy from "../TripPolicy.ts"
+import { toMillis } from "./policyChecks.ts"
 
 /**
  * Every default of a breaker, in one place.
@@ -18,7 +18,7 @@ import * as TripPolicy from "../TripPolicy.ts"
  * @internal
  */
 export const defaults = {
-  failMax: 5,
+  failMax: TripPolicy.defaultFailMax,
   recoveryTimeoutMillis: 30_000,
   /** At least `recoveryTimeout`. */
   maxOpenDurationMillis: 60_000,
@@ -47,8 +47,6 @@ const checks = (bad: Bad) => ({
     Number.isSafeInteger(value) && (value as number) >= min
       ? value as number
       : bad(option, value, `an integer >= ${min}`),
-  ratio: (option: string, value: unknown): number | CircuitBreakerOptionsError =>
-    typeof value === "number" && value > 0 && value <= 1 ? value : bad(option, value, "a number in (0, 1]"),
   duration: (
     option: string,
     value: Duration.Input | undefined,
@@ -61,12 +59,6 @@ const checks = (bad: Bad) => ({
       : bad(option, value, "a finite duration > 0 (e.g. \"30 seconds\" or milliseconds)")
   }
 })
-
-// `Duration.fromInput` never throws: a value it cannot read is `None`.
-const toMillis = (value: Duration.Input): number => {
-  const decoded = Duration.fromInput(value)
-  return Option.isSome(decoded) ? Duration.toMillis(decoded.value) : NaN
-}
 
 /**
  * Milliseconds of a duration option (`fallback` when absent), or
@@ -167,12 +159,11 @@ export const validate = (options: Options): ValidSettings | CircuitBreakerOption
   }
 }
 
-// The built-in policies are checked field by field; any other tag is a policy of the user's own.
+// A policy checks its own parameters (`check`); one without `check` (a user's own) is taken as it is.
 const validatePolicy = (
   policy: TripPolicy.TripPolicy,
   bad: Bad
 ): TripPolicy.TripPolicy | CircuitBreakerOptionsError => {
-  const { integer, ratio } = checks(bad)
   if (typeof policy !== "object" || policy === null || typeof policy.counter !== "function") {
     return bad(
       "policy",
@@ -183,41 +174,8 @@ const validatePolicy = (
   // A policy of the 0.1 API: `custom(policy)` wrapped the user's policy.
   const legacy = (policy as { readonly policy?: TripPolicy.TripPolicy }).policy
   if (policy._tag === "Custom" && legacy !== undefined) return validatePolicy(legacy, bad)
-  switch (policy._tag) {
-    case "Consecutive": {
-      const failMax = integer("policy.failMax", (policy as TripPolicy.Consecutive).failMax, 1)
-      return typeof failMax === "number" ? policy : failMax
-    }
-    case "FailureRate": {
-      const { minimumCalls, size, threshold } = policy as TripPolicy.FailureRate
-      const checked = ratio("policy.threshold", threshold)
-      if (typeof checked !== "number") return checked
-      const checkedSize = integer("policy.size", size, 1)
-      if (typeof checkedSize !== "number") return checkedSize
-      const checkedMinimum = integer("policy.minimumCalls", minimumCalls, 1)
-      if (typeof checkedMinimum !== "number") return checkedMinimum
-      if (minimumCalls > size) {
-        return bad("policy.minimumCalls", minimumCalls, `an integer between 1 and size (${size})`)
-      }
-      return policy
-    }
-    case "FailureRateOverTime": {
-      const { buckets, minimumCalls, threshold, windowMillis } = policy as TripPolicy.FailureRateOverTime
-      const checked = ratio("policy.threshold", threshold)
-      if (typeof checked !== "number") return checked
-      if (!(Number.isFinite(windowMillis) && windowMillis > 0)) {
-        return bad("policy.window", windowMillis, "a finite duration > 0 (e.g. \"1 minute\")")
-      }
-      const checkedMinimum = integer("policy.minimumCalls", minimumCalls, 1)
-      if (typeof checkedMinimum !== "number") return checkedMinimum
-      const checkedBuckets = integer("policy.buckets", buckets, 1)
-      if (typeof checkedBuckets !== "number") return checkedBuckets
-      if (buckets > 1000) return bad("policy.buckets", buckets, "an integer between 1 and 1000")
-      return policy
-    }
-    default:
-      return policy
-  }
+  const problem = typeof policy.check === "function" ? policy.check() : undefined
+  return problem === undefined ? policy : bad(`policy.${problem.option}`, problem.value, problem.expected)
 }
 
 // Delays of a schedule for the 1st, 2nd, ... opening in a row; the last one repeats once it ends.

@@ -26,7 +26,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
-import { defaults as breakerDefaults } from "./internal/options.ts"
+import { defaults as breakerDefaults, NAME } from "./internal/options.ts"
 import * as Yaml from "./internal/yaml.ts"
 
 // -----------------------------------------------------------------------------
@@ -208,7 +208,6 @@ const show = (value: unknown): string => {
 
 const MAX_SECONDS = 7 * 24 * 3600
 const MAX_COUNT = 1_000_000
-const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
 
 type Kind =
   | { readonly _tag: "Boolean" }

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import type { CircuitBreaker } from "@neural-hive/resilience"
+import { type CircuitBreaker, Remote } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import { adoptReply } from "./adopt.ts"
 import * as Circuit from "./circuit.ts"
@@ -62,9 +62,9 @@ export const onTransition = (r: Replica, c: Circuit.Circuit) => (transition: Cir
   switch (transition.reason) {
     case "Tripped":
     case "ProbeFailed": {
-      const phase = c.breaker.unsafe.phase()
-      if (phase._tag === "Open") {
-        r.run(publishDecision(r, c, "trip", "open", transition.retryAfterMillis, phase.openings))
+      const local = Remote.status(c.breaker)
+      if (local.state === "Open") {
+        r.run(publishDecision(r, c, "trip", "open", transition.retryAfterMillis, local.openings))
       }
       return
     }

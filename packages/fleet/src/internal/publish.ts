@@ -52,9 +52,12 @@ export const publishDecision = (
     )
   )
 
-/** The breaker's transition listener: publishes this replica's own decisions (not the ones it adopted). */
+/**
+ * The breaker's local transitions (`Remote.observe` leaves out the decisions it adopted): publishes this
+ * replica's own decisions. `applying` also skips the HALF_OPEN a won lease adopts (reported as `OpenElapsed`).
+ */
 export const onTransition = (r: Replica, c: Circuit.Circuit) => (transition: CircuitBreaker.Transition): void => {
-  if (c.applying || transition.reason === "Remote" || r.closed) return
+  if (c.applying || r.closed) return
   if (!r.connected) {
     if (transition.reason !== "OpenElapsed") c.dirty = true
     return

@@ -15,6 +15,7 @@ import { afterAll, beforeAll } from "vitest"
 import { eventually } from "../integration/eventually.ts"
 import { FaultProxy } from "../services/proxy.ts"
 import { type ServerHandle, startRedis } from "../services/servers.ts"
+import { phaseOf } from "../support/resilienceInternals.ts"
 
 let server: ServerHandle
 let admin: Redis
@@ -156,7 +157,7 @@ describe("Fleet", () => {
       let probes = 0
       while (!(yield* states(replicas)).every((x) => x === "Closed")) {
         for (const r of replicas) {
-          const phase = r.breaker.unsafe.phase()
+          const phase = phaseOf(r.breaker)
           const reached = dep.state.reached
           yield* Effect.exit(dep.call.pipe(withBreaker(r.breaker)))
           if (phase._tag !== "Closed" && dep.state.reached > reached) probes++
@@ -184,13 +185,13 @@ describe("Fleet", () => {
       const reached = dep.state.reached
       // No traffic: the lease winner's own probe fails and every replica reopens with openings 2.
       yield* eventually(
-        Effect.sync(() => replicas.map((r) => r.breaker.unsafe.phase())),
+        Effect.sync(() => replicas.map((r) => phaseOf(r.breaker))),
         (ps) => ps.every((p) => p._tag === "Open" && p.openings === 2),
         6000
       )
       assert.strictEqual(dep.state.reached - reached, 1, "one probe for the fleet")
       for (const r of replicas) {
-        const p = r.breaker.unsafe.phase()
+        const p = phaseOf(r.breaker)
         assert.isTrue(p._tag === "Open" && p.until - Date.now() > RECOVERY, "the second period is doubled")
       }
     }))
@@ -200,7 +201,7 @@ describe("Fleet", () => {
       const group = newGroup()
       const replicas = yield* Effect.forEach(["a", "b", "c"], (pod) => replica(server.endpoint, group, pod))
       const [a, b, c] = replicas as [Replica, Replica, Replica]
-      const modes = Effect.sync(() => replicas.map((r) => r.breaker.unsafe.phase().mode))
+      const modes = Effect.sync(() => replicas.map((r) => phaseOf(r.breaker).mode))
       yield* b.breaker.forceOpen
       yield* eventually(modes, (m) => m.every((x) => x === "ForcedOpen"), 2000)
       assert.deepStrictEqual(
@@ -240,10 +241,10 @@ describe("Fleet", () => {
       // Open again; a probe result for the old period is refused while the new one is in force.
       yield* trip(a, dep.call)
       yield* eventually(states(replicas), (s) => s.every((x) => x === "Open"), 2000)
-      const until = (b.breaker.unsafe.phase() as { until: number }).until
+      const until = (phaseOf(b.breaker) as { until: number }).until
       yield* Effect.promise(() => admin.publish(channel, JSON.stringify({ ...stale, epoch: opened, remaining: 10 })))
       yield* Effect.sleep("200 millis")
-      assert.strictEqual((b.breaker.unsafe.phase() as { until: number }).until, until)
+      assert.strictEqual((phaseOf(b.breaker) as { until: number }).until, until)
     }))
 
   it.live("Redis stalled: every replica falls back to local breakers within heartbeat + timeout, no call blocked; healed: it rejoins and adopts the open period", () =>

@@ -1,12 +1,13 @@
 /**
  * The core's side of the fleet, under TestClock: a breaker adopts decisions
- * taken elsewhere (`unsafe.adopt`, the Machine's `adopt*`) with reason
+ * taken elsewhere (`Remote.adopt`, the machine's `adopt*`) with reason
  * "Remote", never counted as a local trip, without touching the call path.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, Machine, TripPolicy, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, Remote, TripPolicy, withBreaker } from "@neural-hive/resilience"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
+import { Machine, phaseOf } from "../support/resilienceInternals.ts"
 
 const options: CircuitBreaker.Options = {
   name: "kafka_producer",
@@ -26,7 +27,7 @@ describe("adopting remote decisions", () => {
   it.effect("an adopted opening rejects for the remaining time, then HALF_OPEN by the Clock; no trip counted", () =>
     Effect.gen(function*() {
       const { breaker, transitions } = yield* breakerWithLog
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 700, openings: 2 }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 700, openings: 2 }))
       assert.strictEqual(yield* breaker.state, "Open")
       assert.deepStrictEqual(transitions.map((t) => [t.from, t.to, t.reason]), [["Closed", "Open", "Remote"]])
       assert.strictEqual(transitions[0]!.retryAfterMillis, 700)
@@ -36,12 +37,12 @@ describe("adopting remote decisions", () => {
       assert.strictEqual(snapshot.totals.trips, 0)
       assert.strictEqual(snapshot.totals.rejected, 1)
       yield* TestClock.adjust(699)
-      assert.strictEqual(breaker.unsafe.phase()._tag, "Open")
+      assert.strictEqual(phaseOf(breaker)._tag, "Open")
       yield* TestClock.adjust(1)
-      assert.strictEqual(breaker.unsafe.phase()._tag, "HalfOpen")
+      assert.strictEqual(phaseOf(breaker)._tag, "HalfOpen")
       // The adopted openings drive the doubling: a failed probe opens for 1 s x 2^2.
       yield* Effect.exit(Effect.fail("down").pipe(withBreaker(breaker)))
-      const phase = breaker.unsafe.phase()
+      const phase = phaseOf(breaker)
       assert.isTrue(phase._tag === "Open" && phase.openings === 3)
       assert.strictEqual(transitions.at(-1)!.retryAfterMillis, 4000)
       assert.strictEqual((yield* breaker.snapshot).totals.trips, 1)
@@ -53,36 +54,36 @@ describe("adopting remote decisions", () => {
       yield* Effect.exit(Effect.fail("x").pipe(withBreaker(breaker)))
       yield* Effect.exit(Effect.fail("x").pipe(withBreaker(breaker)))
       assert.strictEqual(transitions.length, 1)
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 3000, openings: 1 }))
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 3000, openings: 1 }), "same decision")
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 3000, openings: 1 }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 3000, openings: 1 }), "same decision")
       assert.strictEqual(transitions.length, 1)
       yield* TestClock.adjust(2999)
       assert.strictEqual(yield* breaker.state, "Open")
       yield* TestClock.adjust(1)
-      assert.strictEqual(breaker.unsafe.phase()._tag, "HalfOpen")
+      assert.strictEqual(phaseOf(breaker)._tag, "HalfOpen")
     }))
 
   it.effect("adoptHalfOpen ends the period now (the probe lease was won); only from a Normal OPEN", () =>
     Effect.gen(function*() {
       const { breaker, transitions } = yield* breakerWithLog
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "HalfOpen" }), "CLOSED stays CLOSED")
-      breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 60_000, openings: 1 })
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "HalfOpen" }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "HalfOpen" }), "CLOSED stays CLOSED")
+      Remote.adopt(breaker, { _tag: "Open", remainingMillis: 60_000, openings: 1 })
+      assert.isTrue(Remote.adopt(breaker, { _tag: "HalfOpen" }))
       assert.strictEqual(transitions.at(-1)!.to, "HalfOpen")
       assert.strictEqual(yield* Effect.void.pipe(withBreaker(breaker)), undefined)
       assert.strictEqual(yield* breaker.state, "Closed")
       yield* breaker.forceOpen
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "HalfOpen" }), "forced open is not probed")
+      assert.isFalse(Remote.adopt(breaker, { _tag: "HalfOpen" }), "forced open is not probed")
     }))
 
   it.effect("adoptClosed forgets the counts; an already CLOSED breaker keeps its own count", () =>
     Effect.gen(function*() {
       const { breaker, transitions } = yield* breakerWithLog
       yield* Effect.exit(Effect.fail("x").pipe(withBreaker(breaker)))
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "Closed" }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "Closed" }))
       assert.strictEqual((yield* breaker.snapshot).failures, 1)
-      breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 1000, openings: 1 })
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Closed" }))
+      Remote.adopt(breaker, { _tag: "Open", remainingMillis: 1000, openings: 1 })
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Closed" }))
       assert.deepStrictEqual(transitions.at(-1)!.reason, "Remote")
       assert.strictEqual((yield* breaker.snapshot).failures, 0)
       // The timer of the adopted period no longer moves anything.
@@ -93,18 +94,18 @@ describe("adopting remote decisions", () => {
   it.effect("admin modes adopted: forced open and disabled, reported as Remote; a forced breaker ignores a trip", () =>
     Effect.gen(function*() {
       const { breaker, transitions } = yield* breakerWithLog
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "ForcedOpen" }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "ForcedOpen" }))
       assert.deepStrictEqual(
         [transitions.at(-1)!.to, transitions.at(-1)!.mode, transitions.at(-1)!.reason],
         ["Open", "ForcedOpen", "Remote"]
       )
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 10, openings: 1 }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 10, openings: 1 }))
       assert.strictEqual((yield* breaker.snapshot).totals.trips, 0)
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Disabled" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Disabled" }))
       assert.strictEqual((yield* breaker.snapshot).mode, "Disabled")
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 10, openings: 1 }))
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Closed" }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 10, openings: 1 }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Closed" }))
       assert.strictEqual((yield* breaker.snapshot).mode, "Normal")
     }))
 

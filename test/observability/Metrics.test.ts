@@ -27,7 +27,7 @@ const assertExact = (breaker: CircuitBreaker.CircuitBreaker, service = "orchestr
   Effect.gen(function*() {
     const registry = yield* Metrics.PrometheusRegistry
     const metrics = yield* scrape(registry)
-    const { state, totals } = breaker.unsafe.snapshot()
+    const { state, totals } = breaker.view.snapshot()
     const labels = { service, circuit: breaker.name }
     const calls = (result: string) => metrics.get("circuit_breaker_calls_total", { ...labels, result })
     assert.strictEqual(metrics.get("circuit_breaker_state", labels), STATE[state], "state")

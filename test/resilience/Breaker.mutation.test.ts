@@ -5,10 +5,11 @@
  * here was written for behaviour a mutation run showed unpinned (see docs/testing.md, "Mutation testing").
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerError, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, Remote, withBreaker } from "@neural-hive/resilience"
 import { Clock, Duration, Effect, Exit, Fiber, Ref } from "effect"
 import { TestClock } from "effect/testing"
 import { Boom, fail, ok, trip } from "../support/breakers.ts"
+import { Admission, phaseOf, settingsOf } from "../support/resilienceInternals.ts"
 
 /**
  * A Clock whose time the test sets and whose sleeps never end: a breaker on it is one whose timer has
@@ -79,14 +80,15 @@ describe("CircuitBreaker: the open period ends by the clock even before its time
       assert.strictEqual((yield* before.snapshot).state, "Open")
     }))
 
-  it.effect("the synchronous API admits the probe at the end of the period too", () =>
+  it.effect("the facade's admission admits the probe at the end of the period too", () =>
     Effect.gen(function*() {
       const breaker = yield* trippedOnLaggingClock(10_000)
-      const generation = breaker.unsafe.admit()
+      const impl = Admission.of(breaker)
+      const generation = Admission.admit(impl)
       assert.isNumber(generation)
-      assert.strictEqual(breaker.unsafe.state(), "HalfOpen")
-      breaker.unsafe.settle(generation as number, breaker.unsafe.now(), "success")
-      assert.strictEqual(breaker.unsafe.state(), "Closed")
+      assert.strictEqual(breaker.view.state(), "HalfOpen")
+      Admission.succeed(impl, generation as number, Admission.start(impl))
+      assert.strictEqual(breaker.view.state(), "Closed")
     }))
 })
 
@@ -248,14 +250,14 @@ describe("CircuitBreaker: trips counted", () => {
     }))
 })
 
-describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => {
+describe("CircuitBreaker: decisions adopted from a fleet (Remote.adopt)", () => {
   it.effect("an adopted opening opens for the time left, is reported as Remote and is not a local trip", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 5, recoveryTimeout: "30 seconds" })
       const reasons: Array<string> = []
       yield* breaker.listen({ onTransition: (t) => reasons.push(`${t.from}->${t.to}:${t.reason}`) })
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 4_000, openings: 2 }))
-      const phase = breaker.unsafe.phase()
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 4_000, openings: 2 }))
+      const phase = phaseOf(breaker)
       assert.strictEqual(phase._tag, "Open")
       assert.strictEqual(phase._tag === "Open" ? phase.until : -1, 4_000)
       assert.strictEqual(phase._tag === "Open" ? phase.openings : -1, 2)
@@ -270,16 +272,16 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
   it.effect("adopting HALF_OPEN, CLOSED, forced open and disabled moves the breaker each time", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1, recoveryTimeout: "30 seconds" })
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "HalfOpen" })) // only an OPEN breaker can move to HALF_OPEN
+      assert.isFalse(Remote.adopt(breaker, { _tag: "HalfOpen" })) // only an OPEN breaker can move to HALF_OPEN
       yield* trip(breaker, 1)
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "HalfOpen" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "HalfOpen" }))
       assert.strictEqual(yield* breaker.state, "HalfOpen")
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Closed" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Closed" }))
       assert.strictEqual(yield* breaker.state, "Closed")
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "Closed" }))
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
+      assert.isFalse(Remote.adopt(breaker, { _tag: "Closed" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "ForcedOpen" }))
       assert.strictEqual((yield* breaker.snapshot).mode, "ForcedOpen")
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Disabled" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Disabled" }))
       const snapshot = yield* breaker.snapshot
       assert.deepStrictEqual([snapshot.state, snapshot.mode, snapshot.totals.trips], ["Closed", "Disabled", 1])
     }))
@@ -288,9 +290,9 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 5, recoveryTimeout: "30 seconds" })
       yield* TestClock.adjust("1 second")
-      const before = breaker.unsafe.phase().generation
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 4_000, openings: 1 }))
-      const phase = breaker.unsafe.phase()
+      const before = phaseOf(breaker).generation
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 4_000, openings: 1 }))
+      const phase = phaseOf(breaker)
       assert.isAbove(phase.generation, before)
       assert.deepStrictEqual([phase._tag, phase.mode, phase._tag === "Open" ? phase.until : -1], [
         "Open",
@@ -314,12 +316,12 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
       const seen: Array<string> = []
       yield* trip(breaker, 1)
       yield* breaker.listen({ onTransition: (t) => seen.push(`${t.from}->${t.to}`) })
-      const generation = breaker.unsafe.phase().generation
+      const generation = phaseOf(breaker).generation
       // The same period and openings: nothing to change.
-      assert.isFalse(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 30_000, openings: 1 }))
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 30_000, openings: 3 }))
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Open", remainingMillis: 5_000, openings: 3 }))
-      const phase = breaker.unsafe.phase()
+      assert.isFalse(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 30_000, openings: 1 }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 30_000, openings: 3 }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Open", remainingMillis: 5_000, openings: 3 }))
+      const phase = phaseOf(breaker)
       assert.deepStrictEqual(
         [phase.generation, phase._tag === "Open" ? phase.openings : -1, phase._tag === "Open" ? phase.until : -1],
         [generation, 3, 5_000]
@@ -336,16 +338,16 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
     Effect.gen(function*() {
       const forced = yield* CircuitBreaker.make({ name: "f", failMax: 1 })
       yield* forced.forceOpen
-      assert.isFalse(forced.unsafe.adopt({ _tag: "Open", remainingMillis: 1_000, openings: 1 }))
-      assert.isFalse(forced.unsafe.adopt({ _tag: "HalfOpen" }))
-      assert.isFalse(forced.unsafe.adopt({ _tag: "ForcedOpen" }))
+      assert.isFalse(Remote.adopt(forced, { _tag: "Open", remainingMillis: 1_000, openings: 1 }))
+      assert.isFalse(Remote.adopt(forced, { _tag: "HalfOpen" }))
+      assert.isFalse(Remote.adopt(forced, { _tag: "ForcedOpen" }))
       assert.strictEqual((yield* forced.snapshot).mode, "ForcedOpen")
       const disabled = yield* CircuitBreaker.make({ name: "d", failMax: 1 })
       yield* disabled.disable
-      assert.isFalse(disabled.unsafe.adopt({ _tag: "Open", remainingMillis: 1_000, openings: 1 }))
-      assert.isFalse(disabled.unsafe.adopt({ _tag: "Disabled" }))
+      assert.isFalse(Remote.adopt(disabled, { _tag: "Open", remainingMillis: 1_000, openings: 1 }))
+      assert.isFalse(Remote.adopt(disabled, { _tag: "Disabled" }))
       // Adopting CLOSED ends a disable decided elsewhere.
-      assert.isTrue(disabled.unsafe.adopt({ _tag: "Closed" }))
+      assert.isTrue(Remote.adopt(disabled, { _tag: "Closed" }))
       assert.strictEqual((yield* disabled.snapshot).mode, "Normal")
     }))
 
@@ -357,15 +359,15 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
       yield* trip(breaker, 1)
       yield* TestClock.adjust("10 seconds")
       yield* Effect.flip(fail().pipe(withBreaker(breaker))) // the second opening in a row
-      const generation = breaker.unsafe.phase().generation
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
-      const forced = breaker.unsafe.phase()
+      const generation = phaseOf(breaker).generation
+      assert.isTrue(Remote.adopt(breaker, { _tag: "ForcedOpen" }))
+      const forced = phaseOf(breaker)
       assert.deepStrictEqual([forced._tag === "Open" ? forced.openings : -1, forced.generation], [2, generation + 1])
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Disabled" }))
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "ForcedOpen" }))
-      const fromClosed = breaker.unsafe.phase()
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Disabled" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "ForcedOpen" }))
+      const fromClosed = phaseOf(breaker)
       assert.strictEqual(fromClosed._tag === "Open" ? fromClosed.openings : -1, 0)
-      assert.isTrue(breaker.unsafe.adopt({ _tag: "Closed" }))
+      assert.isTrue(Remote.adopt(breaker, { _tag: "Closed" }))
       assert.deepStrictEqual(seen.slice(-4), [
         "Open->Open:ForcedOpen:Remote",
         "Open->Closed:Disabled:Remote",
@@ -374,7 +376,7 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
       ])
     }))
 
-  it.effect("settings() are the validated options a fleet agent needs", () =>
+  it.effect("the machine's settings are the validated options; Remote.sharedCount shares failMax and the first period", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
         name: "c",
@@ -383,11 +385,13 @@ describe("CircuitBreaker: decisions adopted from a fleet (unsafe.adopt)", () => 
         maxOpenDuration: "2 minutes",
         halfOpen: { permits: 3, successThreshold: 2 }
       })
-      const settings = breaker.unsafe.settings()
+      const settings = settingsOf(breaker)
       assert.deepStrictEqual(
         [settings.recoveryMillis, settings.maxOpenMillis, settings.permits, settings.successThreshold],
         [30_000, 120_000, 3, 2]
       )
+      yield* Effect.exit(fail().pipe(withBreaker(breaker)))
+      assert.deepStrictEqual(Remote.sharedCount(breaker), { failures: 1, failMax: 3, firstOpenMillis: 30_000 })
     }))
 })
 

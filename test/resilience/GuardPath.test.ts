@@ -109,7 +109,7 @@ describe("Facade: the Promise path", () => {
       const pending = Facade.execute(breaker, () => {
         throw new Boom({ counted: true })
       })
-      assert.strictEqual(breaker.unsafe.state(), "Open")
+      assert.strictEqual(breaker.view.state(), "Open")
       const error = yield* Effect.promise(() => pending.then(() => undefined, (e: unknown) => e))
       assert.instanceOf(error, Boom)
     }))

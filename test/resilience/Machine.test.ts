@@ -2,7 +2,8 @@
  * The pure state machine, driven directly with explicit times (no Effect).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Machine, TripPolicy } from "@neural-hive/resilience"
+import { TripPolicy } from "@neural-hive/resilience"
+import { Machine } from "../support/resilienceInternals.ts"
 
 const settings = (overrides: Partial<Machine.Settings> = {}): Machine.Settings => ({
   policy: TripPolicy.consecutive(2),
@@ -31,11 +32,18 @@ const tripped = (s = settings()) => {
 }
 
 describe("Machine", () => {
-  it("starts CLOSED at generation 0 (or OPEN when forced), with the phase in the given cell", () => {
-    const cell = { current: Machine.initialPhase(0) }
+  it("starts CLOSED at generation 0 (or OPEN when forced); a given cell is used as it is, not initialised again", () => {
+    expect(Machine.make(settings(), 5).phase.current).toEqual({
+      _tag: "Closed",
+      mode: "Normal",
+      generation: 0,
+      since: 5
+    })
+    const start = Machine.initialPhase(3)
+    const cell = { current: start }
     const m = Machine.make(settings(), 5, "Normal", undefined, cell)
     expect(m.phase).toBe(cell)
-    expect(cell.current).toEqual({ _tag: "Closed", mode: "Normal", generation: 0, since: 5 })
+    expect(cell.current).toBe(start)
     expect(Machine.state(Machine.make(settings(), 0, "ForcedOpen"))).toBe("Open")
     expect(Machine.retryAfter(Machine.make(settings(), 0, "ForcedOpen"), 0)).toBe(Infinity)
   })

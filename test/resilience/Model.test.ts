@@ -1,7 +1,7 @@
 /**
  * Model-based property test: random sequences of calls and clock advances run
  * against the real breaker (under TestClock) and against a small reference
- * model written here, independently of Machine.ts. After every step the
+ * model written here, independently of the machine (internal/machine.ts). After every step the
  * observable state, the rejection and the open duration must agree.
  */
 import { describe, expect, it } from "@effect/vitest"

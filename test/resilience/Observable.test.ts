@@ -1,7 +1,7 @@
 /**
  * What a user of a breaker can observe besides its state: snapshots (totals, lastError, since,
  * retryAfter), the errors callers get, listeners (`onTransition`, `onCall`, `annotate`), the
- * `onSettled` callback of `protect`, and the synchronous `unsafe` API. Time is driven by TestClock.
+ * `onSettled` callback of `protect`, the readers' `view` and the facade's admission. Time is driven by TestClock.
  */
 import { assert, describe, it } from "@effect/vitest"
 import {
@@ -14,6 +14,7 @@ import {
 import { Cause, Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Boom, countedOnly, fail, ok, trip } from "../support/breakers.ts"
+import { Admission } from "../support/resilienceInternals.ts"
 
 const settledWith = (breaker: CircuitBreaker.CircuitBreaker) => {
   const seen: Array<string> = []
@@ -256,17 +257,17 @@ describe("CircuitBreaker: snapshots", () => {
       assert.strictEqual(snapshot.name, "c")
     }))
 
-  it.effect("an elapsed open period reads as HALF_OPEN in a snapshot and in unsafe.state, even before the timer", () =>
+  it.effect("an elapsed open period reads as HALF_OPEN in a snapshot and in view.state, even before the timer", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1, recoveryTimeout: "1 second" })
       yield* trip(breaker, 1)
-      assert.strictEqual(breaker.unsafe.state(), "Open")
-      assert.strictEqual(breaker.unsafe.snapshot().retryAfterMillis, 1_000)
+      assert.strictEqual(breaker.view.state(), "Open")
+      assert.strictEqual(breaker.view.snapshot().retryAfterMillis, 1_000)
       yield* TestClock.adjust("1 second")
-      assert.strictEqual(breaker.unsafe.state(), "HalfOpen")
-      assert.strictEqual(breaker.unsafe.snapshot().state, "HalfOpen")
-      assert.strictEqual(breaker.unsafe.snapshot().failures, 1)
-      assert.strictEqual(breaker.unsafe.now(), 1_000)
+      assert.strictEqual(breaker.view.state(), "HalfOpen")
+      assert.strictEqual(breaker.view.snapshot().state, "HalfOpen")
+      assert.strictEqual(breaker.view.snapshot().failures, 1)
+      assert.strictEqual(breaker.view.snapshot().since, 1_000)
     }))
 })
 
@@ -399,8 +400,32 @@ describe("CircuitBreaker: failureRateOverTime reads the Clock for every outcome"
     }))
 })
 
-describe("CircuitBreaker: unsafe, the synchronous API", () => {
-  it.effect("admit, settle and settleFailure drive the breaker like a call; callTimeoutMillis is exposed", () =>
+describe("CircuitBreaker: the readers' view", () => {
+  it.effect("view reads what breaker.state and breaker.snapshot give, synchronously; totals move nothing", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "reader", failMax: 2, recoveryTimeout: "1 second" })
+      const { view } = breaker
+      assert.strictEqual(breaker.view, view, "one view per breaker")
+      yield* ok.pipe(withBreaker(breaker))
+      yield* trip(breaker, 2)
+      yield* Effect.flip(Effect.void.pipe(withBreaker(breaker)))
+      assert.strictEqual(view.state(), yield* breaker.state)
+      assert.deepStrictEqual(view.snapshot(), yield* breaker.snapshot)
+      assert.deepStrictEqual(view.totals(), { successes: 1, failures: 2, slow: 0, ignored: 0, rejected: 1, trips: 1 })
+      const seen: Array<string> = []
+      yield* breaker.listen({ onTransition: (t) => seen.push(t.to) })
+      yield* TestClock.adjust("1 second")
+      // The timer ended the period: the view sees HALF_OPEN; reading the totals reported nothing more.
+      assert.deepStrictEqual(seen, ["HalfOpen"])
+      view.totals()
+      assert.deepStrictEqual(seen, ["HalfOpen"])
+      assert.strictEqual(view.state(), "HalfOpen")
+      assert.strictEqual(view.snapshot().retryAfterMillis, 0)
+    }))
+})
+
+describe("CircuitBreaker: the facade's admission (internal)", () => {
+  it.effect("admit, succeed and fail drive the breaker like a call; callTimeoutMillis is read by the facade", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({
         name: "c",
@@ -409,19 +434,20 @@ describe("CircuitBreaker: unsafe, the synchronous API", () => {
         throwOnTrip: true,
         isFailure: countedOnly
       })
-      const { unsafe } = breaker
-      assert.strictEqual(unsafe.callTimeoutMillis, 3_000)
+      const impl = Admission.of(breaker)
+      assert.strictEqual(impl.callTimeoutMillis, 3_000)
       const excluded = new Boom({ counted: false })
-      const first = unsafe.admit() as number
-      assert.strictEqual(unsafe.settleFailure(first, unsafe.now(), excluded), excluded)
+      const failOnce = (error: unknown, isFailure?: (error: unknown) => boolean) =>
+        Admission.fail(impl, Admission.admit(impl) as number, Admission.start(impl), error, isFailure)
+      assert.strictEqual(failOnce(excluded), excluded)
       const counted = new Boom({ counted: true })
-      assert.strictEqual(unsafe.settleFailure(unsafe.admit() as number, unsafe.now(), counted, () => false), counted)
-      assert.strictEqual(unsafe.settleFailure(unsafe.admit() as number, unsafe.now(), counted), counted)
-      const tripped = unsafe.settleFailure(unsafe.admit() as number, unsafe.now(), counted)
+      assert.strictEqual(failOnce(counted, () => false), counted)
+      assert.strictEqual(failOnce(counted), counted)
+      const tripped = failOnce(counted)
       assert.deepInclude(tripped, { reason: "Tripped", cause: counted })
-      const rejected = unsafe.admit()
+      const rejected = Admission.admit(impl)
       assert.instanceOf(rejected, CircuitBreakerError)
-      assert.deepStrictEqual(unsafe.snapshot().totals, {
+      assert.deepStrictEqual(breaker.view.totals(), {
         successes: 0,
         failures: 2,
         slow: 0,
@@ -430,9 +456,13 @@ describe("CircuitBreaker: unsafe, the synchronous API", () => {
         trips: 1
       })
       const plain = yield* CircuitBreaker.make({ name: "d" })
-      assert.isUndefined(plain.unsafe.callTimeoutMillis)
-      plain.unsafe.settle(plain.unsafe.admit() as number, 0, "success")
-      assert.strictEqual(plain.unsafe.snapshot().totals.successes, 1)
+      const plainImpl = Admission.of(plain)
+      assert.isUndefined(plainImpl.callTimeoutMillis)
+      assert.isNaN(Admission.start(plainImpl), "no clock read without a use for durations")
+      Admission.succeed(plainImpl, Admission.admit(plainImpl) as number, 0)
+      assert.strictEqual(plain.view.totals().successes, 1)
+      const fake = { ...plain } as CircuitBreaker.CircuitBreaker
+      assert.throws(() => Admission.of(fake), /made by CircuitBreaker\.make/)
     }))
 })
 

@@ -50,8 +50,10 @@ describe("ResilienceConfig: trip policies by their schema", () => {
     Effect.runSync(
       Effect.gen(function*() {
         const settings = settingsOf("{ policy: failureRateOverTime, threshold: 0.5, windowSeconds: 10 }")
-        const breaker = yield* CircuitBreaker.make(ResilienceConfig.toBreakerOptions("c", settings))
-        assert.strictEqual(breaker.unsafe.settings().policy._tag, "FailureRateOverTime")
+        const options = ResilienceConfig.toBreakerOptions("c", settings)
+        assert.strictEqual(options.policy?._tag, "FailureRateOverTime")
+        const breaker = yield* CircuitBreaker.make(options)
+        assert.strictEqual(breaker.view.state(), "Closed")
       }).pipe(Effect.scoped)
     ))
 

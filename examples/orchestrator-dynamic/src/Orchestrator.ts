@@ -157,8 +157,8 @@ const isOk = (step: StepReport) => step.status === "ok" || step.status === "skip
 /** A fail-fast breaker that refuses calls now (OPEN, forced open): the plan is refused before any side effect. */
 const refusing = (breaker: CircuitBreaker.CircuitBreaker): StepReport | undefined => {
   // The state alone on every plan (no allocation); the full snapshot only when the plan is refused.
-  if (breaker.unsafe.state() !== "Open") return undefined
-  const snapshot = breaker.unsafe.snapshot()
+  if (breaker.view.state() !== "Open") return undefined
+  const snapshot = breaker.view.snapshot()
   return {
     status: "rejected",
     circuit: snapshot.name,
@@ -222,7 +222,7 @@ export class Orchestrator extends Context.Service<Orchestrator, {
         const relay = yield* Outbox.OutboxRelay
         // Only read, for the plan's log line: a ticket accepted while Kafka's breaker is not closed is queued.
         const kafka = yield* Effect.serviceOption(KafkaProducer.KafkaProducer)
-        const kafkaWaiting = () => kafka._tag === "Some" && kafka.value.breaker.unsafe.state() !== "Closed"
+        const kafkaWaiting = () => kafka._tag === "Some" && kafka.value.breaker.view.state() !== "Closed"
 
         const submit = Effect.fn("Orchestrator.submit")(function*(plan: Plan) {
           const ticketId = `ticket-${plan.id}`

@@ -40,7 +40,7 @@
  * @since 0.1.0
  */
 import { Metrics, ServiceName } from "@neural-hive/observability"
-import { CircuitBreaker, type CircuitBreakerOptionsError, redact, Registry } from "@neural-hive/resilience"
+import { CircuitBreaker, type CircuitBreakerOptionsError, redact, Registry, Remote } from "@neural-hive/resilience"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -254,7 +254,7 @@ export const make: (
       r.circuits.set(breaker.name, c)
       // One scope per breaker, closed when it leaves the registry or the fleet stops.
       const listening = Scope.forkUnsafe(scope)
-      Effect.runSync(Scope.provide(listening)(breaker.listen({ onTransition: onTransition(r, c) })))
+      Effect.runSync(Scope.provide(listening)(Remote.observe(breaker, onTransition(r, c))))
       if (r.connected) run(Connection.reconcile(r, c))
       return () => {
         Effect.runSync(Scope.close(listening, Exit.void))

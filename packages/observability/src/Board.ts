@@ -53,6 +53,7 @@ import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type { BreakerStatus } from "./Http.ts"
 import { csp, renderPage } from "./internal/boardPage.ts"
 import {
   BUCKET_MILLIS,
@@ -62,7 +63,7 @@ import {
   type TimelineEntry,
   timelineEntry
 } from "./internal/boardStats.ts"
-import { type ModeLabel, modeLabel, type StateLabel, stateLabel } from "./internal/labels.ts"
+import { breakerStatus, type StateLabel } from "./internal/labels.ts"
 import { ServiceName } from "./ServiceName.ts"
 
 // -----------------------------------------------------------------------------
@@ -70,18 +71,12 @@ import { ServiceName } from "./ServiceName.ts"
 // -----------------------------------------------------------------------------
 
 /**
- * One card of the board, as sent in the event stream.
+ * One card of the board, as sent in the event stream: the breaker's `Http.BreakerStatus` and the board's own fields.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Card {
-  readonly name: string
-  readonly state: StateLabel
-  readonly mode: ModeLabel
-  readonly failureMode: CircuitBreaker.FailureMode
-  readonly failures: number
-  readonly trips: number
+export interface Card extends BreakerStatus {
   /** Milliseconds until an OPEN breaker admits a probe; 0 when not OPEN; `null` while forced open. */
   readonly retryAfterMillis: number | null
   /** Milliseconds the breaker has been in its state. */
@@ -236,19 +231,14 @@ export const make: (options?: Options) => Effect.Effect<Board, never, Registry.R
     yield* Effect.addFinalizer(() => close)
 
     const card = (snapshot: CircuitBreaker.Snapshot): Card => ({
-      name: snapshot.name,
-      state: stateLabel[snapshot.state],
-      mode: modeLabel[snapshot.mode],
-      failureMode: snapshot.failureMode,
-      failures: snapshot.failures,
-      trips: snapshot.totals.trips,
+      ...breakerStatus(snapshot),
       retryAfterMillis: Number.isFinite(snapshot.retryAfterMillis) ? snapshot.retryAfterMillis : null,
       inStateMillis: Math.max(0, now() - snapshot.since),
       lastTransition: last.get(snapshot.name) ?? null
     })
 
     const publish = (breaker: CircuitBreaker.CircuitBreaker) => {
-      PubSub.publishUnsafe(updates, event("breaker", card(breaker.unsafe.snapshot())))
+      PubSub.publishUnsafe(updates, event("breaker", card(breaker.view.snapshot())))
     }
 
     yield* registry.onRegister((breaker) => {

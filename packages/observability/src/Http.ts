@@ -55,7 +55,7 @@ import * as HttpMetrics from "./HttpMetrics.ts"
 import * as internalAdmin from "./internal/admin.ts"
 import * as internalAuthGuard from "./internal/authGuard.ts"
 import { make as makeGuardedServer } from "./internal/guardedServer.ts"
-import { type ModeLabel, modeLabel, seconds, type StateLabel, stateLabel } from "./internal/labels.ts"
+import { breakerStatus, type ModeLabel, seconds, type StateLabel } from "./internal/labels.ts"
 import * as internalRoutes from "./internal/routes.ts"
 import { PrometheusRegistry } from "./Metrics.ts"
 import { ServiceName } from "./ServiceName.ts"
@@ -96,12 +96,14 @@ export const MIN_ADMIN_TOKEN_DISTINCT = 8
 export type Status = "ok" | "degraded" | "unavailable"
 
 /**
- * One breaker in `/health`.
+ * A breaker's snapshot in label form: the one description of a breaker that
+ * `/health` (`BreakerHealth`) and the board (`Board.Card`) both show, each
+ * adding its own fields.
  *
  * @since 0.1.0
  * @category models
  */
-export interface BreakerHealth {
+export interface BreakerStatus {
   readonly name: string
   readonly state: StateLabel
   readonly mode: ModeLabel
@@ -110,6 +112,15 @@ export interface BreakerHealth {
   readonly failures: number
   /** Openings since the breaker was made. */
   readonly trips: number
+}
+
+/**
+ * One breaker in `/health`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BreakerHealth extends BreakerStatus {
   /** Seconds until an OPEN breaker admits a probe; 0 when not OPEN; `null` while forced open. */
   readonly retryAfterSeconds: number | null
 }
@@ -294,15 +305,7 @@ export const health = (service: string, snapshots: ReadonlyArray<CircuitBreaker.
       } else if ((snapshot.state !== "Closed" || snapshot.failures > 0) && status === "ok") {
         status = "degraded"
       }
-      return {
-        name: snapshot.name,
-        state: stateLabel[snapshot.state],
-        mode: modeLabel[snapshot.mode],
-        failureMode: snapshot.failureMode,
-        failures: snapshot.failures,
-        trips: snapshot.totals.trips,
-        retryAfterSeconds: seconds(snapshot.retryAfterMillis)
-      }
+      return { ...breakerStatus(snapshot), retryAfterSeconds: seconds(snapshot.retryAfterMillis) }
     }
   )
   return { service, status, breakers }

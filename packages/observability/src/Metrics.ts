@@ -295,7 +295,7 @@ const registerInstruments = (
 /** At scrape time: sets one breaker's state gauge and adds to its counters what its totals gained since the last scrape. */
 const catchUp = (m: Instruments, breaker: CircuitBreaker.CircuitBreaker, w: Wired): void => {
   // snapshot() first moves an elapsed OPEN breaker to HALF_OPEN, so the transition is counted before the gauge is read.
-  const { state, totals } = breaker.unsafe.snapshot()
+  const { state, totals } = breaker.view.snapshot()
   m.stateGauge.set(w.labels, stateValue[state])
   const seen = w.seen
   add(m.failures, w.labels, totals.failures - seen.failures)
@@ -369,7 +369,7 @@ const wire = (ctx: Wiring, breaker: CircuitBreaker.CircuitBreaker): (() => void)
       }
     }))
   )
-  stateGauge.set(labels, stateValue[breaker.unsafe.state()])
+  stateGauge.set(labels, stateValue[breaker.view.state()])
   return () => {
     if (ctx.wired.get(breaker) === w) forget(ctx, breaker, w)
   }

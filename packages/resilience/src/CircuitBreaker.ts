@@ -47,7 +47,6 @@ import {
 } from "./CircuitBreakerError.ts"
 import { BreakerImpl, TypeId as InternalTypeId } from "./internal/breaker.ts"
 import * as internalOptions from "./internal/options.ts"
-import type * as Machine from "./Machine.ts"
 import * as Registries from "./Registry.ts"
 import * as TripPolicies from "./TripPolicy.ts"
 import type { TripPolicy } from "./TripPolicy.ts"
@@ -88,37 +87,70 @@ export const TypeId: TypeId = InternalTypeId
 export type TypeId = "~@neural-hive/resilience/CircuitBreaker"
 
 /**
- * @since 0.1.0
- * @category models
- */
-export type State = Machine.State
-
-/**
- * @since 0.1.0
- * @category models
- */
-export type Mode = Machine.Mode
-
-/**
- * A state change, as listeners and `transitions` see it: the machine's
- * transition plus the circuit's name and the last counted failure's message
- * (secrets removed) at that moment.
+ * The three states; the `circuit_breaker_state` gauge encodes them as 0, 1 and 2.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Transition extends Machine.Transition {
+export type State = "Closed" | "Open" | "HalfOpen"
+
+/**
+ * `Normal` follows the policy; `ForcedOpen` rejects every call until a reset;
+ * `Disabled` lets every call through and only measures.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Mode = "Normal" | "ForcedOpen" | "Disabled"
+
+/**
+ * Why a breaker changed state. `Remote`: a decision adopted from elsewhere
+ * (`Remote.adopt`, a fleet).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TransitionReason =
+  | "Tripped"
+  | "ProbeFailed"
+  | "OpenElapsed"
+  | "ProbesSucceeded"
+  | "ForcedOpen"
+  | "Disabled"
+  | "Reset"
+  | "Remote"
+
+/**
+ * A state change, as listeners and `transitions` see it, with the circuit's
+ * name and the last counted failure's message (secrets removed) at that moment.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Transition {
   readonly circuit: string
+  readonly from: State
+  readonly to: State
+  readonly mode: Mode
+  readonly reason: TransitionReason
+  /** When it happened, in Clock milliseconds. */
+  readonly at: number
+  /** Counted failures the policy held when the transition happened. */
+  readonly failures: number
+  /** Milliseconds until the next probe is admitted (OPEN only, else 0; Infinity when forced open). */
+  readonly retryAfterMillis: number
   readonly lastError: string | undefined
 }
 
 /**
- * The result of one guarded call, as metrics count it.
+ * The result of one guarded call, as metrics count it. `slow` is a success
+ * slower than `slowCallThreshold`, counted as a failure; `ignored` an
+ * interrupted call or a failure the classifiers exclude.
  *
  * @since 0.1.0
  * @category models
  */
-export type CallOutcome = Machine.Outcome | "rejected"
+export type CallOutcome = "success" | "failure" | "slow" | "ignored" | "rejected"
 
 /**
  * How callers see an open breaker: `fail-fast` (a typed error) or `fail-open`
@@ -350,67 +382,44 @@ export interface CircuitBreaker {
    * and not disabled: the counts are forgotten, no transition is published.
    */
   readonly reset: Effect.Effect<boolean>
-  /** Synchronous access for the Promise/sync facade and for metrics collected at scrape time. */
-  readonly unsafe: Unsafe
+  /**
+   * The breaker read synchronously (state, snapshot, totals), for code that
+   * cannot run an effect: metrics collected at scrape time, a Promise API.
+   */
+  readonly view: View
 }
 
 /**
- * The synchronous core of a breaker, for code outside Effect.
+ * A breaker read synchronously: what `breaker.state` and `breaker.snapshot`
+ * give, without an effect to run, for metrics collected at scrape time, health
+ * handlers and code outside Effect. A view never admits or settles a call; like
+ * `breaker.state`, `state()` and `snapshot()` read an elapsed open period as
+ * HALF_OPEN (and move the breaker there, reporting the transition).
+ *
+ * **Example** (Reading a breaker at scrape time)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CircuitBreaker } from "@neural-hive/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const breaker = yield* CircuitBreaker.make({ name: "redis_client" })
+ *   const gauge = () => (breaker.view.state() === "Closed" ? 0 : 1)
+ *   return { gauge: gauge(), calls: breaker.view.totals().successes }
+ * }).pipe(Effect.scoped)
+ * ```
  *
  * @since 0.1.0
  * @category models
  */
-export interface Unsafe {
-  /** Admission: a generation to pass to `settle`, or a `CircuitBreakerError` to throw. */
-  admit(): number | CircuitBreakerError
-  /** Records the outcome of a call admitted with `generation` (from `admit`), started at `startedAt` (from `now`). */
-  settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown): void
-  /**
-   * Settles a call that threw or rejected with `error`, classified like every
-   * other call path (the breaker's `isFailure` and `isFailure` here must both say
-   * it counts). Returns what to throw: `error`, or with `throwOnTrip` the
-   * breaker's error when this failure opened it.
-   */
-  settleFailure(
-    generation: number,
-    startedAt: number,
-    error: unknown,
-    isFailure?: ((error: unknown) => boolean) | undefined
-  ): unknown
-  /** The breaker's Clock, in milliseconds. */
-  now(): number
-  /** The breaker's `callTimeout` in milliseconds, if it has one. */
-  readonly callTimeoutMillis: number | undefined
-  /** The current state, without allocating (an elapsed open period reads as HALF_OPEN). */
+export interface View {
+  /** The current state (an elapsed open period reads as HALF_OPEN). */
   state(): State
   /** The breaker's state and counts now (an elapsed open period reads as HALF_OPEN). */
   snapshot(): Snapshot
-  /** The machine's phase as it is (openings, generation, `until`), for a fleet agent. */
-  phase(): Machine.Phase
-  /** The machine's settings (policy, open durations, permits), for a fleet agent. */
-  settings(): Machine.Settings
-  /**
-   * Adopts a decision taken elsewhere (another replica of a fleet), with
-   * transition reason `"Remote"`, never counted as a local trip. Off the call
-   * path: callers never wait for it. Returns whether the breaker changed.
-   */
-  adopt(decision: RemoteDecision): boolean
+  /** The cumulative counts since the breaker was made (reads nothing else, moves nothing). */
+  totals(): Totals
 }
-
-/**
- * A decision a breaker adopts from elsewhere (see `Unsafe.adopt`): OPEN for the
- * remaining time as the `openings`-th opening in a row; HALF_OPEN now (this
- * replica won the probe); CLOSED; forced open; disabled.
- *
- * @since 0.1.0
- * @category models
- */
-export type RemoteDecision =
-  | { readonly _tag: "Open"; readonly remainingMillis: number; readonly openings: number }
-  | { readonly _tag: "HalfOpen" }
-  | { readonly _tag: "Closed" }
-  | { readonly _tag: "ForcedOpen" }
-  | { readonly _tag: "Disabled" }
 
 /**
  * Makes a breaker that lives as long as the scope. When a

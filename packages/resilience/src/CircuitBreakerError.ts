@@ -11,7 +11,7 @@
  */
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
-import type { State } from "./Machine.ts"
+import type { State } from "./CircuitBreaker.ts"
 
 /**
  * Why a call did not run: `Open` (open period running), `HalfOpen` (every probe

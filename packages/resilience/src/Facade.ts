@@ -34,7 +34,7 @@ import {
   type State
 } from "./CircuitBreaker.ts"
 import type { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
-import { BreakerImpl } from "./internal/breaker.ts"
+import * as Admission from "./internal/admission.ts"
 import { liveUnrefClock } from "./internal/unrefClock.ts"
 import * as Registries from "./Registry.ts"
 import { Registry } from "./Registry.ts"
@@ -62,19 +62,19 @@ export const wrapSync = <Args extends ReadonlyArray<unknown>, A>(
   fn: (...args: Args) => A,
   options?: FacadeOptions
 ): (...args: Args) => A => {
-  const { unsafe } = breaker
+  const impl = Admission.of(breaker)
   const isFailure = options?.isFailure
   return (...args) => {
-    const generation = unsafe.admit()
+    const generation = Admission.admit(impl)
     if (typeof generation !== "number") throw generation
-    const startedAt = callStart(breaker)
+    const startedAt = Admission.start(impl)
     let result: A
     try {
       result = fn(...args)
     } catch (error) {
-      throw unsafe.settleFailure(generation, startedAt, error, isFailure)
+      throw Admission.fail(impl, generation, startedAt, error, isFailure)
     }
-    unsafe.settle(generation, startedAt, "success")
+    Admission.succeed(impl, generation, startedAt)
     return result
   }
 }
@@ -95,9 +95,9 @@ export const execute = <A>(
   fn: (signal: AbortSignal) => PromiseLike<A>,
   options?: FacadeOptions
 ): Promise<A> => {
-  const { unsafe } = breaker
+  const impl = Admission.of(breaker)
   const isFailure = options?.isFailure
-  if (unsafe.callTimeoutMillis !== undefined) {
+  if (impl.callTimeoutMillis !== undefined) {
     return Effect.runPromiseExit(
       breaker.protect(Effect.tryPromise({ try: fn, catch: (error) => error }), isFailure)
     ).then((exit) => {
@@ -105,35 +105,31 @@ export const execute = <A>(
       throw Cause.squash(exit.cause)
     })
   }
-  const generation = unsafe.admit()
+  const generation = Admission.admit(impl)
   if (typeof generation !== "number") return Promise.reject(generation)
-  const startedAt = callStart(breaker)
+  const startedAt = Admission.start(impl)
   let pending: PromiseLike<A>
   try {
     pending = fn(neverAborted)
   } catch (error) {
-    return Promise.reject(unsafe.settleFailure(generation, startedAt, error, isFailure))
+    return Promise.reject(Admission.fail(impl, generation, startedAt, error, isFailure))
   }
-  return settleWhenDone(unsafe, generation, startedAt, pending, isFailure)
+  return settleWhenDone(impl, generation, startedAt, pending, isFailure)
 }
-
-// Durations are read only when something uses them (a time-based policy, slow calls, a listener).
-const callStart = (breaker: CircuitBreaker): number =>
-  !(breaker instanceof BreakerImpl) || breaker.timed ? breaker.unsafe.now() : NaN
 
 // One `then` with two small closures: the fewest allocations a Promise settled later allows.
 const settleWhenDone = <A>(
-  unsafe: CircuitBreaker["unsafe"],
+  impl: Admission.Breaker,
   generation: number,
   startedAt: number,
   pending: PromiseLike<A>,
   isFailure: ((error: unknown) => boolean) | undefined
 ): Promise<A> =>
   Promise.resolve(pending).then((value) => {
-    unsafe.settle(generation, startedAt, "success")
+    Admission.succeed(impl, generation, startedAt)
     return value
   }, (error) => {
-    throw unsafe.settleFailure(generation, startedAt, error, isFailure)
+    throw Admission.fail(impl, generation, startedAt, error, isFailure)
   })
 
 // Handed to calls that cannot time out.
@@ -151,22 +147,22 @@ export const wrapPromise = <Args extends ReadonlyArray<unknown>, A>(
   fn: (...args: Args) => PromiseLike<A>,
   options?: FacadeOptions
 ): (...args: Args) => Promise<A> => {
-  const unsafe = breaker.unsafe
+  const impl = Admission.of(breaker)
   const isFailure = options?.isFailure
   return (...args) => {
     // With a `callTimeout` the call runs through the Effect runtime, which `execute` sets up.
-    if (unsafe.callTimeoutMillis !== undefined) return execute(breaker, () => fn(...args), options)
+    if (impl.callTimeoutMillis !== undefined) return execute(breaker, () => fn(...args), options)
     // The rest as in `execute`, without a closure per call.
-    const generation = unsafe.admit()
+    const generation = Admission.admit(impl)
     if (typeof generation !== "number") return Promise.reject(generation)
-    const startedAt = callStart(breaker)
+    const startedAt = Admission.start(impl)
     let pending: PromiseLike<A>
     try {
       pending = fn(...args)
     } catch (error) {
-      return Promise.reject(unsafe.settleFailure(generation, startedAt, error, isFailure))
+      return Promise.reject(Admission.fail(impl, generation, startedAt, error, isFailure))
     }
-    return settleWhenDone(unsafe, generation, startedAt, pending, isFailure)
+    return settleWhenDone(impl, generation, startedAt, pending, isFailure)
   }
 }
 
@@ -338,7 +334,7 @@ const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefin
     throw Cause.squash(exit.cause)
   }
   const breaker = exit.value
-  const { unsafe } = breaker
+  const { view } = breaker
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => closing ??= Effect.runPromise(Scope.close(scope, Exit.void))
   // The open subscriptions of `listen`, ended with the breaker (one finalizer, however many come and go).
@@ -356,8 +352,8 @@ const makeIn = (options: BreakerOptions, registry: Registry["Service"] | undefin
     execute: (fn, callOptions) => execute(breaker, fn, callOptions),
     wrap: (fn, callOptions) => wrapPromise(breaker, fn, callOptions),
     wrapSync: (fn, callOptions) => wrapSync(breaker, fn, callOptions),
-    state: () => unsafe.state(),
-    snapshot: () => unsafe.snapshot(),
+    state: () => view.state(),
+    snapshot: () => view.snapshot(),
     listen: (listener) => {
       if (closing !== undefined) return () => {}
       const subscription = Scope.makeUnsafe()

@@ -106,7 +106,7 @@ export const make: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
       }),
     breakers: Effect.sync(() => Array.from(byName.values())),
     get: (name) => Effect.sync(() => Option.fromNullishOr(byName.get(name))),
-    snapshots: Effect.sync(() => Array.from(byName.values(), (breaker) => breaker.unsafe.snapshot())),
+    snapshots: Effect.sync(() => Array.from(byName.values(), (breaker) => breaker.view.snapshot())),
     onRegister,
     listenEach: (f) =>
       Effect.gen(function*() {

@@ -28,7 +28,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import { circuitSettings, type KeyNames, keyNames, offeredByDefault } from "./internal/configCircuit.ts"
-import { defaults as breakerDefaults } from "./internal/options.ts"
+import { defaults as breakerDefaults, NAME } from "./internal/options.ts"
 import * as Yaml from "./internal/yaml.ts"
 import * as TripPolicy from "./TripPolicy.ts"
 
@@ -232,7 +232,6 @@ const show = (value: unknown): string => {
 // validation
 // -----------------------------------------------------------------------------
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
 
 /** A mapping's entries, from a YAML `Map` or a plain object (own keys only: no prototype member is ever a key). */
 const entriesOf = (u: unknown): ReadonlyArray<readonly [string, unknown]> | undefined => {

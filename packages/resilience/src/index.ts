@@ -53,11 +53,12 @@ export * as Registry from "./Registry.ts"
 export * as Facade from "./Facade.ts"
 
 /**
- * The pure state machine, for property tests and custom integrations.
+ * What a coordination backend may do with a breaker: observe its local
+ * decisions, read what it may share, adopt decisions taken elsewhere.
  *
  * @since 0.1.0
  */
-export * as Machine from "./Machine.ts"
+export * as Remote from "./Remote.ts"
 
 /**
  * Trip policy counters, to write a policy of your own.

@@ -16,6 +16,7 @@ import {
   Facade,
   redact,
   Registry,
+  Remote,
   ResilienceConfig,
   withBreaker,
   withBreakerOption
@@ -54,6 +55,10 @@ const program = Effect.gen(function*() {
   assert.ok(refused instanceof CircuitBreakerError, "an open breaker fails with CircuitBreakerError")
   assert.equal(refused.circuit, "kafka_producer")
   assert.equal(yield* kafka.state, "Open")
+  // Read synchronously (the readers' view), and as a coordination backend sees it (Remote).
+  assert.equal(kafka.view.state(), "Open")
+  assert.equal(kafka.view.totals().trips, 1)
+  assert.equal(Remote.status(kafka).openings, 1)
 
   // Fail-open: a failure becomes Option.none(), and so does every call once the breaker is open.
   assert.ok(Option.isNone(yield* down.pipe(withBreakerOption(redisBreaker))))

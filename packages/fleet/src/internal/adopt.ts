@@ -6,6 +6,7 @@
  *
  * @internal
  */
+import { Remote } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import * as Circuit from "./circuit.ts"
 import { command, type Replica } from "./replica.ts"
@@ -51,8 +52,8 @@ export const adoptReply = (r: Replica) => (reply: unknown): Effect.Effect<void> 
 const leaseLoop = (r: Replica, c: Circuit.Circuit, epoch: number): Effect.Effect<void> =>
   Effect.suspend(() => {
     // Only a breaker holding the fleet's opening asks for the probe (not one forced open or disabled here).
-    const local = c.breaker.unsafe.phase()
-    if (c.epoch !== epoch || !r.connected || local._tag !== "Open" || local.mode !== "Normal") return Effect.void
+    const local = Remote.status(c.breaker)
+    if (c.epoch !== epoch || !r.connected || local.state !== "Open" || local.mode !== "Normal") return Effect.void
     const holder = `${r.pod}:${epoch}`
     return command(r, "SET", () => r.client.set(c.leaseKey, holder, "PX", r.lease, "NX")).pipe(
       Effect.flatMap((won) => {
@@ -86,12 +87,12 @@ const renewLoop = (
   Effect.andThen(
     Effect.sleep(Math.max(Math.floor(r.lease / 3), 10)),
     Effect.suspend(() => {
-      const phase = c.breaker.unsafe.phase()
-      if (c.epoch !== epoch || phase._tag !== "HalfOpen") return Effect.void
-      const idle = phase.admitted === 0 && r.now() - since >= r.lease
+      const status = Remote.status(c.breaker)
+      if (c.epoch !== epoch || status.state !== "HalfOpen") return Effect.void
+      const idle = status.permitsHeld === 0 && r.now() - since >= r.lease
       if (idle) {
         // No call and no probe took the permit for a whole lease: hold again and let another replica try.
-        Circuit.adopt(c, { _tag: "Open", remainingMillis: r.lease + r.hold, openings: phase.openings })
+        Circuit.adopt(c, { _tag: "Open", remainingMillis: r.lease + r.hold, openings: status.openings })
         return Effect.andThen(Effect.sleep(r.lease), leaseLoop(r, c, epoch))
       }
       return command(r, "RENEW", () => r.client.eval(Scripts.renew, 1, c.leaseKey, holder, r.lease)).pipe(

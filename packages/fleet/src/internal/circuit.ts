@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import type { CircuitBreaker } from "@neural-hive/resilience"
+import { type CircuitBreaker, Remote } from "@neural-hive/resilience"
 import type * as Fiber from "effect/Fiber"
 
 export interface Circuit {
@@ -51,17 +51,14 @@ export const stopLoop = (c: Circuit): void => {
 }
 
 /** Applies a fleet decision to the local breaker, flagged so the transition listener does not publish it back. */
-export const adopt = (c: Circuit, decision: CircuitBreaker.RemoteDecision): void => {
+export const adopt = (c: Circuit, decision: Remote.Decision): void => {
   c.applying = true
   try {
-    c.breaker.unsafe.adopt(decision)
+    Remote.adopt(c.breaker, decision)
   } finally {
     c.applying = false
   }
 }
 
 /** The openings in a row of the local breaker (0 while closed): the next opening doubles from it. */
-export const openings = (c: Circuit): number => {
-  const phase = c.breaker.unsafe.phase()
-  return phase._tag === "Closed" ? 0 : phase.openings
-}
+export const openings = (c: Circuit): number => Remote.status(c.breaker).openings

@@ -5,6 +5,7 @@
  *
  * @internal
  */
+import { Remote } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import { adoptDecision } from "./adopt.ts"
 import * as Circuit from "./circuit.ts"
@@ -24,13 +25,11 @@ export const reconcile = (r: Replica, c: Circuit.Circuit): Effect.Effect<void> =
         if (stored !== undefined && stored.epoch > c.epoch) adoptDecision(r, stored)
         if (!dirty) return Effect.void
         // Decided while apart: publish it; the script fences it against the stored state.
-        const phase = c.breaker.unsafe.phase()
-        if (phase.mode === "ForcedOpen") return publishDecision(r, c, "admin", "forced", 0, phase.openings)
-        if (phase.mode === "Disabled") return publishDecision(r, c, "admin", "disabled", 0, 0)
-        if (phase._tag === "Open") {
-          return publishDecision(r, c, "trip", "open", Math.max(0, phase.until - r.now()), phase.openings)
-        }
-        if (phase._tag === "Closed" && stored?.kind === "open" && stored.remaining === 0) {
+        const local = Remote.status(c.breaker)
+        if (local.mode === "ForcedOpen") return publishDecision(r, c, "admin", "forced", 0, local.openings)
+        if (local.mode === "Disabled") return publishDecision(r, c, "admin", "disabled", 0, 0)
+        if (local.state === "Open") return publishDecision(r, c, "trip", "open", local.remainingMillis, local.openings)
+        if (local.state === "Closed" && stored?.kind === "open" && stored.remaining === 0) {
           return publishDecision(r, c, "probe", "closed", 0, 0)
         }
         return Effect.void
@@ -50,12 +49,12 @@ export const setConnected = (r: Replica, up: boolean): Effect.Effect<void> =>
       // Back to local breakers: no hold past the fleet's own period, no lease loop.
       for (const c of r.circuits.values()) {
         Circuit.stopLoop(c)
-        const phase = c.breaker.unsafe.phase()
-        if (phase._tag === "Open" && phase.mode === "Normal" && !Number.isNaN(c.fleetUntil)) {
+        const local = Remote.status(c.breaker)
+        if (local.state === "Open" && local.mode === "Normal" && !Number.isNaN(c.fleetUntil)) {
           Circuit.adopt(c, {
             _tag: "Open",
             remainingMillis: Math.max(0, c.fleetUntil - r.now()),
-            openings: phase.openings
+            openings: local.openings
           })
         }
       }

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import type { CircuitBreaker } from "@neural-hive/resilience"
+import { type CircuitBreaker, Remote } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import { adoptReply } from "./adopt.ts"
 import * as Circuit from "./circuit.ts"
@@ -52,9 +52,12 @@ export const publishDecision = (
     )
   )
 
-/** The breaker's transition listener: publishes this replica's own decisions (not the ones it adopted). */
+/**
+ * The breaker's local transitions (`Remote.observe` leaves out the decisions it adopted): publishes this
+ * replica's own decisions. `applying` also skips the HALF_OPEN a won lease adopts (reported as `OpenElapsed`).
+ */
 export const onTransition = (r: Replica, c: Circuit.Circuit) => (transition: CircuitBreaker.Transition): void => {
-  if (c.applying || transition.reason === "Remote" || r.closed) return
+  if (c.applying || r.closed) return
   if (!r.connected) {
     if (transition.reason !== "OpenElapsed") c.dirty = true
     return
@@ -62,9 +65,9 @@ export const onTransition = (r: Replica, c: Circuit.Circuit) => (transition: Cir
   switch (transition.reason) {
     case "Tripped":
     case "ProbeFailed": {
-      const phase = c.breaker.unsafe.phase()
-      if (phase._tag === "Open") {
-        r.run(publishDecision(r, c, "trip", "open", transition.retryAfterMillis, phase.openings))
+      const local = Remote.status(c.breaker)
+      if (local.state === "Open") {
+        r.run(publishDecision(r, c, "trip", "open", transition.retryAfterMillis, local.openings))
       }
       return
     }

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Machine } from "@neural-hive/resilience"
+import { Remote } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import { adoptReply } from "./adopt.ts"
 import type * as Circuit from "./circuit.ts"
@@ -15,17 +15,14 @@ import * as Scripts from "./scripts.ts"
 
 /** Reports one circuit's count when it changed (a CLOSED breaker whose policy has a `shareableCount` only). */
 const report = (r: Replica, c: Circuit.Circuit): Effect.Effect<void> => {
-  const policy = c.breaker.unsafe.settings().policy
-  const phase = c.breaker.unsafe.phase()
-  const threshold = policy.shareableCount
-  if (threshold === undefined || phase._tag !== "Closed" || phase.mode !== "Normal") {
+  const count = Remote.sharedCount(c.breaker)
+  if (count === undefined) {
     c.reported = 0
     return Effect.void
   }
-  const failures = c.breaker.unsafe.snapshot().failures
+  const { failMax: threshold, failures, firstOpenMillis: duration } = count
   if (failures === c.reported) return Effect.void
   c.reported = failures
-  const duration = Machine.openDuration(c.breaker.unsafe.settings(), 1)
   return command(
     r,
     "COUNT",

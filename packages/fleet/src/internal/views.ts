@@ -61,7 +61,7 @@ export const read = async (client: Redis, prefix: string, names: ReadonlyArray<s
 
 /** This replica's state of each circuit. */
 export const localStates = (r: Member): Replica["circuits"] =>
-  Object.fromEntries(Array.from(r.circuits, ([name, c]) => [name, stateLabels[c.breaker.unsafe.state()]]))
+  Object.fromEntries(Array.from(r.circuits, ([name, c]) => [name, stateLabels[c.breaker.view.state()]]))
 
 /** Every replica's view (this one first), read from Redis; only this replica's while Redis is away. */
 export const replicaViews = (r: Member): Effect.Effect<ReplicaViews> =>

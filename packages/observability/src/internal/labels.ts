@@ -4,6 +4,7 @@
  * @internal
  */
 import type { CircuitBreaker } from "@neural-hive/resilience"
+import type { BreakerStatus } from "../Http.ts"
 
 /** @internal */
 export type StateLabel = "closed" | "open" | "half_open"
@@ -31,6 +32,16 @@ export const modeLabel: Record<CircuitBreaker.Mode, ModeLabel> = {
   ForcedOpen: "forced_open",
   Disabled: "disabled"
 }
+
+/** A snapshot in label form: the part `/health` and the board share (`Http.BreakerStatus`). @internal */
+export const breakerStatus = (snapshot: CircuitBreaker.Snapshot): BreakerStatus => ({
+  name: snapshot.name,
+  state: stateLabel[snapshot.state],
+  mode: modeLabel[snapshot.mode],
+  failureMode: snapshot.failureMode,
+  failures: snapshot.failures,
+  trips: snapshot.totals.trips
+})
 
 /** Milliseconds to seconds; `null` for the unbounded wait of a forced-open breaker. @internal */
 export const seconds = (millis: number): number | null => Number.isFinite(millis) ? millis / 1000 : null

@@ -1,5 +1,9 @@
 /**
- * The breaker's implementation: the Effect layer around the pure machine.
+ * The breaker's implementation: the Effect layer around the pure machine. Its
+ * neighbours: `machine.ts` (the pure state machine), `fastPath.ts` (the call
+ * path over Effect's private runtime protocol), `view.ts` (the readers' view),
+ * `admission.ts` (the facade's synchronous admission) and the public
+ * `Remote.ts` (what a coordination backend may do).
  *
  * @internal
  */
@@ -9,8 +13,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
+import * as MutableRef from "effect/MutableRef"
 import * as Queue from "effect/Queue"
-import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type {
@@ -21,17 +25,17 @@ import type {
   Listener,
   OnSettled,
   Options,
-  RemoteDecision,
   Snapshot,
   State,
   Transition,
-  Unsafe
+  View
 } from "../CircuitBreaker.ts"
 import { CircuitBreakerError, CircuitBreakerTimeoutError, makeRejection } from "../CircuitBreakerError.ts"
-import * as Machine from "../Machine.ts"
 import { redact } from "../Redact.ts"
 import * as FastPath from "./fastPath.ts"
+import * as Machine from "./machine.ts"
 import type { ValidSettings } from "./options.ts"
+import { currentState, takeSnapshot, ViewImpl } from "./view.ts"
 
 /** @internal */
 export const TypeId = "~@neural-hive/resilience/CircuitBreaker" as const
@@ -63,15 +67,16 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
   readonly name: string
   readonly failureMode: FailureMode
   /** Made on first use: most breakers are only ever called through `withBreaker` (memory per breaker). */
-  get unsafe(): Unsafe {
-    return this.unsafeImpl ??= new UnsafeImpl(this)
+  get view(): View {
+    return this.viewImpl ??= new ViewImpl(this)
   }
-  unsafeImpl: UnsafeImpl | undefined = undefined
+  viewImpl: ViewImpl | undefined = undefined
   readonly machine: Machine.Machine
-  /** The state, in an Effect Ref; the machine reads and writes its cell synchronously. */
-  readonly ref: Ref.Ref<Machine.Phase>
-  /** `ref.ref`, read directly on the call path (what `Ref.getUnsafe` does, without the call). */
-  readonly phase: Machine.Cell<Machine.Phase>
+  /**
+   * The state cell: a `MutableRef` (its documented API is the `current` field), read on the call path and
+   * written only by the machine, in synchronous steps (ARCHITECTURE.md, "The state cell").
+   */
+  readonly phase: MutableRef.MutableRef<Machine.Phase>
   readonly clock: Clock.Clock
   readonly context: Context.Context<never>
   readonly isFailure: Classifier | undefined
@@ -131,8 +136,7 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
     this.timed = settings.machine.policy.usesClock || settings.slowCallMillis !== undefined
     const now = clock.currentTimeMillisUnsafe()
     const mode = settings.enabled ? "Normal" : "Disabled"
-    this.ref = Ref.makeUnsafe(Machine.initialPhase(now, mode))
-    this.phase = this.ref.ref
+    this.phase = MutableRef.make(Machine.initialPhase(now, mode))
     this.machine = Machine.make(settings.machine, now, mode, this, this.phase)
     this.clock = clock
     this.context = context
@@ -428,42 +432,12 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
 
   // --- state, control, events -----------------------------------------------
 
-  currentState(): State {
-    const phase = this.phase.current
-    if (phase._tag === "Open") Machine.expire(this.machine, phase.generation, this.now())
-    return this.phase.current._tag
-  }
-
-  takeSnapshot(): Snapshot {
-    const at = this.now()
-    Machine.expire(this.machine, this.phase.current.generation, at)
-    const phase = this.phase.current
-    return {
-      name: this.name,
-      state: phase._tag,
-      mode: phase.mode,
-      failureMode: this.failureMode,
-      failures: Machine.failures(this.machine, at),
-      retryAfterMillis: Machine.retryAfter(this.machine, at),
-      since: phase.since,
-      totals: {
-        successes: this.successes,
-        failures: this.failures,
-        slow: this.slow,
-        ignored: this.ignored,
-        rejected: this.rejected,
-        trips: this.trips
-      },
-      lastError: this.lastErrorMessage()
-    }
-  }
-
   get state(): Effect.Effect<State> {
-    return Effect.sync(() => this.currentState())
+    return Effect.sync(() => currentState(this))
   }
 
   get snapshot(): Effect.Effect<Snapshot> {
-    return Effect.sync(() => this.takeSnapshot())
+    return Effect.sync(() => takeSnapshot(this))
   }
 
   get forceOpen(): Effect.Effect<boolean> {
@@ -503,55 +477,16 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
 // On the prototype, not in every breaker.
 Object.defineProperty(BreakerImpl.prototype, TypeId, { value: TypeId })
 
-class UnsafeImpl implements Unsafe {
-  readonly breaker: BreakerImpl
-  constructor(breaker: BreakerImpl) {
-    this.breaker = breaker
-  }
-  get callTimeoutMillis() {
-    return this.breaker.callTimeoutMillis
-  }
-  admit() {
-    return this.breaker.admit()
-  }
-  settle(generation: number, startedAt: number, outcome: "success" | "failure" | "ignored", error?: unknown) {
-    this.breaker.settle(generation, startedAt, outcome, error)
-  }
-  settleFailure(generation: number, startedAt: number, error: unknown, isFailure?: (error: unknown) => boolean) {
-    const breaker = this.breaker
-    const outcome = breaker.failureOutcome(error, combine(breaker.isFailure, isFailure))
-    breaker.settle(generation, startedAt, outcome, error)
-    return breaker.throwOnTrip && breaker.tripped ? breaker.tripError(error) : error
-  }
-  now() {
-    return this.breaker.now()
-  }
-  state() {
-    return this.breaker.currentState()
-  }
-  snapshot() {
-    return this.breaker.takeSnapshot()
-  }
-  phase() {
-    return this.breaker.phase.current
-  }
-  settings() {
-    return this.breaker.machine.settings
-  }
-  adopt(decision: RemoteDecision): boolean {
-    const machine = this.breaker.machine
-    const now = this.breaker.now()
-    switch (decision._tag) {
-      case "Open":
-        return Machine.adoptOpen(machine, decision.remainingMillis, decision.openings, now)
-      case "HalfOpen":
-        return Machine.adoptHalfOpen(machine, now)
-      case "Closed":
-        return Machine.adoptClosed(machine, now)
-      default:
-        return Machine.adoptMode(machine, decision._tag, now)
-    }
-  }
+/**
+ * The implementation behind a public `CircuitBreaker`. Every breaker is made by
+ * `CircuitBreaker.make`; anything else handed to `user` is a programming error
+ * (a defect, thrown).
+ *
+ * @internal
+ */
+export const implOf = (breaker: CircuitBreaker, user: string): BreakerImpl => {
+  if (breaker instanceof BreakerImpl) return breaker
+  throw new TypeError(`@neural-hive/resilience: ${user} needs a breaker made by CircuitBreaker.make`)
 }
 
 const guardCall = <A, E, R>(

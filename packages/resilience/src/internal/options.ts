@@ -8,9 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { Options } from "../CircuitBreaker.ts"
 import { CircuitBreakerOptionsError } from "../CircuitBreakerError.ts"
-import type * as Machine from "../Machine.ts"
 import * as TripPolicy from "../TripPolicy.ts"
 import { toMillis } from "./policyChecks.ts"
+import type * as Machine from "./machine.ts"
 
 /**
  * Every default of a breaker, in one place.
@@ -38,7 +38,8 @@ export interface ValidSettings {
   readonly probeTimeoutMillis: number
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
+/** A circuit's name: the breaker's `name` option and a circuit of the YAML configuration. @internal */
+export const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
 
 type Bad = (option: string, value: unknown, expected: string) => CircuitBreakerOptionsError
 

@@ -3,77 +3,43 @@
  *
  * The state is one immutable `Phase` value per state (a discriminated union,
  * so a field exists only in the state where it means something), kept in a
- * cell `{ current }`. The breaker hands the machine the cell of its Effect
- * `Ref` (`Ref.ref`), so the machine reads and writes the Ref synchronously and
- * the call path allocates nothing while CLOSED. Every function takes the current
- * time in milliseconds and runs as one synchronous step, atomic on the
- * JavaScript thread. Transitions are reported through the machine's `hooks`.
+ * cell `{ current }`: the breaker's `MutableRef` (see ARCHITECTURE.md, "The
+ * state cell"), read and written synchronously, so the call path allocates
+ * nothing while CLOSED. Every function takes the current time in milliseconds
+ * and runs as one synchronous step, atomic on the JavaScript thread.
+ * Transitions are reported through the machine's `hooks`.
  *
- * @since 0.1.0
+ * Internal: the public contract is `CircuitBreaker` (the breaker), its `view`
+ * (readers) and `Remote` (coordination backends). The model types the public
+ * API shows (`State`, `Mode`, `Transition`, ...) are declared in
+ * `CircuitBreaker.ts`.
+ *
+ * @internal
  */
-import type { TripCounter, TripPolicy } from "./TripPolicy.ts"
+import type * as CircuitBreaker from "../CircuitBreaker.ts"
+import type { TripCounter, TripPolicy } from "../TripPolicy.ts"
 
-/**
- * The three states; the `circuit_breaker_state` gauge encodes them as 0, 1 and 2.
- *
- * @since 0.1.0
- * @category models
- */
-export type State = "Closed" | "Open" | "HalfOpen"
+/** @internal */
+export type State = CircuitBreaker.State
 
-/**
- * `Normal` follows the policy; `ForcedOpen` rejects every call until a reset;
- * `Disabled` lets every call through and only measures.
- *
- * @since 0.1.0
- * @category models
- */
-export type Mode = "Normal" | "ForcedOpen" | "Disabled"
+/** @internal */
+export type Mode = CircuitBreaker.Mode
 
 /**
  * How a finished call is judged. `slow` is a success slower than the slow-call
  * threshold and counts as a failure.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
-export type Outcome = "success" | "failure" | "slow" | "ignored"
+export type Outcome = Exclude<CircuitBreaker.CallOutcome, "rejected">
 
-/**
- * @since 0.1.0
- * @category models
- */
-export type TransitionReason =
-  | "Tripped"
-  | "ProbeFailed"
-  | "OpenElapsed"
-  | "ProbesSucceeded"
-  | "ForcedOpen"
-  | "Disabled"
-  | "Reset"
-  | "Remote"
+/** @internal */
+export type TransitionReason = CircuitBreaker.TransitionReason
 
-/**
- * @since 0.1.0
- * @category models
- */
-export interface Transition {
-  readonly from: State
-  readonly to: State
-  readonly mode: Mode
-  readonly reason: TransitionReason
-  /** When it happened, in Clock milliseconds. */
-  readonly at: number
-  /** Counted failures the policy held when the transition happened. */
-  readonly failures: number
-  /** Milliseconds until the next probe is admitted (OPEN only, else 0; Infinity when forced open). */
-  readonly retryAfterMillis: number
-}
+/** A transition as the machine reports it (the breaker adds the circuit's name and last error). @internal */
+export type Transition = Omit<CircuitBreaker.Transition, "circuit" | "lastError">
 
-/**
- * @since 0.1.0
- * @category models
- */
+/** @internal */
 export interface Settings {
   readonly policy: TripPolicy
   /** Probe calls admitted per HALF_OPEN period. */
@@ -91,8 +57,7 @@ export interface Settings {
 /**
  * CLOSED: calls run and the trip policy counts them.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
 export interface Closed {
   readonly _tag: "Closed"
@@ -106,8 +71,7 @@ export interface Closed {
 /**
  * OPEN: calls are rejected until `until`.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
 export interface Open {
   readonly _tag: "Open"
@@ -123,8 +87,7 @@ export interface Open {
 /**
  * HALF_OPEN: up to `permits` probes run.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
 export interface HalfOpen {
   readonly _tag: "HalfOpen"
@@ -141,17 +104,15 @@ export interface HalfOpen {
 /**
  * The state of a breaker, one immutable value per state.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
 export type Phase = Closed | Open | HalfOpen
 
 /**
- * Where the machine keeps its phase. An Effect `Ref` keeps its value in such a
- * cell (`Ref.ref`), so the breaker's Ref is handed over as it is.
+ * Where the machine keeps its phase: a `{ current }` cell. The breaker passes
+ * its `MutableRef` (whose documented API is that field), a test a plain object.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
 export interface Cell<A> {
   current: A
@@ -161,8 +122,7 @@ export interface Cell<A> {
  * How long the `openings`-th opening in a row lasts (1-based): `recoveryMillis`,
  * doubling up to `maxOpenMillis`, unless a schedule replaces it.
  *
- * @since 0.1.0
- * @category getters
+ * @internal
  */
 export const openDuration = (settings: Settings, openings: number): number =>
   settings.schedule !== undefined
@@ -172,8 +132,7 @@ export const openDuration = (settings: Settings, openings: number): number =>
 /**
  * What the machine reports to its owner.
  *
- * @since 0.1.0
- * @category models
+ * @internal
  */
 export interface Hooks {
   /** Each transition, right after the phase changed. */
@@ -182,10 +141,7 @@ export interface Hooks {
   onOpen(generation: number, durationMillis: number): void
 }
 
-/**
- * @since 0.1.0
- * @category models
- */
+/** @internal */
 export interface Machine {
   readonly settings: Settings
   /** The trip policy's counter: failures while CLOSED, plus failed probes until the breaker closes. */
@@ -197,8 +153,7 @@ export interface Machine {
 /**
  * What `admit` returns when a call may not run.
  *
- * @since 0.1.0
- * @category constants
+ * @internal
  */
 export const REJECTED = -1
 
@@ -207,8 +162,7 @@ const noHooks: Hooks = { onTransition: () => {}, onOpen: () => {} }
 /**
  * The phase a new breaker starts in.
  *
- * @since 0.1.0
- * @category constructors
+ * @internal
  */
 export const initialPhase = (now: number, mode: Mode = "Normal"): Phase =>
   mode === "ForcedOpen"
@@ -216,50 +170,41 @@ export const initialPhase = (now: number, mode: Mode = "Normal"): Phase =>
     : { _tag: "Closed", mode, generation: 0, since: now }
 
 /**
- * @since 0.1.0
- * @category constructors
+ * A machine over `phase`, a cell that already holds the starting phase (the
+ * breaker's, made with `initialPhase`), or a new cell starting in
+ * `initialPhase(now, mode)` when none is given (tests).
+ *
+ * @internal
  */
 export const make = (
   settings: Settings,
   now: number,
   mode: Mode = "Normal",
   hooks: Hooks = noHooks,
-  phase: Cell<Phase> = {} as Cell<Phase>
-): Machine => {
-  // A given cell (the breaker's Ref) starts from the initial phase too.
-  phase.current = initialPhase(now, mode)
-  return { settings, counter: settings.policy.counter(), phase, hooks }
-}
+  phase: Cell<Phase> = { current: initialPhase(now, mode) }
+): Machine => ({ settings, counter: settings.policy.counter(), phase, hooks })
 
 /**
  * The current state.
  *
- * @since 0.1.0
- * @category getters
+ * @internal
  */
 export const state = (m: Machine): State => m.phase.current._tag
 
-/**
- * @since 0.1.0
- * @category getters
- */
+/** @internal */
 export const mode = (m: Machine): Mode => m.phase.current.mode
 
 /**
  * Milliseconds until a rejected caller may try again.
  *
- * @since 0.1.0
- * @category getters
+ * @internal
  */
 export const retryAfter = (m: Machine, now: number): number => {
   const phase = m.phase.current
   return phase._tag === "Open" ? Math.max(0, phase.until - now) : 0
 }
 
-/**
- * @since 0.1.0
- * @category getters
- */
+/** @internal */
 export const failures = (m: Machine, now: number): number => m.counter.failures(now)
 
 // Installs `next` (its generation one past the current one) and reports the transition.
@@ -310,8 +255,7 @@ const halfOpen = (m: Machine, from: Open, now: number): void =>
  * Moves an OPEN breaker whose open period has ended to HALF_OPEN. Called by the
  * breaker's timer with the generation it was started for, and by `admit`.
  *
- * @since 0.1.0
- * @category transitions
+ * @internal
  */
 export const expire = (m: Machine, generation: number, now: number): void => {
   const phase = m.phase.current
@@ -323,8 +267,7 @@ export const expire = (m: Machine, generation: number, now: number): void => {
  * Decides whether a call may run. Returns the generation to hand back to
  * `complete`, or `REJECTED`.
  *
- * @since 0.1.0
- * @category transitions
+ * @internal
  */
 export const admit = (m: Machine, now: number): number => {
   const phase = m.phase.current
@@ -345,8 +288,7 @@ export const admit = (m: Machine, now: number): number => {
  * Records the outcome of a call admitted with `generation`. A result from an
  * older generation, or any result while disabled or forced open, changes nothing.
  *
- * @since 0.1.0
- * @category transitions
+ * @internal
  */
 export const complete = (m: Machine, generation: number, outcome: Outcome, now: number): void => {
   const phase = m.phase.current
@@ -380,8 +322,7 @@ export const complete = (m: Machine, generation: number, outcome: Outcome, now: 
  * Holds the breaker OPEN, rejecting every call, until `reset`. Returns `false`
  * (and reports nothing) when it was already forced open.
  *
- * @since 0.1.0
- * @category manual control
+ * @internal
  */
 export const forceOpen = (m: Machine, now: number): boolean => {
   const phase = m.phase.current
@@ -407,8 +348,7 @@ export const forceOpen = (m: Machine, now: number): boolean => {
  * Lets every call through; outcomes are still measured but never trip.
  * Returns `false` (and reports nothing) when it was already disabled.
  *
- * @since 0.1.0
- * @category manual control
+ * @internal
  */
 export const disable = (m: Machine, now: number): boolean => {
   if (m.phase.current.mode === "Disabled") return false
@@ -421,8 +361,7 @@ export const disable = (m: Machine, now: number): boolean => {
  * already CLOSED and `Normal` it only forgets the counts, reports nothing and
  * returns `false`.
  *
- * @since 0.1.0
- * @category manual control
+ * @internal
  */
 export const reset = (m: Machine, now: number): boolean => {
   const phase = m.phase.current
@@ -444,8 +383,7 @@ export const reset = (m: Machine, now: number): boolean => {
  * OPEN breaker only has its period and openings aligned (no transition); a
  * forced-open or disabled breaker is left alone. Returns whether anything changed.
  *
- * @since 0.1.0
- * @category remote
+ * @internal
  */
 export const adoptOpen = (m: Machine, remainingMillis: number, openings: number, now: number): boolean => {
   const phase = m.phase.current
@@ -466,8 +404,7 @@ export const adoptOpen = (m: Machine, remainingMillis: number, openings: number,
  * Ends an OPEN breaker's period now, whatever is left of it: this replica won
  * the fleet's probe lease. Returns whether it moved to HALF_OPEN.
  *
- * @since 0.1.0
- * @category remote
+ * @internal
  */
 export const adoptHalfOpen = (m: Machine, now: number): boolean => {
   const phase = m.phase.current
@@ -481,8 +418,7 @@ export const adoptHalfOpen = (m: Machine, now: number): boolean => {
  * CLOSED and `Normal`, counts forgotten. A breaker already CLOSED and `Normal`
  * is left alone (its own count stays). Returns whether anything changed.
  *
- * @since 0.1.0
- * @category remote
+ * @internal
  */
 export const adoptClosed = (m: Machine, now: number): boolean => {
   const phase = m.phase.current
@@ -494,8 +430,7 @@ export const adoptClosed = (m: Machine, now: number): boolean => {
 /**
  * Adopts a force-open or a disable decided elsewhere. Returns whether anything changed.
  *
- * @since 0.1.0
- * @category remote
+ * @internal
  */
 export const adoptMode = (m: Machine, mode: "ForcedOpen" | "Disabled", now: number): boolean => {
   const phase = m.phase.current

@@ -232,7 +232,6 @@ const show = (value: unknown): string => {
 // validation
 // -----------------------------------------------------------------------------
 
-
 /** A mapping's entries, from a YAML `Map` or a plain object (own keys only: no prototype member is ever a key). */
 const entriesOf = (u: unknown): ReadonlyArray<readonly [string, unknown]> | undefined => {
   if (u instanceof Map) return [...u].map(([k, v]) => [String(k), v] as const)

@@ -9,8 +9,8 @@ import * as Schedule from "effect/Schedule"
 import type { Options } from "../CircuitBreaker.ts"
 import { CircuitBreakerOptionsError } from "../CircuitBreakerError.ts"
 import * as TripPolicy from "../TripPolicy.ts"
-import { toMillis } from "./policyChecks.ts"
 import type * as Machine from "./machine.ts"
+import { toMillis } from "./policyChecks.ts"
 
 /**
  * Every default of a breaker, in one place.

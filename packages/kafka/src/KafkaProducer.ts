@@ -387,10 +387,12 @@ export const make: (
       })
     })
 
-    // The probe's admin client is the guarded client: made per probe, closed with the scope and when the
-    // breaker opens. Sends keep their own path (the producer connects once and stays connected).
+    // Every call goes through the guarded client: the probe as a `call` on its admin client (made per probe,
+    // closed with the scope and when the breaker opens), the sends and the transaction steps as `guard`ed
+    // effects (the producer connects once and stays connected; sendTimeout, the breaker's callTimeout, is
+    // their only bound, a call past it a counted KafkaError Timeout).
     const probeTopic = typeof options.probe === "object" ? options.probe.topic : undefined
-    const { breaker } = yield* GuardedClient.make<KafkaJS.Admin, KafkaError>({
+    const guardedClient = yield* GuardedClient.make<KafkaJS.Admin, KafkaError>({
       breaker: {
         ...options.breaker,
         name: options.breaker?.name ?? "kafka_producer",
@@ -402,17 +404,26 @@ export const make: (
       closeTimeout: settings.disconnectTimeoutMillis,
       deadline: settings.connectionTimeoutMillis + settings.requestTimeoutMillis,
       onError: (_, cause) => fromCause(cause, secrets),
-      onTimeout: (operation) =>
+      onTimeout: (operation, _, backstop) =>
         new KafkaError({
           reason: "Timeout",
-          message: `kafka ${operation}: no answer within ${
-            settings.connectionTimeoutMillis + settings.requestTimeoutMillis
-          } ms`,
+          message: backstop?.message ??
+            `kafka ${operation}: no answer within ${
+              settings.connectionTimeoutMillis + settings.requestTimeoutMillis
+            } ms`,
           brokerFailure: true,
           retriable: true,
           retries: 0
         }),
-      span: { prefix: "KafkaProducer", attributes: () => ({ "messaging.system": "kafka" }) },
+      // One producer span per call; a send's detail is its topics.
+      span: {
+        prefix: "KafkaProducer",
+        kind: "producer",
+        attributes: (topics) =>
+          topics === undefined
+            ? { "messaging.system": "kafka" }
+            : { "messaging.system": "kafka", "messaging.batch.topics": topics }
+      },
       probe: options.probe === false ?
         false :
         (admin) =>
@@ -422,6 +433,7 @@ export const make: (
       // The eager connect below is Kafka's start check.
       checkOnStart: false
     })
+    const { breaker, guard } = guardedClient
 
     // false until a connect succeeds, and again after a failure that was not the caller's:
     // the next send then (re)connects first, inside the breaker.
@@ -500,24 +512,9 @@ export const make: (
         catch: (cause) => fromCause(cause, secrets)
       }).pipe(Effect.onExit(notReadyAfter))
 
-    // sendTimeout is the breaker's callTimeout: a call that ran past it is a counted KafkaError Timeout.
-    const guarded = <A>(effect: Effect.Effect<A, KafkaError>): Effect.Effect<A, KafkaError | CircuitBreakerError> =>
-      breaker.protect(effect).pipe(
-        Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
-          Effect.fail(
-            new KafkaError({
-              reason: "Timeout",
-              message: e.message,
-              brokerFailure: true,
-              retriable: true,
-              retries: 0
-            })
-          ))
-      )
-
     // A transactional relay's progress read: on its admin connection, so a timeout leaves the producer as it was.
-    const readStep = <A>(run: () => Promise<A>) =>
-      guarded(Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }))
+    const readStep = <A>(operation: string, run: () => Promise<A>) =>
+      guard(operation, Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }))
 
     const sendBatch = (batch: ProducerBatch): Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError> =>
       Effect.suspend(() => {
@@ -525,16 +522,8 @@ export const make: (
         const prepared = prepare(batch)
         if (prepared instanceof KafkaError) return Effect.fail(prepared)
         if (prepared.length === 0) return Effect.succeed([])
-        // One client span per send: the breaker (with Tracing.layer) annotates it with its name, state and result.
-        return guarded(publish(prepared)).pipe(
-          Effect.withSpan("KafkaProducer.send", {
-            kind: "producer",
-            attributes: {
-              "messaging.system": "kafka",
-              "messaging.batch.topics": prepared.map((t) => t.topic).join(",")
-            }
-          })
-        )
+        // One producer span per send, KafkaProducer.send: the breaker (with Tracing.layer) annotates it.
+        return guard("send", publish(prepared), prepared.map((t) => t.topic).join(","))
       })
 
     const transactional = (
@@ -584,7 +573,7 @@ export const make: (
             Effect.onInterrupt(() => Effect.sync(() => void (stale = true)))
           )
         // Each Kafka step is one breaker call, bounded by its callTimeout: a transaction is several.
-        const step = <A>(run: () => Promise<A>) => guarded(attempt(run))
+        const step = <A>(operation: string, run: () => Promise<A>) => guard(`transaction.${operation}`, attempt(run))
         // Whether `admin` finished a connect: kafkajs's connect on a connected admin still costs a round trip.
         let adminConnected = false
         /**
@@ -636,10 +625,12 @@ export const make: (
             // relay reads its progress next, and on a slow link one round of connection set-up is cheaper than two.
             const reader = admin ?? kafka.admin()
             admin = reader
-            yield* step(() => Promise.all([producer.connect(), connectAdmin(reader)])).pipe(dropAdminOnFailure(reader))
+            yield* step("connect", () => Promise.all([producer.connect(), connectAdmin(reader)])).pipe(
+              dropAdminOnFailure(reader)
+            )
             // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
             // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
-            yield* step(async () => {
+            yield* step("initProducerId", async () => {
               const transaction = await producer.transaction()
               await transaction.abort()
             })
@@ -657,7 +648,7 @@ export const make: (
               const producer = yield* ready
               let transaction: KafkaJS.Transaction | undefined
               const sent = yield* Effect.exit(Effect.gen(function*() {
-                const metadata = yield* step(async () => {
+                const metadata = yield* step("sendBatch", async () => {
                   transaction = await producer.transaction()
                   return transaction.sendBatch({
                     topicMessages: prepared,
@@ -669,12 +660,11 @@ export const make: (
                 if (progress !== undefined) {
                   // kafkajs sends each partition's `metadata` (TxnOffsetCommit), its types omit it.
                   const partition = { partition: progress.partition ?? 0, offset: "0", metadata: progress.metadata }
-                  yield* step(() =>
+                  yield* step("sendOffsets", () =>
                     transaction!.sendOffsets({
                       consumerGroupId: progress.groupId,
                       topics: [{ topic: progress.topic, partitions: [partition] }]
-                    })
-                  )
+                    }))
                 }
                 return metadata
               }))
@@ -685,13 +675,13 @@ export const make: (
                 if (open === undefined) return yield* sent
                 if (!open.isActive()) stale = true
                 else {
-                  const aborted = yield* Effect.exit(step(() => open.abort()))
+                  const aborted = yield* Effect.exit(step("abort", () => open.abort()))
                   if (aborted._tag === "Failure") stale = true
                 }
                 return yield* sent
               }
               // A commit that fails or times out leaves the outcome unknown: the next call starts afresh.
-              yield* step(() => transaction!.commit()).pipe(
+              yield* step("commit", () => transaction!.commit()).pipe(
                 Effect.tapError(() => Effect.sync(() => void (stale = true)))
               )
               return sent.value
@@ -717,8 +707,11 @@ export const make: (
             const reader = admin ?? kafka.admin()
             admin = reader
             // Connected already by `ready` (then no request is sent); a failure drops the connection.
-            yield* readStep(() => connectAdmin(reader)).pipe(dropAdminOnFailure(reader))
-            const offsets = yield* readStep(() => reader.fetchOffsets({ groupId, topics: [topic] })).pipe(
+            yield* readStep("progress.connect", () => connectAdmin(reader)).pipe(dropAdminOnFailure(reader))
+            const offsets = yield* readStep(
+              "progress.fetchOffsets",
+              () => reader.fetchOffsets({ groupId, topics: [topic] })
+            ).pipe(
               dropAdminOnFailure(reader)
             )
             const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
@@ -728,7 +721,7 @@ export const make: (
         return { transactionalId, send, reset, committedMetadata } satisfies TransactionalProducer
       })
 
-    if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(breaker.protect(connect)))
+    if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(guard("connect", connect)))
 
     return KafkaProducer.of({
       send: (record) => sendBatch({ topicMessages: [record] }),

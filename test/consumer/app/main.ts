@@ -14,11 +14,11 @@ import {
   CircuitBreaker,
   CircuitBreakerError,
   Facade,
+  failOpen,
   redact,
   Registry,
   ResilienceConfig,
-  withBreaker,
-  withBreakerOption
+  withBreaker
 } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import { WorkflowNotFoundError } from "@temporalio/client"
@@ -55,8 +55,8 @@ const program = Effect.gen(function*() {
   assert.equal(refused.circuit, "kafka_producer")
   assert.equal(yield* kafka.state, "Open")
 
-  // Fail-open: a failure becomes Option.none(), and so does every call once the breaker is open.
-  assert.ok(Option.isNone(yield* down.pipe(withBreakerOption(redisBreaker))))
+  // Fail-open: a failure becomes the fallback, and so does every call once the breaker is open.
+  assert.ok(Option.isNone(yield* down.pipe(withBreaker(redisBreaker), failOpen("cache GET", Option.none))))
   assert.equal(yield* redisBreaker.state, "Open")
 
   // The Promise facade refuses too.

@@ -990,7 +990,7 @@ const httpsOkProbe = (pathname: string, token: string) => (port: number, timeout
   })
 
 /**
- * Kubernetes' kube-apiserver (the release of test/services/kube/go.mod) on 127.0.0.1 over a private etcd:
+ * Kubernetes' kube-apiserver (the release of tools/rig/kube/go.mod) on 127.0.0.1 over a private etcd:
  * no controller manager, scheduler or kubelet, so objects are stored and validated but nothing runs them:
  * for server-side dry runs of manifests. Authentication by a random token of the `system:masters` group
  * (in the kubeconfig), RBAC authorization, a service-account key pair made at start, the ServiceAccount

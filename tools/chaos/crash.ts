@@ -17,7 +17,7 @@
  */
 import { MongoClient } from "mongodb"
 import * as os from "node:os"
-import { sleep, until } from "../test/support/time.ts"
+import { sleep, until } from "../rig/time.ts"
 import { leftoversOf, ticketsOf } from "./invariants.ts"
 import { countOf, makeLoad, type Outcome, startSampler, warmUp } from "./load.ts"
 import { DATABASE, DRAIN_BOUND_MS, type Invariant, prng, seconds, SETTINGS_YAML, TICKETS, within } from "./model.ts"

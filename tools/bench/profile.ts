@@ -3,8 +3,8 @@
  * profile it writes (self time per function).
  *
  * ```sh
- * npm exec -- node --conditions=@neural-hive/source --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir=/tmp/prof bench/profile.ts per-call  # or: bare, suspend, closed, closed-mixed, observed, rejection, promise
- * npm exec -- node --conditions=@neural-hive/source bench/profile.ts top /tmp/prof/CPU.*.cpuprofile  # top self-time frames
+ * npm exec -- node --conditions=@neural-hive/source --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir=/tmp/prof tools/bench/profile.ts per-call  # or: bare, suspend, closed, closed-mixed, observed, rejection, promise
+ * npm exec -- node --conditions=@neural-hive/source tools/bench/profile.ts top /tmp/prof/CPU.*.cpuprofile  # top self-time frames
  * ```
  *
  * Env: `PROFILE_CALLS` (default 10,000,000), `PROFILE_TOP` (default 25).
@@ -35,7 +35,7 @@ interface Profile {
   readonly timeDeltas: ReadonlyArray<number>
 }
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 
 const top = (file: string, limit: number): void => {
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile

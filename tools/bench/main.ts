@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process"
 import { readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
-import { reason as breakerPath } from "../packages/resilience/src/internal/fastPath.ts"
+import { reason as breakerPath } from "../../packages/resilience/src/internal/fastPath.ts"
 import { runAll } from "./harness.ts"
 import { PATH_CASES, type PathRun, pathRuns } from "./paths.ts"
 import { consoleReport, type Environment, markdown, type Scaling } from "./report.ts"
@@ -15,7 +15,7 @@ import { makeScenarios, shutdown } from "./scenarios.ts"
 /** Measurements outside the round-based harness, selectable in `BENCH_ONLY` like scenarios. */
 const EXTRA = { breakers: "breakers", service: "service", paths: "paths" } as const
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 
 const positiveInt = (name: string, fallback: number): number => {
   const raw = process.env[name]
@@ -36,7 +36,10 @@ const version = (path: string): string => {
 const commit = (): string => {
   const head = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" })
   if (head.status !== 0) return "unknown"
-  const dirty = spawnSync("git", ["status", "--porcelain", "--", "packages", "bench"], { cwd: root, encoding: "utf8" })
+  const dirty = spawnSync("git", ["status", "--porcelain", "--", "packages", "tools/bench"], {
+    cwd: root,
+    encoding: "utf8"
+  })
   return `${head.stdout.trim()}${dirty.stdout.trim() === "" ? "" : " (with uncommitted changes)"}`
 }
 

@@ -5,7 +5,7 @@
 import { Client, Connection, WorkflowNotFoundError } from "@temporalio/client"
 import { Kafka, logLevel } from "kafkajs"
 import { MongoClient } from "mongodb"
-import { until } from "../test/support/time.ts"
+import { until } from "../rig/time.ts"
 import { DATABASE, TICKETS, TOPIC, within } from "./model.ts"
 
 export interface KafkaKeys {

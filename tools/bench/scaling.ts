@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { fileURLToPath } from "node:url"
-import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
 import { median } from "./harness.ts"
 
 // -----------------------------------------------------------------------------
@@ -123,7 +123,7 @@ export interface ServiceSettings {
   readonly log: (line: string) => void
 }
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 const dependencies = ["KAFKA", "TEMPORAL", "REDIS", "MONGODB"] as const
 
 const freePort = (): Promise<number> =>

@@ -36,7 +36,7 @@ export const summary = (report: ChaosReport): string =>
 const reportFile = (target: true | string): string =>
   typeof target === "string"
     ? target
-    : path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../docs/reliability.md")
+    : path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../docs/reliability.md")
 
 /** The hand-written part of docs/reliability.md, kept below the generated sections. */
 const KEPT = "\n## Bad input and abuse"
@@ -122,12 +122,12 @@ export const toMarkdown = (
 for MongoDB, each behind a fault proxy), while a fault schedule crashes, hangs, stalls, cuts and slows
 each of them in turn, overlapping. Then it checks, from the servers themselves, that no accepted plan was
 lost, that no plan was refused for Kafka, that refused plans left nothing behind, that the outbox drained,
-and that every breaker came back. The program is \`chaos/\` (\`harness.ts\` runs the phases: \`rig.ts\`,
+and that every breaker came back. The program is \`tools/chaos/\` (\`harness.ts\` runs the phases: \`rig.ts\`,
 \`service.ts\`, \`load.ts\`, \`faults.ts\`, \`readback.ts\` and \`invariants.ts\`, \`report.ts\`); a 40-second
 version at 8 plans/s runs in \`npm test\` (\`test/chaos/chaos.test.ts\`) and does not write this file. See
 docs/testing.md, "Chaos", and docs/outbox.md for the pattern checked here.
 
-Then the same command kills the service itself: the crash scenario (\`chaos/crash.ts\`, section "The
+Then the same command kills the service itself: the crash scenario (\`tools/chaos/crash.ts\`, section "The
 service process killed" below) runs the example's real entry point as its own process, SIGKILLs it twice
 under load and starts it again, and checks that nothing was lost or duplicated beyond what the message key
 collapses (its 30-second version: \`test/chaos/crash.test.ts\`).
@@ -318,7 +318,7 @@ its own process).
   ran and may have had its effect, so it is a \`failed\` step with reason \`Timeout\`, 502).
 - **The fault proxy left the client connected when the server reset the connection**, so kafkajs kept one
   connection to nothing and the Kafka breaker never closed after the broker came back (fixed in
-  \`test/services/proxy.ts\`).
+  \`tools/rig/proxy.ts\`).
 - **Refused plans left debris** (issue 14): before the outbox, a plan refused at the Kafka step had already
   started its workflow and stored its ticket. The outbox and the breaker check before any side effect
   are what invariants (b) and (c) check now.

@@ -3,7 +3,7 @@
  * classified as the caller sees it; and the health sampler, which reads `/health` every
  * `HEALTH_EVERY_MS` for the breakers' states and the outbox's backlog.
  */
-import { sleep, until } from "../test/support/time.ts"
+import { sleep, until } from "../rig/time.ts"
 import { CIRCUITS, FAIL_FAST, HEALTH_EVERY_MS } from "./model.ts"
 import type { Service } from "./service.ts"
 

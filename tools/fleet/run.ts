@@ -21,11 +21,11 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { FaultProxy } from "../test/services/proxy.ts"
+import { FaultProxy } from "../rig/proxy.ts"
 // kafkajs's idle request-queue fix for this harness's own kafkajs clients (no TimeoutNegativeWarning).
-import "../test/support/kafkajsQueue.ts"
-import { freePort, type ServerHandle, startKafka, startRedis } from "../test/services/servers.ts"
-import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../test/support/example.ts"
+import "../rig/kafkajsQueue.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
+import { freePort, type ServerHandle, startKafka, startRedis } from "../rig/servers.ts"
 
 const positive = (name: string, fallback: number): number => {
   const text = process.env[name]
@@ -48,7 +48,7 @@ const OUTAGE_MS = 5_000
 const KAFKA_FAULT = process.env["FLEET_KAFKA_FAULT"] === "reset" ? "reset" : "unlisten"
 const HEARTBEAT_MS = 500
 const TIMEOUT_MS = 1_000
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 const SETTINGS = `circuitBreaker:
   kafka:    { failMax: ${FAIL_MAX}, recoveryTimeoutSeconds: ${RECOVERY_S}, timeoutSeconds: ${
   4 * RECOVERY_S

@@ -7,7 +7,7 @@
  * server in turn, then checks the invariants from the servers themselves, prints
  * the results and writes docs/reliability.md. Exits 1 when an invariant fails.
  *
- * Then the crash scenario (chaos/crash.ts): the service's own process, under the same load,
+ * Then the crash scenario (tools/chaos/crash.ts): the service's own process, under the same load,
  * SIGKILLed twice (with a backlog while Kafka is out, then mid-drain) and started again; the
  * invariants (e1)-(e7) are checked the same way and written to docs/reliability.md too.
  *

@@ -3,7 +3,7 @@
  * small pure helpers every phase shares (no I/O here).
  */
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
-import type { ServerName } from "../test/services/servers.ts"
+import type { ServerName } from "../rig/servers.ts"
 
 export interface ChaosOptions {
   /** How long the load runs, ms; the fault schedule is laid out in fractions of it. */

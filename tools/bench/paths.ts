@@ -3,7 +3,7 @@
  * (`packages/resilience/src/internal/fastPath.ts`, on the tested Effect
  * versions) and the public path (`Effect.suspend` + `Effect.onExitPrimitive`).
  * `NH_BREAKER_PATH` is read once when the breaker's module loads, so each path
- * runs in child processes of its own (`bench/run.ts` with `BENCH_PATHS_CHILD=1`):
+ * runs in child processes of its own (`tools/bench/run.ts` with `BENCH_PATHS_CHILD=1`):
  * fast, public, public, fast, so that a drift in the machine's load falls on
  * both paths alike. `main.ts` runs them first, before its own scenarios. Each child runs our Effect rows of (1a) and (3) with their
  * bare rows; the per-round figures of a path's two children are pooled.
@@ -48,11 +48,11 @@ export interface PathSettings {
 
 export const PATH_ORDER: ReadonlyArray<BreakerPath> = ["fast", "public", "public", "fast"]
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 
 const child = (breakerPath: BreakerPath, settings: PathSettings, json: string): Promise<void> =>
   new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [...process.execArgv, path.join(root, "bench/run.ts")], {
+    const proc = spawn(process.execPath, [...process.execArgv, path.join(root, "tools/bench/run.ts")], {
       cwd: root,
       env: {
         ...process.env,

@@ -12,9 +12,9 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
-import { FaultProxy } from "./proxy.ts"
-import { freePort, rigPaths, startKafka, startRedis } from "./servers.ts"
-import type { ServerHandle } from "./servers.ts"
+import { FaultProxy } from "../../tools/rig/proxy.ts"
+import { freePort, rigPaths, startKafka, startRedis } from "../../tools/rig/servers.ts"
+import type { ServerHandle } from "../../tools/rig/servers.ts"
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const unique = (prefix: string): string => `${prefix}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`

@@ -2,7 +2,7 @@
  * Vitest globalSetup: starts the shared Redis, Kafka, Temporal and MongoDB (FerretDB) servers in
  * parallel, hands their endpoints to the tests through `provide`/`inject`, and stops them at teardown.
  *
- * In vitest.config.ts: `test: { globalSetup: ["test/services/globalSetup.ts"] }`.
+ * In vitest.config.ts: `test: { globalSetup: ["tools/rig/globalSetup.ts"] }`.
  * In a test: `const url = inject("redisUrl")`.
  *
  * A server whose env var is set is not started; the given endpoint is used as is:

@@ -16,8 +16,8 @@ import { Effect, Layer } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import { MongoClient } from "mongodb"
 import * as os from "node:os"
-import { type ServerHandle, startKafka, startMongo } from "../test/services/servers.ts"
-import "../test/support/kafkajsQueue.ts"
+import { type ServerHandle, startKafka, startMongo } from "../rig/servers.ts"
+import "../rig/kafkajsQueue.ts"
 
 const positive = (name: string, fallback: number): number => {
   const text = process.env[name]

@@ -4,17 +4,10 @@
  * any state (a half-started rig included).
  */
 import { Kafka, logLevel } from "kafkajs"
-import { FaultProxy } from "../test/services/proxy.ts"
+import { FaultProxy } from "../rig/proxy.ts"
 // kafkajs's idle request-queue fix for this harness's own kafkajs clients (no TimeoutNegativeWarning).
-import "../test/support/kafkajsQueue.ts"
-import {
-  freePort,
-  type ServerHandle,
-  startKafka,
-  startMongo,
-  startRedis,
-  startTemporal
-} from "../test/services/servers.ts"
+import "../rig/kafkajsQueue.ts"
+import { freePort, type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
 import { TOPIC, within } from "./model.ts"
 
 export interface Rig {

@@ -2,7 +2,7 @@
  * Chaos under load: the Orchestrator Dynamic service, booted from its layer graph (`App.make`)
  * against private real servers behind fault proxies, driven at a steady rate over HTTP while a
  * fault schedule kills, pauses, stalls, cuts and slows each server in turn; then the invariants
- * are checked from the servers themselves. `npm run chaos` (`chaos/run.ts`) and the short
+ * are checked from the servers themselves. `npm run chaos` (`tools/chaos/run.ts`) and the short
  * version in `npm test` (`test/chaos/chaos.test.ts`) both call `runChaos`; `findRate` is the
  * no-fault measurement the default rate comes from.
  *
@@ -21,7 +21,7 @@ import { Effect } from "effect"
 import * as os from "node:os"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
-import { sleep, until } from "../test/support/time.ts"
+import { sleep, until } from "../rig/time.ts"
 import { startFaults } from "./faults.ts"
 import {
   circuitReports,

@@ -3,7 +3,7 @@
  * fractions of the load's duration, with a small seeded jitter), and the timers that run it.
  */
 import type * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
-import type { ServerName } from "../test/services/servers.ts"
+import type { ServerName } from "../rig/servers.ts"
 import type { FaultRecord } from "./model.ts"
 import type { Rig } from "./rig.ts"
 

@@ -1,7 +1,7 @@
 /**
  * How every harness starts the Orchestrator Dynamic example as a process: the tests
- * (test/observability/service.ts, test/examples), `npm run fleet` (fleet/run.ts) and the chaos run
- * (chaos/process.ts). One place, so none of them forgets the flag:
+ * (test/observability/service.ts, test/examples), `npm run fleet` (tools/fleet/run.ts) and the chaos run
+ * (tools/chaos/process.ts). One place, so none of them forgets the flag:
  *
  *   node --conditions=@neural-hive/source examples/orchestrator-dynamic/src/main.ts
  *

@@ -13,7 +13,7 @@ export default {
   mutate: ["packages/resilience/src/**/*.ts", "!packages/resilience/src/index.ts"],
   coverageAnalysis: "perTest",
   timeoutMS: 10_000,
-  ignorePatterns: ["reports", "build", "bench", "chaos", "docs", ".ci"],
+  ignorePatterns: ["reports", "build", "tools", "docs", ".ci"],
   reporters: ["clear-text", "progress", "html", "json"],
   htmlReporter: { fileName: "reports/mutation/resilience/index.html" },
   jsonReporter: { fileName: "reports/mutation/resilience/mutation.json" },

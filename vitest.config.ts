@@ -33,9 +33,9 @@ export default defineConfig({
   test: {
     include: noServers ? serverFree : ["test/**/*.test.ts"],
     // Starts the shared real servers (or uses REDIS_URL, KAFKA_BROKERS, ... when given); see docs/testing.md.
-    globalSetup: noServers ? [] : ["test/services/globalSetup.ts"],
+    globalSetup: noServers ? [] : ["tools/rig/globalSetup.ts"],
     // kafkajs's idle-queue fix for the tests' own kafkajs clients too (no TimeoutNegativeWarning).
-    setupFiles: ["test/support/kafkajsQueue.ts"],
+    setupFiles: ["tools/rig/kafkajsQueue.ts"],
     testTimeout: 30_000,
     hookTimeout: 180_000
   }

@@ -6,13 +6,13 @@
 #   3. a Debian minbase rootfs (mmdebstrap, ~170 MB, cached as a tar under $cache/image-base-<key>),
 #      imported as localhost/nh-debian:<key>;
 #   4. localhost/nh-node:24-<key>: that rootfs, the repository's pinned Node 24 binary and the exact npm
-#      of test/services/image/versions.env (test/services/image/Containerfile.node).
+#      of tools/rig/image/versions.env (tools/rig/image/Containerfile.node).
 # Writes $cache/image.env (CONTAINERS_CONF, NODE_IMAGE) for the test. <key>: the hash of versions.env,
 # Containerfile.node and the Node version.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="${NH_CACHE_DIR:-$HOME/.cache/neural-hive}"
-dir="$root/test/services/image"
+dir="$root/tools/rig/image"
 say() { echo "image-base: $*" >&2; }
 die() {
   echo "image-base: ERROR: $*" >&2

@@ -13,14 +13,14 @@
 # Downloads go to a cache OUTSIDE the clone:
 #   ${NH_CACHE_DIR:-$HOME/.cache/neural-hive}/<server>-<key>/
 # where <key> is the first 16 hex digits of the sha256 of the server's input files,
-# concatenated in this order (test/services/servers.ts computes the same key):
-#   kafka    : test/services/poms/kafka/pom.xml
-#   temporal : test/services/poms/temporal/pom.xml test/services/launchers/TemporalLauncher.java
-#   ferretdb : test/services/ferretdb/go.mod test/services/ferretdb/go.sum test/services/ferretdb/main.go
-#   jaeger   : test/services/jaeger/go.mod test/services/jaeger/go.sum
-#   helm     : test/services/helm/go.mod test/services/helm/go.sum
-#   etcd     : test/services/etcd/go.mod test/services/etcd/go.sum
-#   kube     : test/services/kube/go.mod test/services/kube/go.sum test/services/kube/prometheus-operator-crds.txt
+# concatenated in this order (tools/rig/servers.ts computes the same key):
+#   kafka    : tools/rig/poms/kafka/pom.xml
+#   temporal : tools/rig/poms/temporal/pom.xml tools/rig/launchers/TemporalLauncher.java
+#   ferretdb : tools/rig/ferretdb/go.mod tools/rig/ferretdb/go.sum tools/rig/ferretdb/main.go
+#   jaeger   : tools/rig/jaeger/go.mod tools/rig/jaeger/go.sum
+#   helm     : tools/rig/helm/go.mod tools/rig/helm/go.sum
+#   etcd     : tools/rig/etcd/go.mod tools/rig/etcd/go.sum
+#   kube     : tools/rig/kube/go.mod tools/rig/kube/go.sum tools/rig/kube/prometheus-operator-crds.txt
 # A directory counts as complete only when it holds the marker file `.complete`; it is
 # built under a temporary name and renamed, so an interrupted run leaves nothing half-done.
 # Idempotent: a second run only checks and prints (a few seconds).
@@ -31,7 +31,7 @@ set -euo pipefail
 
 started=$SECONDS
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-svc="$root/test/services"
+svc="$root/tools/rig"
 # os.homedir() in servers.ts falls back to the passwd entry too; Go needs HOME for its caches
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 cache="${NH_CACHE_DIR:-$HOME/.cache/neural-hive}"
@@ -158,7 +158,7 @@ go_bin() {
   echo "$bin"
 }
 
-# go_build NAME PACKAGE OUT [LDFLAGS]: builds PACKAGE of the tool module test/services/NAME (its go.mod and
+# go_build NAME PACKAGE OUT [LDFLAGS]: builds PACKAGE of the tool module tools/rig/NAME (its go.mod and
 # go.sum pin every module: nothing is resolved) into the file OUT
 go_build() {
   local name=$1 package=$2 out=$3 ldflags=${4:-}
@@ -169,7 +169,7 @@ go_build() {
     "$go" build -trimpath ${ldflags:+-ldflags="$ldflags"} -o "$out" "$package") || die "$name: go build of $package failed"
 }
 
-# go_tool NAME PACKAGE DIR: builds the tool module test/services/NAME (its go.mod pins PACKAGE) into DIR/bin/NAME
+# go_tool NAME PACKAGE DIR: builds the tool module tools/rig/NAME (its go.mod pins PACKAGE) into DIR/bin/NAME
 go_tool() {
   local name=$1 package=$2 dir=$3
   if [[ -f "$dir/.complete" ]]; then
@@ -188,9 +188,9 @@ go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$jaeger_dir"
 go_tool helm helm.sh/helm/v3/cmd/helm "$helm_dir"
 go_tool etcd go.etcd.io/etcd/server/v3 "$etcd_dir"
 
-# Kubernetes: kube-apiserver and kubectl of k8s.io/kubernetes (test/services/kube/go.mod replaces its ./staging
+# Kubernetes: kube-apiserver and kubectl of k8s.io/kubernetes (tools/rig/kube/go.mod replaces its ./staging
 # modules with their published versions), stamped with their release (helm's kubeVersion checks read it), and
-# the CRDs of test/services/kube/prometheus-operator-crds.txt in crds/. First time: about 6 min, 1.8 GB of RAM.
+# the CRDs of tools/rig/kube/prometheus-operator-crds.txt in crds/. First time: about 6 min, 1.8 GB of RAM.
 if [[ -f "$kube_dir/.complete" ]]; then
   say "kube: cached"
 else
@@ -199,7 +199,7 @@ else
   rm -rf "$tmp"
   mkdir -p "$tmp/bin" "$tmp/crds"
   k8s_version=$(cd "$svc/kube" && GOTOOLCHAIN=local GOFLAGS=-mod=readonly "$(go_bin kube)" list -m -f '{{.Version}}' k8s.io/kubernetes) ||
-    die "kube: test/services/kube/go.mod does not require k8s.io/kubernetes"
+    die "kube: tools/rig/kube/go.mod does not require k8s.io/kubernetes"
   [[ "$k8s_version" =~ ^v([0-9]+)\.([0-9]+)\.[0-9]+$ ]] || die "kube: k8s.io/kubernetes $k8s_version is not a release version"
   k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$k8s_version"
   k8s_ldflags+=" -X k8s.io/component-base/version.gitMajor=${BASH_REMATCH[1]} -X k8s.io/component-base/version.gitMinor=${BASH_REMATCH[2]}"

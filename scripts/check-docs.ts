@@ -56,7 +56,7 @@ const main = (): number => {
   /** Each compiled block by its path under `out`. */
   const checked = new Map<string, Block>()
   const tests: Array<string> = []
-  /** Folders standing for the repository root: a block placed at `test/redis/x.ts` imports `../services/…` from there. */
+  /** Folders standing for the repository root: a block placed at `test/redis/x.ts` imports `../../tools/rig/…` from there. */
   const placedRoots = new Set<string>()
   let signatures = 0
   const problems: Array<string> = []
@@ -118,7 +118,7 @@ const main = (): number => {
         // an example may name a value only to show it
         noUnusedLocals: false,
         noUnusedParameters: false,
-        // a block placed at test/redis/x.ts resolves `../services/proxy.ts` to the repository's test/services/proxy.ts
+        // a block placed at test/redis/x.ts resolves `../../tools/rig/proxy.ts` to the repository's tools/rig/proxy.ts
         rootDirs: ["../..", ...[...placedRoots].map((dir) => `./${dir}`)]
       },
       include: ["**/*.ts"]

@@ -9,7 +9,7 @@
  *   <!-- doc-check: test PATH -->        a test file that lives at PATH
  *
  * PATH is relative to the repository root for the repository's own files (`test/redis/Faults.test.ts`
- * imports `../services/proxy.ts`), or to the reader's project in a guide (`src/main.ts`).
+ * imports `../../tools/rig/proxy.ts`), or to the reader's project in a guide (`src/main.ts`).
  */
 import { readFileSync } from "node:fs"
 

@@ -6,7 +6,7 @@
  * Invariants only: nothing here depends on how fast a loaded machine is.
  */
 import { describe, expect, it } from "vitest"
-import { runChaos } from "../../chaos/harness.ts"
+import { runChaos } from "../../tools/chaos/harness.ts"
 
 describe("chaos under load (short)", () => {
   it(

@@ -6,7 +6,7 @@
  * the test (runCrash throws).
  */
 import { describe, expect, it } from "vitest"
-import { runCrash } from "../../chaos/crash.ts"
+import { runCrash } from "../../tools/chaos/crash.ts"
 
 describe("chaos: the service process killed and restarted", () => {
   it(

@@ -16,7 +16,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll, assert, beforeAll, describe, inject, it } from "vitest"
-import { freePort } from "../services/servers.ts"
+import { freePort } from "../../tools/rig/servers.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const cache = process.env["NH_CACHE_DIR"] ?? path.join(os.homedir(), ".cache", "neural-hive")

@@ -9,7 +9,7 @@
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Yaml from "yaml"
-import { type KubeApiserverHandle, startKubeApiserver } from "../services/servers.ts"
+import { type KubeApiserverHandle, startKubeApiserver } from "../../tools/rig/servers.ts"
 import { chart, helm, type Run, run } from "./tools.ts"
 
 const namespace = "neural-hive"

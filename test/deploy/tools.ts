@@ -7,7 +7,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { rigPaths } from "../services/servers.ts"
+import { rigPaths } from "../../tools/rig/servers.ts"
 
 /** The repository's root directory. */
 export const root = fileURLToPath(new URL("../..", import.meta.url))

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../support/example.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../../tools/rig/example.ts"
 
 const SECRET = "pw-S3cret"
 

@@ -8,11 +8,12 @@ import { assert, describe, it } from "@effect/vitest"
 import { BoundedStore } from "@neural-hive/example-orchestrator-dynamic/BoundedStore"
 import * as Embedded from "@neural-hive/example-orchestrator-dynamic/Embedded"
 import * as OrchestratorConfig from "@neural-hive/example-orchestrator-dynamic/OrchestratorConfig"
-import { KafkaProducer } from "@neural-hive/kafka"
+import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { RedisCache } from "@neural-hive/redis"
 import { TemporalClient } from "@neural-hive/temporal"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Fiber, Layer, Logger, Option, Tracer } from "effect"
+import { TestClock } from "effect/testing"
 
 const limits = { capacity: 100, maxBytes: 1024 * 1024 }
 
@@ -115,4 +116,51 @@ describe("Embedded stores", () => {
       }).pipe(Effect.provide(embedded({ capacity: 10_000, maxBytes: 64 * 1024 * 1024 }))),
     60_000
   )
+})
+
+describe("Embedded dependencies: the integrations' skeleton", () => {
+  it.effect("each call is the integration's span; a slow call is its timeout error; Redis fails open, logged", () =>
+    Effect.gen(function*() {
+      const spans: Array<Tracer.NativeSpan> = []
+      const tracer = Tracer.make({
+        span: (options) => {
+          const span = new Tracer.NativeSpan(options)
+          spans.push(span)
+          return span
+        }
+      })
+      const logs: Array<readonly [string, string]> = []
+      const capture = Logger.make((options) => {
+        logs.push([options.logLevel, String(options.message)])
+      })
+      const settings = {
+        ...OrchestratorConfig.defaults,
+        kafka: { ...OrchestratorConfig.defaults.kafka, callTimeoutSeconds: 1 }
+      }
+      yield* Effect.gen(function*() {
+        const producer = yield* KafkaProducer.KafkaProducer
+        const cache = yield* RedisCache.RedisCache
+        const faults = yield* Embedded.Faults
+        yield* producer.send({ topic: "tickets", messages: [{ value: "t-1" }] })
+        yield* faults.set("kafka", "slow")
+        const slow = yield* Effect.forkChild(
+          Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "t-2" }] }))
+        )
+        yield* TestClock.adjust("1 second")
+        const timedOut = yield* Fiber.join(slow)
+        assert.strictEqual(timedOut instanceof KafkaError && timedOut.reason, "Timeout")
+        yield* faults.set("redis", "down")
+        assert.isTrue(Option.isNone(yield* cache.get("plan:p1")))
+      }).pipe(
+        Effect.provide(
+          Embedded.layer(settings, limits).pipe(Layer.provideMerge(Embedded.Faults.layer()))
+        ),
+        Effect.withTracer(tracer),
+        Effect.provide(Logger.layer([capture]))
+      )
+      const send = spans.find((s) => s.name === "KafkaProducer.send")
+      assert.deepStrictEqual([send?.kind, send?.attributes.get("messaging.batch.topics")], ["producer", "tickets"])
+      assert.isDefined(spans.find((s) => s.name === "RedisCache.GET"))
+      assert.deepInclude(logs, ["Warn", "redis GET failed open"])
+    }))
 })

@@ -1,6 +1,6 @@
 /**
  * The example starts from a fresh clone, where no package has a `dist/` (issue 23): every harness spawns
- * it through test/support/example.ts, whose command resolves `@neural-hive/*` to the sources. A preloaded
+ * it through tools/rig/example.ts, whose command resolves `@neural-hive/*` to the sources. A preloaded
  * resolve hook refuses any module under packages/<name>/dist/, so these tests hold whether or not
  * `npm run build` ran. The last test finds spawns that bypass the helper, and the Dockerfile's CMD.
  */
@@ -9,8 +9,8 @@ import { readdirSync, readFileSync } from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { assert, describe, it } from "vitest"
+import { EXAMPLE_ARGS, EXAMPLE_MAIN, EXAMPLE_NODE, SOURCE_CONDITION } from "../../tools/rig/example.ts"
 import { ADMIN_TOKEN, startService } from "../observability/service.ts"
-import { EXAMPLE_ARGS, EXAMPLE_MAIN, EXAMPLE_NODE, SOURCE_CONDITION } from "../support/example.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const main = path.relative(root, EXAMPLE_MAIN)
@@ -69,13 +69,13 @@ describe("starting the example", () => {
         .filter((file) => !file.split(path.sep).includes("node_modules"))
     // A quoted path to main.ts is a spawn (or a URL for one); prose in comments is backquoted.
     const literal = /["'][^"'\n]*orchestrator-dynamic\/src\/main(\.ts)?["']/
-    const offenders = ["test", "fleet", "chaos", "bench", "scripts", "examples"].flatMap(sources)
-      .filter((file) => file !== path.join("test", "support", "example.ts"))
+    const offenders = ["test", "tools", "scripts", "examples"].flatMap(sources)
+      .filter((file) => file !== path.join("tools", "rig", "example.ts"))
       .filter((file) => literal.test(readFileSync(path.join(root, file), "utf8")))
     assert.deepStrictEqual(
       offenders,
       [],
-      "spawn the example with EXAMPLE_NODE and EXAMPLE_ARGS (test/support/example.ts)"
+      "spawn the example with EXAMPLE_NODE and EXAMPLE_ARGS (tools/rig/example.ts)"
     )
 
     const cmd = readFileSync(path.join(root, "Dockerfile"), "utf8").split("\n").filter((l) => l.startsWith("CMD"))

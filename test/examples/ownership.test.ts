@@ -25,8 +25,8 @@ import { TestConsole } from "effect/testing"
 import { MongoClient } from "mongodb"
 import { createHash } from "node:crypto"
 import { afterAll, beforeAll, inject } from "vitest"
+import { FaultProxy } from "../../tools/rig/proxy.ts"
 import { eventually } from "../integration/eventually.ts"
-import { FaultProxy } from "../services/proxy.ts"
 
 /** The canonical hash, computed here so the test does not trust the code under test for it. */
 const hashOf = (id: string, steps: ReadonlyArray<string>) =>

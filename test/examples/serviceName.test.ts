@@ -7,8 +7,8 @@
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { afterAll, assert, beforeAll, describe, inject, it } from "vitest"
+import { until } from "../../tools/rig/time.ts"
 import { ADMIN_TOKEN, startService } from "../observability/service.ts"
-import { until } from "../support/time.ts"
 
 const SERVICE = "checkout-orchestrator"
 

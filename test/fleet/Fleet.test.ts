@@ -12,9 +12,9 @@ import { CircuitBreaker, CircuitBreakerOptionsError, Registry, withBreaker } fro
 import { Effect, Exit, Layer, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
+import { FaultProxy } from "../../tools/rig/proxy.ts"
+import { type ServerHandle, startRedis } from "../../tools/rig/servers.ts"
 import { eventually } from "../integration/eventually.ts"
-import { FaultProxy } from "../services/proxy.ts"
-import { type ServerHandle, startRedis } from "../services/servers.ts"
 import { phaseOf } from "../support/resilienceInternals.ts"
 
 let server: ServerHandle

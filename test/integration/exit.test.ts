@@ -11,7 +11,7 @@ import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { fileURLToPath } from "node:url"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { EXAMPLE_NODE, SOURCE_CONDITION } from "../support/example.ts"
+import { EXAMPLE_NODE, SOURCE_CONDITION } from "../../tools/rig/example.ts"
 
 const PROGRAM = fileURLToPath(new URL("exit/program.ts", import.meta.url))
 const GAP_MILLIS = 100

@@ -15,8 +15,8 @@ import { Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References } from
 import { MongoClient } from "mongodb"
 import { randomUUID } from "node:crypto"
 import { afterAll, beforeAll } from "vitest"
-import { FaultProxy } from "../services/proxy.ts"
-import { type ServerHandle, startMongo } from "../services/servers.ts"
+import { FaultProxy } from "../../tools/rig/proxy.ts"
+import { type ServerHandle, startMongo } from "../../tools/rig/servers.ts"
 import { eventually } from "./eventually.ts"
 
 const FAIL_MAX = 3

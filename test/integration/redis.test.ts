@@ -10,8 +10,8 @@ import { RedisCache, RedisError } from "@neural-hive/redis"
 import { Duration, Effect, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
-import { FaultProxy } from "../services/proxy.ts"
-import { type ServerHandle, startRedis } from "../services/servers.ts"
+import { FaultProxy } from "../../tools/rig/proxy.ts"
+import { type ServerHandle, startRedis } from "../../tools/rig/servers.ts"
 import { eventually } from "./eventually.ts"
 
 let server: ServerHandle

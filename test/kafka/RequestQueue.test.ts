@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { assert, describe, it } from "vitest"
-import { EXAMPLE_NODE, SOURCE_CONDITION } from "../support/example.ts"
+import { EXAMPLE_NODE, SOURCE_CONDITION } from "../../tools/rig/example.ts"
 
 const kafkaSource = pathToFileURL(fileURLToPath(new URL("../../packages/kafka/src/index.ts", import.meta.url))).href
 

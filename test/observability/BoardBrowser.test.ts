@@ -23,7 +23,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { type Browser, chromium, type Page } from "playwright-core"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { type ServerHandle, startRedis } from "../services/servers.ts"
+import { type ServerHandle, startRedis } from "../../tools/rig/servers.ts"
 import { ADMIN_TOKEN, type Service, startService } from "./service.ts"
 
 /** The page's `document`, for the functions run in the page (the tests compile without the DOM library). */

@@ -9,8 +9,8 @@
  */
 import { MongoClient } from "mongodb"
 import { afterAll, assert, beforeAll, describe, inject, it } from "vitest"
-import { type JaegerHandle, startJaeger } from "../services/servers.ts"
-import { until } from "../support/time.ts"
+import { type JaegerHandle, startJaeger } from "../../tools/rig/servers.ts"
+import { until } from "../../tools/rig/time.ts"
 import { type Service, startService } from "./service.ts"
 
 interface JaegerSpan {

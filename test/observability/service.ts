@@ -1,13 +1,13 @@
 /**
  * Runs the Orchestrator Dynamic example as an operator does
- * (`node --conditions=@neural-hive/source examples/orchestrator-dynamic/src/main.ts`, from ../support/example.ts)
+ * (`node --conditions=@neural-hive/source examples/orchestrator-dynamic/src/main.ts`, from tools/rig/example.ts)
  * in a child process on Node 24, configured by environment variables only, on a free port of 127.0.0.1.
  * Its stdout lines (the JSON logs) are collected; `stop()` sends SIGTERM and waits for the exit.
  */
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { freePort } from "../services/servers.ts"
-import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../support/example.ts"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../../tools/rig/example.ts"
+import { freePort } from "../../tools/rig/servers.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 

@@ -15,9 +15,9 @@ import { Outbox } from "@neural-hive/outbox"
 import { Clock, Context, Effect, Layer } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import { afterAll, beforeAll } from "vitest"
+import { FaultProxy } from "../../tools/rig/proxy.ts"
+import { freePort, type ServerHandle, startKafka } from "../../tools/rig/servers.ts"
 import { eventually } from "../integration/eventually.ts"
-import { FaultProxy } from "../services/proxy.ts"
-import { freePort, type ServerHandle, startKafka } from "../services/servers.ts"
 
 let kafka: ServerHandle
 let proxy: FaultProxy

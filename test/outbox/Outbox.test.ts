@@ -11,8 +11,8 @@ import { Outbox } from "@neural-hive/outbox"
 import { Clock, Effect, Layer } from "effect"
 import { Kafka, logLevel } from "kafkajs"
 import { afterAll, beforeAll } from "vitest"
+import { type ServerHandle, startKafka } from "../../tools/rig/servers.ts"
 import { eventually } from "../integration/eventually.ts"
-import { type ServerHandle, startKafka } from "../services/servers.ts"
 
 const TOPIC = "outbox-tickets"
 let kafka: ServerHandle

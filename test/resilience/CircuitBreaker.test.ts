@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerError, Registry, withBreaker, withBreakerOption } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, failOpen, Registry, withBreaker } from "@neural-hive/resilience"
 import { Context, Duration, Effect, Exit, Fiber, Option, Ref, Schedule, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { Boom, counting, fail, ok, state, trip } from "../support/breakers.ts"
@@ -371,13 +371,17 @@ describe("CircuitBreaker: manual control and fail-open", () => {
       assert.strictEqual(yield* ok.pipe(withBreaker(breaker)), "ok")
     }))
 
-  it.effect("withBreakerOption gives none when rejected or failed, some on success", () =>
+  it.effect("withBreaker then failOpen gives the fallback when rejected or failed, the value on success", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "redis_client", failMax: 1, failureMode: "fail-open" })
-      assert.deepStrictEqual(yield* ok.pipe(withBreakerOption(breaker)), Option.some("ok"))
-      assert.deepStrictEqual(yield* fail().pipe(withBreakerOption(breaker)), Option.none())
+      const open = failOpen("cache", Option.none)
+      assert.deepStrictEqual(yield* ok.pipe(Effect.map(Option.some), withBreaker(breaker), open), Option.some("ok"))
+      assert.deepStrictEqual(yield* fail().pipe(withBreaker(breaker), open), Option.none())
       const runs = yield* Ref.make(0)
-      assert.deepStrictEqual(yield* counting(runs, ok).pipe(withBreakerOption(breaker)), Option.none())
+      assert.deepStrictEqual(
+        yield* counting(runs, ok).pipe(Effect.map(Option.some), withBreaker(breaker), open),
+        Option.none()
+      )
       assert.strictEqual(yield* Ref.get(runs), 0)
       assert.strictEqual((yield* breaker.snapshot).failureMode, "fail-open")
     }))

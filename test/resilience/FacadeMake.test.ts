@@ -15,7 +15,7 @@ import {
 } from "@neural-hive/resilience"
 import { Effect, Layer, Logger } from "effect"
 import { spawnSync } from "node:child_process"
-import { EXAMPLE_NODE, SOURCE_CONDITION } from "../support/example.ts"
+import { EXAMPLE_NODE, SOURCE_CONDITION } from "../../tools/rig/example.ts"
 
 const refused = (): Promise<never> => Promise.reject(new Error("connection refused"))
 

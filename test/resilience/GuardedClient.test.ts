@@ -5,8 +5,15 @@
  * drives every wait.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreakerOptionsError, GuardedClient } from "@neural-hive/resilience"
-import { Effect, Exit, Fiber, Scope } from "effect"
+import {
+  CircuitBreaker,
+  CircuitBreakerError,
+  CircuitBreakerOptionsError,
+  failOpen,
+  GuardedClient,
+  withBreaker
+} from "@neural-hive/resilience"
+import { Cause, Effect, Exit, Fiber, Logger, References, Scope } from "effect"
 import { TestClock } from "effect/testing"
 
 class ApiError extends Error {
@@ -46,7 +53,8 @@ const dependency = () => {
       deadline: 500,
       onError: (operation: string, cause: unknown) =>
         new ApiError(operation, String(cause).includes("caller") ? "Caller" : "Failed"),
-      onTimeout: (operation: string) => new ApiError(operation, "Timeout"),
+      onTimeout: (operation: string, _detail: string | undefined, backstop?: { readonly message: string }) =>
+        Object.assign(new ApiError(operation, "Timeout"), { backstop: backstop?.message }),
       span: { prefix: "Api", attributes: () => ({}) },
       probe: (client: Client) => client.ping(),
       ...overrides
@@ -171,5 +179,80 @@ describe("GuardedClient", () => {
       assert.strictEqual(state.closes, 0)
       yield* Scope.close(scope, Exit.void)
       assert.strictEqual(state.closes, 1)
+    }))
+
+  it.effect("guard runs an effect of the integration's own through the same path: counted, refused, its timeout", () =>
+    Effect.gen(function*() {
+      const { options, state } = dependency()
+      const guarded = yield* GuardedClient.make(options({
+        breaker: { name: "api_client", failMax: 2, recoveryTimeout: "10 seconds", callTimeout: "300 millis" },
+        checkOnStart: false
+      }))
+      assert.strictEqual(yield* guarded.guard("send", Effect.succeed("sent")), "sent")
+      // No deadline of its own: only the breaker's callTimeout bounds it, as the integration's timeout error.
+      const slow = yield* Effect.forkChild(Effect.flip(guarded.guard("send", Effect.never, "topic-a")))
+      yield* TestClock.adjust("300 millis")
+      const timedOut = yield* Fiber.join(slow)
+      assert.deepStrictEqual([
+        timedOut instanceof ApiError && timedOut.kind,
+        (timedOut as { backstop?: string }).backstop
+      ], [
+        "Timeout",
+        "call through circuit \"api_client\" timed out after 300ms"
+      ])
+      yield* Effect.flip(guarded.guard("send", Effect.fail(new ApiError("send", "Failed"))))
+      assert.strictEqual(yield* guarded.breaker.state, "Open")
+      const refused = yield* Effect.flip(guarded.guard("send", Effect.succeed("sent")))
+      assert.instanceOf(refused, CircuitBreakerError)
+      assert.strictEqual(state.connects, 1, "a guarded effect never dials the client")
+    }).pipe(Effect.scoped))
+})
+
+const capture = (logs: Array<readonly [string, string, unknown]>) =>
+  Logger.make((options) => {
+    logs.push([
+      options.logLevel,
+      String(options.message),
+      options.fiber.getRef(References.CurrentLogAnnotations)
+    ])
+  })
+
+describe("failOpen", () => {
+  it.effect("a failed call gives the fallback, logged at WARN with its reason and redacted error", () =>
+    Effect.gen(function*() {
+      const logs: Array<readonly [string, string, unknown]> = []
+      const breaker = yield* CircuitBreaker.make({ name: "cache", failMax: 1, recoveryTimeout: "1 minute" })
+      const down = Effect.fail(
+        Object.assign(new Error("connect redis://user:hunter2@cache:6379 refused"), { reason: "Connection" })
+      )
+      const miss = yield* down.pipe(withBreaker(breaker), failOpen("redis GET", () => "miss")).pipe(
+        Effect.provide(Logger.layer([capture(logs)])),
+        Effect.provideService(References.MinimumLogLevel, "Debug")
+      )
+      assert.strictEqual(miss, "miss")
+      assert.deepStrictEqual(logs, [["Warn", "redis GET failed open", {
+        reason: "Connection",
+        error: "connect redis://user:***@cache:6379 refused"
+      }]])
+      // Open now: the refusal is the fallback too, logged at DEBUG, and the call did not run.
+      let runs = 0
+      const refused = yield* Effect.sync(() => runs++).pipe(withBreaker(breaker), failOpen("redis GET", () => -1)).pipe(
+        Effect.provide(Logger.layer([capture(logs)])),
+        Effect.provideService(References.MinimumLogLevel, "Debug")
+      )
+      assert.deepStrictEqual([refused, runs, logs[1]?.[0], (logs[1]?.[2] as { reason?: string } | undefined)?.reason], [
+        -1,
+        0,
+        "Debug",
+        "Open"
+      ])
+      assert.strictEqual(yield* breaker.state, "Open")
+    }).pipe(Effect.scoped))
+
+  it.effect("a success passes through; a defect stays a defect; data-first works", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* failOpen(Effect.succeed("hit"), "redis GET", () => "miss"), "hit")
+      const exit = yield* Effect.exit(failOpen(Effect.die("bug"), "redis GET", () => "miss"))
+      assert.isTrue(Exit.isFailure(exit) && Cause.hasDies(exit.cause))
     }))
 })

@@ -11,7 +11,7 @@ import {
   TripPolicy,
   withBreaker
 } from "@neural-hive/resilience"
-import { Cause, Duration, Effect, Exit, Fiber, Option, Scope } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Boom, countedOnly, fail, ok, trip } from "../support/breakers.ts"
 import { Admission } from "../support/resilienceInternals.ts"
@@ -467,12 +467,12 @@ describe("CircuitBreaker: the facade's admission (internal)", () => {
 })
 
 describe("CircuitBreaker: the combinators in both forms", () => {
-  it.effect("withBreaker and withBreakerOption take the effect first or last, with a call-level classifier", () =>
+  it.effect("withBreaker takes the effect first or last, with a call-level classifier", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1 })
       assert.strictEqual(yield* withBreaker(ok, breaker), "ok")
-      assert.deepStrictEqual(yield* CircuitBreaker.withBreakerOption(ok, breaker), Option.some("ok"))
-      assert.deepStrictEqual(yield* CircuitBreaker.withBreakerOption(fail(), breaker, () => false), Option.none())
+      assert.strictEqual(yield* ok.pipe(withBreaker(breaker, () => false)), "ok")
+      assert.instanceOf(yield* Effect.flip(withBreaker(fail(), breaker, () => false)), Boom)
       assert.strictEqual(yield* breaker.state, "Closed") // excluded by the call
       assert.instanceOf(yield* Effect.flip(withBreaker(fail(), breaker)), Boom)
       assert.strictEqual(yield* breaker.state, "Open")

@@ -1,10 +1,10 @@
 /**
  * The semantics users migrate from pybreaker, cockatiel and resilience4j, checked on every call path:
- * `withBreaker`, `withBreakerOption`, `Facade.wrapSync`, `Facade.wrapPromise`, and `Facade.execute`
+ * `withBreaker`, `withBreaker` + `failOpen`, `Facade.wrapSync`, `Facade.wrapPromise`, and `Facade.execute`
  * with and without a `callTimeout`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerError, Facade, withBreaker, withBreakerOption } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerError, Facade, failOpen, withBreaker } from "@neural-hive/resilience"
 import { Cause, Effect, Exit, Option } from "effect"
 import { TestClock } from "effect/testing"
 import { Boom, countedOnly } from "../support/breakers.ts"
@@ -48,11 +48,14 @@ const paths: ReadonlyArray<Path> = [
       )
   },
   {
-    name: "withBreakerOption",
+    name: "withBreaker + failOpen",
     options: {},
     surfacesErrors: false,
     run: (breaker, act, isFailure) =>
-      Effect.map(asEffect(act).pipe(withBreakerOption(breaker, isFailure)), (o) => Option.isSome(o) ? OK : "none")
+      Effect.map(
+        asEffect(act).pipe(Effect.map(Option.some), withBreaker(breaker, isFailure), failOpen("act", Option.none)),
+        (o) => Option.isSome(o) ? OK : "none"
+      )
   },
   {
     name: "Facade.wrapSync",

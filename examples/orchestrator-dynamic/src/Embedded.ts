@@ -4,6 +4,11 @@
  * the service's configuration, and a fault switch makes a dependency fail so a
  * newcomer can watch a breaker trip and recover in /health, /metrics and the logs.
  *
+ * Each stand-in is guarded by the integrations' own skeleton (`GuardedClient`:
+ * its breaker, its `guard` path, the integration's span names and timeout error),
+ * and Redis fails open through the one combinator, `failOpen`, as the real
+ * `RedisCache` does.
+ *
  * Faults: `up` (works), `down` (fails at once with a connection error, which
  * counts), `slow` (hangs until the breaker's call timeout, which counts).
  *
@@ -14,27 +19,12 @@
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import {
-  CircuitBreaker,
-  CircuitBreakerOptionsError,
-  type CircuitBreakerTimeoutError,
-  withBreaker
-} from "@neural-hive/resilience"
+import { CircuitBreakerOptionsError, failOpen, GuardedClient } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
 import { BoundedStore, defaultLimits, type Limits, weigh } from "./BoundedStore.ts"
 import * as OrchestratorConfig from "./OrchestratorConfig.ts"
-
-/** Through the breaker; a call past its callTimeout is the client's own timeout error, as with the real clients. */
-const guard =
-  <E2>(breaker: CircuitBreaker.CircuitBreaker, timedOut: (message: string) => E2) =>
-  <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    self.pipe(
-      withBreaker(breaker),
-      Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
-        Effect.fail(timedOut((e as CircuitBreakerTimeoutError).message)))
-    )
 
 // -----------------------------------------------------------------------------
 // the fault switch
@@ -90,24 +80,54 @@ const faulty = <A, E>(
     }
   })
 
-const breakerFor = (
+/**
+ * A stand-in behind the integration skeleton: the service's breaker (its configuration, the integration's
+ * classifier, a probe that fails while the fault is on so an idle breaker recovers by itself) and `call`,
+ * which runs an in-memory operation through the fault switch and `GuardedClient`'s `guard`: a call past the
+ * breaker's callTimeout is the integration's own timeout error, in the integration's span.
+ */
+const standIn = <E>(
   settings: OrchestratorConfig.Settings,
   dependency: OrchestratorConfig.Dependency,
-  isFailure: (error: unknown) => boolean,
-  faults: Faults["Service"]
+  faults: Faults["Service"],
+  integration: {
+    readonly isFailure: (error: unknown) => boolean
+    /** The integration's error of a connection refused by the fault switch. */
+    readonly down: (operation: string) => E
+    /** The integration's timeout error, with the breaker's message. */
+    readonly timedOut: (operation: string, message: string) => E
+    readonly span: GuardedClient.Options<void, E>["span"]
+  }
 ) =>
-  CircuitBreaker.make({
-    ...OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]),
-    isFailure,
-    // The idle breaker's own half-open trial: it fails while the fault is on, so an idle service recovers by itself.
-    probe: faulty(faults, dependency, () =>
-      new Error(`connect ECONNREFUSED (embedded fault: ${dependency})`), Effect.void)
-  })
+  Effect.map(
+    GuardedClient.make<void, E>({
+      breaker: {
+        ...OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]),
+        isFailure: integration.isFailure,
+        probe: faulty(faults, dependency, () =>
+          new Error(`connect ECONNREFUSED (embedded fault: ${dependency})`), Effect.void)
+      },
+      // Nothing to dial: the store lives in the layer.
+      connect: () =>
+        undefined,
+      close: () =>
+        Promise.resolve(),
+      onError: (operation) =>
+        integration.down(operation),
+      onTimeout: (operation, _, backstop) =>
+        integration.timedOut(operation, backstop?.message ?? `${operation}: no answer (embedded)`),
+      span: integration.span,
+      // The breaker's own probe above; no start check (the fault switch starts as configured).
+      probe: false
+    }),
+    (guarded) => ({
+      breaker: guarded.breaker,
+      call: <A>(operation: string, effect: Effect.Effect<A, E>, detail?: string) =>
+        guarded.guard(operation, faulty(faults, dependency, () => integration.down(operation), effect), detail)
+    })
+  )
 
 const unsupported = (what: string) => `${what} is not available in embedded mode; configure a real server`
-
-const kafkaTimeout = (message: string) =>
-  new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 })
 
 // -----------------------------------------------------------------------------
 // Kafka: every topic's messages in one bounded store
@@ -118,18 +138,27 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
     KafkaProducer.KafkaProducer,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "kafka", KafkaProducer.isFailure, faults)
+      const { breaker, call } = yield* standIn(settings, "kafka", faults, {
+        isFailure: KafkaProducer.isFailure,
+        down: () =>
+          new KafkaError({
+            reason: "Connection",
+            message: "connect ECONNREFUSED (embedded fault)",
+            brokerFailure: true,
+            retriable: true,
+            retries: 0
+          }),
+        timedOut: (_, message) =>
+          new KafkaError({ reason: "Timeout", message, brokerFailure: true, retriable: true, retries: 0 }),
+        span: {
+          prefix: "KafkaProducer",
+          kind: "producer",
+          attributes: (topics) => ({ "messaging.system": "kafka", "messaging.batch.topics": topics })
+        }
+      })
       // Every topic's messages in one bounded store, keyed by topic and offset; offsets keep growing.
       const log = new BoundedStore<string, unknown>(limits)
       const nextOffsets = new BoundedStore<string, number>({ capacity: 1_000, maxBytes: Infinity })
-      const down = () =>
-        new KafkaError({
-          reason: "Connection",
-          message: "connect ECONNREFUSED (embedded fault)",
-          brokerFailure: true,
-          retriable: true,
-          retries: 0
-        })
       const append = (topic: string, batch: ReadonlyArray<{ readonly value?: unknown }>) => {
         const baseOffset = nextOffsets.get(topic) ?? 0
         let offset = baseOffset
@@ -138,17 +167,13 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
         return { topicName: topic, partition: 0, errorCode: 0, baseOffset: String(baseOffset) }
       }
       return KafkaProducer.KafkaProducer.of({
-        send: (record) =>
-          faulty(faults, "kafka", down, Effect.sync(() => [append(record.topic, record.messages)])).pipe(
-            guard(breaker, kafkaTimeout)
-          ),
+        send: (record) => call("send", Effect.sync(() => [append(record.topic, record.messages)]), record.topic),
         sendBatch: (batch) =>
-          faulty(
-            faults,
-            "kafka",
-            down,
-            Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages)))
-          ).pipe(guard(breaker, kafkaTimeout)),
+          call(
+            "send",
+            Effect.sync(() => (batch.topicMessages ?? []).map((t) => append(t.topic, t.messages))),
+            (batch.topicMessages ?? []).map((t) => t.topic).join(",")
+          ),
         transactional: (transactionalId) =>
           Effect.fail(
             new CircuitBreakerOptionsError({
@@ -173,7 +198,16 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
     TemporalClient.TemporalClient,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "temporal", TemporalClient.isFailure, faults)
+      const { breaker, call } = yield* standIn(settings, "temporal", faults, {
+        isFailure: TemporalClient.isFailure,
+        down: (operation) =>
+          new TemporalError({ reason: "Unavailable", operation, message: "14 UNAVAILABLE: (embedded fault)" }),
+        timedOut: (operation, message) => new TemporalError({ reason: "DeadlineExceeded", operation, message }),
+        span: {
+          prefix: "TemporalClient",
+          attributes: (workflowId) => workflowId === undefined ? {} : { "temporal.workflow_id": workflowId }
+        }
+      })
       interface Run {
         readonly runId: string
         readonly type: string
@@ -185,12 +219,6 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
       }
       const workflows = new BoundedStore<string, Run>(limits)
       let runs = 0
-      const down = (operation: string) => () =>
-        new TemporalError({ reason: "Unavailable", operation, message: "14 UNAVAILABLE: (embedded fault)" })
-      const call = <A>(operation: string, effect: Effect.Effect<A, TemporalError>) =>
-        faulty(faults, "temporal", down(operation), effect).pipe(
-          guard(breaker, (message) => new TemporalError({ reason: "DeadlineExceeded", operation, message }))
-        )
       const lookup = (operation: string, workflowId: string) =>
         Effect.suspend(() => {
           const run = workflows.get(workflowId)
@@ -314,22 +342,24 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
     RedisCache.RedisCache,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "redis", RedisCache.isFailure, faults)
+      const { breaker, call: use } = yield* standIn(settings, "redis", faults, {
+        isFailure: RedisCache.isFailure,
+        down: (command) =>
+          new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" }),
+        timedOut: (command, message) => new RedisError({ reason: "Timeout", command, message }),
+        span: { prefix: "RedisCache", attributes: () => ({ "db.system": "redis" }) }
+      })
       const entries = new BoundedStore<string, { readonly value: string; readonly expiresAt: number }>(
         limits,
         (entry) => 2 * entry.value.length + 64
       )
-      const down = (command: string) => () =>
-        new RedisError({ reason: "Connection", command, message: "connect ECONNREFUSED (embedded fault)" })
-      const use = <A>(command: string, effect: Effect.Effect<A, RedisError>) =>
-        faulty(faults, "redis", down(command), effect).pipe(
-          guard(breaker, (message) => new RedisError({ reason: "Timeout", command, message }))
-        )
-      // Fail-open, as the real service: any failure or rejection is a miss.
-      const open = <A>(effect: Effect.Effect<A, unknown>, fallback: A) => Effect.orElseSucceed(effect, () => fallback)
+      // Fail-open, as the real service: any failure or rejection is a miss, logged `redis GET failed open`.
+      const open = <A>(command: string, effect: Effect.Effect<A, unknown>, fallback: () => A) =>
+        effect.pipe(failOpen(`redis ${command}`, fallback), Effect.annotateLogs("circuit", breaker.name))
       return RedisCache.RedisCache.of({
         get: (key) =>
           open(
+            "GET",
             use(
               "GET",
               Effect.map(Clock.currentTimeMillis, (now) => {
@@ -338,10 +368,11 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
                 return entry !== undefined && entry.expiresAt > now ? Option.some(entry.value) : Option.none()
               })
             ),
-            Option.none()
+            Option.none
           ),
         setex: (key, seconds, value) =>
           open(
+            "SETEX",
             use(
               "SETEX",
               Effect.map(Clock.currentTimeMillis, (now) => {
@@ -349,9 +380,9 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
                 return true
               })
             ),
-            false
+            () => false
           ),
-        ping: open(use("PING", Effect.succeed(true)), false),
+        ping: open("PING", use("PING", Effect.succeed(true)), () => false),
         use: (command) =>
           use(command, Effect.fail(new RedisError({ reason: "Reply", command, message: unsupported(command) }))),
         breaker
@@ -411,7 +442,19 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
     MongoStore.MongoStore,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const breaker = yield* breakerFor(settings, "mongodb", MongoStore.isFailure, faults)
+      const { breaker, call: guarded } = yield* standIn(settings, "mongodb", faults, {
+        isFailure: MongoStore.isFailure,
+        down: (operation) =>
+          new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" }),
+        timedOut: (operation, message) => new MongoStoreError({ reason: "Timeout", operation, message }),
+        span: {
+          prefix: "MongoStore",
+          attributes: (collection) =>
+            collection === undefined
+              ? { "db.system": "mongodb" }
+              : { "db.system": "mongodb", "db.collection.name": collection }
+        }
+      })
       const documents = new BoundedStore<string, { readonly collection: string; readonly doc: Doc }>(
         limits,
         (entry) => weigh(entry.doc)
@@ -430,12 +473,7 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
         }
         return undefined
       }
-      const down = (operation: string) => () =>
-        new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" })
-      const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) =>
-        faulty(faults, "mongodb", down(operation), effect).pipe(
-          guard(breaker, (message) => new MongoStoreError({ reason: "Timeout", operation, message }))
-        )
+      const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) => guarded(operation, effect)
       const store = MongoStore.MongoStore.of({
         insertOne: (collection, document) =>
           call(

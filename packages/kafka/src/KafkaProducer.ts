@@ -48,19 +48,17 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Kafka, Partitioners } from "kafkajs"
 import type * as KafkaJS from "kafkajs"
-import { prepare } from "./internal/encode.ts"
-import { makeLogCreator } from "./internal/logs.ts"
-import { DEFAULT_SEND_TIMEOUT, validate } from "./internal/options.ts"
-import { quietRequestQueue } from "./internal/requestQueue.ts"
-import { fromCause, isFailure, KafkaError } from "./KafkaError.ts"
+import { makeGuardedClient, makeKafka } from "./internal/client.ts"
+import { validate } from "./internal/options.ts"
+import { makeProducer } from "./internal/producer.ts"
+import { makeTransactional } from "./internal/transactional.ts"
+import { KafkaError } from "./KafkaError.ts"
 
 export {
   /**
@@ -361,378 +359,22 @@ export const make: (
   function*(options: Options) {
     const settings = validate(options)
     if (settings instanceof Error) return yield* settings
-    const { secrets } = settings
-
-    const context = yield* Effect.context<never>()
-    const runLog = Effect.runSyncWith(context)
-    // kafkajs 2.2.4 polls every 1 ms with a negative timeout while idle (TimeoutNegativeWarning): see the module.
-    quietRequestQueue()
-    const kafka = new Kafka({
-      clientId: settings.clientId,
-      brokers: [...settings.brokers],
-      connectionTimeout: settings.connectionTimeoutMillis,
-      authenticationTimeout: settings.requestTimeoutMillis,
-      requestTimeout: settings.requestTimeoutMillis,
-      enforceRequestTimeout: true,
-      retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: 1_000 },
-      logLevel: settings.logLevel,
-      logCreator: makeLogCreator(runLog, secrets),
-      ...(settings.ssl === false ? {} : { ssl: settings.ssl }),
-      ...(options.sasl === undefined ? {} : {
-        sasl: {
-          mechanism: options.sasl.mechanism,
-          username: options.sasl.username,
-          password: Redacted.value(options.sasl.password)
-        } as KafkaJS.SASLOptions
-      })
+    const runLog = Effect.runSyncWith(yield* Effect.context<never>())
+    const kafka = makeKafka(options, settings, runLog)
+    const { breaker, guard } = yield* makeGuardedClient(options, settings, kafka)
+    const producer = yield* makeProducer(kafka, settings, guard)
+    const transactional = makeTransactional({
+      kafka,
+      settings,
+      guard,
+      circuit: breaker.name,
+      isClosed: producer.isClosed
     })
-
-    // The probe's admin client is the guarded client: made per probe, closed with the scope and when the
-    // breaker opens. Sends keep their own path (the producer connects once and stays connected).
-    const probeTopic = typeof options.probe === "object" ? options.probe.topic : undefined
-    const { breaker } = yield* GuardedClient.make<KafkaJS.Admin, KafkaError>({
-      breaker: {
-        ...options.breaker,
-        name: options.breaker?.name ?? "kafka_producer",
-        callTimeout: settings.sendTimeoutMillis ?? options.breaker?.callTimeout ?? DEFAULT_SEND_TIMEOUT,
-        isFailure: options.breaker?.isFailure ?? isFailure
-      },
-      connect: () => kafka.admin(),
-      close: (admin) => admin.disconnect(),
-      closeTimeout: settings.disconnectTimeoutMillis,
-      deadline: settings.connectionTimeoutMillis + settings.requestTimeoutMillis,
-      onError: (_, cause) => fromCause(cause, secrets),
-      onTimeout: (operation) =>
-        new KafkaError({
-          reason: "Timeout",
-          message: `kafka ${operation}: no answer within ${
-            settings.connectionTimeoutMillis + settings.requestTimeoutMillis
-          } ms`,
-          brokerFailure: true,
-          retriable: true,
-          retries: 0
-        }),
-      span: { prefix: "KafkaProducer", attributes: () => ({ "messaging.system": "kafka" }) },
-      probe: options.probe === false ?
-        false :
-        (admin) =>
-          admin.connect().then((): Promise<unknown> =>
-            probeTopic === undefined ? admin.describeCluster() : admin.fetchTopicMetadata({ topics: [probeTopic] })
-          ).finally(() => admin.disconnect()),
-      // The eager connect below is Kafka's start check.
-      checkOnStart: false
-    })
-
-    // false until a connect succeeds, and again after a failure that was not the caller's:
-    // the next send then (re)connects first, inside the breaker.
-    let ready = false
-    let closed = false
-
-    const producer = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () =>
-          kafka.producer({
-            createPartitioner: Partitioners.DefaultPartitioner,
-            allowAutoTopicCreation: settings.allowAutoTopicCreation,
-            idempotent: settings.idempotent,
-            retry: { retries: settings.retries, initialRetryTime: 100, maxRetryTime: 1_000 },
-            ...(settings.idempotent ? { maxInFlightRequests: 1 } : {})
-          }),
-        catch: (cause) => fromCause(cause, secrets)
-      }),
-      (producer) =>
-        Effect.suspend(() => {
-          closed = true
-          return Effect.tryPromise({ try: () => producer.disconnect(), catch: (cause) => fromCause(cause, secrets) })
-        }).pipe(
-          Effect.timeoutOrElse({
-            duration: settings.disconnectTimeoutMillis,
-            orElse: () =>
-              Effect.logWarning(`kafka producer did not disconnect within ${settings.disconnectTimeoutMillis} ms`)
-          }),
-          Effect.ignore({ log: "Warn", message: "kafka producer disconnect failed" })
-        )
-    )
-
-    const notReadyAfter = <A>(exit: Exit.Exit<A, KafkaError>) =>
-      Effect.sync(() => {
-        if (exit._tag === "Success") return
-        for (const reason of exit.cause.reasons) {
-          if (reason._tag !== "Fail" || reason.error.brokerFailure) ready = false
-        }
-      })
-
-    // One connection attempt at a time: the eager connect and the first sends share it. Two concurrent
-    // producer.connect() calls race in kafkajs (an idempotent producer's initProducerId runs twice and a
-    // send releases a broker lock it never took).
-    let connecting: Promise<void> | undefined
-    const ensureConnected = (): Promise<void> => {
-      if (ready) return Promise.resolve()
-      connecting ??= producer.connect().then(
-        () => {
-          ready = true
-          connecting = undefined
-        },
-        (error: unknown) => {
-          connecting = undefined
-          throw error
-        }
-      )
-      return connecting
-    }
-
-    const connect = Effect.tryPromise({
-      try: ensureConnected,
-      catch: (cause) => fromCause(cause, secrets)
-    }).pipe(Effect.onExit(notReadyAfter))
-
-    const publish = (topicMessages: Array<KafkaJS.TopicMessages>) =>
-      Effect.tryPromise({
-        try: async () => {
-          await ensureConnected()
-          return producer.sendBatch({
-            topicMessages,
-            acks: settings.acks,
-            timeout: settings.ackTimeoutMillis,
-            compression: settings.compression
-          })
-        },
-        catch: (cause) => fromCause(cause, secrets)
-      }).pipe(Effect.onExit(notReadyAfter))
-
-    // sendTimeout is the breaker's callTimeout: a call that ran past it is a counted KafkaError Timeout.
-    const guarded = <A>(effect: Effect.Effect<A, KafkaError>): Effect.Effect<A, KafkaError | CircuitBreakerError> =>
-      breaker.protect(effect).pipe(
-        Effect.catchTag("CircuitBreakerTimeoutError", (e) =>
-          Effect.fail(
-            new KafkaError({
-              reason: "Timeout",
-              message: e.message,
-              brokerFailure: true,
-              retriable: true,
-              retries: 0
-            })
-          ))
-      )
-
-    // A transactional relay's progress read: on its admin connection, so a timeout leaves the producer as it was.
-    const readStep = <A>(run: () => Promise<A>) =>
-      guarded(Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }))
-
-    const sendBatch = (batch: ProducerBatch): Effect.Effect<Array<RecordMetadata>, KafkaError | CircuitBreakerError> =>
-      Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError())
-        const prepared = prepare(batch)
-        if (prepared instanceof KafkaError) return Effect.fail(prepared)
-        if (prepared.length === 0) return Effect.succeed([])
-        // One client span per send: the breaker (with Tracing.layer) annotates it with its name, state and result.
-        return guarded(publish(prepared)).pipe(
-          Effect.withSpan("KafkaProducer.send", {
-            kind: "producer",
-            attributes: {
-              "messaging.system": "kafka",
-              "messaging.batch.topics": prepared.map((t) => t.topic).join(",")
-            }
-          })
-        )
-      })
-
-    const transactional = (
-      transactionalId: string,
-      txOptions?: TransactionalOptions
-    ): Effect.Effect<TransactionalProducer, CircuitBreakerOptionsError, Scope.Scope> =>
-      Effect.gen(function*() {
-        const circuit = options.breaker?.name ?? "kafka_producer"
-        if (
-          typeof transactionalId !== "string" || transactionalId.trim() === "" || transactionalId.length > 200 ||
-          [...transactionalId].some((c) => c.charCodeAt(0) < 0x20)
-        ) {
-          return yield* new CircuitBreakerOptionsError({
-            circuit,
-            option: "transactionalId",
-            value: transactionalId,
-            expected: "a non-empty string of at most 200 characters without control characters, stable per relay"
-          })
-        }
-        const transactionTimeoutMillis = yield* CircuitBreaker.durationOption(
-          circuit,
-          "transactionTimeout",
-          txOptions?.transactionTimeout,
-          60_000
-        )
-        // The kafkajs producer in use; `stale` when the last call's outcome is not known (or it never
-        // connected): the next call makes a new one first, whose InitProducerId settles the old one's.
-        let current: KafkaJS.Producer | undefined
-        let stale = true
-        // The progress reads' admin connection, kept between reads (two requests a read instead of four).
-        let admin: KafkaJS.Admin | undefined
-        yield* Effect.addFinalizer(() =>
-          Effect.promise(async () => {
-            const producer = current
-            const reader = admin
-            current = undefined
-            admin = undefined
-            await Promise.all([
-              producer?.disconnect().catch(() => undefined),
-              reader?.disconnect().catch(() => undefined)
-            ])
-          }).pipe(Effect.timeoutOrElse({ duration: settings.disconnectTimeoutMillis, orElse: () => Effect.void }))
-        )
-        const attempt = <A>(run: () => Promise<A>): Effect.Effect<A, KafkaError> =>
-          Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, secrets) }).pipe(
-            // Interrupted (the breaker's callTimeout): the promise runs on, its outcome unknown.
-            Effect.onInterrupt(() => Effect.sync(() => void (stale = true)))
-          )
-        // Each Kafka step is one breaker call, bounded by its callTimeout: a transaction is several.
-        const step = <A>(run: () => Promise<A>) => guarded(attempt(run))
-        // Whether `admin` finished a connect: kafkajs's connect on a connected admin still costs a round trip.
-        let adminConnected = false
-        /**
-         * A step on the admin connection that failed: the connection is dropped and the next read makes a new
-         * one, except after a timeout. Then the request runs on and leaves the connections it made (to the
-         * group's coordinator too) warm, so the next read needs fewer round trips: on a link slow enough that
-         * a cold read does not fit in the `callTimeout`, dropping it would make every read cold.
-         */
-        const dropAdminOnFailure =
-          (reader: KafkaJS.Admin) => <A>(effect: Effect.Effect<A, KafkaError | CircuitBreakerError>) =>
-            Effect.tapError(effect, (error) =>
-              error instanceof KafkaError && error.reason === "Timeout"
-                ? Effect.void
-                : Effect.sync(() => {
-                  if (admin === reader) {
-                    admin = undefined
-                    adminConnected = false
-                  }
-                  void reader.disconnect().catch(() => undefined)
-                }))
-        /** The admin connection for progress reads, connected (no request when it already is). */
-        const connectAdmin = (reader: KafkaJS.Admin): Promise<void> =>
-          adminConnected && admin === reader ? Promise.resolve() : reader.connect().then(() => {
-            if (admin === reader) adminConnected = true
-          })
-
-        /** A new producer, connected (two steps: the connection, then InitProducerId), unless the current one is fine. */
-        const ready: Effect.Effect<KafkaJS.Producer, KafkaError | CircuitBreakerError> = Effect.suspend(() => {
-          if (closed) return Effect.fail(closedError())
-          if (!stale && current !== undefined) return Effect.succeed(current)
-          return Effect.gen(function*() {
-            retire(current)
-            const producer = kafka.producer({
-              createPartitioner: Partitioners.DefaultPartitioner,
-              allowAutoTopicCreation: settings.allowAutoTopicCreation,
-              transactionalId,
-              transactionTimeout: transactionTimeoutMillis,
-              // The transaction's own sends are idempotent whatever this says; true would add a second
-              // (non-transactional) InitProducerId to connect.
-              idempotent: false,
-              maxInFlightRequests: 1,
-              // Safe inside a transaction (its sends are idempotent), and InitProducerId needs a few while the
-              // coordinator settles an older instance's transaction (CONCURRENT_TRANSACTIONS); the breaker's
-              // callTimeout bounds them.
-              retry: { retries: Math.max(5, settings.retries), initialRetryTime: 100, maxRetryTime: 1_000 }
-            })
-            current = producer
-            // The progress reads' admin connects in the same step: after a restart or an unknown outcome the
-            // relay reads its progress next, and on a slow link one round of connection set-up is cheaper than two.
-            const reader = admin ?? kafka.admin()
-            admin = reader
-            yield* step(() => Promise.all([producer.connect(), connectAdmin(reader)])).pipe(dropAdminOnFailure(reader))
-            // kafkajs runs InitProducerId for the transactional id on the first transaction(), not on connect:
-            // an empty transaction makes it happen now (its abort sends nothing, nothing was registered).
-            yield* step(async () => {
-              const transaction = await producer.transaction()
-              await transaction.abort()
-            })
-            stale = false
-            return producer
-          })
-        })
-
-        const send = (batch: ProducerBatch, progress?: TransactionProgress) =>
-          Effect.suspend(() => {
-            if (closed) return Effect.fail(closedError())
-            const prepared = prepare(batch)
-            if (prepared instanceof KafkaError) return Effect.fail(prepared)
-            return Effect.gen(function*() {
-              const producer = yield* ready
-              let transaction: KafkaJS.Transaction | undefined
-              const sent = yield* Effect.exit(Effect.gen(function*() {
-                const metadata = yield* step(async () => {
-                  transaction = await producer.transaction()
-                  return transaction.sendBatch({
-                    topicMessages: prepared,
-                    acks: -1,
-                    timeout: settings.ackTimeoutMillis,
-                    compression: settings.compression
-                  })
-                })
-                if (progress !== undefined) {
-                  // kafkajs sends each partition's `metadata` (TxnOffsetCommit), its types omit it.
-                  const partition = { partition: progress.partition ?? 0, offset: "0", metadata: progress.metadata }
-                  yield* step(() =>
-                    transaction!.sendOffsets({
-                      consumerGroupId: progress.groupId,
-                      topics: [{ topic: progress.topic, partitions: [partition] }]
-                    })
-                  )
-                }
-                return metadata
-              }))
-              if (sent._tag === "Failure") {
-                // Not committed: abort (through the breaker too); if that fails, the next call's InitProducerId does.
-                // No transaction began (the breaker refused the first step): nothing to undo.
-                const open = transaction
-                if (open === undefined) return yield* sent
-                if (!open.isActive()) stale = true
-                else {
-                  const aborted = yield* Effect.exit(step(() => open.abort()))
-                  if (aborted._tag === "Failure") stale = true
-                }
-                return yield* sent
-              }
-              // A commit that fails or times out leaves the outcome unknown: the next call starts afresh.
-              yield* step(() => transaction!.commit()).pipe(
-                Effect.tapError(() => Effect.sync(() => void (stale = true)))
-              )
-              return sent.value
-            }).pipe(
-              Effect.withSpan("KafkaProducer.transaction", {
-                kind: "producer",
-                attributes: {
-                  "messaging.system": "kafka",
-                  "messaging.batch.topics": prepared.map((t) => t.topic).join(",")
-                }
-              })
-            )
-          })
-
-        const reset = Effect.suspend(() => {
-          stale = true
-          return Effect.asVoid(ready)
-        }).pipe(Effect.withSpan("KafkaProducer.initTransactions", { attributes: { "messaging.system": "kafka" } }))
-
-        const committedMetadata = (groupId: string, topic: string, partition = 0) =>
-          Effect.gen(function*() {
-            // Two steps, each within the callTimeout on a slow link: the connection (kept), then the read.
-            const reader = admin ?? kafka.admin()
-            admin = reader
-            // Connected already by `ready` (then no request is sent); a failure drops the connection.
-            yield* readStep(() => connectAdmin(reader)).pipe(dropAdminOnFailure(reader))
-            const offsets = yield* readStep(() => reader.fetchOffsets({ groupId, topics: [topic] })).pipe(
-              dropAdminOnFailure(reader)
-            )
-            const found = offsets.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === partition)
-            return found === undefined || Number(found.offset) < 0 ? undefined : found.metadata ?? undefined
-          })
-
-        return { transactionalId, send, reset, committedMetadata } satisfies TransactionalProducer
-      })
-
-    if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(breaker.protect(connect)))
-
+    // The start check: connect in the background, through the breaker (an unreachable cluster is counted).
+    if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(guard("connect", producer.connect)))
     return KafkaProducer.of({
-      send: (record) => sendBatch({ topicMessages: [record] }),
-      sendBatch,
+      send: (record) => producer.sendBatch({ topicMessages: [record] }),
+      sendBatch: producer.sendBatch,
       transactional,
       breaker
     })
@@ -826,17 +468,3 @@ export const config: Config.Config<Options> = Config.all({
 function optional<A>(self: Config.Config<A>): Config.Config<A | undefined> {
   return Config.withDefault(self, undefined)
 }
-
-/** A transactional producer replaced by a new one: disconnected in the background, its outcome unneeded. */
-const retire = (producer: KafkaJS.Producer | undefined) => {
-  if (producer !== undefined) void producer.disconnect().catch(() => undefined)
-}
-
-const closedError = () =>
-  new KafkaError({
-    reason: "Closed",
-    message: "the Kafka producer is closed (its scope ended)",
-    brokerFailure: false,
-    retriable: false,
-    retries: 0
-  })

@@ -76,6 +76,7 @@ import {
   type UpdateResult,
   type WithId
 } from "mongodb"
+import { operations } from "./internal/operations.ts"
 import * as Sockets from "./internal/sockets.ts"
 
 // -----------------------------------------------------------------------------
@@ -466,71 +467,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     )
 
   return MongoStore.of({
-    insertOne: (collection, document, insertOptions) =>
-      call("insertOne", collection, (db) => db.collection(collection).insertOne(document, insertOptions)),
-    findOne: (collection, filter, findOptions) =>
-      Effect.map(
-        call(
-          "findOne",
-          collection,
-          (db, signal) => db.collection(collection).findOne(filter as Filter<Document>, { ...findOptions, signal })
-        ),
-        (found) => Option.fromNullishOr(found as WithId<any> | null)
-      ),
-    updateOne: (collection, filter, update, updateOptions) =>
-      call(
-        "updateOne",
-        collection,
-        (db) =>
-          db.collection(collection).updateOne(
-            filter as Filter<Document>,
-            update as UpdateFilter<Document> | Array<Document>,
-            updateOptions
-          )
-      ),
-    updateMany: (collection, filter, update, updateOptions) =>
-      call(
-        "updateMany",
-        collection,
-        (db) =>
-          db.collection(collection).updateMany(
-            filter as Filter<Document>,
-            update as UpdateFilter<Document> | Array<Document>,
-            updateOptions
-          )
-      ),
-    deleteOne: (collection, filter, deleteOptions) =>
-      call(
-        "deleteOne",
-        collection,
-        (db) => db.collection(collection).deleteOne(filter as Filter<Document>, deleteOptions)
-      ),
-    countDocuments: (collection, filter, countOptions) =>
-      call(
-        "countDocuments",
-        collection,
-        (db, signal) =>
-          db.collection(collection).countDocuments(filter as Filter<Document>, { ...countOptions, signal })
-      ),
-    find: (collection, filter, findOptions) =>
-      Number.isInteger(findOptions.limit) && findOptions.limit > 0
-        ? call(
-          "find",
-          collection,
-          (db, signal) =>
-            db.collection(collection).find(filter as Filter<Document>, { ...findOptions, signal }).toArray() as Promise<
-              Array<WithId<any>>
-            >
-        )
-        : Effect.fail(
-          new MongoStoreError({
-            reason: "BadQuery",
-            operation: "find",
-            message: `find needs a positive integer limit, got ${findOptions.limit}`,
-            collection
-          })
-        ),
-    use: (operation, f) => call(operation, undefined, f),
+    ...operations(call, (collection, limit) =>
+      Effect.fail(
+        new MongoStoreError({
+          reason: "BadQuery",
+          operation: "find",
+          message: `find needs a positive integer limit, got ${limit}`,
+          collection
+        })
+      )),
     breaker: guarded.breaker
   })
 })

@@ -104,9 +104,9 @@ export const traced: {
 )
 
 /**
- * `withBreakerOption` (fail-open) that records the call in the current span:
- * a rejected or failed call gives `Option.none()`, and the span still shows
- * the rejection.
+ * The fail-open `traced`, for a single call site: a rejected or failed call
+ * gives `Option.none()` (quietly; `failOpen` after `withBreaker` logs it), and
+ * the span still shows the rejection.
  *
  * @since 0.1.0
  * @category combinators

@@ -382,26 +382,15 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const use = <A>(command: string, f: (client: Redis) => Promise<A>) =>
     guarded.call(command, (client, signal) => ready(client, signal).then(() => f(client)))
 
-  const failOpen = <A>(command: string, effect: Effect.Effect<A, RedisError | CircuitBreakerError>, fallback: A) =>
-    Effect.catch(effect, (error) =>
-      Effect.as(
-        (error._tag === "CircuitBreakerError" ? Effect.logDebug : Effect.logWarning)(
-          `redis ${command} failed open`
-        ).pipe(
-          Effect.annotateLogs({
-            circuit,
-            reason: error.reason,
-            error: error.message
-          })
-        ),
-        fallback
-      ))
+  // Fail-open, logged as `redis GET failed open` with the circuit, the reason and the error.
+  const open = <A>(command: string, effect: Effect.Effect<A, RedisError | CircuitBreakerError>, fallback: () => A) =>
+    effect.pipe(GuardedClient.failOpen(`redis ${command}`, fallback), Effect.annotateLogs("circuit", circuit))
 
   return RedisCache.of({
-    get: (key) => failOpen("GET", Effect.map(use("GET", (c) => c.get(key)), Option.fromNullishOr), Option.none()),
+    get: (key) => open("GET", Effect.map(use("GET", (c) => c.get(key)), Option.fromNullishOr), Option.none),
     setex: (key, seconds, value) =>
-      failOpen("SETEX", Effect.map(use("SETEX", (c) => c.setex(key, seconds, value)), (r) => r === "OK"), false),
-    ping: failOpen("PING", Effect.map(use("PING", (c) => c.ping()), (r) => r === "PONG"), false),
+      open("SETEX", Effect.map(use("SETEX", (c) => c.setex(key, seconds, value)), (r) => r === "OK"), () => false),
+    ping: open("PING", Effect.map(use("PING", (c) => c.ping()), (r) => r === "PONG"), () => false),
     use,
     breaker: guarded.breaker
   })

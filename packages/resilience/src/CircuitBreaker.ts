@@ -3,9 +3,8 @@
  *
  * A breaker is made in a `Scope`, reads time from the `Clock` of the fiber that
  * made it (so `TestClock` drives it), and guards any effect through
- * `withBreaker` (fail-fast: an open circuit fails with `CircuitBreakerError`) or
- * `withBreakerOption` (fail-open: an open circuit or a failure gives
- * `Option.none()`).
+ * `withBreaker` (fail-fast: an open circuit fails with `CircuitBreakerError`);
+ * `failOpen` after it turns a refused or failed call into a fallback.
  *
  * - CLOSED: calls run; the trip policy decides when to open (default: `failMax`
  *   consecutive counted failures).
@@ -34,7 +33,6 @@ import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
-import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Schedule from "effect/Schedule"
@@ -515,30 +513,6 @@ export const withBreaker: {
   const classify = breakerOrIsFailure as ((error: unknown) => boolean) | undefined
   return (self: Effect.Effect<unknown, unknown, unknown>) => breaker.protect(self, classify)
 }
-
-/**
- * Guards `self` with `breaker` (fail-open): a rejected call and a failed call
- * both give `Option.none()`, so the program goes on without the dependency.
- * Failures are still counted by the breaker and its metrics.
- *
- * @since 0.1.0
- * @category combinators
- */
-export const withBreakerOption: {
-  <E>(
-    breaker: CircuitBreaker,
-    isFailure?: (error: E) => boolean
-  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<Option.Option<A>, never, R>
-  <A, E, R>(
-    self: Effect.Effect<A, E, R>,
-    breaker: CircuitBreaker,
-    isFailure?: (error: E) => boolean
-  ): Effect.Effect<Option.Option<A>, never, R>
-} = dual(
-  (args) => Effect.isEffect(args[0]),
-  <A, E, R>(self: Effect.Effect<A, E, R>, breaker: CircuitBreaker, isFailure?: (error: E) => boolean) =>
-    Effect.option(breaker.protect(self, isFailure))
-)
 
 /**
  * Milliseconds of a duration option (`fallback` when absent), or

@@ -10,6 +10,13 @@
  * The integration supplies only what is its own: how to connect and close its
  * client, how to name its errors, its span, and its probe.
  *
+ * It is the one way an integration guards a call: `call` for a Promise call on
+ * the client, `guard` for an effect of the integration's own (Kafka's sends and
+ * transaction steps, the example's in-memory stand-ins), both through the same
+ * `withBreaker > timeout as the integration's error > span` path. `failOpen` is
+ * the one way to fail open: a guarded call that failed or was refused gives a
+ * fallback, logged (Redis's cache reads).
+ *
  * **Example** (A guarded client over a Promise API)
  *
  * ```ts
@@ -42,10 +49,13 @@ import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { dual, type LazyArg } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
+import type { CircuitBreakerTimeoutError } from "./CircuitBreakerError.ts"
+import { redact } from "./Redact.ts"
 
 /**
  * @since 0.1.0
@@ -62,12 +72,22 @@ export interface Options<Client, E> {
   readonly closeTimeout?: Duration.Input | undefined
   /** Runs after `close` whatever its outcome, e.g. a forced disconnect. */
   readonly abandon?: ((client: Client) => void) | undefined
-  /** The deadline of every call and of the probe, in milliseconds; a late call fails with `onTimeout`. */
-  readonly deadline: number
+  /**
+   * The deadline of every `call` and of the probe, in milliseconds; a late call fails with `onTimeout`.
+   * Absent: the breaker's `callTimeout` is their only bound (as it is of every `guard`ed effect).
+   */
+  readonly deadline?: number | undefined
   /** Maps what a call (or `connect`) threw to the integration's error; `detail` is the call's (collection, key...). */
   readonly onError: (operation: string, cause: unknown, detail: string | undefined) => E
-  /** The error of a call that passed its deadline. */
-  readonly onTimeout: (operation: string, detail: string | undefined) => E
+  /**
+   * The error of a call that passed its deadline, or (`backstop`) the breaker's `callTimeout`, which is
+   * the only bound of a `guard`ed effect.
+   */
+  readonly onTimeout: (
+    operation: string,
+    detail: string | undefined,
+    backstop?: CircuitBreakerTimeoutError | undefined
+  ) => E
   /** One client span per call, named `${prefix}.${operation}`. */
   readonly span: {
     readonly prefix: string
@@ -97,6 +117,16 @@ export interface GuardedClient<Client, E> {
     f: (client: Client, signal: AbortSignal) => Promise<A>,
     detail?: string | undefined
   ) => Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError>
+  /**
+   * Runs an effect of the integration's own (not a call on the client: no deadline, no dial) through the
+   * same path as `call`: the breaker, its `callTimeout` as the integration's `onTimeout`, a client span
+   * `${prefix}.${operation}`.
+   */
+  readonly guard: <A, R>(
+    operation: string,
+    effect: Effect.Effect<A, E, R>,
+    detail?: string | undefined
+  ) => Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError, R>
   /** The probe as one guarded call (`undefined` with `probe: false`). */
   readonly probe: Effect.Effect<void, E | CircuitBreaker.CircuitBreakerError> | undefined
 }
@@ -175,8 +205,8 @@ export const make: <Client, E>(
           try: (signal) => f(client, signal),
           catch: (cause) => options.onError(operation, cause, detail)
         })
-      }).pipe(
-        Effect.timeoutOrElse({
+      }).pipe((effect) =>
+        options.deadline === undefined ? effect : Effect.timeoutOrElse(effect, {
           duration: options.deadline,
           orElse: () => Effect.fail(options.onTimeout(operation, detail))
         })
@@ -207,15 +237,18 @@ export const make: <Client, E>(
       }
     })
 
-    const call = <A>(
+    const guard = <A, R>(
       operation: string,
-      f: (client: Client, signal: AbortSignal) => Promise<A>,
+      effect: Effect.Effect<A, E, R>,
       detail?: string | undefined
-    ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError> =>
-      run(operation, f, detail).pipe(
+    ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError, R> =>
+      effect.pipe(
         CircuitBreaker.withBreaker(breaker),
         // The breaker's callTimeout (a backstop past the deadline) is this client's timeout too.
-        Effect.catchTag("CircuitBreakerTimeoutError", () => Effect.fail(options.onTimeout(operation, detail))),
+        Effect.catchTag(
+          "CircuitBreakerTimeoutError",
+          (backstop) => Effect.fail(options.onTimeout(operation, detail, backstop as CircuitBreakerTimeoutError))
+        ),
         // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
         Effect.withSpan(`${options.span.prefix}.${operation}`, {
           kind: options.span.kind ?? "client",
@@ -223,13 +256,67 @@ export const make: <Client, E>(
         })
       )
 
+    const call = <A>(
+      operation: string,
+      f: (client: Client, signal: AbortSignal) => Promise<A>,
+      detail?: string | undefined
+    ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError> => guard(operation, run(operation, f, detail), detail)
+
     const guardedProbe = probe === false ? undefined : Effect.asVoid(call("probe", probe))
     // Checks the dependency once (bounded by the deadline, never failing the start): an unreachable one
     // shows in the snapshot as soon as the service exists.
     if (guardedProbe !== undefined && options.checkOnStart !== false) yield* Effect.ignore(guardedProbe)
 
-    return { breaker, call, probe: guardedProbe }
+    return { breaker, call, guard, probe: guardedProbe }
   })
+
+/**
+ * Fail-open: a call that failed or was refused gives `fallback()` instead, so the
+ * program goes on without the dependency (a cache that is down is a miss). Put it
+ * after the guard (`call`, `guard` or `withBreaker`): the breaker has already
+ * counted the failure. Each fallback is logged as `${operation} failed open`, with
+ * `reason` and the (redacted) `error`: at DEBUG when the breaker refused the call
+ * (its transitions are logged already), at WARN when the call failed. Typed
+ * failures only: a defect stays a defect.
+ *
+ * **Example** (A cache read that is a miss while Redis is down)
+ *
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { CircuitBreaker, failOpen, withBreaker } from "@neural-hive/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const redis = yield* CircuitBreaker.make({ name: "redis_client", failureMode: "fail-open" })
+ *   const read = Effect.fail(new Error("connect ECONNREFUSED"))
+ *   // Option.none(), logged as "redis GET failed open"
+ *   return yield* read.pipe(withBreaker(redis), failOpen("redis GET", Option.none<string>))
+ * }).pipe(Effect.scoped)
+ * ```
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const failOpen: {
+  <B>(
+    operation: string,
+    fallback: LazyArg<B>
+  ): <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A | B, never, R>
+  <A, E, R, B>(self: Effect.Effect<A, E, R>, operation: string, fallback: LazyArg<B>): Effect.Effect<A | B, never, R>
+} = dual(
+  3,
+  <A, E, R, B>(self: Effect.Effect<A, E, R>, operation: string, fallback: LazyArg<B>): Effect.Effect<A | B, never, R> =>
+    Effect.catch(self, (error) => {
+      const refused = (error as { readonly _tag?: unknown } | null)?._tag === "CircuitBreakerError"
+      const reason = (error as { readonly reason?: unknown } | null)?.reason
+      return (refused ? Effect.logDebug : Effect.logWarning)(`${operation} failed open`).pipe(
+        Effect.annotateLogs({
+          ...(typeof reason === "string" ? { reason } : {}),
+          error: redact(error instanceof Error ? error.message : String(error))
+        }),
+        Effect.as(fallback())
+      )
+    })
+)
 
 /**
  * The two layers of an integration from its `make`: `layer(options)` and

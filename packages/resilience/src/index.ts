@@ -16,12 +16,15 @@ export {
   /**
    * @since 0.1.0
    */
-  withBreaker,
+  withBreaker
+} from "./CircuitBreaker.ts"
+
+export {
   /**
    * @since 0.1.0
    */
-  withBreakerOption
-} from "./CircuitBreaker.ts"
+  failOpen
+} from "./GuardedClient.ts"
 
 export {
   /**

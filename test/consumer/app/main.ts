@@ -14,12 +14,12 @@ import {
   CircuitBreaker,
   CircuitBreakerError,
   Facade,
+  failOpen,
   redact,
   Registry,
   Remote,
   ResilienceConfig,
-  withBreaker,
-  withBreakerOption
+  withBreaker
 } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import { WorkflowNotFoundError } from "@temporalio/client"
@@ -60,8 +60,8 @@ const program = Effect.gen(function*() {
   assert.equal(kafka.view.totals().trips, 1)
   assert.equal(Remote.status(kafka).openings, 1)
 
-  // Fail-open: a failure becomes Option.none(), and so does every call once the breaker is open.
-  assert.ok(Option.isNone(yield* down.pipe(withBreakerOption(redisBreaker))))
+  // Fail-open: a failure becomes the fallback, and so does every call once the breaker is open.
+  assert.ok(Option.isNone(yield* down.pipe(withBreaker(redisBreaker), failOpen("cache GET", Option.none))))
   assert.equal(yield* redisBreaker.state, "Open")
 
   // The Promise facade refuses too.

@@ -8,8 +8,8 @@
  */
 import { Kafka, logLevel } from "kafkajs"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { freePort, type ServerHandle, startKafka } from "../../services/servers.ts"
-import { makePki, type Pki } from "../../services/tls.ts"
+import { freePort, type ServerHandle, startKafka } from "../../../tools/rig/servers.ts"
+import { makePki, type Pki } from "../../../tools/rig/tls.ts"
 import { assertNoSecret, breaker, openLine, start, submitPlan, until } from "./harness.ts"
 
 const SCRAM_USER = "nh-orchestrator"

@@ -9,8 +9,8 @@ import { MongoStore } from "@neural-hive/mongodb"
 import { Effect, Redacted } from "effect"
 import { MongoClient } from "mongodb"
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { freePort, type ServerHandle, startMongo } from "../../services/servers.ts"
-import { makePki, type Pki } from "../../services/tls.ts"
+import { freePort, type ServerHandle, startMongo } from "../../../tools/rig/servers.ts"
+import { makePki, type Pki } from "../../../tools/rig/tls.ts"
 import { assertNoSecret, breaker, openLine, start, submitPlan, until } from "./harness.ts"
 
 let pki: Pki

@@ -1,15 +1,15 @@
 /**
  * Temporal TLS and API key against a real server that requires them. The Temporal test server speaks
- * plaintext gRPC only, so a TLS front (test/services/temporalTls.ts: HTTP/2 over TLS with a certificate from
+ * plaintext gRPC only, so a TLS front (tools/rig/temporalTls.ts: HTTP/2 over TLS with a certificate from
  * a CA made by openssl at test time) checks every call's `authorization: Bearer <key>` and forwards the
  * accepted ones to it; a missing or wrong key is refused with gRPC UNAUTHENTICATED before it reaches
  * Temporal. The example service is configured as an operator would (TEMPORAL_ADDRESS, TEMPORAL_TLS_CA_FILE,
  * TEMPORAL_TLS_SERVER_NAME, TEMPORAL_API_KEY).
  */
 import { afterAll, assert, beforeAll, describe, it } from "vitest"
-import { type ServerHandle, startTemporal } from "../../services/servers.ts"
-import { startTemporalTlsProxy, type TemporalTlsProxy } from "../../services/temporalTls.ts"
-import { makePki, type Pki } from "../../services/tls.ts"
+import { type ServerHandle, startTemporal } from "../../../tools/rig/servers.ts"
+import { startTemporalTlsProxy, type TemporalTlsProxy } from "../../../tools/rig/temporalTls.ts"
+import { makePki, type Pki } from "../../../tools/rig/tls.ts"
 import { assertNoSecret, breaker, openLine, start, submitPlan, until } from "./harness.ts"
 
 const API_KEY = "temporal-Key-8d2f61c0a9"

@@ -1,0 +1,271 @@
+/**
+ * How cost grows with the number of breakers (heap with metrics attached,
+ * `/metrics` scrape time and size) and under HTTP load on the example service
+ * (plans/s and latency with the breakers on and with them disabled). These are
+ * measured outside the round-based harness: each is a handful of long
+ * measurements, not millions of short calls.
+ */
+import { Metrics } from "@neural-hive/observability"
+import { CircuitBreaker as Ours, Registry, withBreaker } from "@neural-hive/resilience"
+import autocannon from "autocannon"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { fileURLToPath } from "node:url"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
+import { median } from "./harness.ts"
+
+// -----------------------------------------------------------------------------
+// breakers in one registry
+// -----------------------------------------------------------------------------
+
+export const BREAKER_COUNTS: ReadonlyArray<number> = [1, 100, 1_000, 10_000]
+
+export interface BreakersRow {
+  readonly breakers: number
+  /** Heap bytes per breaker, registered and wired to the metrics, each called once. */
+  readonly bytesPerBreaker: number
+  /** Median wall time of one `registry.metrics()` (the `/metrics` body), in ms. */
+  readonly scrapeMs: number
+  /** Every scrape's time, in ms. */
+  readonly scrapesMs: ReadonlyArray<number>
+  /** Size of the `/metrics` body, in bytes. */
+  readonly scrapeBytes: number
+}
+
+/** `heapUsed` once pending callbacks have run and two full collections are done. */
+const settledHeap = async (): Promise<number> => {
+  for (let i = 0; i < 2; i++) {
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    globalThis.gc!()
+  }
+  return process.memoryUsage().heapUsed
+}
+
+const scrapes = (count: number) => Math.max(5, Math.min(21, Math.round(200_000 / count)))
+
+/**
+ * `count` breakers made in one `Registry.Registry` with `Metrics.layer`
+ * attached (the duration histogram on, its default), each called once; then
+ * the registry is scraped several times.
+ */
+export const breakersRow = async (count: number): Promise<BreakersRow> => {
+  const scope = Scope.makeUnsafe()
+  const context = Effect.runSync(
+    Layer.build(Metrics.layer({ service: "bench" }).pipe(Layer.provideMerge(Registry.layer))).pipe(
+      Scope.provide(scope)
+    )
+  )
+  const registry = Context.get(context, Metrics.PrometheusRegistry)
+  const before = await settledHeap()
+  const kept = Effect.runSync(
+    Effect.gen(function*() {
+      const made: Array<Ours.CircuitBreaker> = []
+      for (let i = 0; i < count; i++) {
+        const breaker = yield* Ours.make({ name: `circuit_${i}` })
+        yield* Effect.succeed(1).pipe(withBreaker(breaker))
+        made.push(breaker)
+      }
+      return made
+    }).pipe(Effect.provideContext(context), Scope.provide(scope))
+  )
+  const after = await settledHeap()
+  // The first scrape makes the series it reads; it is timed like the others but not the size reference.
+  const times: Array<number> = []
+  let text = ""
+  for (let i = 0; i < scrapes(count); i++) {
+    const start = process.hrtime.bigint()
+    text = await registry.metrics()
+    times.push(Number(process.hrtime.bigint() - start) / 1e6)
+  }
+  const expected = `circuit="circuit_${count - 1}"`
+  if (!text.includes(expected) || kept.length !== count) {
+    throw new Error(`breakers ${count}: the scrape misses ${expected}`)
+  }
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  return {
+    breakers: count,
+    bytesPerBreaker: (after - before) / count,
+    scrapeMs: median(times),
+    scrapesMs: times,
+    scrapeBytes: Buffer.byteLength(text)
+  }
+}
+
+// -----------------------------------------------------------------------------
+// the example service under HTTP load
+// -----------------------------------------------------------------------------
+
+export interface ServiceRun {
+  readonly breakers: "on" | "disabled"
+  readonly round: number
+  readonly plansPerSecond: number
+  /** CPU time the service process spent per plan (user + system, from /proc), in µs; NaN where /proc is missing. */
+  readonly cpuPerPlanUs: number
+  /** Calls through the service's breakers per plan, from its own `/metrics` (`circuit_breaker_calls_total`). */
+  readonly breakerCallsPerPlan: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly errors: number
+  readonly non2xx: number
+  readonly requests: number
+}
+
+export interface ServiceSettings {
+  readonly seconds: number
+  readonly rounds: number
+  readonly connections: number
+  readonly log: (line: string) => void
+}
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const dependencies = ["KAFKA", "TEMPORAL", "REDIS", "MONGODB"] as const
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+/** User + system CPU time of a process, in µs, from /proc (Linux); NaN elsewhere. */
+const processCpuMicros = (pid: number | undefined): number => {
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 1e6 / ticksPerSecond
+  } catch {
+    return NaN
+  }
+}
+
+// Linux reports process times in clock ticks of 1/100 s on every common configuration (USER_HZ).
+const ticksPerSecond = 100
+
+/** The sum of every `circuit_breaker_calls_total` series the service publishes. */
+const breakerCalls = async (url: string): Promise<number> => {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  let total = 0
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${Metrics.names.calls}{`)) total += Number(line.slice(line.lastIndexOf(" ") + 1))
+  }
+  return total
+}
+
+const waitLive = async (url: string, child: ChildProcess): Promise<void> => {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the example service exited with ${child.exitCode}`)
+    try {
+      const response = await fetch(`${url}/live`)
+      if (response.ok) return
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error("the example service did not answer /live within 60 s")
+}
+
+/** Starts the example as `npm start` does (embedded dependencies), with every breaker on or disabled. */
+const startService = async (breakers: "on" | "disabled") => {
+  const port = await freePort()
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: String(port),
+    DRAIN_SECONDS: "0"
+  }
+  for (const dependency of dependencies) {
+    env[`CIRCUIT_BREAKER_${dependency}_ENABLED`] = breakers === "on" ? "true" : "false"
+  }
+  const child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
+    cwd: root,
+    env,
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2_000)
+  })
+  const url = `http://127.0.0.1:${port}`
+  try {
+    await waitLive(url, child)
+  } catch (error) {
+    child.kill("SIGTERM")
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${stderr}`, { cause: error })
+  }
+  return {
+    url,
+    cpuMicros: () => processCpuMicros(child.pid),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once("exit", () => resolve())
+        child.kill("SIGTERM")
+      })
+  }
+}
+
+const load = (url: string, seconds: number, connections: number): Promise<autocannon.Result> =>
+  autocannon({
+    url: `${url}/plans`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    // A fresh plan id per request: the service refuses a duplicate.
+    body: JSON.stringify({ id: "bench-[<id>]", steps: ["plan", "execute"] }),
+    idReplacement: true,
+    connections,
+    duration: seconds
+  })
+
+/**
+ * Rounds of: breakers on, then disabled (the order flips every round), each a
+ * fresh service process warmed up for two seconds, then loaded for `seconds`.
+ */
+export const serviceRuns = async (settings: ServiceSettings): Promise<Array<ServiceRun>> => {
+  const runs: Array<ServiceRun> = []
+  for (let round = 0; round < settings.rounds; round++) {
+    const order: ReadonlyArray<"on" | "disabled"> = round % 2 === 0 ? ["on", "disabled"] : ["disabled", "on"]
+    for (const breakers of order) {
+      settings.log(`service  round ${round + 1}/${settings.rounds}  breakers ${breakers}`)
+      const service = await startService(breakers)
+      try {
+        await load(service.url, 2, settings.connections)
+        const callsBefore = await breakerCalls(service.url)
+        const cpuBefore = service.cpuMicros()
+        const result = await load(service.url, settings.seconds, settings.connections)
+        const cpu = service.cpuMicros() - cpuBefore
+        const calls = await breakerCalls(service.url) - callsBefore
+        if (result.non2xx > 0 && result.non2xx === result.requests.total) {
+          throw new Error(`every request failed (${result.non2xx} non-2xx)`)
+        }
+        runs.push({
+          breakers,
+          round,
+          plansPerSecond: result.requests.average,
+          cpuPerPlanUs: cpu / Math.max(1, result.requests.total),
+          breakerCallsPerPlan: calls / Math.max(1, result.requests.total),
+          p50Ms: result.latency.p50,
+          p99Ms: result.latency.p99,
+          errors: result.errors,
+          non2xx: result.non2xx,
+          requests: result.requests.total
+        })
+      } finally {
+        await service.stop()
+      }
+    }
+  }
+  return runs
+}

@@ -12,7 +12,7 @@ import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { RedisCache } from "@neural-hive/redis"
 import { TemporalClient } from "@neural-hive/temporal"
-import { Effect, Fiber, Layer, Logger, Option, Tracer } from "effect"
+import { Duration, Effect, Fiber, Layer, Logger, Option, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 
 const limits = { capacity: 100, maxBytes: 1024 * 1024 }
@@ -135,7 +135,7 @@ describe("Embedded dependencies: the integrations' skeleton", () => {
       })
       const settings = {
         ...OrchestratorConfig.defaults,
-        kafka: { ...OrchestratorConfig.defaults.kafka, callTimeoutSeconds: 1 }
+        kafka: { ...OrchestratorConfig.defaults.kafka, callTimeout: Duration.seconds(1) }
       }
       yield* Effect.gen(function*() {
         const producer = yield* KafkaProducer.KafkaProducer

@@ -19,6 +19,8 @@ export interface Sample {
   /** Calls in flight when it started (itself included). */
   readonly inFlight: number
   readonly exit: Exit.Exit<unknown, unknown>
+  /** When it ended (the Clock's ms). */
+  readonly end: number
 }
 
 export interface SlotSettings {
@@ -27,8 +29,8 @@ export interface SlotSettings {
   readonly limit: () => number
   readonly maxQueued: number
   readonly queueTimeout: Duration.Duration
-  /** After each call that ran. */
-  readonly onSample?: ((sample: Sample) => void) | undefined
+  /** After each call that ran; an effect it returns (a log line, rarely) runs before the call returns. */
+  readonly onSample?: ((sample: Sample) => Effect.Effect<void> | undefined) | undefined
 }
 
 interface Waiter {
@@ -104,11 +106,12 @@ export const makeSlots = (settings: SlotSettings) => {
         const start = yield* Clock.currentTimeMillis
         return yield* restore(effect).pipe(
           Effect.onExit((exit) =>
-            Effect.map(Clock.currentTimeMillis, (end) => {
+            Effect.flatMap(Clock.currentTimeMillis, (end) => {
               const millis = Math.max(0, end - start)
               meanMillis += SMOOTHING * (millis - meanMillis)
-              onSample?.({ millis, inFlight: started, exit })
+              const after = onSample?.({ millis, inFlight: started, exit, end })
               release()
+              return after ?? Effect.void
             })
           )
         )

@@ -95,6 +95,10 @@ export class BulkheadRejectedError extends Data.TaggedError("BulkheadRejectedErr
 export interface Stats {
   /** Calls in flight at most now: `maxConcurrent`, or an adaptive limit's current value. */
   readonly limit: number
+  /** The least the limit can be: `maxConcurrent`, or an adaptive limit's `minLimit`. */
+  readonly minLimit: number
+  /** The most the limit can be: `maxConcurrent`, or an adaptive limit's `maxLimit`. */
+  readonly maxLimit: number
   readonly maxQueued: number
   readonly inFlight: number
   readonly queued: number
@@ -152,7 +156,14 @@ const options = (o: Options): Effect.Effect<
  */
 export const make = (o: Options): Effect.Effect<Bulkhead, CircuitBreakerOptionsError> =>
   Effect.map(options(o), ({ maxConcurrent, maxQueued, queueTimeout }) => {
-    const slots = makeSlots({ name: o.name, limit: () => maxConcurrent, maxQueued, queueTimeout })
+    const slots = makeSlots({
+      name: o.name,
+      limit: () => maxConcurrent,
+      minLimit: maxConcurrent,
+      maxLimit: maxConcurrent,
+      maxQueued,
+      queueTimeout
+    })
     return { name: o.name, ...slots }
   })
 
@@ -187,8 +198,9 @@ const isTimeout = (error: unknown): boolean =>
 
 /**
  * The message of the log line an adaptive limit writes when it moves (annotations `circuit`, `from`,
- * `to`, `minLimit`, `maxLimit`, `reason`): at once for a move of more than a tenth since the last line,
- * at most once per `LOG_EVERY_MILLIS` for smaller ones; a warning when it reaches `minLimit`.
+ * `to`, `minLimit`, `maxLimit`, `reason`): at once for a move of more than a tenth since the last line
+ * or onto `minLimit` or `maxLimit`, at most once per `LOG_EVERY_MILLIS` for smaller ones; a warning when
+ * it reaches `minLimit`.
  *
  * @since 0.1.0
  * @category constants
@@ -238,6 +250,8 @@ export const adaptive = (o: AdaptiveOptions): Effect.Effect<Bulkhead, CircuitBre
       const slots = makeSlots({
         name: o.name,
         limit: () => Math.floor(state.limit),
+        minLimit,
+        maxLimit,
         maxQueued,
         queueTimeout,
         onSample: ({ end, exit, inFlight, millis }) => {
@@ -245,10 +259,11 @@ export const adaptive = (o: AdaptiveOptions): Effect.Effect<Bulkhead, CircuitBre
           // An interrupted call (its caller gave up) says nothing about the dependency.
           if (exit._tag === "Failure" && !drop && exit.cause.reasons.every((r) => r._tag === "Interrupt")) return
           state = Vegas.update(settings, state, { millis, inFlight, drop })
-          // Logged when it moved by more than a tenth since the last line, or at most once per LOG_EVERY otherwise.
+          // Logged when it moved by more than a tenth since the last line or reached a bound; else once per LOG_EVERY_MILLIS.
           const limit = Math.floor(state.limit)
           if (limit === logged.limit) return
-          if (Math.abs(limit - logged.limit) <= logged.limit * 0.1 && end - logged.at < LOG_EVERY_MILLIS) return
+          const bound = limit === minLimit || limit === maxLimit
+          if (!bound && Math.abs(limit - logged.limit) <= logged.limit * 0.1 && end - logged.at < LOG_EVERY_MILLIS) return
           const from = logged.limit
           logged = { limit, at: end }
           return Effect.annotateLogs(limit === minLimit ? Effect.logWarning(LIMIT_CHANGED) : Effect.logInfo(LIMIT_CHANGED), {

@@ -27,6 +27,8 @@ export interface SlotSettings {
   readonly name: string
   /** The limit now (read at every admission and release). */
   readonly limit: () => number
+  readonly minLimit: number
+  readonly maxLimit: number
   readonly maxQueued: number
   readonly queueTimeout: Duration.Duration
   /** After each call that ran; an effect it returns (a log line, rarely) runs before the call returns. */
@@ -120,6 +122,8 @@ export const makeSlots = (settings: SlotSettings) => {
 
   const stats = (): Stats => ({
     limit: limit(),
+    minLimit: settings.minLimit,
+    maxLimit: settings.maxLimit,
     maxQueued,
     inFlight,
     queued: waiters.length,

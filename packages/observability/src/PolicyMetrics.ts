@@ -20,7 +20,7 @@
  * | `resilience_bulkhead_rejected_total` | counter | service, circuit, reason (`queue_full`, `queue_timeout`) |
  * | `resilience_retry_calls_total` | counter: calls the budget counted | service, circuit |
  * | `resilience_retry_attempts_total` | counter: retries the budget granted (hedges included) | service, circuit |
- * | `resilience_retries_denied_total` | counter: retries the budget refused | service, circuit |
+ * | `resilience_retries_denied_total` | counter: retries the budget refused (hedges included) | service, circuit |
  * | `resilience_retry_budget_available` | gauge: retries the budget allows now | service, circuit |
  * | `resilience_hedge_calls_total` | counter | service, circuit |
  * | `resilience_hedges_total` | counter: second attempts sent | service, circuit |
@@ -287,7 +287,7 @@ const stateOf = (registry: Registry): State => {
     rejected,
     retryCalls: counter(names.retryCalls, "Calls the retry budget counted (each adds its ratio of a retry)"),
     retryAttempts: counter(names.retryAttempts, "Retries the retry budget granted (attempts after the first, hedges included)"),
-    retriesDenied: counter(names.retriesDenied, "Retries the retry budget refused (it was exhausted)"),
+    retriesDenied: counter(names.retriesDenied, "Retries the retry budget refused, hedges included (it was exhausted)"),
     budgetAvailable: gauge(names.retryBudgetAvailable, "Retries the retry budget allows now"),
     hedgeCalls: counter(names.hedgeCalls, "Calls through the hedge"),
     hedges: counter(names.hedges, "Second attempts the hedge sent"),

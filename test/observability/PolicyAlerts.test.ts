@@ -64,7 +64,10 @@ describe("promtool: policy alert rules", () => {
       const text = yield* Effect.promise(() => registry.metrics())
       for (const name of Object.values(PolicyMetrics.names)) assert.include(text, `# TYPE ${name} `)
       assert.include(text, `reason="queue_timeout"`)
-      assert.include(text, `resilience_hedge_delay_seconds{service="orchestrator-dynamic",circuit="redis_client"} 0.005`)
+      assert.include(
+        text,
+        `resilience_hedge_delay_seconds{service="orchestrator-dynamic",circuit="redis_client"} 0.005`
+      )
       const run = promtool(["check", "metrics"], { input: text })
       assert.strictEqual(run.status, 0, run.output)
       assert.strictEqual(run.output.trim(), "", run.output)

@@ -7,11 +7,11 @@ import { Metrics, PolicyMetrics } from "@neural-hive/observability"
 import { Bulkhead, Hedge, RetryBudget } from "@neural-hive/resilience"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
-import * as Exit from "effect/Exit"
 import * as TestClock from "effect/testing/TestClock"
 import * as Prometheus from "prom-client"
 
@@ -23,18 +23,32 @@ const valueOf = (text: string, series: string): number | undefined => {
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
 
+/** A read whose first attempt takes 1 s and every later one answers at once. */
+const slowOnce = () => {
+  let n = 0
+  return Effect.suspend(() => n++ === 0 ? Effect.as(Effect.sleep("1 second"), "slow") : Effect.succeed("fast"))
+}
+
 const labels = (circuit: string, extra = "") => `{service="svc",circuit="${circuit}"${extra}}`
 
 describe("PolicyMetrics", () => {
   it.effect("a bulkhead's limit, in flight, queued, admitted and rejections by reason", () =>
     Effect.gen(function*() {
       const registry: Metrics.Registry = new Prometheus.Registry()
-      const bulkhead = yield* Bulkhead.make({ name: "temporal_client", maxConcurrent: 1, maxQueued: 1, queueTimeout: "1 second" })
+      const bulkhead = yield* Bulkhead.make({
+        name: "temporal_client",
+        maxConcurrent: 1,
+        maxQueued: 1,
+        queueTimeout: "1 second"
+      })
       yield* PolicyMetrics.register(registry, { bulkhead }, { service: "svc" })
       const l = labels("temporal_client")
       const before = yield* scrape(registry)
       assert.strictEqual(valueOf(before, `resilience_bulkhead_limit${l}`), 1)
-      assert.strictEqual(valueOf(before, `resilience_bulkhead_rejected_total${labels("temporal_client", ',reason="queue_full"')}`), 0)
+      assert.strictEqual(
+        valueOf(before, `resilience_bulkhead_rejected_total${labels("temporal_client", ",reason=\"queue_full\"")}`),
+        0
+      )
       const gate = yield* Deferred.make<void>()
       const running = yield* Effect.forkChild(bulkhead.run(Deferred.await(gate)))
       yield* Effect.yieldNow
@@ -45,13 +59,19 @@ describe("PolicyMetrics", () => {
       const busy = yield* scrape(registry)
       assert.strictEqual(valueOf(busy, `resilience_bulkhead_in_flight${l}`), 1)
       assert.strictEqual(valueOf(busy, `resilience_bulkhead_queued${l}`), 1)
-      assert.strictEqual(valueOf(busy, `resilience_bulkhead_rejected_total${labels("temporal_client", ',reason="queue_full"')}`), 1)
+      assert.strictEqual(
+        valueOf(busy, `resilience_bulkhead_rejected_total${labels("temporal_client", ",reason=\"queue_full\"")}`),
+        1
+      )
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(waiting)
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(running)
       const after = yield* scrape(registry)
-      assert.strictEqual(valueOf(after, `resilience_bulkhead_rejected_total${labels("temporal_client", ',reason="queue_timeout"')}`), 1)
+      assert.strictEqual(
+        valueOf(after, `resilience_bulkhead_rejected_total${labels("temporal_client", ",reason=\"queue_timeout\"")}`),
+        1
+      )
       assert.strictEqual(valueOf(after, `resilience_bulkhead_admitted_total${l}`), 1)
       assert.strictEqual(valueOf(after, `resilience_bulkhead_in_flight${l}`), 0)
       assert.strictEqual(valueOf(after, `resilience_bulkhead_limit_min${l}`), 1)
@@ -65,7 +85,9 @@ describe("PolicyMetrics", () => {
       yield* PolicyMetrics.register(registry, { bulkhead }, { service: "svc" })
       const l = labels("mongodb_client")
       assert.strictEqual(valueOf(yield* scrape(registry), `resilience_bulkhead_limit${l}`), 10)
-      for (let i = 0; i < 10; i++) yield* Effect.ignore(bulkhead.run(Effect.fail({ _tag: "CircuitBreakerTimeoutError" })))
+      for (let i = 0; i < 10; i++) {
+        yield* Effect.ignore(bulkhead.run(Effect.fail({ _tag: "CircuitBreakerTimeoutError" })))
+      }
       const text = yield* scrape(registry)
       assert.strictEqual(valueOf(text, `resilience_bulkhead_limit${l}`), 5)
       assert.strictEqual(valueOf(text, `resilience_bulkhead_limit_min${l}`), 5)
@@ -75,7 +97,12 @@ describe("PolicyMetrics", () => {
   it.effect("a retry budget's calls, retries granted and denied, and what it has left; a hedge's hedges won", () =>
     Effect.gen(function*() {
       const registry: Metrics.Registry = new Prometheus.Registry()
-      const retryBudget = yield* RetryBudget.make({ name: "redis_client", ratio: 0, minPerSecond: 0.2, window: "10 seconds" })
+      const retryBudget = yield* RetryBudget.make({
+        name: "redis_client",
+        ratio: 0,
+        minPerSecond: 0.2,
+        window: "10 seconds"
+      })
       const hedge = yield* Hedge.make({ name: "redis_client", delay: "10 millis", budget: retryBudget })
       yield* PolicyMetrics.register(registry, { retryBudget, hedge }, { service: "svc" })
       const l = labels("redis_client")
@@ -93,10 +120,6 @@ describe("PolicyMetrics", () => {
       assert.strictEqual(valueOf(retried, `resilience_retry_budget_available${l}`), 0)
       assert.strictEqual(valueOf(retried, `resilience_hedge_delay_seconds${l}`), 0.01)
       // A slow read with the budget exhausted: the hedge is denied; 10 s later the reserve is back and it is sent.
-      const slowOnce = (() => {
-        let n = 0
-        return Effect.suspend(() => n++ === 0 ? Effect.as(Effect.sleep("1 second"), "slow") : Effect.succeed("fast"))
-      })
       const first = yield* Effect.forkChild(hedge.run(slowOnce()))
       yield* TestClock.adjust("1 second")
       assert.strictEqual(yield* Fiber.join(first), "slow")
@@ -120,7 +143,9 @@ describe("PolicyMetrics", () => {
       const first = yield* Scope.make()
       const second = yield* Scope.make()
       yield* Scope.provide(first)(PolicyMetrics.register(registry, { bulkhead: a }, { service: "svc" }))
-      yield* Scope.provide(second)(PolicyMetrics.register(registry, { retryBudget: b, bulkhead: a }, { service: "svc" }))
+      yield* Scope.provide(second)(
+        PolicyMetrics.register(registry, { retryBudget: b, bulkhead: a }, { service: "svc" })
+      )
       yield* Scope.close(first, Exit.void)
       const text = yield* scrape(registry)
       assert.isUndefined(valueOf(text, `resilience_bulkhead_limit${labels("a")}`))
@@ -130,9 +155,11 @@ describe("PolicyMetrics", () => {
       const viaLayer = yield* Effect.gen(function*() {
         return yield* scrape(yield* Metrics.PrometheusRegistry)
       }).pipe(
-        Effect.provide(PolicyMetrics.layer([{ bulkhead: a }, { retryBudget: b }], { service: "svc" }).pipe(
-          Layer.provideMerge(Layer.succeed(Metrics.PrometheusRegistry, registry))
-        ))
+        Effect.provide(
+          PolicyMetrics.layer([{ bulkhead: a }, { retryBudget: b }], { service: "svc" }).pipe(
+            Layer.provideMerge(Layer.succeed(Metrics.PrometheusRegistry, registry))
+          )
+        )
       )
       assert.strictEqual(valueOf(viaLayer, `resilience_bulkhead_limit${labels("a")}`), 2)
       assert.strictEqual(valueOf(viaLayer, `resilience_retry_calls_total${labels("b")}`), 0)

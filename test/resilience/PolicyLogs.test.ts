@@ -36,7 +36,12 @@ describe("policy logs", () => {
   it.effect("an adaptive limit logs a move of more than a tenth at once, a smaller one after 10 s, its minimum at once", () =>
     Effect.gen(function*() {
       const lines = yield* captured(Effect.gen(function*() {
-        const limit = yield* Bulkhead.adaptive({ name: "mongodb_client", initialLimit: 100, minLimit: 60, maxLimit: 200 })
+        const limit = yield* Bulkhead.adaptive({
+          name: "mongodb_client",
+          initialLimit: 100,
+          minLimit: 60,
+          maxLimit: 200
+        })
         const drop = Effect.ignore(limit.run(timeout))
         yield* drop // 100 -> 90: the first move is logged
         yield* drop // -> 81: a tenth of 90, not more: not logged
@@ -77,7 +82,12 @@ describe("policy logs", () => {
     Effect.gen(function*() {
       const lines = yield* captured(Effect.gen(function*() {
         // No ratio, a reserve of 1 retry per 10 s window.
-        const budget = yield* RetryBudget.make({ name: "kafka_producer", ratio: 0, minPerSecond: 0.1, window: "10 seconds" })
+        const budget = yield* RetryBudget.make({
+          name: "kafka_producer",
+          ratio: 0,
+          minPerSecond: 0.1,
+          window: "10 seconds"
+        })
         const granted: Array<boolean> = []
         for (let i = 0; i < 5; i++) granted.push(yield* budget.tryRetry)
         yield* TestClock.adjust("5 seconds")

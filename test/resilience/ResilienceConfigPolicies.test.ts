@@ -71,11 +71,16 @@ describe("ResilienceConfig: policy sections", () => {
     assert.isUndefined(s.mongodb?.bulkhead)
     assert.isUndefined(s.mongodb?.retry)
     assert.strictEqual(s.mongodb?.policy._tag, "Consecutive")
-    assert.deepStrictEqual(Object.keys(settingsOf("circuitBreaker: { c: {} }").c!), Object.keys(ResilienceConfig.defaults))
+    assert.deepStrictEqual(
+      Object.keys(settingsOf("circuitBreaker: { c: {} }").c!),
+      Object.keys(ResilienceConfig.defaults)
+    )
   })
 
   it("the initial adaptive limit defaults to 20 brought within minLimit and maxLimit", () => {
-    const s = settingsOf("circuitBreaker: { a: { adaptiveLimit: { maxLimit: 8 } }, b: { adaptiveLimit: { minLimit: 30 } } }")
+    const s = settingsOf(
+      "circuitBreaker: { a: { adaptiveLimit: { maxLimit: 8 } }, b: { adaptiveLimit: { minLimit: 30 } } }"
+    )
     assert.strictEqual(s.a?.adaptiveLimit?.initialLimit, 8)
     assert.strictEqual(s.b?.adaptiveLimit?.initialLimit, 30)
   })
@@ -114,7 +119,10 @@ describe("ResilienceConfig: policy sections", () => {
     const [section] = problemsOf("circuitBreaker: { kafka: { bulkhed: { maxConcurrent: 3 } } }")
     assert.match(section!.expected, /, policy, bulkhead, adaptiveLimit, retry, hedge: did you mean bulkhead\?$/)
     // A dotted key is never a section's key at the circuit's level.
-    assert.strictEqual(problemsOf("circuitBreaker: { kafka: { retry.maxRetries: 3 } }")[0]?.key, "circuitBreaker.kafka.retry.maxRetries")
+    assert.strictEqual(
+      problemsOf("circuitBreaker: { kafka: { retry.maxRetries: 3 } }")[0]?.key,
+      "circuitBreaker.kafka.retry.maxRetries"
+    )
   })
 
   it("a bad value names its path (or variable), the value and what is allowed", () => {
@@ -135,13 +143,15 @@ describe("ResilienceConfig: policy sections", () => {
       {
         key: "CIRCUIT_BREAKER_KAFKA_RETRY_BASE_DELAY_SECONDS",
         value: "1e-3",
-        expected: "a number of seconds > 0 and at most 604800 (7 days), in decimal digits like 30 or 2.5 (no sign, 0x, 0b or exponent)"
+        expected:
+          "a number of seconds > 0 and at most 604800 (7 days), in decimal digits like 30 or 2.5 (no sign, 0x, 0b or exponent)"
       },
       { key: "circuitBreaker.kafka.hedge.percentile", value: 0.3, expected: "a number from 0.5 to 0.999" },
       {
         key: "circuitBreaker.redis.retry",
         value: 3,
-        expected: "a mapping of enabled, maxRetries, budgetRatio, budgetMinPerSecond, budgetWindowSeconds, baseDelaySeconds"
+        expected:
+          "a mapping of enabled, maxRetries, budgetRatio, budgetMinPerSecond, budgetWindowSeconds, baseDelaySeconds"
       }
     ])
   })

@@ -202,7 +202,12 @@ type Entry =
 const entryOf = (policies: Policies, policy: Policy, service: string): Entry => {
   const labels = { service, circuit: policy.name }
   if (policy === policies.bulkhead) {
-    return { _tag: "Bulkhead", policy: policies.bulkhead, labels, seen: { admitted: 0, queueFull: 0, queueTimeouts: 0 } }
+    return {
+      _tag: "Bulkhead",
+      policy: policies.bulkhead,
+      labels,
+      seen: { admitted: 0, queueFull: 0, queueTimeouts: 0 }
+    }
   }
   if (policy === policies.retryBudget) {
     return { _tag: "RetryBudget", policy: policies.retryBudget, labels, seen: { calls: 0, retries: 0, denied: 0 } }
@@ -286,7 +291,10 @@ const stateOf = (registry: Registry): State => {
     admitted: counter(names.bulkheadAdmitted, "Calls the bulkhead let run (at once or after waiting)"),
     rejected,
     retryCalls: counter(names.retryCalls, "Calls the retry budget counted (each adds its ratio of a retry)"),
-    retryAttempts: counter(names.retryAttempts, "Retries the retry budget granted (attempts after the first, hedges included)"),
+    retryAttempts: counter(
+      names.retryAttempts,
+      "Retries the retry budget granted (attempts after the first, hedges included)"
+    ),
     retriesDenied: counter(names.retriesDenied, "Retries the retry budget refused, hedges included (it was exhausted)"),
     budgetAvailable: gauge(names.retryBudgetAvailable, "Retries the retry budget allows now"),
     hedgeCalls: counter(names.hedgeCalls, "Calls through the hedge"),

@@ -263,17 +263,22 @@ export const adaptive = (o: AdaptiveOptions): Effect.Effect<Bulkhead, CircuitBre
           const limit = Math.floor(state.limit)
           if (limit === logged.limit) return
           const bound = limit === minLimit || limit === maxLimit
-          if (!bound && Math.abs(limit - logged.limit) <= logged.limit * 0.1 && end - logged.at < LOG_EVERY_MILLIS) return
+          if (!bound && Math.abs(limit - logged.limit) <= logged.limit * 0.1 && end - logged.at < LOG_EVERY_MILLIS) {
+            return
+          }
           const from = logged.limit
           logged = { limit, at: end }
-          return Effect.annotateLogs(limit === minLimit ? Effect.logWarning(LIMIT_CHANGED) : Effect.logInfo(LIMIT_CHANGED), {
-            circuit: o.name,
-            from,
-            to: limit,
-            minLimit,
-            maxLimit,
-            reason: drop ? "timeout" : limit > from ? "latency_near_minimum" : "latency_rising"
-          })
+          return Effect.annotateLogs(
+            limit === minLimit ? Effect.logWarning(LIMIT_CHANGED) : Effect.logInfo(LIMIT_CHANGED),
+            {
+              circuit: o.name,
+              from,
+              to: limit,
+              minLimit,
+              maxLimit,
+              reason: drop ? "timeout" : limit > from ? "latency_near_minimum" : "latency_rising"
+            }
+          )
         }
       })
       return { name: o.name, ...slots }

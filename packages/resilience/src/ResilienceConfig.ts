@@ -26,17 +26,18 @@
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
-import * as Bulkhead from "./Bulkhead.ts"
+import type * as Schedule from "effect/Schedule"
+import type * as Bulkhead from "./Bulkhead.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
 import type { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
-import * as Hedge from "./Hedge.ts"
+import type * as Hedge from "./Hedge.ts"
 import { circuitSettings, type KeyNames, keyNames, offeredByDefault } from "./internal/configCircuit.ts"
 import { entriesOf } from "./internal/configKeys.ts"
-import { isSection } from "./internal/configPolicies.ts"
+import { isSection, makePolicies } from "./internal/configPolicies.ts"
+import { clip, show } from "./internal/configShow.ts"
 import { defaults as breakerDefaults } from "./internal/options.ts"
 import * as Yaml from "./internal/yaml.ts"
-import * as RetryBudget from "./RetryBudget.ts"
+import type * as RetryBudget from "./RetryBudget.ts"
 import * as TripPolicy from "./TripPolicy.ts"
 
 // -----------------------------------------------------------------------------
@@ -292,46 +293,11 @@ export class ResilienceConfigError extends Data.TaggedError("ResilienceConfigErr
  */
 export const maxShownProblems = 20
 
-const clip = (text: string, max = 80) => text.length > max ? `${text.slice(0, max)}...` : text
-
-/** YAML's own spelling for the numbers JSON cannot show. */
-const showNumber = (n: number) =>
-  Number.isNaN(n) ? ".nan" : n === Infinity ? ".inf" : n === -Infinity ? "-.inf" : `${n}`
-
-const plain = (value: unknown, depth = 0): unknown => {
-  if (depth > 4) return "..."
-  if (value instanceof Map) {
-    // The first 20 entries only: a problem's value may be a mapping of the whole file, never copied whole.
-    const entries: Array<[string, unknown]> = []
-    for (const [k, v] of value) {
-      if (entries.length === 20) break
-      entries.push([String(k), plain(v, depth + 1)])
-    }
-    return Object.fromEntries(entries)
-  }
-  if (Array.isArray(value)) return value.slice(0, 20).map((v) => plain(v, depth + 1))
-  if (typeof value === "number" && !Number.isFinite(value)) return showNumber(value)
-  return value
-}
-
-const show = (value: unknown): string => {
-  if (value === undefined) return "nothing"
-  if (typeof value === "number") return showNumber(value)
-  if (typeof value === "string") return JSON.stringify(clip(value))
-  try {
-    const json = JSON.stringify(plain(value))
-    return json === undefined ? String(value) : clip(json)
-  } catch {
-    return String(value)
-  }
-}
-
 // -----------------------------------------------------------------------------
 // validation
 // -----------------------------------------------------------------------------
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/
-
 
 const isAbsent = (u: unknown) => u === undefined || u === null
 
@@ -471,7 +437,9 @@ const envOverrides = (
         : `a known variable ${envPrefix}<CIRCUIT>_<KEY>, with a circuit of ${
           names.map(envPart).join(", ") || "(none declared)"
         } and a key of ${keysOf(keys, false).join(", ")}${
-          keysOf(keys, true).length === 0 ? "" : `, or <SECTION>_<KEY> with a section of ${keysOf(keys, true).join(", ")}`
+          keysOf(keys, true).length === 0
+            ? ""
+            : `, or <SECTION>_<KEY> with a section of ${keysOf(keys, true).join(", ")}`
         }`
     })
   }
@@ -587,44 +555,10 @@ export const toBreakerOptions = (name: string, settings: CircuitSettings): Circu
  * @since 0.1.0
  * @category conversions
  */
-export const policiesOf = (
+export const policiesOf: (
   name: string,
   settings: CircuitSettings
-): Effect.Effect<Policies, CircuitBreakerOptionsError> =>
-  Effect.gen(function*() {
-    const bulkhead = settings.bulkhead !== undefined
-      ? yield* Bulkhead.make({ name, ...settings.bulkhead })
-      : settings.adaptiveLimit !== undefined
-      ? yield* Bulkhead.adaptive({ name, ...settings.adaptiveLimit })
-      : undefined
-    const r = settings.retry
-    const retryBudget = r === undefined ? undefined : yield* RetryBudget.make({
-      name,
-      ratio: r.budgetRatio,
-      minPerSecond: r.budgetMinPerSecond,
-      window: r.budgetWindow
-    })
-    const h = settings.hedge
-    const hedge = h === undefined ? undefined : yield* Hedge.make({
-      name,
-      ...(h.delay === undefined ? { percentile: h.percentile } : { delay: h.delay }),
-      minDelay: h.minDelay,
-      samples: h.samples,
-      budget: retryBudget
-    })
-    return {
-      ...(bulkhead === undefined ? {} : { bulkhead }),
-      ...(retryBudget === undefined || r === undefined ? {} : {
-        retryBudget,
-        retry: {
-          budget: retryBudget,
-          maxRetries: r.maxRetries,
-          schedule: Schedule.jittered(Schedule.exponential(r.baseDelay))
-        }
-      }),
-      ...(hedge === undefined ? {} : { hedge })
-    }
-  })
+) => Effect.Effect<Policies, CircuitBreakerOptionsError> = makePolicies
 
 /**
  * The policies of one circuit, as `policiesOf` makes them from its settings.

@@ -7,14 +7,22 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as Bulkhead from "../Bulkhead.ts"
+import type { CircuitBreakerOptionsError } from "../CircuitBreakerError.ts"
+import * as Hedge from "../Hedge.ts"
 import type {
   AdaptiveLimitSettings,
   BulkheadSettings,
+  CircuitSettings,
   HedgeSettings,
+  Policies,
   PolicySection,
   Problem,
   RetrySettings
 } from "../ResilienceConfig.ts"
+import * as RetryBudget from "../RetryBudget.ts"
 import { accepts, closest, entriesOf, expectedOf, fromText, type Kind, MAX_COUNT, toSetting } from "./configKeys.ts"
 
 /** One key of a section: the setting it fills and its kind. */
@@ -186,7 +194,11 @@ const crossChecked = (
     }
   }
   if (section === "retry" && Duration.toMillis(values.budgetWindow as Duration.Duration) < 10) {
-    return problem("budgetWindowSeconds", values.budgetWindow, "a number of seconds of at least 0.01 (10 buckets of 1 ms)")
+    return problem(
+      "budgetWindowSeconds",
+      values.budgetWindow,
+      "a number of seconds of at least 0.01 (10 buckets of 1 ms)"
+    )
   }
   if (section === "hedge") {
     if (values.samples as number < 20) return problem("samples", values.samples, `an integer of at least 20`)
@@ -234,3 +246,43 @@ export const sectionSettings = (
   }
   return out as SectionSettings
 }
+
+/** `ResilienceConfig.policiesOf`: the policies the settings configure, made. */
+export const makePolicies = (
+  name: string,
+  settings: CircuitSettings
+): Effect.Effect<Policies, CircuitBreakerOptionsError> =>
+  Effect.gen(function*() {
+    const bulkhead = settings.bulkhead !== undefined
+      ? yield* Bulkhead.make({ name, ...settings.bulkhead })
+      : settings.adaptiveLimit !== undefined
+      ? yield* Bulkhead.adaptive({ name, ...settings.adaptiveLimit })
+      : undefined
+    const r = settings.retry
+    const retryBudget = r === undefined ? undefined : yield* RetryBudget.make({
+      name,
+      ratio: r.budgetRatio,
+      minPerSecond: r.budgetMinPerSecond,
+      window: r.budgetWindow
+    })
+    const h = settings.hedge
+    const hedge = h === undefined ? undefined : yield* Hedge.make({
+      name,
+      ...(h.delay === undefined ? { percentile: h.percentile } : { delay: h.delay }),
+      minDelay: h.minDelay,
+      samples: h.samples,
+      budget: retryBudget
+    })
+    return {
+      ...(bulkhead === undefined ? {} : { bulkhead }),
+      ...(retryBudget === undefined || r === undefined ? {} : {
+        retryBudget,
+        retry: {
+          budget: retryBudget,
+          maxRetries: r.maxRetries,
+          schedule: Schedule.jittered(Schedule.exponential(r.baseDelay))
+        }
+      }),
+      ...(hedge === undefined ? {} : { hedge })
+    }
+  })

@@ -48,6 +48,7 @@ describe("Helm chart", () => {
     for (
       const [source, copy] of [
         ["packages/observability/alerts/circuit-breakers.rules.yml", "files/circuit-breakers.rules.yml"],
+        ["packages/observability/alerts/policies.rules.yml", "files/policies.rules.yml"],
         ["packages/outbox/alerts/outbox.rules.yml", "files/outbox.rules.yml"],
         ["packages/fleet/alerts/fleet.rules.yml", "files/fleet.rules.yml"],
         ["packages/observability/dashboards/circuit-breakers.json", "files/circuit-breakers.json"]
@@ -128,8 +129,11 @@ describe("Helm chart", () => {
     expect(vars.get("OTEL_EXPORTER_OTLP_PROTOCOL").value).toBe("http/protobuf")
   })
 
-  it("the rendered PrometheusRule holds the breakers' and the outbox's alert groups (and the fleet's when on), and promtool accepts it", () => {
-    const breakers = groups("packages/observability/alerts/circuit-breakers.rules.yml")
+  it("the rendered PrometheusRule holds the breakers', the policies' and the outbox's alert groups (and the fleet's when on), and promtool accepts it", () => {
+    const breakers = [
+      ...groups("packages/observability/alerts/circuit-breakers.rules.yml"),
+      ...groups("packages/observability/alerts/policies.rules.yml")
+    ]
     const outbox = groups("packages/outbox/alerts/outbox.rules.yml")
     const fleet = groups("packages/fleet/alerts/fleet.rules.yml")
     for (

@@ -177,7 +177,7 @@ describe("ResilienceConfig: values from the environment", () => {
       "a known variable CIRCUIT_BREAKER_<CIRCUIT>_<KEY>, with a circuit of C and a key of ENABLED, " +
         `${policyKeys}, ` +
         "RECOVERY_TIMEOUT_SECONDS, MAX_OPEN_SECONDS, HALF_OPEN_PERMITS, SUCCESS_THRESHOLD, CALL_TIMEOUT_SECONDS, " +
-        "FAILURE_MODE, POLICY"
+        "FAILURE_MODE, POLICY, or <SECTION>_<KEY> with a section of BULKHEAD, ADAPTIVE_LIMIT, RETRY, HEDGE"
     )
     const [none] = problemsOf({}, { CIRCUIT_BREAKER_X_FAIL_MAX: "1" })
     assert.match(none?.expected ?? "", /with a circuit of \(none declared\) and a key of ENABLED, FAIL_MAX/)
@@ -239,7 +239,7 @@ describe("ResilienceConfig: where the circuits are", () => {
         key: "circuitBreaker.c",
         value: [1],
         expected: "a mapping of enabled, failMax, recoveryTimeoutSeconds, maxOpenSeconds, halfOpenPermits, " +
-          "successThreshold, callTimeoutSeconds, policy"
+          "successThreshold, callTimeoutSeconds, policy, bulkhead, adaptiveLimit, retry, hedge"
       }
     ])
     const [unknown] = problemsOf(one({ slowCallSeconds: 1 }), {}, { names: { slowCallSeconds: null } })

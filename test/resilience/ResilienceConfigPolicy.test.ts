@@ -89,7 +89,8 @@ describe("ResilienceConfig: trip policies by their schema", () => {
     assert.strictEqual(
       unknown?.expected,
       "one of enabled, threshold, size, minimumCalls, recoveryTimeoutSeconds, maxOpenSeconds, halfOpenPermits, " +
-        "successThreshold, callTimeoutSeconds, slowCallSeconds, failureMode, policy: did you mean threshold?"
+        "successThreshold, callTimeoutSeconds, slowCallSeconds, failureMode, policy, bulkhead, adaptiveLimit, retry, " +
+        "hedge: did you mean threshold?"
     )
     assert.include(problemsOf("{ FailMax: 3 }")[0]?.expected, ": did you mean failMax?")
     assert.notInclude(problemsOf("{ color: 3 }")[0]?.expected, "did you mean")

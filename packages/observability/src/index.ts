@@ -43,6 +43,13 @@ export * as Logging from "./Logging.ts"
 export * as Metrics from "./Metrics.ts"
 
 /**
+ * prom-client metrics read from the bulkheads, retry budgets and hedges at scrape time.
+ *
+ * @since 0.1.0
+ */
+export * as PolicyMetrics from "./PolicyMetrics.ts"
+
+/**
  * Metrics, logs and HTTP in one layer.
  *
  * @since 0.1.0

@@ -95,6 +95,10 @@ export class BulkheadRejectedError extends Data.TaggedError("BulkheadRejectedErr
 export interface Stats {
   /** Calls in flight at most now: `maxConcurrent`, or an adaptive limit's current value. */
   readonly limit: number
+  /** The least the limit can be: `maxConcurrent`, or an adaptive limit's `minLimit`. */
+  readonly minLimit: number
+  /** The most the limit can be: `maxConcurrent`, or an adaptive limit's `maxLimit`. */
+  readonly maxLimit: number
   readonly maxQueued: number
   readonly inFlight: number
   readonly queued: number
@@ -152,7 +156,14 @@ const options = (o: Options): Effect.Effect<
  */
 export const make = (o: Options): Effect.Effect<Bulkhead, CircuitBreakerOptionsError> =>
   Effect.map(options(o), ({ maxConcurrent, maxQueued, queueTimeout }) => {
-    const slots = makeSlots({ name: o.name, limit: () => maxConcurrent, maxQueued, queueTimeout })
+    const slots = makeSlots({
+      name: o.name,
+      limit: () => maxConcurrent,
+      minLimit: maxConcurrent,
+      maxLimit: maxConcurrent,
+      maxQueued,
+      queueTimeout
+    })
     return { name: o.name, ...slots }
   })
 
@@ -186,11 +197,31 @@ const isTimeout = (error: unknown): boolean =>
     (error as { reason?: unknown }).reason === "Timeout")
 
 /**
+ * The message of the log line an adaptive limit writes when it moves (annotations `circuit`, `from`,
+ * `to`, `minLimit`, `maxLimit`, `reason`): at once for a move of more than a tenth since the last line
+ * or onto `minLimit` or `maxLimit`, at most once per `LOG_EVERY_MILLIS` for smaller ones; a warning when
+ * it reaches `minLimit`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const LIMIT_CHANGED = "bulkhead_limit_changed"
+
+/**
+ * Small moves of an adaptive limit are logged at most once per this many milliseconds (10 s).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const LOG_EVERY_MILLIS = 10_000
+
+/**
  * Makes an adaptive bulkhead: the limit of calls in flight follows the dependency's latency (Vegas, as
  * Netflix's concurrency-limits describes it). It grows while calls take about the least time seen,
  * shrinks when they take longer (a queue forms at the dependency) and drops by a tenth on a timeout. Under
  * a dependency that hangs no call finishes, so the limit stays where it was: calls in flight stay at
- * about what the dependency served before it slowed. `stats().limit` is the limit now.
+ * about what the dependency served before it slowed. `stats().limit` is the limit now; its moves are
+ * logged (`LIMIT_CHANGED`).
  *
  * @since 0.1.0
  * @category constructors
@@ -215,16 +246,39 @@ export const adaptive = (o: AdaptiveOptions): Effect.Effect<Bulkhead, CircuitBre
     ({ maxQueued, queueTimeout }) => {
       const settings = { minLimit, maxLimit, probeEvery: 1_000 }
       let state = Vegas.initial(initialLimit)
+      let logged = { limit: initialLimit, at: Number.NEGATIVE_INFINITY }
       const slots = makeSlots({
         name: o.name,
         limit: () => Math.floor(state.limit),
+        minLimit,
+        maxLimit,
         maxQueued,
         queueTimeout,
-        onSample: ({ exit, inFlight, millis }) => {
+        onSample: ({ end, exit, inFlight, millis }) => {
           const drop = exit._tag === "Failure" && exit.cause.reasons.some((r) => r._tag === "Fail" && isDrop(r.error))
           // An interrupted call (its caller gave up) says nothing about the dependency.
           if (exit._tag === "Failure" && !drop && exit.cause.reasons.every((r) => r._tag === "Interrupt")) return
           state = Vegas.update(settings, state, { millis, inFlight, drop })
+          // Logged when it moved by more than a tenth since the last line or reached a bound; else once per LOG_EVERY_MILLIS.
+          const limit = Math.floor(state.limit)
+          if (limit === logged.limit) return
+          const bound = limit === minLimit || limit === maxLimit
+          if (!bound && Math.abs(limit - logged.limit) <= logged.limit * 0.1 && end - logged.at < LOG_EVERY_MILLIS) {
+            return
+          }
+          const from = logged.limit
+          logged = { limit, at: end }
+          return Effect.annotateLogs(
+            limit === minLimit ? Effect.logWarning(LIMIT_CHANGED) : Effect.logInfo(LIMIT_CHANGED),
+            {
+              circuit: o.name,
+              from,
+              to: limit,
+              minLimit,
+              maxLimit,
+              reason: drop ? "timeout" : limit > from ? "latency_near_minimum" : "latency_rising"
+            }
+          )
         }
       })
       return { name: o.name, ...slots }

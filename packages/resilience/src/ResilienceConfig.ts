@@ -26,10 +26,18 @@
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Schedule from "effect/Schedule"
+import type * as Bulkhead from "./Bulkhead.ts"
 import type * as CircuitBreaker from "./CircuitBreaker.ts"
+import type { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
+import type * as Hedge from "./Hedge.ts"
 import { circuitSettings, type KeyNames, keyNames, offeredByDefault } from "./internal/configCircuit.ts"
+import { entriesOf } from "./internal/configKeys.ts"
+import { isSection, makePolicies } from "./internal/configPolicies.ts"
+import { clip, show } from "./internal/configShow.ts"
 import { defaults as breakerDefaults, NAME } from "./internal/options.ts"
 import * as Yaml from "./internal/yaml.ts"
+import type * as RetryBudget from "./RetryBudget.ts"
 import * as TripPolicy from "./TripPolicy.ts"
 
 // -----------------------------------------------------------------------------
@@ -62,7 +70,98 @@ export interface CircuitSettings {
   readonly slowCallThreshold: Duration.Duration
   /** How callers see an open circuit: a `CircuitBreakerError` or a fallback (informs `/health`). */
   readonly failureMode: CircuitBreaker.FailureMode
+  /** A fixed concurrency limit (YAML `bulkhead`), when configured and enabled. */
+  readonly bulkhead?: BulkheadSettings | undefined
+  /** An adaptive concurrency limit (YAML `adaptiveLimit`), when configured and enabled; never beside `bulkhead`. */
+  readonly adaptiveLimit?: AdaptiveLimitSettings | undefined
+  /** Retries within a budget (YAML `retry`), when configured and enabled. */
+  readonly retry?: RetrySettings | undefined
+  /** Hedged reads (YAML `hedge`), when configured and enabled. */
+  readonly hedge?: HedgeSettings | undefined
 }
+
+/**
+ * A circuit's fixed bulkhead (`Bulkhead.make`), from the YAML's
+ * `bulkhead: { maxConcurrent, maxQueued, queueTimeoutSeconds }`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BulkheadSettings {
+  /** Calls in flight at most (required). */
+  readonly maxConcurrent: number
+  /** Calls waiting for a slot at most (default 0). */
+  readonly maxQueued: number
+  /** How long a call may wait for a slot (YAML `queueTimeoutSeconds`, default 1). */
+  readonly queueTimeout: Duration.Duration
+}
+
+/**
+ * A circuit's adaptive limit (`Bulkhead.adaptive`), from the YAML's
+ * `adaptiveLimit: { initialLimit, minLimit, maxLimit, maxQueued, queueTimeoutSeconds }`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AdaptiveLimitSettings {
+  /** The limit to start from (default 20, brought within `minLimit`..`maxLimit`). */
+  readonly initialLimit: number
+  /** The limit never goes below this (default 1). */
+  readonly minLimit: number
+  /** The limit never goes above this (default 200). */
+  readonly maxLimit: number
+  /** Calls waiting for a slot at most (default 0). */
+  readonly maxQueued: number
+  /** How long a call may wait for a slot (YAML `queueTimeoutSeconds`, default 1). */
+  readonly queueTimeout: Duration.Duration
+}
+
+/**
+ * A circuit's retries and their budget (`RetryBudget.make`, `RetryBudget.withRetry`), from the YAML's
+ * `retry: { maxRetries, budgetRatio, budgetMinPerSecond, budgetWindowSeconds, baseDelaySeconds }`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RetrySettings {
+  /** Retries per call at most (default 2). */
+  readonly maxRetries: number
+  /** Retries allowed per call over the window, from 0 to 1 (default 0.1). */
+  readonly budgetRatio: number
+  /** Retries allowed per second whatever the calls (default 1). */
+  readonly budgetMinPerSecond: number
+  /** How far back the budget counts (YAML `budgetWindowSeconds`, default 10). */
+  readonly budgetWindow: Duration.Duration
+  /** The first delay of the jittered exponential schedule (YAML `baseDelaySeconds`, default 0.1). */
+  readonly baseDelay: Duration.Duration
+}
+
+/**
+ * A circuit's hedged reads (`Hedge.make`), from the YAML's
+ * `hedge: { delaySeconds | percentile, minDelaySeconds, samples }`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface HedgeSettings {
+  /** A fixed delay (YAML `delaySeconds`); without it the delay is the learnt `percentile`. */
+  readonly delay?: Duration.Duration | undefined
+  /** The latency percentile after which a hedge is sent, from 0.5 to 0.999 (default 0.95). */
+  readonly percentile: number
+  /** The delay never goes below this (YAML `minDelaySeconds`, default 0.005). */
+  readonly minDelay: Duration.Duration
+  /** Recent latencies the percentile is taken from, at least 20 (default 200). */
+  readonly samples: number
+}
+
+/**
+ * A circuit's policy section in the YAML: a mapping of its own keys, e.g.
+ * `retry: { maxRetries: 2 }`, overridden by `CIRCUIT_BREAKER_<CIRCUIT>_RETRY_MAX_RETRIES`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type PolicySection = "bulkhead" | "adaptiveLimit" | "retry" | "hedge"
 
 /**
  * A key of the YAML every circuit has, whatever its policy; a policy adds
@@ -194,50 +293,10 @@ export class ResilienceConfigError extends Data.TaggedError("ResilienceConfigErr
  */
 export const maxShownProblems = 20
 
-const clip = (text: string, max = 80) => text.length > max ? `${text.slice(0, max)}...` : text
-
-/** YAML's own spelling for the numbers JSON cannot show. */
-const showNumber = (n: number) =>
-  Number.isNaN(n) ? ".nan" : n === Infinity ? ".inf" : n === -Infinity ? "-.inf" : `${n}`
-
-const plain = (value: unknown, depth = 0): unknown => {
-  if (depth > 4) return "..."
-  if (value instanceof Map) {
-    // The first 20 entries only: a problem's value may be a mapping of the whole file, never copied whole.
-    const entries: Array<[string, unknown]> = []
-    for (const [k, v] of value) {
-      if (entries.length === 20) break
-      entries.push([String(k), plain(v, depth + 1)])
-    }
-    return Object.fromEntries(entries)
-  }
-  if (Array.isArray(value)) return value.slice(0, 20).map((v) => plain(v, depth + 1))
-  if (typeof value === "number" && !Number.isFinite(value)) return showNumber(value)
-  return value
-}
-
-const show = (value: unknown): string => {
-  if (value === undefined) return "nothing"
-  if (typeof value === "number") return showNumber(value)
-  if (typeof value === "string") return JSON.stringify(clip(value))
-  try {
-    const json = JSON.stringify(plain(value))
-    return json === undefined ? String(value) : clip(json)
-  } catch {
-    return String(value)
-  }
-}
-
 // -----------------------------------------------------------------------------
 // validation
 // -----------------------------------------------------------------------------
 
-/** A mapping's entries, from a YAML `Map` or a plain object (own keys only: no prototype member is ever a key). */
-const entriesOf = (u: unknown): ReadonlyArray<readonly [string, unknown]> | undefined => {
-  if (u instanceof Map) return [...u].map(([k, v]) => [String(k), v] as const)
-  if (typeof u === "object" && u !== null && !Array.isArray(u)) return Object.entries(u)
-  return undefined
-}
 
 const isAbsent = (u: unknown) => u === undefined || u === null
 
@@ -376,11 +435,21 @@ const envOverrides = (
         ? `a known variable: did you mean ${close}?`
         : `a known variable ${envPrefix}<CIRCUIT>_<KEY>, with a circuit of ${
           names.map(envPart).join(", ") || "(none declared)"
-        } and a key of ${[...keys.inputName.values()].map(envPart).join(", ")}`
+        } and a key of ${keysOf(keys, false).join(", ")}${
+          keysOf(keys, true).length === 0
+            ? ""
+            : `, or <SECTION>_<KEY> with a section of ${keysOf(keys, true).join(", ")}`
+        }`
     })
   }
   return overrides
 }
+
+/** The variable parts of the plain keys, or of the policy sections. */
+const keysOf = (keys: KeyNames, sections: boolean) =>
+  [...keys.inputName].filter(([key]) => !key.includes(".") && isSection(key) === sections).map(([, name]) =>
+    envPart(name)
+  )
 
 /** One circuit's settings (see `internal/configCircuit.ts`), once its value is a mapping. */
 const circuitOf = (
@@ -460,3 +529,53 @@ export const toBreakerOptions = (name: string, settings: CircuitSettings): Circu
   ...(Duration.isZero(settings.slowCallThreshold) ? {} : { slowCallThreshold: settings.slowCallThreshold }),
   failureMode: settings.failureMode
 })
+
+/**
+ * The policies a circuit's settings configure, made and ready to compose:
+ * `bulkhead` (fixed or adaptive), `retryBudget` and `retry` (the options of
+ * `RetryBudget.withRetry`, budget included: add the circuit's `breaker` and
+ * `isRetryable`), and `hedge` (taking its hedges from the retry budget when
+ * the circuit has one). A policy the settings do not configure is absent.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { RetryBudget, ResilienceConfig } from "@neural-hive/resilience"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const settings = yield* ResilienceConfig.parse("circuitBreaker: { redis: { retry: { maxRetries: 2 } } }")
+ *   const { retry } = yield* ResilienceConfig.policiesOf("redis_client", settings.redis!)
+ *   const get = Effect.succeed("value")
+ *   return yield* retry === undefined ? get : get.pipe(RetryBudget.withRetry(retry))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const policiesOf: (
+  name: string,
+  settings: CircuitSettings
+) => Effect.Effect<Policies, CircuitBreakerOptionsError> = makePolicies
+
+/**
+ * The policies of one circuit, as `policiesOf` makes them from its settings.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Policies {
+  /** Its bulkhead, fixed (`bulkhead`) or adaptive (`adaptiveLimit`). */
+  readonly bulkhead?: Bulkhead.Bulkhead | undefined
+  /** Its retry budget (`retry`). */
+  readonly retryBudget?: RetryBudget.RetryBudget | undefined
+  /** The options of `RetryBudget.withRetry` (`retry`): the budget, `maxRetries` and the jittered schedule. */
+  readonly retry?: {
+    readonly budget: RetryBudget.RetryBudget
+    readonly maxRetries: number
+    readonly schedule: Schedule.Schedule<unknown, unknown>
+  } | undefined
+  /** Its hedge (`hedge`), bounded by `retryBudget` when there is one. */
+  readonly hedge?: Hedge.Hedge | undefined
+}

@@ -65,6 +65,10 @@ export interface Stats {
   readonly available: number
   /** Retries refused for want of budget, since it was made. */
   readonly denied: number
+  /** Calls counted since it was made. */
+  readonly callsTotal: number
+  /** Retries granted since it was made (hedges taken from the budget included). */
+  readonly retriesTotal: number
 }
 
 /**
@@ -82,6 +86,19 @@ export interface RetryBudget {
 }
 
 const BUCKETS = 10
+
+const granted = Effect.succeed(true)
+const refused = Effect.succeed(false)
+
+/**
+ * The message of the warning a budget logs when it refuses a retry: once per window while it stays
+ * exhausted (annotations `circuit`, `calls` and `retries` in the window, `denied` since the last line,
+ * `ratio`, `minPerSecond`, `windowSeconds`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const EXHAUSTED = "retry_budget_exhausted"
 
 const validated = (o: Options) => {
   const circuit = typeof o?.name === "string" ? o.name : "?"
@@ -116,6 +133,11 @@ export const make = (o: Options): Effect.Effect<RetryBudget, CircuitBreakerOptio
     const calls = Array.from({ length: BUCKETS }, () => 0)
     const retries = Array.from({ length: BUCKETS }, () => 0)
     let denied = 0
+    let callsTotal = 0
+    let retriesTotal = 0
+    // When the last exhaustion line was written, and the denials counted in it.
+    let loggedAt = Number.NEGATIVE_INFINITY
+    let deniedLogged = 0
     let lastEpoch = 0
 
     /** The slot of `now`'s bucket, emptied when it held an older one. */
@@ -144,17 +166,36 @@ export const make = (o: Options): Effect.Effect<RetryBudget, CircuitBreakerOptio
 
     const recordCall = Effect.map(Clock.currentTimeMillis, (now) => {
       calls[slot(now)]!++
+      callsTotal++
     })
-    const tryRetry = Effect.map(Clock.currentTimeMillis, (now) => {
+    const tryRetry = Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const i = slot(now)
-      if (sums().available < 1) {
-        denied++
-        return false
+      if (sums().available >= 1) {
+        retries[i]!++
+        retriesTotal++
+        return granted
       }
-      retries[i]!++
-      return true
+      denied++
+      // One line per window while it stays exhausted; the denials in between are counted in it.
+      if (now - loggedAt < windowMillis) return refused
+      loggedAt = now
+      const deniedSince = denied - deniedLogged
+      deniedLogged = denied
+      const { calls, retries: inWindow } = sums()
+      return Effect.as(
+        Effect.annotateLogs(Effect.logWarning(EXHAUSTED), {
+          circuit: o.name,
+          calls,
+          retries: inWindow,
+          denied: deniedSince,
+          ratio,
+          minPerSecond,
+          windowSeconds: windowMillis / 1000
+        }),
+        false
+      )
     })
-    const stats = (): Stats => ({ ...sums(), denied })
+    const stats = (): Stats => ({ ...sums(), denied, callsTotal, retriesTotal })
     return { name: o.name, recordCall, tryRetry, stats }
   })
 
@@ -188,10 +229,10 @@ const defaultSchedule = Schedule.jittered(Schedule.exponential("100 millis"))
  * @category combinators
  */
 export const withRetry =
-  <E>(options: RetryOptions<E>) => <A, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  <E0>(options: RetryOptions<E0>) => <A, E extends E0, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
     const { breaker, budget } = options
     const maxRetries = options.maxRetries ?? 2
-    const isRetryable = options.isRetryable ?? ((error: E) => !(error instanceof CircuitBreakerError))
+    const isRetryable = options.isRetryable ?? ((error: E0) => !(error instanceof CircuitBreakerError))
     const schedule = options.schedule ?? defaultSchedule
     return Effect.suspend(() => {
       let made = 0

@@ -7,10 +7,11 @@
  * @internal
  */
 import * as Duration from "effect/Duration"
-import type { CircuitSettings, Key, Problem } from "../ResilienceConfig.ts"
+import type { CircuitSettings, Key, PolicySection, Problem } from "../ResilienceConfig.ts"
 import type * as TripPolicy from "../TripPolicy.ts"
 import { registry } from "../TripPolicy.ts"
 import { accepts, closest, expectedOf, fromText, type Kind, MAX_COUNT, MAX_SECONDS, toSetting } from "./configKeys.ts"
+import { isSection, type SectionGiven, sectionNames, sections, sectionSettings } from "./configPolicies.ts"
 
 /** The keys every circuit has, whatever its policy: the setting each fills and its kind. */
 const common: ReadonlyArray<readonly [Key, keyof CircuitSettings, Kind]> = [
@@ -43,16 +44,25 @@ export interface KeyNames {
   readonly genericOf: ReadonlyMap<string, string>
 }
 
-/** The key names of a format: every common key, `policy` and every policy key, renamed or left out by `names`. */
+/**
+ * The key names of a format: every common key, `policy`, every policy key and every section (`retry`, ...),
+ * renamed or left out by `names`; a section's own keys follow it as `<section>.<key>` (the environment's
+ * `RETRY_MAX_RETRIES`), never renamed.
+ */
 export const keyNames = (names: Readonly<Record<string, string | null | undefined>> | undefined): KeyNames => {
   const inputName = new Map<string, string>()
   const genericOf = new Map<string, string>()
-  // The documented order: enabled, the policies' keys (failMax first), the other common keys, policy.
-  for (const key of [common[0]![0], ...policyKeys, ...common.slice(1).map(([key]) => key), "policy"]) {
+  // The documented order: enabled, the policies' keys (failMax first), the other common keys, policy, the sections.
+  for (const key of [common[0]![0], ...policyKeys, ...common.slice(1).map(([key]) => key), "policy", ...sectionNames]) {
     const name = names !== undefined && Object.hasOwn(names, key) && names[key] !== undefined ? names[key] : key
     if (name === null) continue
     inputName.set(key, name)
     genericOf.set(name, key)
+    if (!isSection(key)) continue
+    for (const sub of Object.keys(sections[key].keys)) {
+      inputName.set(`${key}.${sub}`, `${name}.${sub}`)
+      genericOf.set(`${name}.${sub}`, `${key}.${sub}`)
+    }
   }
   return { inputName, genericOf }
 }
@@ -67,7 +77,7 @@ interface Given {
 
 /** The keys offered to a circuit whose policy is `schema`, in the format's names, in the documented order. */
 const offered = (schema: TripPolicy.Schema | undefined, keys: KeyNames): ReadonlyArray<string> =>
-  [common[0]![0], ...Object.keys(schema?.keys ?? {}), ...common.slice(1).map(([key]) => key), "policy"]
+  [common[0]![0], ...Object.keys(schema?.keys ?? {}), ...common.slice(1).map(([key]) => key), "policy", ...sectionNames]
     .flatMap((key) => keys.inputName.has(key) ? [keys.inputName.get(key)!] : [])
 
 const schemaOf = (policy: TripPolicy.TripPolicy): TripPolicy.Schema | undefined =>
@@ -93,12 +103,26 @@ export const circuitSettings = (
 ): CircuitSettings => {
   const given: Array<Given> = []
   const unknown: Array<readonly [string, unknown]> = []
+  // The policy sections (`retry: {...}`) and their environment keys (`retry.maxRetries`), read apart.
+  const sectionRaw = new Map<PolicySection, readonly [string, unknown]>()
+  const sectionGiven = new Map<PolicySection, Array<SectionGiven>>()
   for (const [name, value] of entries) {
     const key = keys.genericOf.get(name)
-    if (key === undefined) unknown.push([name, value])
+    if (key === undefined || key.includes(".")) unknown.push([name, value])
+    else if (isSection(key)) sectionRaw.set(key, [name, value])
     else given.push({ key, where: `${path}.${name}`, value, fromEnv: false })
   }
-  for (const [key, variable, text] of overrides) given.push({ key, where: variable, value: text, fromEnv: true })
+  for (const [key, variable, text] of overrides) {
+    const dot = key.indexOf(".")
+    const section = key.slice(0, dot)
+    if (dot > 0 && isSection(section)) {
+      const list = sectionGiven.get(section) ?? []
+      list.push({ key: key.slice(dot + 1), where: variable, value: text, fromEnv: true })
+      sectionGiven.set(section, list)
+    } else {
+      given.push({ key, where: variable, value: text, fromEnv: true })
+    }
+  }
   // The environment overrides the file: the last value of a key wins.
   const last = new Map(given.map((g) => [g.key, g]))
   const read = (g: Given, kind: Kind): { readonly ok: unknown } | undefined => {
@@ -122,6 +146,8 @@ export const circuitSettings = (
   }
   const made = policy.make()
   if (made !== undefined) values.policy = made
+  for (const section of sectionNames) delete values[section]
+  Object.assign(values, sectionSettings(path, own, sectionRaw, sectionGiven, problems))
   const schema = policy.schema
   for (const [name, value] of unknown) {
     const names = offered(schema, keys)

@@ -16,6 +16,8 @@ export const MAX_COUNT = 1_000_000
 export type Kind =
   | { readonly _tag: "Boolean" }
   | { readonly _tag: "Integer"; readonly max: number }
+  | { readonly _tag: "Count"; readonly max: number }
+  | { readonly _tag: "Number"; readonly min: number; readonly max: number }
   | { readonly _tag: "Ratio" }
   | { readonly _tag: "Seconds"; readonly zero: boolean }
   | { readonly _tag: "Choice"; readonly choices: ReadonlyArray<string> }
@@ -28,8 +30,12 @@ export const expectedOf = (kind: Kind, fromEnv: boolean): string => {
       return "true or false"
     case "Integer":
       return `an integer between 1 and ${kind.max}${fromEnv ? ", in decimal digits (no sign, 0x, 0b or exponent)" : ""}`
+    case "Count":
+      return `an integer between 0 and ${kind.max}${fromEnv ? ", in decimal digits (no sign, 0x, 0b or exponent)" : ""}`
     case "Ratio":
       return `a number in (0, 1]${fromEnv ? ", in decimal digits like 0.5 (no sign, 0x, 0b or exponent)" : ""}`
+    case "Number":
+      return `a number from ${kind.min} to ${kind.max}${digits}`
     case "Seconds":
       return `a number of seconds ${kind.zero ? ">= 0" : "> 0"} and at most ${MAX_SECONDS} (7 days)${digits}`
     case "Choice":
@@ -47,8 +53,10 @@ export const fromText = (kind: Kind, raw: string): unknown => {
     case "Boolean":
       return text === "true" ? true : text === "false" ? false : undefined
     case "Integer":
+    case "Count":
       return DECIMAL_INTEGER.test(text) ? Number(text) : undefined
     case "Ratio":
+    case "Number":
     case "Seconds":
       return DECIMAL.test(text) ? Number(text) : undefined
     case "Choice":
@@ -63,8 +71,12 @@ export const accepts = (kind: Kind, value: unknown): boolean => {
       return typeof value === "boolean"
     case "Integer":
       return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= kind.max
+    case "Count":
+      return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 && value <= kind.max
     case "Ratio":
       return typeof value === "number" && value > 0 && value <= 1
+    case "Number":
+      return typeof value === "number" && value >= kind.min && value <= kind.max
     case "Seconds":
       return typeof value === "number" && Number.isFinite(value) && value <= MAX_SECONDS &&
         (kind.zero ? value >= 0 : value > 0)
@@ -105,4 +117,11 @@ export const closest = (name: string, candidates: Iterable<string>): string | un
     }
   }
   return best
+}
+
+/** A mapping's entries, from a YAML `Map` or a plain object (own keys only: no prototype member is ever a key). */
+export const entriesOf = (u: unknown): ReadonlyArray<readonly [string, unknown]> | undefined => {
+  if (u instanceof Map) return [...u].map(([k, v]) => [String(k), v] as const)
+  if (typeof u === "object" && u !== null && !Array.isArray(u)) return Object.entries(u)
+  return undefined
 }

@@ -19,16 +19,20 @@ export interface Sample {
   /** Calls in flight when it started (itself included). */
   readonly inFlight: number
   readonly exit: Exit.Exit<unknown, unknown>
+  /** When it ended (the Clock's ms). */
+  readonly end: number
 }
 
 export interface SlotSettings {
   readonly name: string
   /** The limit now (read at every admission and release). */
   readonly limit: () => number
+  readonly minLimit: number
+  readonly maxLimit: number
   readonly maxQueued: number
   readonly queueTimeout: Duration.Duration
-  /** After each call that ran. */
-  readonly onSample?: ((sample: Sample) => void) | undefined
+  /** After each call that ran; an effect it returns (a log line, rarely) runs before the call returns. */
+  readonly onSample?: ((sample: Sample) => Effect.Effect<void> | undefined) | undefined
 }
 
 interface Waiter {
@@ -104,11 +108,12 @@ export const makeSlots = (settings: SlotSettings) => {
         const start = yield* Clock.currentTimeMillis
         return yield* restore(effect).pipe(
           Effect.onExit((exit) =>
-            Effect.map(Clock.currentTimeMillis, (end) => {
+            Effect.flatMap(Clock.currentTimeMillis, (end) => {
               const millis = Math.max(0, end - start)
               meanMillis += SMOOTHING * (millis - meanMillis)
-              onSample?.({ millis, inFlight: started, exit })
+              const after = onSample?.({ millis, inFlight: started, exit, end })
               release()
+              return after ?? Effect.void
             })
           )
         )
@@ -117,6 +122,8 @@ export const makeSlots = (settings: SlotSettings) => {
 
   const stats = (): Stats => ({
     limit: limit(),
+    minLimit: settings.minLimit,
+    maxLimit: settings.maxLimit,
     maxQueued,
     inFlight,
     queued: waiters.length,

@@ -297,7 +297,6 @@ export const maxShownProblems = 20
 // validation
 // -----------------------------------------------------------------------------
 
-
 const isAbsent = (u: unknown) => u === undefined || u === null
 
 /** `payments-api` -> `PAYMENTS_API`, `failMax` -> `FAIL_MAX`. */

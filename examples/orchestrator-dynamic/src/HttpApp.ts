@@ -123,6 +123,80 @@ export const makeApp = (
   Registry.Registry | Metrics.PrometheusRegistry | Orchestrator | Outbox.OutboxRelay | Scope.Scope
 > => Effect.map(build(options), (built) => built.app)
 
+/** `/health`'s outbox details: the tickets stored but not yet published (a Kafka outage queues them), and those Kafka refused (dead). */
+const outboxHealth = (relay: Outbox.OutboxRelay["Service"]) =>
+  Effect.map(Effect.zip(relay.stats, Clock.currentTimeMillis), ([stats, now]) => ({
+    outbox: {
+      pending: stats.pending,
+      oldestPendingSeconds: Math.round(stats.oldestPendingMillis / 100) / 10,
+      published: stats.published,
+      dead: stats.dead,
+      oldestDead: stats.oldestDead === undefined ? null : {
+        id: stats.oldestDead.id,
+        reason: stats.oldestDead.reason,
+        deadSeconds: Math.round(Outbox.oldestDeadMillis(stats, now) / 100) / 10
+      }
+    }
+  }))
+
+/** `POST /plans`: a JSON body of at most `MAX_BODY_BYTES`, decoded into a plan, then submitted. */
+const plansRoute = (orchestrator: Orchestrator["Service"]) => (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.gen(function*() {
+    if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
+    if (!isJson(request)) return unsupportedMediaType()
+    // Judged on the announced length first, so `Expect: 100-continue` gets its 413 without a 100 Continue.
+    if (Number(request.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return tooLarge()
+    const body = yield* request.json.pipe(
+      Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
+      Effect.result
+    )
+    if (body._tag === "Failure") {
+      return body.failure.reason._tag === "RequestParseError" && body.failure.reason.reason === "BodyTooLarge"
+        ? tooLarge()
+        : json({ error: "the body is not valid JSON" }, 400)
+    }
+    const plan = yield* Effect.result(decodePlan(body.success))
+    if (plan._tag === "Failure") return json({ error: plan.failure.message }, 400)
+    return respond(yield* orchestrator.submit(plan.success))
+  })
+
+/** The fault switch's routes (`FAULT_SWITCH=on`): `GET /faults`, `POST /faults/{dependency}/{mode}`, behind the token. */
+const faultSwitchRoute = (ctx: {
+  readonly options: Options
+  readonly guard: Http.AuthGuard
+  readonly authorized: (authorization: string | undefined) => boolean
+  readonly embedded: ReadonlySet<string>
+}) =>
+(request: HttpServerRequest.HttpServerRequest, path: string, switch_: Faults["Service"]) =>
+  Effect.gen(function*() {
+    // 429 or 401 first: without the token nothing about the switch is told.
+    if (ctx.options.admin !== undefined) {
+      const denied = yield* ctx.guard.check(request, {
+        route: path === "/faults" ? "/faults" : "/faults/{dependency}/{mode}",
+        event: "fault_switch_denied",
+        path,
+        authorized: ctx.authorized
+      })
+      if (denied !== undefined) return denied
+    }
+    if (path === "/faults") {
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return json({ error: "method not allowed" }, 405, { allow: "GET, HEAD" })
+      }
+      return json({ faults: switch_.all(), embedded: [...ctx.embedded], modes: faultModes })
+    }
+    if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
+    if (!isJson(request)) return unsupportedMediaType()
+    const match = FAULT_PATH.exec(path)
+    if (match === null) return json({ error: "not found" }, 404)
+    const dependency = match[1] as OrchestratorConfig.Dependency
+    if (!ctx.embedded.has(dependency)) {
+      return json({ error: `${dependency} is a real server here: the fault switch drives embedded ones only` }, 409)
+    }
+    yield* switch_.set(dependency, match[2] as FaultMode)
+    return json({ faults: switch_.all() })
+  })
+
 const build = (
   options: Options
 ): Effect.Effect<
@@ -140,20 +214,7 @@ const build = (
       service: options.service,
       ...(options.admin === undefined ? {} : { admin: { token: options.admin, guard } }),
       readiness: { ...options.readiness, draining: () => options.draining?.on === true },
-      // The tickets stored but not yet published (a Kafka outage queues them), and those Kafka refused (dead).
-      healthDetails: Effect.map(Effect.zip(relay.stats, Clock.currentTimeMillis), ([stats, now]) => ({
-        outbox: {
-          pending: stats.pending,
-          oldestPendingSeconds: Math.round(stats.oldestPendingMillis / 100) / 10,
-          published: stats.published,
-          dead: stats.dead,
-          oldestDead: stats.oldestDead === undefined ? null : {
-            id: stats.oldestDead.id,
-            reason: stats.oldestDead.reason,
-            deadSeconds: Math.round(Outbox.oldestDeadMillis(stats, now) / 100) / 10
-          }
-        }
-      }))
+      healthDetails: outboxHealth(relay)
     })
     const orchestrator = yield* Orchestrator
     // The live board: GET / (or /status) and its event stream /events, with the outbox's backlog and, when the
@@ -170,55 +231,8 @@ const build = (
     const misdirected = json({ error: "the Host header does not name this service (see HTTP_ALLOWED_HOSTS)" }, 421)
     const outboxAdmin = options.admin === undefined ? undefined : OutboxAdmin.make(relay, options.admin, guard)
 
-    const plans = (request: HttpServerRequest.HttpServerRequest) =>
-      Effect.gen(function*() {
-        if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
-        if (!isJson(request)) return unsupportedMediaType()
-        // Judged on the announced length first, so `Expect: 100-continue` gets its 413 without a 100 Continue.
-        if (Number(request.headers["content-length"] ?? 0) > MAX_BODY_BYTES) return tooLarge()
-        const body = yield* request.json.pipe(
-          Effect.provideService(HttpIncomingMessage.MaxBodySize, ByteSize.bytes(MAX_BODY_BYTES)),
-          Effect.result
-        )
-        if (body._tag === "Failure") {
-          return body.failure.reason._tag === "RequestParseError" && body.failure.reason.reason === "BodyTooLarge"
-            ? tooLarge()
-            : json({ error: "the body is not valid JSON" }, 400)
-        }
-        const plan = yield* Effect.result(decodePlan(body.success))
-        if (plan._tag === "Failure") return json({ error: plan.failure.message }, 400)
-        return respond(yield* orchestrator.submit(plan.success))
-      })
-
-    const faultSwitch = (request: HttpServerRequest.HttpServerRequest, path: string, switch_: Faults["Service"]) =>
-      Effect.gen(function*() {
-        // 429 or 401 first: without the token nothing about the switch is told.
-        if (options.admin !== undefined) {
-          const denied = yield* guard.check(request, {
-            route: path === "/faults" ? "/faults" : "/faults/{dependency}/{mode}",
-            event: "fault_switch_denied",
-            path,
-            authorized
-          })
-          if (denied !== undefined) return denied
-        }
-        if (path === "/faults") {
-          if (request.method !== "GET" && request.method !== "HEAD") {
-            return json({ error: "method not allowed" }, 405, { allow: "GET, HEAD" })
-          }
-          return json({ faults: switch_.all(), embedded: [...embedded], modes: faultModes })
-        }
-        if (request.method !== "POST") return json({ error: "method not allowed" }, 405, { allow: "POST" })
-        if (!isJson(request)) return unsupportedMediaType()
-        const match = FAULT_PATH.exec(path)
-        if (match === null) return json({ error: "not found" }, 404)
-        const dependency = match[1] as OrchestratorConfig.Dependency
-        if (!embedded.has(dependency)) {
-          return json({ error: `${dependency} is a real server here: the fault switch drives embedded ones only` }, 409)
-        }
-        yield* switch_.set(dependency, match[2] as FaultMode)
-        return json({ faults: switch_.all() })
-      })
+    const plans = plansRoute(orchestrator)
+    const faultSwitch = faultSwitchRoute({ options, guard, authorized, embedded })
 
     const app: App = HttpServerRequest.HttpServerRequest.use((request) => {
       const path = Http.requestPath(request)

@@ -209,6 +209,201 @@ const logOutcome = (report: PlanReport, kafkaWaiting: boolean) => {
   }))
 }
 
+/** What every phase of one attempt of a plan shares: the plan, this attempt's id, and the clients. */
+interface Attempt {
+  readonly plan: Plan
+  readonly ticketId: string
+  readonly workflowId: string
+  /** This attempt's own id: what it creates carries it, and its compensation undoes nothing else. */
+  readonly attempt: string
+  readonly planHash: string
+  readonly settings: Settings
+  readonly cache: RedisCache.RedisCache["Service"]
+  readonly temporal: TemporalClient.TemporalClient["Service"]
+  readonly store: MongoStore.MongoStore["Service"]
+}
+
+const notRun: StepReport = { status: "skipped", detail: "an earlier step failed" }
+
+/**
+ * 0. The steps that cannot be deferred are checked before any side effect: nothing is written for a plan
+ *    whose Temporal or MongoDB breaker refuses calls now. The refused report, or `undefined`.
+ */
+const refusedBeforeAnySideEffect = (a: Attempt): PlanReport | undefined => {
+  const refusedBy = refusing(a.temporal.breaker) ?? refusing(a.store.breaker)
+  if (refusedBy === undefined) return undefined
+  const notTried: StepReport = { status: "skipped", detail: "refused before any side effect" }
+  const by = (name: string) => refusedBy.status === "rejected" && refusedBy.circuit === name ? refusedBy : notTried
+  return {
+    planId: a.plan.id,
+    ticketId: a.ticketId,
+    accepted: false,
+    steps: {
+      cache: notTried,
+      workflow: by(a.temporal.breaker.name),
+      persistence: by(a.store.breaker.name),
+      ticket: notTried
+    }
+  }
+}
+
+/**
+ * 1. Redis (fail-open): a cached ticket saves rebuilding it; a cache that is down is a miss. A cached ticket
+ *    of another plan under this id (a refused one, other steps) is a miss, overwritten.
+ */
+const ticketOf = (a: Attempt) =>
+  Effect.gen(function*() {
+    const cacheKey = `plan:${a.plan.id}`
+    const cached = Option.filter(
+      yield* a.cache.get(cacheKey),
+      (value) => (JSON.parse(value) as Partial<Ticket>).planHash === a.planHash
+    )
+    if (Option.isSome(cached)) {
+      return { ticket: JSON.parse(cached.value) as Ticket, cacheStep: { status: "ok", detail: "hit" } as StepReport }
+    }
+    const ticket: Ticket = {
+      ticketId: a.ticketId,
+      planId: a.plan.id,
+      steps: a.plan.steps,
+      createdAt: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      planHash: a.planHash
+    }
+    const stored = yield* a.cache.setex(cacheKey, a.settings.cacheSeconds, JSON.stringify(ticket))
+    const cacheStep: StepReport = stored
+      ? { status: "ok", detail: "miss" }
+      : { status: "skipped", detail: "cache unavailable, ticket built without it" }
+    return { ticket, cacheStep }
+  })
+
+/**
+ * 2. Temporal (fail-fast): start the plan's workflow; already started means a retried plan. The memo names
+ *    this attempt, so a start whose answer was lost can still be told apart from another's.
+ */
+const startWorkflow = (a: Attempt, ticket: Ticket): Effect.Effect<Started> =>
+  a.temporal.startWorkflow("orchestratePlan", {
+    workflowId: a.workflowId,
+    taskQueue: a.settings.taskQueue,
+    args: [ticket],
+    memo: { attempt: a.attempt }
+  }).pipe(
+    Effect.map((handle): Started => ({ step: { status: "ok", detail: "started" }, runId: handle.runId })),
+    Effect.catchTag("TemporalError", (e) =>
+      e.reason === "AlreadyStarted"
+        ? Effect.succeed<Started>({ step: { status: "ok", detail: "already started" }, runId: undefined })
+        : Effect.map(logFailed("workflow", a.plan.id, e), (step): Started => ({ step, runId: undefined }))),
+    Effect.catchTag(
+      "CircuitBreakerError",
+      (e) => Effect.map(fromBreaker(e), (step): Started => ({ step, runId: undefined }))
+    )
+  )
+
+/**
+ * Compensation terminates only a run this attempt started (its run id, or its memo when the start's answer
+ * was lost): a run found already started belongs to an earlier attempt and is never touched. Best effort; a
+ * workflow that never started (not found) is as good as terminated.
+ */
+const terminateMine = (a: Attempt, why: string, runId: string | undefined) =>
+  Effect.gen(function*() {
+    const mine = runId ?? (yield* a.temporal.describeWorkflow(a.workflowId).pipe(
+      Effect.map((d) => d.memo?.["attempt"] === a.attempt ? d.runId : undefined),
+      Effect.catchTag("TemporalError", (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e))
+    ))
+    if (mine === undefined) return "not mine" as const
+    const handle = yield* a.temporal.getWorkflowHandle(a.workflowId, mine)
+    yield* handle.terminate(why)
+    return "terminated" as const
+  }).pipe(
+    Effect.catchTag(
+      "TemporalError",
+      (e) => e.reason === "NotFound" ? Effect.succeed("terminated" as const) : Effect.fail(e)
+    ),
+    Effect.catch((e) =>
+      Effect.as(
+        Effect.logError("plan_compensation_failed").pipe(
+          Effect.annotateLogs({ plan_id: a.plan.id, workflow_id: a.workflowId, error: e._tag })
+        ),
+        "failed" as const
+      )
+    )
+  )
+
+/**
+ * The plan stored under this id by another attempt, if any: the same plan (its hash) is a retry of an
+ * accepted plan, answered as the first attempt was; another plan under the same id is a conflict.
+ */
+const storedPlan = (a: Attempt, whenNone: StepReport) =>
+  a.store.findOne(a.settings.ticketsCollection, { _id: a.ticketId } as never).pipe(
+    Effect.map((found): StepReport => {
+      if (Option.isNone(found)) return whenNone
+      const stored = found.value as unknown as Partial<Ticket>
+      const storedPlanHash = stored.planHash ?? hashOf({ id: a.plan.id, steps: stored.steps ?? [] })
+      return storedPlanHash === a.planHash
+        ? { status: "ok", detail: "already stored" }
+        : {
+          status: "conflict",
+          detail: `plan ${a.plan.id} is already stored with other steps`,
+          planHash: a.planHash,
+          storedPlanHash
+        }
+    })
+  )
+
+/**
+ * 3. MongoDB (fail-fast): the ticket and its outbox mark in ONE write, marked with this attempt; a duplicate
+ *    key means another attempt stored it (and its mark): compared by the plan's hash.
+ */
+const persist = (a: Attempt, ticket: Ticket): Effect.Effect<StepReport> =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    a.store.insertOne(
+      a.settings.ticketsCollection,
+      Outbox.pending({ _id: a.ticketId, ...ticket, attempt: a.attempt }, now) as never
+    ).pipe(
+      Effect.as<StepReport>({ status: "ok", detail: "stored" }),
+      Effect.catchTag("MongoStoreError", (e) =>
+        e.reason === "DuplicateKey"
+          ? storedPlan(a, { status: "ok", detail: "already stored" }).pipe(
+            Effect.catchTag("MongoStoreError", (read) => logFailed("persistence", a.plan.id, read)),
+            Effect.catchTag("CircuitBreakerError", fromBreaker)
+          )
+          : takeBackMine(a, e)),
+      Effect.catchTag("CircuitBreakerError", fromBreaker)
+    ))
+
+/**
+ * An insert that failed with an unknown outcome may have stored the ticket: this attempt takes back its own
+ * ticket only (its attempt id, still pending and not claimed by an exactly-once relay about to commit it),
+ * then looks for another attempt's.
+ */
+const takeBackMine = (a: Attempt, error: StepError) =>
+  Effect.gen(function*() {
+    const failure = yield* logFailed("persistence", a.plan.id, error)
+    const deleted = yield* Effect.result(a.store.deleteOne(
+      a.settings.ticketsCollection,
+      { _id: a.ticketId, attempt: a.attempt, ...Outbox.unclaimed } as never
+    ))
+    if (deleted._tag === "Failure") return failure
+    return yield* storedPlan(a, failure).pipe(Effect.orElseSucceed(() => failure))
+  })
+
+/** The ticket was not stored: the workflow step once this attempt's own run is compensated (see `terminateMine`). */
+const compensated = (a: Attempt, persistence: StepReport, started: Started, startedByMe: boolean) =>
+  Effect.gen(function*() {
+    const conflict = persistence.status === "conflict"
+    const outcome = startedByMe
+      ? yield* terminateMine(
+        a,
+        conflict ? "plan refused: another plan is stored under its id" : "plan refused: its ticket could not be stored",
+        started.runId
+      )
+      : "not mine"
+    const detail = outcome === "terminated"
+      ? (conflict ? "terminated: another plan is stored under this id" : "terminated: the ticket was not stored")
+      : outcome === "failed"
+      ? "termination failed"
+      : "kept: started by an earlier attempt"
+    return { status: "skipped", detail } satisfies StepReport
+  })
+
 export class Orchestrator extends Context.Service<Orchestrator, {
   readonly submit: (plan: Plan) => Effect.Effect<PlanReport>
 }>()("@neural-hive/example-orchestrator-dynamic/Orchestrator") {
@@ -224,206 +419,54 @@ export class Orchestrator extends Context.Service<Orchestrator, {
         const kafka = yield* Effect.serviceOption(KafkaProducer.KafkaProducer)
         const kafkaWaiting = () => kafka._tag === "Some" && kafka.value.breaker.view.state() !== "Closed"
 
-        const submit = Effect.fn("Orchestrator.submit")(function*(plan: Plan) {
-          const ticketId = `ticket-${plan.id}`
-          // This attempt's own id: what it creates carries it, and its compensation undoes nothing else.
-          const attempt = randomUUID()
-          const planHash = hashOf(plan)
-          yield* Effect.annotateCurrentSpan({ "plan.id": plan.id })
-
-          // 0. The steps that cannot be deferred are checked before any side effect: nothing is written
-          //    for a plan whose Temporal or MongoDB breaker refuses calls now.
-          const refusedBy = refusing(temporal.breaker) ?? refusing(store.breaker)
-          if (refusedBy !== undefined) {
-            const notTried: StepReport = { status: "skipped", detail: "refused before any side effect" }
-            const refused: PlanReport = {
+        const submit = Effect.fn("Orchestrator.submit")(
+          function*(plan: Plan) {
+            const a: Attempt = {
+              plan,
+              ticketId: `ticket-${plan.id}`,
+              workflowId: `plan-${plan.id}`,
+              attempt: randomUUID(),
+              planHash: hashOf(plan),
+              settings,
+              cache,
+              temporal,
+              store
+            }
+            yield* Effect.annotateCurrentSpan({ "plan.id": plan.id })
+            const refused = refusedBeforeAnySideEffect(a)
+            if (refused !== undefined) return refused
+            const { cacheStep, ticket } = yield* ticketOf(a)
+            const report = (workflow: StepReport, persistence: StepReport, published: StepReport): PlanReport => ({
               planId: plan.id,
-              ticketId,
-              accepted: false,
-              steps: {
-                cache: notTried,
-                workflow: refusedBy.status === "rejected" && refusedBy.circuit === temporal.breaker.name
-                  ? refusedBy
-                  : notTried,
-                persistence: refusedBy.status === "rejected" && refusedBy.circuit === store.breaker.name
-                  ? refusedBy
-                  : notTried,
-                ticket: notTried
+              ticketId: a.ticketId,
+              accepted: isOk(workflow) && isOk(persistence) && isOk(published),
+              steps: { cache: cacheStep, workflow, persistence, ticket: published }
+            })
+
+            const started = yield* startWorkflow(a, ticket)
+            const workflow = started.step
+            if (!isOk(workflow)) {
+              // A start that failed with an unknown outcome (a deadline, a cut connection) may have started it.
+              if (workflow.status === "failed") {
+                yield* terminateMine(a, "plan refused: its workflow start did not answer", undefined)
               }
+              return report(workflow, notRun, notRun)
             }
-            return refused
-          }
-
-          // 1. Redis (fail-open): a cached ticket saves rebuilding it; a cache that is down is a miss.
-          const cacheKey = `plan:${plan.id}`
-          // A cached ticket of another plan under this id (a refused one, other steps) is a miss, overwritten.
-          const cached = Option.filter(
-            yield* cache.get(cacheKey),
-            (value) => (JSON.parse(value) as Partial<Ticket>).planHash === planHash
-          )
-          const ticket: Ticket = Option.isSome(cached)
-            ? JSON.parse(cached.value) as Ticket
-            : {
-              ticketId,
-              planId: plan.id,
-              steps: plan.steps,
-              createdAt: new Date(yield* Clock.currentTimeMillis).toISOString(),
-              planHash
-            }
-          const stored = Option.isSome(cached)
-            ? true
-            : yield* cache.setex(cacheKey, settings.cacheSeconds, JSON.stringify(ticket))
-          const cacheStep: StepReport = Option.isSome(cached)
-            ? { status: "ok", detail: "hit" }
-            : stored
-            ? { status: "ok", detail: "miss" }
-            : { status: "skipped", detail: "cache unavailable, ticket built without it" }
-
-          const notRun: StepReport = { status: "skipped", detail: "an earlier step failed" }
-          const report = (workflow: StepReport, persistence: StepReport, published: StepReport): PlanReport => ({
-            planId: plan.id,
-            ticketId,
-            accepted: isOk(workflow) && isOk(persistence) && isOk(published),
-            steps: { cache: cacheStep, workflow, persistence, ticket: published }
-          })
-
-          const workflowId = `plan-${plan.id}`
-          // 2. Temporal (fail-fast): start the plan's workflow; already started means a retried plan. The memo
-          //    names this attempt, so a start whose answer was lost can still be told apart from another's.
-          const started = yield* temporal.startWorkflow("orchestratePlan", {
-            workflowId,
-            taskQueue: settings.taskQueue,
-            args: [ticket],
-            memo: { attempt }
-          }).pipe(
-            Effect.map((handle): Started => ({ step: { status: "ok", detail: "started" }, runId: handle.runId })),
-            Effect.catchTag("TemporalError", (e) =>
-              e.reason === "AlreadyStarted"
-                ? Effect.succeed<Started>({ step: { status: "ok", detail: "already started" }, runId: undefined })
-                : Effect.map(logFailed("workflow", plan.id, e), (step): Started => ({ step, runId: undefined }))),
-            Effect.catchTag(
-              "CircuitBreakerError",
-              (e) => Effect.map(fromBreaker(e), (step): Started => ({ step, runId: undefined }))
-            )
-          )
-          const workflow = started.step
-          // Compensation terminates only a run this attempt started (its run id, or its memo when the start's
-          // answer was lost): a run found already started belongs to an earlier attempt and is never touched.
-          // Best effort; a workflow that never started (not found) is as good as terminated.
-          const terminateMine = (why: string, runId: string | undefined) =>
-            Effect.gen(function*() {
-              const mine = runId ?? (yield* temporal.describeWorkflow(workflowId).pipe(
-                Effect.map((d) => d.memo?.["attempt"] === attempt ? d.runId : undefined),
-                Effect.catchTag(
-                  "TemporalError",
-                  (e) => e.reason === "NotFound" ? Effect.succeed(undefined) : Effect.fail(e)
-                )
-              ))
-              if (mine === undefined) return "not mine" as const
-              const handle = yield* temporal.getWorkflowHandle(workflowId, mine)
-              yield* handle.terminate(why)
-              return "terminated" as const
-            }).pipe(
-              Effect.catchTag(
-                "TemporalError",
-                (e) => e.reason === "NotFound" ? Effect.succeed("terminated" as const) : Effect.fail(e)
-              ),
-              Effect.catch((e) =>
-                Effect.as(
-                  Effect.logError("plan_compensation_failed").pipe(
-                    Effect.annotateLogs({ plan_id: plan.id, workflow_id: workflowId, error: e._tag })
-                  ),
-                  "failed" as const
-                )
+            const persistence = yield* persist(a, ticket)
+            if (!isOk(persistence)) {
+              // This attempt's own run only; a run found already started is left to its owner.
+              return report(
+                yield* compensated(a, persistence, started, workflow.detail === "started"),
+                persistence,
+                notRun
               )
-            )
-          if (!isOk(workflow)) {
-            // A start that failed with an unknown outcome (a deadline, a cut connection) may have started it.
-            if (workflow.status === "failed") {
-              yield* terminateMine("plan refused: its workflow start did not answer", undefined)
             }
-            return report(workflow, notRun, notRun)
-          }
-          const startedByMe = workflow.detail === "started"
-
-          // The plan stored under this id by another attempt, if any: the same plan (its hash) is a retry of
-          // an accepted plan, answered as the first attempt was; another plan under the same id is a conflict.
-          const storedPlan = (whenNone: StepReport) =>
-            store.findOne(settings.ticketsCollection, { _id: ticketId } as never).pipe(
-              Effect.map((found): StepReport => {
-                if (Option.isNone(found)) return whenNone
-                const stored = found.value as unknown as Partial<Ticket>
-                const storedPlanHash = stored.planHash ?? hashOf({ id: plan.id, steps: stored.steps ?? [] })
-                return storedPlanHash === planHash
-                  ? { status: "ok", detail: "already stored" }
-                  : {
-                    status: "conflict",
-                    detail: `plan ${plan.id} is already stored with other steps`,
-                    planHash,
-                    storedPlanHash
-                  }
-              })
-            )
-
-          // 3. MongoDB (fail-fast): the ticket and its outbox mark in ONE write, marked with this attempt; a
-          //    duplicate key means another attempt stored it (and its mark): compared by the plan's hash.
-          const now = yield* Clock.currentTimeMillis
-          const persistence = yield* store.insertOne(
-            settings.ticketsCollection,
-            Outbox.pending({ _id: ticketId, ...ticket, attempt }, now) as never
-          ).pipe(
-            Effect.as<StepReport>({ status: "ok", detail: "stored" }),
-            Effect.catchTag("MongoStoreError", (e) =>
-              e.reason === "DuplicateKey"
-                ? storedPlan({ status: "ok", detail: "already stored" }).pipe(
-                  Effect.catchTag("MongoStoreError", (read) => logFailed("persistence", plan.id, read)),
-                  Effect.catchTag("CircuitBreakerError", fromBreaker)
-                )
-                // An insert that failed with an unknown outcome may have stored the ticket: this attempt takes
-                // back its own ticket only (its attempt id, still pending and not claimed by an exactly-once
-                // relay about to commit it), then looks for another attempt's.
-                : Effect.gen(function*() {
-                  const failure = yield* logFailed("persistence", plan.id, e)
-                  const deleted = yield* Effect.result(store.deleteOne(
-                    settings.ticketsCollection,
-                    { _id: ticketId, attempt, ...Outbox.unclaimed } as never
-                  ))
-                  if (deleted._tag === "Failure") return failure
-                  return yield* storedPlan(failure).pipe(Effect.orElseSucceed(() => failure))
-                })),
-            Effect.catchTag("CircuitBreakerError", fromBreaker)
-          )
-          if (!isOk(persistence)) {
-            // This attempt's own run only (see terminateMine); a run found already started is left to its owner.
-            const compensated = startedByMe
-              ? yield* terminateMine(
-                persistence.status === "conflict"
-                  ? "plan refused: another plan is stored under its id"
-                  : "plan refused: its ticket could not be stored",
-                started.runId
-              )
-              : "not mine"
-            return report(
-              {
-                status: "skipped",
-                detail: compensated === "terminated"
-                  ? (persistence.status === "conflict"
-                    ? "terminated: another plan is stored under this id"
-                    : "terminated: the ticket was not stored")
-                  : compensated === "failed"
-                  ? "termination failed"
-                  : "kept: started by an earlier attempt"
-              },
-              persistence,
-              notRun
-            )
-          }
-
-          // 4. Kafka: the outbox relay publishes the ticket (keyed by its id) as soon as kafka_producer takes it.
-          yield* relay.notify
-          const published: StepReport = { status: "queued", detail: "published by the outbox relay" }
-          return report(workflow, persistence, published)
-        }, Effect.tap((report) => logOutcome(report, kafkaWaiting())))
+            // 4. Kafka: the outbox relay publishes the ticket (keyed by its id) as soon as kafka_producer takes it.
+            yield* relay.notify
+            return report(workflow, persistence, { status: "queued", detail: "published by the outbox relay" })
+          },
+          Effect.tap((report) => logOutcome(report, kafkaWaiting()))
+        )
 
         return Orchestrator.of({ submit })
       })

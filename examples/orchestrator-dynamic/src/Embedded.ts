@@ -19,7 +19,7 @@
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { RedisCache, RedisError } from "@neural-hive/redis"
-import { CircuitBreakerOptionsError, failOpen, GuardedClient } from "@neural-hive/resilience"
+import { type CircuitBreakerError, CircuitBreakerOptionsError, failOpen, GuardedClient } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
@@ -193,6 +193,96 @@ export const kafka = (settings: OrchestratorConfig.Settings, limits: Limits = de
 // Temporal: workflows as records, bounded
 // -----------------------------------------------------------------------------
 
+/** A workflow run as the embedded Temporal keeps it. */
+interface Run {
+  readonly runId: string
+  readonly type: string
+  readonly taskQueue: string
+  readonly startedAt: Date
+  readonly memo: Record<string, unknown> | undefined
+  status: "RUNNING" | "TERMINATED"
+  readonly signals: Array<string>
+}
+
+type Guard = <A>(
+  operation: string,
+  effect: Effect.Effect<A, TemporalError>,
+  detail?: string
+) => Effect.Effect<A, TemporalError | CircuitBreakerError>
+
+/** The in-memory workflows (bounded by `limits`): lookups, describe, query, signal and handles, each through `call`. */
+const workflowRecords = (limits: Limits, call: Guard) => {
+  const workflows = new BoundedStore<string, Run>(limits)
+  let runs = 0
+  const lookup = (operation: string, workflowId: string) =>
+    Effect.suspend(() => {
+      const run = workflows.get(workflowId)
+      return run === undefined
+        ? Effect.fail(
+          new TemporalError({
+            reason: "NotFound",
+            operation,
+            workflowId,
+            message: `workflow ${workflowId} not found`
+          })
+        )
+        : Effect.succeed(run)
+    })
+  const describe = (workflowId: string) =>
+    call(
+      "describeWorkflow",
+      Effect.map(lookup("describeWorkflow", workflowId), (run) =>
+        ({
+          workflowId,
+          runId: run.runId,
+          type: run.type,
+          taskQueue: run.taskQueue,
+          startTime: run.startedAt,
+          memo: run.memo,
+          status: { name: run.status }
+        }) as unknown as WorkflowExecutionDescription)
+    )
+  // No workflow code runs in memory, so there is nothing to answer a query.
+  const query = (workflowId: string) =>
+    call(
+      "queryWorkflow",
+      Effect.flatMap(lookup("queryWorkflow", workflowId), () =>
+        Effect.fail(
+          new TemporalError({
+            reason: "QueryFailed",
+            operation: "queryWorkflow",
+            workflowId,
+            message: unsupported("a query")
+          })
+        ))
+    )
+  const signal = (workflowId: string, name: string) =>
+    call(
+      "signalWorkflow",
+      Effect.map(lookup("signalWorkflow", workflowId), (run) => {
+        run.signals.push(name)
+        // A run keeps its last 100 signal names: a signal loop must not grow it.
+        if (run.signals.length > 100) run.signals.shift()
+      })
+    )
+  const handle = (workflowId: string, runId: string): TemporalClient.WorkflowHandle => ({
+    workflowId,
+    runId,
+    describe: describe(workflowId),
+    query: () => query(workflowId),
+    signal: (definition, ..._args) => signal(workflowId, typeof definition === "string" ? definition : definition.name),
+    terminate: () =>
+      call(
+        "terminateWorkflow",
+        Effect.map(lookup("terminateWorkflow", workflowId), (run) => {
+          run.status = "TERMINATED"
+        })
+      )
+  })
+
+  return { workflows, lookup, describe, query, signal, handle, nextRunId: () => `embedded-run-${++runs}` }
+}
+
 export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
     TemporalClient.TemporalClient,
@@ -208,84 +298,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
           attributes: (workflowId) => workflowId === undefined ? {} : { "temporal.workflow_id": workflowId }
         }
       })
-      interface Run {
-        readonly runId: string
-        readonly type: string
-        readonly taskQueue: string
-        readonly startedAt: Date
-        readonly memo: Record<string, unknown> | undefined
-        status: "RUNNING" | "TERMINATED"
-        readonly signals: Array<string>
-      }
-      const workflows = new BoundedStore<string, Run>(limits)
-      let runs = 0
-      const lookup = (operation: string, workflowId: string) =>
-        Effect.suspend(() => {
-          const run = workflows.get(workflowId)
-          return run === undefined
-            ? Effect.fail(
-              new TemporalError({
-                reason: "NotFound",
-                operation,
-                workflowId,
-                message: `workflow ${workflowId} not found`
-              })
-            )
-            : Effect.succeed(run)
-        })
-      const describe = (workflowId: string) =>
-        call(
-          "describeWorkflow",
-          Effect.map(lookup("describeWorkflow", workflowId), (run) =>
-            ({
-              workflowId,
-              runId: run.runId,
-              type: run.type,
-              taskQueue: run.taskQueue,
-              startTime: run.startedAt,
-              memo: run.memo,
-              status: { name: run.status }
-            }) as unknown as WorkflowExecutionDescription)
-        )
-      // No workflow code runs in memory, so there is nothing to answer a query.
-      const query = (workflowId: string) =>
-        call(
-          "queryWorkflow",
-          Effect.flatMap(lookup("queryWorkflow", workflowId), () =>
-            Effect.fail(
-              new TemporalError({
-                reason: "QueryFailed",
-                operation: "queryWorkflow",
-                workflowId,
-                message: unsupported("a query")
-              })
-            ))
-        )
-      const signal = (workflowId: string, name: string) =>
-        call(
-          "signalWorkflow",
-          Effect.map(lookup("signalWorkflow", workflowId), (run) => {
-            run.signals.push(name)
-            // A run keeps its last 100 signal names: a signal loop must not grow it.
-            if (run.signals.length > 100) run.signals.shift()
-          })
-        )
-      const handle = (workflowId: string, runId: string): TemporalClient.WorkflowHandle => ({
-        workflowId,
-        runId,
-        describe: describe(workflowId),
-        query: () => query(workflowId),
-        signal: (definition, ..._args) =>
-          signal(workflowId, typeof definition === "string" ? definition : definition.name),
-        terminate: () =>
-          call(
-            "terminateWorkflow",
-            Effect.map(lookup("terminateWorkflow", workflowId), (run) => {
-              run.status = "TERMINATED"
-            })
-          )
-      })
-
+      const { describe, handle, lookup, nextRunId, query, signal, workflows } = workflowRecords(limits, call)
       return TemporalClient.TemporalClient.of({
         startWorkflow: (workflow, options) =>
           call(
@@ -301,7 +314,7 @@ export const temporal = (settings: OrchestratorConfig.Settings, limits: Limits =
                   message: `workflow ${workflowId} already started`
                 })
               }
-              const runId = `embedded-run-${++runs}`
+              const runId = nextRunId()
               workflows.set(workflowId, {
                 runId,
                 type: typeof workflow === "string" ? workflow : workflow.name,
@@ -437,12 +450,90 @@ const idOnly = (filter: Doc) => {
   return keys.length === 1 && keys[0] === "_id"
 }
 
+/** An update's answer: `n` documents matched and modified. */
+const updated = (n: number) =>
+  ({ acknowledged: true, matchedCount: n, modifiedCount: n, upsertedCount: 0, upsertedId: null }) as never
+
+/** The in-memory documents: bounded (`limits`), indexed by collection and `_id`, filtered by `matches`. */
+const documentStore = (limits: Limits) => {
+  const documents = new BoundedStore<string, { readonly collection: string; readonly doc: Doc }>(
+    limits,
+    (entry) => weigh(entry.doc)
+  )
+  let ids = 0
+  /** The matching documents, in store order, at most `limit` (the scan stops there). */
+  const all = (collection: string, filter: Doc, limit = Number.POSITIVE_INFINITY): Array<readonly [string, Doc]> => {
+    const hits: Array<readonly [string, Doc]> = []
+    for (const entry of documents.values()) {
+      if (hits.length >= limit) break
+      if (entry.collection === collection && matches(entry.doc, filter)) {
+        hits.push([keyOf(collection, entry.doc._id), entry.doc])
+      }
+    }
+    return hits
+  }
+  const first = (collection: string, filter: Doc): readonly [string, Doc] | undefined => {
+    if (!idOnly(filter)) return all(collection, filter, 1)[0]
+    const key = keyOf(collection, filter._id)
+    const entry = documents.get(key)
+    return entry === undefined ? undefined : [key, entry.doc]
+  }
+  return {
+    insertOne: (collection: string, document: Doc) =>
+      Effect.suspend(() => {
+        const doc = { _id: `embedded-${++ids}`, ...document }
+        const key = keyOf(collection, doc._id)
+        if (documents.has(key)) {
+          return Effect.fail(
+            new MongoStoreError({
+              reason: "DuplicateKey",
+              operation: "insertOne",
+              collection,
+              code: 11000,
+              message: `E11000 duplicate key error collection: ${collection}`
+            })
+          )
+        }
+        documents.set(key, { collection, doc })
+        return Effect.succeed({ acknowledged: true, insertedId: doc._id } as never)
+      }),
+    findOne: (collection: string, filter: Doc) =>
+      Effect.sync(() => Option.fromNullishOr(first(collection, filter)?.[1] as never)),
+    updateOne: (collection: string, filter: Doc, update: unknown) =>
+      Effect.sync(() => {
+        const found = first(collection, filter)
+        const set = (update as { readonly $set?: Doc }).$set
+        // Re-stored so its weight is counted again; an _id in $set is ignored, as the index key.
+        if (found !== undefined && set !== undefined) {
+          documents.set(found[0], { collection, doc: setFields(found[1], set) })
+        }
+        return updated(found === undefined ? 0 : 1)
+      }),
+    updateMany: (collection: string, filter: Doc, update: unknown) =>
+      Effect.sync(() => {
+        const set = (update as { readonly $set?: Doc }).$set ?? {}
+        const hits = all(collection, filter)
+        for (const [key, doc] of hits) documents.set(key, { collection, doc: setFields(doc, set) })
+        return updated(hits.length)
+      }),
+    countDocuments: (collection: string, filter: Doc) => Effect.sync(() => all(collection, filter).length),
+    deleteOne: (collection: string, filter: Doc) =>
+      Effect.sync(() => {
+        const found = first(collection, filter)
+        if (found !== undefined) documents.delete(found[0])
+        return { acknowledged: true, deletedCount: found === undefined ? 0 : 1 }
+      }),
+    find: (collection: string, filter: Doc, limit: number) =>
+      Effect.sync(() => all(collection, filter, limit).map(([, doc]) => doc) as never)
+  }
+}
+
 export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
     MongoStore.MongoStore,
     Effect.gen(function*() {
       const faults = yield* Faults
-      const { breaker, call: guarded } = yield* standIn(settings, "mongodb", faults, {
+      const { breaker, call } = yield* standIn(settings, "mongodb", faults, {
         isFailure: MongoStore.isFailure,
         down: (operation) =>
           new MongoStoreError({ reason: "Network", operation, message: "connect ECONNREFUSED (embedded fault)" }),
@@ -455,126 +546,16 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
               : { "db.system": "mongodb", "db.collection.name": collection }
         }
       })
-      const documents = new BoundedStore<string, { readonly collection: string; readonly doc: Doc }>(
-        limits,
-        (entry) => weigh(entry.doc)
-      )
-      let ids = 0
-      const first = (collection: string, filter: Doc): readonly [string, Doc] | undefined => {
-        if (idOnly(filter)) {
-          const key = keyOf(collection, filter._id)
-          const entry = documents.get(key)
-          return entry === undefined ? undefined : [key, entry.doc]
-        }
-        for (const entry of documents.values()) {
-          if (entry.collection === collection && matches(entry.doc, filter)) {
-            return [keyOf(collection, entry.doc._id), entry.doc]
-          }
-        }
-        return undefined
-      }
-      const call = <A>(operation: string, effect: Effect.Effect<A, MongoStoreError>) => guarded(operation, effect)
-      const store = MongoStore.MongoStore.of({
-        insertOne: (collection, document) =>
-          call(
-            "insertOne",
-            Effect.suspend(() => {
-              const doc = { _id: `embedded-${++ids}`, ...(document as Doc) }
-              const key = keyOf(collection, doc._id)
-              if (documents.has(key)) {
-                return Effect.fail(
-                  new MongoStoreError({
-                    reason: "DuplicateKey",
-                    operation: "insertOne",
-                    collection,
-                    code: 11000,
-                    message: `E11000 duplicate key error collection: ${collection}`
-                  })
-                )
-              }
-              documents.set(key, { collection, doc })
-              return Effect.succeed({ acknowledged: true, insertedId: doc._id } as never)
-            })
-          ),
-        findOne: (collection, filter) =>
-          call(
-            "findOne",
-            Effect.sync(() => Option.fromNullishOr(first(collection, filter as Doc)?.[1] as never))
-          ),
-        updateOne: (collection, filter, update) =>
-          call(
-            "updateOne",
-            Effect.sync(() => {
-              const found = first(collection, filter as Doc)
-              const set = (update as { readonly $set?: Doc }).$set
-              // Re-stored so its weight is counted again; an _id in $set is ignored, as the index key.
-              if (found !== undefined && set !== undefined) {
-                documents.set(found[0], { collection, doc: setFields(found[1], set) })
-              }
-              const n = found === undefined ? 0 : 1
-              return {
-                acknowledged: true,
-                matchedCount: n,
-                modifiedCount: n,
-                upsertedCount: 0,
-                upsertedId: null
-              } as never
-            })
-          ),
+      const docs = documentStore(limits)
+      return MongoStore.MongoStore.of({
+        insertOne: (collection, document) => call("insertOne", docs.insertOne(collection, document as Doc)),
+        findOne: (collection, filter) => call("findOne", docs.findOne(collection, filter as Doc)),
+        updateOne: (collection, filter, update) => call("updateOne", docs.updateOne(collection, filter as Doc, update)),
         updateMany: (collection, filter, update) =>
-          call(
-            "updateMany",
-            Effect.sync(() => {
-              const set = (update as { readonly $set?: Doc }).$set ?? {}
-              const hits: Array<readonly [string, Doc]> = []
-              for (const entry of documents.values()) {
-                if (entry.collection === collection && matches(entry.doc, filter as Doc)) {
-                  hits.push([keyOf(collection, entry.doc._id), entry.doc])
-                }
-              }
-              for (const [key, doc] of hits) documents.set(key, { collection, doc: setFields(doc, set) })
-              return {
-                acknowledged: true,
-                matchedCount: hits.length,
-                modifiedCount: hits.length,
-                upsertedCount: 0,
-                upsertedId: null
-              } as never
-            })
-          ),
-        countDocuments: (collection, filter) =>
-          call(
-            "countDocuments",
-            Effect.sync(() => {
-              let n = 0
-              for (const entry of documents.values()) {
-                if (entry.collection === collection && matches(entry.doc, filter as Doc)) n++
-              }
-              return n
-            })
-          ),
-        deleteOne: (collection, filter) =>
-          call(
-            "deleteOne",
-            Effect.sync(() => {
-              const found = first(collection, filter as Doc)
-              if (found !== undefined) documents.delete(found[0])
-              return { acknowledged: true, deletedCount: found === undefined ? 0 : 1 }
-            })
-          ),
-        find: (collection, filter, options) =>
-          call(
-            "find",
-            Effect.sync(() => {
-              const limit = options.limit
-              const found: Array<Doc> = []
-              for (const entry of documents.values()) {
-                if (found.length >= limit) break
-                if (entry.collection === collection && matches(entry.doc, filter as Doc)) found.push(entry.doc)
-              }
-              return found as never
-            })
-          ),
+          call("updateMany", docs.updateMany(collection, filter as Doc, update)),
+        countDocuments: (collection, filter) => call("countDocuments", docs.countDocuments(collection, filter as Doc)),
+        deleteOne: (collection, filter) => call("deleteOne", docs.deleteOne(collection, filter as Doc)),
+        find: (collection, filter, options) => call("find", docs.find(collection, filter as Doc, options.limit)),
         use: (operation) =>
           call(
             operation,
@@ -582,7 +563,6 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
           ),
         breaker
       })
-      return store
     })
   )
 

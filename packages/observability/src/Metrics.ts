@@ -50,6 +50,7 @@ import * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
 import { Histogram, type Series } from "./internal/histogram.ts"
 import { stateLabel, stateValue } from "./internal/labels.ts"
+import { oncePerScrape } from "./internal/oncePerScrape.ts"
 import { ServiceName } from "./ServiceName.ts"
 
 // -----------------------------------------------------------------------------
@@ -184,18 +185,10 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Breaker
       })
     )
 
-    // Brings every scrape-time metric up to date; each metric's collect() calls it, so any metric read alone is exact.
-    // A scrape calls the five collect()s in one synchronous step: the first refreshes, the others reuse it until
-    // the next microtask (a scrape of 1,000 breakers did the work five times).
-    let fresh = false
-    const refresh = () => {
-      if (fresh) return
-      fresh = true
-      queueMicrotask(() => {
-        fresh = false
-      })
+    // Brings every scrape-time metric up to date, once per scrape; each metric's collect() calls it.
+    const refresh = oncePerScrape(() => {
       for (const [breaker, w] of wired) catchUp(instruments, breaker, w)
-    }
+    })
     const instruments = registerInstruments(registry, options, refresh, owned)
     yield* breakers.onRegister((breaker) => wire({ service, scope, wired, instruments }, breaker))
     return registry

@@ -54,6 +54,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
+import { oncePerScrape } from "./internal/oncePerScrape.ts"
 import { PrometheusRegistry, type Registry } from "./Metrics.ts"
 import { ServiceName } from "./ServiceName.ts"
 
@@ -251,16 +252,10 @@ const stateOf = (registry: Registry): State => {
   const known = states.get(registry)
   if (known !== undefined) return known
   const entries = new Map<Policy, Entry>()
-  // A scrape calls every metric's collect() in one synchronous step: the first refreshes, the others reuse it.
-  let fresh = false
-  const refresh = () => {
-    if (fresh) return
-    fresh = true
-    queueMicrotask(() => {
-      fresh = false
-    })
+  // Every policy's metrics brought up to date, once per scrape; each metric's collect() calls it.
+  const refresh = oncePerScrape(() => {
     for (const entry of entries.values()) catchUp(instruments, entry)
-  }
+  })
   const metrics: Array<Prometheus.Metric> = []
   const registers = [registry]
   const labelNames = ["service", "circuit"] as const

@@ -20,7 +20,7 @@ import * as os from "node:os"
 import { sleep, until } from "../rig/time.ts"
 import { leftoversOf, ticketsOf } from "./invariants.ts"
 import { countOf, makeLoad, type Outcome, startSampler, warmUp } from "./load.ts"
-import { DATABASE, DRAIN_BOUND_MS, type Invariant, prng, seconds, SETTINGS_YAML, TICKETS, within } from "./model.ts"
+import { DATABASE, DRAIN_BOUND_MS, type Invariant, prng, seconds, settingsYaml, TICKETS, within } from "./model.ts"
 import { type ServiceProcess, serviceProcess } from "./process.ts"
 import { duplicatesOf, readKafka, readMongo, readWorkflows } from "./readback.ts"
 import { CRASH_HEADING, observedInvariant } from "./report.ts"
@@ -96,13 +96,7 @@ const SLOW_KAFKA_MS = 300
  * offsets): at 2.5 s every new producer's first send timed out, was aborted and made a new producer again, so
  * nothing was published until Kafka was fast again (docs/outbox.md, "Sizing the call timeout").
  */
-export const CRASH_SETTINGS_YAML = ((): string => {
-  const settings = SETTINGS_YAML.replace(/(kafka: +\{[^}]*callTimeoutSeconds: )2\.5/, "$15")
-  if (settings === SETTINGS_YAML) {
-    throw new Error("chaos: the crash settings found no Kafka callTimeoutSeconds: 2.5 to raise")
-  }
-  return settings
-})()
+export const CRASH_SETTINGS_YAML = settingsYaml(5)
 
 export async function runCrash(options: CrashOptions): Promise<CrashReport> {
   const log = options.log ?? ((line: string) => console.log(line))

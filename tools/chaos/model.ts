@@ -189,13 +189,20 @@ export interface ChaosReport {
   readonly markdown: string
 }
 
-/** The Orchestrator Dynamic format with short periods, so every outage shows full open, half-open, closed cycles. */
-export const SETTINGS_YAML = `circuitBreaker:
-  kafka:    { failMax: 5, recoveryTimeoutSeconds: 1, timeoutSeconds: 2, callTimeoutSeconds: 2.5 }
+/**
+ * The Orchestrator Dynamic format with short periods, so every outage shows full open, half-open, closed cycles;
+ * Kafka's call timeout is a parameter (the crash scenario raises it: see `CRASH_SETTINGS_YAML`).
+ */
+export const settingsYaml = (kafkaCallTimeoutSeconds: number): string =>
+  `circuitBreaker:
+  kafka:    { failMax: 5, recoveryTimeoutSeconds: 1, timeoutSeconds: 2, callTimeoutSeconds: ${kafkaCallTimeoutSeconds} }
   temporal: { failMax: 5, recoveryTimeoutSeconds: 1, timeoutSeconds: 2, callTimeoutSeconds: 2.5 }
   redis:    { failMax: 5, recoveryTimeoutSeconds: 1, timeoutSeconds: 2, callTimeoutSeconds: 1.5 }
   mongodb:  { failMax: 5, recoveryTimeoutSeconds: 1, timeoutSeconds: 2, callTimeoutSeconds: 2.5 }
 `
+
+/** The schedule's settings. */
+export const SETTINGS_YAML = settingsYaml(2.5)
 
 /** Added to the sum of the call timeouts: event-loop lag and HTTP on a loaded 2-core machine. */
 export const LATENCY_MARGIN_MS = 3_000

@@ -31,12 +31,19 @@ export class BoundedStore<K, V> {
   private total = 0
   readonly limits: Limits
   private readonly weight: (value: V) => number
+  private readonly onRemove: ((key: K, value: V) => void) | undefined
   /** Entries evicted so far (not removed by `delete`). */
   evicted = 0
 
-  constructor(limits: Limits = defaultLimits, weight: (value: V) => number = weigh) {
+  /** `onRemove` runs for every entry that leaves: deleted, replaced by `set`, or evicted (an index follows it). */
+  constructor(
+    limits: Limits = defaultLimits,
+    weight: (value: V) => number = weigh,
+    onRemove?: (key: K, value: V) => void
+  ) {
     this.limits = limits
     this.weight = weight
+    this.onRemove = onRemove
   }
 
   get size(): number {
@@ -61,6 +68,11 @@ export class BoundedStore<K, V> {
     return entry.value
   }
 
+  /** The value, its place in the order unchanged. */
+  peek(key: K): V | undefined {
+    return this.entries.get(key)?.value
+  }
+
   set(key: K, value: V): this {
     this.delete(key)
     const bytes = this.weight(value)
@@ -81,6 +93,7 @@ export class BoundedStore<K, V> {
     if (entry === undefined) return false
     this.entries.delete(key)
     this.total -= entry.bytes
+    this.onRemove?.(key, entry.value)
     return true
   }
 

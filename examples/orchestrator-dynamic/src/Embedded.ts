@@ -14,7 +14,8 @@
  *
  * A demo, not a database: each dependency keeps at most `limits` (default
  * 10,000 entries or 16 MiB) and evicts the least recently used beyond that, so
- * an old plan may be forgotten; lookups by key or `_id` are O(1).
+ * an old plan may be forgotten; lookups by key or `_id` are O(1), and the
+ * outbox's queries read only what they name (DocumentStore).
  */
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
@@ -23,7 +24,8 @@ import { type CircuitBreakerError, CircuitBreakerOptionsError, failOpen, Guarded
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import type { WorkflowExecutionDescription } from "@temporalio/client"
 import { Clock, Context, Effect, Layer, Option } from "effect"
-import { BoundedStore, defaultLimits, type Limits, weigh } from "./BoundedStore.ts"
+import { BoundedStore, defaultLimits, type Limits } from "./BoundedStore.ts"
+import * as DocumentStore from "./DocumentStore.ts"
 import * as OrchestratorConfig from "./OrchestratorConfig.ts"
 
 // -----------------------------------------------------------------------------
@@ -404,129 +406,10 @@ export const redis = (settings: OrchestratorConfig.Settings, limits: Limits = de
   )
 
 // -----------------------------------------------------------------------------
-// MongoDB: documents indexed by collection and _id, other filters matched by equality
+// MongoDB: the documents of DocumentStore
 // -----------------------------------------------------------------------------
 
 type Doc = Record<string, unknown>
-
-/** The value at a dotted path (`outbox.state`), as MongoDB reads it. */
-const at = (doc: Doc, path: string): unknown =>
-  path.split(".").reduce<unknown>((value, key) => (value as Doc | undefined)?.[key], doc)
-
-/** Equality per field, `{ $in: [...] }` or `{ $exists: boolean }`: what the example's queries use. */
-const matches = (doc: Doc, filter: Doc): boolean =>
-  Object.entries(filter).every(([key, value]) => {
-    const exists = (value as { readonly $exists?: unknown } | null)?.$exists
-    if (typeof exists === "boolean") return (at(doc, key) !== undefined) === exists
-    const actual = JSON.stringify(at(doc, key))
-    const within = (value as { readonly $in?: ReadonlyArray<unknown> } | null)?.$in
-    return Array.isArray(within)
-      ? within.some((candidate) => JSON.stringify(candidate) === actual)
-      : actual === JSON.stringify(value)
-  })
-
-/** `$set` with dotted paths, on a copy. */
-const setFields = (doc: Doc, set: Doc): Doc => {
-  const out: Doc = structuredClone(doc)
-  for (const [path, value] of Object.entries(set)) {
-    if (path === "_id") continue
-    const keys = path.split(".")
-    let target = out
-    for (const key of keys.slice(0, -1)) {
-      const next = target[key]
-      target = (target[key] = typeof next === "object" && next !== null ? next : {}) as Doc
-    }
-    target[keys[keys.length - 1]!] = value
-  }
-  return out
-}
-
-/** The index key of a document: its collection and its `_id` (the unique field). */
-const keyOf = (collection: string, id: unknown) => `${collection}\u0000${JSON.stringify(id)}`
-
-/** A filter on `_id` alone is an O(1) lookup; any other filter scans the (bounded) store. */
-const idOnly = (filter: Doc) => {
-  const keys = Object.keys(filter)
-  return keys.length === 1 && keys[0] === "_id"
-}
-
-/** An update's answer: `n` documents matched and modified. */
-const updated = (n: number) =>
-  ({ acknowledged: true, matchedCount: n, modifiedCount: n, upsertedCount: 0, upsertedId: null }) as never
-
-/** The in-memory documents: bounded (`limits`), indexed by collection and `_id`, filtered by `matches`. */
-const documentStore = (limits: Limits) => {
-  const documents = new BoundedStore<string, { readonly collection: string; readonly doc: Doc }>(
-    limits,
-    (entry) => weigh(entry.doc)
-  )
-  let ids = 0
-  /** The matching documents, in store order, at most `limit` (the scan stops there). */
-  const all = (collection: string, filter: Doc, limit = Number.POSITIVE_INFINITY): Array<readonly [string, Doc]> => {
-    const hits: Array<readonly [string, Doc]> = []
-    for (const entry of documents.values()) {
-      if (hits.length >= limit) break
-      if (entry.collection === collection && matches(entry.doc, filter)) {
-        hits.push([keyOf(collection, entry.doc._id), entry.doc])
-      }
-    }
-    return hits
-  }
-  const first = (collection: string, filter: Doc): readonly [string, Doc] | undefined => {
-    if (!idOnly(filter)) return all(collection, filter, 1)[0]
-    const key = keyOf(collection, filter._id)
-    const entry = documents.get(key)
-    return entry === undefined ? undefined : [key, entry.doc]
-  }
-  return {
-    insertOne: (collection: string, document: Doc) =>
-      Effect.suspend(() => {
-        const doc = { _id: `embedded-${++ids}`, ...document }
-        const key = keyOf(collection, doc._id)
-        if (documents.has(key)) {
-          return Effect.fail(
-            new MongoStoreError({
-              reason: "DuplicateKey",
-              operation: "insertOne",
-              collection,
-              code: 11000,
-              message: `E11000 duplicate key error collection: ${collection}`
-            })
-          )
-        }
-        documents.set(key, { collection, doc })
-        return Effect.succeed({ acknowledged: true, insertedId: doc._id } as never)
-      }),
-    findOne: (collection: string, filter: Doc) =>
-      Effect.sync(() => Option.fromNullishOr(first(collection, filter)?.[1] as never)),
-    updateOne: (collection: string, filter: Doc, update: unknown) =>
-      Effect.sync(() => {
-        const found = first(collection, filter)
-        const set = (update as { readonly $set?: Doc }).$set
-        // Re-stored so its weight is counted again; an _id in $set is ignored, as the index key.
-        if (found !== undefined && set !== undefined) {
-          documents.set(found[0], { collection, doc: setFields(found[1], set) })
-        }
-        return updated(found === undefined ? 0 : 1)
-      }),
-    updateMany: (collection: string, filter: Doc, update: unknown) =>
-      Effect.sync(() => {
-        const set = (update as { readonly $set?: Doc }).$set ?? {}
-        const hits = all(collection, filter)
-        for (const [key, doc] of hits) documents.set(key, { collection, doc: setFields(doc, set) })
-        return updated(hits.length)
-      }),
-    countDocuments: (collection: string, filter: Doc) => Effect.sync(() => all(collection, filter).length),
-    deleteOne: (collection: string, filter: Doc) =>
-      Effect.sync(() => {
-        const found = first(collection, filter)
-        if (found !== undefined) documents.delete(found[0])
-        return { acknowledged: true, deletedCount: found === undefined ? 0 : 1 }
-      }),
-    find: (collection: string, filter: Doc, limit: number) =>
-      Effect.sync(() => all(collection, filter, limit).map(([, doc]) => doc) as never)
-  }
-}
 
 export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = defaultLimits) =>
   Layer.effect(
@@ -546,7 +429,7 @@ export const mongodb = (settings: OrchestratorConfig.Settings, limits: Limits = 
               : { "db.system": "mongodb", "db.collection.name": collection }
         }
       })
-      const docs = documentStore(limits)
+      const docs = DocumentStore.make(limits)
       return MongoStore.MongoStore.of({
         insertOne: (collection, document) => call("insertOne", docs.insertOne(collection, document as Doc)),
         findOne: (collection, filter) => call("findOne", docs.findOne(collection, filter as Doc)),

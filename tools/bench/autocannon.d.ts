@@ -9,6 +9,8 @@ declare module "autocannon" {
       readonly idReplacement?: boolean
       readonly connections?: number
       readonly duration?: number
+      /** Requests per connection after which autocannon opens a new one. */
+      readonly reconnectRate?: number
     }
     interface Histogram {
       readonly average: number
@@ -22,6 +24,8 @@ declare module "autocannon" {
       readonly errors: number
       readonly timeouts: number
       readonly non2xx: number
+      /** Responses per status code. */
+      readonly statusCodeStats: Readonly<Record<string, { readonly count: number }>>
     }
   }
   function autocannon(options: autocannon.Options): Promise<autocannon.Result>

@@ -85,6 +85,50 @@ export const median = (values: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
+// Student's t at 97.5 % (a two-sided 95 % interval) for 1 to 30 degrees of freedom; 1.96 beyond.
+const T975 = [
+  12.71,
+  4.303,
+  3.182,
+  2.776,
+  2.571,
+  2.447,
+  2.365,
+  2.306,
+  2.262,
+  2.228,
+  2.201,
+  2.179,
+  2.16,
+  2.145,
+  2.131,
+  2.12,
+  2.11,
+  2.101,
+  2.093,
+  2.086,
+  2.08,
+  2.074,
+  2.069,
+  2.064,
+  2.06,
+  2.056,
+  2.052,
+  2.048,
+  2.045,
+  2.042
+]
+
+/** The mean of `values` and the half-width of its 95 % confidence interval (NaN for fewer than two values). */
+export const meanInterval = (values: ReadonlyArray<number>): { readonly mean: number; readonly half: number } => {
+  const n = values.length
+  if (n === 0) return { mean: NaN, half: NaN }
+  const mean = values.reduce((a, b) => a + b, 0) / n
+  if (n < 2) return { mean, half: NaN }
+  const variance = values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1)
+  return { mean, half: (T975[n - 2] ?? 1.96) * Math.sqrt(variance / n) }
+}
+
 export const rotate = <A>(items: ReadonlyArray<A>, by: number): Array<A> => {
   const k = items.length === 0 ? 0 : by % items.length
   return [...items.slice(k), ...items.slice(0, k)]

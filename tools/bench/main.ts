@@ -82,7 +82,7 @@ export const main = async (): Promise<void> => {
   }
   const serviceSettings = {
     seconds: positiveInt("BENCH_SERVICE_SECONDS", quick ? 2 : 5),
-    rounds: positiveInt("BENCH_SERVICE_ROUNDS", quick ? 1 : 3),
+    rounds: positiveInt("BENCH_SERVICE_ROUNDS", quick ? 2 : 8),
     connections: positiveInt("BENCH_SERVICE_CONNECTIONS", 10),
     log
   }

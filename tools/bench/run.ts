@@ -16,7 +16,7 @@
  * - `NH_BREAKER_PATH=public`: the whole run on the breaker's public path (the `paths` measurement runs both paths
  *   in child processes of its own, with `BENCH_PATHS_CHILD=1`: see `paths.ts`)
  * - `BENCH_SERVICE_SECONDS` / `BENCH_SERVICE_ROUNDS` / `BENCH_SERVICE_CONNECTIONS`: the HTTP load on the example
- *   service (default 5 s, 3 rounds, 10 connections; quick 2 s, 1 round)
+ *   service (default 5 s, 8 rounds, 10 connections; quick 2 s, 2 rounds: an interval needs two pairs)
  * - `BENCH_OUT`: where to write the markdown report (`-` for nowhere)
  * - `BENCH_JSON`: also write every per-round figure and the order of each round to this file
  */

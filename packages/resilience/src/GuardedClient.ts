@@ -105,6 +105,8 @@ export interface Options<Client, E> {
   readonly checkOnStart?: boolean | undefined
 }
 
+const noStackTrace = { captureStackTrace: false } as const
+
 /**
  * @since 0.1.0
  * @category models
@@ -250,10 +252,11 @@ export const make: <Client, E>(
           (backstop) => Effect.fail(options.onTimeout(operation, detail, backstop as CircuitBreakerTimeoutError))
         ),
         // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
+        // No stack trace: it would always point here, and capturing it cost ~4 % of a plan's CPU.
         Effect.withSpan(`${options.span.prefix}.${operation}`, {
           kind: options.span.kind ?? "client",
           attributes: options.span.attributes(detail)
-        })
+        }, noStackTrace)
       )
 
     const call = <A>(

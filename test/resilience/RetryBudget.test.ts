@@ -3,7 +3,7 @@
  * state, retryable errors, and the amplification during a full outage (naive retries against the budget).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerOptionsError, RetryBudget, withBreaker } from "@neural-hive/resilience"
+import { CircuitBreaker, CircuitBreakerOptionsError, Remote, RetryBudget, withBreaker } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schedule from "effect/Schedule"
@@ -56,6 +56,36 @@ describe("RetryBudget", () => {
       yield* budget.recordCall
       assert.deepInclude(budget.stats(), { calls: 2, retries: 0, available: 1 })
     }))
+
+  it.effect("shared (Remote.shareBudget): the fleet's calls and retries count, one reserve for the fleet", () =>
+    Effect.gen(function*() {
+      const here = yield* RetryBudget.make({ name: "c", ratio: 0.1, minPerSecond: 1, window: "10 seconds" })
+      const there = yield* RetryBudget.make({ name: "c", ratio: 0.1, minPerSecond: 1, window: "10 seconds" })
+      for (let i = 0; i < 50; i++) yield* there.recordCall
+      for (let i = 0; i < 3; i++) yield* there.tryRetry
+      // Alone: the reserve (1/s over 10 s). With the other replica's window: 0.1 x 50 calls + 10 - 3 retries.
+      assert.strictEqual(here.stats().available, 10)
+      assert.deepStrictEqual(Remote.budgetWindow(there), { calls: 50, retries: 3 })
+      Remote.shareBudget(here, { ...Remote.budgetWindow(there), replicas: 1 })
+      assert.deepInclude(here.stats(), { calls: 0, retries: 0, available: 12 })
+      assert.deepStrictEqual(here.stats().shared, { calls: 50, retries: 3, replicas: 1 })
+      // The other replica spent the reserve: the fleet's reserve, so this one has only the ratio's share left.
+      Remote.shareBudget(here, { calls: 50, retries: 13, replicas: 1 })
+      assert.strictEqual(here.stats().available, 2)
+      assert.isTrue(yield* here.tryRetry)
+      assert.isTrue(yield* here.tryRetry)
+      assert.isFalse(yield* here.tryRetry)
+      // Its own window is what it publishes: its retries, not the other replica's.
+      assert.deepStrictEqual(Remote.budgetWindow(here), { calls: 0, retries: 2 })
+      // Counting alone again (the backend lost its peers): the local reserve is back.
+      Remote.shareBudget(here, undefined)
+      assert.deepInclude(here.stats(), { available: 8, shared: undefined })
+    }))
+
+  it("Remote's budget functions need a budget made by RetryBudget.make", () => {
+    const fake = { name: "c", recordCall: Effect.void, tryRetry: Effect.succeed(true), stats: () => ({}) as never }
+    assert.throws(() => Remote.budgetWindow(fake), /Remote.budgetWindow needs a budget made by RetryBudget.make/)
+  })
 
   it.effect("bad options are a CircuitBreakerOptionsError naming the option", () =>
     Effect.gen(function*() {

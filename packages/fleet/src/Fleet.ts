@@ -52,6 +52,7 @@ import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
 import { adoptDecision } from "./internal/adopt.ts"
+import { budgetLoop, unshareAll } from "./internal/budget.ts"
 import * as Circuit from "./internal/circuit.ts"
 import * as Connection from "./internal/connection.ts"
 import * as Connections from "./internal/connections.ts"
@@ -223,6 +224,7 @@ export const make: (
       client,
       subscriber,
       circuits: new Map(),
+      budgets: new Map(),
       gauge,
       run,
       now: () => clock.currentTimeMillisUnsafe(),
@@ -234,13 +236,18 @@ export const make: (
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         subscriber.subscribe(r.channel).catch(() => undefined)
-        return [run(Connection.heartbeatLoop(r)), options.shareCounts === true ? run(countLoop(r)) : undefined] as const
+        return [
+          run(Connection.heartbeatLoop(r)),
+          run(budgetLoop(r)),
+          options.shareCounts === true ? run(countLoop(r)) : undefined
+        ] as const
       }),
       (fibers) =>
         Effect.sync(() => {
           r.closed = true
           for (const fiber of fibers) fiber?.interruptUnsafe()
           for (const c of r.circuits.values()) Circuit.stopLoop(c)
+          unshareAll(r)
           r.gauge?.remove({ service, group })
           client.disconnect()
           subscriber.disconnect()

@@ -16,6 +16,10 @@
  *   open period: `"OpenElapsed"`), is never counted as a local trip and is not
  *   reported back to `observe`.
  *
+ * And with each retry budget: publish its `budgetWindow` (calls and retries
+ * over its window) and give it the other replicas' with `shareBudget`, so the
+ * budget bounds the retries of the whole fleet.
+ *
  * Every function is synchronous and off the call path: calls are admitted and
  * counted locally, and never wait for the backend.
  *
@@ -45,7 +49,9 @@ import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { CircuitBreaker, Mode, State, Transition } from "./CircuitBreaker.ts"
 import { implOf } from "./internal/breaker.ts"
+import * as BudgetShare from "./internal/budgetShare.ts"
 import * as Machine from "./internal/machine.ts"
+import type { RetryBudget } from "./RetryBudget.ts"
 
 /**
  * A decision a breaker adopts from elsewhere: OPEN for the remaining time as
@@ -198,3 +204,55 @@ export const observe = (
       if (transition.reason !== "Remote") onLocal(transition)
     }
   })
+
+/**
+ * Calls and retries a retry budget counted over its window.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BudgetWindow {
+  readonly calls: number
+  readonly retries: number
+}
+
+/**
+ * What this process's budget counted over its window, the other replicas'
+ * shares left out: what a backend publishes for the others to add.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const budgetWindow = (budget: RetryBudget): BudgetWindow =>
+  BudgetShare.shareOf(budget, "Remote.budgetWindow").local()
+
+/**
+ * Makes the budget fleet-wide: `others` are the other replicas' windows added
+ * up (and how many replicas they are), which the budget counts with its own,
+ * so the ratio and the reserve bound the retries of the whole fleet.
+ * `undefined` makes it count alone again (the backend lost its peers). Only
+ * the budget's `available` changes; calls are never held.
+ *
+ * **Example** (Two replicas' budgets as one)
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Remote, RetryBudget } from "@neural-hive/resilience"
+ *
+ * const program = Effect.gen(function*() {
+ *   const here = yield* RetryBudget.make({ name: "kafka_producer", ratio: 0.1, minPerSecond: 0 })
+ *   const there = yield* RetryBudget.make({ name: "kafka_producer", ratio: 0.1, minPerSecond: 0 })
+ *   for (let i = 0; i < 20; i++) yield* there.recordCall
+ *   // `here` made no call, but the fleet made 20: it may retry twice.
+ *   Remote.shareBudget(here, { ...Remote.budgetWindow(there), replicas: 1 })
+ *   return here.stats().available // 2
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category remote
+ */
+export const shareBudget = (
+  budget: RetryBudget,
+  others: (BudgetWindow & { readonly replicas: number }) | undefined
+): void => BudgetShare.shareOf(budget, "Remote.shareBudget").share(others)

@@ -34,6 +34,7 @@ import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type { CircuitBreaker } from "./CircuitBreaker.ts"
 import { CircuitBreakerError, CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
+import * as BudgetShare from "./internal/budgetShare.ts"
 
 /**
  * @since 0.1.0
@@ -44,7 +45,10 @@ export interface Options {
   readonly name: string
   /** Retries allowed per call over the window, between 0 and 1. Default 0.1 (retries ≤ 10 % of calls). */
   readonly ratio?: number | undefined
-  /** Retries allowed per second of the window whatever the calls (the reserve). Default 1. */
+  /**
+   * Retries allowed per second of the window whatever the calls (the reserve). Default 1. Shared by a
+   * fleet (`@neural-hive/fleet`), it is the fleet's reserve, not each replica's.
+   */
   readonly minPerSecond?: number | undefined
   /** How far back calls and retries count. Default 10 seconds. */
   readonly window?: Duration.Input | undefined
@@ -69,6 +73,11 @@ export interface Stats {
   readonly callsTotal: number
   /** Retries granted since it was made (hedges taken from the budget included). */
   readonly retriesTotal: number
+  /**
+   * The other replicas' calls and retries in their windows, which `available` counts too: a fleet-wide
+   * budget (`@neural-hive/fleet` shares them through Redis). `undefined` while the budget counts alone.
+   */
+  readonly shared?: { readonly calls: number; readonly retries: number; readonly replicas: number } | undefined
 }
 
 /**
@@ -139,6 +148,8 @@ export const make = (o: Options): Effect.Effect<RetryBudget, CircuitBreakerOptio
     let loggedAt = Number.NEGATIVE_INFINITY
     let deniedLogged = 0
     let lastEpoch = 0
+    // The other replicas' windows (a fleet-wide budget), as the coordination backend last gave them.
+    let shared: BudgetShare.Shared | undefined
 
     /** The slot of `now`'s bucket, emptied when it held an older one. */
     const slot = (now: number): number => {
@@ -152,7 +163,7 @@ export const make = (o: Options): Effect.Effect<RetryBudget, CircuitBreakerOptio
       }
       return i
     }
-    const sums = () => {
+    const local = (): BudgetShare.Window => {
       let c = 0
       let r = 0
       for (let i = 0; i < BUCKETS; i++) {
@@ -161,7 +172,15 @@ export const make = (o: Options): Effect.Effect<RetryBudget, CircuitBreakerOptio
           r += retries[i]!
         }
       }
-      return { calls: c, retries: r, available: Math.max(0, Math.floor(ratio * c + reserve) - r) }
+      return { calls: c, retries: r }
+    }
+    // Shared, the ratio and the reserve apply to the fleet's calls and retries: N replicas together retry
+    // as one budget would, with one reserve for the fleet, not N.
+    const sums = () => {
+      const { calls: c, retries: r } = local()
+      const allCalls = c + (shared?.calls ?? 0)
+      const allRetries = r + (shared?.retries ?? 0)
+      return { calls: c, retries: r, available: Math.max(0, Math.floor(ratio * allCalls + reserve) - allRetries) }
     }
 
     const recordCall = Effect.map(Clock.currentTimeMillis, (now) => {
@@ -195,8 +214,15 @@ export const make = (o: Options): Effect.Effect<RetryBudget, CircuitBreakerOptio
         false
       )
     })
-    const stats = (): Stats => ({ ...sums(), denied, callsTotal, retriesTotal })
-    return { name: o.name, recordCall, tryRetry, stats }
+    const stats = (): Stats => ({ ...sums(), denied, callsTotal, retriesTotal, shared })
+    const budget: RetryBudget = { name: o.name, recordCall, tryRetry, stats }
+    BudgetShare.attach(budget, {
+      local,
+      share: (next) => {
+        shared = next
+      }
+    })
+    return budget
   })
 
 /**

@@ -8,6 +8,7 @@
 import { Remote } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import { adoptDecision } from "./adopt.ts"
+import { unshareAll } from "./budget.ts"
 import * as Circuit from "./circuit.ts"
 import { publishDecision } from "./publish.ts"
 import { command, type Replica } from "./replica.ts"
@@ -46,7 +47,8 @@ export const setConnected = (r: Replica, up: boolean): Effect.Effect<void> =>
     r.connected = up
     r.gauge?.set({ service, group }, up ? 1 : 0)
     if (!up) {
-      // Back to local breakers: no hold past the fleet's own period, no lease loop.
+      // Back to local budgets, and local breakers: no hold past the fleet's own period, no lease loop.
+      unshareAll(r)
       for (const c of r.circuits.values()) {
         Circuit.stopLoop(c)
         const local = Remote.status(c.breaker)

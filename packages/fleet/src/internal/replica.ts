@@ -8,7 +8,7 @@
  *
  * @internal
  */
-import { redact } from "@neural-hive/resilience"
+import { redact, type RetryBudget } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { Redis } from "ioredis"
@@ -27,6 +27,8 @@ export interface Replica {
   readonly subscriber: Redis
   /** The shared circuits by name (a circuit the fleet does not share is not here). */
   readonly circuits: Map<string, Circuit.Circuit>
+  /** The retry budgets of the shared circuits by name, made fleet-wide (`budget.ts`). */
+  readonly budgets: Map<string, RetryBudget.RetryBudget>
   readonly gauge: Prometheus.Gauge<"service" | "group"> | undefined
   /** Durations in milliseconds (see `Fleet.Options`). */
   readonly heartbeat: number

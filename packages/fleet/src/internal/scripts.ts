@@ -136,3 +136,34 @@ export const parse = (text: unknown): Answer | undefined => {
     return undefined
   }
 }
+
+/**
+ * The fleet-wide retry budget. KEYS: budget (a hash: pod -> "calls retries at"). ARGV: pod, calls,
+ * retries, ttl millis.
+ *
+ * Stores this replica's window with Redis's time and answers the other replicas' windows added up
+ * and their number, as `{calls, retries, replicas}`; a report older than ttl (a replica that stopped)
+ * is dropped.
+ */
+export const budget = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. now)
+redis.call('PEXPIRE', KEYS[1], ttl)
+local all = redis.call('HGETALL', KEYS[1])
+local calls, retries, replicas = 0, 0, 0
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    local c, r, at = string.match(all[i + 1], '^(%d+) (%d+) (%d+)$')
+    if c and now - tonumber(at) <= ttl then
+      calls = calls + tonumber(c)
+      retries = retries + tonumber(r)
+      replicas = replicas + 1
+    else
+      redis.call('HDEL', KEYS[1], all[i])
+    end
+  end
+end
+return { calls, retries, replicas }
+`

@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import { reason as breakerPath } from "../../packages/resilience/src/internal/fastPath.ts"
+import { type Ceiling, ceilingRun } from "./ceiling.ts"
 import { runAll } from "./harness.ts"
 import { PATH_CASES, type PathRun, pathRuns } from "./paths.ts"
 import { consoleReport, type Environment, markdown, type Scaling } from "./report.ts"
@@ -13,7 +14,7 @@ import { BREAKER_COUNTS, type BreakersRow, breakersRow, type ServiceRun, service
 import { makeScenarios, shutdown } from "./scenarios.ts"
 
 /** Measurements outside the round-based harness, selectable in `BENCH_ONLY` like scenarios. */
-const EXTRA = { breakers: "breakers", service: "service", paths: "paths" } as const
+const EXTRA = { breakers: "breakers", service: "service", paths: "paths", ceiling: "ceiling" } as const
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -87,14 +88,28 @@ export const main = async (): Promise<void> => {
     log
   }
   const service: Array<ServiceRun> = wanted(EXTRA.service) ? await serviceRuns(serviceSettings) : []
-  const scaling: Scaling = { breakers, service, serviceSettings, paths }
+  // Last: it starts the four test servers (provisioned by `npm test`), which would load the machine for the rest.
+  const ceiling: Ceiling | undefined = wanted(EXTRA.ceiling)
+    ? await ceilingRun({
+      seconds: positiveInt("BENCH_CEILING_SECONDS", quick ? 1 : 5),
+      concurrency: positiveInt("BENCH_CEILING_CONCURRENCY", 32),
+      // As many plans in flight as each server had calls in flight alone: a plan is sequential, so fewer
+      // connections would leave every server idle part of the time and measure the load, not the service.
+      connections: positiveInt("BENCH_CEILING_CONCURRENCY", 32),
+      log
+    })
+    : undefined
+  const scaling: Scaling = { breakers, service, serviceSettings, paths, ceiling }
   const durationSeconds = (performance.now() - started) / 1000
 
   const report = consoleReport(results, scaling)
   console.log(report)
   // A measuring tool that prints a figure it did not observe has failed (docs/performance.md, "How to read").
   const unobserved = report.split("\n").filter((line) => /\bNaN\b|\bn\/a\b|undefined/.test(line))
-  if (results.length === 0 && breakers.length === 0 && service.length === 0 && paths.length === 0) {
+  if (
+    results.length === 0 && breakers.length === 0 && service.length === 0 && paths.length === 0 &&
+    ceiling === undefined
+  ) {
     unobserved.push("nothing was measured")
   }
   // A paths child reports to its parent through BENCH_JSON; the parent's report is the one checked.
@@ -114,7 +129,8 @@ export const main = async (): Promise<void> => {
           scenarios: results.map((r) => ({ scenario: r.scenario.id, orders: r.orders, cases: r.cases })),
           breakers,
           service,
-          paths
+          paths,
+          ceiling
         },
         null,
         2

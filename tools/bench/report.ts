@@ -3,6 +3,7 @@
  * and docs/performance.md.
  */
 import * as os from "node:os"
+import type { Ceiling } from "./ceiling.ts"
 import type { CaseResult, ScenarioResult } from "./harness.ts"
 import { meanInterval, median } from "./harness.ts"
 import { type BreakerPath, PATH_ORDER, pathFigure, type PathRun } from "./paths.ts"
@@ -16,6 +17,8 @@ export interface Scaling {
   readonly serviceSettings: Omit<ServiceSettings, "log">
   /** The fast path and the public path, each in child processes (`tools/bench/paths.ts`; empty when left out). */
   readonly paths: ReadonlyArray<PathRun>
+  /** Each real server's standalone rate and the service against them (`tools/bench/ceiling.ts`; absent when left out). */
+  readonly ceiling?: Ceiling | undefined
 }
 
 export interface Environment {
@@ -256,6 +259,18 @@ export const verdicts = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
       met: median(summary.on.map((r) => r.cpuPerPlanUs)) <= 500
     })
   }
+  const ceiling = scaling.ceiling
+  if (ceiling !== undefined) {
+    out.push({
+      target: "Real servers: the service at 80 % or more of the slowest server's ceiling",
+      measured: `${fmt(ceiling.service.plansPerSecond, "ns/call")} plans/s = ${
+        (100 * ceiling.fraction).toFixed(0)
+      } % of ${ceiling.slowest.server}'s ${fmt(ceiling.slowest.plansPerSecond, "ns/call")} plans/s (${
+        fmt(ceiling.slowest.opsPerSecond, "ns/call")
+      } ${ceiling.slowest.operation}/s standalone ÷ ${ceiling.slowest.callsPerPlan.toFixed(2)} per plan)`,
+      met: ceiling.fraction >= 0.8
+    })
+  }
   // A partial run (BENCH_ONLY) lacks some scenarios: leave out the targets it cannot judge.
   return out.filter((v) => !v.measured.includes("n/a"))
 }
@@ -464,6 +479,39 @@ const scalingTables = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling)
           "",
           "",
           "",
+          ""
+        ]
+      ]
+    })
+  }
+  if (scaling.ceiling !== undefined) {
+    const c = scaling.ceiling
+    tables.push({
+      title: `Real servers on this machine: each alone (${c.concurrency} calls in flight, ${c.seconds} s), ` +
+        `then the service against all four (${c.connections} connections, ${2 * c.seconds} s)`,
+      header: [
+        "Server",
+        "Operation a plan makes",
+        "Standalone ops/s",
+        "Calls per plan",
+        "Ceiling (plans/s)",
+        "Mean call in the service run (ms)"
+      ],
+      rows: [
+        ...c.rows.map((r) => [
+          r.server,
+          r.operation,
+          fmt(r.opsPerSecond, "ns/call"),
+          r.callsPerPlan.toFixed(2),
+          fmt(r.plansPerSecond, "ns/call"),
+          fmt(r.serviceCallMs, "ns/call")
+        ]),
+        [
+          "the service",
+          `POST /plans (p50 ${fmt(c.service.p50Ms, "ns/call")} ms, p99 ${fmt(c.service.p99Ms, "ns/call")} ms)`,
+          `${fmt(c.service.plansPerSecond, "ns/call")} plans/s`,
+          `${fmt(c.service.cpuPerPlanUs, "ns/call")} µs CPU`,
+          `${(100 * c.fraction).toFixed(0)} % of the slowest`,
           ""
         ]
       ]

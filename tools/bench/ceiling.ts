@@ -1,0 +1,335 @@
+/**
+ * The real-server ceiling (`BENCH_ONLY=ceiling`): each test server's own rate
+ * on this machine for the operation a plan uses, through the same clients the
+ * service uses (`RedisCache`, `MongoStore`, `TemporalClient`, `KafkaProducer`,
+ * each with its breaker), standalone and `concurrency` calls in flight; then
+ * the example service against the four servers under autocannon. Each server's
+ * ceiling in plans/s is its rate over the calls a plan makes to it (read from
+ * the service's own `/metrics`), and the service's rate is reported as a
+ * fraction of the slowest ceiling.
+ *
+ * The servers are the ones `npm test` provisions (tools/rig/servers.ts), started
+ * here on loopback with no proxy, and stopped at the end.
+ */
+import { KafkaProducer } from "@neural-hive/kafka"
+import { MongoStore } from "@neural-hive/mongodb"
+import { Metrics } from "@neural-hive/observability"
+import { RedisCache } from "@neural-hive/redis"
+import { TemporalClient } from "@neural-hive/temporal"
+import autocannon from "autocannon"
+import * as Effect from "effect/Effect"
+import { Kafka, logLevel } from "kafkajs"
+import { spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
+import { freePort, type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
+
+/** The four circuits, the operation a plan makes on each, and how the standalone loop makes it. */
+export type Circuit = "redis_client" | "mongodb_client" | "temporal_client" | "kafka_producer"
+
+export interface CeilingRow {
+  readonly circuit: Circuit
+  readonly server: string
+  readonly operation: string
+  /** Operations per second, standalone. */
+  readonly opsPerSecond: number
+  /** Calls through this circuit's breaker per plan, in the service run. */
+  readonly callsPerPlan: number
+  /** `opsPerSecond ÷ callsPerPlan`: the plans/s this server alone would allow. */
+  readonly plansPerSecond: number
+  /** The mean time of a call through this circuit during the service run, ms. */
+  readonly serviceCallMs: number
+}
+
+export interface Ceiling {
+  readonly rows: ReadonlyArray<CeilingRow>
+  readonly service: {
+    readonly plansPerSecond: number
+    readonly cpuPerPlanUs: number
+    readonly p50Ms: number
+    readonly p99Ms: number
+    readonly requests: number
+  }
+  /** The row with the lowest `plansPerSecond`. */
+  readonly slowest: CeilingRow
+  /** The service's plans/s over the slowest server's ceiling. */
+  readonly fraction: number
+  readonly seconds: number
+  readonly concurrency: number
+  readonly connections: number
+}
+
+export interface CeilingSettings {
+  readonly seconds: number
+  readonly concurrency: number
+  readonly connections: number
+  readonly log: (line: string) => void
+}
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+const TOPIC = "execution-tickets"
+
+interface Servers {
+  redis?: ServerHandle
+  kafka?: ServerHandle
+  temporal?: ServerHandle
+  mongodb?: ServerHandle
+}
+
+/**
+ * `concurrency` loops calling `op` for a warm-up (connections, the server's and V8's JIT), then for `seconds`:
+ * operations per second of the second part (every one must succeed).
+ */
+const closedLoop = <E>(
+  op: (i: number) => Effect.Effect<unknown, E>,
+  seconds: number,
+  concurrency: number
+): Effect.Effect<number, E> =>
+  Effect.gen(function*() {
+    let next = 0
+    const loop = (millis: number) =>
+      Effect.gen(function*() {
+        let done = 0
+        const started = performance.now()
+        const end = started + millis
+        const worker = Effect.gen(function*() {
+          while (performance.now() < end) {
+            yield* op(next++)
+            done++
+          }
+        })
+        yield* Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded" })
+        return done / ((performance.now() - started) / 1000)
+      })
+    yield* loop(Math.max(1000, seconds * 500))
+    return yield* loop(seconds * 1000)
+  })
+
+/** Each server's standalone rate for the operation a plan makes on it, through the integration's own client. */
+const standalone = (servers: Required<Servers>, settings: CeilingSettings) => {
+  const { concurrency, seconds } = settings
+  const tag = Date.now().toString(36)
+  const redis = Effect.gen(function*() {
+    const cache = yield* RedisCache.RedisCache
+    // A plan reads its cache key (a miss), then writes it: one command per operation, alternating.
+    return yield* closedLoop(
+      (i) => i % 2 === 0 ? cache.get(`ceiling:${tag}:${i >> 1}`) : cache.setex(`ceiling:${tag}:${i >> 1}`, 300, "{}"),
+      seconds,
+      concurrency
+    )
+  }).pipe(Effect.provide(RedisCache.layer({ url: servers.redis.endpoint })))
+  const mongodb = Effect.gen(function*() {
+    const store = yield* MongoStore.MongoStore
+    return yield* closedLoop(
+      (i) => store.insertOne("ceiling", { _id: `${tag}-${i}`, plan: "p", steps: ["plan", "execute"] } as never),
+      seconds,
+      concurrency
+    )
+  }).pipe(Effect.provide(MongoStore.layer({ url: servers.mongodb.endpoint, database: "ceiling" })))
+  const temporal = Effect.gen(function*() {
+    const client = yield* TemporalClient.TemporalClient
+    return yield* closedLoop(
+      (i) =>
+        client.startWorkflow("orchestratePlan", {
+          workflowId: `ceiling-${tag}-${i}`,
+          taskQueue: "ceiling",
+          args: [{ id: i }]
+        }),
+      seconds,
+      concurrency
+    )
+  }).pipe(Effect.provide(TemporalClient.layer({ address: servers.temporal.endpoint, namespace: "default" })))
+  const kafka = Effect.gen(function*() {
+    const producer = yield* KafkaProducer.KafkaProducer
+    return yield* closedLoop(
+      (i) => producer.send({ topic: TOPIC, messages: [{ key: `${tag}-${i}`, value: "{}" }] }),
+      seconds,
+      concurrency
+    )
+  }).pipe(
+    Effect.provide(KafkaProducer.layer({ brokers: [servers.kafka.endpoint], clientId: "ceiling", idempotent: true }))
+  )
+  return { redis, mongodb, temporal, kafka }
+}
+
+/** Per circuit so far, from the service's `/metrics`: calls, and the sum and count of their durations. */
+const byCircuit = async (url: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const sums = {
+    calls: new Map<string, number>(),
+    seconds: new Map<string, number>(),
+    timed: new Map<string, number>()
+  }
+  const add = (map: Map<string, number>, circuit: string, value: number) =>
+    map.set(circuit, (map.get(circuit) ?? 0) + value)
+  for (const line of text.split("\n")) {
+    const circuit = /circuit="([^"]+)"/.exec(line)?.[1]
+    if (circuit === undefined) continue
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1))
+    if (line.startsWith(`${Metrics.names.calls}{`)) add(sums.calls, circuit, value)
+    else if (line.startsWith(`${Metrics.names.duration}_sum{`)) add(sums.seconds, circuit, value)
+    else if (line.startsWith(`${Metrics.names.duration}_count{`)) add(sums.timed, circuit, value)
+  }
+  return sums
+}
+
+const cpuMicros = (pid: number | undefined): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  // utime and stime, in clock ticks of 1/100 s (USER_HZ).
+  return (Number(fields[11]) + Number(fields[12])) * 1e4
+}
+
+const load = (url: string, seconds: number, connections: number) =>
+  autocannon({
+    url: `${url}/plans`,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ id: "ceiling-[<id>]", steps: ["plan", "execute"] }),
+    idReplacement: true,
+    connections,
+    duration: seconds,
+    // The service closes a keep-alive connection after 1,000 requests; autocannon ignores `Connection: close`.
+    reconnectRate: 500
+  })
+
+/** The example service against the four servers: plans/s, CPU per plan and the calls a plan makes per circuit. */
+const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings) => {
+  const port = await freePort()
+  const child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
+    cwd: root,
+    env: {
+      ...process.env,
+      HTTP_HOST: "127.0.0.1",
+      HTTP_PORT: String(port),
+      DRAIN_SECONDS: "0",
+      KAFKA_BROKERS: servers.kafka.endpoint,
+      TEMPORAL_ADDRESS: servers.temporal.endpoint,
+      REDIS_URL: servers.redis.endpoint,
+      MONGODB_URL: `${servers.mongodb.endpoint}ceiling`
+    },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2_000)
+  })
+  const url = `http://127.0.0.1:${port}`
+  try {
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}\n${stderr}`)
+      const ready = await fetch(`${url}/ready`).then((r) => r.ok, () => false)
+      if (ready) break
+      if (Date.now() > deadline) throw new Error(`the service was not ready within 60 s\n${stderr}`)
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    await load(url, 3, settings.connections)
+    const before = await byCircuit(url)
+    const cpuBefore = cpuMicros(child.pid)
+    const result = await load(url, 2 * settings.seconds, settings.connections)
+    const cpu = cpuMicros(child.pid) - cpuBefore
+    const after = await byCircuit(url)
+    if (result.non2xx > 0 || result.errors > 0 || result.requests.total === 0) {
+      throw new Error(
+        `the service run failed: ${result.requests.total} requests, ${result.non2xx} non-2xx ` +
+          `(${JSON.stringify(result.statusCodeStats)}), ${result.errors} errors`
+      )
+    }
+    const plans = result.requests.total
+    const delta = (map: "calls" | "seconds" | "timed", circuit: Circuit) =>
+      (after[map].get(circuit) ?? NaN) - (before[map].get(circuit) ?? 0)
+    const perPlan = (circuit: Circuit) => delta("calls", circuit) / plans
+    const meanMs = (circuit: Circuit) => 1000 * delta("seconds", circuit) / delta("timed", circuit)
+    return {
+      plansPerSecond: result.requests.average,
+      cpuPerPlanUs: cpu / plans,
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      requests: plans,
+      perPlan,
+      meanMs
+    }
+  } finally {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve))
+      child.kill("SIGTERM")
+      await exited
+    }
+  }
+}
+
+const createTopic = async (broker: string): Promise<void> => {
+  const admin = new Kafka({ clientId: "ceiling-admin", brokers: [broker], logLevel: logLevel.NOTHING }).admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({
+      topics: [{ topic: TOPIC, numPartitions: 1, replicationFactor: 1 }],
+      waitForLeaders: true
+    })
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+
+/** Starts the four servers, measures each standalone, then the service against them; stops the servers. */
+export const ceilingRun = async (settings: CeilingSettings): Promise<Ceiling> => {
+  const servers: Servers = {}
+  try {
+    settings.log("ceiling  starting Redis, Kafka, Temporal and MongoDB (FerretDB)")
+    const started = await Promise.all([
+      startRedis({ startTimeoutMs: 60_000 }),
+      startKafka({ startTimeoutMs: 180_000 }),
+      startTemporal({ startTimeoutMs: 120_000 }),
+      startMongo({ startTimeoutMs: 60_000 })
+    ])
+    ;[servers.redis, servers.kafka, servers.temporal, servers.mongodb] = started
+    const all = servers as Required<Servers>
+    await createTopic(all.kafka.endpoint)
+    const ops = standalone(all, settings)
+    const measured: Array<Omit<CeilingRow, "callsPerPlan" | "plansPerSecond" | "serviceCallMs">> = []
+    const rows: ReadonlyArray<readonly [Circuit, string, string, Effect.Effect<number, unknown>]> = [
+      ["redis_client", "Redis 7", "GET or SETEX", ops.redis],
+      ["mongodb_client", "FerretDB", "insertOne", ops.mongodb],
+      ["temporal_client", "Temporal test server", "startWorkflow", ops.temporal],
+      ["kafka_producer", "Kafka (KRaft)", "send, 1 message", ops.kafka]
+    ]
+    for (const [circuit, server, operation, effect] of rows) {
+      settings.log(`ceiling  ${server}: ${operation}, ${settings.concurrency} in flight, ${settings.seconds} s`)
+      measured.push({ circuit, server, operation, opsPerSecond: await run(effect) })
+    }
+    settings.log(`ceiling  the service against the four servers, ${settings.connections} connections`)
+    const service = await serviceRun(all, settings)
+    const withPlans: Array<CeilingRow> = measured.map((row) => {
+      const callsPerPlan = service.perPlan(row.circuit)
+      return {
+        ...row,
+        callsPerPlan,
+        plansPerSecond: row.opsPerSecond / callsPerPlan,
+        serviceCallMs: service.meanMs(row.circuit)
+      }
+    })
+    // Kafka is reached by the relay's batches, far less than once per plan: every ceiling counts, the lowest binds.
+    const slowest = withPlans.reduce((a, b) => (b.plansPerSecond < a.plansPerSecond ? b : a))
+    return {
+      rows: withPlans,
+      service: {
+        plansPerSecond: service.plansPerSecond,
+        cpuPerPlanUs: service.cpuPerPlanUs,
+        p50Ms: service.p50Ms,
+        p99Ms: service.p99Ms,
+        requests: service.requests
+      },
+      slowest,
+      fraction: service.plansPerSecond / slowest.plansPerSecond,
+      seconds: settings.seconds,
+      concurrency: settings.concurrency,
+      connections: settings.connections
+    }
+  } finally {
+    await Promise.allSettled([servers.redis, servers.kafka, servers.temporal, servers.mongodb].map((s) => s?.stop()))
+  }
+}

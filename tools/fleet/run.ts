@@ -50,9 +50,13 @@ const HEARTBEAT_MS = 500
 const TIMEOUT_MS = 1_000
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const SETTINGS = `circuitBreaker:
-  kafka:    { failMax: ${FAIL_MAX}, recoveryTimeoutSeconds: ${RECOVERY_S}, timeoutSeconds: ${
-  4 * RECOVERY_S
-}, callTimeoutSeconds: 2 }
+  kafka:
+    failMax: ${FAIL_MAX}
+    recoveryTimeoutSeconds: ${RECOVERY_S}
+    timeoutSeconds: ${4 * RECOVERY_S}
+    callTimeoutSeconds: 2
+    # The relay's sends in flight follow Kafka's latency: what a dying broker can still take is bounded.
+    adaptiveLimit: { initialLimit: 4, minLimit: 1, maxLimit: 20 }
   temporal: { failMax: ${FAIL_MAX}, recoveryTimeoutSeconds: ${RECOVERY_S}, timeoutSeconds: ${4 * RECOVERY_S} }
   redis:    { failMax: ${FAIL_MAX}, recoveryTimeoutSeconds: ${RECOVERY_S}, timeoutSeconds: ${4 * RECOVERY_S} }
   mongodb:  { failMax: ${FAIL_MAX}, recoveryTimeoutSeconds: ${RECOVERY_S}, timeoutSeconds: ${4 * RECOVERY_S} }
@@ -145,13 +149,18 @@ class Replica {
     return response.text()
   }
 
-  async kafka(): Promise<{ state: number; failures: number }> {
+  /** The kafka_producer circuit: its state, its failures, and its sends in flight (the adaptive limit's gauge). */
+  async kafka(): Promise<{ state: number; failures: number; inFlight: number }> {
     const text = await this.metrics()
     const value = (metric: string) => {
       const line = text.split("\n").find((l) => l.startsWith(`${metric}{`) && l.includes(`circuit="kafka_producer"`))
       return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(" ") + 1))
     }
-    return { state: value("circuit_breaker_state"), failures: value("circuit_breaker_failures_total") }
+    return {
+      state: value("circuit_breaker_state"),
+      failures: value("circuit_breaker_failures_total"),
+      inFlight: value("resilience_bulkhead_in_flight")
+    }
   }
 
   async plan(id: string, answers: Array<Answer>): Promise<void> {
@@ -199,6 +208,11 @@ class Replica {
 
 interface Outage {
   readonly reached: number
+  /**
+   * Sends in flight to Kafka on every replica at the moment it died (the adaptive limit's in-flight gauge, read
+   * as the proxy cut it): each fails with it, so they are the floor no breaker can lower.
+   */
+  readonly inFlightAtDeath: number
   /** Plans sent after the first trip that still reached dead Kafka (answered 502, not 503). */
   readonly afterTrip: number
   readonly spreads: ReadonlyArray<number>
@@ -276,8 +290,10 @@ const runMode = async (
       }
       const before = await failures()
       const killAt = Date.now()
-      await rig.kafkaProxy.refuse(KAFKA_FAULT)
+      // Read as the proxy cuts: what was in flight then fails with it, whatever the breakers do.
+      const [atDeath] = await Promise.all([kafkaStates(), rig.kafkaProxy.refuse(KAFKA_FAULT)])
       rig.kafkaProxy.cut()
+      const inFlightAtDeath = atDeath.reduce((n, s) => n + s.inFlight, 0)
       // Polled every 50 ms: scraping /metrics more often loads the replicas it measures. The failures counted
       // by the poll that first sees a replica OPEN split the calls into before and after the first trip.
       let atFirstTrip: number | undefined
@@ -314,6 +330,7 @@ const runMode = async (
       const rounds = probes.filter((t, j) => j === 0 || t - probes[j - 1]! > 700).length
       const outage: Outage = {
         reached: after - before,
+        inFlightAtDeath,
         afterTrip: atFirstTrip === undefined ? NaN : after - atFirstTrip,
         spreads,
         allOpenMs: Math.max(...firstOpen) - first,
@@ -325,7 +342,8 @@ const runMode = async (
       }
       outages.push(outage)
       log(
-        `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka (${outage.afterTrip} after the ` +
+        `${mode}: outage ${i + 1}: ${outage.reached} calls reached dead Kafka (${outage.inFlightAtDeath} in flight ` +
+          `when it died, ${outage.afterTrip} after the ` +
           `first trip was seen), all open in ${outage.allOpenMs} ms, ` +
           `${outage.probes} probes in ${outage.rounds} rounds (${outage.probesAfterRestore} after restore), ` +
           `${outage.acceptedDuring} / ${outage.sentDuring} plans accepted meanwhile`
@@ -458,9 +476,17 @@ const table = (
   const rows = [
     `| measure | goal | ${results.map((r) => r.mode).join(" | ")} |`,
     `|---|---|${results.map(() => "---").join("|")}|`,
-    `| calls that reached dead Kafka before every replica refused, per outage: mean (max) | fleet <= failMax + N - 1 = ${
+    `| calls that reached dead Kafka before every replica refused, per outage: mean (max) | fleet <= failMax + N - 1 + in flight = ${
       FAIL_MAX + N - 1
-    }; local N x failMax = ${N * FAIL_MAX} | ${results.map((r) => cell(r, (o) => o.reached, 1)).join(" | ")} |`,
+    } + in flight; local N x failMax = ${N * FAIL_MAX} | ${
+      results.map((r) => cell(r, (o) => o.reached, 1)).join(" | ")
+    } |`,
+    `| of which in flight when Kafka died (the floor no breaker can lower), per outage: mean (max) | | ${
+      results.map((r) => cell(r, (o) => o.inFlightAtDeath, 1)).join(" | ")
+    } |`,
+    `| the rest: calls that reached dead Kafka once it was dead, per outage: mean (max) | fleet <= failMax + N - 1 = ${
+      FAIL_MAX + N - 1
+    } | ${results.map((r) => cell(r, (o) => o.reached - o.inFlightAtDeath, 1)).join(" | ")} |`,
     `| calls that reached dead Kafka after the first replica was seen OPEN (50 ms polls), per outage: mean (max) | fleet <= N - 1 = ${
       N - 1
     } | ${results.map((r) => cell(r, (o) => o.afterTrip, 1)).join(" | ")} |`,
@@ -528,7 +554,17 @@ export const unobserved = (
     if (r.outages.length === 0) problems.push(`${r.mode}: no outage measured`)
     r.outages.forEach((o, i) => {
       const at = `${r.mode}, outage ${i + 1}`
-      for (const key of ["reached", "afterTrip", "allOpenMs", "probes", "rounds", "probesAfterRestore"] as const) {
+      for (
+        const key of [
+          "reached",
+          "inFlightAtDeath",
+          "afterTrip",
+          "allOpenMs",
+          "probes",
+          "rounds",
+          "probesAfterRestore"
+        ] as const
+      ) {
         finite(`${at}: ${key}`, o[key])
       }
       for (const spread of o.spreads) finite(`${at}: a trip spread`, spread)

@@ -813,7 +813,8 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     push(
       "## How cost grows",
       "",
-      "Each table is measured by this run: the breakers table and the service table by `tools/bench/scaling.ts`, the " +
+      "Each table is measured by this run: the breakers table and the service table by `tools/bench/scaling.ts`, " +
+        "the real-server table by `tools/bench/ceiling.ts`, the " +
         "policy and concurrency tables are scenarios (7) and (8) below, summarized.",
       ""
     )
@@ -834,6 +835,15 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
         "(user + system from `/proc`). A run with any non-2xx answer or socket error fails. The bound beside it: " +
         "the breaker calls per plan (read from the service's own `/metrics`) times the per-call cost measured " +
         "in (1b), over the service's CPU per plan.",
+      "- Real servers (`tools/bench/ceiling.ts`): the servers `npm test` provisions, started on loopback with no " +
+        "proxy; each measured alone through the service's own client and breaker (32 calls in flight, after a " +
+        "warm-up), then the service against all four with as many connections. A server's ceiling is its rate " +
+        "over the calls a plan makes to it, read from the service's `/metrics`; the last column is the mean time " +
+        "of a call through that circuit while the service ran, which shows where a plan waits. FerretDB (SQLite) " +
+        "reads the whole collection for every query but an `_id` lookup, about 35 µs per stored document (the " +
+        "outbox relay's pending read, count and mark each took 150-200 ms at 5,000 documents, 40 ms at 1,000): " +
+        "a few relay queries a second hold its single writer, and the plans' inserts wait behind them. A MongoDB " +
+        "with the relay's indexes (docs/outbox.md) answers these from the index.",
       ""
     )
   }

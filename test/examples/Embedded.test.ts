@@ -146,9 +146,12 @@ describe("Embedded dependencies: the integrations' skeleton", () => {
         const slow = yield* Effect.forkChild(
           Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "t-2" }] }))
         )
-        yield* TestClock.adjust("1 second")
+        // Each attempt runs to the 1 s call timeout; Kafka's retry policy tries twice more (within its budget).
+        for (let i = 0; i < 50 && slow.pollUnsafe() === undefined; i++) yield* TestClock.adjust("100 millis")
         const timedOut = yield* Fiber.join(slow)
         assert.strictEqual(timedOut instanceof KafkaError && timedOut.reason, "Timeout")
+        // The first attempt and its two retries, each a timeout the breaker counted.
+        assert.strictEqual(producer.breaker.view.totals().failures, 3)
         yield* faults.set("redis", "down")
         assert.isTrue(Option.isNone(yield* cache.get("plan:p1")))
       }).pipe(

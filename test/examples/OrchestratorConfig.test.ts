@@ -55,13 +55,18 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
     Effect.gen(function*() {
       const settings = yield* OrchestratorConfig.parse("")
       assert.deepStrictEqual(settings, OrchestratorConfig.defaults)
-      assert.deepStrictEqual(settings.kafka, { ...ResilienceConfig.defaults, failureMode: "fail-open" })
+      assert.deepStrictEqual(settings.kafka, {
+        ...ResilienceConfig.defaults,
+        failureMode: "fail-open",
+        ...OrchestratorConfig.policies.kafka
+      })
       assert.deepStrictEqual(settings.redis, {
         ...ResilienceConfig.defaults,
         // Written once, in @neural-hive/redis.
         recoveryTimeout: RedisCache.breakerDefaults.recoveryTimeout,
         callTimeout: Duration.seconds(2),
-        failureMode: "fail-open"
+        failureMode: "fail-open",
+        ...OrchestratorConfig.policies.redis
       })
       assert.deepStrictEqual(settings.redis.recoveryTimeout, Duration.seconds(60))
       for (const dependency of OrchestratorConfig.dependencies) {
@@ -75,6 +80,43 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
       assert.deepStrictEqual(shipped, OrchestratorConfig.defaults)
       const helm = yield* OrchestratorConfig.load(configFile("helm-values.yaml"))
       assert.deepStrictEqual(helm, OrchestratorConfig.defaults)
+    }))
+
+  it.effect("each dependency has its policies by default; the file and the variables change or turn them off", () =>
+    Effect.gen(function*() {
+      const defaults = OrchestratorConfig.defaults
+      assert.deepInclude(defaults.temporal.adaptiveLimit, { initialLimit: 20, minLimit: 2, maxLimit: 100 })
+      assert.deepInclude(defaults.mongodb.adaptiveLimit, { initialLimit: 10, minLimit: 2, maxLimit: 50 })
+      assert.deepInclude(defaults.kafka.retry, { maxRetries: 2, budgetRatio: 0.1 })
+      assert.deepInclude(defaults.redis.hedge, { percentile: 0.95, samples: 200 })
+      assert.isUndefined(defaults.kafka.hedge)
+      assert.isUndefined(defaults.redis.retry)
+      const made = {
+        temporal: yield* OrchestratorConfig.policiesOf("temporal", defaults.temporal),
+        mongodb: yield* OrchestratorConfig.policiesOf("mongodb", defaults.mongodb),
+        kafka: yield* OrchestratorConfig.policiesOf("kafka", defaults.kafka),
+        redis: yield* OrchestratorConfig.policiesOf("redis", defaults.redis)
+      }
+      assert.deepInclude(made.temporal.bulkhead?.stats(), { limit: 20, maxLimit: 100, maxQueued: 50 })
+      assert.strictEqual(made.temporal.bulkhead?.name, "temporal_client")
+      assert.strictEqual(made.kafka.retryBudget?.name, "kafka_producer")
+      assert.strictEqual(made.redis.hedge?.name, "redis_client")
+      assert.deepStrictEqual(Object.keys(made.redis), ["hedge"])
+
+      const changed = yield* OrchestratorConfig.parse(
+        `
+circuitBreaker:
+  temporal: { adaptiveLimit: { maxLimit: 40 } }
+  redis: { hedge: { enabled: false } }
+`,
+        {
+          env: { CIRCUIT_BREAKER_KAFKA_RETRY_MAX_RETRIES: "1", CIRCUIT_BREAKER_MONGODB_ADAPTIVE_LIMIT_ENABLED: "false" }
+        }
+      )
+      assert.deepInclude(changed.temporal.adaptiveLimit, { initialLimit: 20, minLimit: 2, maxLimit: 40 })
+      assert.isUndefined(changed.redis.hedge)
+      assert.strictEqual(changed.kafka.retry?.maxRetries, 1)
+      assert.isUndefined(changed.mongodb.adaptiveLimit)
     }))
 
   it.effect("environment variables override the file; a misspelled one is an error naming the right one", () =>

@@ -177,6 +177,31 @@ describe("Orchestrator Dynamic, embedded", () => {
   )
 
   it.live(
+    "/metrics shows each circuit's policies from its config: adaptive limits, Kafka's retry budget, Redis's hedge",
+    () =>
+      Effect.gen(function*() {
+        assert.strictEqual((yield* plan("m-1")).status, 202)
+        yield* outboxUntil((outbox) => outbox.published === 1)
+        const metrics = (yield* http("/metrics")).text
+        // The adaptive limits start where the config says, and each call took a slot.
+        assert.strictEqual(metric(metrics, "resilience_bulkhead_limit", "temporal_client"), 20)
+        assert.strictEqual(metric(metrics, "resilience_bulkhead_limit_max", "temporal_client"), 100)
+        assert.strictEqual(metric(metrics, "resilience_bulkhead_limit", "mongodb_client"), 10)
+        assert.isAtLeast(metric(metrics, "resilience_bulkhead_admitted_total", "temporal_client")!, 1)
+        assert.isAtLeast(metric(metrics, "resilience_bulkhead_admitted_total", "mongodb_client")!, 1)
+        // The relay's send counted by Kafka's budget; the cache read by Redis's hedge.
+        assert.isAtLeast(metric(metrics, "resilience_retry_calls_total", "kafka_producer")!, 1)
+        assert.strictEqual(metric(metrics, "resilience_retry_budget_available", "kafka_producer"), 10)
+        assert.isAtLeast(metric(metrics, "resilience_hedge_calls_total", "redis_client")!, 1)
+        // Only the policies each dependency uses.
+        assert.isUndefined(metric(metrics, "resilience_bulkhead_limit", "kafka_producer"))
+        assert.isUndefined(metric(metrics, "resilience_hedge_calls_total", "temporal_client"))
+        assert.isUndefined(metric(metrics, "resilience_retry_calls_total", "redis_client"))
+      }).pipe(Effect.provide(boot(baseConfig))),
+    30_000
+  )
+
+  it.live(
     "a call that outlives its call timeout fails the plan (502, Temporal DeadlineExceeded); only a breaker refusal is a 503",
     () =>
       Effect.gen(function*() {

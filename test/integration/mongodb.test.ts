@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MongoStore, MongoStoreError } from "@neural-hive/mongodb"
 import { TransitionLog } from "@neural-hive/observability"
-import { type CircuitBreakerError, Registry } from "@neural-hive/resilience"
+import { Bulkhead, type CircuitBreakerError, Hedge, Registry } from "@neural-hive/resilience"
 import { Effect, Exit, Fiber, Layer, Logger, Option, Redacted, References } from "effect"
 import { MongoClient } from "mongodb"
 import { randomUUID } from "node:crypto"
@@ -534,4 +534,38 @@ describe("MongoStore on a real MongoDB-protocol server (FerretDB)", () => {
       )
     )
   }, 60_000)
+
+  it.live(
+    "policies: reads are hedged when the answer is late, writes never; every call takes a slot of the adaptive limit",
+    () =>
+      Effect.gen(function*() {
+        const hedge = yield* Hedge.make({ name: "mongodb_client", delay: "20 millis" })
+        const bulkhead = yield* Bulkhead.adaptive({ name: "mongodb_client", initialLimit: 10, maxLimit: 50 })
+        yield* Effect.gen(function*() {
+          const { findOne, insertOne } = yield* store
+          const collection = `policies_${randomUUID().slice(0, 8)}`
+          yield* eventually(Effect.exit(findOne(collection, {})), Exit.isSuccess)
+          const [entry] = yield* (yield* Registry.Registry).policies
+          assert.strictEqual(entry?.circuit, "mongodb_client")
+          const hedgedBefore = hedge.stats().hedged
+          // Every chunk 150 ms late each way: far past the 20 ms hedging delay, well within the call's deadline
+          // (the counts, not the times, are checked).
+          yield* Effect.promise(() => proxy.delay(150))
+          yield* insertOne<Ticket>(collection, { _id: "t-1", status: "queued" })
+          assert.strictEqual(hedge.stats().hedged, hedgedBefore)
+          const found = yield* findOne<Ticket>(collection, { _id: "t-1" })
+          assert.strictEqual(Option.getOrThrow(found).status, "queued")
+          assert.strictEqual(hedge.stats().hedged, hedgedBefore + 1)
+          assert.strictEqual(yield* readDirect(collection).pipe(Effect.map((docs) => docs.length)), 1)
+          assert.deepInclude(bulkhead.stats(), { inFlight: 0, rejected: 0 })
+          assert.isAtLeast(bulkhead.stats().admitted, 3)
+        }).pipe(
+          Effect.ensuring(Effect.promise(() => proxy.pass())),
+          Effect.provide(
+            Layer.fresh(storeLayer({ policies: { hedge, bulkhead } })).pipe(Layer.provideMerge(Registry.layer))
+          )
+        )
+      }),
+    30_000
+  )
 })

@@ -7,6 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { RedisCache, RedisError } from "@neural-hive/redis"
+import { Hedge, Registry } from "@neural-hive/resilience"
 import { Duration, Effect, Fiber, Layer, Option } from "effect"
 import { Redis } from "ioredis"
 import { afterAll, beforeAll } from "vitest"
@@ -277,4 +278,35 @@ describe("RedisCache on a real redis-server", () => {
       direct.disconnect()
       assert.strictEqual(value, "v")
     }).pipe(Effect.provide(cacheLayer())))
+
+  it.live(
+    "policies: a GET is hedged when the answer is late, a SETEX never; both registered under redis_client",
+    () =>
+      Effect.gen(function*() {
+        const hedge = yield* Hedge.make({ name: "redis_client", delay: "20 millis" })
+        yield* Effect.gen(function*() {
+          const { get, setex } = yield* cache
+          assert.isTrue(yield* eventually(setex("hedged", 30, "v"), (ok) => ok))
+          const registry = yield* Registry.Registry
+          const [entry] = yield* registry.policies
+          assert.strictEqual(entry?.circuit, "redis_client")
+          assert.strictEqual(entry?.policies.hedge, hedge)
+          // Every chunk 150 ms late each way: far past the 20 ms hedging delay, well within the 2 s command
+          // timeout (the counts, not the times, are checked).
+          yield* Effect.promise(() => proxy.delay(150))
+          assert.isTrue(yield* setex("hedged", 30, "w"))
+          assert.deepInclude(hedge.stats(), { calls: 0, hedged: 0 })
+          assert.deepStrictEqual(yield* get("hedged"), Option.some("w"))
+          assert.deepInclude(hedge.stats(), { calls: 1, hedged: 1 })
+        }).pipe(
+          Effect.ensuring(Effect.promise(() => proxy.pass())),
+          Effect.provide(
+            Layer.fresh(cacheLayer({ policies: { hedge }, commandTimeout: "2 seconds" })).pipe(
+              Layer.provideMerge(Registry.layer)
+            )
+          )
+        )
+      }),
+    30_000
+  )
 })

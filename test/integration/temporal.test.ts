@@ -9,7 +9,7 @@
  * fault cuts only the client off.
  */
 import { assert, describe, it } from "@effect/vitest"
-import type { CircuitBreakerError } from "@neural-hive/resilience"
+import { Bulkhead, type CircuitBreakerError, Hedge, Registry } from "@neural-hive/resilience"
 import { TemporalClient, TemporalError } from "@neural-hive/temporal"
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker } from "@temporalio/worker"
 import type { WorkflowBundleWithSourceMap } from "@temporalio/worker"
@@ -214,6 +214,39 @@ describe("TemporalClient on a real Temporal server with a real worker", () => {
       assert.strictEqual(snapshot.totals.failures, 0)
       assert.isAtLeast(snapshot.totals.successes, 8)
     }).pipe(Effect.provide(clientLayer())), 60_000)
+
+  it.live(
+    "policies: a start takes a slot of the adaptive limit and is never hedged; a late describe is hedged",
+    () =>
+      Effect.gen(function*() {
+        const hedge = yield* Hedge.make({ name: "temporal_client", delay: "20 millis" })
+        const bulkhead = yield* Bulkhead.adaptive({ name: "temporal_client", initialLimit: 20, maxLimit: 100 })
+        yield* Effect.gen(function*() {
+          const { taskQueue } = yield* worker
+          const client = yield* temporal
+          yield* warmStart(taskQueue)
+          const [entry] = yield* (yield* Registry.Registry).policies
+          assert.strictEqual(entry?.policies.bulkhead, bulkhead)
+          const hedgedBefore = hedge.stats().hedged
+          // Every chunk 150 ms late each way: far past the 20 ms hedging delay, well within the call's deadline
+          // (the counts, not the times, are checked).
+          yield* Effect.promise(() => proxy.delay(150))
+          const started = yield* startTicket(taskQueue)
+          assert.strictEqual(hedge.stats().hedged, hedgedBefore)
+          const described = yield* client.describeWorkflow(started.workflowId)
+          assert.strictEqual(described.status.name, "RUNNING")
+          assert.strictEqual(hedge.stats().hedged, hedgedBefore + 1)
+          assert.deepInclude(bulkhead.stats(), { inFlight: 0, rejected: 0 })
+          assert.isAtLeast(bulkhead.stats().admitted, 3)
+        }).pipe(
+          Effect.ensuring(Effect.promise(() => proxy.pass())),
+          Effect.provide(
+            Layer.fresh(clientLayer({ policies: { hedge, bulkhead } })).pipe(Layer.provideMerge(Registry.layer))
+          )
+        )
+      }),
+    60_000
+  )
 
   it.live("workflow-level answers reach the caller typed and never move the breaker", () =>
     Effect.gen(function*() {

@@ -7,8 +7,20 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { KafkaError, KafkaProducer } from "@neural-hive/kafka"
-import { CircuitBreakerError, CircuitBreakerOptionsError, Registry } from "@neural-hive/resilience"
-import { Config, ConfigProvider, Duration, Effect, Layer, Logger, Option, Redacted, References, Schema } from "effect"
+import { CircuitBreakerError, CircuitBreakerOptionsError, Registry, RetryBudget } from "@neural-hive/resilience"
+import {
+  Config,
+  ConfigProvider,
+  Duration,
+  Effect,
+  Layer,
+  Logger,
+  Option,
+  Redacted,
+  References,
+  Schedule,
+  Schema
+} from "effect"
 import * as net from "node:net"
 import { afterEach } from "vitest"
 import { eventually } from "../integration/eventually.ts"
@@ -386,6 +398,39 @@ describe("KafkaProducer: Kafka down", () => {
           assert.strictEqual(snapshot.totals.rejected, 50)
           assert.match(snapshot.lastError ?? "", /KafkaError: KafkaJSConnectionError/)
         }))
+    }))
+
+  it.live("policies: a send that failed with a retriable error is retried within the budget; none once the breaker opened", () =>
+    Effect.gen(function*() {
+      const server = yield* tcpServer("reset")
+      const retryPolicies = (budget: RetryBudget.RetryBudget) => ({
+        retryBudget: budget,
+        retry: { budget, maxRetries: 2, schedule: Schedule.spaced("10 millis") }
+      })
+      const budget = yield* RetryBudget.make({ name: "kafka_producer" })
+      yield* withProducer(
+        producerLayer([server.address], { breaker: { failMax: 10 }, policies: retryPolicies(budget) }),
+        (producer) =>
+          Effect.gen(function*() {
+            const error = yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "m" }] }))
+            assert.strictEqual(error instanceof KafkaError && error.reason, "Connection")
+            // The send and its two retries, each a failure the breaker counted, each a connection attempt.
+            assert.strictEqual((yield* producer.breaker.snapshot).totals.failures, 3)
+            assert.deepInclude(budget.stats(), { callsTotal: 1, retriesTotal: 2 })
+            assert.isAtLeast(server.accepted(), 3)
+          })
+      )
+      const opening = yield* RetryBudget.make({ name: "kafka_producer" })
+      yield* withProducer(
+        producerLayer([server.address], { breaker: { failMax: 1 }, policies: retryPolicies(opening) }),
+        (producer) =>
+          Effect.gen(function*() {
+            yield* Effect.flip(producer.send({ topic: "tickets", messages: [{ value: "m" }] }))
+            assert.strictEqual(yield* producer.breaker.state, "Open")
+            assert.strictEqual((yield* producer.breaker.snapshot).totals.failures, 1)
+            assert.deepInclude(opening.stats(), { callsTotal: 1, retriesTotal: 0 })
+          })
+      )
     }))
 
   it.live("nothing listening: ECONNREFUSED is a Connection failure, and the eager connect counts as one call", () =>

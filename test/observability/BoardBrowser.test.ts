@@ -114,6 +114,26 @@ describe("breaker board in Chromium", () => {
           await page.$$eval("[data-circuit]", (cards) => cards.map((c) => c.getAttribute("data-circuit"))),
           ["kafka_producer", "mongodb_client", "redis_client", "temporal_client"]
         )
+        // Each circuit's policies from the example's config: adaptive limits, Kafka's retry budget, Redis's hedge.
+        await page.waitForFunction(
+          () =>
+            /limit 20 \(2\u2013100\) · in flight \d+ · queued \d+ · rejected 0/.test(
+              document.querySelector(`[data-circuit="temporal_client"] [data-field="bulkhead"]`)?.textContent ?? ""
+            ),
+          undefined,
+          { timeout: 5_000 }
+        )
+        assert.match(
+          await page.textContent(`[data-circuit="kafka_producer"] [data-field="retry"]`) ?? "",
+          /^left \d+ · retries \d+ · denied \d+$/
+        )
+        assert.match(
+          await page.textContent(`[data-circuit="redis_client"] [data-field="hedge"]`) ?? "",
+          /^sent \d+ · won \d+/
+        )
+        assert.isTrue(await page.isVisible(`[data-circuit="mongodb_client"] [data-field="bulkhead"]`))
+        assert.isFalse(await page.isVisible(`[data-circuit="kafka_producer"] [data-field="bulkhead"]`))
+        assert.isFalse(await page.isVisible(`[data-circuit="temporal_client"] [data-field="hedge"]`))
         // Read-only until a token is typed: no admin button is visible. No fleet here: no replica views.
         assert.isFalse(await page.isVisible(`[data-circuit="kafka_producer"] button[data-action="reset"]`))
         assert.isFalse(await page.isVisible("#fleet"))

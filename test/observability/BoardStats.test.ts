@@ -5,8 +5,8 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Board } from "@neural-hive/observability"
-import { CircuitBreaker, Registry, withBreaker } from "@neural-hive/resilience"
-import { Effect, Fiber, Stream } from "effect"
+import { Bulkhead, CircuitBreaker, Hedge, Registry, RetryBudget, withBreaker } from "@neural-hive/resilience"
+import { Deferred, Effect, Fiber, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -151,5 +151,37 @@ describe("Board stats and timeline", () => {
       const names = [...text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1])
       assert.deepStrictEqual(names, ["snapshot", "timeline", "stats", "stats"])
       assert.include(text, `"kafka_producer":{"rate":[`)
+    }).pipe(Effect.provide(Registry.layer), Effect.scoped))
+
+  it.effect("stats show each circuit's policies, as its GuardedClient registered them; none: no policies field", () =>
+    Effect.gen(function*() {
+      const board = yield* Board.make({ service: "test" })
+      assert.isUndefined((yield* board.stats).policies)
+      const bulkhead = yield* Bulkhead.adaptive({ name: "temporal_client", initialLimit: 4, minLimit: 2, maxLimit: 8 })
+      const budget = yield* RetryBudget.make({ name: "kafka_producer", ratio: 0.1, minPerSecond: 1 })
+      const hedge = yield* Hedge.make({ name: "redis_client", delay: "50 millis" })
+      const registry = yield* Registry.Registry
+      yield* registry.registerPolicies("temporal_client", { bulkhead })
+      yield* registry.registerPolicies("kafka_producer", { retryBudget: budget })
+      yield* registry.registerPolicies("redis_client", { hedge })
+      // One call in flight, one retry granted, one hedge sent and won.
+      const gate = yield* Deferred.make<void>()
+      const held = yield* Effect.forkChild(bulkhead.run(Deferred.await(gate)))
+      yield* Effect.yieldNow
+      yield* budget.recordCall
+      assert.isTrue(yield* budget.tryRetry)
+      let n = 0
+      const read = Effect.suspend(() => Effect.sleep(n++ === 0 ? "200 millis" : "10 millis"))
+      const hedged = yield* Effect.forkChild(hedge.run(read))
+      for (let i = 0; i < 10; i++) yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(hedged)
+      const policies = (yield* board.stats).policies!
+      assert.deepStrictEqual(policies["temporal_client"], {
+        bulkhead: { limit: 4, minLimit: 2, maxLimit: 8, inFlight: 1, queued: 0, admitted: 1, rejected: 0 }
+      })
+      assert.deepStrictEqual(policies["kafka_producer"], { retry: { available: 9, retries: 1, denied: 0 } })
+      assert.deepStrictEqual(policies["redis_client"], { hedge: { sent: 1, won: 1, denied: 0, delayMillis: 50 } })
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(held)
     }).pipe(Effect.provide(Registry.layer), Effect.scoped))
 })

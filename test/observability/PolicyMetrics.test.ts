@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Metrics, PolicyMetrics } from "@neural-hive/observability"
-import { Bulkhead, Hedge, RetryBudget } from "@neural-hive/resilience"
+import { Bulkhead, Hedge, Registry, RetryBudget } from "@neural-hive/resilience"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -164,4 +164,32 @@ describe("PolicyMetrics", () => {
       assert.strictEqual(valueOf(viaLayer, `resilience_bulkhead_limit${labels("a")}`), 2)
       assert.strictEqual(valueOf(viaLayer, `resilience_retry_calls_total${labels("b")}`), 0)
     }))
+
+  it.effect("layerRegistry: the policies of every circuit of the Registry, registered before and after, until they leave", () =>
+    Effect.gen(function*() {
+      const registry: Metrics.Registry = new Prometheus.Registry()
+      const breakers = yield* Registry.Registry
+      const early = yield* Bulkhead.adaptive({ name: "mongodb_client", initialLimit: 7 })
+      yield* breakers.registerPolicies("mongodb_client", { bulkhead: early })
+      const layerScope = yield* Scope.make()
+      yield* Layer.buildWithScope(
+        PolicyMetrics.layerRegistry({ service: "svc" }).pipe(
+          Layer.provide(Layer.succeed(Metrics.PrometheusRegistry, registry)),
+          Layer.provide(Layer.succeed(Registry.Registry, breakers))
+        ),
+        layerScope
+      )
+      const lateScope = yield* Scope.make()
+      const budget = yield* RetryBudget.make({ name: "kafka_producer" })
+      yield* Scope.provide(lateScope)(breakers.registerPolicies("kafka_producer", { retryBudget: budget }))
+      const both = yield* scrape(registry)
+      assert.strictEqual(valueOf(both, `resilience_bulkhead_limit${labels("mongodb_client")}`), 7)
+      assert.strictEqual(valueOf(both, `resilience_retry_budget_available${labels("kafka_producer")}`), 10)
+      yield* Scope.close(lateScope, Exit.void)
+      const left = yield* scrape(registry)
+      assert.isUndefined(valueOf(left, `resilience_retry_budget_available${labels("kafka_producer")}`))
+      assert.strictEqual(valueOf(left, `resilience_bulkhead_limit${labels("mongodb_client")}`), 7)
+      yield* Scope.close(layerScope, Exit.void)
+      assert.strictEqual(yield* scrape(registry), "\n")
+    }).pipe(Effect.scoped, Effect.provide(Registry.layer)))
 })

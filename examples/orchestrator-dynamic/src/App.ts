@@ -4,10 +4,18 @@
 import { Fleet } from "@neural-hive/fleet"
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
-import { type Http, HttpMetrics, Metrics, ServiceName, Tracing, TransitionLog } from "@neural-hive/observability"
+import {
+  type Http,
+  HttpMetrics,
+  Metrics,
+  PolicyMetrics,
+  ServiceName,
+  Tracing,
+  TransitionLog
+} from "@neural-hive/observability"
 import { Outbox, OutboxMetrics } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
-import { type CircuitBreakerOptionsError, Registry } from "@neural-hive/resilience"
+import { type CircuitBreakerOptionsError, Registry, type ResilienceConfig } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.ts"
@@ -21,54 +29,68 @@ import * as Shutdown from "./Shutdown.ts"
 export const dependencies = (config: AppConfig.AppConfig, settings: OrchestratorConfig.Settings) => {
   const breaker = (dependency: OrchestratorConfig.Dependency) =>
     OrchestratorConfig.toBreakerOptions(dependency, settings[dependency])
+  // Each dependency's policies from its settings (an adaptive limit, retries, hedged reads), made with its layer.
+  const withPolicies = <A, E, R>(
+    dependency: OrchestratorConfig.Dependency,
+    layer: (policies: ResilienceConfig.Policies) => Layer.Layer<A, E, R>
+  ) => Layer.unwrap(Effect.map(OrchestratorConfig.policiesOf(dependency, settings[dependency]), layer))
   const credentials = config.credentials ?? {}
-  const kafka = config.kafkaBrokers === undefined
+  const { kafkaBrokers, mongodbUrl, redisUrl, temporalAddress } = config
+  const kafka = kafkaBrokers === undefined
     ? Embedded.kafka(settings)
-    : KafkaProducer.layer({
-      brokers: config.kafkaBrokers,
-      clientId: config.service,
-      // The relay's producer: kafkajs's retry inside a send never writes a ticket twice.
-      idempotent: true,
-      breaker: breaker("kafka"),
-      ...(credentials.kafkaSsl === undefined
-        ? {}
-        : { ssl: credentials.kafkaSsl.ca === undefined ? true : credentials.kafkaSsl }),
-      ...(credentials.kafkaSasl === undefined ? {} : { sasl: credentials.kafkaSasl })
-    })
-  const temporal = config.temporalAddress === undefined
+    : withPolicies("kafka", (policies) =>
+      KafkaProducer.layer({
+        policies,
+        brokers: kafkaBrokers,
+        clientId: config.service,
+        // The relay's producer: kafkajs's retry inside a send never writes a ticket twice.
+        idempotent: true,
+        breaker: breaker("kafka"),
+        ...(credentials.kafkaSsl === undefined
+          ? {}
+          : { ssl: credentials.kafkaSsl.ca === undefined ? true : credentials.kafkaSsl }),
+        ...(credentials.kafkaSasl === undefined ? {} : { sasl: credentials.kafkaSasl })
+      }))
+  const temporal = temporalAddress === undefined
     ? Embedded.temporal(settings)
-    : TemporalClient.layer({
-      address: config.temporalAddress,
-      namespace: config.temporalNamespace,
-      breaker: breaker("temporal"),
-      ...(credentials.temporalTls === undefined ? {} : {
-        tls: {
-          ...(credentials.temporalTls.ca === undefined
-            ? {}
-            : { serverRootCACertificate: Buffer.from(credentials.temporalTls.ca) }),
-          ...(credentials.temporalTls.serverName === undefined
-            ? {}
-            : { serverNameOverride: credentials.temporalTls.serverName })
-        }
-      }),
-      ...(credentials.temporalApiKey === undefined ? {} : { apiKey: credentials.temporalApiKey })
-    })
-  const redis = config.redisUrl === undefined
+    : withPolicies("temporal", (policies) =>
+      TemporalClient.layer({
+        policies,
+        address: temporalAddress,
+        namespace: config.temporalNamespace,
+        breaker: breaker("temporal"),
+        ...(credentials.temporalTls === undefined ? {} : {
+          tls: {
+            ...(credentials.temporalTls.ca === undefined
+              ? {}
+              : { serverRootCACertificate: Buffer.from(credentials.temporalTls.ca) }),
+            ...(credentials.temporalTls.serverName === undefined
+              ? {}
+              : { serverNameOverride: credentials.temporalTls.serverName })
+          }
+        }),
+        ...(credentials.temporalApiKey === undefined ? {} : { apiKey: credentials.temporalApiKey })
+      }))
+  const redis = redisUrl === undefined
     ? Embedded.redis(settings)
-    : RedisCache.layer({
-      url: config.redisUrl,
-      breaker: breaker("redis"),
-      ...(credentials.redisTlsCa === undefined ? {} : { tls: { ca: credentials.redisTlsCa } })
-    })
-  const mongodb = config.mongodbUrl === undefined
+    : withPolicies("redis", (policies) =>
+      RedisCache.layer({
+        policies,
+        url: redisUrl,
+        breaker: breaker("redis"),
+        ...(credentials.redisTlsCa === undefined ? {} : { tls: { ca: credentials.redisTlsCa } })
+      }))
+  const mongodb = mongodbUrl === undefined
     ? Embedded.mongodb(settings)
-    : MongoStore.layer({
-      url: config.mongodbUrl,
-      breaker: breaker("mongodb"),
-      ...(credentials.mongodbTlsCaFile === undefined
-        ? {}
-        : { clientOptions: { tls: true, tlsCAFile: credentials.mongodbTlsCaFile } })
-    })
+    : withPolicies("mongodb", (policies) =>
+      MongoStore.layer({
+        policies,
+        url: mongodbUrl,
+        breaker: breaker("mongodb"),
+        ...(credentials.mongodbTlsCaFile === undefined
+          ? {}
+          : { clientOptions: { tls: true, tlsCAFile: credentials.mongodbTlsCaFile } })
+      }))
   return Layer.mergeAll(kafka, temporal, redis, mongodb)
 }
 
@@ -128,9 +150,11 @@ export const make = (config: AppConfig.AppConfig, settings: OrchestratorConfig.S
     Layer.provideMerge(fleet(config)),
     // Request durations per route, and the process's CPU, memory, GC and event-loop metrics.
     Layer.provideMerge(
-      Layer.merge(
+      Layer.mergeAll(
         HttpMetrics.layer({ service: config.service }),
-        Metrics.layerDefaultMetrics({ service: config.service })
+        Metrics.layerDefaultMetrics({ service: config.service }),
+        // Every circuit's policies (resilience_bulkhead_*, resilience_retry_*, resilience_hedge*), found in the Registry.
+        PolicyMetrics.layerRegistry({ service: config.service })
       )
     ),
     Layer.provideMerge(Metrics.layer({ service: config.service })),

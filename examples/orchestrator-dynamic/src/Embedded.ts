@@ -102,32 +102,45 @@ const standIn = <E>(
   }
 ) =>
   Effect.map(
-    GuardedClient.make<void, E>({
-      breaker: {
-        ...OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]),
-        isFailure: integration.isFailure,
-        probe: faulty(faults, dependency, () =>
-          new Error(`connect ECONNREFUSED (embedded fault: ${dependency})`), Effect.void)
-      },
-      // Nothing to dial: the store lives in the layer.
-      connect: () =>
-        undefined,
-      close: () =>
-        Promise.resolve(),
-      onError: (operation) =>
-        integration.down(operation),
-      onTimeout: (operation, _, backstop) =>
-        integration.timedOut(operation, backstop?.message ?? `${operation}: no answer (embedded)`),
-      span: integration.span,
-      // The breaker's own probe above; no start check (the fault switch starts as configured).
-      probe: false
-    }),
+    Effect.flatMap(OrchestratorConfig.policiesOf(dependency, settings[dependency]), (policies) =>
+      GuardedClient.make<void, E>({
+        // The same policies as the real client's (an adaptive limit, retries, hedged reads), and the same calls.
+        policies,
+        breaker: {
+          ...OrchestratorConfig.toBreakerOptions(dependency, settings[dependency]),
+          isFailure: integration.isFailure,
+          probe: faulty(faults, dependency, () =>
+            new Error(`connect ECONNREFUSED (embedded fault: ${dependency})`), Effect.void)
+        },
+        // Nothing to dial: the store lives in the layer.
+        connect: () =>
+          undefined,
+        close: () =>
+          Promise.resolve(),
+        onError: (operation) =>
+          integration.down(operation),
+        onTimeout: (operation, _, backstop) =>
+          integration.timedOut(operation, backstop?.message ?? `${operation}: no answer (embedded)`),
+        span: integration.span,
+        // The breaker's own probe above; no start check (the fault switch starts as configured).
+        probe: false
+      })),
     (guarded) => ({
       breaker: guarded.breaker,
       call: <A>(operation: string, effect: Effect.Effect<A, E>, detail?: string) =>
-        guarded.guard(operation, faulty(faults, dependency, () => integration.down(operation), effect), detail)
+        guarded.guard(
+          operation,
+          faulty(faults, dependency, () =>
+            integration.down(operation), effect),
+          detail,
+          READS.has(operation) ? { idempotent: true } : WRITES.has(operation) ? {} : { retry: false }
+        )
     })
   )
+
+// As the real clients: reads are hedged and retried, Kafka's sends retried, every other write neither.
+const READS = new Set(["GET", "PING", "findOne", "find", "countDocuments", "describeWorkflow", "queryWorkflow"])
+const WRITES = new Set(["send", "SETEX"])
 
 const unsupported = (what: string) => `${what} is not available in embedded mode; configure a real server`
 

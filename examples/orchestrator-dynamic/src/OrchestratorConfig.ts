@@ -20,9 +20,15 @@
  * (`policy: failuresInWindow`, `failures`, `windowSeconds`, ...). Variables
  * `CIRCUIT_BREAKER_<DEPENDENCY>_<KEY>` override a key
  * (`CIRCUIT_BREAKER_KAFKA_FAIL_MAX=10`); an unknown one is an error.
+ *
+ * Each dependency also has the policies that fit it (`policies`, docs/integrations.md): an adaptive limit
+ * on Temporal and MongoDB (a hanging dependency must not hold every fiber), retries within a budget on
+ * Kafka's sends, hedged Redis reads. The file changes them under the same circuit (`adaptiveLimit`,
+ * `retry`, `hedge`; `enabled: false` turns one off), and so do the variables
+ * (`CIRCUIT_BREAKER_TEMPORAL_ADAPTIVE_LIMIT_MAX_LIMIT=50`).
  */
 import { RedisCache } from "@neural-hive/redis"
-import { type CircuitBreaker, ResilienceConfig } from "@neural-hive/resilience"
+import { type CircuitBreaker, type CircuitBreakerOptionsError, ResilienceConfig } from "@neural-hive/resilience"
 import { Duration, type Effect } from "effect"
 
 export type Dependency = "kafka" | "temporal" | "redis" | "mongodb"
@@ -37,20 +43,45 @@ export const circuitNames: Readonly<Record<Dependency, string>> = {
   mongodb: "mongodb_client"
 }
 
+/** The policies each dependency has unless its file or variables say otherwise (docs/integrations.md). */
+export const policies = {
+  // A hanging frontend must not hold every fiber: the limit follows Temporal's latency, 2 to 100 starts at once.
+  temporal: {
+    adaptiveLimit: { initialLimit: 20, minLimit: 2, maxLimit: 100, maxQueued: 50, queueTimeout: Duration.seconds(2) }
+  },
+  // The same for MongoDB, within the driver's pool of 10 connections and its wait queue.
+  mongodb: {
+    adaptiveLimit: { initialLimit: 10, minLimit: 2, maxLimit: 50, maxQueued: 50, queueTimeout: Duration.seconds(2) }
+  },
+  // A broker failing over is retried (the producer is idempotent), at most 2 times and 10 % of the sends.
+  kafka: {
+    retry: {
+      maxRetries: 2,
+      budgetRatio: 0.1,
+      budgetMinPerSecond: 1,
+      budgetWindow: Duration.seconds(10),
+      baseDelay: Duration.millis(100)
+    }
+  },
+  // A GET is idempotent and cheap with a slow tail: a second one after the p95 latency.
+  redis: { hedge: { percentile: 0.95, minDelay: Duration.millis(5), samples: 200 } }
+} as const satisfies Readonly<Record<Dependency, Partial<ResilienceConfig.CircuitSettings>>>
+
 /** The format: its section, its four dependencies with their own defaults, its name for `maxOpenSeconds`. */
 export const format: ResilienceConfig.Format = {
   section: "circuitBreaker",
   circuits: {
     // The outbox queues tickets while Kafka is out: an open kafka_producer degrades the service (/health 200
     // "degraded"), it does not refuse plans.
-    kafka: { failureMode: "fail-open" },
-    temporal: {},
+    kafka: { failureMode: "fail-open", ...policies.kafka },
+    temporal: policies.temporal,
     redis: {
       recoveryTimeout: RedisCache.breakerDefaults.recoveryTimeout,
       callTimeout: Duration.seconds(2),
-      failureMode: RedisCache.breakerDefaults.failureMode
+      failureMode: RedisCache.breakerDefaults.failureMode,
+      ...policies.redis
     },
-    mongodb: {}
+    mongodb: policies.mongodb
   },
   closed: true,
   // Each service fixes its failure mode in code (Redis answers a miss), so the file does not offer it.
@@ -86,6 +117,13 @@ export const load = (
   options: Pick<ResilienceConfig.ParseOptions, "env" | "source" | "maxBytes" | "section"> = {}
 ): Effect.Effect<Settings, ConfigError> =>
   ResilienceConfig.load(path, { ...format, ...options }) as Effect.Effect<Settings, ConfigError>
+
+/** The policies of one dependency, made under its circuit name (`ResilienceConfig.policiesOf`). */
+export const policiesOf = (
+  dependency: Dependency,
+  settings: ResilienceConfig.CircuitSettings
+): Effect.Effect<ResilienceConfig.Policies, CircuitBreakerOptionsError> =>
+  ResilienceConfig.policiesOf(circuitNames[dependency], settings)
 
 /** The breaker options of one dependency, under its circuit name. */
 export const toBreakerOptions = (

@@ -43,7 +43,7 @@
  * @since 0.1.0
  */
 import { CircuitBreaker, CircuitBreakerOptionsError, GuardedClient } from "@neural-hive/resilience"
-import type { CircuitBreakerError } from "@neural-hive/resilience"
+import type { CircuitBreakerError, ResilienceConfig } from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -230,6 +230,13 @@ export interface Options {
   readonly probe?: boolean | { readonly topic: string } | undefined
   /** kafkajs log lines below this level are dropped; the rest go to Effect's logger. Default `"Warn"`. */
   readonly logLevel?: "None" | "Error" | "Warn" | "Info" | "Debug" | undefined
+  /**
+   * The circuit's policies (`ResilienceConfig.policiesOf`), composed around every send by `GuardedClient`:
+   * `retry` retries a send that failed with an error Kafka marks retriable, within the retry budget, never
+   * while the breaker is not CLOSED (a retried send may write its messages twice unless the producer is
+   * `idempotent`). A transaction's steps are never retried one by one, nor is anything hedged.
+   */
+  readonly policies?: ResilienceConfig.Policies | undefined
 }
 
 // -----------------------------------------------------------------------------
@@ -371,7 +378,9 @@ export const make: (
       isClosed: producer.isClosed
     })
     // The start check: connect in the background, through the breaker (an unreachable cluster is counted).
-    if (settings.eagerConnect) yield* Effect.forkScoped(Effect.ignore(guard("connect", producer.connect)))
+    if (settings.eagerConnect) {
+      yield* Effect.forkScoped(Effect.ignore(guard("connect", producer.connect, undefined, { retry: false })))
+    }
     return KafkaProducer.of({
       send: (record) => producer.sendBatch({ topicMessages: [record] }),
       sendBatch: producer.sendBatch,

@@ -39,7 +39,13 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, type CircuitBreakerError, GuardedClient, redact } from "@neural-hive/resilience"
+import {
+  CircuitBreaker,
+  type CircuitBreakerError,
+  GuardedClient,
+  redact,
+  type ResilienceConfig
+} from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -362,6 +368,12 @@ export interface Options {
    * period ends with no call to try it (default true). `false`: neither.
    */
   readonly probe?: boolean | undefined
+  /**
+   * The circuit's policies (`ResilienceConfig.policiesOf`), composed around every call by `GuardedClient`.
+   * Reads (`findOne`, `find`, `countDocuments`) are hedged and retried; writes and `use` are neither (the
+   * driver's `retryWrites` retries a write exactly once where that is safe).
+   */
+  readonly policies?: ResilienceConfig.Policies | undefined
 }
 
 /**
@@ -388,6 +400,11 @@ export const clientOptions = (options: Options): MongoClientOptions => ({
   maxAdaptiveRetries: options.adaptiveRetries ?? 0,
   ...options.clientOptions
 })
+
+// What the policies may do: a read is safe twice (hedged, retried); a write or `use` neither.
+const READS: ReadonlySet<string> = new Set(["findOne", "find", "countDocuments"])
+const read: GuardedClient.CallOptions = { idempotent: true }
+const write: GuardedClient.CallOptions = { retry: false }
 
 // A client and the sockets it opened (internal/sockets.ts).
 interface Session {
@@ -452,7 +469,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     },
     probe: options.probe === false
       ? false
-      : (session) => Sockets.run(session.sockets, () => session.client.db("admin").command({ ping: 1 }))
+      : (session) => Sockets.run(session.sockets, () => session.client.db("admin").command({ ping: 1 })),
+    policies: options.policies
   })
 
   const call = <A>(
@@ -463,7 +481,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     guarded.call(
       operation,
       (session, signal) => Sockets.run(session.sockets, () => f(session.client.db(options.database), signal)),
-      collection
+      collection,
+      READS.has(operation) ? read : write
     )
 
   return MongoStore.of({

@@ -13,7 +13,10 @@
  * over the last five minutes as a sparkline, latency p50 and p99 over the last
  * minute, calls by outcome (success, failure, rejected, timeout, ignored),
  * failure mode, failures, trips, the time until the next probe counting down,
- * and the last transition with its reason. Below the cards, a timeline of the
+ * and the last transition with its reason; and its policies when it has some
+ * (`GuardedClient` registers them in the `Registry`): a bulkhead's or adaptive
+ * limit's limit, calls in flight, queued and rejected, a retry budget's
+ * retries left, granted and denied, a hedge's hedges sent and won. Below the cards, a timeline of the
  * last transitions with who caused them (`trip`, `probe`, `admin`,
  * `remote`). With `backlog`, a panel with the outbox's pending documents and
  * the age of the oldest; with `fleet`, each replica's state of each circuit
@@ -55,6 +58,7 @@ import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { BreakerStatus } from "./Http.ts"
 import { csp, renderPage } from "./internal/boardPage.ts"
+import { policyStats } from "./internal/boardPolicies.ts"
 import {
   BUCKET_MILLIS,
   CircuitHistory,
@@ -128,6 +132,44 @@ export interface FleetView {
 }
 
 /**
+ * What the board shows of one circuit's policies; a policy the circuit does not use is absent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PolicyStats {
+  readonly bulkhead?: {
+    /** Calls in flight allowed now (an adaptive limit moves it), and its bounds. */
+    readonly limit: number
+    readonly minLimit: number
+    readonly maxLimit: number
+    readonly inFlight: number
+    readonly queued: number
+    readonly admitted: number
+    /** Calls refused since it was made (never counted by the breaker). */
+    readonly rejected: number
+  }
+  readonly retry?: {
+    /** Retries the budget allows now. */
+    readonly available: number
+    /** Retries granted since it was made (hedges taken from the budget included). */
+    readonly retries: number
+    /** Retries refused for want of budget since it was made. */
+    readonly denied: number
+  }
+  readonly hedge?: {
+    /** Second attempts sent since it was made. */
+    readonly sent: number
+    /** Of them, those whose answer was kept. */
+    readonly won: number
+    /** Hedges the retry budget refused. */
+    readonly denied: number
+    /** The delay after which a hedge is sent now, in ms; `null` until enough latencies are known. */
+    readonly delayMillis: number | null
+  }
+}
+
+/**
  * The `stats` event: the recent history of every circuit that had calls in
  * the last five minutes (the others are absent), the backlog and the fleet.
  *
@@ -144,6 +186,8 @@ export interface Stats {
   readonly backlog?: Backlog | null
   /** Absent without a `fleet` source; `null` when it did not answer within a second. */
   readonly fleet?: FleetView | null
+  /** The policies of each circuit that has some, now; absent when none has. */
+  readonly policies?: Readonly<Record<string, PolicyStats>>
 }
 
 /**
@@ -276,7 +320,7 @@ export const make: (options?: Options) => Effect.Effect<Board, never, Registry.R
     })
 
     const cards = Effect.map(registry.snapshots, (snapshots) => snapshots.map(card))
-    const stats = collect(histories, now, options)
+    const stats = collect(histories, now, registry.policies, options)
     const clients = { open: 0 }
     // One stats event a second for every open page, computed once; nothing is computed while no page is open.
     yield* Effect.forkIn(
@@ -337,6 +381,7 @@ const pageResponse = (service: string) =>
 const collect = (
   histories: ReadonlyMap<string, CircuitHistory>,
   now: () => number,
+  registered: Effect.Effect<ReadonlyArray<Registry.CircuitPolicies>>,
   options: Options | undefined
 ): Effect.Effect<Stats> =>
   Effect.gen(function*() {
@@ -347,11 +392,13 @@ const collect = (
       if (summary !== undefined) circuits[name] = summary
     }
     const [backlog, fleet] = yield* Effect.all([read(options?.backlog), read(options?.fleet)], { concurrency: 2 })
+    const policies = yield* registered
     const result: Stats = { at: new Date(at).toISOString(), bucketMillis: BUCKET_MILLIS, circuits }
     return {
       ...result,
       ...(backlog === undefined ? {} : { backlog }),
-      ...(fleet === undefined ? {} : { fleet })
+      ...(fleet === undefined ? {} : { fleet }),
+      ...(policies.length === 0 ? {} : { policies: policyStats(policies) })
     }
   })
 

@@ -22,6 +22,7 @@ import type * as HttpServerError from "effect/http/HttpServerError"
 import * as Layer from "effect/Layer"
 import * as Http from "./Http.ts"
 import * as Metrics from "./Metrics.ts"
+import * as PolicyMetrics from "./PolicyMetrics.ts"
 import * as TransitionLog from "./TransitionLog.ts"
 
 /**
@@ -38,7 +39,8 @@ export interface Options {
 }
 
 /**
- * Metrics in the `PrometheusRegistry`, one log line per transition, and
+ * Metrics in the `PrometheusRegistry` (the breakers', and the policies' of
+ * every circuit that registered some), one log line per transition, and
  * `/health`, `/live`, `/ready`, `/metrics` on port 8000 (by default).
  *
  * @since 0.1.0
@@ -53,7 +55,7 @@ export const layer = (
 > => {
   const service = options?.service === undefined ? {} : { service: options.service }
   const logs = options?.logs === "current" ? TransitionLog.layer(service) : TransitionLog.layerJson(service)
-  return Layer.mergeAll(Http.layer({ ...options?.http, ...service }), logs).pipe(
+  return Layer.mergeAll(Http.layer({ ...options?.http, ...service }), logs, PolicyMetrics.layerRegistry(service)).pipe(
     Layer.provideMerge(Metrics.layer({ ...options?.metrics, ...service }))
   )
 }

@@ -7,7 +7,9 @@
  * (`stats()`), read when Prometheus scrapes (`collect()`), as `Metrics` does
  * for the breakers. Register the policies of a circuit once, with the
  * prom-client registry `/metrics` serves (`Metrics.PrometheusRegistry`); they
- * leave it when the scope closes.
+ * leave it when the scope closes. Or let them be found: `layerRegistry`
+ * exports the policies of every circuit registered in the breakers'
+ * `Registry.Registry` (as `GuardedClient.make` registers them), now and later.
  *
  * | metric | type | labels |
  * |---|---|---|
@@ -49,10 +51,11 @@
  *
  * @since 0.1.0
  */
-import type { Bulkhead, Hedge, RetryBudget } from "@neural-hive/resilience"
+import { type Bulkhead, type Hedge, Registry as Breakers, type RetryBudget } from "@neural-hive/resilience"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
 import { oncePerScrape } from "./internal/oncePerScrape.ts"
 import { PrometheusRegistry, type Registry } from "./Metrics.ts"
@@ -170,6 +173,64 @@ export const layer = (
     for (const one of Array.isArray(policies) ? policies : [policies as Policies]) {
       yield* register(registry, one, options)
     }
+  }))
+
+/**
+ * Exports the policies of every circuit of the breakers' `Registry.Registry`,
+ * those registered now and later (`GuardedClient.make` registers the policies
+ * it composes), each until it leaves the registry or the scope closes.
+ *
+ * **Example** (Every circuit's policies on `/metrics`, found in the Registry)
+ *
+ * ```ts
+ * import { Metrics, PolicyMetrics } from "@neural-hive/observability"
+ * import { Bulkhead, Registry } from "@neural-hive/resilience"
+ * import { Effect } from "effect"
+ * import * as Prometheus from "prom-client"
+ *
+ * const program = Effect.gen(function*() {
+ *   const registry: Metrics.Registry = new Prometheus.Registry()
+ *   yield* PolicyMetrics.registerEach(registry)
+ *   const breakers = yield* Registry.Registry
+ *   yield* breakers.registerPolicies("mongodb_client", { bulkhead: yield* Bulkhead.adaptive({ name: "mongodb_client" }) })
+ *   return yield* Effect.promise(() => registry.metrics()) // resilience_bulkhead_limit{circuit="mongodb_client"} 20
+ * })
+ *
+ * Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Registry.layer)))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const registerEach = (
+  registry: Registry,
+  options?: Options
+): Effect.Effect<void, never, Breakers.Registry | Scope.Scope> =>
+  Effect.gen(function*() {
+    const breakers = yield* Breakers.Registry
+    const service = options?.service ?? (yield* ServiceName)
+    const scope = yield* Effect.scope
+    yield* breakers.onRegisterPolicies((entry) => {
+      // One scope per circuit, closed when its policies leave the registry or the subscription ends.
+      const exported = Scope.forkUnsafe(scope)
+      Effect.runSync(Scope.provide(exported)(register(registry, entry.policies, { service })))
+      return () => Effect.runSync(Scope.close(exported, Exit.void))
+    })
+  })
+
+/**
+ * Exports the policies of every circuit of the `Registry.Registry`, now and
+ * later, in the `PrometheusRegistry` (`Metrics.layer`'s) for the layer's
+ * lifetime: `/metrics` shows them without listing them.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRegistry = (
+  options?: Options
+): Layer.Layer<never, never, PrometheusRegistry | Breakers.Registry> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    yield* registerEach(yield* PrometheusRegistry, options)
   }))
 
 // -----------------------------------------------------------------------------

@@ -28,7 +28,13 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, type CircuitBreakerError, GuardedClient, redact } from "@neural-hive/resilience"
+import {
+  CircuitBreaker,
+  type CircuitBreakerError,
+  GuardedClient,
+  redact,
+  type ResilienceConfig
+} from "@neural-hive/resilience"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -142,10 +148,14 @@ export class RedisCache extends Context.Service<RedisCache, {
   readonly setex: (key: string, seconds: number, value: string) => Effect.Effect<boolean>
   /** `true` when Redis answered PONG through the breaker. */
   readonly ping: Effect.Effect<boolean>
-  /** Any command, fail-fast, for callers that must know why it failed. */
+  /**
+   * Any command, fail-fast, for callers that must know why it failed. Never retried nor hedged unless
+   * `callOptions` says so (`{ idempotent: true }` for a read): the command may not be safe twice.
+   */
   readonly use: <A>(
     command: string,
-    f: (client: Redis) => Promise<A>
+    f: (client: Redis) => Promise<A>,
+    callOptions?: GuardedClient.CallOptions | undefined
   ) => Effect.Effect<A, RedisError | CircuitBreakerError>
   readonly breaker: CircuitBreaker.CircuitBreaker
 }>()("@neural-hive/redis/RedisCache") {}
@@ -177,6 +187,11 @@ export interface Options {
    * period ends with no call to try it (default true). `false`: neither.
    */
   readonly probe?: boolean | undefined
+  /**
+   * The circuit's policies (`ResilienceConfig.policiesOf`), composed around every command by `GuardedClient`:
+   * a `GET` (and `PING`) is hedged, a `SETEX` never; both are retried within the budget.
+   */
+  readonly policies?: ResilienceConfig.Policies | undefined
 }
 
 /**
@@ -365,7 +380,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     onError: (command, cause) => toRedisError(command === "connect" ? "CONNECT" : command, cause),
     onTimeout: (command) => new RedisError({ reason: "Timeout", command, message: `no answer within ${deadline} ms` }),
     span: { prefix: "RedisCache", attributes: () => ({ "db.system": "redis" }) },
-    probe: options.probe === false ? false : (client, signal) => ready(client, signal).then(() => client.ping())
+    probe: options.probe === false ? false : (client, signal) => ready(client, signal).then(() => client.ping()),
+    policies: options.policies
   }).pipe(
     // ioredis parses the URL when the client is made: a URL it refuses is a bad option, named without its password.
     Effect.catchTag("RedisError", (error) =>
@@ -379,18 +395,28 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       ))
   )
 
-  const use = <A>(command: string, f: (client: Redis) => Promise<A>) =>
-    guarded.call(command, (client, signal) => ready(client, signal).then(() => f(client)))
+  const use = <A>(
+    command: string,
+    f: (client: Redis) => Promise<A>,
+    callOptions: GuardedClient.CallOptions = { retry: false }
+  ) => guarded.call(command, (client, signal) => ready(client, signal).then(() => f(client)), undefined, callOptions)
+  // A read is idempotent, cheap, with a slow tail: hedged. A write is retried, never hedged.
+  const read: GuardedClient.CallOptions = { idempotent: true }
+  const write: GuardedClient.CallOptions = { retry: true }
 
   // Fail-open, logged as `redis GET failed open` with the circuit, the reason and the error.
   const open = <A>(command: string, effect: Effect.Effect<A, RedisError | CircuitBreakerError>, fallback: () => A) =>
     effect.pipe(GuardedClient.failOpen(`redis ${command}`, fallback), Effect.annotateLogs("circuit", circuit))
 
   return RedisCache.of({
-    get: (key) => open("GET", Effect.map(use("GET", (c) => c.get(key)), Option.fromNullishOr), Option.none),
+    get: (key) => open("GET", Effect.map(use("GET", (c) => c.get(key), read), Option.fromNullishOr), Option.none),
     setex: (key, seconds, value) =>
-      open("SETEX", Effect.map(use("SETEX", (c) => c.setex(key, seconds, value)), (r) => r === "OK"), () => false),
-    ping: open("PING", Effect.map(use("PING", (c) => c.ping()), (r) => r === "PONG"), () => false),
+      open(
+        "SETEX",
+        Effect.map(use("SETEX", (c) => c.setex(key, seconds, value), write), (r) => r === "OK"),
+        () => false
+      ),
+    ping: open("PING", Effect.map(use("PING", (c) => c.ping(), read), (r) => r === "PONG"), () => false),
     use,
     breaker: guarded.breaker
   })

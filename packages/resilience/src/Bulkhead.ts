@@ -186,7 +186,7 @@ export interface AdaptiveOptions {
   readonly queueTimeout?: Duration.Input | undefined
   /**
    * Which failures mean the dependency is overloaded (the limit drops by a tenth). Default: a timeout (an
-   * error tagged `CircuitBreakerTimeoutError`, or with `reason: "Timeout"` as the integrations' errors have).
+   * error tagged `CircuitBreakerTimeoutError`, or with `reason: "Timeout"` or `"DeadlineExceeded"` as the integrations' errors have).
    */
   readonly isDrop?: ((error: unknown) => boolean) | undefined
 }
@@ -194,7 +194,8 @@ export interface AdaptiveOptions {
 const isTimeout = (error: unknown): boolean =>
   typeof error === "object" && error !== null &&
   ((error as { _tag?: unknown })._tag === "CircuitBreakerTimeoutError" ||
-    (error as { reason?: unknown }).reason === "Timeout")
+    (error as { reason?: unknown }).reason === "Timeout" ||
+    (error as { reason?: unknown }).reason === "DeadlineExceeded")
 
 /**
  * The message of the log line an adaptive limit writes when it moves (annotations `circuit`, `from`,

@@ -18,12 +18,14 @@ import type { State } from "./CircuitBreaker.ts"
  * permit is taken), `ForcedOpen` (held open by an operator). `Tripped` only with
  * the `throwOnTrip` option: this call failed, its failure opened the circuit, and
  * the caller gets the breaker's error (with the call's error as `cause`) as
- * pybreaker raises it.
+ * pybreaker raises it. `Bulkhead`: a `GuardedClient` with a bulkhead refused
+ * the call before it reached the breaker (the `BulkheadRejectedError` is its
+ * `cause`); the dependency was not called and nothing was counted against it.
  *
  * @since 0.1.0
  * @category errors
  */
-export type RejectionReason = "Open" | "HalfOpen" | "ForcedOpen" | "Tripped"
+export type RejectionReason = "Open" | "HalfOpen" | "ForcedOpen" | "Tripped" | "Bulkhead"
 
 /**
  * The call was rejected without running. `retryAfter` says when a call may be
@@ -46,6 +48,11 @@ export class CircuitBreakerError extends Data.TaggedError("CircuitBreakerError")
   }
 
   override get message(): string {
+    if (this.reason === "Bulkhead") {
+      return `circuit "${this.circuit}" refused the call: its bulkhead is full; retry after ${
+        Duration.format(this.retryAfter)
+      }`
+    }
     return this.reason === "Tripped"
       ? `circuit "${this.circuit}" opened on this call's failure; retry after ${Duration.format(this.retryAfter)}`
       : `circuit "${this.circuit}" is ${this.state} (${this.reason}); retry after ${Duration.format(this.retryAfter)}`

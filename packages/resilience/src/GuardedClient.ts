@@ -17,6 +17,26 @@
  * the one way to fail open: a guarded call that failed or was refused gives a
  * fallback, logged (Redis's cache reads).
  *
+ * With `policies` (`ResilienceConfig.policiesOf`), every `call` and `guard`
+ * runs as `retry ∘ hedge ∘ bulkhead ∘ breaker ∘ call` (outermost first):
+ *
+ * - the bulkhead is outside the breaker: a call it refuses never reaches the
+ *   breaker, so it is not counted as the dependency's failure; the caller gets
+ *   a `CircuitBreakerError` with `reason: "Bulkhead"` (the dependency was not
+ *   called), whose `cause` is the `BulkheadRejectedError`;
+ * - the hedge is outside the bulkhead: a hedge is a second real call, it takes
+ *   its own slot and goes through the breaker. Only calls marked
+ *   `{ idempotent: true }` are hedged;
+ * - the retry is outermost: each attempt (hedged or not) is one call of the
+ *   budget's window, retried only for errors `isRetryable` accepts (by default
+ *   those the breaker counts as failures, never a refusal), never while the
+ *   breaker is not CLOSED, within `maxRetries` and the budget. A call marked
+ *   `{ retry: false }` (a write that is not safe twice) is never retried.
+ *
+ * The client span covers the whole call, retries and hedges included. The
+ * policies are registered in the `Registry` under the breaker's name when one
+ * is in the context (as the breaker is), so `/metrics` and the board find them.
+ *
  * **Example** (A guarded client over a Promise API)
  *
  * ```ts
@@ -55,7 +75,9 @@ import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import * as CircuitBreaker from "./CircuitBreaker.ts"
 import type { CircuitBreakerTimeoutError } from "./CircuitBreakerError.ts"
+import { composePolicies } from "./internal/compose.ts"
 import { redact } from "./Redact.ts"
+import type { Policies } from "./ResilienceConfig.ts"
 
 /**
  * @since 0.1.0
@@ -103,6 +125,29 @@ export interface Options<Client, E> {
   readonly probe: ((client: Client, signal: AbortSignal) => Promise<unknown>) | false
   /** Run the probe once at start (default true); false for an integration that checks its own way. */
   readonly checkOnStart?: boolean | undefined
+  /**
+   * The circuit's policies (`ResilienceConfig.policiesOf`), composed around every `call` and `guard` as
+   * `retry ∘ hedge ∘ bulkhead ∘ breaker ∘ call`. The probe goes through the breaker only.
+   */
+  readonly policies?: Policies | undefined
+  /**
+   * Which failures a retry may follow. Default: those the breaker counts (`breaker.isFailure`, every
+   * failure without one); a refusal (`CircuitBreakerError`, the bulkhead's included) never.
+   */
+  readonly isRetryable?: ((error: E) => boolean) | undefined
+}
+
+/**
+ * What a call says about itself to the policies.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallOptions {
+  /** Safe to run twice at once (a read): hedged when the circuit has a hedge. Default false. */
+  readonly idempotent?: boolean | undefined
+  /** Retried when the circuit has a retry budget and the error is retryable. Default true. */
+  readonly retry?: boolean | undefined
 }
 
 const noStackTrace = { captureStackTrace: false } as const
@@ -117,18 +162,22 @@ export interface GuardedClient<Client, E> {
   readonly call: <A>(
     operation: string,
     f: (client: Client, signal: AbortSignal) => Promise<A>,
-    detail?: string | undefined
+    detail?: string | undefined,
+    callOptions?: CallOptions | undefined
   ) => Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError>
   /**
    * Runs an effect of the integration's own (not a call on the client: no deadline, no dial) through the
-   * same path as `call`: the breaker, its `callTimeout` as the integration's `onTimeout`, a client span
-   * `${prefix}.${operation}`.
+   * same path as `call`: the policies, the breaker, its `callTimeout` as the integration's `onTimeout`, a
+   * client span `${prefix}.${operation}`.
    */
   readonly guard: <A, R>(
     operation: string,
     effect: Effect.Effect<A, E, R>,
-    detail?: string | undefined
+    detail?: string | undefined,
+    callOptions?: CallOptions | undefined
   ) => Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError, R>
+  /** The policies composed around every call (none: `{}`). */
+  readonly policies: Policies
   /** The probe as one guarded call (`undefined` with `probe: false`). */
   readonly probe: Effect.Effect<void, E | CircuitBreaker.CircuitBreakerError> | undefined
 }
@@ -169,7 +218,9 @@ export const durations = <K extends string>(
  * Makes the guarded client for the life of the scope. Fails with the
  * integration's error when the first `connect` throws (a URL the client cannot
  * parse), and with `CircuitBreakerOptionsError` on bad breaker options; a
- * dependency that is down never fails it (the start check shows in the breaker).
+ * dependency that is down never fails it (the start check shows in the breaker),
+ * and with `CircuitBreakerOptionsError` when the `Registry` holds policies of
+ * this circuit already.
  *
  * @since 0.1.0
  * @category constructors
@@ -239,39 +290,63 @@ export const make: <Client, E>(
       }
     })
 
+    const { attempt, span } = pathOf(breaker, options)
+    const policies = options.policies ?? {}
+    const composed = yield* composePolicies(breaker, policies, options.breaker.isFailure, options.isRetryable)
+
     const guard = <A, R>(
       operation: string,
       effect: Effect.Effect<A, E, R>,
-      detail?: string | undefined
+      detail?: string | undefined,
+      callOptions?: CallOptions | undefined
     ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError, R> =>
-      effect.pipe(
-        CircuitBreaker.withBreaker(breaker),
-        // The breaker's callTimeout (a backstop past the deadline) is this client's timeout too.
-        Effect.catchTag(
-          "CircuitBreakerTimeoutError",
-          (backstop) => Effect.fail(options.onTimeout(operation, detail, backstop as CircuitBreakerTimeoutError))
-        ),
-        // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
-        // No stack trace: it would always point here, and capturing it cost ~4 % of a plan's CPU.
-        Effect.withSpan(`${options.span.prefix}.${operation}`, {
-          kind: options.span.kind ?? "client",
-          attributes: options.span.attributes(detail)
-        }, noStackTrace)
-      )
+      composed(attempt(operation, effect, detail), callOptions).pipe(span(operation, detail))
 
     const call = <A>(
       operation: string,
       f: (client: Client, signal: AbortSignal) => Promise<A>,
-      detail?: string | undefined
-    ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError> => guard(operation, run(operation, f, detail), detail)
+      detail?: string | undefined,
+      callOptions?: CallOptions | undefined
+    ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError> =>
+      guard(operation, run(operation, f, detail), detail, callOptions)
 
-    const guardedProbe = probe === false ? undefined : Effect.asVoid(call("probe", probe))
+    // The probe checks the dependency: through the breaker only, never queued, retried or hedged.
+    const guardedProbe = probe === false
+      ? undefined
+      : Effect.asVoid(attempt("probe", run("probe", probe, undefined), undefined).pipe(span("probe", undefined)))
     // Checks the dependency once (bounded by the deadline, never failing the start): an unreachable one
     // shows in the snapshot as soon as the service exists.
     if (guardedProbe !== undefined && options.checkOnStart !== false) yield* Effect.ignore(guardedProbe)
 
-    return { breaker, call, guard, probe: guardedProbe }
+    return { breaker, call, guard, probe: guardedProbe, policies }
   })
+
+/** One attempt (the breaker, its callTimeout as the integration's timeout) and the client span of a call. */
+const pathOf = <E>(
+  breaker: CircuitBreaker.CircuitBreaker,
+  options: Pick<Options<unknown, E>, "onTimeout" | "span">
+) => ({
+  attempt: <A, R>(
+    operation: string,
+    effect: Effect.Effect<A, E, R>,
+    detail: string | undefined
+  ): Effect.Effect<A, E | CircuitBreaker.CircuitBreakerError, R> =>
+    effect.pipe(
+      CircuitBreaker.withBreaker(breaker),
+      // The breaker's callTimeout (a backstop past the deadline) is this client's timeout too.
+      Effect.catchTag(
+        "CircuitBreakerTimeoutError",
+        (backstop) => Effect.fail(options.onTimeout(operation, detail, backstop as CircuitBreakerTimeoutError))
+      )
+    ),
+  // One client span per call: the breaker (with Tracing.layer) annotates it with its name, state and result.
+  // No stack trace: it would always point here, and capturing it cost ~4 % of a plan's CPU.
+  span: (operation: string, detail: string | undefined) =>
+    Effect.withSpan(`${options.span.prefix}.${operation}`, {
+      kind: options.span.kind ?? "client",
+      attributes: options.span.attributes(detail)
+    }, noStackTrace)
+})
 
 /**
  * Fail-open: a call that failed or was refused gives `fallback()` instead, so the

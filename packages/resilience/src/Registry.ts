@@ -1,7 +1,10 @@
 /**
- * The registry knows every breaker of the program. `CircuitBreaker.make`
- * registers into it when it is in the context; observability wires every
- * breaker it holds, including ones made later, through `listenEach`.
+ * The registry knows every breaker of the program, and the policies
+ * (bulkhead, retry budget, hedge) of each circuit. `CircuitBreaker.make`
+ * registers into it when it is in the context, and `GuardedClient.make`
+ * registers the policies it composes around its breaker; observability wires
+ * every breaker it holds, including ones made later, through `listenEach`,
+ * and every circuit's policies through `onRegisterPolicies`.
  *
  * **Example** (Listing the breakers of a program)
  *
@@ -26,6 +29,19 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import type { CircuitBreaker, Listener, Snapshot } from "./CircuitBreaker.ts"
 import { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
+import type { Policies } from "./ResilienceConfig.ts"
+
+/**
+ * The policies of one circuit as the registry holds them: the circuit's name
+ * and its policies (`ResilienceConfig.Policies`, each absent when not used).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CircuitPolicies {
+  readonly circuit: string
+  readonly policies: Policies
+}
 
 /**
  * @since 0.1.0
@@ -50,6 +66,23 @@ export class Registry extends Context.Service<Registry, {
    * leaves the registry.
    */
   readonly listenEach: (f: (breaker: CircuitBreaker) => Listener | undefined) => Effect.Effect<void, never, Scope.Scope>
+  /**
+   * Adds the policies of `circuit` for the life of the scope (`GuardedClient.make` does it for the policies it
+   * composes); a circuit whose policies are registered already fails, as a breaker's name taken does.
+   */
+  readonly registerPolicies: (
+    circuit: string,
+    policies: Policies
+  ) => Effect.Effect<void, CircuitBreakerOptionsError, Scope.Scope>
+  /** The policies of every circuit that registered some, in the order they came. */
+  readonly policies: Effect.Effect<ReadonlyArray<CircuitPolicies>>
+  /**
+   * Runs `f` for the policies of every circuit registered now and later, until the scope closes; a function
+   * `f` returns is run when they leave the registry or this subscription ends (as `onRegister` for breakers).
+   */
+  readonly onRegisterPolicies: (
+    f: (entry: CircuitPolicies) => void | (() => void)
+  ) => Effect.Effect<void, never, Scope.Scope>
 }>()("@neural-hive/resilience/CircuitBreaker/Registry") {}
 
 /**
@@ -59,20 +92,56 @@ export class Registry extends Context.Service<Registry, {
  * @category constructors
  */
 export const make: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
-  const byName = new Map<string, CircuitBreaker>()
-  type Hook = (breaker: CircuitBreaker) => void | (() => void)
-  // For each subscription, the cleanups it returned, by breaker name.
+  const breakers = catalog<CircuitBreaker>(
+    (breaker) => breaker.name,
+    "name",
+    "a name no other breaker of the registry uses"
+  )
+  const policies = catalog<CircuitPolicies>(
+    (entry) => entry.circuit,
+    "policies",
+    "one set of policies per circuit: this circuit registered its policies already"
+  )
+  return Registry.of({
+    register: breakers.add,
+    breakers: Effect.sync(() => Array.from(breakers.byName.values())),
+    get: (name) => Effect.sync(() => Option.fromNullishOr(breakers.byName.get(name))),
+    snapshots: Effect.sync(() => Array.from(breakers.byName.values(), (breaker) => breaker.view.snapshot())),
+    onRegister: breakers.subscribe,
+    listenEach: (f) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.Scope
+        yield* breakers.subscribe((breaker) => {
+          const listener = f(breaker)
+          if (listener === undefined) return
+          // One scope per breaker, closed when it leaves the registry or the subscription ends.
+          const listening = Scope.forkUnsafe(scope)
+          Effect.runSync(Scope.provide(listening)(breaker.listen(listener)))
+          return () => Effect.runSync(Scope.close(listening, Exit.void))
+        })
+      }),
+    registerPolicies: (circuit, given) => policies.add({ circuit, policies: given }),
+    policies: Effect.sync(() => Array.from(policies.byName.values())),
+    onRegisterPolicies: policies.subscribe
+  })
+})
+
+/** Items by name for the life of their scopes, and the subscriptions that follow them. */
+const catalog = <T>(nameOf: (item: T) => string, option: string, expected: string) => {
+  const byName = new Map<string, T>()
+  type Hook = (item: T) => void | (() => void)
+  // For each subscription, the cleanups it returned, by name.
   const hooks = new Map<Hook, Map<string, () => void>>()
-  const attach = (hook: Hook, cleanups: Map<string, () => void>, breaker: CircuitBreaker) => {
-    const cleanup = hook(breaker)
-    if (typeof cleanup === "function") cleanups.set(breaker.name, cleanup)
+  const attach = (hook: Hook, cleanups: Map<string, () => void>, item: T) => {
+    const cleanup = hook(item)
+    if (typeof cleanup === "function") cleanups.set(nameOf(item), cleanup)
   }
-  const onRegister = (f: Hook) =>
+  const subscribe = (f: Hook) =>
     Effect.acquireRelease(
       Effect.sync(() => {
         const cleanups = new Map<string, () => void>()
         hooks.set(f, cleanups)
-        for (const breaker of byName.values()) attach(f, cleanups, breaker)
+        for (const item of byName.values()) attach(f, cleanups, item)
         return cleanups
       }),
       (cleanups) =>
@@ -81,47 +150,26 @@ export const make: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
           for (const cleanup of cleanups.values()) cleanup()
         })
     )
-  return Registry.of({
-    register: (breaker) =>
-      Effect.gen(function*() {
-        if (byName.has(breaker.name)) {
-          return yield* new CircuitBreakerOptionsError({
-            circuit: breaker.name,
-            option: "name",
-            value: breaker.name,
-            expected: "a name no other breaker of the registry uses"
-          })
-        }
-        byName.set(breaker.name, breaker)
-        for (const [hook, cleanups] of hooks) attach(hook, cleanups, breaker)
-        yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
-            byName.delete(breaker.name)
-            for (const cleanups of hooks.values()) {
-              cleanups.get(breaker.name)?.()
-              cleanups.delete(breaker.name)
-            }
-          })
-        )
-      }),
-    breakers: Effect.sync(() => Array.from(byName.values())),
-    get: (name) => Effect.sync(() => Option.fromNullishOr(byName.get(name))),
-    snapshots: Effect.sync(() => Array.from(byName.values(), (breaker) => breaker.view.snapshot())),
-    onRegister,
-    listenEach: (f) =>
-      Effect.gen(function*() {
-        const scope = yield* Scope.Scope
-        yield* onRegister((breaker) => {
-          const listener = f(breaker)
-          if (listener === undefined) return
-          // One scope per breaker, closed when it leaves the registry or the subscription ends.
-          const listening = Scope.forkUnsafe(scope)
-          Effect.runSync(Scope.provide(listening)(breaker.listen(listener)))
-          return () => Effect.runSync(Scope.close(listening, Exit.void))
+  const add = (item: T): Effect.Effect<void, CircuitBreakerOptionsError, Scope.Scope> =>
+    Effect.gen(function*() {
+      const name = nameOf(item)
+      if (byName.has(name)) {
+        return yield* new CircuitBreakerOptionsError({ circuit: name, option, value: name, expected })
+      }
+      byName.set(name, item)
+      for (const [hook, cleanups] of hooks) attach(hook, cleanups, item)
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          byName.delete(name)
+          for (const cleanups of hooks.values()) {
+            cleanups.get(name)?.()
+            cleanups.delete(name)
+          }
         })
-      })
-  })
-})
+      )
+    })
+  return { byName, subscribe, add }
+}
 
 /**
  * Provides a new `Registry`.

@@ -39,7 +39,13 @@
  * @since 0.1.0
  */
 import { status as GrpcStatus } from "@grpc/grpc-js"
-import { CircuitBreaker, type CircuitBreakerError, GuardedClient, redact } from "@neural-hive/resilience"
+import {
+  CircuitBreaker,
+  type CircuitBreakerError,
+  GuardedClient,
+  redact,
+  type ResilienceConfig
+} from "@neural-hive/resilience"
 import {
   Client,
   type ClientOptions,
@@ -375,6 +381,13 @@ export interface Options {
    * trial when its open period ends with no call to try it (default true). `false`: neither.
    */
   readonly probe?: boolean | undefined
+  /**
+   * The circuit's policies (`ResilienceConfig.policiesOf`), composed around every call by `GuardedClient`: an
+   * adaptive limit bounds the starts a hanging frontend can hold. Reads (`describeWorkflow`, `queryWorkflow`,
+   * `getWorkflowHandle`) are hedged and retried; a start, a signal, a termination and `use` are neither (a
+   * start that timed out may have started the workflow).
+   */
+  readonly policies?: ResilienceConfig.Policies | undefined
 }
 
 /**
@@ -406,6 +419,11 @@ export const connectionOptions = (options: Options): ConnectionOptions => {
     ...(options.apiKey === undefined ? {} : { apiKey: Redacted.value(options.apiKey) })
   }
 }
+
+// What the policies may do: a read is safe twice (hedged, retried); a start, signal or termination neither.
+const READS: ReadonlySet<string> = new Set(["describeWorkflow", "queryWorkflow", "getWorkflowHandle"])
+const read: GuardedClient.CallOptions = { idempotent: true }
+const write: GuardedClient.CallOptions = { retry: false }
 
 interface Session {
   readonly connection: Connection
@@ -476,7 +494,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       prefix: "TemporalClient",
       attributes: (workflowId) => workflowId === undefined ? {} : { "temporal.workflow_id": workflowId }
     },
-    probe: options.probe === false ? false : healthCheck
+    probe: options.probe === false ? false : healthCheck,
+    policies: options.policies
   })
 
   const call = <A>(
@@ -488,7 +507,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       operation,
       // Interrupting the fiber (the deadline, the caller) aborts the signal, which cancels the gRPC call.
       (session, signal) => session.connection.withAbortSignal(signal, () => f(session.client)),
-      workflowId
+      workflowId,
+      READS.has(operation) ? read : write
     )
 
   const handle = (workflowId: string, runId: string | undefined, seenRunId: string | undefined): WorkflowHandle => ({

@@ -103,7 +103,11 @@ export const makeGuardedClient = (
           probeTopic === undefined ? admin.describeCluster() : admin.fetchTopicMetadata({ topics: [probeTopic] })
         ).finally(() => admin.disconnect()),
     // The producer's eager connect is Kafka's start check.
-    checkOnStart: false
+    checkOnStart: false,
+    policies: options.policies,
+    // A retry follows only what Kafka marks retriable and the breaker counts: a broker that failed over, a
+    // request that timed out; never a message too large or a missing authorization.
+    isRetryable: (error) => error.retriable && (options.breaker?.isFailure ?? isFailure)(error)
   })
 }
 

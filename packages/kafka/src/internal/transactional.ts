@@ -115,6 +115,8 @@ const closeSession = (session: Session): Effect.Effect<void> =>
     ])
   }).pipe(Effect.timeoutOrElse({ duration: session.deps.settings.disconnectTimeoutMillis, orElse: () => Effect.void }))
 
+const NO_RETRY = { retry: false } as const
+
 /** One Kafka step as one breaker call, bounded by its callTimeout: a transaction is several. */
 const step = <A>(session: Session, operation: string, run: () => Promise<A>) =>
   session.deps.guard(
@@ -122,14 +124,19 @@ const step = <A>(session: Session, operation: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, session.deps.settings.secrets) }).pipe(
       // Interrupted (the breaker's callTimeout): the promise runs on, its outcome unknown.
       Effect.onInterrupt(() => Effect.sync(() => void (session.stale = true)))
-    )
+    ),
+    undefined,
+    // A transaction's steps are retried as a whole transaction, never one by one.
+    NO_RETRY
   )
 
 /** A progress read's step: on its admin connection, so a timeout leaves the producer as it was. */
 const readStep = <A>(session: Session, operation: string, run: () => Promise<A>) =>
   session.deps.guard(
     `progress.${operation}`,
-    Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, session.deps.settings.secrets) })
+    Effect.tryPromise({ try: run, catch: (cause) => fromCause(cause, session.deps.settings.secrets) }),
+    undefined,
+    NO_RETRY
   )
 
 /**

@@ -29,7 +29,7 @@ h1{font-size:1.3rem;margin:0}h2{font-size:1.05rem;margin:1.2rem 0 .5rem}
 .closed .state{background:var(--closed)}.open .state{background:var(--open)}.half_open .state{background:var(--half)}
 .since{font-size:.85rem;color:var(--muted)}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.15rem .8rem;margin:.4rem 0;font-size:.9rem}
-dt{color:var(--muted)}dd{margin:0}
+dt{color:var(--muted)}dd{margin:0}dt[hidden],dd[hidden]{display:none}
 svg.spark{width:100%;height:2.2rem;display:block;border-bottom:1px solid var(--line)}
 svg.spark polyline{fill:none;stroke-width:1.5}.spark .rate{stroke:var(--rate)}.spark .err{stroke:var(--open)}
 .legend{font-size:.75rem;color:var(--muted)}.legend b{font-weight:400}.legend .r{color:var(--rate)}.legend .e{color:var(--open)}
@@ -53,7 +53,7 @@ const timeline = document.getElementById("timeline"), backlogPanel = document.ge
 const fleetPanel = document.getElementById("fleet");
 const SVG = "http://www.w3.org/2000/svg", TIMELINE_ROWS = 50, BACKLOG_POINTS = 300;
 const label = { closed: "CLOSED", open: "OPEN", half_open: "HALF_OPEN" };
-const backlogSeries = [];
+const backlogSeries = [], POLICIES = ["bulkhead", "retry", "hedge"];
 let token = "", fleet = null;
 function set(el, text) { if (el.textContent !== text) el.textContent = text; }
 function span(cls) { const s = document.createElement("span"); if (cls) s.className = cls; return s; }
@@ -105,7 +105,9 @@ function build(name) {
   row(dl, f, "outcomes (5 min)", "outcomes"); row(dl, f, "failure mode", "failureMode"); row(dl, f, "mode", "mode");
   row(dl, f, "failures", "failures"); row(dl, f, "trips", "trips"); row(dl, f, "next probe", "probe");
   row(dl, f, "last transition", "transition"); row(dl, f, "replicas", "fleet");
+  row(dl, f, "bulkhead", "bulkhead"); row(dl, f, "retry budget", "retry"); row(dl, f, "hedge", "hedge");
   f.fleetTerm = f.fleet.previousSibling;
+  for (const k of POLICIES) f[k].hidden = f[k].previousSibling.hidden = true;
   const admin = document.createElement("div"); admin.className = "admin";
   for (const [action, text] of [["force-open", "Force open"], ["reset", "Reset"]]) {
     const b = document.createElement("button"); b.type = "button"; b.textContent = text;
@@ -186,6 +188,18 @@ function showFleet(entry) {
   if (states.size > 1) { const d = span("disagree"); d.dataset.field = "disagree"; d.textContent = "replicas disagree"; box.append(d); }
   f.fleet.replaceChildren(box);
 }
+function policyText(k, p) {
+  if (k === "bulkhead") return (p.minLimit === p.maxLimit ? "limit " + p.limit : "limit " + p.limit + " (" + p.minLimit + "\u2013" + p.maxLimit + ")") + " \u00b7 in flight " + p.inFlight + " \u00b7 queued " + p.queued + " \u00b7 rejected " + p.rejected;
+  if (k === "retry") return "left " + p.available + " \u00b7 retries " + p.retries + " \u00b7 denied " + p.denied;
+  return "sent " + p.sent + " \u00b7 won " + p.won + (p.denied > 0 ? " \u00b7 denied " + p.denied : "") + " \u00b7 after " + (p.delayMillis === null ? "\u2014" : Math.round(p.delayMillis) + " ms");
+}
+function showPolicies(entry, p) {
+  for (const k of POLICIES) {
+    const dd = entry.f[k], on = p !== undefined && p[k] !== undefined;
+    dd.hidden = dd.previousSibling.hidden = !on;
+    if (on) set(dd, policyText(k, p[k]));
+  }
+}
 function showBacklog(b) {
   backlogPanel.hidden = b === undefined;
   if (b === undefined) return;
@@ -241,7 +255,7 @@ source.addEventListener("transition", (e) => addTransition(JSON.parse(e.data)));
 source.addEventListener("stats", (e) => {
   const s = JSON.parse(e.data);
   showFleetPanel(s.fleet);
-  for (const [name, entry] of cards) { showStats(entry, s.circuits[name]); showFleet(entry); }
+  for (const [name, entry] of cards) { showStats(entry, s.circuits[name]); showFleet(entry); showPolicies(entry, s.policies && s.policies[name]); }
   showBacklog(s.backlog);
 });
 `

@@ -107,3 +107,25 @@ describe("Bulkhead.adaptive", () => {
       }
     }))
 })
+
+describe("Bulkhead.adaptive on a fast, healthy dependency", () => {
+  it.effect("calls of 950-969 µs with the limit in use keep it at its maximum, nothing rejected", () =>
+    Effect.gen(function*() {
+      // At its maximum, so every call is made with the limit in use (half of it or more) and teaches it.
+      const bulkhead = yield* Bulkhead.adaptive({ name: "redis_client", initialLimit: 20, minLimit: 1, maxLimit: 20 })
+      // 20 calls at once, each 950-969 µs, 500 rounds starting at drifting fractions of a millisecond. (The
+      // bulkhead times calls in ns: the live clock's whole ms read such calls as 0 or 1 ms, a latency that
+      // "doubled", and shrank the limit of a healthy Redis from 20 to 5 in npm run policies.)
+      for (let round = 0; round < 500; round++) {
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 20 }, (_, i) => Effect.sleep(`${950 + i} micros`).pipe(bulkhead.run)),
+          (call) => Effect.forkChild(call)
+        )
+        yield* TestClock.adjust("1 millis")
+        yield* Fiber.joinAll(fibers)
+        yield* TestClock.adjust("23 micros")
+      }
+      assert.strictEqual(bulkhead.stats().limit, 20)
+      assert.strictEqual(bulkhead.stats().rejected, 0)
+    }))
+})

@@ -188,8 +188,10 @@ export const names = { connected: "circuit_breaker_fleet_connected" } as const
 
 /**
  * Joins the fleet: every breaker of the `Registry`, now and later, shares its
- * trips, probes and admin actions with the replicas of `group`. Starts even when
- * Redis is down (the breakers stay local until it answers).
+ * trips, probes and admin actions with the replicas of `group`, and every retry
+ * budget registered with a circuit's policies becomes fleet-wide (each replica
+ * publishes its window every `heartbeat` and counts the others'). Starts even
+ * when Redis is down (the breakers and budgets stay local until it answers).
  *
  * @since 0.1.0
  * @category constructors
@@ -267,6 +269,17 @@ export const make: (
         Effect.runSync(Scope.close(listening, Exit.void))
         Circuit.stopLoop(c)
         r.circuits.delete(breaker.name)
+      }
+    })
+
+    // Each shared circuit's retry budget is fleet-wide: the replicas' windows are added up through Redis.
+    yield* registry.onRegisterPolicies(({ circuit, policies }) => {
+      const budget = policies.retryBudget
+      if (budget === undefined || (shared !== undefined && !shared.has(circuit))) return
+      r.budgets.set(circuit, budget)
+      return () => {
+        Remote.shareBudget(budget, undefined)
+        r.budgets.delete(circuit)
       }
     })
 

@@ -105,11 +105,14 @@ export const makeSlots = (settings: SlotSettings) => {
         else if (!(yield* wait(restore))) return yield* reject("QueueTimeout")
         admitted++
         const started = inFlight
-        const start = yield* Clock.currentTimeMillis
+        // Nanoseconds: a call of a few hundred µs measured in whole ms reads 0 then 1, which an adaptive limit
+        // would take for a latency that doubled (a queue forming) and shrink on a healthy dependency.
+        const start = yield* Clock.currentTimeNanos
         return yield* restore(effect).pipe(
           Effect.onExit((exit) =>
-            Effect.flatMap(Clock.currentTimeMillis, (end) => {
-              const millis = Math.max(0, end - start)
+            Effect.flatMap(Clock.currentTimeNanos, (endNanos) => {
+              const millis = Math.max(0, Number(endNanos - start) / 1e6)
+              const end = Number(endNanos / 1_000_000n)
               meanMillis += SMOOTHING * (millis - meanMillis)
               const after = onSample?.({ millis, inFlight: started, exit, end })
               release()

@@ -350,13 +350,18 @@ class Pool {
 class PoolError extends Data.TaggedError("PoolError")<{ readonly operation: string; readonly message: string }> {}
 
 /** How the hedge picks its delay: learnt (`percentile`) or fixed (`delayMillis`); `undefined`: no hedging. */
-export type HedgeDelay = { readonly percentile: number } | { readonly delayMillis: number } | undefined
+export type HedgeDelay =
+  | { readonly percentile: number; readonly minDelayMillis?: number }
+  | { readonly delayMillis: number }
+  | undefined
 
 export const hedgeLabel = (how: HedgeDelay): string =>
   how === undefined
     ? "no hedging"
     : "percentile" in how
-    ? `\`Hedge.make({ percentile: ${how.percentile}, budget })\``
+    ? `\`Hedge.make({ percentile: ${how.percentile}, ${
+      how.minDelayMillis === undefined ? "" : `minDelay: "${how.minDelayMillis} millis", `
+    }budget })\``
     : `\`Hedge.make({ delay: "${how.delayMillis} millis", budget })\``
 
 export interface Hedged {
@@ -441,7 +446,14 @@ export const hedged = async (
       Hedge.make({
         name: "redis_hedged",
         budget,
-        ...(how !== undefined && "delayMillis" in how ? { delay: Duration.millis(how.delayMillis) } : how)
+        ...(how === undefined
+          ? {}
+          : "delayMillis" in how
+          ? { delay: Duration.millis(how.delayMillis) }
+          : {
+            percentile: how.percentile,
+            ...(how.minDelayMillis === undefined ? {} : { minDelay: Duration.millis(how.minDelayMillis) })
+          })
       })
     )
     const get = guarded.call("GET", (pool) => pool.get("policies:hedged"))

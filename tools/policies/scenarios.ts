@@ -16,11 +16,25 @@
  */
 import { RedisCache } from "@neural-hive/redis"
 import { Bulkhead, GuardedClient, Hedge, RetryBudget } from "@neural-hive/resilience"
-import { Data, Duration, Effect, Exit, Schedule, Scope } from "effect"
+import { Data, Duration, Effect, Exit, Logger, Schedule, Scope } from "effect"
 import { Redis } from "ioredis"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 import { FaultProxy } from "../rig/proxy.ts"
 import { type ServerHandle, startRedis } from "../rig/servers.ts"
+
+/** The policies' log lines by message (`bulkhead_limit_changed`, `retry_budget_exhausted`...), counted, not printed. */
+export const logged = new Map<string, number>()
+
+const counting: ReadonlySet<Logger.Logger<unknown, void>> = new Set([
+  Logger.make((options) => {
+    const message = Array.isArray(options.message) ? String(options.message[0]) : String(options.message)
+    logged.set(message, (logged.get(message) ?? 0) + 1)
+  })
+])
+
+/** Runs an effect with the counting logger in place of the default one. */
+const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
+  Effect.runPromise(Effect.provideService(effect, Logger.CurrentLoggers, counting))
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -140,7 +154,7 @@ export const amplification = async (
   { millis, rate }: { readonly millis: number; readonly rate: number }
 ): Promise<Amplification> => {
   const counted = { attempts: 0 }
-  const budget = await Effect.runPromise(RetryBudget.make({ name: "redis_outage", ...BUDGET }))
+  const budget = await run(RetryBudget.make({ name: "redis_outage", ...BUDGET }))
   const attempt = dialAndGet(rig.proxy.port, counted)
   const call = policy === "naive"
     ? Effect.retry(attempt, { schedule: retrySchedule, times: 2 })
@@ -151,7 +165,7 @@ export const amplification = async (
   let pending = 0
   const offered = await offer(millis, rate, () => {
     pending++
-    void Effect.runPromise(Effect.exit(call)).finally(() => pending--)
+    void run(Effect.exit(call)).finally(() => pending--)
   })
   if (!(await until(() => pending === 0, 30_000))) throw new Error(`amplification: ${pending} calls never ended`)
   const reached = rig.proxy.connectionsAccepted
@@ -224,14 +238,14 @@ export const stall = async (
   await rig.proxy.pass()
   const scope = Scope.makeUnsafe()
   try {
-    const cache = await Effect.runPromise(
+    const cache = await run(
       RedisCache.make({
         url: `redis://127.0.0.1:${rig.proxy.port}`,
         commandTimeout: "30 seconds",
         breaker: { name: limited ? "redis_stall_limited" : "redis_stall" }
       }).pipe(Scope.provide(scope))
     )
-    const limit = await Effect.runPromise(
+    const limit = await run(
       Bulkhead.adaptive({ name: "redis_stall_limited", initialLimit: 20, minLimit: 2, maxLimit: 200 })
     )
     // Calls in flight: admitted (past the limit, when there is one) and not yet ended.
@@ -251,7 +265,7 @@ export const stall = async (
     let maxBefore = 0
     const start = () => {
       outstanding++
-      void Effect.runPromise(Effect.exit(call)).then((exit) => {
+      void run(Effect.exit(call)).then((exit) => {
         outstanding--
         const error = Exit.findErrorOption(exit)
         if (Exit.isSuccess(exit)) succeeded++
@@ -306,7 +320,7 @@ export const stall = async (
       failed
     }
   } finally {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await run(Scope.close(scope, Exit.void))
   }
 }
 
@@ -349,6 +363,9 @@ class Pool {
 
 class PoolError extends Data.TaggedError("PoolError")<{ readonly operation: string; readonly message: string }> {}
 
+/** A held reply takes at least the tail's delay less this (the proxy's clock counts whole ms). */
+export const SLACK_MS = 2
+
 /** How the hedge picks its delay: learnt (`percentile`) or fixed (`delayMillis`); `undefined`: no hedging. */
 export type HedgeDelay =
   | { readonly percentile: number; readonly minDelayMillis?: number }
@@ -370,7 +387,7 @@ export interface Hedged {
   readonly calls: number
   readonly p50: number
   readonly p99: number
-  /** Calls that took at least the tail's delay (a lower bound: a held reply always does). */
+  /** Calls that took at least the tail's delay less `SLACK_MS` (a lower bound: a held reply always does). */
   readonly slowCalls: number
   /** The hedge's delay when the run ended, ms (NaN without hedging). */
   readonly delayMillis: number
@@ -425,7 +442,7 @@ export const hedged = async (
     await admin.config("RESETSTAT")
     admin.disconnect()
     await rig.proxy.pass()
-    const guarded = await Effect.runPromise(
+    const guarded = await run(
       GuardedClient.make({
         breaker: { name: "redis_hedged", failMax: 20 },
         connect: () => new Pool(rig.proxy.port, o.pool),
@@ -439,10 +456,10 @@ export const hedged = async (
         checkOnStart: false
       }).pipe(Scope.provide(scope))
     )
-    await Effect.runPromise(guarded.call("CONNECT", (pool) => pool.connect()))
-    const budget = await Effect.runPromise(RetryBudget.make({ name: "redis_hedged", ratio: 0.1 }))
+    await run(guarded.call("CONNECT", (pool) => pool.connect()))
+    const budget = await run(RetryBudget.make({ name: "redis_hedged", ratio: 0.1 }))
     const hedging = how !== undefined
-    const hedge = await Effect.runPromise(
+    const hedge = await run(
       Hedge.make({
         name: "redis_hedged",
         budget,
@@ -468,7 +485,7 @@ export const hedged = async (
     await offer(o.millis, o.rate, () => {
       pending++
       const started = performance.now()
-      void Effect.runPromise(Effect.exit(call)).then((exit) => {
+      void run(Effect.exit(call)).then((exit) => {
         pending--
         latencies.push(performance.now() - started)
         if (!Exit.isSuccess(exit) || exit.value !== value) allCorrect = false
@@ -487,7 +504,8 @@ export const hedged = async (
       calls: latencies.length,
       p50: percentile(latencies, 50),
       p99: percentile(latencies, 99),
-      slowCalls: latencies.filter((ms) => ms >= o.delayMs).length,
+      // The proxy's clock is Date.now() (whole ms): a held reply may reach the caller up to 1 ms before the delay.
+      slowCalls: latencies.filter((ms) => ms >= o.delayMs - SLACK_MS).length,
       allCorrect,
       hedged: hedging ? stats.hedged : 0,
       hedgesWon: hedging ? stats.hedgesWon : 0,
@@ -498,6 +516,6 @@ export const hedged = async (
       repliesDelayed: seen.delayed
     }
   } finally {
-    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await run(Scope.close(scope, Exit.void))
   }
 }

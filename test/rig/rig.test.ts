@@ -252,6 +252,47 @@ describe("FaultProxy in front of a private Redis", () => {
     await proxy.pass()
   })
 
+  it("slowTail: a seeded share of replies held, requests and order untouched; pass() ends it", async () => {
+    // One command at a time, so each reply is one chunk from the server.
+    const run = async (tail: { fraction: number; delayMs: number; seed?: number }, n: number) => {
+      await proxy.slowTail(tail)
+      proxy.resetCounters()
+      const redis = client(proxy.port, { commandTimeout: 5_000 })
+      await redis.connect() // its handshake's replies (INFO, CLIENT SETINFO...) are in the sequence too
+      const before = { seen: proxy.repliesSeen, delayed: proxy.repliesDelayed }
+      const slow: Array<number> = []
+      for (let i = 0; i < n; i++) {
+        const started = Date.now()
+        expect(await redis.echo(`m${i}`)).toBe(`m${i}`) // every reply, in order, to its own request
+        if (Date.now() - started >= tail.delayMs) slow.push(i)
+      }
+      const counts = { seen: proxy.repliesSeen - before.seen, delayed: proxy.repliesDelayed - before.delayed }
+      redis.disconnect()
+      return { ...counts, total: proxy.repliesDelayed, slow }
+    }
+    const a = await run({ fraction: 0.2, delayMs: 60, seed: 7 }, 100)
+    expect(a.seen).toBe(100) // one reply a request
+    expect(a.delayed).toBeGreaterThanOrEqual(8)
+    expect(a.delayed).toBeLessThanOrEqual(35)
+    // Each held reply took at least the delay (a lower bound: never flaky); on a quiet machine no other did.
+    expect(a.slow.length).toBeGreaterThanOrEqual(a.delayed)
+    const b = await run({ fraction: 0.2, delayMs: 60, seed: 7 }, 100)
+    expect(b.total).toBe(a.total) // same seed, same chunks: same choices
+    const none = await run({ fraction: 0, delayMs: 60 }, 20)
+    expect(none).toMatchObject({ seen: 20, delayed: 0, total: 0 })
+    const all = await run({ fraction: 1, delayMs: 20 }, 10)
+    expect(all).toMatchObject({ seen: 10, delayed: 10 })
+    expect(all.slow.length).toBe(10)
+    await proxy.pass()
+    proxy.resetCounters()
+    const redis = client(proxy.port)
+    await redis.connect()
+    expect(await redis.ping()).toBe("PONG")
+    expect(proxy.repliesSeen).toBe(0) // counted in slowTail mode only
+    await expect(proxy.slowTail({ fraction: 1.5, delayMs: 10 })).rejects.toThrow(/bad fraction/)
+    expect(proxy.mode).toBe("pass")
+  })
+
   it("server pause()/resume(): commands time out while the process is stopped", async () => {
     const redis = client(server.port, { commandTimeout: 300 })
     await redis.connect()

@@ -3,7 +3,7 @@
  * connects to the real server, and a test switches faults on and off while traffic flows.
  *
  * Modes (apply to new connections, and where it makes sense to open ones):
- * - `pass()`: forward both ways (also: end a delay or a stall; listen again after `refuse("unlisten")`).
+ * - `pass()`: forward both ways (also: end a delay, a slow tail or a stall; listen again after `refuse("unlisten")`).
  * - `refuse()`: accept each new connection and reset it at once (client sees ECONNRESET or a
  *   closed connection); it still counts in `connectionsAccepted`, so a test can assert that a
  *   breaker made no new attempts. `refuse("unlisten")` closes the listening socket instead, so
@@ -14,6 +14,12 @@
  *   paused) and delivered in order when the mode goes back to `pass()`/`delay()`: a network
  *   partition that heals.
  * - `delay(ms)`: forward every chunk `ms` later, both directions, order kept.
+ * - `slowTail({ fraction, delayMs, seed })`: a slow tail. Requests go through at once; each chunk
+ *   from the server (a reply, when one request at a time is in flight on the connection) is held
+ *   `delayMs` with probability `fraction`, the choice drawn from a PRNG seeded with `seed`, so the
+ *   same chunks in the same order get the same choices. Order on a connection is kept: a reply
+ *   behind a held one waits for it, as on TCP. `repliesSeen` and `repliesDelayed` count the
+ *   server's chunks in this mode and those held.
  * - `cut()`: reset every open connection now (the mode does not change).
  *
  * Bounded: at most `maxConnections` open pairs, 1 MiB held a direction; `close()` resets all
@@ -22,7 +28,7 @@
 import * as net from "node:net"
 import { freePort } from "./servers.ts"
 
-export type ProxyMode = "pass" | "refuse" | "stall" | "delay"
+export type ProxyMode = "pass" | "refuse" | "stall" | "delay" | "slowTail"
 
 export interface FaultProxyOptions {
   /** Port of the real server on 127.0.0.1. */
@@ -37,6 +43,28 @@ export interface FaultProxyOptions {
 
 const HOST = "127.0.0.1"
 const MAX_HELD_BYTES = 1024 * 1024
+
+/** The slow tail's settings (`FaultProxy.slowTail`). */
+export interface SlowTail {
+  /** Share of the server's chunks held, from 0 to 1. */
+  readonly fraction: number
+  /** How long a held chunk is held, ms. */
+  readonly delayMs: number
+  /** Seed of the choice (an unsigned 32-bit integer); default 1. */
+  readonly seed?: number
+}
+
+/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
+const seeded = (seed: number): () => number => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
 
 interface Held {
   readonly chunk: Buffer
@@ -54,12 +82,16 @@ class Direction {
   #waitingDrain = false
   #timer: NodeJS.Timeout | undefined
 
-  constructor(proxy: FaultProxy, source: net.Socket, sink: net.Socket) {
+  constructor(proxy: FaultProxy, source: net.Socket, sink: net.Socket, fromServer: boolean) {
     this.#proxy = proxy
     this.#source = source
     this.#sink = sink
     source.on("data", (chunk: Buffer) => {
-      const delay = proxy.mode === "delay" ? proxy.delayMs : 0
+      const delay = proxy.mode === "delay"
+        ? proxy.delayMs
+        : proxy.mode === "slowTail" && fromServer
+        ? proxy.tailDelay()
+        : 0
       this.#queue.push({ chunk, due: Date.now() + delay })
       this.#bytes += chunk.length
       this.#flow()
@@ -122,7 +154,7 @@ class Pair {
   constructor(proxy: FaultProxy, client: net.Socket, upstream: net.Socket) {
     this.client = client
     this.upstream = upstream
-    this.directions = [new Direction(proxy, client, upstream), new Direction(proxy, upstream, client)]
+    this.directions = [new Direction(proxy, client, upstream, false), new Direction(proxy, upstream, client, true)]
   }
 
   /** Resets both sockets (RST), dropping anything held. */
@@ -147,6 +179,9 @@ export class FaultProxy {
   #mode: ProxyMode = "pass"
   #delayMs = 0
   #accepted = 0
+  #tail: { readonly fraction: number; readonly delayMs: number; readonly next: () => number } | undefined
+  #repliesSeen = 0
+  #repliesDelayed = 0
   #closed = false
   readonly #pairs = new Set<Pair>()
 
@@ -208,8 +243,30 @@ export class FaultProxy {
     return this.#pairs.size
   }
 
+  /** Chunks from the server seen in `slowTail` mode since start or `resetCounters()`. */
+  get repliesSeen(): number {
+    return this.#repliesSeen
+  }
+
+  /** Of `repliesSeen`, those held `delayMs`. */
+  get repliesDelayed(): number {
+    return this.#repliesDelayed
+  }
+
   resetCounters(): void {
     this.#accepted = 0
+    this.#repliesSeen = 0
+    this.#repliesDelayed = 0
+  }
+
+  /** The slow tail's delay for the server's next chunk: `delayMs` or 0, by the seeded choice. @internal */
+  tailDelay(): number {
+    const tail = this.#tail
+    if (tail === undefined) return 0
+    this.#repliesSeen++
+    if (tail.next() >= tail.fraction) return 0
+    this.#repliesDelayed++
+    return tail.delayMs
   }
 
   /** Forward normally; ends a stall or delay, and listens again after `refuse("unlisten")`. */
@@ -222,6 +279,21 @@ export class FaultProxy {
   async delay(ms: number): Promise<void> {
     if (!(ms >= 0)) throw new Error(`FaultProxy.delay: bad delay ${ms}`)
     this.#setMode("delay", ms)
+    await this.#listen()
+  }
+
+  /**
+   * A slow tail: each chunk from the server is held `delayMs` with probability `fraction` (seeded
+   * choice); requests and the other replies go through at once. A new call restarts the sequence.
+   */
+  async slowTail(tail: SlowTail): Promise<void> {
+    const { delayMs, fraction } = tail
+    const seed = tail.seed ?? 1
+    if (!(fraction >= 0 && fraction <= 1)) throw new Error(`FaultProxy.slowTail: bad fraction ${fraction}`)
+    if (!(delayMs >= 0 && Number.isFinite(delayMs))) throw new Error(`FaultProxy.slowTail: bad delay ${delayMs}`)
+    if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`FaultProxy.slowTail: bad seed ${seed}`)
+    this.#setMode("slowTail", 0)
+    this.#tail = { fraction, delayMs, next: seeded(seed) }
     await this.#listen()
   }
 
@@ -258,6 +330,7 @@ export class FaultProxy {
     if (this.#closed) throw new Error("FaultProxy is closed")
     this.#mode = mode
     this.#delayMs = delayMs
+    this.#tail = undefined
     for (const pair of this.#pairs) for (const d of pair.directions) d.pump()
   }
 

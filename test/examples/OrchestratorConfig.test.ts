@@ -101,7 +101,8 @@ describe("OrchestratorConfig (the Orchestrator Dynamic format)", () => {
       assert.strictEqual(made.temporal.bulkhead?.name, "temporal_client")
       assert.strictEqual(made.kafka.retryBudget?.name, "kafka_producer")
       assert.strictEqual(made.redis.hedge?.name, "redis_client")
-      assert.deepStrictEqual(Object.keys(made.redis), ["hedge"])
+      // The hedge's own budget (no retry on Redis): hedges at most 10 % of the GETs plus the reserve.
+      assert.deepStrictEqual(Object.keys(made.redis), ["retryBudget", "hedge"])
 
       const changed = yield* OrchestratorConfig.parse(
         `

@@ -148,6 +148,23 @@ describe("GuardedClient policies", () => {
       assert.deepInclude(bulkhead.stats(), { admitted: 3, inFlight: 0 })
     }).pipe(Effect.scoped))
 
+  it.effect("hedge with no retry: each hedged call is counted in the budget the hedges come from", () =>
+    Effect.gen(function*() {
+      const budget = yield* RetryBudget.make({ name: NAME, ratio: 0.5, minPerSecond: 0 })
+      const hedge = yield* Hedge.make({ name: NAME, delay: "50 millis", budget })
+      const guarded = yield* client({ hedge, retryBudget: budget })
+      // Two calls earn one hedge (ratio 0.5): without counting them the budget would have nothing to give.
+      for (let i = 0; i < 2; i++) {
+        const read = slowThenFast()
+        assert.deepStrictEqual(
+          yield* settle(guarded.guard("get", read.effect, undefined, { idempotent: true })),
+          Exit.succeed("v")
+        )
+      }
+      assert.strictEqual(budget.stats().callsTotal, 2)
+      assert.deepInclude(hedge.stats(), { calls: 2, hedged: 1, denied: 1 })
+    }).pipe(Effect.scoped))
+
   it.effect("the policies are registered in the Registry under the breaker's name, once, for the client's scope", () =>
     Effect.gen(function*() {
       const registry = yield* Registry.Registry

@@ -193,7 +193,7 @@ describe("ResilienceConfig: policy sections", () => {
     ])
   })
 
-  it.effect("policiesOf makes each configured policy, the hedge bounded by the circuit's retry budget", () =>
+  it.effect("policiesOf makes each configured policy, the hedge bounded by the circuit's retry budget or its own", () =>
     Effect.gen(function*() {
       const s = settingsOf(full)
       const mongodb = yield* ResilienceConfig.policiesOf("mongodb_client", s.mongodb!)
@@ -208,7 +208,10 @@ describe("ResilienceConfig: policy sections", () => {
       const redis = yield* ResilienceConfig.policiesOf("redis_client", s.redis!)
       assert.strictEqual(redis.hedge?.name, "redis_client")
       const temporal = yield* ResilienceConfig.policiesOf("temporal_client", s.temporal!)
-      assert.isUndefined(temporal.retryBudget)
+      // A hedge with no retry takes its hedges from a budget of its own (the defaults: 10 % of the calls).
+      assert.isUndefined(temporal.retry)
+      assert.strictEqual(temporal.retryBudget?.name, "temporal_client")
+      assert.strictEqual(temporal.retryBudget?.stats().available, 10)
       assert.strictEqual(temporal.hedge?.stats().delayMillis, 50)
       const none = yield* ResilienceConfig.policiesOf("c", ResilienceConfig.defaults)
       assert.deepStrictEqual(none, {})

@@ -533,8 +533,9 @@ export const toBreakerOptions = (name: string, settings: CircuitSettings): Circu
  * The policies a circuit's settings configure, made and ready to compose:
  * `bulkhead` (fixed or adaptive), `retryBudget` and `retry` (the options of
  * `RetryBudget.withRetry`, budget included: add the circuit's `breaker` and
- * `isRetryable`), and `hedge` (taking its hedges from the retry budget when
- * the circuit has one). A policy the settings do not configure is absent.
+ * `isRetryable`), and `hedge` (taking its hedges from the retry budget; a
+ * circuit with `hedge` and no `retry` gets a `retryBudget` of the defaults for
+ * them). A policy the settings do not configure is absent.
  *
  * **Example**
  *
@@ -567,7 +568,7 @@ export const policiesOf: (
 export interface Policies {
   /** Its bulkhead, fixed (`bulkhead`) or adaptive (`adaptiveLimit`). */
   readonly bulkhead?: Bulkhead.Bulkhead | undefined
-  /** Its retry budget (`retry`). */
+  /** Its retry budget (`retry`, or the defaults for a `hedge` alone). */
   readonly retryBudget?: RetryBudget.RetryBudget | undefined
   /** The options of `RetryBudget.withRetry` (`retry`): the budget, `maxRetries` and the jittered schedule. */
   readonly retry?: {
@@ -575,6 +576,6 @@ export interface Policies {
     readonly maxRetries: number
     readonly schedule: Schedule.Schedule<unknown, unknown>
   } | undefined
-  /** Its hedge (`hedge`), bounded by `retryBudget` when there is one. */
+  /** Its hedge (`hedge`), bounded by `retryBudget` (the circuit's, or one of the defaults with no `retry`). */
   readonly hedge?: Hedge.Hedge | undefined
 }

@@ -66,7 +66,7 @@ const wrap = <E>(
   isFailure: ((error: unknown) => boolean) | undefined,
   isRetryable: ((error: E) => boolean) | undefined
 ) => {
-  const { bulkhead, hedge, retry } = policies
+  const { bulkhead, hedge, retry, retryBudget: budget } = policies
   const worthRetrying = (error: E | CircuitBreakerError): boolean =>
     !(error instanceof CircuitBreakerError) &&
     (isRetryable === undefined ? isFailure?.(error) ?? true : isRetryable(error as E))
@@ -84,9 +84,15 @@ const wrap = <E>(
         )
       )
     }
+    const retried = retry !== undefined && callOptions?.retry !== false
     // A hedge is a second real call: it takes its own slot and goes through the breaker.
-    if (hedge !== undefined && callOptions?.idempotent === true) effect = hedge.run(effect)
-    if (retry !== undefined && callOptions?.retry !== false) {
+    if (hedge !== undefined && callOptions?.idempotent === true) {
+      effect = hedge.run(effect)
+      // Its hedges come from the budget, which grows with the calls it counts: `withRetry` counts this one when
+      // it wraps it; otherwise count it here, or the budget would only ever have its reserve.
+      if (!retried && budget !== undefined) effect = Effect.andThen(budget.recordCall, effect)
+    }
+    if (retried) {
       effect = RetryBudget.withRetry<E | CircuitBreakerError>({ ...retry, breaker, isRetryable: worthRetrying })(effect)
     }
     return effect

@@ -259,13 +259,19 @@ export const makePolicies = (
       ? yield* Bulkhead.adaptive({ name, ...settings.adaptiveLimit })
       : undefined
     const r = settings.retry
-    const retryBudget = r === undefined ? undefined : yield* RetryBudget.make({
-      name,
-      ratio: r.budgetRatio,
-      minPerSecond: r.budgetMinPerSecond,
-      window: r.budgetWindow
-    })
     const h = settings.hedge
+    // Hedges are extra calls: they always take from a budget, the circuit's retry budget or, with no `retry`,
+    // one of the defaults (hedges at most 10 % of the calls plus the reserve).
+    const retryBudget = r !== undefined
+      ? yield* RetryBudget.make({
+        name,
+        ratio: r.budgetRatio,
+        minPerSecond: r.budgetMinPerSecond,
+        window: r.budgetWindow
+      })
+      : h !== undefined
+      ? yield* RetryBudget.make({ name })
+      : undefined
     const hedge = h === undefined ? undefined : yield* Hedge.make({
       name,
       ...(h.delay === undefined ? { percentile: h.percentile } : { delay: h.delay }),
@@ -275,8 +281,8 @@ export const makePolicies = (
     })
     return {
       ...(bulkhead === undefined ? {} : { bulkhead }),
+      ...(retryBudget === undefined ? {} : { retryBudget }),
       ...(retryBudget === undefined || r === undefined ? {} : {
-        retryBudget,
         retry: {
           budget: retryBudget,
           maxRetries: r.maxRetries,

@@ -9,12 +9,19 @@ import { reason as breakerPath } from "../../packages/resilience/src/internal/fa
 import { type Ceiling, ceilingRun } from "./ceiling.ts"
 import { runAll } from "./harness.ts"
 import { PATH_CASES, type PathRun, pathRuns } from "./paths.ts"
+import { type PlanProfile, planProfile } from "./planProfile.ts"
 import { consoleReport, type Environment, markdown, type Scaling } from "./report.ts"
 import { BREAKER_COUNTS, type BreakersRow, breakersRow, type ServiceRun, serviceRuns } from "./scaling.ts"
 import { makeScenarios, shutdown } from "./scenarios.ts"
 
 /** Measurements outside the round-based harness, selectable in `BENCH_ONLY` like scenarios. */
-const EXTRA = { breakers: "breakers", service: "service", paths: "paths", ceiling: "ceiling" } as const
+const EXTRA = {
+  breakers: "breakers",
+  service: "service",
+  paths: "paths",
+  ceiling: "ceiling",
+  profile: "profile"
+} as const
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -88,6 +95,9 @@ export const main = async (): Promise<void> => {
     log
   }
   const service: Array<ServiceRun> = wanted(EXTRA.service) ? await serviceRuns(serviceSettings) : []
+  const profile: PlanProfile | undefined = wanted(EXTRA.profile)
+    ? await planProfile({ seconds: quick ? 2 : 10, connections: serviceSettings.connections, log })
+    : undefined
   // Last: it starts the four test servers (provisioned by `npm test`), which would load the machine for the rest.
   const ceiling: Ceiling | undefined = wanted(EXTRA.ceiling)
     ? await ceilingRun({
@@ -99,7 +109,7 @@ export const main = async (): Promise<void> => {
       log
     })
     : undefined
-  const scaling: Scaling = { breakers, service, serviceSettings, paths, ceiling }
+  const scaling: Scaling = { breakers, service, serviceSettings, paths, ceiling, profile }
   const durationSeconds = (performance.now() - started) / 1000
 
   const report = consoleReport(results, scaling)
@@ -108,7 +118,7 @@ export const main = async (): Promise<void> => {
   const unobserved = report.split("\n").filter((line) => /\bNaN\b|\bn\/a\b|undefined/.test(line))
   if (
     results.length === 0 && breakers.length === 0 && service.length === 0 && paths.length === 0 &&
-    ceiling === undefined
+    ceiling === undefined && profile === undefined
   ) {
     unobserved.push("nothing was measured")
   }
@@ -130,7 +140,8 @@ export const main = async (): Promise<void> => {
           breakers,
           service,
           paths,
-          ceiling
+          ceiling,
+          profile
         },
         null,
         2

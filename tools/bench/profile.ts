@@ -15,46 +15,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import { readFileSync } from "node:fs"
-import { relative } from "node:path"
-import { fileURLToPath } from "node:url"
-
-interface ProfileNode {
-  readonly id: number
-  readonly callFrame: {
-    readonly functionName: string
-    readonly url: string
-    readonly lineNumber: number
-    readonly columnNumber: number
-  }
-}
-
-interface Profile {
-  readonly nodes: ReadonlyArray<ProfileNode>
-  readonly samples: ReadonlyArray<number>
-  readonly timeDeltas: ReadonlyArray<number>
-}
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
+import { selfTimes } from "./cpuProfile.ts"
 
 const top = (file: string, limit: number): void => {
-  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
-  const byNode = new Map(profile.nodes.map((n) => [n.id, n] as const))
-  const selfMicros = new Map<string, number>()
-  let total = 0
-  for (let i = 0; i < profile.samples.length; i++) {
-    const node = byNode.get(profile.samples[i]!)
-    const delta = profile.timeDeltas[i] ?? 0
-    if (node === undefined) continue
-    const { columnNumber, functionName, lineNumber, url } = node.callFrame
-    const where = url.startsWith("file:") ? relative(root, fileURLToPath(url)) : url
-    const key = `${functionName === "" ? "(anonymous)" : functionName}  ${
-      where === "" ? "" : `${where}:${lineNumber + 1}:${columnNumber + 1}`
-    }`
-    selfMicros.set(key, (selfMicros.get(key) ?? 0) + delta)
-    total += delta
-  }
-  const print = (title: string, entries: Map<string, number>, count: number) => {
+  const { byFile, byFunction, total } = selfTimes(file)
+  const print = (title: string, entries: ReadonlyMap<string, number>, count: number) => {
     console.log(`${title}\nself ms   self %  where`)
     for (const [key, micros] of [...entries].toSorted((a, b) => b[1] - a[1]).slice(0, count)) {
       console.log(
@@ -62,13 +27,8 @@ const top = (file: string, limit: number): void => {
       )
     }
   }
-  const byFile = new Map<string, number>()
-  for (const [key, micros] of selfMicros) {
-    const file = key.split("  ")[1]?.replace(/:\d+:\d+$/, "") || key
-    byFile.set(file, (byFile.get(file) ?? 0) + micros)
-  }
   console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled`)
-  print("top functions by self time", selfMicros, limit)
+  print("top functions by self time", byFunction, limit)
   print("self time by file", byFile, 10)
 }
 

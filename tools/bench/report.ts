@@ -7,6 +7,7 @@ import type { Ceiling } from "./ceiling.ts"
 import type { CaseResult, ScenarioResult } from "./harness.ts"
 import { meanInterval, median } from "./harness.ts"
 import { type BreakerPath, PATH_ORDER, pathFigure, type PathRun } from "./paths.ts"
+import type { PlanProfile } from "./planProfile.ts"
 import type { BreakersRow, ServiceRun, ServiceSettings } from "./scaling.ts"
 import { BREAKERS, CONCURRENCY, HALF_OPEN_CALLERS, ID, OBSERVABILITY_VARIANT, SCENARIO } from "./scenarios.ts"
 
@@ -19,6 +20,8 @@ export interface Scaling {
   readonly paths: ReadonlyArray<PathRun>
   /** Each real server's standalone rate and the service against them (`tools/bench/ceiling.ts`; absent when left out). */
   readonly ceiling?: Ceiling | undefined
+  /** The embedded service under `node --cpu-prof` (`tools/bench/planProfile.ts`; absent when left out). */
+  readonly profile?: PlanProfile | undefined
 }
 
 export interface Environment {
@@ -484,6 +487,18 @@ const scalingTables = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling)
       ]
     })
   }
+  if (scaling.profile !== undefined) {
+    const p = scaling.profile
+    const rows = (frames: PlanProfile["functions"]) =>
+      frames.map((f) => [`\`${f.where}\``, fmt(f.perPlanUs, "ns/call"), `${f.percent.toFixed(1)} %`])
+    tables.push({
+      title: `Where a plan's CPU goes: the embedded service under \`node --cpu-prof\` (${
+        count(p.plans)
+      } plans, ${p.seconds} s of load; ${fmt(p.busyPerPlanUs, "ns/call")} µs busy per plan, profiler attached)`,
+      header: ["Self time in (function, then file)", "µs per plan", "Share of busy time"],
+      rows: [...rows(p.functions), ["", "", ""], ...rows(p.files)]
+    })
+  }
   if (scaling.ceiling !== undefined) {
     const c = scaling.ceiling
     tables.push({
@@ -835,6 +850,14 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
         "(user + system from `/proc`). A run with any non-2xx answer or socket error fails. The bound beside it: " +
         "the breaker calls per plan (read from the service's own `/metrics`) times the per-call cost measured " +
         "in (1b), over the service's CPU per plan.",
+      "- Profile (`tools/bench/planProfile.ts`): the embedded service started as `npm start` does, with " +
+        "`--cpu-prof` (200 µs sampling), loaded like the service table, stopped with SIGINT; self time per " +
+        "function and per file, idle left out, over every plan it served (start-up included: an upper bound). " +
+        "Before the embedded MongoDB kept indexes (commit 1d808aa, the same procedure on 2026-12-07 at load " +
+        "average 6): `Embedded.ts`'s document scans (`matches`, `all`, `at` and their callbacks, the outbox " +
+        "relay's reads filtered by state over every stored plan) were 56 % of the busy time and " +
+        "`BoundedStore.values` 4 %, about 1,800 µs of a plan's 3,150; the client spans' stack traces " +
+        "(`addSpanStackTrace`) were 1.8 %, then 4.2 % once the scans were gone, and are no longer captured.",
       "- Real servers (`tools/bench/ceiling.ts`): the servers `npm test` provisions, started on loopback with no " +
         "proxy; each measured alone through the service's own client and breaker (32 calls in flight, after a " +
         "warm-up), then the service against all four with as many connections. A server's ceiling is its rate " +

@@ -11,7 +11,7 @@
  * - `BENCH_TARGET_MS`: wall time aimed at per measurement (default 60, quick 20)
  * - `BENCH_QUICK=1`: a fast smoke run; does not write docs/performance.md
  * - `BENCH_ONLY`: comma-separated scenario ids to run (closed-effect, closed-promise, in-flight, rejection,
- *   half-open, memory, observability, policies, concurrency, breakers, service, paths, ceiling); a partial run does not
+ *   half-open, memory, observability, policies, concurrency, breakers, service, paths, ceiling, profile); a partial run does not
  *   write docs/performance.md
  * - `NH_BREAKER_PATH=public`: the whole run on the breaker's public path (the `paths` measurement runs both paths
  *   in child processes of its own, with `BENCH_PATHS_CHILD=1`: see `paths.ts`)

@@ -358,6 +358,12 @@ describe("Orchestrator Dynamic, on the real servers", () => {
           const health = yield* http("/health")
           assert.strictEqual(health.status, 200)
           assert.notInclude(health.text, "mongodb://")
+          // The real clients carry the same policies as the embedded ones, and /metrics finds them.
+          const metrics = (yield* http("/metrics")).text
+          assert.strictEqual(metric(metrics, "resilience_bulkhead_limit_max", "temporal_client"), 100)
+          assert.strictEqual(metric(metrics, "resilience_bulkhead_limit_max", "mongodb_client"), 50)
+          assert.isAtLeast(metric(metrics, "resilience_retry_calls_total", "kafka_producer")!, 1)
+          assert.isAtLeast(metric(metrics, "resilience_hedge_calls_total", "redis_client")!, 1)
           // Read now: releasing the tracer's layer empties the in-memory exporter.
           return { id, finished: spans.getFinishedSpans() }
         }).pipe(

@@ -249,6 +249,12 @@ export const seconds = (ms: number | undefined): string => (ms === undefined ? "
 
 export const round = (n: number, digits = 1) => (Math.round(n * 10 ** digits) / 10 ** digits).toFixed(digits)
 
+/** The longest a call of the dependency waits for a slot of its concurrency limit (0 without one). */
+const queued = (s: OrchestratorConfig.Settings[OrchestratorConfig.Dependency]) => {
+  const limit = s.adaptiveLimit ?? s.bulkhead
+  return limit === undefined ? 0 : Math.round(Duration.toMillis(limit.queueTimeout))
+}
+
 /**
  * The longest a plan may take: every call it can make (Redis get and setex, Temporal start, MongoDB insert,
  * and the Temporal terminate of the compensation) at its call timeout, after the longest wait for a slot of
@@ -256,10 +262,6 @@ export const round = (n: number, digits = 1) => (Math.round(n * 10 ** digits) / 
  * hedge runs its attempts side by side, within the same call timeout.
  */
 export const latencyBound = (settings: OrchestratorConfig.Settings): { ms: number; formula: string } => {
-  const queued = (s: OrchestratorConfig.Settings[OrchestratorConfig.Dependency]) => {
-    const limit = s.adaptiveLimit ?? s.bulkhead
-    return limit === undefined ? 0 : Math.round(Duration.toMillis(limit.queueTimeout))
-  }
   const r = Math.round(Duration.toMillis(settings.redis.callTimeout)) + queued(settings.redis)
   const t = Math.round(Duration.toMillis(settings.temporal.callTimeout)) + queued(settings.temporal)
   const m = Math.round(Duration.toMillis(settings.mongodb.callTimeout)) + queued(settings.mongodb)

@@ -204,6 +204,45 @@ describe("Orchestrator Dynamic, embedded", () => {
   )
 
   it.live(
+    "a hanging Temporal holds at most its adaptive limit's calls: the rest are refused at once, never counted as failures",
+    () =>
+      Effect.gen(function*() {
+        // Ten plans at once against a Temporal that never answers: at most 4 starts (the limit) hang.
+        const answers = yield* Effect.all(Array.from({ length: 10 }, (_, i) => plan(`h-${i}`)), {
+          concurrency: "unbounded"
+        })
+        const refused = answers.filter((a) => a.status === 503)
+        for (const answer of answers) assert.include([502, 503], answer.status, answer.text)
+        assert.isAtLeast(refused.length, 1)
+        for (const answer of refused) {
+          assert.deepInclude(JSON.parse(answer.text).steps.workflow, { status: "rejected", circuit: "temporal_client" })
+        }
+        const metrics = (yield* http("/metrics")).text
+        const series = (name: string, labels: string) =>
+          Number(
+            metrics.split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels))?.split(" ").pop() ??
+              Number.NaN
+          )
+        // The refusals are the bulkhead's, not the breaker's: the breaker refused nothing, and counted only
+        // the calls that ran (the starts that timed out and their compensations).
+        assert.isAtLeast(
+          series("resilience_bulkhead_rejected_total", `circuit="temporal_client",reason="queue_full"`),
+          refused.length
+        )
+        assert.strictEqual(series("circuit_breaker_calls_total", `circuit="temporal_client",result="rejected"`), 0)
+        assert.isAtMost(series("circuit_breaker_calls_total", `circuit="temporal_client",result="failure"`), 2 * 4)
+        assert.strictEqual(metric(metrics, "circuit_breaker_state", "temporal_client"), 0)
+        assert.isAtMost(metric(metrics, "resilience_bulkhead_limit", "temporal_client")!, 4)
+      }).pipe(Effect.provide(boot(
+        { ...baseConfig, faults: { temporal: "slow" } },
+        OrchestratorConfig.parse(
+          "circuitBreaker:\n  temporal: { failMax: 50, callTimeoutSeconds: 0.5, adaptiveLimit: { initialLimit: 4, minLimit: 1, maxLimit: 4, maxQueued: 0 } }\n"
+        )
+      ))),
+    30_000
+  )
+
+  it.live(
     "a call that outlives its call timeout fails the plan (502, Temporal DeadlineExceeded); only a breaker refusal is a 503",
     () =>
       Effect.gen(function*() {
@@ -360,6 +399,12 @@ describe("Orchestrator Dynamic, on the real servers", () => {
           const health = yield* http("/health")
           assert.strictEqual(health.status, 200)
           assert.notInclude(health.text, "mongodb://")
+          // The real clients carry the same policies as the embedded ones, and /metrics finds them.
+          const metrics = (yield* http("/metrics")).text
+          assert.strictEqual(metric(metrics, "resilience_bulkhead_limit_max", "temporal_client"), 100)
+          assert.strictEqual(metric(metrics, "resilience_bulkhead_limit_max", "mongodb_client"), 50)
+          assert.isAtLeast(metric(metrics, "resilience_retry_calls_total", "kafka_producer")!, 1)
+          assert.isAtLeast(metric(metrics, "resilience_hedge_calls_total", "redis_client")!, 1)
           // Read now: releasing the tracer's layer empties the in-memory exporter.
           return { id, finished: spans.getFinishedSpans() }
         }).pipe(

@@ -265,6 +265,12 @@ const tcpServer = (mode: "reset" | "stall") =>
 
 const quiet = { logLevel: "None" as const }
 
+/** A retry policy of two retries 10 ms apart within `budget`. */
+const retryPolicies = (budget: RetryBudget.RetryBudget) => ({
+  retryBudget: budget,
+  retry: { budget, maxRetries: 2, schedule: Schedule.spaced("10 millis") }
+})
+
 const producerLayer = (brokers: ReadonlyArray<string>, options: Partial<KafkaProducer.Options> = {}) =>
   KafkaProducer.layer({
     brokers,
@@ -403,10 +409,6 @@ describe("KafkaProducer: Kafka down", () => {
   it.live("policies: a send that failed with a retriable error is retried within the budget; none once the breaker opened", () =>
     Effect.gen(function*() {
       const server = yield* tcpServer("reset")
-      const retryPolicies = (budget: RetryBudget.RetryBudget) => ({
-        retryBudget: budget,
-        retry: { budget, maxRetries: 2, schedule: Schedule.spaced("10 millis") }
-      })
       const budget = yield* RetryBudget.make({ name: "kafka_producer" })
       yield* withProducer(
         producerLayer([server.address], { breaker: { failMax: 10 }, policies: retryPolicies(budget) }),

@@ -3,7 +3,14 @@
  * listeners follow them, and a name is unique while its breaker lives.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { CircuitBreaker, CircuitBreakerOptionsError, Registry, withBreaker } from "@neural-hive/resilience"
+import {
+  Bulkhead,
+  CircuitBreaker,
+  CircuitBreakerOptionsError,
+  Registry,
+  RetryBudget,
+  withBreaker
+} from "@neural-hive/resilience"
 import { Effect, Exit, Option, Scope } from "effect"
 import { ok } from "../support/breakers.ts"
 
@@ -85,5 +92,34 @@ describe("Registry", () => {
       yield* Scope.close(subscription, Exit.void)
       yield* ok.pipe(withBreaker(early))
       assert.strictEqual(calls.length, 2)
+    }).pipe(Effect.scoped, Effect.provide(Registry.layer)))
+
+  it.effect("policies: listed by circuit, followed by onRegisterPolicies (now and later), gone with their scope", () =>
+    Effect.gen(function*() {
+      const registry = yield* Registry.Registry
+      const log: Array<string> = []
+      const bulkhead = yield* Bulkhead.make({ name: "temporal_client", maxConcurrent: 2 })
+      const budget = yield* RetryBudget.make({ name: "kafka_producer" })
+      yield* registry.registerPolicies("temporal_client", { bulkhead })
+      const subscription = yield* Scope.make()
+      yield* inScope(
+        subscription,
+        registry.onRegisterPolicies((entry) => {
+          log.push(`+${entry.circuit}:${Object.keys(entry.policies).join(",")}`)
+          return () => log.push(`-${entry.circuit}`)
+        })
+      )
+      const kafkaScope = yield* Scope.make()
+      yield* inScope(kafkaScope, registry.registerPolicies("kafka_producer", { retryBudget: budget }))
+      assert.deepStrictEqual((yield* registry.policies).map((p) => p.circuit), ["temporal_client", "kafka_producer"])
+      const twice = yield* Effect.flip(registry.registerPolicies("temporal_client", {}))
+      assert.deepInclude(twice, { circuit: "temporal_client", option: "policies" })
+      yield* Scope.close(kafkaScope, Exit.void)
+      assert.deepStrictEqual(log, ["+temporal_client:bulkhead", "+kafka_producer:retryBudget", "-kafka_producer"])
+      assert.deepStrictEqual((yield* registry.policies).map((p) => p.circuit), ["temporal_client"])
+      yield* Scope.close(subscription, Exit.void)
+      assert.deepStrictEqual(log.at(-1), "-temporal_client")
+      // The breakers' own registrations are apart: a breaker of the same name is no conflict.
+      yield* CircuitBreaker.make({ name: "temporal_client" })
     }).pipe(Effect.scoped, Effect.provide(Registry.layer)))
 })

@@ -249,18 +249,26 @@ export const seconds = (ms: number | undefined): string => (ms === undefined ? "
 
 export const round = (n: number, digits = 1) => (Math.round(n * 10 ** digits) / 10 ** digits).toFixed(digits)
 
+/** The longest a call of the dependency waits for a slot of its concurrency limit (0 without one). */
+const queued = (s: OrchestratorConfig.Settings[OrchestratorConfig.Dependency]) => {
+  const limit = s.adaptiveLimit ?? s.bulkhead
+  return limit === undefined ? 0 : Math.round(Duration.toMillis(limit.queueTimeout))
+}
+
 /**
  * The longest a plan may take: every call it can make (Redis get and setex, Temporal start, MongoDB insert,
- * and the Temporal terminate of the compensation) at its call timeout, plus a margin. Kafka is the relay's.
+ * and the Temporal terminate of the compensation) at its call timeout, after the longest wait for a slot of
+ * its concurrency limit (`queueTimeout`, when it has one), plus a margin. Kafka is the relay's. Redis's
+ * hedge runs its attempts side by side, within the same call timeout.
  */
 export const latencyBound = (settings: OrchestratorConfig.Settings): { ms: number; formula: string } => {
-  const r = Math.round(Duration.toMillis(settings.redis.callTimeout))
-  const t = Math.round(Duration.toMillis(settings.temporal.callTimeout))
-  const m = Math.round(Duration.toMillis(settings.mongodb.callTimeout))
+  const r = Math.round(Duration.toMillis(settings.redis.callTimeout)) + queued(settings.redis)
+  const t = Math.round(Duration.toMillis(settings.temporal.callTimeout)) + queued(settings.temporal)
+  const m = Math.round(Duration.toMillis(settings.mongodb.callTimeout)) + queued(settings.mongodb)
   const total = 2 * r + 2 * t + m + LATENCY_MARGIN_MS
   return {
     ms: total,
     formula:
-      `2 × redis ${r} ms (get, setex) + 2 × temporal ${t} ms (start, terminate) + mongodb ${m} ms + ${LATENCY_MARGIN_MS} ms margin = ${total} ms`
+      `2 × redis ${r} ms (get, setex) + 2 × temporal ${t} ms (start, terminate) + mongodb ${m} ms (each its call timeout and its longest wait for a slot) + ${LATENCY_MARGIN_MS} ms margin = ${total} ms`
   }
 }

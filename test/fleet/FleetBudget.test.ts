@@ -82,6 +82,7 @@ describe("Fleet: retry budgets", () => {
       // a spends ten retries: the others see them at the next heartbeat, and have five left between them all.
       for (let i = 0; i < 10; i++) assert.isTrue(yield* a.budget.tryRetry)
       yield* eventually(Effect.sync(() => c.budget.stats()), (s) => s.shared?.retries === 10, 3000)
+      yield* eventually(Effect.sync(() => b.budget.stats()), (s) => s.shared?.retries === 10, 3000)
       assert.strictEqual(c.budget.stats().available, 5)
       assert.strictEqual(b.budget.stats().available, 5)
       yield* Effect.forEach([a, b, c], (r) => r.close, { discard: true })

@@ -1,12 +1,15 @@
 /**
- * Prometheus metrics (prom-client) for every breaker of a `Registry.Registry`.
+ * Prometheus metrics, in a prom-client registry, for every breaker of a
+ * `Registry.Registry`.
  *
  * Almost nothing runs on the call path. The breaker already keeps cumulative
- * totals; the gauge and the counters read them when Prometheus scrapes
- * (`collect()`), so a scrape shows the breaker exactly as it is at that moment,
- * including an OPEN breaker whose open period has ended (it reads HALF_OPEN).
- * Transitions are counted as they happen (they are rare). Only the optional
- * duration histogram runs per call.
+ * totals; the gauge and the counters read them when Prometheus scrapes, so a
+ * scrape shows the breaker exactly as it is at that moment, including an OPEN
+ * breaker whose open period has ended (it reads HALF_OPEN). Transitions are
+ * counted as they happen (they are rare). Only the optional duration histogram
+ * runs per call. The metrics write their own exposition text, with the label
+ * text of every line prepared once, which `registry.metrics()` takes beside the
+ * registry's other metrics: a scrape's cost grows with the lines it writes.
  *
  * | metric | type | labels |
  * |---|---|---|

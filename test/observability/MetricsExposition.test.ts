@@ -213,6 +213,15 @@ describe("Metrics exposition: the same content as the prom-client implementation
       const fromText = parse(text).filter((s) => s.name.startsWith("circuit_breaker_")).map(canonical)
       assert.deepStrictEqual(fromJson.toSorted(), fromText.toSorted())
     }).pipe(Effect.scoped, Effect.provide(Registry.layer)))
+
+  it.effect("a registry that does not ask the metrics for their text (Registry.merge) formats get() the same", () =>
+    Effect.gen(function*() {
+      const p = yield* pair({ service: "s" })
+      const text = yield* exercise(p)
+      const merged = Prometheus.Registry.merge([p.ours as Prometheus.Registry])
+      assert.isFalse(Object.hasOwn(merged, "getMetricsAsString"))
+      assertSameContent(yield* Effect.promise(() => merged.metrics()), text, true)
+    }).pipe(Effect.scoped, Effect.provide(Registry.layer)))
 })
 
 /** A small deterministic generator (mulberry32), so a failure replays. */

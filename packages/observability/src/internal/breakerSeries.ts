@@ -215,9 +215,10 @@ export class Family implements Text.Rendered {
     this.type = types[key]
   }
 
+  /** A promise, as prom-client's own metrics give it. */
   get() {
     const values = this.series.collect()[this.key]
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values })
   }
 
   reset(): void {

@@ -280,6 +280,8 @@ export class BreakerSeries {
 
   /** The counters of metric `key` back to zero from now (prom-client's `resetMetrics`); the state has nothing to reset. */
   reset(key: Key): void {
+    this.lines = undefined
+    this.samples = undefined
     if (key === "duration") return this.durations?.reset()
     for (const circuit of this.circuits.values()) {
       if (key === "transitions") {

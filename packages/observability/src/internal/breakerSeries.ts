@@ -106,7 +106,15 @@ export class TimedCircuit extends Circuit {
   onCall(outcome: CircuitBreaker.CallOutcome, durationMillis: number): void {
     // A rejection ran nothing; a call admitted before this listener was not timed (NaN).
     if (outcome === "rejected" || Number.isNaN(durationMillis)) return
-    this.durations!.observe(this.row(outcome), durationMillis / 1000)
+    // The row by a field read per result (on the call path: no lookup by a computed key).
+    const row = outcome === "success"
+      ? this.success
+      : outcome === "failure"
+      ? this.failure
+      : outcome === "slow"
+      ? this.slow
+      : this.ignored
+    this.durations!.observe(row >= 0 ? row : this.row(outcome), durationMillis / 1000)
   }
 }
 

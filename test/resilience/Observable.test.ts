@@ -307,6 +307,43 @@ describe("CircuitBreaker: listeners", () => {
       assert.deepStrictEqual(seen, ["2:success"])
     }))
 
+  it.effect("view.subscribe runs a listener without a scope until view.unsubscribe; a listen beside it stays", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1 })
+      const seen: Array<string> = []
+      const subscribed: CircuitBreaker.Listener = {
+        onCall: (o) => seen.push(`sub:${o}`),
+        onTransition: (t) => seen.push(`sub:${t.to}`)
+      }
+      // Not subscribed yet: nothing happens.
+      breaker.view.unsubscribe(subscribed)
+      breaker.view.subscribe(subscribed)
+      yield* breaker.listen({ onCall: (o) => seen.push(`listen:${o}`) })
+      yield* ok.pipe(withBreaker(breaker))
+      yield* Effect.exit(fail().pipe(withBreaker(breaker)))
+      breaker.view.unsubscribe(subscribed)
+      yield* Effect.exit(ok.pipe(withBreaker(breaker)))
+      assert.deepStrictEqual(seen, [
+        "sub:success",
+        "listen:success",
+        "sub:Open",
+        "sub:failure",
+        "listen:failure",
+        "listen:rejected"
+      ])
+    }))
+
+  it.effect("listen in a scope already closed removes the listener at once", () =>
+    Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.make({ name: "c" })
+      const seen: Array<string> = []
+      const closed = yield* Scope.make()
+      yield* Scope.close(closed, Exit.void)
+      yield* Scope.provide(closed)(breaker.listen({ onCall: (o) => seen.push(o) }))
+      yield* ok.pipe(withBreaker(breaker))
+      assert.deepStrictEqual(seen, [])
+    }))
+
   it.effect("two annotators both see every call; each leaves with its own scope", () =>
     Effect.gen(function*() {
       const breaker = yield* CircuitBreaker.make({ name: "c", failMax: 1 })

@@ -85,7 +85,7 @@ export const main = async (): Promise<void> => {
   if (wanted(EXTRA.breakers)) {
     for (const count of BREAKER_COUNTS) {
       log(`breakers  ${count.toLocaleString("en-US")} in one registry`)
-      breakers.push(await breakersRow(count))
+      breakers.push(await breakersRow(count, quick))
     }
   }
   const serviceSettings = {

@@ -1,6 +1,6 @@
 /**
- * How cost grows with the number of breakers (heap with metrics attached,
- * `/metrics` scrape time and size) and under HTTP load on the example service
+ * How cost grows with the number of breakers (heap with metrics attached and
+ * without, `/metrics` scrape time p50 and p99, and size) and under HTTP load on the example service
  * (plans/s and latency with the breakers on and with them disabled). These are
  * measured outside the round-based harness: each is a handful of long
  * measurements, not millions of short calls.
@@ -16,6 +16,7 @@ import * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { createServer } from "node:net"
+import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
 import { median } from "./harness.ts"
@@ -24,44 +25,58 @@ import { median } from "./harness.ts"
 // breakers in one registry
 // -----------------------------------------------------------------------------
 
-export const BREAKER_COUNTS: ReadonlyArray<number> = [1, 100, 1_000, 10_000]
+export const BREAKER_COUNTS: ReadonlyArray<number> = [1, 10, 100, 1_000, 10_000]
 
 export interface BreakersRow {
   readonly breakers: number
-  /** Heap bytes per breaker, registered and wired to the metrics, each called once. */
+  /**
+   * Heap bytes per breaker, registered and wired to the metrics, each called once: `heapUsed` plus
+   * `arrayBuffers` (the duration histograms live in one `Float64Array`, outside the JS heap).
+   */
   readonly bytesPerBreaker: number
+  /** The same, without the metrics: a breaker in a `Registry.Registry` alone. */
+  readonly bareBytesPerBreaker: number
   /** Median wall time of one `registry.metrics()` (the `/metrics` body), in ms. */
   readonly scrapeMs: number
-  /** Every scrape's time, in ms. */
+  /** The 99th percentile (nearest rank) of the same. */
+  readonly scrapeP99Ms: number
+  /** Every timed scrape's time, in ms (after two untimed ones). */
   readonly scrapesMs: ReadonlyArray<number>
   /** Size of the `/metrics` body, in bytes. */
   readonly scrapeBytes: number
+  /** The 1-minute load average when the row was measured. */
+  readonly load: number
 }
 
-/** `heapUsed` once pending callbacks have run and two full collections are done. */
+/** `heapUsed` + `arrayBuffers` once pending callbacks have run and two full collections are done. */
 const settledHeap = async (): Promise<number> => {
   for (let i = 0; i < 2; i++) {
     await new Promise<void>((resolve) => setImmediate(resolve))
     globalThis.gc!()
   }
-  return process.memoryUsage().heapUsed
+  const memory = process.memoryUsage()
+  return memory.heapUsed + memory.arrayBuffers
 }
 
-const scrapes = (count: number) => Math.max(5, Math.min(21, Math.round(200_000 / count)))
+/** Timed scrapes per row: about 2 s of scraping at 10 ms per 1,000 breakers (0.2 s quick), at least 31 (quick 5). */
+const scrapes = (count: number, quick: boolean) =>
+  quick
+    ? Math.max(5, Math.min(51, Math.round(20_000 / count)))
+    : Math.max(31, Math.min(301, Math.round(200_000 / count)))
 
-/**
- * `count` breakers made in one `Registry.Registry` with `Metrics.layer`
- * attached (the duration histogram on, its default), each called once; then
- * the registry is scraped several times.
- */
-export const breakersRow = async (count: number): Promise<BreakersRow> => {
-  const scope = Scope.makeUnsafe()
-  const context = Effect.runSync(
-    Layer.build(Metrics.layer({ service: "bench" }).pipe(Layer.provideMerge(Registry.layer))).pipe(
-      Scope.provide(scope)
-    )
-  )
-  const registry = Context.get(context, Metrics.PrometheusRegistry)
+/** The nearest-rank percentile `p` (0-100) of `values`. */
+export const percentile = (values: ReadonlyArray<number>, p: number): number => {
+  if (values.length === 0) return NaN
+  const sorted = values.toSorted((a, b) => a - b)
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1]!
+}
+
+/** Heap per breaker of `count` breakers made in `context` (each called once), and the breakers, kept alive. */
+const makeBreakers = async (
+  count: number,
+  context: Context.Context<Registry.Registry>,
+  scope: Scope.Scope
+): Promise<{ readonly bytesPerBreaker: number; readonly kept: ReadonlyArray<Ours.CircuitBreaker> }> => {
   const before = await settledHeap()
   const kept = Effect.runSync(
     Effect.gen(function*() {
@@ -75,10 +90,39 @@ export const breakersRow = async (count: number): Promise<BreakersRow> => {
     }).pipe(Effect.provideContext(context), Scope.provide(scope))
   )
   const after = await settledHeap()
-  // The first scrape makes the series it reads; it is timed like the others but not the size reference.
+  return { bytesPerBreaker: (after - before) / count, kept }
+}
+
+/** Heap per breaker of `count` breakers in a `Registry.Registry` without metrics. */
+const bareBytesPerBreaker = async (count: number): Promise<number> => {
+  const scope = Scope.makeUnsafe()
+  const context = Effect.runSync(Layer.build(Registry.layer).pipe(Scope.provide(scope)))
+  const { bytesPerBreaker, kept } = await makeBreakers(count, context, scope)
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  return kept.length === count ? bytesPerBreaker : NaN
+}
+
+/**
+ * `count` breakers made in one `Registry.Registry` with `Metrics.layer`
+ * attached (the duration histogram on, its default), each called once; then
+ * the registry is scraped several times. Fails when a scrape misses a breaker
+ * or a figure is not a number.
+ */
+export const breakersRow = async (count: number, quick = false): Promise<BreakersRow> => {
+  const bare = await bareBytesPerBreaker(count)
+  const scope = Scope.makeUnsafe()
+  const context = Effect.runSync(
+    Layer.build(Metrics.layer({ service: "bench" }).pipe(Layer.provideMerge(Registry.layer))).pipe(
+      Scope.provide(scope)
+    )
+  )
+  const registry = Context.get(context, Metrics.PrometheusRegistry)
+  const { bytesPerBreaker, kept } = await makeBreakers(count, context, scope)
+  // Two untimed scrapes first: the first one prepares the label text, and both let the JIT compile the writer.
+  let text = await registry.metrics()
+  text = await registry.metrics()
   const times: Array<number> = []
-  let text = ""
-  for (let i = 0; i < scrapes(count); i++) {
+  for (let i = 0; i < scrapes(count, quick); i++) {
     const start = process.hrtime.bigint()
     text = await registry.metrics()
     times.push(Number(process.hrtime.bigint() - start) / 1e6)
@@ -88,13 +132,21 @@ export const breakersRow = async (count: number): Promise<BreakersRow> => {
     throw new Error(`breakers ${count}: the scrape misses ${expected}`)
   }
   await Effect.runPromise(Scope.close(scope, Exit.void))
-  return {
+  const row: BreakersRow = {
     breakers: count,
-    bytesPerBreaker: (after - before) / count,
+    bytesPerBreaker,
+    bareBytesPerBreaker: bare,
     scrapeMs: median(times),
+    scrapeP99Ms: percentile(times, 99),
     scrapesMs: times,
-    scrapeBytes: Buffer.byteLength(text)
+    scrapeBytes: Buffer.byteLength(text),
+    load: os.loadavg()[0]!
   }
+  const unmeasured = Object.entries(row).filter(([, value]) => typeof value === "number" && !Number.isFinite(value))
+  if (unmeasured.length > 0 || text === "") {
+    throw new Error(`breakers ${count}: not measured: ${unmeasured.map(([key]) => key).join(", ") || "empty scrape"}`)
+  }
+  return row
 }
 
 // -----------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 /**
- * Prometheus metrics (prom-client) for every breaker of a `Registry.Registry`.
+ * Prometheus metrics, in a prom-client registry, for every breaker of a
+ * `Registry.Registry`.
  *
  * Almost nothing runs on the call path. The breaker already keeps cumulative
- * totals; the gauge and the counters read them when Prometheus scrapes
- * (`collect()`), so a scrape shows the breaker exactly as it is at that moment,
- * including an OPEN breaker whose open period has ended (it reads HALF_OPEN).
- * Transitions are counted as they happen (they are rare). Only the optional
- * duration histogram runs per call.
+ * totals; the gauge and the counters read them when Prometheus scrapes, so a
+ * scrape shows the breaker exactly as it is at that moment, including an OPEN
+ * breaker whose open period has ended (it reads HALF_OPEN). Transitions are
+ * counted as they happen (they are rare). Only the optional duration histogram
+ * runs per call. The metrics write their own exposition text, with the label
+ * text of every line prepared once, which `registry.metrics()` takes beside the
+ * registry's other metrics: a scrape's cost grows with the lines it writes.
  *
  * | metric | type | labels |
  * |---|---|---|
@@ -41,16 +44,15 @@
  *
  * @since 0.1.0
  */
-import { CircuitBreaker, Registry as Breakers } from "@neural-hive/resilience"
+import { type CircuitBreaker, Registry as Breakers } from "@neural-hive/resilience"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Prometheus from "prom-client"
-import { Histogram, type Series } from "./internal/histogram.ts"
-import { stateLabel, stateValue } from "./internal/labels.ts"
-import { oncePerScrape } from "./internal/oncePerScrape.ts"
+import * as Series from "./internal/breakerSeries.ts"
+import * as Exposition from "./internal/exposition.ts"
+import { Durations } from "./internal/histogram.ts"
 import { ServiceName } from "./ServiceName.ts"
 
 // -----------------------------------------------------------------------------
@@ -63,14 +65,14 @@ import { ServiceName } from "./ServiceName.ts"
  * @since 0.1.0
  * @category constants
  */
-export const names = {
-  state: "circuit_breaker_state",
-  failures: "circuit_breaker_failures_total",
-  trips: "circuit_breaker_trips_total",
-  calls: "circuit_breaker_calls_total",
-  transitions: "circuit_breaker_transitions_total",
-  duration: "circuit_breaker_call_duration_seconds"
-} as const
+export const names: {
+  readonly state: "circuit_breaker_state"
+  readonly failures: "circuit_breaker_failures_total"
+  readonly trips: "circuit_breaker_trips_total"
+  readonly calls: "circuit_breaker_calls_total"
+  readonly transitions: "circuit_breaker_transitions_total"
+  readonly duration: "circuit_breaker_call_duration_seconds"
+} = Series.names
 
 /**
  * The values of the `result` label: every call ends as exactly one of them.
@@ -86,7 +88,7 @@ export type Result = "success" | "failure" | "slow" | "ignored" | "rejected"
  * @since 0.1.0
  * @category constants
  */
-export const results: ReadonlyArray<Result> = ["success", "failure", "slow", "ignored", "rejected"]
+export const results: ReadonlyArray<Result> = Series.results
 
 /**
  * Buckets of the duration histogram, in seconds (prom-client's defaults).
@@ -137,25 +139,6 @@ export class PrometheusRegistry extends Context.Service<PrometheusRegistry, Regi
 // constructors
 // -----------------------------------------------------------------------------
 
-type Labels = { readonly service: string; readonly circuit: string }
-
-interface Wired {
-  readonly labels: Labels
-  /** This breaker's duration series, dropped with it. */
-  readonly series: Array<Series>
-  readonly resultLabels: Record<Result, Labels & { readonly result: Result }>
-  /** Totals already added to the counters. */
-  readonly seen: {
-    successes: number
-    failures: number
-    slow: number
-    ignored: number
-    rejected: number
-    trips: number
-  }
-  readonly scope: Scope.Closeable
-}
-
 /**
  * Registers the breaker metrics in a prom-client registry and wires every
  * breaker of the `Registry.Registry` to them, including breakers made
@@ -172,25 +155,30 @@ export const make: (options?: Options) => Effect.Effect<Registry, never, Breaker
     const service = options?.service ?? (yield* ServiceName)
     const registry: Registry = options?.registry ?? new Prometheus.Registry()
     const scope = yield* Effect.scope
-    const wired = new Map<CircuitBreaker.CircuitBreaker, Wired>()
-    const owned: Array<{ readonly name: string; readonly metric: unknown }> = []
+    const series = new Series.BreakerSeries(
+      service,
+      options?.histogram === false ? undefined : new Durations(options?.buckets ?? defaultBuckets)
+    )
+    const keys: ReadonlyArray<Series.Key> = series.durations === undefined
+      ? ["state", "failures", "trips", "calls", "transitions"]
+      : ["state", "failures", "trips", "calls", "transitions", "duration"]
+    const families = keys.map((key) => new Series.Family(key, series))
+    for (const family of families) registry.registerMetric(family as unknown as Prometheus.Metric)
+    const detach = Exposition.attach(registry)
 
     yield* Scope.addFinalizer(
       scope,
       Effect.sync(() => {
-        for (const { metric, name } of owned) {
-          if (registry.getSingleMetric(name) === metric) registry.removeSingleMetric(name)
+        for (const family of families) {
+          const name = Series.names[family.key]
+          if (registry.getSingleMetric(name) === (family as unknown)) registry.removeSingleMetric(name)
         }
-        wired.clear()
+        detach()
+        for (const circuit of series.circuits.values()) unwire(series, circuit)
+        series.circuits.clear()
       })
     )
-
-    // Brings every scrape-time metric up to date, once per scrape; each metric's collect() calls it.
-    const refresh = oncePerScrape(() => {
-      for (const [breaker, w] of wired) catchUp(instruments, breaker, w)
-    })
-    const instruments = registerInstruments(registry, options, refresh, owned)
-    yield* breakers.onRegister((breaker) => wire({ service, scope, wired, instruments }, breaker))
+    yield* breakers.onRegister((breaker) => wire(series, breaker))
     return registry
   })
 
@@ -208,177 +196,27 @@ export const layer = (options?: Options): Layer.Layer<PrometheusRegistry, never,
 // internals
 // -----------------------------------------------------------------------------
 
-/** The breaker metrics, registered in one prom-client registry. */
-interface Instruments {
-  readonly stateGauge: Prometheus.Gauge<"service" | "circuit">
-  readonly failures: Prometheus.Counter<"service" | "circuit">
-  readonly trips: Prometheus.Counter<"service" | "circuit">
-  readonly calls: Prometheus.Counter<"service" | "circuit" | "result">
-  readonly transitions: Prometheus.Counter<"service" | "circuit" | "from" | "to">
-  readonly duration: Histogram | undefined
-}
-
-/** Registers the metrics in `registry`, each remembered in `owned` (removed with the scope); `refresh` runs at scrape time. */
-const registerInstruments = (
-  registry: Registry,
-  options: Options | undefined,
-  refresh: () => void,
-  owned: Array<{ readonly name: string; readonly metric: unknown }>
-): Instruments => {
-  const register = <M>(name: string, make: (name: string) => M): M => {
-    const metric = make(name)
-    owned.push({ name, metric })
-    return metric
-  }
-  const registers = [registry]
-  const labelNames = ["service", "circuit"] as const
-  const collect = refresh
-  return {
-    stateGauge: register(names.state, (name) =>
-      new Prometheus.Gauge({
-        name,
-        help: "Circuit breaker state: 0 CLOSED, 1 OPEN, 2 HALF_OPEN",
-        labelNames,
-        registers,
-        collect
-      })),
-    failures: register(names.failures, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Calls the circuit breaker counted as failures (slow calls included)",
-        labelNames,
-        registers,
-        collect
-      })),
-    trips: register(
-      names.trips,
-      (name) =>
-        new Prometheus.Counter({ name, help: "Times the circuit breaker opened", labelNames, registers, collect })
-    ),
-    calls: register(names.calls, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Calls through the circuit breaker by result: success, failure, slow, ignored, rejected",
-        labelNames: ["service", "circuit", "result"] as const,
-        registers,
-        collect
-      })),
-    transitions: register(names.transitions, (name) =>
-      new Prometheus.Counter({
-        name,
-        help: "Circuit breaker state transitions by from and to state (closed, open, half_open)",
-        labelNames: ["service", "circuit", "from", "to"] as const,
-        registers,
-        collect
-      })),
-    duration: options?.histogram === false ?
-      undefined :
-      register(names.duration, (name) => {
-        const histogram = new Histogram({
-          name,
-          help: "Duration of the calls the circuit breaker let through, in seconds, by result",
-          buckets: options?.buckets ?? defaultBuckets
-        })
-        registry.registerMetric(histogram as unknown as Prometheus.Metric)
-        return histogram
-      })
-  }
-}
-
-/** At scrape time: sets one breaker's state gauge and adds to its counters what its totals gained since the last scrape. */
-const catchUp = (m: Instruments, breaker: CircuitBreaker.CircuitBreaker, w: Wired): void => {
-  // snapshot() first moves an elapsed OPEN breaker to HALF_OPEN, so the transition is counted before the gauge is read.
-  const { state, totals } = breaker.view.snapshot()
-  m.stateGauge.set(w.labels, stateValue[state])
-  const seen = w.seen
-  add(m.failures, w.labels, totals.failures - seen.failures)
-  add(m.trips, w.labels, totals.trips - seen.trips)
-  add(m.calls, w.resultLabels.success, totals.successes - seen.successes)
-  add(m.calls, w.resultLabels.failure, totals.failures - totals.slow - (seen.failures - seen.slow))
-  add(m.calls, w.resultLabels.slow, totals.slow - seen.slow)
-  add(m.calls, w.resultLabels.ignored, totals.ignored - seen.ignored)
-  add(m.calls, w.resultLabels.rejected, totals.rejected - seen.rejected)
-  seen.successes = totals.successes
-  seen.failures = totals.failures
-  seen.slow = totals.slow
-  seen.ignored = totals.ignored
-  seen.rejected = totals.rejected
-  seen.trips = totals.trips
-}
-
-/** What wiring a breaker needs: the label, the scope its listener lives in, the wired breakers, the metrics. */
-interface Wiring {
-  readonly service: string
-  readonly scope: Scope.Scope
-  readonly wired: Map<CircuitBreaker.CircuitBreaker, Wired>
-  readonly instruments: Instruments
-}
-
 /**
- * Wires a breaker that joined the registry: its series (at zero), its duration series and its listener. Returns what
- * runs when it leaves the registry: its state series goes at once.
+ * Wires a breaker that joined the registry: the series of its name (new, or those a breaker of the same name
+ * left) and its listener. Returns what runs when it leaves the registry.
  */
-const wire = (ctx: Wiring, breaker: CircuitBreaker.CircuitBreaker): (() => void) | undefined => {
-  const { calls, duration, failures, stateGauge, transitions, trips } = ctx.instruments
-  const service = ctx.service
-  if (ctx.wired.has(breaker)) return
-  const labels: Labels = { service, circuit: breaker.name }
-  const resultLabels = {} as Record<Result, Labels & { readonly result: Result }>
-  for (const result of results) resultLabels[result] = { service, circuit: breaker.name, result }
-  const w: Wired = {
-    labels,
-    resultLabels,
-    series: [],
-    seen: { successes: 0, failures: 0, slow: 0, ignored: 0, rejected: 0, trips: 0 },
-    scope: Scope.forkUnsafe(ctx.scope)
-  }
-  ctx.wired.set(breaker, w)
-  // Every series exists from the start, so rate() and the alerts see zeros before the first failure.
-  failures.inc(labels, 0)
-  trips.inc(labels, 0)
-  for (const result of results) calls.inc(resultLabels[result], 0)
-  // One series per result, made now: observing then is a few array writes per call.
-  const observers = duration === undefined ? undefined : {
-    success: duration.add(resultLabels.success),
-    failure: duration.add(resultLabels.failure),
-    slow: duration.add(resultLabels.slow),
-    ignored: duration.add(resultLabels.ignored)
-  }
-  if (observers !== undefined) w.series.push(...Object.values(observers))
-  // Listen before the first snapshot: reading it may move an elapsed OPEN breaker, and that move must be counted.
-  Effect.runSync(
-    Scope.provide(w.scope)(breaker.listen({
-      onTransition: (transition) =>
-        transitions.inc({
-          service,
-          circuit: breaker.name,
-          from: stateLabel[transition.from],
-          to: stateLabel[transition.to]
-        }),
-      onCall: observers === undefined ? undefined : (outcome, durationMillis) => {
-        // A rejection ran nothing; a call admitted before this listener was not timed (NaN).
-        if (outcome === "rejected" || Number.isNaN(durationMillis)) return
-        observers[outcome].observe(durationMillis / 1000)
-      }
-    }))
-  )
-  stateGauge.set(labels, stateValue[breaker.view.state()])
+const wire = (series: Series.BreakerSeries, breaker: CircuitBreaker.CircuitBreaker): (() => void) | undefined => {
+  const circuit = series.circuit(breaker.name)
+  if (circuit.breaker === breaker) return
+  unwire(series, circuit)
+  circuit.breaker = breaker
+  // A subscription, not breaker.listen: no scope and no finalizer per breaker (they were a third of its metrics' heap).
+  breaker.view.subscribe(circuit)
   return () => {
-    if (ctx.wired.get(breaker) === w) forget(ctx, breaker, w)
+    if (circuit.breaker === breaker) unwire(series, circuit)
   }
 }
 
-/** A breaker that left the registry: its state series and duration series go; its counters stay, as counters do. */
-const forget = (ctx: Wiring, breaker: CircuitBreaker.CircuitBreaker, w: Wired) => {
-  ctx.wired.delete(breaker)
-  ctx.instruments.stateGauge.remove(w.labels)
-  for (const series of w.series) ctx.instruments.duration?.remove(series)
-  Effect.runSync(Scope.close(w.scope, Exit.void))
-}
-
-const add = <T extends string>(counter: Prometheus.Counter<T>, labels: Prometheus.LabelValues<T>, delta: number) => {
-  // A negative delta cannot happen with cumulative totals; skip rather than let prom-client throw.
-  if (delta > 0) counter.inc(labels, delta)
+/** Its breaker left: the listener goes, the counts stay with the name, the state and duration series go. */
+const unwire = (series: Series.BreakerSeries, circuit: Series.Circuit): void => {
+  if (circuit.breaker === undefined) return
+  circuit.breaker.view.unsubscribe(circuit)
+  series.leave(circuit)
 }
 
 // -----------------------------------------------------------------------------

@@ -417,6 +417,13 @@ export interface View {
   snapshot(): Snapshot
   /** The cumulative counts since the breaker was made (reads nothing else, moves nothing). */
   totals(): Totals
+  /**
+   * Runs `listener` for every transition and call until `unsubscribe(listener)`: `breaker.listen` without a
+   * scope, for code outside Effect and for observers of many breakers, which keep nothing per breaker for it.
+   */
+  subscribe(listener: Listener): void
+  /** Stops running `listener` (every subscription of it); nothing when it is not subscribed. */
+  unsubscribe(listener: Listener): void
 }
 
 /**

@@ -23,10 +23,9 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import type { CircuitBreaker, Listener, Snapshot } from "./CircuitBreaker.ts"
 import { CircuitBreakerOptionsError } from "./CircuitBreakerError.ts"
 import type { Policies } from "./ResilienceConfig.ts"
@@ -109,16 +108,12 @@ export const make: Effect.Effect<Registry["Service"]> = Effect.sync(() => {
     snapshots: Effect.sync(() => Array.from(breakers.byName.values(), (breaker) => breaker.view.snapshot())),
     onRegister: breakers.subscribe,
     listenEach: (f) =>
-      Effect.gen(function*() {
-        const scope = yield* Scope.Scope
-        yield* breakers.subscribe((breaker) => {
-          const listener = f(breaker)
-          if (listener === undefined) return
-          // One scope per breaker, closed when it leaves the registry or the subscription ends.
-          const listening = Scope.forkUnsafe(scope)
-          Effect.runSync(Scope.provide(listening)(breaker.listen(listener)))
-          return () => Effect.runSync(Scope.close(listening, Exit.void))
-        })
+      breakers.subscribe((breaker) => {
+        const listener = f(breaker)
+        if (listener === undefined) return
+        // Removed when the breaker leaves the registry or the subscription ends: no scope per breaker.
+        breaker.view.subscribe(listener)
+        return () => breaker.view.unsubscribe(listener)
       }),
     registerPolicies: (circuit, given) => policies.add({ circuit, policies: given }),
     policies: Effect.sync(() => Array.from(policies.byName.values())),

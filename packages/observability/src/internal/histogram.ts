@@ -1,100 +1,71 @@
 /**
- * A Prometheus histogram recorded without prom-client on the call path.
+ * The call-duration histograms of every breaker, in one `Float64Array`.
  *
- * prom-client's `Histogram.observe` hashes the label set on every call (even
- * through `labels(...)`), which cost more than the breaker itself. Here each
- * series is a plain array of bucket counts that `observe` bumps; prom-client
- * reads it when Prometheus scrapes, through the metric interface its
- * `Registry` accepts (`name`, `help`, `type`, `get()`).
+ * A row is one labelled series (a breaker and a result): the count of each
+ * bucket (not cumulative: the calls at most that bound and above the one
+ * before), then the sum, then the count. A row is handed out at the series'
+ * first observation, so an idle breaker or an unseen result costs nothing,
+ * and a released row is reused. Observing is a few writes into the array: no
+ * label set is hashed and nothing is allocated per call.
+ *
+ * @internal
  */
-
-/** One labelled series: per-bucket (non-cumulative) counts, then sum and count. */
-export class Series {
-  readonly labels: Readonly<Record<string, string>>
+export class Durations {
+  /** The upper bounds of the buckets, ascending (`+Inf` is the count). */
   readonly bounds: ReadonlyArray<number>
-  readonly counts: Float64Array
-  /** The label sets of its lines, made once: prom-client formats a label set once per object (`sharedLabels`). */
-  readonly lineLabels: ReadonlyArray<Readonly<Record<string, string | number>>>
-  sum = 0
-  count = 0
-  constructor(labels: Readonly<Record<string, string>>, bounds: ReadonlyArray<number>) {
-    this.labels = labels
-    this.bounds = bounds
-    this.counts = new Float64Array(bounds.length)
-    this.lineLabels = [...bounds.map((le) => ({ ...labels, le })), { ...labels, le: "+Inf" }, labels]
+  /** Numbers per row: one per bound, then the sum, then the count. */
+  readonly stride: number
+  /** Every row, `stride` numbers each; replaced by a larger copy as rows are added. */
+  data: Float64Array
+  /** Rows handed out or released so far: the next new row. */
+  private rows = 0
+  private readonly free: Array<number> = []
+
+  constructor(buckets: ReadonlyArray<number>) {
+    this.bounds = buckets.toSorted((a, b) => a - b)
+    this.stride = this.bounds.length + 2
+    this.data = new Float64Array(this.stride * 4)
   }
-  observe(value: number): void {
+
+  /** A row at zero, reused if one was released. */
+  allocate(): number {
+    const reused = this.free.pop()
+    if (reused !== undefined) {
+      this.data.fill(0, reused * this.stride, (reused + 1) * this.stride)
+      return reused
+    }
+    const row = this.rows++
+    if (this.rows * this.stride > this.data.length) {
+      // Half again as large: a slab about a third larger than its rows on average, copied rarely.
+      const grown = new Float64Array(Math.ceil(this.rows * 1.5) * this.stride)
+      grown.set(this.data)
+      this.data = grown
+    }
+    return row
+  }
+
+  /** The row is no longer read or written; a later `allocate` may hand it out again. */
+  release(row: number): void {
+    this.free.push(row)
+  }
+
+  /** Records one duration, in seconds, in `row`. */
+  observe(row: number, seconds: number): void {
     const bounds = this.bounds
+    const data = this.data
+    const base = row * this.stride
     for (let i = 0; i < bounds.length; i++) {
-      if (value <= bounds[i]!) {
-        this.counts[i]!++
+      if (seconds <= bounds[i]!) {
+        data[base + i]!++
         break
       }
     }
-    this.sum += value
-    this.count++
+    data[base + bounds.length]! += seconds
+    data[base + bounds.length + 1]!++
   }
-}
 
-interface Sample {
-  readonly metricName: string
-  readonly labels: Record<string, string | number>
-  readonly sharedLabels: Readonly<Record<string, string | number>>
-  readonly value: number
-}
-
-// With every label in `sharedLabels`, prom-client's Registry reuses its text for that object (a WeakMap) on each
-// scrape instead of escaping and joining 14 label sets per series: the histogram was most of a scrape's time.
-const noLabels: Record<string, string | number> = {}
-
-export class Histogram {
-  readonly name: string
-  readonly help: string
-  readonly type = "histogram"
-  readonly aggregator = "sum"
-  readonly bounds: ReadonlyArray<number>
-  readonly series = new Set<Series>()
-  constructor(options: { readonly name: string; readonly help: string; readonly buckets: ReadonlyArray<number> }) {
-    this.name = options.name
-    this.help = options.help
-    this.bounds = [...options.buckets].sort((a, b) => a - b)
-  }
-  add(labels: Readonly<Record<string, string>>): Series {
-    const series = new Series(labels, this.bounds)
-    this.series.add(series)
-    return series
-  }
-  remove(series: Series): void {
-    this.series.delete(series)
-  }
-  /** What prom-client's `Registry` reads at scrape time. */
-  get() {
-    const values: Array<Sample> = []
-    const bucket = `${this.name}_bucket`
-    const sum = `${this.name}_sum`
-    const count = `${this.name}_count`
-    for (const s of this.series) {
-      // A series appears at its first observation, as prom-client's own labelled histograms do: otherwise every
-      // idle breaker publishes 4 results x 14 zero lines, most of a scrape's size.
-      if (s.count === 0) continue
-      const lineLabels = s.lineLabels
-      let cumulative = 0
-      for (let i = 0; i < s.bounds.length; i++) {
-        cumulative += s.counts[i]!
-        values.push({ metricName: bucket, labels: noLabels, sharedLabels: lineLabels[i]!, value: cumulative })
-      }
-      const n = s.bounds.length
-      values.push({ metricName: bucket, labels: noLabels, sharedLabels: lineLabels[n]!, value: s.count })
-      values.push({ metricName: sum, labels: noLabels, sharedLabels: lineLabels[n + 1]!, value: s.sum })
-      values.push({ metricName: count, labels: noLabels, sharedLabels: lineLabels[n + 1]!, value: s.count })
-    }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
-  }
+  /** Every row back to zero (prom-client's `resetMetrics`). */
   reset(): void {
-    for (const s of this.series) {
-      s.counts.fill(0)
-      s.sum = 0
-      s.count = 0
-    }
+    this.data.fill(0)
   }
 }

@@ -15,7 +15,7 @@ import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as MutableRef from "effect/MutableRef"
 import * as Queue from "effect/Queue"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type {
   Annotate,
@@ -459,18 +459,26 @@ export class BreakerImpl implements CircuitBreaker, Machine.Hooks {
   }
 
   listen(listener: Listener): Effect.Effect<void, never, Scope.Scope> {
-    return Effect.acquireRelease(
-      Effect.sync(() => {
-        this.listeners = [...this.listeners, listener]
-        this.timed = this.timed || listener.onCall !== undefined
-        if (listener.annotate !== undefined) this.annotators = [...this.annotators, listener.annotate]
-      }),
-      () =>
-        Effect.sync(() => {
-          this.listeners = this.listeners.filter((l) => l !== listener)
-          this.annotators = this.annotators.filter((f) => f !== listener.annotate)
-        })
-    )
+    // Not Effect.acquireRelease: its finalizer keeps the context of the fiber that listened (about 1 KB per
+    // listener, for as long as the scope lives), and removing a listener needs nothing from it.
+    return Effect.uninterruptible(Effect.flatMap(Scope.Scope, (scope) => {
+      this.subscribe(listener)
+      return Scope.addFinalizerExit(scope, () => Effect.sync(() => this.unsubscribe(listener)))
+    }))
+  }
+
+  /** `View.subscribe`. The arrays are copied, never changed: a notification runs over the listeners it started with. */
+  subscribe(listener: Listener): void {
+    // concat makes an array of the exact length; a spread into a literal keeps room for 16 more.
+    this.listeners = this.listeners.concat([listener])
+    this.timed = this.timed || listener.onCall !== undefined
+    if (listener.annotate !== undefined) this.annotators = this.annotators.concat([listener.annotate])
+  }
+
+  /** `View.unsubscribe`. */
+  unsubscribe(listener: Listener): void {
+    this.listeners = this.listeners.filter((l) => l !== listener)
+    this.annotators = this.annotators.filter((f) => f !== listener.annotate)
   }
 }
 

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import type { Snapshot, State, Totals, View } from "../CircuitBreaker.ts"
+import type { Listener, Snapshot, State, Totals, View } from "../CircuitBreaker.ts"
 import type { BreakerImpl } from "./breaker.ts"
 import * as Machine from "./machine.ts"
 
@@ -58,5 +58,11 @@ export class ViewImpl implements View {
   }
   totals(): Totals {
     return totals(this.breaker)
+  }
+  subscribe(listener: Listener): void {
+    this.breaker.subscribe(listener)
+  }
+  unsubscribe(listener: Listener): void {
+    this.breaker.unsubscribe(listener)
   }
 }

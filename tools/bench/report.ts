@@ -35,8 +35,8 @@ export interface Environment {
   readonly breakerPath: string
   readonly packages: ReadonlyArray<readonly [string, string]>
   readonly commit: string
-  /** The 1-minute load average at the start and at the end of the run. */
-  readonly load: readonly [number, number]
+  /** The 1-minute load average at the start, before the service runs, and at the end of the run. */
+  readonly load: readonly [number, number, number]
   readonly rounds: number
   readonly targetMs: number
   readonly quick: boolean
@@ -787,8 +787,10 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     `- CPU: ${env.cpu}, ${env.cores} logical cores, ${env.memoryGiB.toFixed(1)} GiB RAM`,
     `- Load: 1-minute load average ${env.load[0].toFixed(1)} at the start, ${
       env.load[1].toFixed(1)
-    } at the end (${env.cores} cores: a load far above that means the cores were shared with other work the ` +
-      "whole time; see Caveats)",
+    } before the service runs (the in-process scenarios keep one core busy), ${
+      env.load[2].toFixed(1)
+    } at the end (the service runs load both cores on purpose, and the real servers start last; ${env.cores} ` +
+      "cores: a load far above that at the start means the cores were shared with other work; see Caveats)",
     `- OS: ${env.os}`,
     `- Node: ${env.node}`,
     `- Breaker call path of the scenario tables: \`${env.breakerPath}\` (\`engaged\`: the fast path)`,

@@ -787,10 +787,11 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     `- CPU: ${env.cpu}, ${env.cores} logical cores, ${env.memoryGiB.toFixed(1)} GiB RAM`,
     `- Load: 1-minute load average ${env.load[0].toFixed(1)} at the start, ${
       env.load[1].toFixed(1)
-    } before the service runs (the in-process scenarios keep one core busy), ${
+    } before the service runs and ${
       env.load[2].toFixed(1)
-    } at the end (the service runs load both cores on purpose, and the real servers start last; ${env.cores} ` +
-      "cores: a load far above that at the start means the cores were shared with other work; see Caveats)",
+    } at the end. From the start on the load is the run's own (the scenarios' process and V8's GC threads, then ` +
+      `the service and autocannon on both cores, the real servers last); the bench writes this page only when the ` +
+      `start was at most the ${env.cores} cores (see Caveats)`,
     `- OS: ${env.os}`,
     `- Node: ${env.node}`,
     `- Breaker call path of the scenario tables: \`${env.breakerPath}\` (\`engaged\`: the fast path)`,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the container base the image test (test/deploy/image.test.ts) builds the Dockerfile on, with
 # Podman (no daemon, no registry: none is reachable here). Called by .ci/provision.sh; idempotent.
-#   1. Debian packages podman, buildah, runc, mmdebstrap (when missing);
+#   1. Debian packages podman, buildah, runc, mmdebstrap, catatonit (when missing);
 #   2. $cache/containers.conf: runc, cgroupfs, a file events logger, this host's nofile limit;
 #   3. a Debian minbase rootfs (mmdebstrap, ~170 MB, cached as a tar under $cache/image-base-<key>),
 #      imported as localhost/nh-debian:<key>;
@@ -21,6 +21,9 @@ die() {
 
 need=()
 for tool in podman buildah runc mmdebstrap; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+# `podman run --init` (the image test) needs podman's init, catatonit: Debian's podman only recommends it, so a
+# podman installed without recommends lacks it ("container-init binary not found").
+[[ -e /usr/libexec/podman/catatonit ]] || need+=(catatonit)
 if ((${#need[@]} > 0)); then
   say "installing Debian packages: ${need[*]}"
   [[ $(id -u) -eq 0 ]] || die "need root for apt-get install ${need[*]}"

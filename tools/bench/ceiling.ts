@@ -16,14 +16,13 @@ import { MongoStore } from "@neural-hive/mongodb"
 import { Metrics } from "@neural-hive/observability"
 import { RedisCache } from "@neural-hive/redis"
 import { TemporalClient } from "@neural-hive/temporal"
-import autocannon from "autocannon"
 import * as Effect from "effect/Effect"
 import { Kafka, logLevel } from "kafkajs"
 import { spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
 import { freePort, type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
+import { loadPlans, processCpuMicros, requireAllServed } from "./planLoad.ts"
 
 /** The four circuits, the operation a plan makes on each, and how the standalone loop makes it. */
 export type Circuit = "redis_client" | "mongodb_client" | "temporal_client" | "kafka_producer"
@@ -174,26 +173,6 @@ const byCircuit = async (url: string) => {
   return sums
 }
 
-const cpuMicros = (pid: number | undefined): number => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  // utime and stime, in clock ticks of 1/100 s (USER_HZ).
-  return (Number(fields[11]) + Number(fields[12])) * 1e4
-}
-
-const load = (url: string, seconds: number, connections: number) =>
-  autocannon({
-    url: `${url}/plans`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id: "ceiling-[<id>]", steps: ["plan", "execute"] }),
-    idReplacement: true,
-    connections,
-    duration: seconds,
-    // The service closes a keep-alive connection after 1,000 requests; autocannon ignores `Connection: close`.
-    reconnectRate: 500
-  })
-
 /** The example service against the four servers: plans/s, CPU per plan and the calls a plan makes per circuit. */
 const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings) => {
   const port = await freePort()
@@ -225,18 +204,13 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
       if (Date.now() > deadline) throw new Error(`the service was not ready within 60 s\n${stderr}`)
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
-    await load(url, 3, settings.connections)
+    await loadPlans(url, 3, settings.connections)
     const before = await byCircuit(url)
-    const cpuBefore = cpuMicros(child.pid)
-    const result = await load(url, 2 * settings.seconds, settings.connections)
-    const cpu = cpuMicros(child.pid) - cpuBefore
+    const cpuBefore = processCpuMicros(child.pid)
+    const result = await loadPlans(url, 2 * settings.seconds, settings.connections)
+    const cpu = processCpuMicros(child.pid) - cpuBefore
     const after = await byCircuit(url)
-    if (result.non2xx > 0 || result.errors > 0 || result.requests.total === 0) {
-      throw new Error(
-        `the service run failed: ${result.requests.total} requests, ${result.non2xx} non-2xx ` +
-          `(${JSON.stringify(result.statusCodeStats)}), ${result.errors} errors`
-      )
-    }
+    requireAllServed(result, "the service run")
     const plans = result.requests.total
     const delta = (map: "calls" | "seconds" | "timed", circuit: Circuit) =>
       (after[map].get(circuit) ?? NaN) - (before[map].get(circuit) ?? 0)

@@ -4,7 +4,6 @@
  * written at exit is read into self time per function and per file, each divided by the plans served in
  * the whole life of the process (start-up and warm-up included, so each figure is an upper bound).
  */
-import autocannon from "autocannon"
 import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -13,6 +12,7 @@ import { fileURLToPath } from "node:url"
 import { EXAMPLE_MAIN, EXAMPLE_NODE, SOURCE_CONDITION } from "../rig/example.ts"
 import { freePort } from "../rig/servers.ts"
 import { selfTimes } from "./cpuProfile.ts"
+import { loadPlans, requireAllServed } from "./planLoad.ts"
 
 export interface Frame {
   readonly where: string
@@ -33,19 +33,6 @@ export interface PlanProfile {
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const IDLE = /^\(idle\)/
-
-const load = (url: string, seconds: number, connections: number) =>
-  autocannon({
-    url: `${url}/plans`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ id: "profile-[<id>]", steps: ["plan", "execute"] }),
-    idReplacement: true,
-    connections,
-    duration: seconds,
-    // The service closes a keep-alive connection after 1,000 requests; autocannon ignores `Connection: close`.
-    reconnectRate: 500
-  })
 
 const frames = (times: ReadonlyMap<string, number>, busy: number, plans: number, limit: number) =>
   [...times].filter(([key]) => !IDLE.test(key)).toSorted((a, b) => b[1] - a[1]).slice(0, limit).map((
@@ -83,11 +70,9 @@ export const planProfile = async (settings: {
       await new Promise((resolve) => setTimeout(resolve, 200))
     }
     settings.log(`profile  the service under ${settings.connections} connections for ${settings.seconds} s`)
-    const warm = await load(url, 2, settings.connections)
-    const result = await load(url, settings.seconds, settings.connections)
-    if (result.non2xx > 0 || result.errors > 0 || result.requests.total === 0) {
-      throw new Error(`the profiled run failed: ${result.non2xx} non-2xx, ${result.errors} errors`)
-    }
+    const warm = await loadPlans(url, 2, settings.connections)
+    const result = await loadPlans(url, settings.seconds, settings.connections)
+    requireAllServed(result, "the profiled run")
     // SIGINT: Node writes the profile as it exits.
     child.kill("SIGINT")
     await exited

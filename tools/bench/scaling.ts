@@ -7,19 +7,18 @@
  */
 import { Metrics } from "@neural-hive/observability"
 import { CircuitBreaker as Ours, Registry, withBreaker } from "@neural-hive/resilience"
-import autocannon from "autocannon"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import { type ChildProcess, spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
-import { createServer } from "node:net"
 import * as os from "node:os"
 import { fileURLToPath } from "node:url"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
+import { freePort } from "../rig/servers.ts"
 import { median } from "./harness.ts"
+import { loadPlans, processCpuMicros, requireAllServed } from "./planLoad.ts"
 
 // -----------------------------------------------------------------------------
 // breakers in one registry
@@ -178,32 +177,6 @@ export interface ServiceSettings {
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const dependencies = ["KAFKA", "TEMPORAL", "REDIS", "MONGODB"] as const
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-/** User + system CPU time of a process, in µs, from /proc (Linux); NaN elsewhere. */
-const processCpuMicros = (pid: number | undefined): number => {
-  try {
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) * 1e6 / ticksPerSecond
-  } catch {
-    return NaN
-  }
-}
-
-// Linux reports process times in clock ticks of 1/100 s on every common configuration (USER_HZ).
-const ticksPerSecond = 100
-
 /** The sum of every `circuit_breaker_calls_total` series the service publishes. */
 const breakerCalls = async (url: string): Promise<number> => {
   const text = await (await fetch(`${url}/metrics`)).text()
@@ -269,21 +242,6 @@ const startService = async (breakers: "on" | "disabled") => {
   }
 }
 
-const load = (url: string, seconds: number, connections: number): Promise<autocannon.Result> =>
-  autocannon({
-    url: `${url}/plans`,
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    // A fresh plan id per request: the service refuses a duplicate.
-    body: JSON.stringify({ id: "bench-[<id>]", steps: ["plan", "execute"] }),
-    idReplacement: true,
-    connections,
-    duration: seconds,
-    // The service closes a keep-alive connection after 1,000 requests (`Connection: close`, to spread clients over
-    // replicas); autocannon ignores the header and would get 503s on that socket: it reconnects before that instead.
-    reconnectRate: 500
-  })
-
 /**
  * Rounds of: breakers on, then disabled (the order flips every round), each a
  * fresh service process warmed up for two seconds, then loaded for `seconds`.
@@ -296,19 +254,13 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
       settings.log(`service  round ${round + 1}/${settings.rounds}  breakers ${breakers}`)
       const service = await startService(breakers)
       try {
-        await load(service.url, 2, settings.connections)
+        await loadPlans(service.url, 2, settings.connections)
         const callsBefore = await breakerCalls(service.url)
         const cpuBefore = service.cpuMicros()
-        const result = await load(service.url, settings.seconds, settings.connections)
+        const result = await loadPlans(service.url, settings.seconds, settings.connections)
         const cpu = service.cpuMicros() - cpuBefore
         const calls = await breakerCalls(service.url) - callsBefore
-        // A plan the service did not accept is not a plan served: a run with any is a failed measurement.
-        if (result.non2xx > 0 || result.errors > 0 || result.requests.total === 0) {
-          throw new Error(
-            `service run failed: ${result.requests.total} requests, ${result.non2xx} non-2xx ` +
-              `(${JSON.stringify(result.statusCodeStats)}), ${result.errors} errors`
-          )
-        }
+        requireAllServed(result, "service run")
         runs.push({
           breakers,
           round,

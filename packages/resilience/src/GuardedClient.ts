@@ -26,7 +26,9 @@
  *   called), whose `cause` is the `BulkheadRejectedError`;
  * - the hedge is outside the bulkhead: a hedge is a second real call, it takes
  *   its own slot and goes through the breaker. Only calls marked
- *   `{ idempotent: true }` are hedged;
+ *   `{ idempotent: true }` are hedged, each hedge taken from the retry budget;
+ *   a hedged call no retry wraps is counted in that budget here (the retry
+ *   counts the calls it wraps), so the budget grows with the calls;
  * - the retry is outermost: each attempt (hedged or not) is one call of the
  *   budget's window, retried only for errors `isRetryable` accepts (by default
  *   those the breaker counts as failures, never a refusal), never while the

@@ -22,7 +22,7 @@ import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
 import { freePort, type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
-import { loadPlans, processCpuMicros, requireAllServed } from "./planLoad.ts"
+import { acceptedOrShed, loadPlans, processCpuMicros } from "./planLoad.ts"
 
 /** The four circuits, the operation a plan makes on each, and how the standalone loop makes it. */
 export type Circuit = "redis_client" | "mongodb_client" | "temporal_client" | "kafka_producer"
@@ -48,7 +48,10 @@ export interface Ceiling {
     readonly cpuPerPlanUs: number
     readonly p50Ms: number
     readonly p99Ms: number
+    /** Plans accepted (202) in the measured run. */
     readonly requests: number
+    /** Plans the service refused with 503 (its adaptive limits shedding load) in the measured run. */
+    readonly shed: number
   }
   /** The row with the lowest `plansPerSecond`. */
   readonly slowest: CeilingRow
@@ -210,18 +213,18 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
     const result = await loadPlans(url, 2 * settings.seconds, settings.connections)
     const cpu = processCpuMicros(child.pid) - cpuBefore
     const after = await byCircuit(url)
-    requireAllServed(result, "the service run")
-    const plans = result.requests.total
+    const { accepted: plans, shed } = acceptedOrShed(result, "the service run")
     const delta = (map: "calls" | "seconds" | "timed", circuit: Circuit) =>
       (after[map].get(circuit) ?? NaN) - (before[map].get(circuit) ?? 0)
     const perPlan = (circuit: Circuit) => delta("calls", circuit) / plans
     const meanMs = (circuit: Circuit) => 1000 * delta("seconds", circuit) / delta("timed", circuit)
     return {
-      plansPerSecond: result.requests.average,
+      plansPerSecond: plans / (2 * settings.seconds),
       cpuPerPlanUs: cpu / plans,
       p50Ms: result.latency.p50,
       p99Ms: result.latency.p99,
       requests: plans,
+      shed,
       perPlan,
       meanMs
     }
@@ -295,7 +298,8 @@ export const ceilingRun = async (settings: CeilingSettings): Promise<Ceiling> =>
         cpuPerPlanUs: service.cpuPerPlanUs,
         p50Ms: service.p50Ms,
         p99Ms: service.p99Ms,
-        requests: service.requests
+        requests: service.requests,
+        shed: service.shed
       },
       slowest,
       fraction: service.plansPerSecond / slowest.plansPerSecond,

@@ -31,6 +31,23 @@ export const requireAllServed = (result: autocannon.Result, what: string): void 
   }
 }
 
+/**
+ * Against real servers the service may shed load: its adaptive limits refuse a plan with 503 when a slot does
+ * not come within the queue timeout. Those are counted, not a failed run; any other non-2xx, a socket error,
+ * or no plan accepted at all is. Returns the plans accepted (202).
+ */
+export const acceptedOrShed = (result: autocannon.Result, what: string): { accepted: number; shed: number } => {
+  const accepted = result.statusCodeStats["202"]?.count ?? 0
+  const shed = result.statusCodeStats["503"]?.count ?? 0
+  if (result.errors > 0 || accepted === 0 || accepted + shed !== result.requests.total) {
+    throw new Error(
+      `${what} failed: ${result.requests.total} requests, ${accepted} accepted, ${shed} shed (503) ` +
+        `(${JSON.stringify(result.statusCodeStats)}), ${result.errors} errors`
+    )
+  }
+  return { accepted, shed }
+}
+
 // Linux reports process times in clock ticks of 1/100 s on every common configuration (USER_HZ).
 const ticksPerSecond = 100
 

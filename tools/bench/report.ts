@@ -544,7 +544,8 @@ const scalingTables = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling)
         ]),
         [
           "the service",
-          `POST /plans (p50 ${fmt(c.service.p50Ms, "ns/call")} ms, p99 ${fmt(c.service.p99Ms, "ns/call")} ms)`,
+          `POST /plans (p50 ${fmt(c.service.p50Ms, "ns/call")} ms, p99 ${fmt(c.service.p99Ms, "ns/call")} ms; ` +
+          `${count(c.service.shed)} shed with 503)`,
           `${fmt(c.service.plansPerSecond, "ns/call")} plans/s`,
           `${fmt(c.service.cpuPerPlanUs, "ns/call")} µs CPU`,
           `${(100 * c.fraction).toFixed(0)} % of the slowest`,
@@ -901,7 +902,9 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
       "- Real servers (`tools/bench/ceiling.ts`): the servers `npm test` provisions, started on loopback with no " +
         "proxy; each measured alone through the service's own client and breaker (32 calls in flight, after a " +
         "warm-up), then the service against all four with as many connections. A server's ceiling is its rate " +
-        "over the calls a plan makes to it, read from the service's `/metrics`; the last column is the mean time " +
+        "over the calls a plan makes to it, read from the service's `/metrics`; the service's rate counts the " +
+        "plans it accepted (202), and the plans its adaptive limits shed with 503 are shown beside it; the last " +
+        "column is the mean time " +
         "of a call through that circuit while the service ran, which shows where a plan waits. FerretDB (SQLite) " +
         "reads the whole collection for every query but an `_id` lookup, about 35 µs per stored document (the " +
         "outbox relay's pending read, count and mark each took 150-200 ms at 5,000 documents, 40 ms at 1,000): " +

@@ -79,7 +79,9 @@ const harness = () => {
       })
     })
   )
-  const relay = Layer.succeed(Outbox.OutboxRelay)({ notify: Effect.void } as unknown as Outbox.OutboxRelay["Service"])
+  const relay = Layer.succeed(Outbox.OutboxRelay)(
+    { notify: Effect.void, notifyWritten: () => Effect.void } as unknown as Outbox.OutboxRelay["Service"]
+  )
   const layer = Orchestrator.layer().pipe(
     Layer.provide(Layer.mergeAll(mongo, temporal, relay)),
     // The plain embedded services stay visible to the test, to read back what is stored and running.

@@ -272,6 +272,23 @@ describe("Outbox relay: exactly once to read_committed readers", () => {
         }))
     }))
 
+  it.effect("a hand-over (notifyWritten) is not sent alone: it is read, claimed and sent in a transaction", () => {
+    const docs: Array<Doc> = []
+    const c = cluster()
+    return withRelay(docs, c, EXACTLY_ONCE, (relay) =>
+      Effect.gen(function*() {
+        yield* relay.drain
+        const document = Outbox.pending({ _id: "t-0", n: 0 }, 5_000)
+        docs.push(structuredClone(document))
+        yield* relay.notifyWritten(document)
+        for (let i = 0; i < 1_000 && (yield* relay.stats).published === 0; i++) yield* Effect.yieldNow
+        assert.deepStrictEqual(readCommitted(c), ["t-0"])
+        assert.notInclude(c.calls, "send")
+        assert.strictEqual(docs[0]!["outbox"].state, "published")
+        assert.isString(docs[0]!["outbox"].attempt)
+      }))
+  })
+
   it.effect("fenced by a newer relay with the same transactionalId: it stops sending", () =>
     Effect.gen(function*() {
       const docs = tickets(2)

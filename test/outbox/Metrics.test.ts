@@ -23,6 +23,7 @@ const stats: Outbox.Stats = {
 }
 const relay = Layer.succeed(Outbox.OutboxRelay)({
   notify: Effect.void,
+  notifyWritten: () => Effect.void,
   drain: Effect.succeed(0),
   stats: Effect.succeed(stats),
   statsUnsafe: () => stats,

@@ -221,6 +221,7 @@ interface Attempt {
   readonly cache: RedisCache.RedisCache["Service"]
   readonly temporal: TemporalClient.TemporalClient["Service"]
   readonly store: MongoStore.MongoStore["Service"]
+  readonly relay: Outbox.OutboxRelay["Service"]
 }
 
 const notRun: StepReport = { status: "skipped", detail: "an earlier step failed" }
@@ -353,11 +354,11 @@ const storedPlan = (a: Attempt, whenNone: StepReport) =>
  *    key means another attempt stored it (and its mark): compared by the plan's hash.
  */
 const persist = (a: Attempt, ticket: Ticket): Effect.Effect<StepReport> =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) =>
-    a.store.insertOne(
-      a.settings.ticketsCollection,
-      Outbox.pending({ _id: a.ticketId, ...ticket, attempt: a.attempt }, now) as never
-    ).pipe(
+  Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const document = Outbox.pending({ _id: a.ticketId, ...ticket, attempt: a.attempt }, now)
+    return a.store.insertOne(a.settings.ticketsCollection, document as never).pipe(
+      // 4. Kafka: the relay publishes the stored ticket (keyed by its id) without reading it back.
+      Effect.andThen(a.relay.notifyWritten(document)),
       Effect.as<StepReport>({ status: "ok", detail: "stored" }),
       Effect.catchTag("MongoStoreError", (e) =>
         e.reason === "DuplicateKey"
@@ -367,7 +368,8 @@ const persist = (a: Attempt, ticket: Ticket): Effect.Effect<StepReport> =>
           )
           : takeBackMine(a, e)),
       Effect.catchTag("CircuitBreakerError", fromBreaker)
-    ))
+    )
+  })
 
 /**
  * An insert that failed with an unknown outcome may have stored the ticket: this attempt takes back its own
@@ -430,7 +432,8 @@ export class Orchestrator extends Context.Service<Orchestrator, {
               settings,
               cache,
               temporal,
-              store
+              store,
+              relay
             }
             yield* Effect.annotateCurrentSpan({ "plan.id": plan.id })
             const refused = refusedBeforeAnySideEffect(a)
@@ -461,8 +464,9 @@ export class Orchestrator extends Context.Service<Orchestrator, {
                 notRun
               )
             }
-            // 4. Kafka: the outbox relay publishes the ticket (keyed by its id) as soon as kafka_producer takes it.
-            yield* relay.notify
+            // 4. Kafka: the outbox relay publishes the ticket (keyed by its id) as soon as kafka_producer takes it
+            //    (a ticket an earlier attempt stored was handed over by that attempt; a read finds it otherwise).
+            if (persistence.detail !== "stored") yield* relay.notify
             return report(workflow, persistence, { status: "queued", detail: "published by the outbox relay" })
           },
           Effect.tap((report) => logOutcome(report, kafkaWaiting()))

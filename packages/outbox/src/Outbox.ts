@@ -14,6 +14,10 @@
  *   turns CLOSED the relay drains the backlog. It also sweeps on start and every
  *   `sweepInterval`, so documents left pending by a crash are published after a
  *   restart.
+ * - Hand-overs: a writer that passes the document it wrote to `notifyWritten`
+ *   spares the relay a read of the collection (at least once): the relay sends it
+ *   as written and marks it by `_id` alone, and reads the collection only on a
+ *   sweep, a transition, or when a hand-over cannot be taken.
  * - No head-of-line blocking: a send Kafka refuses as the caller's fault (a
  *   message too large, an invalid record: see `isPoison`) is split in halves, down
  *   to one document; a single document still refused is marked `dead` with the
@@ -49,8 +53,9 @@
  *   const mongo = yield* MongoStore.MongoStore
  *   const relay = yield* Outbox.OutboxRelay
  *   const now = yield* Clock.currentTimeMillis
- *   yield* mongo.insertOne("tickets", Outbox.pending({ _id: "t-1", plan: "p-1" }, now))
- *   yield* relay.notify
+ *   const ticket = Outbox.pending({ _id: "t-1", plan: "p-1" }, now)
+ *   yield* mongo.insertOne("tickets", ticket)
+ *   yield* relay.notifyWritten(ticket)
  * })
  * ```
  *
@@ -73,7 +78,7 @@ import { measure } from "./internal/backlog.ts"
 import * as internalOptions from "./internal/options.ts"
 import * as Poison from "./internal/poison.ts"
 import * as Relay from "./internal/relay.ts"
-import { round } from "./internal/sendRound.ts"
+import { round, writtenRound } from "./internal/sendRound.ts"
 
 /**
  * The mark a document carries in the outbox: where it is in its publication.
@@ -165,7 +170,10 @@ export const unclaimed: { readonly "outbox.state": "pending"; readonly "outbox.a
  * @category models
  */
 export interface Stats {
-  /** Pending documents seen by the last sweep (exact after each drain round). */
+  /**
+   * Pending documents as of the last read of the collection (every sweep, and every drain that reads it:
+   * exact after each). Documents handed over with `notifyWritten` and sent are never counted.
+   */
   readonly pending: number
   /** Milliseconds since the oldest pending document was written, 0 when none. */
   readonly oldestPendingMillis: number
@@ -225,8 +233,18 @@ export class OutboxRequeueError extends Data.TaggedError("OutboxRequeueError")<{
  * @category services
  */
 export class OutboxRelay extends Context.Service<OutboxRelay, {
-  /** Asks the relay to publish soon (after a write); never waits for Kafka. */
+  /** Asks the relay to publish soon (after a write): it reads the collection for pending documents; never waits for Kafka. */
   readonly notify: Effect.Effect<void>
+  /**
+   * Hands the relay a document this process has just written pending (after the write succeeded, the
+   * document as written, with its mark): with `delivery: "at-least-once"` the relay sends it without
+   * reading the collection, and marks it published by its `_id` alone. A relay reads the collection only
+   * on a sweep (every `sweepInterval`), a transition, a plain `notify`, or when a hand-over cannot be
+   * taken: more than `10 × batchSize` waiting, a document with no `_id` or not marked pending, exactly-once
+   * delivery, or a failed send (the documents are stored pending, and the read finds them). A document
+   * written just before a sweep's read is sent once. Never waits for Kafka.
+   */
+  readonly notifyWritten: <D extends object>(document: Marked<D>) => Effect.Effect<void>
   /** Publishes what is pending now, batch after batch, while the breaker is CLOSED; the count published. */
   readonly drain: Effect.Effect<number>
   readonly stats: Effect.Effect<Stats>
@@ -329,7 +347,7 @@ export const make: (
       Effect.mapError((e) => internalOptions.bad("transactionalId", transactionalId, e.expected))
     )
     : undefined
-  const r: Relay.Relay = {
+  const r = Relay.fresh({
     collection,
     topic,
     batchSize: settings.batchSize,
@@ -339,52 +357,69 @@ export const make: (
     producer,
     transactional,
     transactionalId,
-    group: progressGroup(transactionalId),
-    settled: false,
-    unfenced: true,
-    fenced: false,
-    published: 0,
-    failedSends: 0,
-    lastError: undefined,
-    deadLettered: 0,
-    pendingSeen: 0,
-    oldestEnqueuedAt: undefined,
-    deadSeen: 0,
-    oldestDead: undefined
-  }
+    group: progressGroup(transactionalId)
+  })
   const wake = yield* Queue.sliding<void>(1)
   const oneAtATime = yield* Semaphore.make(1)
 
   // HALF_OPEN: one document is the trial; CLOSED: publish what queued up while Kafka was out.
   yield* producer.breaker.listen({
     onTransition: (transition) => {
-      if (transition.to !== "Open") Queue.offerUnsafe(wake, undefined)
+      if (transition.to === "Open") return
+      r.scanNeeded = true
+      Queue.offerUnsafe(wake, undefined)
     }
   })
 
-  const drain: Effect.Effect<number> = oneAtATime.withPermits(1)(
-    Effect.gen(function*() {
-      const before = r.published
-      while (yield* round(r)) {
-        // more to publish: go on while the breaker stays CLOSED
-      }
-      yield* Effect.ignore(measure(r))
-      return r.published - before
-    })
-  )
+  /** The handed-over documents, then (when asked, or a sweep interval after the last) the collection's. */
+  const drainWith = (scan: (now: number) => boolean): Effect.Effect<number> =>
+    oneAtATime.withPermits(1)(
+      Effect.gen(function*() {
+        const before = r.published
+        while (yield* writtenRound(r)) {
+          // more handed over: go on while the breaker stays CLOSED
+        }
+        const now = yield* Clock.currentTimeMillis
+        if (scan(now)) {
+          r.scanNeeded = false
+          r.lastScanAt = now
+          while (yield* round(r)) {
+            // more to publish: go on while the breaker stays CLOSED
+          }
+          yield* Effect.ignore(measure(r))
+        }
+        return r.published - before
+      })
+    )
+  const drain = drainWith(() => true)
+  const sweepMillis = settings.sweepMillis
+  const backgroundDrain = drainWith((now) => r.scanNeeded || now - r.lastScanAt >= sweepMillis)
 
   // Sweeps on start, on every wake-up, and every sweepInterval.
   yield* Effect.forkScoped(
     Effect.forever(
-      Effect.andThen(drain, Effect.raceFirst(Queue.take(wake), Effect.sleep(settings.sweepMillis)))
+      Effect.andThen(backgroundDrain, Effect.raceFirst(Queue.take(wake), Effect.sleep(sweepMillis)))
     )
   )
 
   const clock = yield* Clock.Clock
   const statsUnsafe = (): Stats => Relay.statsAt(r, clock.currentTimeMillisUnsafe())
-  const notify = Effect.asVoid(Queue.offer(wake, undefined))
+  const wakeUp = Effect.asVoid(Queue.offer(wake, undefined))
+  const notify = Effect.andThen(Effect.sync(() => (r.scanNeeded = true)), wakeUp)
+  const notifyWritten = <D extends object>(document: Marked<D>) =>
+    Effect.andThen(
+      Effect.sync(() => {
+        if (r.transactional === undefined && r.written.length < r.writtenLimit && Relay.isHandOver(document)) {
+          r.written.push(document as unknown as Relay.Document)
+        } else {
+          r.scanNeeded = true
+        }
+      }),
+      wakeUp
+    )
   return OutboxRelay.of({
     notify,
+    notifyWritten,
     drain,
     stats: Effect.sync(statsUnsafe),
     statsUnsafe,

@@ -7,16 +7,25 @@
 import * as Effect from "effect/Effect"
 import { deadFilter, type Document, FIELD, pendingFilter, type Relay } from "./relay.ts"
 
-/** Counts the backlog and its oldest entry, and the dead documents and the oldest of them (two reads each, one when none). */
+/**
+ * Counts the backlog and its oldest entry, and the dead documents and the oldest of them (two reads each,
+ * one when none). After a drain whose last read came back short with every document sent (`readDry`), the
+ * backlog is known to be empty without reading it.
+ */
 export const measure = (r: Relay) =>
   Effect.gen(function*() {
-    const oldest = yield* r.store.find<Document>(r.collection, pendingFilter, {
-      limit: 1,
-      sort: { [`${FIELD}.enqueuedAt`]: 1 },
-      projection: { [`${FIELD}.enqueuedAt`]: 1 }
-    })
-    r.oldestEnqueuedAt = oldest[0]?.outbox.enqueuedAt
-    r.pendingSeen = oldest.length === 0 ? 0 : yield* r.store.countDocuments(r.collection, pendingFilter)
+    if (r.readDry) {
+      r.oldestEnqueuedAt = undefined
+      r.pendingSeen = 0
+    } else {
+      const oldest = yield* r.store.find<Document>(r.collection, pendingFilter, {
+        limit: 1,
+        sort: { [`${FIELD}.enqueuedAt`]: 1 },
+        projection: { [`${FIELD}.enqueuedAt`]: 1 }
+      })
+      r.oldestEnqueuedAt = oldest[0]?.outbox.enqueuedAt
+      r.pendingSeen = oldest.length === 0 ? 0 : yield* r.store.countDocuments(r.collection, pendingFilter)
+    }
     const dead = yield* r.store.find<Document>(r.collection, deadFilter, {
       limit: 1,
       sort: { [`${FIELD}.deadAt`]: 1 },

@@ -50,6 +50,21 @@ export interface Relay {
   unfenced: boolean
   /** Fenced by a newer relay with the same `transactionalId`: it stops. */
   fenced: boolean
+  /**
+   * At least once: documents this process wrote pending and handed over (`notifyWritten`), oldest
+   * first, at most `writtenLimit`: sent without being read back, and marked by `_id`.
+   */
+  readonly written: Array<Document>
+  readonly writtenLimit: number
+  /**
+   * The collection must be read: on start, after a plain `notify`, a transition, a hand-over that did not
+   * fit or was refused, or a failed send of handed-over documents; and every sweep interval.
+   */
+  scanNeeded: boolean
+  /** When the collection was last read by a drain (Clock milliseconds). */
+  lastScanAt: number
+  /** The last round read fewer documents than a batch and every one of them was sent or marked dead. */
+  readDry: boolean
   published: number
   failedSends: number
   lastError: string | undefined
@@ -59,6 +74,51 @@ export interface Relay {
   oldestEnqueuedAt: number | undefined
   deadSeen: number
   oldestDead: OldestDead | undefined
+}
+
+/** What a relay is given; the rest of its state starts empty. */
+type Given = Pick<
+  Relay,
+  | "collection"
+  | "topic"
+  | "batchSize"
+  | "key"
+  | "encode"
+  | "store"
+  | "producer"
+  | "transactional"
+  | "transactionalId"
+  | "group"
+>
+
+/** A relay that has read nothing yet: its first drain reads the collection. */
+export const fresh = (given: Given): Relay => ({
+  ...given,
+  settled: false,
+  unfenced: true,
+  fenced: false,
+  written: [],
+  writtenLimit: given.batchSize * WRITTEN_BATCHES,
+  scanNeeded: true,
+  lastScanAt: 0,
+  readDry: false,
+  published: 0,
+  failedSends: 0,
+  lastError: undefined,
+  deadLettered: 0,
+  pendingSeen: 0,
+  oldestEnqueuedAt: undefined,
+  deadSeen: 0,
+  oldestDead: undefined
+})
+
+/** Hand-overs waiting at most, in batches: beyond, the relay reads the collection instead. */
+const WRITTEN_BATCHES = 10
+
+/** A document `notifyWritten` can send without reading it back: it has an `_id` and a pending mark. */
+export const isHandOver = (document: object): boolean => {
+  const fields = document as { readonly _id?: unknown; readonly outbox?: { readonly state?: unknown } }
+  return fields._id !== undefined && fields._id !== null && fields.outbox?.state === "pending"
 }
 
 /** The relay's counters at `now` (Clock milliseconds). */

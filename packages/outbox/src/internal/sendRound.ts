@@ -21,6 +21,7 @@ import { ATTEMPT, type Document, type Encoded, errorMessage, FIELD, pendingFilte
 /** One round: a batch read, its send (split while Kafka refuses documents), its marks. `false` when there is nothing more to do now. */
 export const round = (r: Relay): Effect.Effect<boolean> =>
   Effect.gen(function*() {
+    r.readDry = false
     if (r.fenced) return false
     const state = yield* r.producer.breaker.state
     if (state === "Open") return false
@@ -29,9 +30,13 @@ export const round = (r: Relay): Effect.Effect<boolean> =>
       limit: state === "HalfOpen" ? 1 : r.batchSize,
       sort: { [`${FIELD}.enqueuedAt`]: 1 }
     })
-    if (batch.length === 0) return false
+    if (batch.length === 0) {
+      r.readDry = true
+      return false
+    }
     const encoded = yield* encodeBatch(r, batch)
-    const goOn = encoded.length === 0 || (yield* sendBatch(r, encoded))
+    const goOn = encoded.length === 0 || (yield* sendBatch(r, encoded, markPublished))
+    r.readDry = goOn && batch.length < r.batchSize && state === "Closed"
     return goOn && (batch.length === r.batchSize || state === "HalfOpen")
   }).pipe(
     // A MongoDB failure (its breaker counts it) ends this round; the next wake or sweep tries again.
@@ -42,6 +47,37 @@ export const round = (r: Relay): Effect.Effect<boolean> =>
       })
     )
   )
+
+/**
+ * At least once: one batch of the documents handed over by `notifyWritten`, sent without reading the
+ * collection and marked by `_id` alone (a lookup every server answers from its primary index, FerretDB
+ * included). `false` when none are left. Anything but a full success (the breaker not CLOSED, a failed
+ * send or mark) drops the hand-overs and asks for a read of the collection: the documents are stored
+ * pending, and the read finds them.
+ */
+export const writtenRound = (r: Relay): Effect.Effect<boolean> =>
+  Effect.gen(function*() {
+    if (r.written.length === 0) return false
+    const state = yield* r.producer.breaker.state
+    if (r.fenced || state !== "Closed") return dropWritten(r)
+    const batch = r.written.splice(0, r.batchSize)
+    const encoded = yield* encodeBatch(r, batch)
+    const sent = encoded.length === 0 || (yield* sendBatch(r, encoded, markEach))
+    return sent ? r.written.length > 0 : dropWritten(r)
+  }).pipe(
+    Effect.catch((error) =>
+      Effect.sync(() => {
+        r.lastError = errorMessage(error)
+        return dropWritten(r)
+      })
+    )
+  )
+
+const dropWritten = (r: Relay): false => {
+  r.written.length = 0
+  r.scanNeeded = true
+  return false
+}
 
 /** Exactly once, before any send: the progress recovery; `true` when done (the breaker may have moved: read it again). */
 const recoverProgress = (r: Relay, tx: KafkaProducer.TransactionalProducer) =>
@@ -78,7 +114,8 @@ const encodeBatch = (r: Relay, batch: ReadonlyArray<Document>) =>
  */
 const sendBatch = (
   r: Relay,
-  read: ReadonlyArray<Encoded>
+  read: ReadonlyArray<Encoded>,
+  mark: Mark
 ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
   Effect.gen(function*() {
     let batch = read
@@ -100,10 +137,10 @@ const sendBatch = (
       send.pipe(Effect.withSpan("OutboxRelay.publish", { attributes: { "outbox.batch_size": batch.length } }))
     )
     if (Exit.isSuccess(sent)) {
-      yield* markPublished(r, batch)
+      yield* mark(r, batch)
       return true
     }
-    return yield* afterFailedSend(r, batch, sent.cause)
+    return yield* afterFailedSend(r, batch, sent.cause, mark)
   })
 
 /**
@@ -129,8 +166,14 @@ const claim = (r: Relay, batch: ReadonlyArray<Encoded>, attempt: string) =>
     return batch.filter((entry) => ids.has(String(entry.id)))
   })
 
-/** Marks a sent batch published (only documents still pending). */
-const markPublished = (r: Relay, batch: ReadonlyArray<Encoded>) =>
+/** How a sent batch is marked published. */
+type Mark = (
+  r: Relay,
+  batch: ReadonlyArray<Encoded>
+) => Effect.Effect<void, MongoStore.MongoStoreError | CircuitBreakerError>
+
+/** Marks a sent batch published (only documents still pending), and drops them from the hand-overs. */
+const markPublished: Mark = (r, batch) =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     // Exactly once: a mark that fails (MongoDB out) leaves a committed batch pending, as a crash would:
@@ -143,13 +186,38 @@ const markPublished = (r: Relay, batch: ReadonlyArray<Encoded>) =>
     )
     if (r.transactional !== undefined) r.settled = true
     r.published += batch.length
+    // A document handed over while this read had it already (written just before the read): sent once.
+    if (r.written.length > 0) {
+      const sent = new Set(batch.map((entry) => String(entry.id)))
+      const rest = r.written.filter((document) => !sent.has(String(document["_id"])))
+      r.written.splice(0, r.written.length, ...rest)
+    }
+  })
+
+/** How many marks of handed-over documents are in flight at once. */
+const MARKS_IN_FLIGHT = 16
+
+/**
+ * Marks handed-over documents published, one update by `_id` alone each (a filter on the state too would
+ * make FerretDB read the whole collection): this relay sent them, whatever else moved them since.
+ */
+const markEach: Mark = (r, batch) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const set = { $set: { [STATE]: "published", [`${FIELD}.publishedAt`]: now } }
+    yield* Effect.forEach(batch, (entry) => r.store.updateOne(r.collection, { _id: entry.id } as never, set), {
+      concurrency: MARKS_IN_FLIGHT,
+      discard: true
+    })
+    r.published += batch.length
   })
 
 /** After a failed send: stop (rejected, fenced, an outage), or split a poison batch and mark a single poison document dead. */
 const afterFailedSend = (
   r: Relay,
   batch: ReadonlyArray<Encoded>,
-  cause: Cause.Cause<KafkaError | CircuitBreakerError>
+  cause: Cause.Cause<KafkaError | CircuitBreakerError>,
+  mark: Mark
 ): Effect.Effect<boolean, MongoStore.MongoStoreError | CircuitBreakerError> =>
   Effect.gen(function*() {
     const error = cause.reasons.find((reason) => reason._tag === "Fail")
@@ -185,5 +253,5 @@ const afterFailedSend = (
       return true
     }
     const half = Math.ceil(batch.length / 2)
-    return (yield* sendBatch(r, batch.slice(0, half))) && (yield* sendBatch(r, batch.slice(half)))
+    return (yield* sendBatch(r, batch.slice(0, half), mark)) && (yield* sendBatch(r, batch.slice(half), mark))
   })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Logging, ServiceName } from "@neural-hive/observability"
-import { Cause, Effect, Layer, Redacted, References, Scheduler } from "effect"
+import { Cause, Effect, Formatter, Layer, Logger, Redacted, References, Scheduler } from "effect"
 import { TestClock, TestConsole } from "effect/testing"
 import { spawn } from "node:child_process"
 
@@ -153,6 +153,28 @@ const exitWith = (ending: string) =>
       child.on("close", (code) => resolve({ stdout, code }))
     })
   )
+
+describe("Logging.formatJson", () => {
+  it.effect("a line of plain values is the text Formatter.formatJson writes; other values still go through it", () =>
+    Effect.gen(function*() {
+      const records: Array<Record<string, unknown>> = []
+      const texts: Array<string> = []
+      const both = Logger.layer([
+        Logger.map(Logging.formatRecord({ logger: "x" }), (record) => records.push(record)),
+        Logger.map(Logging.formatJson({ logger: "x" }), (text) => texts.push(text))
+      ])
+      yield* Effect.gen(function*() {
+        yield* Effect.logInfo("plan_queued").pipe(
+          Effect.annotateLogs({ plan_id: "p\"1\u2028", failures: 2, ok: true, none: null, ratio: NaN })
+        )
+        yield* Effect.logInfo("secret").pipe(
+          Effect.annotateLogs({ url: Redacted.make("redis://:s3cr3t@redis"), big: 10n, nested: { a: [1] } })
+        )
+      }).pipe(Effect.provide(both))
+      assert.deepStrictEqual(texts, records.map((record) => Formatter.formatJson(record)))
+      assert.notInclude(texts[1]!, "s3cr3t")
+    }))
+})
 
 describe("Logging.layer on a stream", () => {
   it.effect("the lines of one turn are one write, in order; the next turn is the next write", () =>

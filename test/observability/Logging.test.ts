@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Logging, ServiceName } from "@neural-hive/observability"
-import { Cause, Effect, Layer, Redacted, References } from "effect"
+import { Cause, Effect, Formatter, Layer, Logger, Redacted, References, Scheduler } from "effect"
 import { TestClock, TestConsole } from "effect/testing"
+import { spawn } from "node:child_process"
 
 /** The console lines written so far, each one flat JSON object. */
 const lines = Effect.map(TestConsole.logLines, (output) =>
@@ -92,4 +93,214 @@ describe("Logging", () => {
       assert.notInclude(JSON.stringify(line), "s3cr3t")
       assert.include(String(line!.exception), "boom")
     }).pipe(Effect.provide(TestConsole.layer)))
+})
+
+/** A destination that records each write; `write` answers `accepts()` and `drain()` runs the drain listeners. */
+const recording = (accepts: () => boolean = () => true) => {
+  const writes: Array<string> = []
+  let onDrain: Array<() => void> = []
+  const destination: Logging.Destination = {
+    write: (chunk) => {
+      writes.push(chunk)
+      return accepts()
+    },
+    once: (_event, listener) => onDrain.push(listener)
+  }
+  const drain = () => {
+    const listeners = onDrain
+    onDrain = []
+    for (const listener of listeners) listener()
+  }
+  const events = () => writes.map((chunk) => chunk.trimEnd().split("\n").map((line) => JSON.parse(line).event))
+  return { destination, writes, drain, events }
+}
+
+/** A scheduler whose turns run only when the test says so: `turn()` runs the tasks scheduled so far. */
+const manualScheduler = () => {
+  let tasks: Array<() => void> = []
+  const scheduler: Scheduler.Scheduler = {
+    executionMode: "async",
+    shouldYield: () => false,
+    makeDispatcher: () => ({ scheduleTask: (task) => tasks.push(task), flush: () => {} })
+  }
+  const turn = () => {
+    const run = tasks
+    tasks = []
+    for (const task of run) task()
+  }
+  return { layer: Layer.succeed(Scheduler.Scheduler, scheduler), turn }
+}
+
+// A child process: the exit listener runs only when a process really exits.
+const exitWith = (ending: string) =>
+  Effect.promise(() =>
+    new Promise<{ stdout: string; code: number | null }>((resolve) => {
+      const script = [
+        `import { Logging } from "@neural-hive/observability"`,
+        `import { Effect } from "effect"`,
+        `Effect.runFork(Effect.gen(function*() {`,
+        `  yield* Effect.logInfo("last_words")`,
+        `  ${ending}`,
+        `}).pipe(Effect.provide(Logging.layer({ logger: "child" }))))`
+      ].join("\n")
+      const child = spawn(
+        process.execPath,
+        ["--conditions=@neural-hive/source", "--input-type=module", "-e", script],
+        { stdio: ["ignore", "pipe", "ignore"] }
+      )
+      let stdout = ""
+      child.stdout.on("data", (chunk: Buffer) => stdout += chunk.toString())
+      child.on("close", (code) => resolve({ stdout, code }))
+    })
+  )
+
+describe("Logging.formatJson", () => {
+  it.effect("a line of plain values is the text Formatter.formatJson writes; other values still go through it", () =>
+    Effect.gen(function*() {
+      const records: Array<Record<string, unknown>> = []
+      const texts: Array<string> = []
+      const both = Logger.layer([
+        Logger.map(Logging.formatRecord({ logger: "x" }), (record) => records.push(record)),
+        Logger.map(Logging.formatJson({ logger: "x" }), (text) => texts.push(text))
+      ])
+      yield* Effect.gen(function*() {
+        yield* Effect.logInfo("plan_queued").pipe(
+          Effect.annotateLogs({ plan_id: "p\"1\u2028", failures: 2, ok: true, none: null, ratio: NaN })
+        )
+        yield* Effect.logInfo("secret").pipe(
+          Effect.annotateLogs({ url: Redacted.make("redis://:s3cr3t@redis"), big: 10n, nested: { a: [1] } })
+        )
+      }).pipe(Effect.provide(both))
+      assert.deepStrictEqual(texts, records.map((record) => Formatter.formatJson(record)))
+      assert.notInclude(texts[1]!, "s3cr3t")
+    }))
+})
+
+describe("Logging.layer on a stream", () => {
+  it.effect("the lines of one turn are one write, in order; the next turn is the next write", () =>
+    Effect.gen(function*() {
+      const out = recording()
+      const turns = manualScheduler()
+      const layer = Logging.layer({ destination: out.destination }).pipe(Layer.provide(turns.layer))
+      yield* Effect.gen(function*() {
+        yield* Effect.logInfo("a")
+        yield* Effect.logWarning("b")
+        yield* Effect.logInfo("c")
+        assert.strictEqual(out.writes.length, 0)
+        turns.turn()
+        yield* Effect.logInfo("d")
+        turns.turn()
+        turns.turn()
+      }).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(out.events(), [["a", "b", "c"], ["d"]])
+      assert.isTrue(out.writes.every((chunk) => chunk.endsWith("}\n")))
+    }))
+
+  it.effect("the same schema as on the console", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust("1500 millis")
+      const out = recording()
+      yield* Effect.logWarning("circuit_breaker_open").pipe(
+        Effect.annotateLogs({ circuit: "kafka_producer", failures: 5 }),
+        Effect.provide(Logging.layer({ destination: out.destination, logger: "billing" }))
+      )
+      assert.deepStrictEqual(JSON.parse(out.writes.join("")), {
+        event: "circuit_breaker_open",
+        level: "warning",
+        timestamp: "1970-01-01T00:00:01.500Z",
+        logger: "billing",
+        circuit: "kafka_producer",
+        failures: 5
+      })
+    }))
+
+  it.effect("the layer's release writes the lines of the unfinished turn", () =>
+    Effect.gen(function*() {
+      const out = recording()
+      const turns = manualScheduler()
+      yield* Effect.all([Effect.logInfo("a"), Effect.logInfo("b")]).pipe(
+        Effect.provide(Logging.layer({ destination: out.destination }).pipe(Layer.provide(turns.layer)))
+      )
+      assert.deepStrictEqual(out.events(), [["a", "b"]])
+      turns.turn()
+      assert.strictEqual(out.writes.length, 1)
+    }))
+
+  it.effect("two layers on one destination share its buffer: lines keep the order they were logged in", () =>
+    Effect.gen(function*() {
+      const out = recording()
+      const turns = manualScheduler()
+      const outer = Logging.layer({ destination: out.destination, logger: "outer" }).pipe(Layer.provide(turns.layer))
+      const inner = Logging.layer({ destination: out.destination, logger: "inner" }).pipe(Layer.provide(turns.layer))
+      yield* Effect.gen(function*() {
+        yield* Effect.logInfo("1")
+        yield* Effect.gen(function*() {
+          yield* Effect.logInfo("2")
+          yield* Effect.logInfo("3")
+        }).pipe(Effect.provide(inner))
+        yield* Effect.logInfo("4")
+        turns.turn()
+      }).pipe(Effect.provide(outer))
+      assert.deepStrictEqual(out.events(), [["1", "2", "3"], ["4"]])
+    }))
+
+  it.effect("backpressure: lines wait for drain, up to maxBufferedLines; the rest are counted, never silently lost", () =>
+    Effect.gen(function*() {
+      let accepts = false
+      const out = recording(() => accepts)
+      const turns = manualScheduler()
+      const layer = Logging.layer({ destination: out.destination, maxBufferedLines: 2 }).pipe(
+        Layer.provide(turns.layer)
+      )
+      yield* Effect.gen(function*() {
+        yield* Effect.logInfo("a")
+        turns.turn()
+        // The destination asked to wait: b and c are held, d and e dropped.
+        yield* Effect.all([Effect.logInfo("b"), Effect.logInfo("c")])
+        turns.turn()
+        yield* Effect.all([Effect.logInfo("d"), Effect.logInfo("e")])
+        turns.turn()
+        assert.deepStrictEqual(out.events(), [["a"]])
+        accepts = true
+        out.drain()
+        yield* Effect.logInfo("f")
+        turns.turn()
+      }).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(out.events(), [["a"], ["b", "c", "log_lines_dropped"], ["f"]])
+      const notice = JSON.parse(out.writes[1]!.trimEnd().split("\n")[2]!)
+      assert.strictEqual(notice.dropped, 2)
+      assert.strictEqual(notice.level, "warning")
+    }))
+
+  it.effect("release while backpressured writes everything held, in order", () =>
+    Effect.gen(function*() {
+      const out = recording(() => false)
+      const turns = manualScheduler()
+      yield* Effect.gen(function*() {
+        yield* Effect.logInfo("a")
+        turns.turn()
+        yield* Effect.logInfo("b")
+        turns.turn()
+        yield* Effect.logInfo("c")
+      }).pipe(Effect.provide(Logging.layer({ destination: out.destination }).pipe(Layer.provide(turns.layer))))
+      assert.deepStrictEqual(out.events(), [["a"], ["b", "c"]])
+    }))
+
+  it.effect(
+    "a process that exits (process.exit or an uncaught exception) still writes its last lines",
+    () =>
+      Effect.gen(function*() {
+        for (
+          const [ending, code] of [["process.exit(3)", 3], [
+            `queueMicrotask(() => { throw new Error("crash") })`,
+            1
+          ]] as const
+        ) {
+          const result = yield* exitWith(ending)
+          assert.strictEqual(result.code, code, ending)
+          assert.strictEqual(JSON.parse(result.stdout).event, "last_words", ending)
+        }
+      }),
+    30_000
+  )
 })

@@ -18,10 +18,8 @@ import { RedisCache } from "@neural-hive/redis"
 import { TemporalClient } from "@neural-hive/temporal"
 import * as Effect from "effect/Effect"
 import { Kafka, logLevel } from "kafkajs"
-import { spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
-import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
-import { freePort, type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
+import { type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
+import { startExample } from "./example.ts"
 import { acceptedOrShed, loadPlans, processCpuMicros } from "./planLoad.ts"
 
 /** The four circuits, the operation a plan makes on each, and how the standalone loop makes it. */
@@ -69,7 +67,6 @@ export interface CeilingSettings {
   readonly log: (line: string) => void
 }
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
 const TOPIC = "execution-tickets"
 
 interface Servers {
@@ -178,40 +175,23 @@ const byCircuit = async (url: string) => {
 
 /** The example service against the four servers: plans/s, CPU per plan and the calls a plan makes per circuit. */
 const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings) => {
-  const port = await freePort()
-  const child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
-    cwd: root,
-    env: {
-      ...process.env,
-      HTTP_HOST: "127.0.0.1",
-      HTTP_PORT: String(port),
-      DRAIN_SECONDS: "0",
+  const service = await startExample(
+    {
       KAFKA_BROKERS: servers.kafka.endpoint,
       TEMPORAL_ADDRESS: servers.temporal.endpoint,
       REDIS_URL: servers.redis.endpoint,
       MONGODB_URL: `${servers.mongodb.endpoint}ceiling`
     },
-    stdio: ["ignore", "ignore", "pipe"]
-  })
-  let stderr = ""
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-2_000)
-  })
-  const url = `http://127.0.0.1:${port}`
+    [],
+    "/ready"
+  )
+  const url = service.url
   try {
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}\n${stderr}`)
-      const ready = await fetch(`${url}/ready`).then((r) => r.ok, () => false)
-      if (ready) break
-      if (Date.now() > deadline) throw new Error(`the service was not ready within 60 s\n${stderr}`)
-      await new Promise((resolve) => setTimeout(resolve, 250))
-    }
     await loadPlans(url, 3, settings.connections)
     const before = await byCircuit(url)
-    const cpuBefore = processCpuMicros(child.pid)
+    const cpuBefore = processCpuMicros(service.pid)
     const result = await loadPlans(url, 2 * settings.seconds, settings.connections)
-    const cpu = processCpuMicros(child.pid) - cpuBefore
+    const cpu = processCpuMicros(service.pid) - cpuBefore
     const after = await byCircuit(url)
     const { accepted: plans, shed } = acceptedOrShed(result, "the service run")
     const delta = (map: "calls" | "seconds" | "timed", circuit: Circuit) =>
@@ -229,11 +209,7 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
       meanMs
     }
   } finally {
-    if (child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve))
-      child.kill("SIGTERM")
-      await exited
-    }
+    await service.stop()
   }
 }
 

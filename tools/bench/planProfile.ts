@@ -4,14 +4,11 @@
  * written at exit is read into self time per function and per file, each divided by the plans served in
  * the whole life of the process (start-up and warm-up included, so each figure is an upper bound).
  */
-import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { EXAMPLE_MAIN, EXAMPLE_NODE, SOURCE_CONDITION } from "../rig/example.ts"
-import { freePort } from "../rig/servers.ts"
 import { selfTimes } from "./cpuProfile.ts"
+import { type ExampleProcess, startExample } from "./example.ts"
 import { loadPlans, requireAllServed } from "./planLoad.ts"
 
 export interface Frame {
@@ -31,7 +28,6 @@ export interface PlanProfile {
   readonly files: ReadonlyArray<Frame>
 }
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
 const IDLE = /^\(idle\)/
 
 const frames = (times: ReadonlyMap<string, number>, busy: number, plans: number, limit: number) =>
@@ -46,38 +42,18 @@ export const planProfile = async (settings: {
   readonly log: (line: string) => void
 }): Promise<PlanProfile> => {
   const dir = mkdtempSync(join(tmpdir(), "nh-plan-profile-"))
-  const port = await freePort()
-  const child = spawn(
-    EXAMPLE_NODE,
-    [SOURCE_CONDITION, "--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=200", EXAMPLE_MAIN],
-    {
-      cwd: root,
-      env: { ...process.env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), DRAIN_SECONDS: "0" },
-      stdio: ["ignore", "ignore", "pipe"]
-    }
-  )
-  let stderr = ""
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-2_000)
-  })
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-  const url = `http://127.0.0.1:${port}`
+  let service: ExampleProcess | undefined
   try {
-    const deadline = Date.now() + 60_000
-    while (!(await fetch(`${url}/live`).then((r) => r.ok, () => false))) {
-      if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}\n${stderr}`)
-      if (Date.now() > deadline) throw new Error(`the service did not answer /live within 60 s\n${stderr}`)
-      await new Promise((resolve) => setTimeout(resolve, 200))
-    }
+    service = await startExample({}, ["--cpu-prof", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=200"])
+    const url = service.url
     settings.log(`profile  the service under ${settings.connections} connections for ${settings.seconds} s`)
     const warm = await loadPlans(url, 2, settings.connections)
     const result = await loadPlans(url, settings.seconds, settings.connections)
     requireAllServed(result, "the profiled run")
     // SIGINT: Node writes the profile as it exits.
-    child.kill("SIGINT")
-    await exited
+    await service.stop("SIGINT")
     const file = readdirSync(dir).find((name) => name.endsWith(".cpuprofile"))
-    if (file === undefined) throw new Error(`no profile was written in ${dir}\n${stderr}`)
+    if (file === undefined) throw new Error(`no profile was written in ${dir}\n${service.stderr()}`)
     const times = selfTimes(join(dir, file))
     const idle = [...times.byFunction].filter(([key]) => IDLE.test(key)).reduce((n, [, us]) => n + us, 0)
     const busy = times.total - idle
@@ -90,10 +66,7 @@ export const planProfile = async (settings: {
       files: frames(times.byFile, busy, plans, 8)
     }
   } finally {
-    if (child.exitCode === null) {
-      child.kill("SIGKILL")
-      await exited
-    }
+    await service?.stop("SIGKILL")
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -12,11 +12,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
 import * as os from "node:os"
-import { fileURLToPath } from "node:url"
-import { EXAMPLE_ARGS, EXAMPLE_NODE } from "../rig/example.ts"
-import { freePort } from "../rig/servers.ts"
+import { type ExampleProcess, startExample } from "./example.ts"
 import { median } from "./harness.ts"
 import { loadPlans, processCpuMicros, requireAllServed } from "./planLoad.ts"
 
@@ -174,7 +171,6 @@ export interface ServiceSettings {
   readonly log: (line: string) => void
 }
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
 const dependencies = ["KAFKA", "TEMPORAL", "REDIS", "MONGODB"] as const
 
 /** The sum of every `circuit_breaker_calls_total` series the service publishes. */
@@ -187,60 +183,16 @@ const breakerCalls = async (url: string): Promise<number> => {
   return total
 }
 
-const waitLive = async (url: string, child: ChildProcess): Promise<void> => {
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the example service exited with ${child.exitCode}`)
-    try {
-      const response = await fetch(`${url}/live`)
-      if (response.ok) return
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  throw new Error("the example service did not answer /live within 60 s")
-}
-
 /** Starts the example as `npm start` does (embedded dependencies), with every breaker on or disabled. */
-const startService = async (breakers: "on" | "disabled") => {
-  const port = await freePort()
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    HTTP_HOST: "127.0.0.1",
-    HTTP_PORT: String(port),
-    DRAIN_SECONDS: "0"
-  }
-  for (const dependency of dependencies) {
-    env[`CIRCUIT_BREAKER_${dependency}_ENABLED`] = breakers === "on" ? "true" : "false"
-  }
-  const child = spawn(EXAMPLE_NODE, EXAMPLE_ARGS, {
-    cwd: root,
-    env,
-    stdio: ["ignore", "ignore", "pipe"]
-  })
-  let stderr = ""
-  child.stderr!.on("data", (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-2_000)
-  })
-  const url = `http://127.0.0.1:${port}`
-  try {
-    await waitLive(url, child)
-  } catch (error) {
-    child.kill("SIGTERM")
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${stderr}`, { cause: error })
-  }
-  return {
-    url,
-    cpuMicros: () => processCpuMicros(child.pid),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve()
-        child.once("exit", () => resolve())
-        child.kill("SIGTERM")
-      })
-  }
-}
+const startService = (breakers: "on" | "disabled"): Promise<ExampleProcess> =>
+  startExample(
+    Object.fromEntries(
+      dependencies.map((dependency) => [
+        `CIRCUIT_BREAKER_${dependency}_ENABLED`,
+        breakers === "on" ? "true" : "false"
+      ])
+    )
+  )
 
 /**
  * Rounds of: breakers on, then disabled (the order flips every round), each a
@@ -256,9 +208,9 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
       try {
         await loadPlans(service.url, 2, settings.connections)
         const callsBefore = await breakerCalls(service.url)
-        const cpuBefore = service.cpuMicros()
+        const cpuBefore = processCpuMicros(service.pid)
         const result = await loadPlans(service.url, settings.seconds, settings.connections)
-        const cpu = service.cpuMicros() - cpuBefore
+        const cpu = processCpuMicros(service.pid) - cpuBefore
         const calls = await breakerCalls(service.url) - callsBefore
         requireAllServed(result, "service run")
         runs.push({

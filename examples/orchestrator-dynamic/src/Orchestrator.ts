@@ -26,7 +26,7 @@ import { RedisCache } from "@neural-hive/redis"
 import type { CircuitBreaker, CircuitBreakerError } from "@neural-hive/resilience"
 import { TemporalClient } from "@neural-hive/temporal"
 import { Clock, Context, Data, Duration, Effect, Layer, Option } from "effect"
-import { createHash, randomUUID } from "node:crypto"
+import { hash, randomUUID } from "node:crypto"
 
 export interface Plan {
   readonly id: string
@@ -42,9 +42,12 @@ export interface Ticket {
   readonly planHash: string
 }
 
-/** SHA-256 of the canonical body `{ id, steps }` (keys in that order, nothing else), as `sha256:<hex>`. */
+/**
+ * SHA-256 of the canonical body `{ id, steps }` (keys in that order, nothing else), as `sha256:<hex>`. One-shot
+ * `hash`: half the CPU of a `createHash` object for a body this small, the same digest.
+ */
 export const hashOf = (plan: Plan): string =>
-  `sha256:${createHash("sha256").update(JSON.stringify({ id: plan.id, steps: plan.steps })).digest("hex")}`
+  `sha256:${hash("sha256", JSON.stringify({ id: plan.id, steps: plan.steps }))}`
 
 /** What happened at one step. */
 export type StepReport =

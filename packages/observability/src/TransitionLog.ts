@@ -137,7 +137,7 @@ export const layer = (options?: Options): Layer.Layer<never, never, Registry.Reg
   Layer.effectDiscard(make(options))
 
 /**
- * Transition logs as flat JSON lines on the console (`Logging.logger`, the
+ * Transition logs as flat JSON lines on stdout (`Logging.layer`, the
  * Python service's schema), whatever the loggers of the rest of the program.
  *
  * @since 0.1.0

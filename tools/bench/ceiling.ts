@@ -1,12 +1,14 @@
 /**
  * The real-server ceiling (`BENCH_ONLY=ceiling`): each test server's own rate
- * on this machine for the operation a plan uses, through the same clients the
- * service uses (`RedisCache`, `MongoStore`, `TemporalClient`, `KafkaProducer`,
- * each with its breaker), standalone and `concurrency` calls in flight; then
- * the example service against the four servers under autocannon. Each server's
- * ceiling in plans/s is its rate over the calls a plan makes to it (read from
- * the service's own `/metrics`), and the service's rate is reported as a
- * fraction of the slowest ceiling.
+ * on this machine for the operations a plan costs it, through the same clients
+ * the service uses (`RedisCache`, `MongoStore`, `TemporalClient`,
+ * `KafkaProducer`, each with its breaker), standalone and `concurrency` calls
+ * in flight; then the example service against the four servers under
+ * autocannon. Each server's ceiling in plans/s is its rate in calls over the
+ * calls a plan makes to it (read from the service's own `/metrics`), and the
+ * service's rate is reported as a fraction of the slowest ceiling. CPU is read
+ * for every process (each server, the service, this one), so the machine's own
+ * bound (its cores over the CPU a plan costs them all) is reported too.
  *
  * The servers are the ones `npm test` provisions (tools/rig/servers.ts), started
  * here on loopback with no proxy, and stopped at the end.
@@ -14,10 +16,12 @@
 import { KafkaProducer } from "@neural-hive/kafka"
 import { MongoStore } from "@neural-hive/mongodb"
 import { Metrics } from "@neural-hive/observability"
+import { Outbox } from "@neural-hive/outbox"
 import { RedisCache } from "@neural-hive/redis"
 import { TemporalClient } from "@neural-hive/temporal"
 import * as Effect from "effect/Effect"
 import { Kafka, logLevel } from "kafkajs"
+import os from "node:os"
 import { type ServerHandle, startKafka, startMongo, startRedis, startTemporal } from "../rig/servers.ts"
 import { startExample } from "./example.ts"
 import { acceptedOrShed, loadPlans, processCpuMicros } from "./planLoad.ts"
@@ -29,7 +33,7 @@ export interface CeilingRow {
   readonly circuit: Circuit
   readonly server: string
   readonly operation: string
-  /** Operations per second, standalone. */
+  /** Calls per second, standalone. */
   readonly opsPerSecond: number
   /** Calls through this circuit's breaker per plan, in the service run. */
   readonly callsPerPlan: number
@@ -37,6 +41,12 @@ export interface CeilingRow {
   readonly plansPerSecond: number
   /** The mean time of a call through this circuit during the service run, ms. */
   readonly serviceCallMs: number
+  /** The server's own CPU per call, standalone (µs, from /proc). */
+  readonly serverCpuPerOpUs: number
+  /** The client's CPU per call, standalone (this process: the integration's client, its breaker, the loop). */
+  readonly clientCpuPerOpUs: number
+  /** The server's CPU per plan during the service run (µs). */
+  readonly serverCpuPerPlanUs: number
 }
 
 export interface Ceiling {
@@ -50,7 +60,17 @@ export interface Ceiling {
     readonly requests: number
     /** Plans the service refused with 503 (its adaptive limits shedding load) in the measured run. */
     readonly shed: number
+    /** The load generator's CPU per plan (autocannon, in this process). */
+    readonly loadCpuPerPlanUs: number
+    /** The service's, the four servers' and the load generator's CPU per plan, added up (µs). */
+    readonly machineCpuPerPlanUs: number
+    /** The plans/s this machine's cores allow at `machineCpuPerPlanUs`: `cores × 10⁶ ÷ machineCpuPerPlanUs`. */
+    readonly cpuBoundPlansPerSecond: number
+    /** The service's plans/s over `cpuBoundPlansPerSecond`. */
+    readonly cpuBoundFraction: number
   }
+  /** The cores the CPU bound counts. */
+  readonly cores: number
   /** The row with the lowest `plansPerSecond`. */
   readonly slowest: CeilingRow
   /** The service's plans/s over the slowest server's ceiling. */
@@ -76,21 +96,39 @@ interface Servers {
   mongodb?: ServerHandle
 }
 
+/** This process's CPU time (user + system), µs. */
+const ownCpuMicros = (): number => {
+  const usage = process.cpuUsage()
+  return usage.user + usage.system
+}
+
+/** A standalone loop's rate and its CPU per operation, in the server and in this process (the client). */
+interface Standalone {
+  readonly opsPerSecond: number
+  readonly serverCpuPerOpUs: number
+  readonly clientCpuPerOpUs: number
+}
+
 /**
  * `concurrency` loops calling `op` for a warm-up (connections, the server's and V8's JIT), then for `seconds`:
- * operations per second of the second part (every one must succeed).
+ * operations per second of the second part (every one must succeed), and the CPU the server (`serverPid`) and
+ * this process spent per operation in it.
  */
 const closedLoop = <E>(
   op: (i: number) => Effect.Effect<unknown, E>,
   seconds: number,
-  concurrency: number
-): Effect.Effect<number, E> =>
+  concurrency: number,
+  serverPid: number | undefined,
+  callsPerOp = 1
+): Effect.Effect<Standalone, E> =>
   Effect.gen(function*() {
     let next = 0
     const loop = (millis: number) =>
       Effect.gen(function*() {
         let done = 0
         const started = performance.now()
+        const server = processCpuMicros(serverPid)
+        const client = ownCpuMicros()
         const end = started + millis
         const worker = Effect.gen(function*() {
           while (performance.now() < end) {
@@ -99,7 +137,12 @@ const closedLoop = <E>(
           }
         })
         yield* Effect.all(Array.from({ length: concurrency }, () => worker), { concurrency: "unbounded" })
-        return done / ((performance.now() - started) / 1000)
+        const calls = done * callsPerOp
+        return {
+          opsPerSecond: calls / ((performance.now() - started) / 1000),
+          serverCpuPerOpUs: (processCpuMicros(serverPid) - server) / calls,
+          clientCpuPerOpUs: (ownCpuMicros() - client) / calls
+        }
       })
     yield* loop(Math.max(1000, seconds * 500))
     return yield* loop(seconds * 1000)
@@ -115,15 +158,27 @@ const standalone = (servers: Required<Servers>, settings: CeilingSettings) => {
     return yield* closedLoop(
       (i) => i % 2 === 0 ? cache.get(`ceiling:${tag}:${i >> 1}`) : cache.setex(`ceiling:${tag}:${i >> 1}`, 300, "{}"),
       seconds,
-      concurrency
+      concurrency,
+      servers.redis.pid
     )
   }).pipe(Effect.provide(RedisCache.layer({ url: servers.redis.endpoint })))
   const mongodb = Effect.gen(function*() {
     const store = yield* MongoStore.MongoStore
+    // What a plan costs MongoDB: its ticket written pending, then the relay's mark by `_id` once published.
+    const published = { $set: { "outbox.state": "published", "outbox.publishedAt": Date.now() } }
     return yield* closedLoop(
-      (i) => store.insertOne("ceiling", { _id: `${tag}-${i}`, plan: "p", steps: ["plan", "execute"] } as never),
+      (i) =>
+        Effect.andThen(
+          store.insertOne(
+            "ceiling",
+            Outbox.pending({ _id: `${tag}-${i}`, plan: "p", steps: ["plan", "execute"] }, Date.now()) as never
+          ),
+          store.updateOne("ceiling", { _id: `${tag}-${i}` } as never, published)
+        ),
       seconds,
-      concurrency
+      concurrency,
+      servers.mongodb.pid,
+      2
     )
   }).pipe(Effect.provide(MongoStore.layer({ url: servers.mongodb.endpoint, database: "ceiling" })))
   const temporal = Effect.gen(function*() {
@@ -136,7 +191,8 @@ const standalone = (servers: Required<Servers>, settings: CeilingSettings) => {
           args: [{ id: i }]
         }),
       seconds,
-      concurrency
+      concurrency,
+      servers.temporal.pid
     )
   }).pipe(Effect.provide(TemporalClient.layer({ address: servers.temporal.endpoint, namespace: "default" })))
   const kafka = Effect.gen(function*() {
@@ -144,7 +200,8 @@ const standalone = (servers: Required<Servers>, settings: CeilingSettings) => {
     return yield* closedLoop(
       (i) => producer.send({ topic: TOPIC, messages: [{ key: `${tag}-${i}`, value: "{}" }] }),
       seconds,
-      concurrency
+      concurrency,
+      servers.kafka.pid
     )
   }).pipe(
     Effect.provide(KafkaProducer.layer({ brokers: [servers.kafka.endpoint], clientId: "ceiling", idempotent: true }))
@@ -175,6 +232,7 @@ const byCircuit = async (url: string) => {
 
 /** The example service against the four servers: plans/s, CPU per plan and the calls a plan makes per circuit. */
 const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings) => {
+  const profileDir = process.env["BENCH_CEILING_PROFILE"] || undefined
   const service = await startExample(
     {
       KAFKA_BROKERS: servers.kafka.endpoint,
@@ -182,35 +240,58 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
       REDIS_URL: servers.redis.endpoint,
       MONGODB_URL: `${servers.mongodb.endpoint}ceiling`
     },
-    [],
+    // BENCH_CEILING_PROFILE=<dir>: the service runs under `node --cpu-prof` and writes its profile there
+    // (read it with `node tools/bench/profile.ts top <file>`).
+    profileDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, "--cpu-prof-interval=200"],
     "/ready"
   )
   const url = service.url
   try {
     await loadPlans(url, 3, settings.connections)
     const before = await byCircuit(url)
+    const serverCpu = (circuit: Circuit) => processCpuMicros(servers[serverOf[circuit]].pid)
+    const serversBefore = circuits.map(serverCpu)
     const cpuBefore = processCpuMicros(service.pid)
+    const loadBefore = ownCpuMicros()
     const result = await loadPlans(url, 2 * settings.seconds, settings.connections)
+    const load = ownCpuMicros() - loadBefore
     const cpu = processCpuMicros(service.pid) - cpuBefore
+    const serversCpu = circuits.map((circuit, i) => serverCpu(circuit) - serversBefore[i]!)
     const after = await byCircuit(url)
     const { accepted: plans, shed } = acceptedOrShed(result, "the service run")
+    const outbox = (await (await fetch(`${url}/metrics`)).text()).split("\n").filter((line) =>
+      /^outbox_(published_total|pending|failed_sends_total)\b/.test(line)
+    )
+    settings.log(`ceiling  the relay after the run: ${outbox.join("; ")}`)
     const delta = (map: "calls" | "seconds" | "timed", circuit: Circuit) =>
       (after[map].get(circuit) ?? NaN) - (before[map].get(circuit) ?? 0)
     const perPlan = (circuit: Circuit) => delta("calls", circuit) / plans
     const meanMs = (circuit: Circuit) => 1000 * delta("seconds", circuit) / delta("timed", circuit)
+    const serverCpuPerPlan = (circuit: Circuit) => serversCpu[circuits.indexOf(circuit)]! / plans
     return {
       plansPerSecond: plans / (2 * settings.seconds),
       cpuPerPlanUs: cpu / plans,
+      loadCpuPerPlanUs: load / plans,
+      machineCpuPerPlanUs: (cpu + load + serversCpu.reduce((a, b) => a + b, 0)) / plans,
       p50Ms: result.latency.p50,
       p99Ms: result.latency.p99,
       requests: plans,
       shed,
       perPlan,
-      meanMs
+      meanMs,
+      serverCpuPerPlan
     }
   } finally {
-    await service.stop()
+    await service.stop(profileDir === undefined ? "SIGTERM" : "SIGINT")
   }
+}
+
+const circuits: ReadonlyArray<Circuit> = ["redis_client", "mongodb_client", "temporal_client", "kafka_producer"]
+const serverOf: Record<Circuit, keyof Servers> = {
+  redis_client: "redis",
+  mongodb_client: "mongodb",
+  temporal_client: "temporal",
+  kafka_producer: "kafka"
 }
 
 const createTopic = async (broker: string): Promise<void> => {
@@ -243,16 +324,18 @@ export const ceilingRun = async (settings: CeilingSettings): Promise<Ceiling> =>
     const all = servers as Required<Servers>
     await createTopic(all.kafka.endpoint)
     const ops = standalone(all, settings)
-    const measured: Array<Omit<CeilingRow, "callsPerPlan" | "plansPerSecond" | "serviceCallMs">> = []
-    const rows: ReadonlyArray<readonly [Circuit, string, string, Effect.Effect<number, unknown>]> = [
+    const measured: Array<
+      Omit<CeilingRow, "callsPerPlan" | "plansPerSecond" | "serviceCallMs" | "serverCpuPerPlanUs">
+    > = []
+    const rows: ReadonlyArray<readonly [Circuit, string, string, Effect.Effect<Standalone, unknown>]> = [
       ["redis_client", "Redis 7", "GET or SETEX", ops.redis],
-      ["mongodb_client", "FerretDB", "insertOne", ops.mongodb],
+      ["mongodb_client", "FerretDB", "insertOne, then updateOne by _id (the relay's mark)", ops.mongodb],
       ["temporal_client", "Temporal test server", "startWorkflow", ops.temporal],
       ["kafka_producer", "Kafka (KRaft)", "send, 1 message", ops.kafka]
     ]
     for (const [circuit, server, operation, effect] of rows) {
       settings.log(`ceiling  ${server}: ${operation}, ${settings.concurrency} in flight, ${settings.seconds} s`)
-      measured.push({ circuit, server, operation, opsPerSecond: await run(effect) })
+      measured.push({ circuit, server, operation, ...await run(effect) })
     }
     settings.log(`ceiling  the service against the four servers, ${settings.connections} connections`)
     const service = await serviceRun(all, settings)
@@ -262,9 +345,12 @@ export const ceilingRun = async (settings: CeilingSettings): Promise<Ceiling> =>
         ...row,
         callsPerPlan,
         plansPerSecond: row.opsPerSecond / callsPerPlan,
-        serviceCallMs: service.meanMs(row.circuit)
+        serviceCallMs: service.meanMs(row.circuit),
+        serverCpuPerPlanUs: service.serverCpuPerPlan(row.circuit)
       }
     })
+    const cores = os.availableParallelism()
+    const cpuBoundPlansPerSecond = cores * 1e6 / service.machineCpuPerPlanUs
     // Kafka is reached by the relay's batches, far less than once per plan: every ceiling counts, the lowest binds.
     const slowest = withPlans.reduce((a, b) => (b.plansPerSecond < a.plansPerSecond ? b : a))
     return {
@@ -275,8 +361,13 @@ export const ceilingRun = async (settings: CeilingSettings): Promise<Ceiling> =>
         p50Ms: service.p50Ms,
         p99Ms: service.p99Ms,
         requests: service.requests,
-        shed: service.shed
+        shed: service.shed,
+        loadCpuPerPlanUs: service.loadCpuPerPlanUs,
+        machineCpuPerPlanUs: service.machineCpuPerPlanUs,
+        cpuBoundPlansPerSecond,
+        cpuBoundFraction: service.plansPerSecond / cpuBoundPlansPerSecond
       },
+      cores,
       slowest,
       fraction: service.plansPerSecond / slowest.plansPerSecond,
       seconds: settings.seconds,

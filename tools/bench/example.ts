@@ -21,17 +21,21 @@ export interface ExampleProcess {
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /**
- * Starts the example with `env` over the caller's environment and `extraArgs` given to Node before main.ts,
- * and resolves once `readyPath` answers 2xx (within 60 s; the process is killed and the error carries its
+ * Starts the example with `env` over the caller's environment and `extraArgs` given to Node before main.ts
+ * (on the CPUs `cpus` lists, `taskset -c` syntax, when given), and resolves once `readyPath` answers 2xx (within 60 s; the process is killed and the error carries its
  * stderr otherwise).
  */
 export const startExample = async (
   env: Readonly<Record<string, string | undefined>>,
   extraArgs: ReadonlyArray<string> = [],
-  readyPath: "/live" | "/ready" = "/live"
+  readyPath: "/live" | "/ready" = "/live",
+  cpus?: string
 ): Promise<ExampleProcess> => {
   const port = await freePort()
-  const child = spawn(EXAMPLE_NODE, [SOURCE_CONDITION, ...extraArgs, EXAMPLE_MAIN], {
+  const node = [EXAMPLE_NODE, SOURCE_CONDITION, ...extraArgs, EXAMPLE_MAIN]
+  // `taskset -c CPUS` execs node in place: the pid is node's.
+  const [command, ...args] = cpus === undefined ? node : ["taskset", "-c", cpus, ...node]
+  const child = spawn(command!, args, {
     cwd: root,
     env: { ...process.env, HTTP_HOST: "127.0.0.1", HTTP_PORT: String(port), DRAIN_SECONDS: "0", ...env },
     stdio: ["ignore", "ignore", "pipe"]

@@ -281,11 +281,15 @@ export const verdicts = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
   if (ceiling !== undefined) {
     out.push({
       target: "Real servers: the service at 80 % or more of the slowest server's ceiling",
-      measured: `${fmt(ceiling.service.plansPerSecond, "ns/call")} plans/s = ${
-        (100 * ceiling.fraction).toFixed(0)
-      } % of ${ceiling.slowest.server}'s ${fmt(ceiling.slowest.plansPerSecond, "ns/call")} plans/s (${
-        fmt(ceiling.slowest.opsPerSecond, "ns/call")
-      } ${ceiling.slowest.operation}/s standalone ÷ ${ceiling.slowest.callsPerPlan.toFixed(2)} per plan)`,
+      measured:
+        `${fmt(ceiling.service.plansPerSecond, "ns/call")} plans/s = ${
+          (100 * ceiling.fraction).toFixed(0)
+        } % of ${ceiling.slowest.server}'s ${fmt(ceiling.slowest.plansPerSecond, "ns/call")} plans/s (${
+          fmt(ceiling.slowest.opsPerSecond, "ns/call")
+        } calls/s standalone, ${ceiling.slowest.operation}, ÷ ${ceiling.slowest.callsPerPlan.toFixed(2)} per plan); ` +
+        `the ${ceiling.cores} cores allow ${fmt(ceiling.service.cpuBoundPlansPerSecond, "ns/call")} plans/s at the ` +
+        `${fmt(ceiling.service.machineCpuPerPlanUs, "ns/call")} µs of CPU a plan costs the service, the servers and ` +
+        `the load together: the service ran at ${(100 * ceiling.service.cpuBoundFraction).toFixed(0)} % of that`,
       met: ceiling.fraction >= 0.8
     })
   }
@@ -474,7 +478,11 @@ const scalingTables = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling)
     ]
     tables.push({
       title: `Example service under HTTP load (${scaling.serviceSettings.connections} connections, ` +
-        `${scaling.serviceSettings.seconds} s per run, ${scaling.serviceSettings.rounds} rounds)`,
+        `${scaling.serviceSettings.seconds} s per run, ${scaling.serviceSettings.rounds} rounds; ${
+          scaling.service.every((r) => r.pinned)
+            ? "the service alone on core 0, autocannon on the other cores"
+            : "the service and autocannon sharing the cores"
+        })`,
       header: [
         "Breakers",
         "Plans/s (median)",
@@ -528,28 +536,45 @@ const scalingTables = (results: ReadonlyArray<ScenarioResult>, scaling: Scaling)
       header: [
         "Server",
         "Operation a plan makes",
-        "Standalone ops/s",
+        "Standalone calls/s",
+        "CPU per call standalone, server / client (µs)",
         "Calls per plan",
         "Ceiling (plans/s)",
-        "Mean call in the service run (ms)"
+        "Mean call in the service run (ms)",
+        "CPU per plan in the service run (µs)"
       ],
       rows: [
         ...c.rows.map((r) => [
           r.server,
           r.operation,
           fmt(r.opsPerSecond, "ns/call"),
+          `${fmt(r.serverCpuPerOpUs, "ns/call")} / ${fmt(r.clientCpuPerOpUs, "ns/call")}`,
           r.callsPerPlan.toFixed(2),
           fmt(r.plansPerSecond, "ns/call"),
-          fmt(r.serviceCallMs, "ns/call")
+          fmt(r.serviceCallMs, "ns/call"),
+          fmt(r.serverCpuPerPlanUs, "ns/call")
         ]),
         [
           "the service",
           `POST /plans (p50 ${fmt(c.service.p50Ms, "ns/call")} ms, p99 ${fmt(c.service.p99Ms, "ns/call")} ms; ` +
           `${count(c.service.shed)} shed with 503)`,
           `${fmt(c.service.plansPerSecond, "ns/call")} plans/s`,
-          `${fmt(c.service.cpuPerPlanUs, "ns/call")} µs CPU`,
+          "",
+          "",
           `${(100 * c.fraction).toFixed(0)} % of the slowest`,
-          ""
+          "",
+          fmt(c.service.cpuPerPlanUs, "ns/call")
+        ],
+        ["the load generator", "autocannon", "", "", "", "", "", fmt(c.service.loadCpuPerPlanUs, "ns/call")],
+        [
+          "the machine",
+          `${c.cores} cores`,
+          `${fmt(c.service.cpuBoundPlansPerSecond, "ns/call")} plans/s at most`,
+          "",
+          "",
+          `the service at ${(100 * c.service.cpuBoundFraction).toFixed(0)} % of it`,
+          "",
+          fmt(c.service.machineCpuPerPlanUs, "ns/call")
         ]
       ]
     })
@@ -902,14 +927,18 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
       "- Real servers (`tools/bench/ceiling.ts`): the servers `npm test` provisions, started on loopback with no " +
         "proxy; each measured alone through the service's own client and breaker (32 calls in flight, after a " +
         "warm-up), then the service against all four with as many connections. A server's ceiling is its rate " +
-        "over the calls a plan makes to it, read from the service's `/metrics`; the service's rate counts the " +
-        "plans it accepted (202), and the plans its adaptive limits shed with 503 are shown beside it; the last " +
-        "column is the mean time " +
-        "of a call through that circuit while the service ran, which shows where a plan waits. FerretDB (SQLite) " +
-        "reads the whole collection for every query but an `_id` lookup, about 35 µs per stored document (the " +
-        "outbox relay's pending read, count and mark each took 150-200 ms at 5,000 documents, 40 ms at 1,000): " +
-        "a few relay queries a second hold its single writer, and the plans' inserts wait behind them. A MongoDB " +
-        "with the relay's indexes (docs/outbox.md) answers these from the index.",
+        "over the calls a plan makes to it, read from the service's `/metrics` (the outbox relay's calls " +
+        "included: its sends to Kafka, its marks in MongoDB); the service's rate counts the plans it accepted " +
+        "(202), and the plans its adaptive limits shed with 503 are shown beside it. The mean call column shows " +
+        "where a plan waits. CPU is read from /proc for each server process and the service, and from " +
+        "`process.cpuUsage()` for this process (the standalone client, then autocannon): alone, a server has " +
+        "both cores; in the service run all five processes and the load share them, so the machine's bound is " +
+        "its cores over the CPU a plan costs them together (the last row). FerretDB (SQLite) answers only an " +
+        "`_id` lookup from an index and reads the whole collection for any other filter (about 35 µs per stored " +
+        "document): the relay's reads by state took 150-200 ms each at 5,000 documents and held its single " +
+        "writer, and the service reached 116 plans/s (session 7). The relay now sends the tickets the service " +
+        "hands over (`notifyWritten`) and marks them by `_id`, reading the collection only on its sweeps " +
+        "(docs/outbox.md, \"Hand-overs\").",
       ""
     )
   }

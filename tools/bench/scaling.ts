@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
+import { spawnSync } from "node:child_process"
 import * as os from "node:os"
 import { type ExampleProcess, startExample } from "./example.ts"
 import { median } from "./harness.ts"
@@ -162,6 +163,8 @@ export interface ServiceRun {
   readonly errors: number
   readonly non2xx: number
   readonly requests: number
+  /** The service ran alone on core 0 and the load on the other cores (`pinCores`). */
+  readonly pinned: boolean
 }
 
 export interface ServiceSettings {
@@ -184,15 +187,40 @@ const breakerCalls = async (url: string): Promise<number> => {
 }
 
 /** Starts the example as `npm start` does (embedded dependencies), with every breaker on or disabled. */
-const startService = (breakers: "on" | "disabled"): Promise<ExampleProcess> =>
+const startService = (breakers: "on" | "disabled", cpus: string | undefined): Promise<ExampleProcess> =>
   startExample(
     Object.fromEntries(
       dependencies.map((dependency) => [
         `CIRCUIT_BREAKER_${dependency}_ENABLED`,
         breakers === "on" ? "true" : "false"
       ])
-    )
+    ),
+    [],
+    "/live",
+    cpus
   )
+
+/**
+ * Where the service rounds run: the service on core 0, this process (autocannon, the load) on the others, so
+ * the two never take each other's core and a round's rate is the service's own. `undefined` (nothing pinned)
+ * on one core or without `taskset`. `release` gives this process every core back.
+ */
+export interface Pinning {
+  readonly service: string
+  readonly load: string
+  readonly release: () => void
+}
+
+const pin = (cpus: string): boolean =>
+  spawnSync("taskset", ["-a", "-p", "-c", cpus, String(process.pid)], { stdio: "ignore" }).status === 0
+
+export const pinCores = (): Pinning | undefined => {
+  const cores = os.availableParallelism()
+  const all = `0-${cores - 1}`
+  const load = cores === 2 ? "1" : `1-${cores - 1}`
+  if (cores < 2 || process.platform !== "linux" || !pin(load)) return undefined
+  return { service: "0", load, release: () => void pin(all) }
+}
 
 /**
  * Rounds of: breakers on, then disabled (the order flips every round), each a
@@ -200,11 +228,26 @@ const startService = (breakers: "on" | "disabled"): Promise<ExampleProcess> =>
  */
 export const serviceRuns = async (settings: ServiceSettings): Promise<Array<ServiceRun>> => {
   const runs: Array<ServiceRun> = []
+  const pinning = pinCores()
+  settings.log(
+    pinning === undefined
+      ? "service  not pinned (one core, or no taskset): the service and the load share the cores"
+      : `service  the service on core ${pinning.service}, the load (autocannon) on ${pinning.load}`
+  )
+  try {
+    await rounds(settings, pinning, runs)
+  } finally {
+    pinning?.release()
+  }
+  return runs
+}
+
+const rounds = async (settings: ServiceSettings, pinning: Pinning | undefined, runs: Array<ServiceRun>) => {
   for (let round = 0; round < settings.rounds; round++) {
     const order: ReadonlyArray<"on" | "disabled"> = round % 2 === 0 ? ["on", "disabled"] : ["disabled", "on"]
     for (const breakers of order) {
       settings.log(`service  round ${round + 1}/${settings.rounds}  breakers ${breakers}`)
-      const service = await startService(breakers)
+      const service = await startService(breakers, pinning?.service)
       try {
         await loadPlans(service.url, 2, settings.connections)
         const callsBefore = await breakerCalls(service.url)
@@ -223,12 +266,12 @@ export const serviceRuns = async (settings: ServiceSettings): Promise<Array<Serv
           p99Ms: result.latency.p99,
           errors: result.errors,
           non2xx: result.non2xx,
-          requests: result.requests.total
+          requests: result.requests.total,
+          pinned: pinning !== undefined
         })
       } finally {
         await service.stop()
       }
     }
   }
-  return runs
 }

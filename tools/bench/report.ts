@@ -820,7 +820,7 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
     } before the service runs and ${
       env.load[2].toFixed(1)
     } at the end. From the start on the load is the run's own (the scenarios' process and V8's GC threads, then ` +
-      `the service and autocannon on both cores, the real servers last); the bench writes this page only when the ` +
+      `the service on one core and autocannon on the other, the real servers last); the bench writes this page only when the ` +
       `start was at most the ${env.cores} cores (see Caveats)`,
     `- OS: ${env.os}`,
     `- Node: ${env.node}`,

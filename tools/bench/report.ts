@@ -919,7 +919,11 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
         "the whole interval is within 1 %, for plans/s and for the service process's own CPU time per plan " +
         "(user + system from `/proc`). A run with any non-2xx answer or socket error fails. The bound beside it: " +
         "the breaker calls per plan (read from the service's own `/metrics`) times the per-call cost measured " +
-        "in (1b), over the service's CPU per plan.",
+        "in (1b), over the service's CPU per plan. The service runs alone on core 0 and autocannon on the other " +
+        "core (`taskset`). Why the interval stays wide: fresh service processes differ by about ±15 % from round " +
+        "to round on this VM even alone on their core (952 to 1,298 plans/s within one run, 2026-12-07), so 8 " +
+        "pairs give about ±10 % and ±1 % would take about a thousand; hardware instruction counts, which would " +
+        "not see that noise, are not available here (`perf stat -e instructions` answers \"not supported\").",
       "- Profile (`tools/bench/planProfile.ts`): the embedded service started as `npm start` does, with " +
         "`--cpu-prof` (200 µs sampling), loaded like the service table, stopped with SIGINT; self time per " +
         "function and per file, idle left out, over every plan it served (start-up included: an upper bound). " +
@@ -942,7 +946,13 @@ export const markdown = (results: ReadonlyArray<ScenarioResult>, scaling: Scalin
         "document): the relay's reads by state took 150-200 ms each at 5,000 documents and held its single " +
         "writer, and the service reached 116 plans/s (session 7). The relay now sends the tickets the service " +
         "hands over (`notifyWritten`) and marks them by `_id`, reading the collection only on its sweeps " +
-        "(docs/outbox.md, \"Hand-overs\").",
+        "(docs/outbox.md, \"Hand-overs\"). What binds now is FerretDB's write of a mark: measured on this rig " +
+        "(FerretDB's CPU from /proc, 2026-12-07), an insert costs it 0.65-0.79 ms, a `findOne` by `_id` 3.5-5 ms " +
+        "(flat from 1,000 to 4,000 documents: the index is used), an `updateOne` by `_id` that changes the document " +
+        "8-20 ms, an `updateMany` by `$in` of 10 ids 490-860 ms; every plan needs one insert and one mark, and " +
+        "in the service run the relay publishes fewer tickets per second than the service accepts, so the " +
+        "sustained rate is the published one. With five processes sharing 2 cores, the machine's bound in the " +
+        "last row is what no change to the service can pass.",
       ""
     )
   }

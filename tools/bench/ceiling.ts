@@ -216,32 +216,30 @@ const standalone = (servers: Required<Servers>, settings: CeilingSettings) => {
   return { redis, mongodb, temporal, kafka }
 }
 
-/** Per circuit so far, from the service's `/metrics`: calls, and the sum and count of their durations. */
-const byCircuit = async (url: string) => {
+/**
+ * From one read of the service's `/metrics`: per circuit so far, calls and the sum and count of their
+ * durations; and the tickets its outbox relay has published (`outbox_published_total`).
+ */
+const scrape = async (url: string) => {
   const text = await (await fetch(`${url}/metrics`)).text()
   const sums = {
     calls: new Map<string, number>(),
     seconds: new Map<string, number>(),
-    timed: new Map<string, number>()
+    timed: new Map<string, number>(),
+    published: NaN
   }
   const add = (map: Map<string, number>, circuit: string, value: number) =>
     map.set(circuit, (map.get(circuit) ?? 0) + value)
   for (const line of text.split("\n")) {
+    const value = Number(line.slice(line.lastIndexOf(" ") + 1))
+    if (line.startsWith("outbox_published_total")) sums.published = value
     const circuit = /circuit="([^"]+)"/.exec(line)?.[1]
     if (circuit === undefined) continue
-    const value = Number(line.slice(line.lastIndexOf(" ") + 1))
     if (line.startsWith(`${Metrics.names.calls}{`)) add(sums.calls, circuit, value)
     else if (line.startsWith(`${Metrics.names.duration}_sum{`)) add(sums.seconds, circuit, value)
     else if (line.startsWith(`${Metrics.names.duration}_count{`)) add(sums.timed, circuit, value)
   }
   return sums
-}
-
-/** The tickets the service's outbox relay has published so far (`outbox_published_total`). */
-const published = async (url: string): Promise<number> => {
-  const text = await (await fetch(`${url}/metrics`)).text()
-  const line = text.split("\n").find((l) => l.startsWith("outbox_published_total"))
-  return line === undefined ? NaN : Number(line.slice(line.lastIndexOf(" ") + 1))
 }
 
 /** The example service against the four servers: plans/s, CPU per plan and the calls a plan makes per circuit. */
@@ -262,8 +260,7 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
   const url = service.url
   try {
     await loadPlans(url, 3, settings.connections)
-    const publishedBefore = await published(url)
-    const before = await byCircuit(url)
+    const before = await scrape(url)
     const serverCpu = (circuit: Circuit) => processCpuMicros(servers[serverOf[circuit]].pid)
     const serversBefore = circuits.map(serverCpu)
     const cpuBefore = processCpuMicros(service.pid)
@@ -272,8 +269,7 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
     const load = ownCpuMicros() - loadBefore
     const cpu = processCpuMicros(service.pid) - cpuBefore
     const serversCpu = circuits.map((circuit, i) => serverCpu(circuit) - serversBefore[i]!)
-    const publishedAfter = await published(url)
-    const after = await byCircuit(url)
+    const after = await scrape(url)
     const { accepted: plans, shed } = acceptedOrShed(result, "the service run")
     const delta = (map: "calls" | "seconds" | "timed", circuit: Circuit) =>
       (after[map].get(circuit) ?? NaN) - (before[map].get(circuit) ?? 0)
@@ -282,7 +278,7 @@ const serviceRun = async (servers: Required<Servers>, settings: CeilingSettings)
     const serverCpuPerPlan = (circuit: Circuit) => serversCpu[circuits.indexOf(circuit)]! / plans
     return {
       plansPerSecond: plans / (2 * settings.seconds),
-      publishedPerSecond: (publishedAfter - publishedBefore) / (2 * settings.seconds),
+      publishedPerSecond: (after.published - before.published) / (2 * settings.seconds),
       cpuPerPlanUs: cpu / plans,
       loadCpuPerPlanUs: load / plans,
       machineCpuPerPlanUs: (cpu + load + serversCpu.reduce((a, b) => a + b, 0)) / plans,

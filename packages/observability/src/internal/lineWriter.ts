@@ -58,13 +58,19 @@ export class LineWriter {
 
   /** Everything now, in order, whether the destination drained or not: at release and at exit. */
   readonly flushAll = (): void => {
-    const all = this.held
-    if (this.dropped > 0) all.push(this.settings.droppedLine(this.dropped))
+    const all = this.takeHeld()
     for (const line of this.lines) all.push(line)
-    this.held = []
     this.lines = []
-    this.dropped = 0
     if (all.length > 0) this.destination.write(all.join("\n") + "\n")
+  }
+
+  /** The held lines, then the notice of those dropped after them; both emptied. */
+  private takeHeld(): Array<string> {
+    const held = this.held
+    this.held = []
+    if (this.dropped > 0) held.push(this.settings.droppedLine(this.dropped))
+    this.dropped = 0
+    return held
   }
 
   private write(lines: Array<string>): void {
@@ -82,10 +88,7 @@ export class LineWriter {
 
   private readonly drained = (): void => {
     this.blocked = false
-    const held = this.held
-    this.held = []
-    if (this.dropped > 0) held.push(this.settings.droppedLine(this.dropped))
-    this.dropped = 0
+    const held = this.takeHeld()
     if (held.length > 0) this.write(held)
   }
 }

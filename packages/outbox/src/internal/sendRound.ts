@@ -59,7 +59,7 @@ export const writtenRound = (r: Relay): Effect.Effect<boolean> =>
   Effect.gen(function*() {
     if (r.written.length === 0) return false
     const state = yield* r.producer.breaker.state
-    if (r.fenced || state !== "Closed") return dropWritten(r)
+    if (state !== "Closed") return dropWritten(r)
     const batch = r.written.splice(0, r.batchSize)
     const encoded = yield* encodeBatch(r, batch)
     const sent = encoded.length === 0 || (yield* sendBatch(r, encoded, markEach))
